@@ -1,0 +1,255 @@
+//! The HTTP API emulation: CORS preflight, routing, payload limit, forwarding, and the answers
+//! API Gateway itself gives (`{"message":"Not Found"}` and friends), with one log line per request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, request};
+use http_body_util::BodyExt;
+use uuid::Uuid;
+
+use crate::cors::{self, CorsPolicy};
+use crate::proxy::{Forward, ProxyError, Upstream};
+use crate::routes::{Route, RouteTable};
+
+/// API Gateway's request payload limit for HTTP APIs.
+pub const PAYLOAD_LIMIT: usize = 10 * 1024 * 1024;
+
+/// An over-limit body is still read (and thrown away) up to this much, so that the client is
+/// reading when the 413 arrives instead of getting a reset while it is still sending.
+const DRAIN_LIMIT: usize = 4 * PAYLOAD_LIMIT;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
+
+pub struct HttpApi {
+    routes: RouteTable,
+    cors: Option<CorsPolicy>,
+    upstream: Upstream,
+}
+
+impl HttpApi {
+    pub fn new(routes: RouteTable, cors: Option<CorsPolicy>, upstream: Upstream) -> Self {
+        Self {
+            routes,
+            cors,
+            upstream,
+        }
+    }
+
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    pub fn cors(&self) -> Option<&CorsPolicy> {
+        self.cors.as_ref()
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+}
+
+/// Serves every request no other router claims: HTTP API routes are arbitrary paths, so they
+/// sit in the fallback and later endpoints (WebSocket, @connections) can be added as routes.
+pub fn router(api: Arc<HttpApi>) -> Router {
+    Router::new().fallback(handle).with_state(api)
+}
+
+/// What a request turned out to be, for the log line.
+enum Outcome<'a> {
+    Preflight,
+    NoRoute,
+    Routed(&'a Route),
+}
+
+async fn handle(State(api): State<Arc<HttpApi>>, request: Request) -> Response {
+    let started = Instant::now();
+    let request_id = Uuid::new_v4();
+    let (parts, body) = request.into_parts();
+
+    let (mut response, outcome) = dispatch(&api, &parts, body).await;
+
+    let headers = response.headers_mut();
+    if let Some(cors) = &api.cors
+        && !matches!(outcome, Outcome::Preflight)
+    {
+        cors.apply(&parts.headers, headers);
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
+        headers.insert(REQUEST_ID, value);
+    }
+
+    let (route, function) = match outcome {
+        Outcome::Preflight => ("CORS preflight".to_owned(), "-"),
+        Outcome::NoRoute => ("-".to_owned(), "-"),
+        Outcome::Routed(route) => (route.key(), route.function.as_str()),
+    };
+    // Path only: a query can carry tokens (`?token=` on WebSocket connects), and headers and
+    // bodies are never logged.
+    tracing::info!(
+        %request_id,
+        method = %parts.method,
+        path = %parts.uri.path(),
+        %route,
+        %function,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+async fn dispatch<'a>(
+    api: &'a HttpApi,
+    parts: &request::Parts,
+    body: Body,
+) -> (Response, Outcome<'a>) {
+    if let Some(cors) = &api.cors
+        && CorsPolicy::is_preflight(&parts.method, &parts.headers)
+    {
+        // API Gateway answers preflights itself, whatever the routes say.
+        let headers = cors.preflight_headers(&parts.headers);
+        return (
+            (StatusCode::NO_CONTENT, headers).into_response(),
+            Outcome::Preflight,
+        );
+    }
+
+    let Some(route) = api.routes.find(&parts.method, parts.uri.path()) else {
+        return (gateway_answer(GatewayAnswer::NotFound), Outcome::NoRoute);
+    };
+
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(answer) => return (gateway_answer(answer), Outcome::Routed(route)),
+    };
+    let forward = Forward {
+        function: &route.function,
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        body,
+        client_ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip()),
+    };
+    let response = match api.upstream.forward(forward).await {
+        Ok(upstream) => {
+            let mut headers = upstream.headers;
+            cors::strip_backend_cors(&mut headers);
+            let mut response = Response::new(Body::from(upstream.body));
+            *response.status_mut() = upstream.status;
+            *response.headers_mut() = headers;
+            response
+        }
+        Err(error) => {
+            report(&error, route);
+            gateway_answer(GatewayAnswer::from(&error))
+        }
+    };
+    (response, Outcome::Routed(route))
+}
+
+async fn read_body(mut body: Body) -> Result<Bytes, GatewayAnswer> {
+    let mut buffer = BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| GatewayAnswer::BadRequest)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= PAYLOAD_LIMIT {
+            buffer.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        } else if !buffer.is_empty() {
+            buffer = BytesMut::new();
+        }
+    }
+    if seen > PAYLOAD_LIMIT {
+        return Err(GatewayAnswer::TooLarge);
+    }
+    Ok(buffer.freeze())
+}
+
+fn report(error: &ProxyError, route: &Route) {
+    let route_key = route.key();
+    let function = route.function.as_str();
+    match error {
+        ProxyError::MissingFunction { .. } => {
+            let resource = &route.source.resource;
+            tracing::error!(route = %route_key, %function, %resource, "{error}");
+        }
+        ProxyError::GatewayTimedOut(_) | ProxyError::WatchTimedOut => {
+            tracing::warn!(route = %route_key, %function, "{error}");
+        }
+        ProxyError::PathNotForwardable => {
+            tracing::warn!(route = %route_key, %function, "{error}: it has `.`/`..` segments or a backslash");
+        }
+        ProxyError::Unreachable { source, .. }
+        | ProxyError::Client(source)
+        | ProxyError::Transport(source) => {
+            let cause = cause_chain(source);
+            tracing::error!(route = %route_key, %function, %cause, "{error}");
+        }
+    }
+}
+
+/// reqwest's own message ("error sending request") hides the useful part, e.g.
+/// "Connection refused", in its sources.
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The answers API Gateway produces itself rather than the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GatewayAnswer {
+    NotFound,
+    TooLarge,
+    BadRequest,
+    BadGateway,
+    TimedOut,
+}
+
+impl From<&ProxyError> for GatewayAnswer {
+    fn from(error: &ProxyError) -> Self {
+        match error {
+            ProxyError::GatewayTimedOut(_) | ProxyError::WatchTimedOut => Self::TimedOut,
+            ProxyError::PathNotForwardable => Self::BadRequest,
+            ProxyError::Client(_)
+            | ProxyError::Unreachable { .. }
+            | ProxyError::MissingFunction { .. }
+            | ProxyError::Transport(_) => Self::BadGateway,
+        }
+    }
+}
+
+fn gateway_answer(answer: GatewayAnswer) -> Response {
+    let (status, message) = match answer {
+        GatewayAnswer::NotFound => (StatusCode::NOT_FOUND, "Not Found"),
+        GatewayAnswer::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
+        GatewayAnswer::BadRequest => (StatusCode::BAD_REQUEST, "Bad Request"),
+        GatewayAnswer::BadGateway => (StatusCode::BAD_GATEWAY, "Bad Gateway"),
+        GatewayAnswer::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
+    };
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    (status, headers, body).into_response()
+}

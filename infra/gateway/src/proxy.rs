@@ -1,0 +1,341 @@
+//! Forwards a routed request to its function under `cargo lambda watch`
+//! (`{watch}/lambda-url/{bin}{path}?{query}`) and reads back the answer.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, EXPECT, HeaderName};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use reqwest::Url;
+
+/// Headers meaningful for one connection only (RFC 9110 §7.6.1); never forwarded either way.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Watch tags each invocation with its own request id; API Gateway answers with
+/// `apigw-requestid` instead, which the gateway sets.
+const WATCH_REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+
+/// The `cargo lambda watch` server functions run under.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    base: Url,
+    timeout: Duration,
+}
+
+/// A function's answer, with hop-by-hop headers already removed.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What the gateway sends to a function.
+#[derive(Debug)]
+pub struct Forward<'a> {
+    pub function: &'a str,
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Upstream {
+    /// `timeout` bounds the whole exchange, body included, like API Gateway's integration timeout.
+    pub fn new(base: Url, timeout: Duration) -> Result<Self, ProxyError> {
+        let client = reqwest::Client::builder()
+            // A function's redirect is the browser's to follow, not ours.
+            .redirect(reqwest::redirect::Policy::none())
+            // HTTP(S)_PROXY from the shell must not capture loopback traffic.
+            .no_proxy()
+            .timeout(timeout)
+            .build()
+            .map_err(ProxyError::Client)?;
+        Ok(Self {
+            client,
+            base,
+            timeout,
+        })
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    pub async fn forward(&self, request: Forward<'_>) -> Result<UpstreamResponse, ProxyError> {
+        let url = self.function_url(request.function, request.uri)?;
+        let headers = forwarded_headers(request.headers, request.client_ip);
+        let response = self
+            .client
+            .request(request.method.clone(), url)
+            .headers(headers)
+            .body(request.body)
+            .send()
+            .await
+            .map_err(|error| self.classify(error))?;
+
+        let status = response.status();
+        let mut headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.classify(error))?;
+
+        // Watch's `--timeout` answers 408 with an empty body; a function has no reason to.
+        if status == StatusCode::REQUEST_TIMEOUT && body.is_empty() {
+            return Err(ProxyError::WatchTimedOut);
+        }
+        if status == StatusCode::NOT_FOUND && is_missing_function(&body) {
+            return Err(ProxyError::MissingFunction {
+                function: request.function.to_owned(),
+            });
+        }
+
+        strip_hop_by_hop(&mut headers);
+        headers.remove(WATCH_REQUEST_ID);
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Builds `{watch}/lambda-url/{bin}{path}?{query}`, refusing a path the URL parser would
+    /// rewrite: `Url` resolves `..` (also `%2e%2e`) and turns `\` into `/`, and the function must
+    /// get the path that was routed, not another one.
+    fn function_url(&self, function: &str, uri: &Uri) -> Result<Url, ProxyError> {
+        let base = self.base.as_str().trim_end_matches('/');
+        let prefix = format!("/lambda-url/{function}");
+        let mut text = format!("{base}{prefix}{}", uri.path());
+        if let Some(query) = uri.query() {
+            text.push('?');
+            text.push_str(query);
+        }
+        let url = Url::parse(&text).map_err(|_| ProxyError::PathNotForwardable)?;
+        let forwarded_path = url
+            .path()
+            .strip_prefix(self.base.path().trim_end_matches('/'))
+            .and_then(|p| p.strip_prefix(prefix.as_str()));
+        // Compare decoded, so a mere re-encoding (`{` becoming `%7B`) is not refused.
+        match forwarded_path {
+            Some(path) if percent_decode(path) == percent_decode(uri.path()) => Ok(url),
+            _ => Err(ProxyError::PathNotForwardable),
+        }
+    }
+
+    fn classify(&self, error: reqwest::Error) -> ProxyError {
+        if error.is_connect() {
+            ProxyError::Unreachable {
+                url: self.base.as_str().trim_end_matches('/').to_owned(),
+                source: error,
+            }
+        } else if error.is_timeout() {
+            ProxyError::GatewayTimedOut(self.timeout)
+        } else {
+            ProxyError::Transport(error)
+        }
+    }
+}
+
+/// The client's headers minus hop-by-hop ones, plus the `x-forwarded-*` API Gateway adds.
+/// `Host` is kept: API Gateway passes the client's, and lambda_http builds `req.uri()` from it.
+fn forwarded_headers(incoming: &HeaderMap, client_ip: Option<IpAddr>) -> HeaderMap {
+    let mut headers = incoming.clone();
+    strip_hop_by_hop(&mut headers);
+    // The body is re-sent whole: its length is recomputed and no 100-continue is needed.
+    headers.remove(CONTENT_LENGTH);
+    headers.remove(EXPECT);
+    if let Some(ip) = client_ip {
+        let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(earlier) => format!("{earlier}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&chain) {
+            headers.insert("x-forwarded-for", value);
+        }
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers
+}
+
+/// Removes hop-by-hop headers, those the `Connection` header names, and every `proxy-*`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named_by_connection: Vec<HeaderName> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    let proxy_headers: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in named_by_connection.into_iter().chain(proxy_headers) {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Watch's own 404 for an unknown binary: `{"title":"Missing function","detail":...}`.
+fn is_missing_function(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .is_some_and(|json| json.get("title").and_then(|t| t.as_str()) == Some("Missing function"))
+}
+
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    decoded
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot connect to {url}: is cargo lambda watch running on {url}?")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("no answer from the function within {0:?} (--timeout-secs)")]
+    GatewayTimedOut(Duration),
+    #[error("cargo lambda watch gave up on the function (its --timeout fired)")]
+    WatchTimedOut,
+    #[error(
+        "cargo lambda watch has no binary named `{function}`: check the function's Metadata.BuildProperties.Binary or CodeUri in the template"
+    )]
+    MissingFunction { function: String },
+    #[error("the request path cannot be forwarded unchanged")]
+    PathNotForwardable,
+    #[error("request to cargo lambda watch failed")]
+    Transport(#[source] reqwest::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(base: &str) -> Upstream {
+        Upstream::new(Url::parse(base).expect("url"), Duration::from_secs(1)).expect("client")
+    }
+
+    fn url_for(base: &str, function: &str, uri: &str) -> Result<String, ProxyError> {
+        let uri: Uri = uri.parse().expect("uri");
+        upstream(base)
+            .function_url(function, &uri)
+            .map(|u| u.to_string())
+    }
+
+    #[test]
+    fn builds_lambda_url_with_path_and_raw_query() {
+        assert_eq!(
+            url_for("http://127.0.0.1:9000", "patients", "/patients/42?a=1&a=2").ok(),
+            Some("http://127.0.0.1:9000/lambda-url/patients/patients/42?a=1&a=2".to_owned())
+        );
+        assert_eq!(
+            url_for("http://127.0.0.1:9000/", "health", "/").ok(),
+            Some("http://127.0.0.1:9000/lambda-url/health/".to_owned())
+        );
+        assert_eq!(
+            url_for("http://127.0.0.1:9000", "p", "/patients/J%C3%BCrgen").ok(),
+            Some("http://127.0.0.1:9000/lambda-url/p/patients/J%C3%BCrgen".to_owned())
+        );
+    }
+
+    #[test]
+    fn refuses_paths_the_url_parser_would_rewrite() {
+        for path in [
+            "/patients/../admin",
+            "/patients/%2e%2e/admin",
+            "/patients/./x",
+        ] {
+            assert!(
+                matches!(
+                    url_for("http://127.0.0.1:9000", "p", path),
+                    Err(ProxyError::PathNotForwardable)
+                ),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("proxy-authorization", "Basic abc"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "trailers"),
+            ("authorization", "Bearer t"),
+            ("content-type", "application/json"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["authorization", "content-type"]);
+    }
+
+    #[test]
+    fn forwarded_headers_add_client_ip_and_keep_host() {
+        let mut incoming = HeaderMap::new();
+        incoming.insert("host", HeaderValue::from_static("127.0.0.1:3000"));
+        incoming.insert("content-length", HeaderValue::from_static("3"));
+        incoming.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let headers = forwarded_headers(&incoming, Some(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(headers["host"], "127.0.0.1:3000");
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert!(!headers.contains_key("content-length"));
+    }
+
+    #[test]
+    fn recognises_watch_missing_function_body() {
+        assert!(is_missing_function(
+            br#"{"title":"Missing function","detail":"that function doesn't exist"}"#
+        ));
+        assert!(!is_missing_function(
+            br#"{"title":"Not Found","status":404}"#
+        ));
+        assert!(!is_missing_function(b"Missing function"));
+    }
+}

@@ -1,0 +1,748 @@
+//! Reads the SAM template: the HttpApi routes of every function and the HTTP API's CORS
+//! configuration, so that local routing comes from the same route table as the deployment.
+
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+
+use crate::cors::{CorsConfig, CorsError, CorsPolicy, OriginRule};
+use crate::routes::{
+    Route, RouteConflict, RouteKeyError, RouteMethod, RoutePath, RouteSource, RouteTable,
+};
+
+/// What the gateway needs from the template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub routes: RouteTable,
+    pub cors: Option<CorsPolicy>,
+}
+
+pub fn load(path: &Path) -> Result<Template, TemplateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text)
+}
+
+pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
+    let document: Value = serde_norway::from_str(yaml).map_err(TemplateError::Yaml)?;
+    let resources = document
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| malformed("Resources", "missing, or not a mapping"))?;
+    let parameters = Parameters(document.get("Parameters").and_then(Value::as_mapping));
+
+    let mut routes = Vec::new();
+    let mut api_cors = Vec::new();
+    for (name, resource) in resources {
+        let name = plain_str(name)
+            .ok_or_else(|| malformed("Resources", "a resource name is not a string"))?;
+        let at = format!("Resources.{name}");
+        let kind = resource
+            .get("Type")
+            .and_then(plain_str)
+            .ok_or_else(|| malformed(&at, "missing `Type`"))?;
+        match kind {
+            "AWS::Serverless::Function" => routes.extend(function_routes(name, resource)?),
+            "AWS::Serverless::HttpApi" => {
+                let config = resource
+                    .get("Properties")
+                    .and_then(|p| p.get("CorsConfiguration"));
+                api_cors.push((name.to_owned(), config, at));
+            }
+            _ => {}
+        }
+    }
+    if routes.is_empty() {
+        return Err(TemplateError::NoRoutes);
+    }
+
+    let global_cors = document
+        .get("Globals")
+        .and_then(|g| g.get("HttpApi"))
+        .and_then(|h| h.get("CorsConfiguration"));
+    Ok(Template {
+        routes: RouteTable::new(routes)?,
+        cors: http_api_cors(api_cors, global_cors, &parameters)?,
+    })
+}
+
+/// The routes of one function: one per event of `Type: HttpApi`.
+fn function_routes(resource: &str, definition: &Value) -> Result<Vec<Route>, TemplateError> {
+    let events_at = format!("Resources.{resource}.Properties.Events");
+    let Some(events) = definition.get("Properties").and_then(|p| p.get("Events")) else {
+        return Ok(Vec::new());
+    };
+    let events = events
+        .as_mapping()
+        .ok_or_else(|| malformed(&events_at, "must map event names to events"))?;
+    let http_events: Vec<(&Value, &Value)> = events
+        .iter()
+        .filter(|(_, event)| event.get("Type").and_then(plain_str) == Some("HttpApi"))
+        .collect();
+    if http_events.is_empty() {
+        // Schedule-only functions (worker, scheduler) need no binary name here.
+        return Ok(Vec::new());
+    }
+
+    let function = binary_name(resource, definition)?;
+    let mut routes = Vec::with_capacity(http_events.len());
+    for (event_name, event) in http_events {
+        let event_name = plain_str(event_name)
+            .ok_or_else(|| malformed(&events_at, "an event name is not a string"))?;
+        let at = format!("{events_at}.{event_name}.Properties");
+        let properties = event.get("Properties");
+        let path = properties.and_then(|p| p.get("Path"));
+        let method = properties.and_then(|p| p.get("Method"));
+        let (method, path) = match (method, path) {
+            // SAM turns an HttpApi event without Path and Method into the `$default` route.
+            (None, None) => (RouteMethod::Any, RoutePath::Default),
+            (Some(method), Some(path)) => {
+                let method = plain_str(method)
+                    .ok_or_else(|| malformed(&format!("{at}.Method"), "must be a plain string"))?;
+                let path = plain_str(path)
+                    .ok_or_else(|| malformed(&format!("{at}.Path"), "must be a plain string"))?;
+                let method =
+                    RouteMethod::parse(method).map_err(|source| TemplateError::RouteKey {
+                        at: format!("{at}.Method"),
+                        source,
+                    })?;
+                let path = RoutePath::parse(path).map_err(|source| TemplateError::RouteKey {
+                    at: format!("{at}.Path"),
+                    source,
+                })?;
+                (method, path)
+            }
+            _ => {
+                return Err(malformed(
+                    &at,
+                    "set both `Path` and `Method`, or neither for $default",
+                ));
+            }
+        };
+        routes.push(Route {
+            method,
+            path,
+            function: function.clone(),
+            source: RouteSource {
+                resource: resource.to_owned(),
+                event: event_name.to_owned(),
+            },
+        });
+    }
+    Ok(routes)
+}
+
+/// The binary `cargo lambda watch` runs for a function: `Metadata.BuildProperties.Binary` when
+/// set (a package with several binaries), else the crate folder named by `CodeUri`.
+fn binary_name(resource: &str, definition: &Value) -> Result<String, TemplateError> {
+    let binary = definition
+        .get("Metadata")
+        .and_then(|m| m.get("BuildProperties"))
+        .and_then(|b| b.get("Binary"));
+    if let Some(binary) = binary {
+        let at = format!("Resources.{resource}.Metadata.BuildProperties.Binary");
+        return plain_str(binary)
+            .filter(|b| !b.trim().is_empty())
+            .map(|b| b.trim().to_owned())
+            .ok_or_else(|| malformed(&at, "must be a non-empty plain string"));
+    }
+
+    let at = format!("Resources.{resource}.Properties.CodeUri");
+    let code_uri = definition
+        .get("Properties")
+        .and_then(|p| p.get("CodeUri"))
+        .ok_or_else(|| {
+            malformed(
+                &at,
+                "missing; set it to the crate folder, or set Metadata.BuildProperties.Binary",
+            )
+        })?;
+    let code_uri = plain_str(code_uri).ok_or_else(|| {
+        malformed(&at, "must be a plain string path to derive the binary name; otherwise set Metadata.BuildProperties.Binary")
+    })?;
+    code_uri
+        .trim()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|last| !last.is_empty() && *last != "." && *last != "..")
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            malformed(
+                &at,
+                "has no folder name to use as the binary; set Metadata.BuildProperties.Binary",
+            )
+        })
+}
+
+/// One CORS policy for everything the gateway serves: every HttpApi shares the local port.
+fn http_api_cors(
+    apis: Vec<(String, Option<&Value>, String)>,
+    global: Option<&Value>,
+    parameters: &Parameters<'_>,
+) -> Result<Option<CorsPolicy>, TemplateError> {
+    let global_policy = match global {
+        Some(config) => cors_policy("Globals.HttpApi.CorsConfiguration", config, parameters)?,
+        None => None,
+    };
+    if apis.is_empty() {
+        // Only the implicit API SAM creates for events without `ApiId`; Globals still apply to it.
+        return Ok(global_policy);
+    }
+
+    let mut chosen: Option<(String, Option<CorsPolicy>)> = None;
+    for (name, config, at) in apis {
+        let policy = match config {
+            Some(config) => cors_policy(
+                &format!("{at}.Properties.CorsConfiguration"),
+                config,
+                parameters,
+            )?,
+            None => global_policy.clone(),
+        };
+        match &chosen {
+            None => chosen = Some((name, policy)),
+            Some((first, first_policy)) if *first_policy != policy => {
+                return Err(TemplateError::DivergentCors {
+                    first: first.clone(),
+                    second: name,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(chosen.and_then(|(_, policy)| policy))
+}
+
+fn cors_policy(
+    at: &str,
+    config: &Value,
+    parameters: &Parameters<'_>,
+) -> Result<Option<CorsPolicy>, TemplateError> {
+    let config = match config {
+        Value::Bool(false) => return Ok(None),
+        Value::Bool(true) => CorsConfig {
+            allow_origins: vec![OriginRule::Any],
+            ..CorsConfig::default()
+        },
+        // SAM's short form: the one origin to allow.
+        Value::String(origin) => CorsConfig {
+            allow_origins: vec![OriginRule::parse(origin)],
+            ..CorsConfig::default()
+        },
+        Value::Mapping(fields) => cors_config(at, fields, parameters)?,
+        _ => {
+            return Err(malformed(
+                at,
+                "must be true, an origin string, or a mapping",
+            ));
+        }
+    };
+    CorsPolicy::new(config)
+        .map(Some)
+        .map_err(|source| TemplateError::Cors {
+            at: at.to_owned(),
+            source,
+        })
+}
+
+fn cors_config(
+    at: &str,
+    fields: &Mapping,
+    parameters: &Parameters<'_>,
+) -> Result<CorsConfig, TemplateError> {
+    let field_at = |field: &str| format!("{at}.{field}");
+    let list = |field: &str| -> Result<Vec<String>, TemplateError> {
+        let Some(value) = fields.get(field) else {
+            return Ok(Vec::new());
+        };
+        parameters
+            .resolve_list(value)
+            .into_iter()
+            .map(|item| match item {
+                Resolved::Text(text) => Ok(text),
+                Resolved::Unknown(why) => Err(malformed(&field_at(field), &why)),
+            })
+            .collect()
+    };
+    let scalar = |field: &str| -> Result<Option<String>, TemplateError> {
+        let Some(value) = fields.get(field) else {
+            return Ok(None);
+        };
+        match parameters.resolve_scalar(value) {
+            Resolved::Text(text) => Ok(Some(text)),
+            Resolved::Unknown(why) => Err(malformed(&field_at(field), &why)),
+        }
+    };
+
+    let mut allow_origins = Vec::new();
+    if let Some(value) = fields.get("AllowOrigins") {
+        for item in parameters.resolve_list(value) {
+            let rule = match item {
+                Resolved::Text(origin) => OriginRule::parse(&origin),
+                // A deploy-time value (a parameter without Default, !Sub, ...): let the local
+                // frontend in from any dev port instead of refusing to start.
+                Resolved::Unknown(_) => OriginRule::Localhost,
+            };
+            if !allow_origins.contains(&rule) {
+                allow_origins.push(rule);
+            }
+        }
+    }
+
+    let max_age = scalar("MaxAge")?
+        .map(|text| {
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| malformed(&field_at("MaxAge"), "must be a whole number of seconds"))
+        })
+        .transpose()?;
+    let allow_credentials = match scalar("AllowCredentials")?.as_deref().map(str::trim) {
+        None => false,
+        Some(text) if text.eq_ignore_ascii_case("true") => true,
+        Some(text) if text.eq_ignore_ascii_case("false") => false,
+        Some(_) => {
+            return Err(malformed(
+                &field_at("AllowCredentials"),
+                "must be true or false",
+            ));
+        }
+    };
+
+    Ok(CorsConfig {
+        allow_origins,
+        allow_headers: list("AllowHeaders")?,
+        allow_methods: list("AllowMethods")?,
+        expose_headers: list("ExposeHeaders")?,
+        max_age,
+        allow_credentials,
+    })
+}
+
+/// A template value after resolving what can be resolved without deploying.
+enum Resolved {
+    Text(String),
+    Unknown(String),
+}
+
+/// The template's `Parameters`, used to resolve `!Ref` to a parameter's `Default`.
+struct Parameters<'a>(Option<&'a Mapping>);
+
+impl Parameters<'_> {
+    fn resolve_scalar(&self, value: &Value) -> Resolved {
+        match self.resolve_list(value).as_slice() {
+            [Resolved::Text(one)] => Resolved::Text(one.clone()),
+            [Resolved::Unknown(why)] => Resolved::Unknown(why.clone()),
+            _ => Resolved::Unknown("expected a single value".to_owned()),
+        }
+    }
+
+    fn resolve_list(&self, value: &Value) -> Vec<Resolved> {
+        match value {
+            Value::Sequence(items) => items
+                .iter()
+                .flat_map(|item| self.resolve_list(item))
+                .collect(),
+            Value::String(text) => vec![Resolved::Text(text.clone())],
+            Value::Bool(flag) => vec![Resolved::Text(flag.to_string())],
+            Value::Number(number) => vec![Resolved::Text(number.to_string())],
+            Value::Tagged(tagged) if tagged.tag == "Ref" => match plain_str(&tagged.value) {
+                Some(name) => self.parameter_default(name),
+                None => vec![Resolved::Unknown("`!Ref` needs a name".to_owned())],
+            },
+            Value::Mapping(map) if map.len() == 1 && map.get("Ref").is_some() => {
+                match map.get("Ref").and_then(plain_str) {
+                    Some(name) => self.parameter_default(name),
+                    None => vec![Resolved::Unknown("`Ref` needs a name".to_owned())],
+                }
+            }
+            Value::Tagged(tagged) => vec![Resolved::Unknown(format!(
+                "{} is only known at deploy time",
+                tagged.tag
+            ))],
+            _ => vec![Resolved::Unknown(
+                "expected a string or a list of strings".to_owned(),
+            )],
+        }
+    }
+
+    fn parameter_default(&self, name: &str) -> Vec<Resolved> {
+        let Some(parameter) = self.0.and_then(|p| p.get(name)) else {
+            return vec![Resolved::Unknown(format!(
+                "`!Ref {name}` is not a template parameter"
+            ))];
+        };
+        let default = match parameter.get("Default") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Number(number)) => number.to_string(),
+            Some(Value::Bool(flag)) => flag.to_string(),
+            _ => {
+                return vec![Resolved::Unknown(format!(
+                    "parameter {name} has no usable Default"
+                ))];
+            }
+        };
+        let is_list = parameter
+            .get("Type")
+            .and_then(plain_str)
+            .is_some_and(|t| t == "CommaDelimitedList" || t.starts_with("List<"));
+        if is_list {
+            default
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Resolved::Text(item.to_owned()))
+                .collect()
+        } else {
+            vec![Resolved::Text(default)]
+        }
+    }
+}
+
+/// A string written as such, not an intrinsic function: serde_norway's `as_str` would look
+/// through `!Sub "..."` and hand back the unexpanded text.
+fn plain_str(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn malformed(at: &str, problem: &str) -> TemplateError {
+    TemplateError::Malformed {
+        at: at.to_owned(),
+        problem: problem.to_owned(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not valid YAML")]
+    Yaml(#[source] serde_norway::Error),
+    #[error("{at}: {problem}")]
+    Malformed { at: String, problem: String },
+    #[error("{at}")]
+    RouteKey {
+        at: String,
+        #[source]
+        source: RouteKeyError,
+    },
+    #[error("{at}")]
+    Cors {
+        at: String,
+        #[source]
+        source: CorsError,
+    },
+    #[error(transparent)]
+    Conflict(#[from] RouteConflict),
+    #[error(
+        "no routes: no AWS::Serverless::Function in Resources has an event with `Type: HttpApi`"
+    )]
+    NoRoutes,
+    #[error(
+        "HttpApi resources {first} and {second} have different CorsConfiguration; the local gateway serves every API on one port and needs one"
+    )]
+    DivergentCors { first: String, second: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    const FIXTURE: &str = include_str!("../tests/fixtures/template.yaml");
+
+    fn find<'a>(template: &'a Template, method: Method, path: &str) -> Option<&'a Route> {
+        template.routes.find(&method, path)
+    }
+
+    /// Full text of an error with its causes, as the operator reads it.
+    fn chain(error: &TemplateError) -> String {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    fn parse_err(yaml: &str) -> String {
+        match parse(yaml) {
+            Ok(_) => panic!("expected an error for:\n{yaml}"),
+            Err(error) => chain(&error),
+        }
+    }
+
+    #[test]
+    fn fixture_routes_and_binaries() {
+        let template = parse(FIXTURE).expect("fixture parses");
+        let keys: Vec<(String, String)> = template
+            .routes
+            .routes()
+            .iter()
+            .map(|r| (r.key(), r.function.clone()))
+            .collect();
+        let expected = [
+            ("GET /patients", "patients"),
+            ("POST /patients", "patients"),
+            ("GET /patients/{id}", "patients"),
+            ("ANY /patients/{proxy+}", "patients"),
+            ("GET /health", "health"),
+            ("GET /appointments/{id}", "appointments"),
+            ("PUT /appointments/{id}", "appointments"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, f)| (k.to_string(), f.to_string()))
+            .collect();
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn fixture_lookup_uses_api_gateway_precedence() {
+        let template = parse(FIXTURE).expect("fixture parses");
+        let route = find(&template, Method::GET, "/patients/42").expect("route");
+        assert_eq!(route.key(), "GET /patients/{id}");
+        assert_eq!(route.source.resource, "PatientsFunction");
+        assert_eq!(route.source.event, "GetPatient");
+        let route = find(&template, Method::DELETE, "/patients/42/notes").expect("route");
+        assert_eq!(route.key(), "ANY /patients/{proxy+}");
+        assert!(find(&template, Method::DELETE, "/health").is_none());
+        assert!(find(&template, Method::GET, "/worker").is_none());
+    }
+
+    #[test]
+    fn fixture_cors_from_ref_without_default_allows_localhost() {
+        let template = parse(FIXTURE).expect("fixture parses");
+        let cors = template.cors.expect("cors configured");
+        let config = cors.config();
+        assert_eq!(config.allow_origins, vec![OriginRule::Localhost]);
+        assert_eq!(
+            config.allow_methods,
+            ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        );
+        assert_eq!(config.allow_headers, ["authorization", "content-type"]);
+        assert_eq!(config.max_age, Some(600));
+        assert!(config.allow_credentials);
+    }
+
+    #[test]
+    fn ref_with_default_uses_the_default() {
+        let template = parse(
+            r#"
+Parameters:
+  Origins:
+    Type: CommaDelimitedList
+    Default: "https://app.pulso.example, http://localhost:5173"
+  Age:
+    Type: Number
+    Default: 300
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      CorsConfiguration:
+        AllowOrigins: !Ref Origins
+        MaxAge: !Ref Age
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/health
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /health, Method: get, ApiId: !Ref Api } }
+"#,
+        )
+        .expect("parses");
+        let cors = template.cors.expect("cors");
+        assert_eq!(
+            cors.config().allow_origins,
+            vec![
+                OriginRule::Exact("https://app.pulso.example".into()),
+                OriginRule::Exact("http://localhost:5173".into()),
+            ]
+        );
+        assert_eq!(cors.config().max_age, Some(300));
+    }
+
+    #[test]
+    fn cors_true_and_globals() {
+        let template = parse(
+            r#"
+Globals:
+  HttpApi:
+    CorsConfiguration: true
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: ./functions/health/
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /health, Method: GET } }
+"#,
+        )
+        .expect("parses");
+        assert_eq!(template.routes.routes()[0].function, "health");
+        let cors = template.cors.expect("cors from Globals");
+        assert_eq!(cors.config().allow_origins, vec![OriginRule::Any]);
+    }
+
+    #[test]
+    fn no_cors_configuration_means_no_policy() {
+        let template = parse(
+            r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/health
+      Events:
+        Catch: { Type: HttpApi }
+"#,
+        )
+        .expect("parses");
+        assert!(template.cors.is_none());
+        assert_eq!(template.routes.routes()[0].key(), "$default");
+    }
+
+    #[test]
+    fn conflicting_routes_name_both_events() {
+        let message = parse_err(
+            r#"
+Resources:
+  A:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/a
+      Events:
+        GetOne: { Type: HttpApi, Properties: { Path: "/x/{id}", Method: GET } }
+  B:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/b
+      Events:
+        GetOther: { Type: HttpApi, Properties: { Path: "/x/{name}", Method: get } }
+"#,
+        );
+        assert!(message.contains("A, event GetOne"), "{message}");
+        assert!(message.contains("B, event GetOther"), "{message}");
+    }
+
+    #[test]
+    fn no_http_routes_is_an_error() {
+        let message = parse_err(
+            r#"
+Resources:
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: !Sub "${AWS::StackName}"
+      Events:
+        Tick: { Type: Schedule, Properties: { Schedule: rate(1 minute) } }
+"#,
+        );
+        assert!(message.contains("no routes"), "{message}");
+    }
+
+    #[test]
+    fn malformed_templates_name_the_place() {
+        let cases = [
+            ("Resources: []", "Resources: missing, or not a mapping"),
+            (
+                r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: !Sub "functions/${Name}"
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /x, Method: GET } }
+"#,
+                "Resources.Fn.Properties.CodeUri: must be a plain string",
+            ),
+            (
+                r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/x
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /x } }
+"#,
+                "Resources.Fn.Properties.Events.Get.Properties: set both `Path` and `Method`",
+            ),
+            (
+                r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/x
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /x/, Method: GET } }
+"#,
+                "Resources.Fn.Properties.Events.Get.Properties.Path: invalid path `/x/`",
+            ),
+            (
+                r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/x
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /x, Method: FETCH } }
+"#,
+                "Resources.Fn.Properties.Events.Get.Properties.Method: unsupported method `FETCH`",
+            ),
+            (
+                r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/x
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: !Sub "/x", Method: GET } }
+"#,
+                "Resources.Fn.Properties.Events.Get.Properties.Path: must be a plain string",
+            ),
+            (
+                r#"
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      CorsConfiguration:
+        AllowOrigins: ["*"]
+        AllowCredentials: true
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/x
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /x, Method: GET } }
+"#,
+                "Resources.Api.Properties.CorsConfiguration: AllowCredentials cannot be true",
+            ),
+            ("Resources: {a: [", "not valid YAML"),
+        ];
+        for (yaml, expected) in cases {
+            let message = parse_err(yaml);
+            assert!(
+                message.contains(expected),
+                "expected {expected:?} in {message:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! PostgreSQL access: a small lazy pool suited to Lambda, the embedded migrations, and
+//! tenant-scoped transactions that row-level security relies on.
+
+use crate::config::DatabaseConfig;
+use crate::ids::ClinicId;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The schema, compiled into every binary that needs to migrate (the dev tool and the tests).
+/// Migrations run as the tables' owner, never as the application role.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+pub type TenantTx = Transaction<'static, Postgres>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// PostgreSQL cannot be reached or has no free connection in time: the caller answers 503.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Query(#[source] sqlx::Error),
+}
+
+impl DbError {
+    /// The name of the violated constraint, if this is a constraint violation.
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            DbError::Query(sqlx::Error::Database(error)) => error.constraint(),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => DbError::Unavailable(error),
+            // 57P01 admin shutdown, 57P03 cannot connect now, 53300 too many connections.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("57P01" | "57P03" | "53300")) =>
+            {
+                DbError::Unavailable(error)
+            }
+            _ => DbError::Query(error),
+        }
+    }
+}
+
+/// Builds the pool without connecting: a cold start never waits for (or fails on) PostgreSQL,
+/// and the first query connects. Health reports the database as down instead of the
+/// function crashing at init.
+pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    let statement_timeout = config.statement_timeout.as_millis().to_string();
+    let options = PgConnectOptions::from_str(config.url.expose())?
+        .application_name(
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                .as_deref()
+                .unwrap_or("pulso"),
+        )
+        .options([("statement_timeout", statement_timeout.as_str())]);
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(0)
+        .acquire_timeout(config.acquire_timeout)
+        // Connections idle longer than a Lambda freeze are likely dead on the server side.
+        .idle_timeout(Some(Duration::from_secs(60)))
+        .max_lifetime(Some(Duration::from_secs(15 * 60)))
+        .test_before_acquire(false)
+        .connect_lazy_with(options))
+}
+
+/// Starts a transaction in which row-level security sees only `clinic`.
+///
+/// `BEGIN` and `SET LOCAL` travel in one round trip. The clinic id is a parsed UUID, so
+/// formatting it into the statement cannot inject SQL. The setting ends with the transaction,
+/// so a pooled connection never carries one clinic's id into another request.
+pub async fn begin_tenant(pool: &PgPool, clinic: ClinicId) -> Result<TenantTx, DbError> {
+    let statement = format!("BEGIN; SET LOCAL app.clinic_id = '{}'", clinic.as_uuid());
+    Ok(pool.begin_with(statement).await?)
+}

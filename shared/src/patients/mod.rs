@@ -1,0 +1,10 @@
+//! Patients of a clinic: register, search, read (cached), correct and archive.
+
+mod repository;
+mod routes;
+mod service;
+mod types;
+
+pub use routes::router;
+pub use service::PatientService;
+pub use types::*;

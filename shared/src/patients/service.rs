@@ -1,0 +1,150 @@
+//! Patient use cases: the transaction boundaries and the cache-aside around the profile.
+
+use super::repository;
+use super::types::{NewPatient, PatientChanges, PatientRecord, PatientSearch};
+use crate::cache::{Cache, PATIENT_PROFILE};
+use crate::db::{self, DbError};
+use crate::http::{ApiError, Page, PageRequest};
+use crate::ids::{ClinicId, PatientId};
+use crate::keys::Keys;
+use crate::state::AppState;
+use sqlx::PgPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PatientError {
+    #[error("patient not found")]
+    NotFound,
+    #[error("patient is archived")]
+    Archived,
+    #[error("another patient of the clinic has this national id")]
+    DuplicateNationalId,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for PatientError {
+    fn from(error: sqlx::Error) -> Self {
+        let error = DbError::from(error);
+        match error.constraint() {
+            Some("patients_clinic_national_id_key") => PatientError::DuplicateNationalId,
+            _ => PatientError::Db(error),
+        }
+    }
+}
+
+impl From<PatientError> for ApiError {
+    fn from(error: PatientError) -> Self {
+        match error {
+            PatientError::NotFound => ApiError::NotFound { what: "patient" },
+            PatientError::Archived => ApiError::Conflict {
+                kind: "patient-archived",
+                detail: "The patient is archived; archived records cannot be changed.".into(),
+                field: None,
+            },
+            PatientError::DuplicateNationalId => ApiError::Conflict {
+                kind: "duplicate-national-id",
+                detail: "Another patient of this clinic already has this national id.".into(),
+                field: Some("national_id".into()),
+            },
+            PatientError::Db(error) => error.into(),
+        }
+    }
+}
+
+pub struct PatientService<'a> {
+    db: &'a PgPool,
+    cache: &'a Cache,
+    keys: &'a Keys,
+}
+
+impl<'a> PatientService<'a> {
+    pub fn new(state: &'a AppState) -> Self {
+        Self {
+            db: &state.db,
+            cache: &state.cache,
+            keys: &state.keys,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        clinic: ClinicId,
+        patient: &NewPatient,
+    ) -> Result<PatientRecord, PatientError> {
+        let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let record = repository::insert(&mut tx, clinic, patient).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// The patient profile, read through the cache.
+    pub async fn profile(
+        &self,
+        clinic: ClinicId,
+        id: PatientId,
+    ) -> Result<PatientRecord, PatientError> {
+        let key = self.keys.patient_profile(clinic, id);
+        self.cache
+            .get_or_load(PATIENT_PROFILE, &key, || async {
+                let mut tx = db::begin_tenant(self.db, clinic).await?;
+                let record = repository::find(&mut tx, clinic, id, false).await?;
+                tx.commit().await?;
+                Ok::<_, PatientError>(record)
+            })
+            .await?
+            .ok_or(PatientError::NotFound)
+    }
+
+    pub async fn search(
+        &self,
+        clinic: ClinicId,
+        search: &PatientSearch,
+        include_archived: bool,
+        page: &PageRequest<(String, PatientId)>,
+    ) -> Result<Page<PatientRecord>, PatientError> {
+        let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let rows = repository::list(&mut tx, clinic, search, include_archived, page).await?;
+        tx.commit().await?;
+        Ok(Page::from_rows(rows, page.limit, |p| (p.search_name.clone(), p.id)))
+    }
+
+    /// Writes PostgreSQL, commits, then invalidates the cached profile.
+    pub async fn update(
+        &self,
+        clinic: ClinicId,
+        id: PatientId,
+        changes: &PatientChanges,
+    ) -> Result<PatientRecord, PatientError> {
+        let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let current = repository::find(&mut tx, clinic, id, true)
+            .await?
+            .ok_or(PatientError::NotFound)?;
+        if current.archived_at.is_some() {
+            return Err(PatientError::Archived);
+        }
+        let record = repository::update(&mut tx, &current, changes).await?;
+        tx.commit().await?;
+        self.cache
+            .invalidate(PATIENT_PROFILE, &self.keys.patient_profile(clinic, id))
+            .await;
+        Ok(record)
+    }
+
+    /// Archives (never erases) a patient: the record and its history stay for the clinic's
+    /// legal retention period; lists hide it by default.
+    pub async fn archive(
+        &self,
+        clinic: ClinicId,
+        id: PatientId,
+    ) -> Result<PatientRecord, PatientError> {
+        let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let record = repository::archive(&mut tx, clinic, id)
+            .await?
+            .ok_or(PatientError::NotFound)?;
+        tx.commit().await?;
+        self.cache
+            .invalidate(PATIENT_PROFILE, &self.keys.patient_profile(clinic, id))
+            .await;
+        Ok(record)
+    }
+}

@@ -1,0 +1,54 @@
+//! The state every HTTP function builds once at cold start and reuses across warm invocations.
+
+use crate::auth::Authenticator;
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::keys::Keys;
+use crate::redis::RedisConnector;
+use axum::extract::FromRef;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: Arc<RedisConnector>,
+    pub cache: Cache,
+    pub keys: Keys,
+    pub auth: Arc<Authenticator>,
+    pub config: Arc<Config>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("DATABASE_URL is not a valid PostgreSQL connection string")]
+    Database(#[source] sqlx::Error),
+    #[error("REDIS_URL is not a valid Redis URL")]
+    Redis(#[source] ::redis::RedisError),
+    #[error("the JWT verifier could not be built")]
+    Auth(#[source] reqwest::Error),
+}
+
+impl AppState {
+    /// Builds clients without contacting PostgreSQL or Redis: connections open on first use,
+    /// so a function starts (and can report the outage) even when a dependency is down.
+    pub fn build(config: Config) -> Result<Self, StartupError> {
+        let db = crate::db::pool(&config.database).map_err(StartupError::Database)?;
+        let redis = Arc::new(RedisConnector::new(&config.redis).map_err(StartupError::Redis)?);
+        let auth = Arc::new(Authenticator::new(&config.auth).map_err(StartupError::Auth)?);
+        Ok(Self {
+            db,
+            cache: Cache::new(redis.clone()),
+            redis,
+            keys: Keys::new(config.redis.key_prefix.clone()),
+            auth,
+            config: Arc::new(config),
+        })
+    }
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}

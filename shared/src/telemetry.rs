@@ -1,0 +1,25 @@
+//! JSON logs through `tracing`: one line per event, with the request's span fields
+//! (`request_id`, `clinic_id`, `user_id`) attached, ready for CloudWatch Logs Insights.
+//!
+//! What is logged is decided at the call sites: identifiers and outcomes, never tokens,
+//! passwords or patient clinical text.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber once per process. `RUST_LOG` filters (default `info`).
+/// A second call (tests building several apps) is a no-op.
+pub fn init(service: &'static str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let installed = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .flatten_event(true)
+        .with_target(false)
+        .try_init()
+        .is_ok();
+    if installed {
+        tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "telemetry ready");
+    }
+}

@@ -1,0 +1,58 @@
+//! Text normalisation shared by writers and searchers, so both sides agree byte for byte.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Lower-cases, strips accents and keeps letters and digits, single-space separated:
+/// `"  José  Núñez-Ortiz "` → `"jose nunez ortiz"`. Reception types names without accents, and the
+/// result contains no LIKE wildcards, so it can be used in a pattern as is.
+pub fn search_key(input: &str) -> String {
+    let folded: String = input
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Keeps the digits of a phone number and a leading `+`; `None` when anything else than
+/// digits, spaces, dots, dashes, slashes or parentheses is present.
+pub fn phone_digits(input: &str) -> Option<String> {
+    let trimmed = input.trim();
+    let (plus, rest) = match trimmed.strip_prefix('+') {
+        Some(rest) => ("+", rest),
+        None => ("", trimmed),
+    };
+    let mut digits = String::with_capacity(rest.len() + 1);
+    digits.push_str(plus);
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '.' | '-' | '/' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    Some(digits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_key_folds_accents_case_and_punctuation() {
+        assert_eq!(search_key("  José  Núñez-Ortiz "), "jose nunez ortiz");
+        assert_eq!(search_key("MARÍA Ángeles"), "maria angeles");
+        assert_eq!(search_key("100%_o'brien"), "100 o brien");
+        assert_eq!(search_key(""), "");
+    }
+
+    #[test]
+    fn phone_digits_keeps_digits_and_leading_plus() {
+        assert_eq!(phone_digits("+34 600 12-34.56").as_deref(), Some("+34600123456"));
+        assert_eq!(phone_digits("(91) 555 0101").as_deref(), Some("915550101"));
+        assert_eq!(phone_digits("600a"), None);
+        assert_eq!(phone_digits("6+00"), None);
+    }
+}

@@ -1,0 +1,499 @@
+//! Test harness: every test gets its own PostgreSQL database (cloned from a migrated template)
+//! and its own Redis key prefix, drives the real routers in-process, and leaves nothing behind.
+//!
+//! Environment (defaults match `infra/scripts/services.sh`):
+//! - `TEST_ADMIN_DATABASE_URL`: the owner role (creates databases, runs migrations);
+//! - `TEST_APP_DATABASE_URL`: the application role the functions use (subject to RLS);
+//! - `TEST_REDIS_URL`.
+
+use axum::Router;
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use shared::auth::{Claims, Role, mint_hs256};
+use shared::db::TenantTx;
+use shared::ids::{ClinicId, UserId};
+use shared::{AppState, Config};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use std::collections::HashMap;
+use std::str::FromStr;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "pulso-test-secret-0123456789abcdef0123456789";
+const ADVISORY_LOCK_KEY: i64 = 0x5075_6c73_6f54_706c; // "PulsoTpl"
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+pub fn admin_url() -> String {
+    env_or(
+        "TEST_ADMIN_DATABASE_URL",
+        "postgres://pulso_owner:pulso_owner@127.0.0.1:5432/pulso",
+    )
+}
+
+pub fn app_url() -> String {
+    env_or(
+        "TEST_APP_DATABASE_URL",
+        "postgres://pulso_app:pulso_app@127.0.0.1:5432/pulso",
+    )
+}
+
+pub fn redis_url() -> String {
+    env_or("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// A clinic created for a test, with one user of each role (and a second dentist).
+#[derive(Clone, Copy, Debug)]
+pub struct TestClinic {
+    pub id: ClinicId,
+    pub admin: UserId,
+    pub dentist: UserId,
+    pub second_dentist: UserId,
+    pub receptionist: UserId,
+}
+
+impl TestClinic {
+    pub fn user(&self, role: Role) -> UserId {
+        match role {
+            Role::Admin => self.admin,
+            Role::Dentist => self.dentist,
+            Role::Receptionist => self.receptionist,
+        }
+    }
+}
+
+/// How a test wants its app built; the defaults give a healthy app.
+#[derive(Default)]
+pub struct TestOptions {
+    /// Point the app at a Redis that does not answer.
+    pub redis_unreachable: bool,
+    /// Point the app at a PostgreSQL that does not answer (the test database still exists).
+    pub database_unreachable: bool,
+    /// Override `MAX_BODY_BYTES`.
+    pub max_body_bytes: Option<usize>,
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub clinic_a: TestClinic,
+    pub clinic_b: TestClinic,
+    pub database: String,
+    pub redis_prefix: String,
+    /// The owner role's pool on this test's database: seeding and cross-checks.
+    pub owner: PgPool,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// Asserts an RFC 9457 problem with this status, and returns its body.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
+        assert!(self.body["type"].as_str().is_some_and(|t| t.starts_with("/problems/")));
+        assert!(self.body["title"].is_string());
+        assert!(self.body["detail"].is_string());
+        &self.body
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(TestOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: TestOptions) -> TestApp {
+        let template = ensure_template().await;
+        let database = format!("pulso_test_{}", Uuid::new_v4().simple());
+        let mut admin = admin_connection(None).await;
+        sqlx::query(&format!(
+            "CREATE DATABASE {database} TEMPLATE {template}"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("create the test database from the template");
+        admin.close().await.ok();
+
+        let owner = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(admin_options(Some(&database)))
+            .await
+            .expect("connect to the test database as owner");
+        let clinic_a = seed_clinic(&owner, "clinic-a").await;
+        let clinic_b = seed_clinic(&owner, "clinic-b").await;
+
+        let redis_prefix = format!("test:{}", Uuid::new_v4().simple());
+        let database_url = if options.database_unreachable {
+            "postgres://pulso_app@127.0.0.1:1/none".to_string()
+        } else {
+            app_url_for(&database)
+        };
+        let redis = if options.redis_unreachable {
+            "redis://127.0.0.1:1".to_string()
+        } else {
+            redis_url()
+        };
+        let mut vars: HashMap<&str, String> = HashMap::from([
+            ("PULSO_ENV", "test".to_string()),
+            ("DATABASE_URL", database_url),
+            ("DATABASE_ACQUIRE_TIMEOUT_MS", "2000".to_string()),
+            ("REDIS_URL", redis),
+            ("REDIS_KEY_PREFIX", redis_prefix.clone()),
+            ("JWT_HS256_SECRET", JWT_SECRET.to_string()),
+        ]);
+        if let Some(limit) = options.max_body_bytes {
+            vars.insert("MAX_BODY_BYTES", limit.to_string());
+        }
+        let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config");
+        let state = AppState::build(config).expect("test state");
+        TestApp {
+            state,
+            clinic_a,
+            clinic_b,
+            database,
+            redis_prefix,
+            owner,
+        }
+    }
+
+    pub fn token(&self, clinic: &TestClinic, role: Role) -> String {
+        self.token_for(clinic.id, clinic.user(role), role, 3600, JWT_SECRET)
+    }
+
+    pub fn token_for(
+        &self,
+        clinic: ClinicId,
+        user: UserId,
+        role: Role,
+        expires_in_seconds: i64,
+        secret: &str,
+    ) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user,
+            clinic_id: clinic,
+            role,
+            iss: "pulso-local".into(),
+            aud: "pulso".into(),
+            iat: now,
+            exp: now + expires_in_seconds,
+        };
+        mint_hs256(secret.as_bytes(), &claims).expect("sign test token")
+    }
+
+    /// Sends one request through `router` in-process.
+    pub async fn call(
+        &self,
+        router: &Router,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(value) => {
+                request = request.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(&value).expect("json"))
+            }
+            None => Body::empty(),
+        };
+        self.send(router, request.body(body).expect("request")).await
+    }
+
+    /// Sends a raw body with an explicit content type (malformed JSON, oversize bodies…).
+    pub async fn call_raw(
+        &self,
+        router: &Router,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        self.send(router, request.body(body.into()).expect("request"))
+            .await
+    }
+
+    async fn send(&self, router: &Router, request: Request<Body>) -> TestResponse {
+        let response = router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("routers are infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("read body")
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A transaction on the owner pool scoped to `clinic` (the owner is subject to FORCE RLS).
+    pub async fn owner_tx(&self, clinic: ClinicId) -> TenantTx {
+        shared::db::begin_tenant(&self.owner, clinic)
+            .await
+            .expect("owner tenant transaction")
+    }
+
+    /// Rows of `table` belonging to `clinic`: proof that a rejected request wrote nothing.
+    pub async fn count(&self, table: &str, clinic: ClinicId) -> i64 {
+        let mut tx = self.owner_tx(clinic).await;
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE clinic_id = $1"
+        ))
+        .bind(clinic)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("count rows");
+        tx.rollback().await.ok();
+        count
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to redis")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let database = self.database.clone();
+        let prefix = self.redis_prefix.clone();
+        // Drop runs inside the test's runtime, which is blocked while we wait: clean up on a
+        // thread with its own runtime and fresh connections. The pools' sockets belong to the
+        // test's runtime and must not be touched from here; `WITH (FORCE)` ends them.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect_with(&admin_options(None)).await {
+                    let _ = sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                    ))
+                    .execute(&mut admin)
+                    .await;
+                }
+                delete_prefix(&prefix).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Removes this test's Redis keys. SCAN is fine here: it is test cleanup, not a request path.
+async fn delete_prefix(prefix: &str) {
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let pattern = format!("{prefix}:*");
+    let mut cursor: u64 = 0;
+    loop {
+        let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+fn admin_options(database: Option<&str>) -> PgConnectOptions {
+    let options = PgConnectOptions::from_str(&admin_url()).expect("TEST_ADMIN_DATABASE_URL");
+    match database {
+        Some(name) => options.database(name),
+        None => options,
+    }
+}
+
+async fn admin_connection(database: Option<&str>) -> PgConnection {
+    PgConnection::connect_with(&admin_options(database))
+        .await
+        .expect("connect as the owner role: is PostgreSQL up? run infra/scripts/services.sh")
+}
+
+/// The application role's URL with the database name swapped for this test's.
+fn app_url_for(database: &str) -> String {
+    let base = app_url();
+    let (head, tail) = base.split_once('?').unwrap_or((base.as_str(), ""));
+    let head = head.rsplit_once('/').map_or(head, |(h, _)| h);
+    if tail.is_empty() {
+        format!("{head}/{database}")
+    } else {
+        format!("{head}/{database}?{tail}")
+    }
+}
+
+/// The migrated template database for the current migrations, created once per schema
+/// version: concurrent test processes serialise on an advisory lock, and a template is
+/// published by rename only once fully migrated.
+async fn ensure_template() -> String {
+    let fingerprint = shared::db::MIGRATOR
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, migration| {
+            migration
+                .checksum
+                .iter()
+                .chain(migration.version.to_le_bytes().iter())
+                .fold(hash, |h, byte| (h ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
+        });
+    let template = format!("pulso_tpl_{fingerprint:016x}");
+    let building = format!("{template}_building");
+
+    let mut admin = admin_connection(None).await;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(ADVISORY_LOCK_KEY)
+        .execute(&mut admin)
+        .await
+        .expect("template lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await
+            .expect("look up the template");
+    if !exists {
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+            format!("CREATE DATABASE {building}"),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut admin)
+                .await
+                .expect("prepare the template database");
+        }
+        let mut connection = admin_connection(Some(&building)).await;
+        shared::db::MIGRATOR
+            .run(&mut connection)
+            .await
+            .expect("migrations apply to a fresh database");
+        connection.close().await.ok();
+        sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+            .execute(&mut admin)
+            .await
+            .expect("publish the template");
+        // Templates of older schema versions are dead weight now.
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'pulso\\_tpl\\_%' AND datname <> $1",
+        )
+        .bind(&template)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap_or_default();
+        for name in stale {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(ADVISORY_LOCK_KEY)
+        .execute(&mut admin)
+        .await
+        .expect("template unlock");
+    admin.close().await.ok();
+    template
+}
+
+async fn seed_clinic(owner: &PgPool, slug: &str) -> TestClinic {
+    let clinic = ClinicId::new_random();
+    let mut tx = shared::db::begin_tenant(owner, clinic)
+        .await
+        .expect("seed transaction");
+    sqlx::query("INSERT INTO clinics (id, slug, name) VALUES ($1, $2, $3)")
+        .bind(clinic)
+        .bind(slug)
+        .bind(format!("Clínica {slug}"))
+        .execute(&mut *tx)
+        .await
+        .expect("seed clinic");
+    let users = [
+        (UserId::new_random(), Role::Admin, "admin"),
+        (UserId::new_random(), Role::Dentist, "dentist"),
+        (UserId::new_random(), Role::Dentist, "dentist2"),
+        (UserId::new_random(), Role::Receptionist, "reception"),
+    ];
+    for (id, role, name) in users {
+        sqlx::query(
+            "INSERT INTO users (id, clinic_id, email, full_name, role) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(clinic)
+        .bind(format!("{name}@{slug}.pulso.test"))
+        .bind(format!("Test {name}"))
+        .bind(role)
+        .execute(&mut *tx)
+        .await
+        .expect("seed user");
+    }
+    tx.commit().await.expect("commit seed");
+    TestClinic {
+        id: clinic,
+        admin: users[0].0,
+        dentist: users[1].0,
+        second_dentist: users[2].0,
+        receptionist: users[3].0,
+    }
+}
