@@ -65,7 +65,11 @@ impl Principal {
             Err(ApiError::Forbidden {
                 detail: format!(
                     "This action needs one of the roles: {}.",
-                    roles.iter().map(Role::as_str).collect::<Vec<_>>().join(", ")
+                    roles
+                        .iter()
+                        .map(Role::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             })
         }
@@ -111,6 +115,15 @@ struct JwksCache {
 struct JwksState {
     keys: HashMap<String, DecodingKey>,
     fetched_at: Option<Instant>,
+}
+
+impl JwksState {
+    /// An unknown `kid` right after a fetch is a foreign token, not a key rotation: do not
+    /// let such tokens make every request refetch the key set.
+    fn recently_fetched(&self) -> bool {
+        self.fetched_at
+            .is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH)
+    }
 }
 
 impl Authenticator {
@@ -180,20 +193,14 @@ impl JwksCache {
             if let Some(key) = state.keys.get(kid) {
                 return Ok(key.clone());
             }
-            if state
-                .fetched_at
-                .is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH)
-            {
+            if state.recently_fetched() {
                 // Fetched recently and the kid is still unknown: a forged or foreign token.
                 return Err(AuthError::Invalid(None));
             }
         }
         let mut state = self.state.write().await;
-        if state.keys.get(kid).is_none()
-            && !state
-                .fetched_at
-                .is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH)
-        {
+        // Another caller may have refreshed while this one waited for the lock.
+        if !state.keys.contains_key(kid) && !state.recently_fetched() {
             let set: JwkSet = self
                 .http
                 .get(&self.url)
@@ -238,9 +245,12 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let authenticator = Arc::<Authenticator>::from_ref(state);
         let token = bearer_token(parts).ok_or(AuthError::Missing)?;
-        let principal = authenticator.authenticate(token).await.inspect_err(|error| {
-            tracing::info!(reason = %error, "request not authenticated");
-        })?;
+        let principal = authenticator
+            .authenticate(token)
+            .await
+            .inspect_err(|error| {
+                tracing::info!(reason = %error, "request not authenticated");
+            })?;
         let span = tracing::Span::current();
         span.record("clinic_id", tracing::field::display(principal.clinic_id));
         span.record("user_id", tracing::field::display(principal.user_id));
@@ -250,7 +260,11 @@ where
 }
 
 fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -110,7 +110,9 @@ impl Config {
                 vars.optional("REDIS_URL")
                     .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             ),
-            key_prefix: vars.optional("REDIS_KEY_PREFIX").unwrap_or_else(|| env.clone()),
+            key_prefix: vars
+                .optional("REDIS_KEY_PREFIX")
+                .unwrap_or_else(|| env.clone()),
             timeout: vars.millis("REDIS_TIMEOUT_MS", 250),
             connect_timeout: vars.millis("REDIS_CONNECT_TIMEOUT_MS", 500),
         };
@@ -130,7 +132,9 @@ impl Config {
             vars.problems
                 .push("DATABASE_URL: must start with postgres:// or postgresql://".into());
         }
-        if !redis.url.expose().starts_with("redis://") && !redis.url.expose().starts_with("rediss://") {
+        if !redis.url.expose().starts_with("redis://")
+            && !redis.url.expose().starts_with("rediss://")
+        {
             vars.problems
                 .push("REDIS_URL: must start with redis:// or rediss://".into());
         }
@@ -197,9 +201,8 @@ impl Vars<'_> {
                 return None;
             }
             (None, None) => {
-                self.problems.push(
-                    "JWT_HS256_SECRET or JWT_JWKS_URL: missing (set exactly one)".into(),
-                );
+                self.problems
+                    .push("JWT_HS256_SECRET or JWT_JWKS_URL: missing (set exactly one)".into());
                 return None;
             }
             (Some(secret), None) if secret.len() < MIN_HS256_SECRET_BYTES => {
@@ -211,17 +214,24 @@ impl Vars<'_> {
             (Some(secret), None) => JwtVerification::Hs256 {
                 secret: Secret::new(secret),
             },
-            (None, Some(url)) if !url.starts_with("https://") && !url.starts_with("http://127.0.0.1") => {
-                self.problems
-                    .push(format!("JWT_JWKS_URL: must be an https:// URL, got {url:?}"));
+            (None, Some(url))
+                if !url.starts_with("https://") && !url.starts_with("http://127.0.0.1") =>
+            {
+                self.problems.push(format!(
+                    "JWT_JWKS_URL: must be an https:// URL, got {url:?}"
+                ));
                 return None;
             }
             (None, Some(url)) => JwtVerification::Jwks { url },
         };
         Some(AuthConfig {
             verification,
-            issuer: self.optional("JWT_ISSUER").unwrap_or_else(|| "pulso-local".into()),
-            audience: self.optional("JWT_AUDIENCE").unwrap_or_else(|| "pulso".into()),
+            issuer: self
+                .optional("JWT_ISSUER")
+                .unwrap_or_else(|| "pulso-local".into()),
+            audience: self
+                .optional("JWT_AUDIENCE")
+                .unwrap_or_else(|| "pulso".into()),
         })
     }
 }
@@ -250,7 +260,10 @@ mod tests {
         assert_eq!(config.redis.key_prefix, "local");
         assert_eq!(config.database.max_connections, 2);
         assert_eq!(config.redis.timeout, Duration::from_millis(250));
-        assert!(matches!(config.auth.verification, JwtVerification::Hs256 { .. }));
+        assert!(matches!(
+            config.auth.verification,
+            JwtVerification::Hs256 { .. }
+        ));
     }
 
     #[test]
@@ -262,7 +275,12 @@ mod tests {
         ])
         .expect_err("invalid");
         let text = error.to_string();
-        for name in ["DATABASE_URL", "DATABASE_MAX_CONNECTIONS", "REDIS_TIMEOUT_MS", "JWT_HS256_SECRET"] {
+        for name in [
+            "DATABASE_URL",
+            "DATABASE_MAX_CONNECTIONS",
+            "REDIS_TIMEOUT_MS",
+            "JWT_HS256_SECRET",
+        ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }
         assert_eq!(error.problems.len(), 4, "{text}");
@@ -272,7 +290,10 @@ mod tests {
     fn secrets_are_not_printed() {
         let config = config(&[
             ("DATABASE_URL", "postgres://pulso_app:hunter2@db/pulso"),
-            ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef-very-secret"),
+            (
+                "JWT_HS256_SECRET",
+                "0123456789abcdef0123456789abcdef-very-secret",
+            ),
         ])
         .expect("valid");
         let debug = format!("{config:?}");

@@ -129,7 +129,14 @@ async fn timed(check: impl std::future::Future<Output = Result<(), String>>) -> 
             Probe {
                 status: ProbeStatus::Down,
                 latency_ms,
-                error: Some(if error == "timed out" { "timed out" } else { "unreachable" }.into()),
+                error: Some(
+                    if error == "timed out" {
+                        "timed out"
+                    } else {
+                        "unreachable"
+                    }
+                    .into(),
+                ),
             }
         }
     }

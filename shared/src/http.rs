@@ -96,9 +96,12 @@ impl ApiError {
 
     fn problem(&self) -> Problem {
         let (kind, title, detail, field) = match self {
-            ApiError::BadRequest { detail, field } => {
-                ("bad-request", "Malformed request", detail.clone(), field.clone())
-            }
+            ApiError::BadRequest { detail, field } => (
+                "bad-request",
+                "Malformed request",
+                detail.clone(),
+                field.clone(),
+            ),
             ApiError::Validation { detail, field } => (
                 "validation",
                 "Invalid field",
@@ -417,10 +420,14 @@ where
                 };
                 let field = match error.kind() {
                     ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. }
                     | ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
                     ErrorKind::ParseErrorAtIndex { index, .. } => nth_name(*index),
                     // A single parameter that failed its own parsing (e.g. a UUID's message).
-                    _ if raw.as_ref().is_some_and(|params| params.iter().count() == 1) => {
+                    _ if raw
+                        .as_ref()
+                        .is_some_and(|params| params.iter().count() == 1) =>
+                    {
                         nth_name(0)
                     }
                     _ => None,
@@ -428,7 +435,10 @@ where
                 Err(ApiError::BadRequest {
                     detail: format!(
                         "Invalid path parameter{}: expected a UUID.",
-                        field.as_deref().map(|f| format!(" `{f}`")).unwrap_or_default()
+                        field
+                            .as_deref()
+                            .map(|f| format!(" `{f}`"))
+                            .unwrap_or_default()
                     ),
                     field,
                 })
@@ -501,11 +511,7 @@ impl<K: DeserializeOwned> PageRequest<K> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows; the keyset position of the last kept row
     /// becomes the next cursor.
-    pub fn from_rows<K: Serialize>(
-        mut rows: Vec<T>,
-        limit: u32,
-        key_of: impl Fn(&T) -> K,
-    ) -> Self {
+    pub fn from_rows<K: Serialize>(mut rows: Vec<T>, limit: u32, key_of: impl Fn(&T) -> K) -> Self {
         let has_more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_cursor = has_more
@@ -634,7 +640,10 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_field() {
-        assert_eq!(field_of(parse_json(br#"{"name": 5}"#)), (422, Some("name".into())));
+        assert_eq!(
+            field_of(parse_json(br#"{"name": 5}"#)),
+            (422, Some("name".into()))
+        );
         assert_eq!(field_of(parse_json(br#"{}"#)), (422, Some("name".into())));
         assert_eq!(
             field_of(parse_json(br#"{"name":"a","extra":1}"#)),
@@ -645,7 +654,10 @@ mod tests {
             (422, Some("nested.count".into()))
         );
         assert_eq!(field_of(parse_json(br#"{"name":"#)), (400, None));
-        assert_eq!(field_of(parse_json(br#"{"name":"a"} trailing"#)), (400, None));
+        assert_eq!(
+            field_of(parse_json(br#"{"name":"a"} trailing"#)),
+            (400, None)
+        );
     }
 
     #[test]

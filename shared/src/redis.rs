@@ -58,10 +58,8 @@ impl RedisConnector {
         let result = self
             .manager
             .get_or_try_init(|| async {
-                let connect = ConnectionManager::new_with_config(
-                    self.client.clone(),
-                    self.config.clone(),
-                );
+                let connect =
+                    ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
                 match tokio::time::timeout(self.connect_timeout, connect).await {
                     Ok(Ok(manager)) => Ok(manager),
                     Ok(Err(error)) => Err(RedisUnavailable::Connect(error)),

@@ -20,6 +20,10 @@ pub fn init(service: &'static str) {
         .try_init()
         .is_ok();
     if installed {
-        tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "telemetry ready");
+        tracing::info!(
+            service,
+            version = env!("CARGO_PKG_VERSION"),
+            "telemetry ready"
+        );
     }
 }

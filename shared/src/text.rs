@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn phone_digits_keeps_digits_and_leading_plus() {
-        assert_eq!(phone_digits("+34 600 12-34.56").as_deref(), Some("+34600123456"));
+        assert_eq!(
+            phone_digits("+34 600 12-34.56").as_deref(),
+            Some("+34600123456")
+        );
         assert_eq!(phone_digits("(91) 555 0101").as_deref(), Some("915550101"));
         assert_eq!(phone_digits("600a"), None);
         assert_eq!(phone_digits("6+00"), None);

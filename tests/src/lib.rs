@@ -76,6 +76,8 @@ pub struct TestOptions {
     pub database_unreachable: bool,
     /// Override `MAX_BODY_BYTES`.
     pub max_body_bytes: Option<usize>,
+    /// Verify RS256 tokens against this JWKS URL instead of the HS256 test secret.
+    pub jwks_url: Option<String>,
 }
 
 pub struct TestApp {
@@ -108,7 +110,11 @@ impl TestResponse {
             self.body
         );
         assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
-        assert!(self.body["type"].as_str().is_some_and(|t| t.starts_with("/problems/")));
+        assert!(
+            self.body["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("/problems/"))
+        );
         assert!(self.body["title"].is_string());
         assert!(self.body["detail"].is_string());
         &self.body
@@ -124,12 +130,10 @@ impl TestApp {
         let template = ensure_template().await;
         let database = format!("pulso_test_{}", Uuid::new_v4().simple());
         let mut admin = admin_connection(None).await;
-        sqlx::query(&format!(
-            "CREATE DATABASE {database} TEMPLATE {template}"
-        ))
-        .execute(&mut admin)
-        .await
-        .expect("create the test database from the template");
+        sqlx::query(&format!("CREATE DATABASE {database} TEMPLATE {template}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database from the template");
         admin.close().await.ok();
 
         let owner = PgPoolOptions::new()
@@ -157,8 +161,11 @@ impl TestApp {
             ("DATABASE_ACQUIRE_TIMEOUT_MS", "2000".to_string()),
             ("REDIS_URL", redis),
             ("REDIS_KEY_PREFIX", redis_prefix.clone()),
-            ("JWT_HS256_SECRET", JWT_SECRET.to_string()),
         ]);
+        match options.jwks_url {
+            Some(url) => vars.insert("JWT_JWKS_URL", url),
+            None => vars.insert("JWT_HS256_SECRET", JWT_SECRET.to_string()),
+        };
         if let Some(limit) = options.max_body_bytes {
             vars.insert("MAX_BODY_BYTES", limit.to_string());
         }
@@ -219,7 +226,8 @@ impl TestApp {
             }
             None => Body::empty(),
         };
-        self.send(router, request.body(body).expect("request")).await
+        self.send(router, request.body(body).expect("request"))
+            .await
     }
 
     /// Sends a raw body with an explicit content type (malformed JSON, oversize bodies…).
@@ -260,9 +268,8 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&bytes).into_owned())
-            })
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         TestResponse {
             status,
@@ -315,11 +322,10 @@ impl Drop for TestApp {
                 .expect("cleanup runtime");
             runtime.block_on(async move {
                 if let Ok(mut admin) = PgConnection::connect_with(&admin_options(None)).await {
-                    let _ = sqlx::query(&format!(
-                        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-                    ))
-                    .execute(&mut admin)
-                    .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
                 }
                 delete_prefix(&prefix).await;
             });
@@ -351,7 +357,10 @@ async fn delete_prefix(prefix: &str) {
             return;
         };
         if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await;
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut connection)
+                .await;
         }
         if next == 0 {
             return;
@@ -390,15 +399,18 @@ fn app_url_for(database: &str) -> String {
 /// version: concurrent test processes serialise on an advisory lock, and a template is
 /// published by rename only once fully migrated.
 async fn ensure_template() -> String {
-    let fingerprint = shared::db::MIGRATOR
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, migration| {
-            migration
-                .checksum
-                .iter()
-                .chain(migration.version.to_le_bytes().iter())
-                .fold(hash, |h, byte| (h ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
-        });
+    let fingerprint =
+        shared::db::MIGRATOR
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, migration| {
+                migration
+                    .checksum
+                    .iter()
+                    .chain(migration.version.to_le_bytes().iter())
+                    .fold(hash, |h, byte| {
+                        (h ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+                    })
+            });
     let template = format!("pulso_tpl_{fingerprint:016x}");
     let building = format!("{template}_building");
 

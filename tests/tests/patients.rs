@@ -20,7 +20,9 @@ fn maria() -> Value {
 }
 
 async fn create(app: &TestApp, router: &axum::Router, token: &str, body: Value) -> Value {
-    let response = app.call(router, Method::POST, "/patients", Some(token), Some(body)).await;
+    let response = app
+        .call(router, Method::POST, "/patients", Some(token), Some(body))
+        .await;
     assert_eq!(response.status, 201, "{}", response.body);
     response.body
 }
@@ -32,12 +34,21 @@ async fn register_read_update_and_archive_a_patient() {
     let token = app.token(&app.clinic_a, Role::Receptionist);
 
     let created = app
-        .call(&router, Method::POST, "/patients", Some(&token), Some(maria()))
+        .call(
+            &router,
+            Method::POST,
+            "/patients",
+            Some(&token),
+            Some(maria()),
+        )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_str().expect("id").to_string();
     assert_eq!(
-        created.headers.get("location").and_then(|v| v.to_str().ok()),
+        created
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
         Some(format!("/patients/{id}").as_str())
     );
     // Normalised at the edge.
@@ -48,7 +59,13 @@ async fn register_read_update_and_archive_a_patient() {
     assert!(created.headers.get("x-request-id").is_some());
 
     let shown = app
-        .call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None)
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(shown.status, 200);
     assert_eq!(shown.body, created.body);
@@ -69,19 +86,39 @@ async fn register_read_update_and_archive_a_patient() {
     assert_eq!(updated.body["email"], "mj.garcia@example.es");
 
     let archived = app
-        .call(&router, Method::DELETE, &format!("/patients/{id}"), Some(&token), None)
+        .call(
+            &router,
+            Method::DELETE,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(archived.status, 204);
     // Archived, not erased: still readable, hidden from lists, no longer editable.
     let shown = app
-        .call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None)
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(shown.status, 200);
     assert!(shown.body["archived_at"].is_string());
-    let listed = app.call(&router, Method::GET, "/patients", Some(&token), None).await;
+    let listed = app
+        .call(&router, Method::GET, "/patients", Some(&token), None)
+        .await;
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(0));
     let listed = app
-        .call(&router, Method::GET, "/patients?include_archived=true", Some(&token), None)
+        .call(
+            &router,
+            Method::GET,
+            "/patients?include_archived=true",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
     let patch = app
@@ -96,7 +133,13 @@ async fn register_read_update_and_archive_a_patient() {
     assert_eq!(patch.problem(409)["type"], "/problems/patient-archived");
     // Archiving twice is harmless.
     let again = app
-        .call(&router, Method::DELETE, &format!("/patients/{id}"), Some(&token), None)
+        .call(
+            &router,
+            Method::DELETE,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(again.status, 204);
 }
@@ -127,23 +170,88 @@ async fn search_by_name_without_accents_and_by_phone_prefix() {
             .as_array()
             .expect("items")
             .iter()
-            .map(|p| format!("{} {}", p["first_name"].as_str().unwrap(), p["last_name"].as_str().unwrap()))
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p["first_name"].as_str().unwrap(),
+                    p["last_name"].as_str().unwrap()
+                )
+            })
             .collect()
     };
-    let found = app.call(&router, Method::GET, "/patients?search=garcia", Some(&token), None).await;
+    let found = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?search=garcia",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(names(&found.body), vec!["María José García Núñez"]);
-    let found = app.call(&router, Method::GET, "/patients?search=GAR", Some(&token), None).await;
-    assert_eq!(names(&found.body), vec!["Lucía Garcés", "María José García Núñez"]);
-    let found = app.call(&router, Method::GET, "/patients?search=jose%20nu", Some(&token), None).await;
+    let found = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?search=GAR",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        names(&found.body),
+        vec!["Lucía Garcés", "María José García Núñez"]
+    );
+    let found = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?search=jose%20nu",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(names(&found.body), vec!["María José García Núñez"]);
     // With or without the country code, spaces as typed.
-    let found = app.call(&router, Method::GET, "/patients?search=600%2012", Some(&token), None).await;
+    let found = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?search=600%2012",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(names(&found.body), vec!["María José García Núñez"]);
-    let found = app.call(&router, Method::GET, "/patients?search=%2B3461", Some(&token), None).await;
+    let found = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?search=%2B3461",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(names(&found.body), vec!["Lucía Garcés"]);
-    let found = app.call(&router, Method::GET, "/patients?search=9155", Some(&token), None).await;
+    let found = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?search=9155",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(names(&found.body), vec!["José Martínez Ruiz"]);
-    let found = app.call(&router, Method::GET, "/patients?search=zzz", Some(&token), None).await;
+    let found = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?search=zzz",
+            Some(&token),
+            None,
+        )
+        .await;
     assert!(names(&found.body).is_empty());
 }
 
@@ -164,11 +272,17 @@ async fn cursor_pagination_walks_every_patient_once() {
     let mut seen = Vec::new();
     let mut uri = "/patients?limit=3".to_string();
     loop {
-        let page = app.call(&router, Method::GET, &uri, Some(&token), None).await;
+        let page = app
+            .call(&router, Method::GET, &uri, Some(&token), None)
+            .await;
         assert_eq!(page.status, 200, "{}", page.body);
         let items = page.body["items"].as_array().expect("items").clone();
         assert!(items.len() <= 3);
-        seen.extend(items.iter().map(|p| p["first_name"].as_str().unwrap().to_string()));
+        seen.extend(
+            items
+                .iter()
+                .map(|p| p["first_name"].as_str().unwrap().to_string()),
+        );
         match page.body["next_cursor"].as_str() {
             Some(cursor) => uri = format!("/patients?limit=3&cursor={cursor}"),
             None => break,
@@ -177,13 +291,45 @@ async fn cursor_pagination_walks_every_patient_once() {
     let expected: Vec<String> = (0..7).map(|i| format!("Paciente{i}")).collect();
     assert_eq!(seen, expected);
 
-    let bad = app.call(&router, Method::GET, "/patients?cursor=garbage", Some(&token), None).await;
+    let bad = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?cursor=garbage",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(bad.problem(400)["field"], "cursor");
-    let bad = app.call(&router, Method::GET, "/patients?limit=0", Some(&token), None).await;
+    let bad = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?limit=0",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(bad.problem(400)["field"], "limit");
-    let bad = app.call(&router, Method::GET, "/patients?limit=ten", Some(&token), None).await;
+    let bad = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?limit=ten",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(bad.problem(400)["field"], "limit");
-    let bad = app.call(&router, Method::GET, "/patients?colour=red", Some(&token), None).await;
+    let bad = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?colour=red",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(bad.problem(400)["field"], "colour");
 }
 
@@ -200,12 +346,26 @@ async fn profile_is_cached_and_invalidated_by_every_change() {
     let key = app.state.keys.patient_profile(app.clinic_a.id, id);
     let mut redis = app.redis().await;
 
-    let first = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await;
+    let first = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(first.status, 200);
     let cached: Option<String> = redis.get(&key).await.unwrap();
-    assert!(cached.is_some_and(|v| v.contains("María José")), "profile stored in Redis");
+    assert!(
+        cached.is_some_and(|v| v.contains("María José")),
+        "profile stored in Redis"
+    );
     let ttl: i64 = redis.ttl(&key).await.unwrap();
-    assert!((13 * 60..=17 * 60).contains(&ttl), "15 min ± jitter, got {ttl}");
+    assert!(
+        (13 * 60..=17 * 60).contains(&ttl),
+        "15 min ± jitter, got {ttl}"
+    );
 
     // A change in PostgreSQL made behind the API's back is not seen: the read is a cache hit.
     let mut tx = app.owner_tx(app.clinic_a.id).await;
@@ -215,7 +375,15 @@ async fn profile_is_cached_and_invalidated_by_every_change() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let hit = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await;
+    let hit = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(hit.body["first_name"], "María José");
 
     // A PATCH through the API invalidates: the next read loads the new row.
@@ -231,18 +399,48 @@ async fn profile_is_cached_and_invalidated_by_every_change() {
     assert_eq!(patched.status, 200);
     let exists: bool = redis.exists(&key).await.unwrap();
     assert!(!exists, "PATCH removed the cached profile");
-    let fresh = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await;
+    let fresh = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(fresh.body["first_name"], "Mariajo");
 
     // Archiving invalidates too.
-    app.call(&router, Method::DELETE, &format!("/patients/{id}"), Some(&app.token(&app.clinic_a, Role::Admin)), None)
+    app.call(
+        &router,
+        Method::DELETE,
+        &format!("/patients/{id}"),
+        Some(&app.token(&app.clinic_a, Role::Admin)),
+        None,
+    )
+    .await;
+    let archived = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
         .await;
-    let archived = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await;
     assert!(archived.body["archived_at"].is_string());
 
     // A value that no longer decodes (an older format, corruption) is a miss, then overwritten.
     let _: () = redis.set(&key, "{not json").await.unwrap();
-    let reread = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await;
+    let reread = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(reread.status, 200);
     assert_eq!(reread.body["first_name"], "Mariajo");
     let repaired: String = redis.get(&key).await.unwrap();
@@ -263,15 +461,37 @@ async fn reads_and_writes_work_while_redis_is_unreachable() {
         .unwrap()
         .to_string();
     for _ in 0..3 {
-        let shown = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await;
+        let shown = app
+            .call(
+                &router,
+                Method::GET,
+                &format!("/patients/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
         assert_eq!(shown.status, 200, "{}", shown.body);
         assert_eq!(shown.body["first_name"], "María José");
     }
     let patched = app
-        .call(&router, Method::PATCH, &format!("/patients/{id}"), Some(&token), Some(json!({"notes": ""})))
+        .call(
+            &router,
+            Method::PATCH,
+            &format!("/patients/{id}"),
+            Some(&token),
+            Some(json!({"notes": ""})),
+        )
         .await;
     assert_eq!(patched.status, 200);
-    let shown = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await;
+    let shown = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(shown.body["notes"], "");
 }
 
@@ -281,7 +501,15 @@ async fn duplicate_national_id_is_a_conflict() {
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
     create(&app, &router, &token, maria()).await;
-    let again = app.call(&router, Method::POST, "/patients", Some(&token), Some(maria())).await;
+    let again = app
+        .call(
+            &router,
+            Method::POST,
+            "/patients",
+            Some(&token),
+            Some(maria()),
+        )
+        .await;
     let problem = again.problem(409);
     assert_eq!(problem["type"], "/problems/duplicate-national-id");
     assert_eq!(problem["field"], "national_id");
@@ -302,68 +530,212 @@ async fn bad_input_is_rejected_with_a_problem_and_writes_nothing() {
     let token = app.token(&app.clinic_a, Role::Receptionist);
     let clinic = app.clinic_a.id;
 
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, Option<&str>)> = vec![
-        ("malformed JSON", Some("application/json"), b"{\"first_name\": \"Ana\",".to_vec(), 400, None),
-        ("trailing garbage", Some("application/json"), b"{\"first_name\":\"A\",\"last_name\":\"B\"} x".to_vec(), 400, None),
-        ("wrong type", Some("application/json"), br#"{"first_name": 42, "last_name": "B"}"#.to_vec(), 422, Some("first_name")),
-        ("unknown field", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "clinic_id": "x"}"#.to_vec(), 422, Some("clinic_id")),
-        ("missing field", Some("application/json"), br#"{"first_name": "A"}"#.to_vec(), 422, Some("last_name")),
-        ("empty name", Some("application/json"), br#"{"first_name": "  ", "last_name": "B"}"#.to_vec(), 422, Some("first_name")),
-        ("bad phone", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "phone": "call me"}"#.to_vec(), 422, Some("phone")),
-        ("bad email", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "email": "nope"}"#.to_vec(), 422, Some("email")),
-        ("impossible date", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "birth_date": "2023-02-30"}"#.to_vec(), 422, Some("birth_date")),
-        ("future birth", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "birth_date": "2999-01-01"}"#.to_vec(), 422, Some("birth_date")),
-        ("not JSON content type", Some("text/plain"), br#"{"first_name": "A", "last_name": "B"}"#.to_vec(), 415, None),
-        ("no content type", None, br#"{"first_name": "A", "last_name": "B"}"#.to_vec(), 415, None),
+    // (case, content type, body, expected status, expected field)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "malformed JSON",
+            Some("application/json"),
+            b"{\"first_name\": \"Ana\",".to_vec(),
+            400,
+            None,
+        ),
+        (
+            "trailing garbage",
+            Some("application/json"),
+            b"{\"first_name\":\"A\",\"last_name\":\"B\"} x".to_vec(),
+            400,
+            None,
+        ),
+        (
+            "wrong type",
+            Some("application/json"),
+            br#"{"first_name": 42, "last_name": "B"}"#.to_vec(),
+            422,
+            Some("first_name"),
+        ),
+        (
+            "unknown field",
+            Some("application/json"),
+            br#"{"first_name": "A", "last_name": "B", "clinic_id": "x"}"#.to_vec(),
+            422,
+            Some("clinic_id"),
+        ),
+        (
+            "missing field",
+            Some("application/json"),
+            br#"{"first_name": "A"}"#.to_vec(),
+            422,
+            Some("last_name"),
+        ),
+        (
+            "empty name",
+            Some("application/json"),
+            br#"{"first_name": "  ", "last_name": "B"}"#.to_vec(),
+            422,
+            Some("first_name"),
+        ),
+        (
+            "bad phone",
+            Some("application/json"),
+            br#"{"first_name": "A", "last_name": "B", "phone": "call me"}"#.to_vec(),
+            422,
+            Some("phone"),
+        ),
+        (
+            "bad email",
+            Some("application/json"),
+            br#"{"first_name": "A", "last_name": "B", "email": "nope"}"#.to_vec(),
+            422,
+            Some("email"),
+        ),
+        (
+            "impossible date",
+            Some("application/json"),
+            br#"{"first_name": "A", "last_name": "B", "birth_date": "2023-02-30"}"#.to_vec(),
+            422,
+            Some("birth_date"),
+        ),
+        (
+            "future birth",
+            Some("application/json"),
+            br#"{"first_name": "A", "last_name": "B", "birth_date": "2999-01-01"}"#.to_vec(),
+            422,
+            Some("birth_date"),
+        ),
+        (
+            "not JSON content type",
+            Some("text/plain"),
+            br#"{"first_name": "A", "last_name": "B"}"#.to_vec(),
+            415,
+            None,
+        ),
+        (
+            "no content type",
+            None,
+            br#"{"first_name": "A", "last_name": "B"}"#.to_vec(),
+            415,
+            None,
+        ),
         (
             "body over the limit",
             Some("application/json"),
-            format!(r#"{{"first_name": "A", "last_name": "B", "notes": "{}"}}"#, "x".repeat(5000)).into_bytes(),
+            format!(
+                r#"{{"first_name": "A", "last_name": "B", "notes": "{}"}}"#,
+                "x".repeat(5000)
+            )
+            .into_bytes(),
             413,
             None,
         ),
     ];
     for (name, content_type, body, status, field) in cases {
         let response = app
-            .call_raw(&router, Method::POST, "/patients", Some(&token), content_type, body)
+            .call_raw(
+                &router,
+                Method::POST,
+                "/patients",
+                Some(&token),
+                content_type,
+                body,
+            )
             .await;
         let problem = response.problem(status);
         assert_eq!(problem["field"].as_str(), field, "{name}: {problem}");
         // Never echo clinical text back in an error.
         assert!(!problem.to_string().contains("xxxxxxxx"), "{name}");
     }
-    assert_eq!(app.count("patients", clinic).await, 0, "nothing was written");
+    assert_eq!(
+        app.count("patients", clinic).await,
+        0,
+        "nothing was written"
+    );
 
     // Updates: same rules, plus an empty change set and a bad id.
-    let id = create(&app, &router, &token, maria()).await["id"].as_str().unwrap().to_string();
-    let before = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await.body;
+    let id = create(&app, &router, &token, maria()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await
+        .body;
     for (body, status, field) in [
         (json!({}), 400, None),
         (json!({"first_name": ""}), 422, Some("first_name")),
         (json!({"first_name": null}), 422, Some("first_name")),
-        (json!({"archived_at": "2020-01-01T00:00:00Z"}), 422, Some("archived_at")),
+        (
+            json!({"archived_at": "2020-01-01T00:00:00Z"}),
+            422,
+            Some("archived_at"),
+        ),
         (json!({"email": 5}), 422, Some("email")),
     ] {
         let response = app
-            .call(&router, Method::PATCH, &format!("/patients/{id}"), Some(&token), Some(body.clone()))
+            .call(
+                &router,
+                Method::PATCH,
+                &format!("/patients/{id}"),
+                Some(&token),
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(response.problem(status)["field"].as_str(), field, "{body}");
     }
-    let after = app.call(&router, Method::GET, &format!("/patients/{id}"), Some(&token), None).await.body;
+    let after = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await
+        .body;
     assert_eq!(before, after, "rejected PATCHes changed nothing");
 
-    let bad_id = app.call(&router, Method::GET, "/patients/not-a-uuid", Some(&token), None).await;
+    let bad_id = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients/not-a-uuid",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(bad_id.problem(400)["field"], "id");
     let bad_id = app
-        .call(&router, Method::PATCH, "/patients/123", Some(&token), Some(json!({"first_name": "A"})))
+        .call(
+            &router,
+            Method::PATCH,
+            "/patients/123",
+            Some(&token),
+            Some(json!({"first_name": "A"})),
+        )
         .await;
     assert_eq!(bad_id.problem(400)["field"], "id");
     let missing = app
-        .call(&router, Method::GET, &format!("/patients/{}", uuid::Uuid::new_v4()), Some(&token), None)
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{}", uuid::Uuid::new_v4()),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(missing.problem(404)["type"], "/problems/not-found");
-    let wrong_method = app.call(&router, Method::PUT, "/patients", Some(&token), None).await;
+    let wrong_method = app
+        .call(&router, Method::PUT, "/patients", Some(&token), None)
+        .await;
     wrong_method.problem(405);
-    let unknown = app.call(&router, Method::GET, "/nothing-here", Some(&token), None).await;
+    let unknown = app
+        .call(&router, Method::GET, "/nothing-here", Some(&token), None)
+        .await;
     unknown.problem(404);
 }

@@ -1,1 +1,15 @@
-//! Appointments (next).
+//! Appointments of a clinic: book, list a calendar range, read, reschedule and move through
+//! the status lifecycle (scheduled → confirmed → completed / cancelled / no-show).
+//!
+//! A dentist is never booked twice for the same minute: the service checks first so the
+//! caller gets a clear 409, and the `appointments_no_overlap` exclusion constraint settles
+//! races between concurrent bookings.
+
+mod repository;
+mod routes;
+mod service;
+mod types;
+
+pub use routes::router;
+pub use service::{AppointmentError, AppointmentService, Transitioned};
+pub use types::*;

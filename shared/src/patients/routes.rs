@@ -9,11 +9,11 @@ use crate::auth::{Principal, Role};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, Page, PageRequest};
 use crate::ids::PatientId;
 use crate::state::AppState;
+use ::http::{HeaderValue, StatusCode, header};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use ::http::{HeaderValue, StatusCode, header};
 
 /// Everyone on staff reads and registers patients; archiving is for admins and reception.
 const WRITERS: &[Role] = &[Role::Admin, Role::Receptionist, Role::Dentist];
@@ -41,8 +41,8 @@ async fn create(
         .register(principal.clinic_id, &patient)
         .await?;
     tracing::info!(patient_id = %record.id, "patient registered");
-    let location = HeaderValue::from_str(&format!("/patients/{}", record.id))
-        .map_err(ApiError::internal)?;
+    let location =
+        HeaderValue::from_str(&format!("/patients/{}", record.id)).map_err(ApiError::internal)?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],

@@ -105,7 +105,9 @@ impl<'a> PatientService<'a> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         let rows = repository::list(&mut tx, clinic, search, include_archived, page).await?;
         tx.commit().await?;
-        Ok(Page::from_rows(rows, page.limit, |p| (p.search_name.clone(), p.id)))
+        Ok(Page::from_rows(rows, page.limit, |p| {
+            (p.search_name.clone(), p.id)
+        }))
     }
 
     /// Writes PostgreSQL, commits, then invalidates the cached profile.

@@ -18,10 +18,16 @@ impl PersonName {
             return Err(ApiError::validation(field, "must not be empty"));
         }
         if trimmed.chars().count() > 100 {
-            return Err(ApiError::validation(field, "must be at most 100 characters"));
+            return Err(ApiError::validation(
+                field,
+                "must be at most 100 characters",
+            ));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(ApiError::validation(field, "must not contain control characters"));
+            return Err(ApiError::validation(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_string()))
     }
@@ -38,11 +44,18 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
-        let digits = phone_digits(raw)
-            .ok_or_else(|| ApiError::validation(field, "must contain only digits, spaces, dashes, dots, parentheses and a leading +"))?;
+        let digits = phone_digits(raw).ok_or_else(|| {
+            ApiError::validation(
+                field,
+                "must contain only digits, spaces, dashes, dots, parentheses and a leading +",
+            )
+        })?;
         let count = digits.trim_start_matches('+').len();
         if !(6..=15).contains(&count) {
-            return Err(ApiError::validation(field, "must have between 6 and 15 digits"));
+            return Err(ApiError::validation(
+                field,
+                "must have between 6 and 15 digits",
+            ));
         }
         Ok(Self(digits))
     }
@@ -67,7 +80,10 @@ impl Email {
         if valid {
             Ok(Self(email))
         } else {
-            Err(ApiError::validation(field, "must be an email address like name@example.com"))
+            Err(ApiError::validation(
+                field,
+                "must be an email address like name@example.com",
+            ))
         }
     }
 
@@ -84,7 +100,10 @@ impl BirthDate {
     pub fn parse(field: &str, date: NaiveDate) -> Result<Self, ApiError> {
         let earliest = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN);
         if date < earliest {
-            return Err(ApiError::validation(field, "must be on or after 1900-01-01"));
+            return Err(ApiError::validation(
+                field,
+                "must be on or after 1900-01-01",
+            ));
         }
         if date > Utc::now().date_naive() {
             return Err(ApiError::validation(field, "must not be in the future"));
@@ -108,7 +127,10 @@ impl NationalId {
             || value.len() > 32
             || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(ApiError::validation(field, "must be 1 to 32 letters, digits or dashes"));
+            return Err(ApiError::validation(
+                field,
+                "must be 1 to 32 letters, digits or dashes",
+            ));
         }
         Ok(Self(value))
     }
@@ -127,7 +149,10 @@ impl ClinicalNotes {
 
     pub fn parse(field: &str, raw: String) -> Result<Self, ApiError> {
         if raw.chars().count() > Self::MAX_CHARS {
-            return Err(ApiError::validation(field, "must be at most 10000 characters"));
+            return Err(ApiError::validation(
+                field,
+                "must be at most 10000 characters",
+            ));
         }
         Ok(Self(raw))
     }
@@ -151,7 +176,11 @@ pub struct NewPatient {
 
 impl NewPatient {
     pub fn search_name(&self) -> String {
-        search_key(&format!("{} {}", self.first_name.as_str(), self.last_name.as_str()))
+        search_key(&format!(
+            "{} {}",
+            self.first_name.as_str(),
+            self.last_name.as_str()
+        ))
     }
 }
 
@@ -203,7 +232,11 @@ impl PatientSearch {
         if let Some(digits) = phone_digits(raw).filter(|d| d.trim_start_matches('+').len() >= 3) {
             return Ok(PatientSearch::PhonePrefix(digits));
         }
-        let words: Vec<String> = search_key(raw).split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect();
+        let words: Vec<String> = search_key(raw)
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect();
         if words.is_empty() {
             return Err(ApiError::BadRequest {
                 detail: "search needs at least one letter or three digits.".into(),
@@ -258,9 +291,20 @@ impl TryFrom<CreatePatientRequest> for NewPatient {
         Ok(NewPatient {
             first_name: PersonName::parse("first_name", &request.first_name)?,
             last_name: PersonName::parse("last_name", &request.last_name)?,
-            phone: request.phone.as_deref().map(|p| PhoneNumber::parse("phone", p)).transpose()?,
-            email: request.email.as_deref().map(|e| Email::parse("email", e)).transpose()?,
-            birth_date: request.birth_date.map(|d| BirthDate::parse("birth_date", d)).transpose()?,
+            phone: request
+                .phone
+                .as_deref()
+                .map(|p| PhoneNumber::parse("phone", p))
+                .transpose()?,
+            email: request
+                .email
+                .as_deref()
+                .map(|e| Email::parse("email", e))
+                .transpose()?,
+            birth_date: request
+                .birth_date
+                .map(|d| BirthDate::parse("birth_date", d))
+                .transpose()?,
             national_id: request
                 .national_id
                 .as_deref()
@@ -313,7 +357,11 @@ impl TryFrom<UpdatePatientRequest> for PatientChanges {
                 .transpose()?,
             phone: request
                 .phone
-                .map(|p| p.as_deref().map(|p| PhoneNumber::parse("phone", p)).transpose())
+                .map(|p| {
+                    p.as_deref()
+                        .map(|p| PhoneNumber::parse("phone", p))
+                        .transpose()
+                })
                 .transpose()?,
             email: request
                 .email
@@ -325,7 +373,11 @@ impl TryFrom<UpdatePatientRequest> for PatientChanges {
                 .transpose()?,
             national_id: request
                 .national_id
-                .map(|n| n.as_deref().map(|n| NationalId::parse("national_id", n)).transpose())
+                .map(|n| {
+                    n.as_deref()
+                        .map(|n| NationalId::parse("national_id", n))
+                        .transpose()
+                })
                 .transpose()?,
             notes: not_null("notes", request.notes)?
                 .map(|n| ClinicalNotes::parse("notes", n))
@@ -393,7 +445,10 @@ mod tests {
     #[test]
     fn search_distinguishes_phone_from_name() {
         assert_eq!(PatientSearch::parse(None).unwrap(), PatientSearch::All);
-        assert_eq!(PatientSearch::parse(Some("  ")).unwrap(), PatientSearch::All);
+        assert_eq!(
+            PatientSearch::parse(Some("  ")).unwrap(),
+            PatientSearch::All
+        );
         assert_eq!(
             PatientSearch::parse(Some("600 12")).unwrap(),
             PatientSearch::PhonePrefix("60012".into())
@@ -407,12 +462,27 @@ mod tests {
 
     #[test]
     fn values_are_normalised_at_the_edge() {
-        assert_eq!(PhoneNumber::parse("phone", "+34 600-123-456").unwrap().as_str(), "+34600123456");
+        assert_eq!(
+            PhoneNumber::parse("phone", "+34 600-123-456")
+                .unwrap()
+                .as_str(),
+            "+34600123456"
+        );
         assert!(PhoneNumber::parse("phone", "12345").is_err());
-        assert_eq!(Email::parse("email", " Ana@Clinica.ES ").unwrap().as_str(), "ana@clinica.es");
+        assert_eq!(
+            Email::parse("email", " Ana@Clinica.ES ").unwrap().as_str(),
+            "ana@clinica.es"
+        );
         assert!(Email::parse("email", "ana@clinica").is_err());
-        assert_eq!(NationalId::parse("national_id", "12345678z").unwrap().as_str(), "12345678Z");
+        assert_eq!(
+            NationalId::parse("national_id", "12345678z")
+                .unwrap()
+                .as_str(),
+            "12345678Z"
+        );
         assert!(PersonName::parse("first_name", "  ").is_err());
-        assert!(BirthDate::parse("birth_date", NaiveDate::from_ymd_opt(1899, 12, 31).unwrap()).is_err());
+        assert!(
+            BirthDate::parse("birth_date", NaiveDate::from_ymd_opt(1899, 12, 31).unwrap()).is_err()
+        );
     }
 }

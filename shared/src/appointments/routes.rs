@@ -1,0 +1,204 @@
+//! `/appointments` routes of the `appointments` function.
+//!
+//! `POST /appointments/{id}/{action}` knows `confirm`, `cancel`, `complete` and `no-show`;
+//! any other action is a 404 like any other route the API does not have.
+
+use super::service::AppointmentService;
+use super::types::{
+    Action, AppointmentChanges, AppointmentFilter, AppointmentResponse, CreateAppointmentRequest,
+    ListAppointmentsQuery, NewAppointment, UpdateAppointmentRequest,
+};
+use crate::auth::{Principal, Role};
+use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, Page, PageRequest};
+use crate::ids::AppointmentId;
+use crate::state::AppState;
+use ::http::{HeaderValue, StatusCode, header};
+use axum::body::HttpBody;
+use axum::extract::{FromRequest, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+
+/// Everyone on staff reads; every role books, reschedules and moves appointments along (a
+/// dentist marks the visit completed, reception confirms and cancels).
+const WRITERS: &[Role] = &[Role::Admin, Role::Receptionist, Role::Dentist];
+
+pub fn router(state: AppState) -> Router {
+    let config = state.config.http.clone();
+    http::finish(
+        Router::new()
+            .route("/appointments", get(list).post(create))
+            .route("/appointments/{id}", get(show).patch(update))
+            .route("/appointments/{id}/{action}", post(apply))
+            .with_state(state),
+        &config,
+    )
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(request): ApiJson<CreateAppointmentRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(WRITERS)?;
+    let appointment = NewAppointment::try_from(request)?;
+    let record = AppointmentService::new(&state)
+        .book(principal.clinic_id, principal.user_id, &appointment)
+        .await?;
+    tracing::info!(
+        appointment_id = %record.id,
+        dentist_id = %record.dentist_id,
+        status = record.status.as_str(),
+        "appointment booked"
+    );
+    let location = HeaderValue::from_str(&format!("/appointments/{}", record.id))
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(AppointmentResponse::from(record)),
+    )
+        .into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListAppointmentsQuery>,
+) -> Result<Json<Page<AppointmentResponse>>, ApiError> {
+    let filter = AppointmentFilter::parse(&query, Utc::now())?;
+    let page = PageRequest::new(query.limit, query.cursor.as_deref())?;
+    let found = AppointmentService::new(&state)
+        .list(principal.clinic_id, &filter, &page)
+        .await?;
+    Ok(Json(found.map(AppointmentResponse::from)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<AppointmentId>,
+) -> Result<Json<AppointmentResponse>, ApiError> {
+    let record = AppointmentService::new(&state)
+        .find(principal.clinic_id, id)
+        .await?;
+    Ok(Json(record.into()))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<AppointmentId>,
+    ApiJson(request): ApiJson<UpdateAppointmentRequest>,
+) -> Result<Json<AppointmentResponse>, ApiError> {
+    principal.require(WRITERS)?;
+    let changes = AppointmentChanges::try_from(request)?;
+    let record = AppointmentService::new(&state)
+        .reschedule(principal.clinic_id, id, &changes)
+        .await?;
+    tracing::info!(
+        appointment_id = %record.id,
+        dentist_id = %record.dentist_id,
+        status = record.status.as_str(),
+        "appointment updated"
+    );
+    Ok(Json(record.into()))
+}
+
+async fn apply(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, action)): ApiPath<(AppointmentId, String)>,
+    _: NoBody,
+) -> Result<Json<AppointmentResponse>, ApiError> {
+    let action = Action::from_path(&action).ok_or(ApiError::NotFound { what: "resource" })?;
+    principal.require(WRITERS)?;
+    let outcome = AppointmentService::new(&state)
+        .transition(principal.clinic_id, id, action)
+        .await?;
+    tracing::info!(
+        appointment_id = %id,
+        action = action.as_str(),
+        from = outcome.from.as_str(),
+        status = outcome.record.status.as_str(),
+        changed = outcome.changed(),
+        "appointment status changed"
+    );
+    Ok(Json(outcome.record.into()))
+}
+
+/// The action routes carry no data: an empty body, or `{}` for clients that always send JSON.
+/// Anything else (a cancellation reason, say) is refused rather than silently dropped.
+struct NoBody;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyObject {}
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // On Lambda an absent body is `lambda_http::Body::Empty`: at its end, but of no exact
+        // size; a body built from bytes has an exact size. Either way nothing is read here.
+        let body = request.body();
+        if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+            return Ok(NoBody);
+        }
+        ApiJson::<EmptyObject>::from_request(request, state)
+            .await
+            .map(|_| NoBody)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    async fn no_body(body: Body, content_type: Option<&str>) -> Result<(), ApiError> {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/appointments/x/confirm");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        NoBody::from_request(request.body(body).unwrap(), &())
+            .await
+            .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn action_bodies_are_empty_or_an_empty_object() {
+        // What lambda_http hands the router for a request without a body.
+        assert!(
+            no_body(Body::new(lambda_http::Body::Empty), None)
+                .await
+                .is_ok()
+        );
+        assert!(
+            no_body(Body::new(lambda_http::Body::Text(String::new())), None)
+                .await
+                .is_ok()
+        );
+        assert!(
+            no_body(Body::empty(), Some("application/json"))
+                .await
+                .is_ok()
+        );
+        assert!(
+            no_body(Body::from("{}"), Some("application/json"))
+                .await
+                .is_ok()
+        );
+        let refused = no_body(Body::from(r#"{"reason":"x"}"#), Some("application/json")).await;
+        assert!(matches!(refused, Err(ApiError::Validation { field, .. }) if field == "reason"));
+        let refused = no_body(Body::from("{}"), None).await;
+        assert!(matches!(
+            refused,
+            Err(ApiError::UnsupportedMediaType { .. })
+        ));
+    }
+}

@@ -1,0 +1,65 @@
+//! `GET /health`: per-dependency status and latency; 503 only when PostgreSQL is down.
+
+use http::Method;
+use pulso_tests::{TestApp, TestOptions};
+
+#[tokio::test]
+async fn healthy_when_both_dependencies_answer() {
+    let app = TestApp::spawn().await;
+    let router = shared::health::router(app.state.clone());
+    let response = app.call(&router, Method::GET, "/health", None, None).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["status"], "ok");
+    assert_eq!(response.body["database"]["status"], "up");
+    assert_eq!(response.body["redis"]["status"], "up");
+    assert!(response.body["database"]["latency_ms"].as_f64().is_some());
+    assert!(response.body["redis"]["latency_ms"].as_f64().is_some());
+    assert_eq!(response.body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(response.headers.get("cache-control").unwrap(), "no-store");
+}
+
+#[tokio::test]
+async fn degraded_but_200_when_only_redis_is_down() {
+    let app = TestApp::spawn_with(TestOptions {
+        redis_unreachable: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let router = shared::health::router(app.state.clone());
+    let response = app.call(&router, Method::GET, "/health", None, None).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["status"], "degraded");
+    assert_eq!(response.body["database"]["status"], "up");
+    assert_eq!(response.body["redis"]["status"], "down");
+    // The public body says what is down, not why (no hosts, no error chains).
+    assert_eq!(response.body["redis"]["error"], "unreachable");
+}
+
+#[tokio::test]
+async fn unavailable_when_postgres_is_down() {
+    let app = TestApp::spawn_with(TestOptions {
+        database_unreachable: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let health = shared::health::router(app.state.clone());
+    let response = app.call(&health, Method::GET, "/health", None, None).await;
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert_eq!(response.body["status"], "down");
+    assert_eq!(response.body["database"]["status"], "down");
+    assert_eq!(response.body["redis"]["status"], "up");
+
+    // Every other route answers 503 problem+json with Retry-After, not a 500.
+    let patients = shared::patients::router(app.state.clone());
+    let token = app.token(&app.clinic_a, shared::auth::Role::Receptionist);
+    let response = app
+        .call(&patients, Method::GET, "/patients", Some(&token), None)
+        .await;
+    let problem = response.problem(503);
+    assert_eq!(problem["type"], "/problems/unavailable");
+    assert!(response.headers.contains_key("retry-after"));
+    assert!(
+        !problem.to_string().contains("127.0.0.1"),
+        "no connection details in the body"
+    );
+}

@@ -1,0 +1,414 @@
+//! Authentication, roles, tenant isolation and row-level security.
+
+use axum::Router;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::Method;
+use pulso_tests::{TestApp, TestOptions};
+use serde_json::{Value, json};
+use shared::auth::{Claims, Role};
+use shared::ids::ClinicId;
+use sqlx::Connection;
+
+async fn patient(
+    app: &TestApp,
+    router: &Router,
+    clinic: &pulso_tests::TestClinic,
+    name: &str,
+) -> String {
+    let token = app.token(clinic, Role::Receptionist);
+    let response = app
+        .call(
+            router,
+            Method::POST,
+            "/patients",
+            Some(&token),
+            Some(json!({"first_name": name, "last_name": "Ruiz"})),
+        )
+        .await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    response.body["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn tokens_that_are_missing_expired_or_forged_get_401() {
+    let app = TestApp::spawn().await;
+    let router = shared::patients::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let user = clinic.receptionist;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |iss: &str, aud: &str| Claims {
+        sub: user,
+        clinic_id: clinic.id,
+        role: Role::Receptionist,
+        iss: iss.into(),
+        aud: aud.into(),
+        iat: now,
+        exp: now + 600,
+    };
+    let sign = |claims: &Claims| {
+        shared::auth::mint_hs256(pulso_tests::JWT_SECRET.as_bytes(), claims).unwrap()
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims("pulso-local", "pulso")).unwrap())
+    );
+    let bad_role = {
+        let mut value = serde_json::to_value(claims("pulso-local", "pulso")).unwrap();
+        value["role"] = json!("superuser");
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &value,
+            &jsonwebtoken::EncodingKey::from_secret(pulso_tests::JWT_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("no token", None, "bearer token"),
+        (
+            "expired",
+            Some(app.token_for(
+                clinic.id,
+                user,
+                Role::Receptionist,
+                -3600,
+                pulso_tests::JWT_SECRET,
+            )),
+            "expired",
+        ),
+        (
+            "wrong signature",
+            Some(app.token_for(
+                clinic.id,
+                user,
+                Role::Receptionist,
+                600,
+                "another-secret-that-is-long-enough-0123",
+            )),
+            "not valid",
+        ),
+        ("alg none", Some(unsigned), "not valid"),
+        (
+            "wrong issuer",
+            Some(sign(&claims("evil-issuer", "pulso"))),
+            "not valid",
+        ),
+        (
+            "wrong audience",
+            Some(sign(&claims("pulso-local", "other-app"))),
+            "not valid",
+        ),
+        ("unknown role", Some(bad_role), "not valid"),
+        ("garbage", Some("not.a.jwt".into()), "not valid"),
+    ];
+    for (name, token, detail) in cases {
+        let response = app
+            .call(&router, Method::GET, "/patients", token.as_deref(), None)
+            .await;
+        let problem = response.problem(401);
+        assert_eq!(problem["type"], "/problems/unauthorized", "{name}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(detail),
+            "{name}: {problem}"
+        );
+        assert!(response.headers.contains_key("www-authenticate"), "{name}");
+    }
+
+    // Not a bearer scheme.
+    let response = app
+        .call_raw(
+            &router,
+            Method::GET,
+            "/patients",
+            None,
+            None,
+            axum::body::Body::empty(),
+        )
+        .await;
+    response.problem(401);
+
+    // A write with a bad token writes nothing, even with a perfectly valid body.
+    let forged = app.token_for(
+        clinic.id,
+        user,
+        Role::Admin,
+        600,
+        "another-secret-that-is-long-enough-0123",
+    );
+    let response = app
+        .call(
+            &router,
+            Method::POST,
+            "/patients",
+            Some(&forged),
+            Some(json!({"first_name": "A", "last_name": "B"})),
+        )
+        .await;
+    response.problem(401);
+    assert_eq!(app.count("patients", clinic.id).await, 0);
+}
+
+#[tokio::test]
+async fn the_wrong_role_gets_403_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let router = shared::patients::router(app.state.clone());
+    let id = patient(&app, &router, &app.clinic_a, "Ana").await;
+    let dentist = app.token(&app.clinic_a, Role::Dentist);
+    let response = app
+        .call(
+            &router,
+            Method::DELETE,
+            &format!("/patients/{id}"),
+            Some(&dentist),
+            None,
+        )
+        .await;
+    let problem = response.problem(403);
+    assert_eq!(problem["type"], "/problems/forbidden");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("admin, receptionist")
+    );
+    let shown = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{id}"),
+            Some(&dentist),
+            None,
+        )
+        .await;
+    assert_eq!(shown.body["archived_at"], Value::Null, "not archived");
+}
+
+#[tokio::test]
+async fn another_clinics_patients_are_invisible() {
+    let app = TestApp::spawn().await;
+    let router = shared::patients::router(app.state.clone());
+    let own = patient(&app, &router, &app.clinic_a, "Propia").await;
+    let foreign = patient(&app, &router, &app.clinic_b, "Ajena").await;
+    let token = app.token(&app.clinic_a, Role::Admin);
+
+    let missing = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{}", uuid::Uuid::new_v4()),
+            Some(&token),
+            None,
+        )
+        .await;
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PATCH, Some(json!({"first_name": "Robada"}))),
+        (Method::DELETE, None),
+    ] {
+        let response = app
+            .call(
+                &router,
+                method.clone(),
+                &format!("/patients/{foreign}"),
+                Some(&token),
+                body,
+            )
+            .await;
+        // Exactly the answer for a row that does not exist: nothing reveals it does.
+        assert_eq!(response.problem(404), &missing.body, "{method}");
+    }
+    let listed = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?include_archived=true",
+            Some(&token),
+            None,
+        )
+        .await;
+    let ids: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![own.as_str()]);
+    let searched = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients?search=ajena",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(searched.body["items"].as_array().map(Vec::len), Some(0));
+
+    // Clinic B's patient is untouched.
+    let b = app.token(&app.clinic_b, Role::Admin);
+    let theirs = app
+        .call(
+            &router,
+            Method::GET,
+            &format!("/patients/{foreign}"),
+            Some(&b),
+            None,
+        )
+        .await;
+    assert_eq!(theirs.body["first_name"], "Ajena");
+    assert_eq!(theirs.body["archived_at"], Value::Null);
+}
+
+#[tokio::test]
+async fn row_level_security_holds_without_any_where_clause() {
+    let app = TestApp::spawn().await;
+    let router = shared::patients::router(app.state.clone());
+    for name in ["A1", "A2", "A3"] {
+        patient(&app, &router, &app.clinic_a, name).await;
+    }
+    patient(&app, &router, &app.clinic_b, "B1").await;
+
+    // The application role: not a superuser, cannot bypass RLS, owns no table.
+    let mut tx = shared::db::begin_tenant(&app.state.db, app.clinic_a.id)
+        .await
+        .unwrap();
+    let (superuser, bypass, owns): (bool, bool, i64) = sqlx::query_as(
+        "SELECT r.rolsuper, r.rolbypassrls,
+                (SELECT count(*) FROM pg_tables t WHERE t.schemaname = 'public' AND t.tableowner = current_user)
+         FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert!(!superuser && !bypass, "the app role must be subject to RLS");
+    assert_eq!(owns, 0, "the app role must not own the tables");
+
+    // No filter at all, yet only clinic A's rows.
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT first_name FROM patients ORDER BY first_name")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(names, vec!["A1", "A2", "A3"]);
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(users, 4);
+    let clinics: Vec<ClinicId> = sqlx::query_scalar("SELECT id FROM clinics")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(clinics, vec![app.clinic_a.id]);
+    // Writing into another clinic is refused by the policy's WITH CHECK.
+    let crossed = sqlx::query("INSERT INTO patients (clinic_id, first_name, last_name, search_name) VALUES ($1, 'X', 'Y', 'x y')")
+        .bind(app.clinic_b.id)
+        .execute(&mut *tx)
+        .await
+        .expect_err("RLS rejects a row of another clinic");
+    assert!(
+        crossed.to_string().contains("row-level security"),
+        "{crossed}"
+    );
+    tx.rollback().await.unwrap();
+    // Moving a row to another clinic is refused as well.
+    let mut tx = shared::db::begin_tenant(&app.state.db, app.clinic_a.id)
+        .await
+        .unwrap();
+    let moved = sqlx::query("UPDATE patients SET clinic_id = $1")
+        .bind(app.clinic_b.id)
+        .execute(&mut *tx)
+        .await;
+    assert!(moved.is_err(), "RLS rejects moving rows across clinics");
+    tx.rollback().await.unwrap();
+
+    // Outside a tenant transaction the app role sees nothing, even on a pooled connection that
+    // served a tenant before (SET LOCAL ended with that transaction).
+    let mut connection = app.state.db.acquire().await.unwrap();
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM patients")
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    assert_eq!(visible, 0);
+    drop(connection);
+
+    // A fresh connection with no setting at all: still nothing, and no cast error.
+    let url = app.state.config.database.url.expose().to_string();
+    let mut fresh = sqlx::PgConnection::connect(&url).await.unwrap();
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM patients")
+        .fetch_one(&mut fresh)
+        .await
+        .unwrap();
+    assert_eq!(visible, 0);
+    // Patients cannot be deleted by the app role at all: archive, never erase.
+    let deleted = sqlx::query("DELETE FROM patients")
+        .execute(&mut fresh)
+        .await;
+    assert!(deleted.is_err());
+}
+
+#[tokio::test]
+async fn rs256_tokens_are_verified_against_a_jwks_endpoint() {
+    let jwks: Value = serde_json::from_str(include_str!("../fixtures/jwks-test.json")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || async move { axum::Json(jwks) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, server).await });
+
+    let app = TestApp::spawn_with(TestOptions {
+        jwks_url: Some(format!("http://{address}/jwks.json")),
+        ..TestOptions::default()
+    })
+    .await;
+    let router = shared::patients::router(app.state.clone());
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../fixtures/jwks-test-key.pem"))
+            .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: app.clinic_a.receptionist,
+        clinic_id: app.clinic_a.id,
+        role: Role::Receptionist,
+        iss: "pulso-local".into(),
+        aud: "pulso".into(),
+        iat: now,
+        exp: now + 600,
+    };
+    let sign = |kid: &str| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+
+    let ok = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients",
+            Some(&sign("pulso-test-key-1")),
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let unknown_kid = app
+        .call(
+            &router,
+            Method::GET,
+            "/patients",
+            Some(&sign("rotated-away")),
+            None,
+        )
+        .await;
+    unknown_kid.problem(401);
+    // An HS256 token must not be accepted where RS256 is configured (algorithm confusion).
+    let hs = app.token(&app.clinic_a, Role::Receptionist);
+    let confused = app
+        .call(&router, Method::GET, "/patients", Some(&hs), None)
+        .await;
+    confused.problem(401);
+}
