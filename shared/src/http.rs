@@ -461,6 +461,15 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// A PATCH field that may be omitted but, when present, cannot be cleared: 422 on `null`.
+pub fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
+    match value {
+        Some(None) => Err(ApiError::validation(field, "cannot be null")),
+        Some(Some(value)) => Ok(Some(value)),
+        None => Ok(None),
+    }
+}
+
 /// One page of a list and the opaque cursor of the next, if any.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Page<T> {

@@ -128,7 +128,12 @@ impl TestApp {
 
     pub async fn spawn_with(options: TestOptions) -> TestApp {
         let template = ensure_template().await;
-        let database = format!("pulso_test_{}", Uuid::new_v4().simple());
+        // The creation time in the name lets a later run sweep databases of killed runs.
+        let database = format!(
+            "pulso_test_{}_{}",
+            chrono::Utc::now().timestamp(),
+            Uuid::new_v4().simple()
+        );
         let mut admin = admin_connection(None).await;
         sqlx::query(&format!("CREATE DATABASE {database} TEMPLATE {template}"))
             .execute(&mut admin)
@@ -321,11 +326,19 @@ impl Drop for TestApp {
                 .build()
                 .expect("cleanup runtime");
             runtime.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect_with(&admin_options(None)).await {
-                    let _ =
+                let dropped = match PgConnection::connect_with(&admin_options(None)).await {
+                    Ok(mut admin) => {
                         sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
                             .execute(&mut admin)
-                            .await;
+                            .await
+                            .map(drop)
+                    }
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = dropped {
+                    // FORCE must end the app role's sessions: the owner role needs membership in
+                    // pulso_app (infra/scripts/services.sh grants it).
+                    eprintln!("warning: test database {database} was not dropped: {error}");
                 }
                 delete_prefix(&prefix).await;
             });
@@ -460,6 +473,7 @@ async fn ensure_template() -> String {
                 .await;
         }
     }
+    sweep_abandoned_databases(&mut admin).await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(ADVISORY_LOCK_KEY)
         .execute(&mut admin)
@@ -467,6 +481,29 @@ async fn ensure_template() -> String {
         .expect("template unlock");
     admin.close().await.ok();
     template
+}
+
+/// Test databases older than this were left by a killed run (a normal run drops its own).
+const ABANDONED_AFTER_SECONDS: i64 = 6 * 3600;
+
+async fn sweep_abandoned_databases(admin: &mut PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'pulso\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    for name in names {
+        let created = name
+            .strip_prefix("pulso_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|seconds| seconds.parse::<i64>().ok());
+        if created.is_some_and(|created| now - created > ABANDONED_AFTER_SECONDS) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
 }
 
 async fn seed_clinic(owner: &PgPool, slug: &str) -> TestClinic {

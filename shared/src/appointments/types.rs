@@ -1,7 +1,7 @@
 //! Appointment types: validated domain values built once at the edge (time slots, statuses
 //! and their transitions, list filters), the stored row, and the request/response shapes.
 
-use crate::http::{ApiError, nullable};
+use crate::http::{ApiError, not_null, nullable};
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
 use chrono::{DateTime, Months, NaiveTime, SecondsFormat, SubsecRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -507,15 +507,6 @@ pub struct UpdateAppointmentRequest {
     pub reason: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub procedure_code: Option<Option<String>>,
-}
-
-/// A field that may be omitted from a PATCH but, when present, cannot be cleared.
-fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
-    match value {
-        Some(None) => Err(ApiError::validation(field, "cannot be null")),
-        Some(Some(value)) => Ok(Some(value)),
-        None => Ok(None),
-    }
 }
 
 impl TryFrom<UpdateAppointmentRequest> for AppointmentChanges {

@@ -1,7 +1,7 @@
 //! Patient types: validated domain values built once at the edge, the stored row, and the
 //! request/response shapes of the API.
 
-use crate::http::{ApiError, nullable};
+use crate::http::{ApiError, not_null, nullable};
 use crate::ids::{ClinicId, PatientId};
 use crate::text::{phone_digits, search_key};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -333,15 +333,6 @@ pub struct UpdatePatientRequest {
     pub national_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub notes: Option<Option<String>>,
-}
-
-/// A field that may be omitted from a PATCH but, when present, cannot be cleared.
-fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
-    match value {
-        Some(None) => Err(ApiError::validation(field, "cannot be null")),
-        Some(Some(value)) => Ok(Some(value)),
-        None => Ok(None),
-    }
 }
 
 impl TryFrom<UpdatePatientRequest> for PatientChanges {

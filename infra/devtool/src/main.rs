@@ -1,0 +1,140 @@
+//! `pulso-devtool`: run the migrations as the schema owner, seed the demo, mint local tokens.
+//!
+//! Every command talks to PostgreSQL through `DATABASE_ADMIN_URL` (the owner role, never the
+//! app role). `infra/run-local` writes `.dev/env` with everything this tool reads, and
+//! `infra/token` sources it before running `token`.
+
+mod demo;
+mod rls;
+mod seed;
+mod token;
+
+use anyhow::{Context, bail};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage: pulso-devtool <command> [options]
+
+commands:
+  migrate                       apply the migrations in migrations/ (as the schema owner)
+  seed [--reset]                seed the demo clinics (sonrisa, alameda); --reset rebuilds them
+  token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N]
+                                print a JWT for a seeded user (HS256, JWT_HS256_SECRET)
+
+environment:
+  DATABASE_ADMIN_URL            owner-role connection string (infra/run-local writes it to .dev/env)
+  JWT_HS256_SECRET              token signing secret (at least 32 bytes)
+  JWT_ISSUER, JWT_AUDIENCE      token iss/aud (default pulso-local / pulso)";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pulso-devtool: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &[String]) -> anyhow::Result<()> {
+    let Some((command, options)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        bail!("missing command");
+    };
+    match command.as_str() {
+        "migrate" => {
+            no_options(command, options)?;
+            migrate(&admin_pool().await?).await
+        }
+        "seed" => {
+            let reset = match options {
+                [] => false,
+                [flag] if flag == "--reset" => true,
+                _ => bail!("usage: pulso-devtool seed [--reset]"),
+            };
+            seed::run(&admin_pool().await?, reset).await
+        }
+        "token" => {
+            let request = token::TokenRequest::parse(options)?;
+            let signing = token::SigningSettings::from_env()?;
+            let token = token::issue(&admin_pool().await?, &request, &signing).await?;
+            println!("{token}");
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("{USAGE}");
+            bail!("unknown command {other:?}")
+        }
+    }
+}
+
+fn no_options(command: &str, options: &[String]) -> anyhow::Result<()> {
+    if let Some(extra) = options.first() {
+        bail!("`{command}` takes no options (got {extra:?})");
+    }
+    Ok(())
+}
+
+/// Connects eagerly, so a wrong URL or a stopped server is reported here, once, with the fix.
+async fn admin_pool() -> anyhow::Result<PgPool> {
+    let url = std::env::var("DATABASE_ADMIN_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .context(
+            "DATABASE_ADMIN_URL is not set: run `infra/run-local` once (it writes .dev/env), then \
+             `set -a; . .dev/env; set +a`, or use `infra/token` for tokens",
+        )?;
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+        .context(
+            "cannot connect to PostgreSQL with DATABASE_ADMIN_URL: is it running? \
+             (`infra/scripts/services.sh` starts it and creates the pulso_owner role)",
+        )
+}
+
+async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    let applied_before = applied_migrations(pool).await?;
+    shared::db::MIGRATOR
+        .run(pool)
+        .await
+        .context("running the migrations failed (DATABASE_ADMIN_URL must be the schema owner, e.g. pulso_owner)")?;
+    let applied_after = applied_migrations(pool).await?;
+    let latest = shared::db::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or_default();
+    match applied_after.saturating_sub(applied_before) {
+        0 => eprintln!("migrate: schema up to date (version {latest})"),
+        new => eprintln!("migrate: applied {new} migration(s); schema at version {latest}"),
+    }
+    Ok(())
+}
+
+async fn applied_migrations(pool: &PgPool) -> anyhow::Result<i64> {
+    // Checked first: a statement naming a missing table fails at parse time, whatever its CASE.
+    let history_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .context("reading the migration history")?;
+    if !history_exists {
+        return Ok(0);
+    }
+    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .context("reading the migration history")
+}

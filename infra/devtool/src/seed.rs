@@ -1,0 +1,359 @@
+//! `seed [--reset]`: writes the demo (see `demo`) so the frontend has realistic data.
+//!
+//! Tenant rows go in through the same row-level security the app is subject to: one
+//! transaction per clinic with `app.clinic_id` set to it (`shared::db::begin_tenant`), so the
+//! policies' WITH CHECK also validates the demo. Only three things step outside RLS, in an owner
+//! transaction that lifts FORCE (see `rls`): finding the demo clinics by slug, inserting the
+//! global catalog rows (`clinic_id IS NULL`, which no tenant can insert) and `--reset`.
+//! Rows go in with one UNNEST insert per table, so seeding takes a fraction of a second.
+
+use crate::demo::{self, ClinicData, DemoClinic, INSURERS, PROCEDURES, TIMEZONE};
+use crate::rls::{self, Unscoped};
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use shared::ids::ClinicId;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Tables holding clinic rows, children before parents: `--reset` deletes in this order.
+/// A migration that adds a table referencing clinics adds it here too (the reset names the
+/// table if it is forgotten).
+const TENANT_TABLES: &[&str] = &[
+    "notification_reads",
+    "notifications",
+    "xrays",
+    "reports",
+    "jobs",
+    "catalog_items",
+    "appointments",
+    "patients",
+    "users",
+];
+
+pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    rls::require_schema(pool).await?;
+    let clinics = demo::clinics();
+
+    let existing = existing_demo_clinics(pool, &clinics).await?;
+    if !existing.is_empty() {
+        if !reset {
+            println!(
+                "demo already seeded (clinics: {}); `pulso-devtool seed --reset` rebuilds it",
+                existing
+                    .iter()
+                    .map(|(_, slug)| slug.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = existing.iter().map(|(id, _)| *id).collect();
+        let deleted = reset_clinics(pool, &ids).await?;
+        say(&format!(
+            "reset: deleted {deleted} rows of the demo clinics\n"
+        ));
+    }
+
+    let now = local_now(pool).await?;
+    let catalog_added = ensure_global_catalog(pool).await?;
+
+    let mut generated = Vec::with_capacity(clinics.len());
+    for (index, clinic) in clinics.iter().enumerate() {
+        let data = demo::generate(clinic, index as u64, now);
+        insert_clinic(pool, clinic, &data)
+            .await
+            .with_context(|| format!("seeding clinic {}", clinic.slug))?;
+        generated.push(data);
+    }
+
+    say(&summary(&clinics, &generated, catalog_added, now, started)?);
+    Ok(())
+}
+
+/// The demo clinics present, found by slug (their ids may predate the fixed ones).
+async fn existing_demo_clinics(
+    pool: &PgPool,
+    clinics: &[DemoClinic],
+) -> anyhow::Result<Vec<(Uuid, String)>> {
+    let slugs: Vec<&str> = clinics.iter().map(|c| c.slug).collect();
+    let mut lookup = Unscoped::begin(pool, &["clinics"]).await?;
+    let found = sqlx::query_as("SELECT id, slug FROM clinics WHERE slug = ANY($1) ORDER BY slug")
+        .bind(&slugs)
+        .fetch_all(&mut *lookup.tx)
+        .await
+        .context("looking up the demo clinics")?;
+    // Dropping `lookup` rolls back: FORCE was never lifted for anyone else.
+    Ok(found)
+}
+
+async fn reset_clinics(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
+    let mut tables: Vec<&str> = TENANT_TABLES.to_vec();
+    tables.push("clinics");
+    let mut unscoped = Unscoped::begin(pool, &tables).await?;
+    let mut deleted = 0;
+    for table in TENANT_TABLES {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(table)
+            .fetch_one(&mut *unscoped.tx)
+            .await?;
+        if exists {
+            deleted += sqlx::query(&format!("DELETE FROM {table} WHERE clinic_id = ANY($1)"))
+                .bind(ids)
+                .execute(&mut *unscoped.tx)
+                .await
+                .with_context(|| format!("deleting the demo clinics' rows from {table}"))?
+                .rows_affected();
+        }
+    }
+    deleted += sqlx::query("DELETE FROM clinics WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(&mut *unscoped.tx)
+        .await
+        .context(
+            "deleting the demo clinics (a table the reset does not know references them: \
+             add it to TENANT_TABLES in infra/devtool/src/seed.rs)",
+        )?
+        .rows_affected();
+    unscoped.commit().await.context("committing the reset")?;
+    Ok(deleted)
+}
+
+/// The clinics' wall clock, from the database so every machine agrees on "today".
+async fn local_now(pool: &PgPool) -> anyhow::Result<NaiveDateTime> {
+    sqlx::query_scalar("SELECT (now() AT TIME ZONE $1)::timestamp")
+        .bind(TIMEZONE)
+        .fetch_one(pool)
+        .await
+        .context("reading the database clock")
+}
+
+/// Inserts the global procedures and insurers that are missing; existing rows (maybe edited by
+/// an admin) are left alone. Returns how many were added.
+async fn ensure_global_catalog(pool: &PgPool) -> anyhow::Result<usize> {
+    // Global rows are readable by everyone under the policies: no lifting needed to look.
+    let present: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, code FROM catalog_items WHERE clinic_id IS NULL")
+            .fetch_all(pool)
+            .await
+            .context("reading the global catalog")?;
+    let is_present = |kind: &str, code: &str| present.iter().any(|(k, c)| k == kind && c == code);
+
+    let mut kinds = Vec::new();
+    let mut codes = Vec::new();
+    let mut names = Vec::new();
+    let mut minutes: Vec<Option<i32>> = Vec::new();
+    let mut prices: Vec<Option<i64>> = Vec::new();
+    for procedure in PROCEDURES
+        .iter()
+        .filter(|p| !is_present("procedure", p.code))
+    {
+        kinds.push("procedure");
+        codes.push(procedure.code);
+        names.push(procedure.name);
+        minutes.push(i32::try_from(procedure.minutes).ok());
+        prices.push(Some(procedure.price_cents));
+    }
+    for (code, name) in INSURERS
+        .iter()
+        .filter(|(code, _)| !is_present("insurer", code))
+    {
+        kinds.push("insurer");
+        codes.push(code);
+        names.push(name);
+        minutes.push(None);
+        prices.push(None);
+    }
+    if codes.is_empty() {
+        return Ok(0);
+    }
+
+    let mut unscoped = Unscoped::begin(pool, &["catalog_items"]).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO catalog_items (kind, code, name, default_minutes, price_cents)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[])
+         ON CONFLICT (kind, code) WHERE clinic_id IS NULL DO NOTHING",
+    )
+    .bind(&kinds)
+    .bind(&codes)
+    .bind(&names)
+    .bind(&minutes)
+    .bind(&prices)
+    .execute(&mut *unscoped.tx)
+    .await
+    .context("inserting the global catalog")?
+    .rows_affected();
+    unscoped
+        .commit()
+        .await
+        .context("committing the global catalog")?;
+    Ok(inserted as usize)
+}
+
+async fn insert_clinic(
+    pool: &PgPool,
+    clinic: &DemoClinic,
+    data: &ClinicData,
+) -> anyhow::Result<()> {
+    let mut tx = shared::db::begin_tenant(pool, ClinicId(clinic.id))
+        .await
+        .context("starting the tenant transaction")?;
+
+    // The clinics policy has no separate WITH CHECK: a new clinic is visible, and insertable,
+    // only while app.clinic_id is its own id, which begin_tenant has just set.
+    sqlx::query(
+        "INSERT INTO clinics (id, slug, name, timezone, created_at)
+         VALUES ($1, $2, $3, $4, now() - interval '1600 days')",
+    )
+    .bind(clinic.id)
+    .bind(clinic.slug)
+    .bind(clinic.name)
+    .bind(TIMEZONE)
+    .execute(&mut *tx)
+    .await
+    .context("inserting the clinic")?;
+
+    let staff = &clinic.staff;
+    sqlx::query(
+        "INSERT INTO users (id, clinic_id, email, full_name, role, created_at)
+         SELECT id, $1, email, full_name, role::user_role, now() - interval '1600 days'
+           FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, email, full_name, role)",
+    )
+    .bind(clinic.id)
+    .bind(staff.iter().map(|s| s.id).collect::<Vec<_>>())
+    .bind(staff.iter().map(|s| s.email.as_str()).collect::<Vec<_>>())
+    .bind(staff.iter().map(|s| s.full_name).collect::<Vec<_>>())
+    .bind(staff.iter().map(|s| s.role.as_str()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .context("inserting the staff")?;
+
+    let patients = &data.patients;
+    sqlx::query(
+        "INSERT INTO patients (id, clinic_id, first_name, last_name, search_name, phone, email,
+                               birth_date, national_id, notes, created_at, updated_at)
+         SELECT id, $1, first_name, last_name, search_name, phone, email, birth_date, national_id,
+                notes, registered, registered
+           FROM (SELECT *, date_trunc('minute', now()) - make_interval(days => days_ago)
+                           - make_interval(mins => (hashtext(id::text) & 511)) AS registered
+                   FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                               $8::date[], $9::text[], $10::text[], $11::int4[])
+                        AS p(id, first_name, last_name, search_name, phone, email, birth_date,
+                             national_id, notes, days_ago)) AS rows",
+    )
+    .bind(clinic.id)
+    .bind(patients.iter().map(|p| p.id).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.first_name.as_str()).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.last_name.as_str()).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.search_name.as_str()).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.phone.as_deref()).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.email.as_deref()).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.birth_date).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.national_id.as_deref()).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.notes.as_str()).collect::<Vec<_>>())
+    .bind(patients.iter().map(|p| p.registered_days_ago).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .context("inserting the patients")?;
+
+    let appointments = &data.appointments;
+    sqlx::query(
+        "INSERT INTO appointments (id, clinic_id, patient_id, dentist_id, starts_at, ends_at, status,
+                                   reason, procedure_code, created_by, created_at, updated_at,
+                                   status_changed_at)
+         SELECT id, $1, patient_id, dentist_id, starts_at AT TIME ZONE $2, ends_at AT TIME ZONE $2,
+                status::appointment_status, reason, procedure_code, created_by,
+                created_at AT TIME ZONE $2, changed_at AT TIME ZONE $2, changed_at AT TIME ZONE $2
+           FROM UNNEST($3::uuid[], $4::uuid[], $5::uuid[], $6::timestamp[], $7::timestamp[],
+                       $8::text[], $9::text[], $10::text[], $11::uuid[], $12::timestamp[],
+                       $13::timestamp[])
+                AS a(id, patient_id, dentist_id, starts_at, ends_at, status, reason, procedure_code,
+                     created_by, created_at, changed_at)",
+    )
+    .bind(clinic.id)
+    .bind(TIMEZONE)
+    .bind(appointments.iter().map(|a| a.id).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.patient_id).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.dentist_id).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.starts_at).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.ends_at).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.status).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.reason).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.procedure_code).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.created_by).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.created_at).collect::<Vec<_>>())
+    .bind(appointments.iter().map(|a| a.status_changed_at).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .context("inserting the appointments")?;
+
+    tx.commit().await.context("committing")?;
+    Ok(())
+}
+
+/// Prints to stdout; a closed pipe (`seed | head`) is not an error once the data is committed.
+fn say(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn summary(
+    clinics: &[DemoClinic],
+    generated: &[ClinicData],
+    catalog_added: usize,
+    now: NaiveDateTime,
+    started: Instant,
+) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "demo seeded in {:.2} s (today in {TIMEZONE}: {})",
+        started.elapsed().as_secs_f64(),
+        now.date()
+    )?;
+    for (clinic, data) in clinics.iter().zip(generated) {
+        writeln!(
+            out,
+            "\n  {}  {} ({})  id {}",
+            clinic.slug, clinic.name, clinic.city, clinic.id
+        )?;
+        for member in &clinic.staff {
+            writeln!(
+                out,
+                "    {:<13} {:<42} {}",
+                member.role.as_str(),
+                member.email,
+                member.id
+            )?;
+        }
+        let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
+        for appointment in &data.appointments {
+            *statuses.entry(appointment.status).or_default() += 1;
+        }
+        writeln!(
+            out,
+            "    {} patients, {} appointments ({})",
+            data.patients.len(),
+            data.appointments.len(),
+            statuses
+                .iter()
+                .map(|(status, n)| format!("{n} {status}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "\n  global catalog: {catalog_added} item(s) added ({} procedures, {} insurers in the demo set)",
+        PROCEDURES.len(),
+        INSURERS.len()
+    )?;
+    writeln!(
+        out,
+        "  a token: infra/token --clinic sonrisa --role receptionist"
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,237 @@
+//! `token`: a local JWT for a real user of the database, signed like the functions expect.
+//!
+//! The user is looked up (so `sub`, `clinic_id` and `role` always name a row that exists) in an
+//! owner transaction that lifts FORCE on clinics and users and is rolled back (see `rls`):
+//! a clinic is found by its slug before its id is known. Only the token goes to stdout, so
+//! `TOKEN=$(pulso-devtool token --clinic sonrisa --role receptionist)` works.
+
+use crate::rls::{self, Unscoped};
+use anyhow::{Context, bail};
+use shared::auth::{Claims, Role};
+use shared::ids::{ClinicId, UserId};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const DEFAULT_TTL_HOURS: i64 = 12;
+const MAX_TTL_HOURS: i64 = 24 * 365;
+/// Same floor as the functions' configuration (RFC 7518 §3.2).
+const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub email: Option<String>,
+    pub clinic: Option<String>,
+    pub role: Option<Role>,
+    pub ttl_hours: i64,
+}
+
+impl TokenRequest {
+    pub fn parse(args: &[String]) -> anyhow::Result<Self> {
+        const USAGE: &str = "usage: pulso-devtool token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N]";
+        let mut request = TokenRequest {
+            email: None,
+            clinic: None,
+            role: None,
+            ttl_hours: DEFAULT_TTL_HOURS,
+        };
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let (name, inline) = match flag.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_string())),
+                None => (flag.as_str(), None),
+            };
+            let value = match inline {
+                Some(value) => value,
+                None => args
+                    .next()
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value\n{USAGE}"))?,
+            };
+            match name {
+                "--email" => request.email = Some(value.trim().to_lowercase()),
+                "--clinic" => request.clinic = Some(value.trim().to_string()),
+                "--role" => {
+                    request.role = Some(match value.trim() {
+                        "admin" => Role::Admin,
+                        "dentist" => Role::Dentist,
+                        "receptionist" => Role::Receptionist,
+                        other => {
+                            bail!("--role must be admin, dentist or receptionist, not {other:?}")
+                        }
+                    })
+                }
+                "--ttl-hours" => {
+                    request.ttl_hours = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|hours| (1..=MAX_TTL_HOURS).contains(hours))
+                        .with_context(|| {
+                            format!("--ttl-hours must be a whole number from 1 to {MAX_TTL_HOURS}")
+                        })?
+                }
+                other => bail!("unknown option {other:?}\n{USAGE}"),
+            }
+        }
+        match (&request.email, &request.clinic, &request.role) {
+            (Some(_), _, _) | (None, Some(_), Some(_)) => Ok(request),
+            (None, Some(_), None) => bail!("--clinic needs --role as well\n{USAGE}"),
+            (None, None, _) => bail!("say who the token is for\n{USAGE}"),
+        }
+    }
+}
+
+pub struct SigningSettings {
+    secret: String,
+    issuer: String,
+    audience: String,
+}
+
+impl SigningSettings {
+    /// The same variables, and defaults, the functions read (`shared::config`).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let secret = var("JWT_HS256_SECRET").context(
+            "JWT_HS256_SECRET is not set: use `infra/token` (it reads .dev/env, written by infra/run-local), \
+             or `set -a; . .dev/env; set +a` first",
+        )?;
+        if secret.len() < MIN_SECRET_BYTES {
+            bail!(
+                "JWT_HS256_SECRET must be at least {MIN_SECRET_BYTES} bytes, like the functions require"
+            );
+        }
+        Ok(Self {
+            secret,
+            issuer: var("JWT_ISSUER").unwrap_or_else(|| "pulso-local".into()),
+            audience: var("JWT_AUDIENCE").unwrap_or_else(|| "pulso".into()),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    clinic_id: Uuid,
+    role: Role,
+    full_name: String,
+    email: String,
+    slug: String,
+}
+
+pub async fn issue(
+    pool: &PgPool,
+    request: &TokenRequest,
+    signing: &SigningSettings,
+) -> anyhow::Result<String> {
+    rls::require_schema(pool).await?;
+    let user = find_user(pool, request).await?;
+
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: UserId(user.id),
+        clinic_id: ClinicId(user.clinic_id),
+        role: user.role,
+        iss: signing.issuer.clone(),
+        aud: signing.audience.clone(),
+        iat: now,
+        exp: now + request.ttl_hours * 3600,
+    };
+    let token = shared::auth::mint_hs256(signing.secret.as_bytes(), &claims)
+        .context("signing the token")?;
+    eprintln!(
+        "token for {} <{}>, {} at {} (user {}, clinic {}), valid {} h",
+        user.full_name,
+        user.email,
+        user.role.as_str(),
+        user.slug,
+        user.id,
+        user.clinic_id,
+        request.ttl_hours
+    );
+    Ok(token)
+}
+
+async fn find_user(pool: &PgPool, request: &TokenRequest) -> anyhow::Result<UserRow> {
+    let mut lookup = Unscoped::begin(pool, &["clinics", "users"]).await?;
+    let users: Vec<UserRow> = sqlx::query_as(
+        "SELECT u.id, u.clinic_id, u.role, u.full_name, u.email, c.slug
+           FROM users u
+           JOIN clinics c ON c.id = u.clinic_id
+          WHERE u.active AND c.archived_at IS NULL
+            AND ($1::text IS NULL OR u.email = $1)
+            AND ($2::text IS NULL OR c.slug = $2)
+            AND ($3::user_role IS NULL OR u.role = $3)
+          ORDER BY c.slug, u.created_at, u.email",
+    )
+    .bind(request.email.as_deref())
+    .bind(request.clinic.as_deref())
+    .bind(request.role)
+    .fetch_all(&mut *lookup.tx)
+    .await
+    .context("looking up the user")?;
+    // Dropping `lookup` rolls back, which restores FORCE on clinics and users.
+
+    let who = match (&request.email, &request.clinic, &request.role) {
+        (Some(email), Some(clinic), _) => format!("no active user {email} in clinic {clinic:?}"),
+        (Some(email), None, _) => format!("no active user {email}"),
+        (None, Some(clinic), Some(role)) => {
+            format!("no active {} in clinic {clinic:?}", role.as_str())
+        }
+        _ => "no matching user".into(),
+    };
+    match users.len() {
+        0 => bail!("{who}: run `pulso-devtool seed` (infra/run-local does) or check the spelling"),
+        // `--clinic --role` takes the first matching user; an email found in several clinics
+        // must say which one.
+        n if n > 1 && request.email.is_some() && request.clinic.is_none() => bail!(
+            "{} exists in {n} clinics ({}): add --clinic <slug>",
+            request.email.as_deref().unwrap_or_default(),
+            users
+                .iter()
+                .map(|u| u.slug.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => users.into_iter().next().context("no matching user"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_both_ways_of_naming_a_user() {
+        let request =
+            TokenRequest::parse(&args(&["--clinic", "sonrisa", "--role=receptionist"])).unwrap();
+        assert_eq!(request.clinic.as_deref(), Some("sonrisa"));
+        assert_eq!(request.role, Some(Role::Receptionist));
+        assert_eq!(request.ttl_hours, 12);
+        let request = TokenRequest::parse(&args(&[
+            "--email",
+            "Ana.Lopez@sonrisa.pulso.test",
+            "--ttl-hours",
+            "2",
+        ]))
+        .unwrap();
+        assert_eq!(
+            request.email.as_deref(),
+            Some("ana.lopez@sonrisa.pulso.test")
+        );
+        assert_eq!(request.ttl_hours, 2);
+    }
+
+    #[test]
+    fn rejects_incomplete_or_wrong_options() {
+        assert!(TokenRequest::parse(&args(&[])).is_err());
+        assert!(TokenRequest::parse(&args(&["--clinic", "sonrisa"])).is_err());
+        assert!(TokenRequest::parse(&args(&["--clinic", "sonrisa", "--role", "nurse"])).is_err());
+        assert!(TokenRequest::parse(&args(&["--email"])).is_err());
+        assert!(TokenRequest::parse(&args(&["--email", "a@b.c", "--ttl-hours", "0"])).is_err());
+        assert!(TokenRequest::parse(&args(&["--email", "a@b.c", "--bogus", "1"])).is_err());
+    }
+}
