@@ -2,6 +2,9 @@
 //!
 //! The prefix (`env`) separates deployments sharing a Redis and gives every test its own
 //! namespace. Every tenant key carries the clinic id, so one clinic can never read another's value.
+//! The clinic id is a hash tag (`{…}`): in cluster mode (ElastiCache Serverless) a clinic's keys
+//! share a slot, so a value, its lease and the clinic's other keys can move together in one
+//! Lua script.
 
 use crate::ids::{ClinicId, PatientId};
 
@@ -26,9 +29,14 @@ impl Keys {
 
     pub fn patient_profile(&self, clinic: ClinicId, patient: PatientId) -> String {
         format!(
-            "{}:patients:{clinic}:profile:{patient}:v{PATIENT_PROFILE_FORMAT}",
+            "{}:patients:{{{clinic}}}:profile:{patient}:v{PATIENT_PROFILE_FORMAT}",
             self.prefix
         )
+    }
+
+    /// The fill lease of a cached value: same hash tag, so the same slot.
+    pub fn lease(value_key: &str) -> String {
+        format!("{value_key}:lease")
     }
 }
 
@@ -43,7 +51,11 @@ mod tests {
         let patient = PatientId(Uuid::max());
         assert_eq!(
             Keys::new("dev").patient_profile(clinic, patient),
-            format!("dev:patients:{}:profile:{}:v1", Uuid::nil(), Uuid::max())
+            format!(
+                "dev:patients:{{{}}}:profile:{}:v1",
+                Uuid::nil(),
+                Uuid::max()
+            )
         );
     }
 }
