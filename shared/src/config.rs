@@ -34,6 +34,10 @@ pub struct RedisConfig {
     /// Per-command response timeout; the cache fails open when it passes.
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Consecutive Redis failures after which the cache stops asking Redis for a while.
+    pub breaker_threshold: u32,
+    /// How long the cache skips Redis once the breaker opened; then it tries again.
+    pub breaker_cooldown: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -115,6 +119,8 @@ impl Config {
                 .unwrap_or_else(|| env.clone()),
             timeout: vars.millis("REDIS_TIMEOUT_MS", 250),
             connect_timeout: vars.millis("REDIS_CONNECT_TIMEOUT_MS", 500),
+            breaker_threshold: vars.parsed("REDIS_BREAKER_THRESHOLD", 5, "a number of failures"),
+            breaker_cooldown: vars.millis("REDIS_BREAKER_COOLDOWN_MS", 10_000),
         };
         let auth = vars.auth();
         let http = HttpConfig {

@@ -38,7 +38,7 @@ impl AppState {
         let auth = Arc::new(Authenticator::new(&config.auth).map_err(StartupError::Auth)?);
         Ok(Self {
             db,
-            cache: Cache::new(redis.clone()),
+            cache: Cache::new(redis.clone(), &config.redis),
             redis,
             keys: Keys::new(config.redis.key_prefix.clone()),
             auth,

@@ -78,6 +78,10 @@ pub struct TestOptions {
     pub max_body_bytes: Option<usize>,
     /// Verify RS256 tokens against this JWKS URL instead of the HS256 test secret.
     pub jwks_url: Option<String>,
+    /// Point the app at this Redis instead (e.g. a server that accepts and never answers).
+    pub redis_url: Option<String>,
+    /// Further settings, as environment variables would give them.
+    pub env: Vec<(&'static str, String)>,
 }
 
 pub struct TestApp {
@@ -155,10 +159,10 @@ impl TestApp {
         } else {
             app_url_for(&database)
         };
-        let redis = if options.redis_unreachable {
-            "redis://127.0.0.1:1".to_string()
-        } else {
-            redis_url()
+        let redis = match (&options.redis_url, options.redis_unreachable) {
+            (Some(url), _) => url.clone(),
+            (None, true) => "redis://127.0.0.1:1".to_string(),
+            (None, false) => redis_url(),
         };
         let mut vars: HashMap<&str, String> = HashMap::from([
             ("PULSO_ENV", "test".to_string()),
@@ -171,6 +175,7 @@ impl TestApp {
             Some(url) => vars.insert("JWT_JWKS_URL", url),
             None => vars.insert("JWT_HS256_SECRET", JWT_SECRET.to_string()),
         };
+        vars.extend(options.env);
         if let Some(limit) = options.max_body_bytes {
             vars.insert("MAX_BODY_BYTES", limit.to_string());
         }

@@ -1,8 +1,11 @@
 //! `shared::cache` against the real Redis: no stale set after an invalidation, one load per
 //! missing key however many callers miss it, and recovery when a loader dies or fails.
 
-use pulso_tests::TestApp;
+use http::Method;
+use pulso_tests::{TestApp, TestOptions};
 use redis::AsyncCommands;
+use serde_json::json;
+use shared::auth::Role;
 use shared::cache::CachePolicy;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -186,4 +189,84 @@ async fn a_failed_or_empty_load_hands_the_lease_back() {
     assert_eq!(lease, None);
     let stored: Option<String> = redis.get(&key).await.unwrap();
     assert_eq!(stored, None, "not-found is not cached");
+}
+
+/// A Redis that accepts connections and never answers: the worst failure, slower than down.
+async fn stalled_redis() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (format!("redis://{address}"), accepted)
+}
+
+#[tokio::test]
+async fn reads_are_served_while_redis_stalls_and_the_breaker_skips_it() {
+    let (url, accepted) = stalled_redis().await;
+    let app = TestApp::spawn_with(TestOptions {
+        redis_url: Some(url),
+        env: vec![
+            ("REDIS_TIMEOUT_MS", "100".into()),
+            ("REDIS_CONNECT_TIMEOUT_MS", "100".into()),
+            ("REDIS_BREAKER_THRESHOLD", "2".into()),
+            ("REDIS_BREAKER_COOLDOWN_MS", "60000".into()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    let router = shared::patients::router(app.state.clone());
+    let token = app.token(&app.clinic_a, Role::Receptionist);
+    let created = app
+        .call(
+            &router,
+            Method::POST,
+            "/patients",
+            Some(&token),
+            Some(json!({"first_name": "Inés", "last_name": "Vega"})),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().unwrap().to_string();
+
+    for _ in 0..5 {
+        let shown = app
+            .call(
+                &router,
+                Method::GET,
+                &format!("/patients/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        assert_eq!(shown.body["first_name"], "Inés");
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 1, "Redis was tried");
+    assert!(
+        app.state.cache.circuit_open(),
+        "repeated failures opened the breaker"
+    );
+
+    // While open, reads never touch Redis: no new connection attempts.
+    let attempts = accepted.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        let shown = app
+            .call(
+                &router,
+                Method::GET,
+                &format!("/patients/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(shown.status, 200);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), attempts);
 }

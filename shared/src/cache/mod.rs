@@ -10,7 +10,12 @@
 //!
 //! The cache is an optimisation, never a dependency: every Redis failure (down, slow, a value
 //! that no longer decodes) degrades to a load from PostgreSQL and is logged, never returned.
+//! After repeated failures a circuit breaker skips Redis for a cooldown, so a stalled Redis does
+//! not add its timeout to every read.
 
+mod breaker;
+
+use crate::config::RedisConfig;
 use crate::keys::Keys;
 use crate::redis::RedisConnector;
 use ::redis::aio::ConnectionManager;
@@ -51,6 +56,7 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("re
 #[derive(Clone)]
 pub struct Cache {
     redis: Arc<RedisConnector>,
+    breaker: Arc<breaker::Breaker>,
 }
 
 /// What `lease.lua` answered.
@@ -61,8 +67,25 @@ enum Lease {
 }
 
 impl Cache {
-    pub fn new(redis: Arc<RedisConnector>) -> Self {
-        Self { redis }
+    pub fn new(redis: Arc<RedisConnector>, config: &RedisConfig) -> Self {
+        Self {
+            redis,
+            breaker: Arc::new(breaker::Breaker::new(
+                config.breaker_threshold,
+                config.breaker_cooldown,
+            )),
+        }
+    }
+
+    /// Whether the breaker currently skips Redis (for health and admin views).
+    pub fn circuit_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Logs a Redis failure on the read path and counts it towards opening the breaker.
+    fn failed(&self, policy: CachePolicy, what: &str, error: &dyn std::fmt::Display) {
+        tracing::warn!(cache = policy.name, %error, "{what}; loading from the database");
+        self.breaker.record_failure();
     }
 
     /// Returns the cached value, or loads it (once across all callers) and caches it.
@@ -78,22 +101,29 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
+        if self.breaker.is_open() {
+            return load().await;
+        }
         let mut connection = match self.redis.connection().await {
             Ok(connection) => connection,
             Err(error) => {
-                tracing::warn!(cache = policy.name, %error, "cache unavailable; loading from the database");
+                self.failed(policy, "cache unavailable", &error);
                 return load().await;
             }
         };
         let mut replace_current = false;
         match connection.get::<_, Option<Vec<u8>>>(key).await {
-            Ok(Some(bytes)) => match decode(policy, &bytes) {
-                Some(value) => return Ok(Some(value)),
-                None => replace_current = true,
-            },
-            Ok(None) => {}
+            Ok(found) => {
+                self.breaker.record_success();
+                if let Some(bytes) = found {
+                    match decode(policy, &bytes) {
+                        Some(value) => return Ok(Some(value)),
+                        None => replace_current = true,
+                    }
+                }
+            }
             Err(error) => {
-                tracing::warn!(cache = policy.name, %error, "cache read failed; loading from the database");
+                self.failed(policy, "cache read failed", &error);
                 return load().await;
             }
         }
@@ -131,7 +161,7 @@ impl Cache {
                     return load().await;
                 }
                 Err(error) => {
-                    tracing::warn!(cache = policy.name, %error, "cache lease failed; loading from the database");
+                    self.failed(policy, "cache lease failed", &error);
                     return load().await;
                 }
             }
@@ -183,7 +213,10 @@ impl Cache {
                 )
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!(cache = policy.name, %error, "cache write failed"),
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache write failed");
+                self.breaker.record_failure();
+            }
         }
         loaded
     }
@@ -200,13 +233,21 @@ impl Cache {
                     .map_err(|e| e.to_string()),
                 Err(error) => Err(error.to_string()),
             };
+            // Invalidations are tried even while the breaker is open: a write must not leave a
+            // stale value behind if Redis happens to answer.
             match result {
-                Ok(()) => return,
-                Err(error) if attempt == 2 => tracing::error!(
-                    cache = policy.name,
-                    %error,
-                    "cache invalidation failed; value may be stale until its TTL"
-                ),
+                Ok(()) => {
+                    self.breaker.record_success();
+                    return;
+                }
+                Err(error) if attempt == 2 => {
+                    self.breaker.record_failure();
+                    tracing::error!(
+                        cache = policy.name,
+                        %error,
+                        "cache invalidation failed; value may be stale until its TTL"
+                    )
+                }
                 Err(_) => {}
             }
         }
