@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL and Redis are installed, running on 127.0.0.1 and ready for Pulso:
 # roles pulso_owner (schema owner, CREATEDB for the tests' databases, member of pulso_app so it
-# can end that role's sessions) and pulso_app (the functions' role: no superuser, no BYPASSRLS,
-# so row-level security applies), database pulso, and the btree_gist extension available. Idempotent and quiet: it only speaks when it acts.
+# can end that role's sessions), pulso_app (the functions' role: no superuser, no BYPASSRLS,
+# so row-level security applies) and pulso_system (the scheduler's role: pulso_app plus reading
+# the list of clinics), database pulso, and the btree_gist extension available. Idempotent and quiet: it only speaks when it acts.
 #
 # Installs with apt-get on Debian/Ubuntu when something is missing; starts the services with
 # systemd when it runs the machine, directly otherwise (containers, CI sandboxes). Works as root
@@ -115,15 +116,26 @@ BEGIN
         CREATE ROLE pulso_app;
         RAISE NOTICE 'created role pulso_app';
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pulso_system') THEN
+        CREATE ROLE pulso_system;
+        RAISE NOTICE 'created role pulso_system';
+    END IF;
 END
 $$;
 ALTER ROLE pulso_owner LOGIN PASSWORD 'pulso_owner' NOSUPERUSER CREATEDB CREATEROLE;
 ALTER ROLE pulso_app LOGIN PASSWORD 'pulso_app' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+-- The scheduler's role (SYSTEM_DATABASE_URL). Its privileges come from the migrations
+-- (membership in pulso_app, a policy to read every clinic); here it only gets a login.
+ALTER ROLE pulso_system LOGIN PASSWORD 'pulso_system' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
 -- Membership lets the owner end the app role's sessions, which the tests' cleanup needs for
 -- `DROP DATABASE ... WITH (FORCE)` (same rule as pg_terminate_backend). It gives the owner
 -- nothing else: it already owns every table. Re-granting an existing membership only notices.
 SET client_min_messages = warning;
 GRANT pulso_app TO pulso_owner;
+-- pulso_system's sessions (the scheduler tests) must end too, but membership in pulso_system
+-- would also hand the owner that role's read-every-clinic policy: pg_signal_backend lets it end
+-- any non-superuser session instead, and carries no table access.
+GRANT pg_signal_backend TO pulso_owner;
 SQL
 
     if [[ -z $(psql_super -c "SELECT 1 FROM pg_database WHERE datname = 'pulso'") ]]; then

@@ -46,6 +46,10 @@ pub struct Claims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// Pulso's own operators: may change what all clinics share (the global catalog, every
+    /// clinic's cache). Only honoured together with the admin role; absent means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub platform_admin: bool,
 }
 
 /// An authenticated caller.
@@ -54,6 +58,7 @@ pub struct Principal {
     pub user_id: UserId,
     pub clinic_id: ClinicId,
     pub role: Role,
+    pub platform_admin: bool,
 }
 
 impl Principal {
@@ -71,6 +76,18 @@ impl Principal {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+            })
+        }
+    }
+
+    /// 403 unless the caller is a platform admin (an admin token with the `platform_admin` claim).
+    pub fn require_platform_admin(&self) -> Result<(), ApiError> {
+        if self.platform_admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                detail: "This action changes what every clinic shares; it needs a platform admin."
+                    .into(),
             })
         }
     }
@@ -173,6 +190,7 @@ impl Authenticator {
             user_id: claims.sub,
             clinic_id: claims.clinic_id,
             role: claims.role,
+            platform_admin: claims.platform_admin && claims.role == Role::Admin,
         })
     }
 

@@ -84,3 +84,17 @@ pub async fn begin_tenant(pool: &PgPool, clinic: ClinicId) -> Result<TenantTx, D
     let statement = format!("BEGIN; SET LOCAL app.clinic_id = '{}'", clinic.as_uuid());
     Ok(pool.begin_with(statement).await?)
 }
+
+/// Starts a tenant transaction of `clinic` that may also write what every clinic shares (the
+/// global catalog rows): the policies guarded by `app_platform_admin()` admit it.
+///
+/// Call it only after the caller proved the platform-admin claim
+/// (`Principal::require_platform_admin`); the database cannot tell who set the flag. One round
+/// trip like [`begin_tenant`], and the flag ends with the transaction.
+pub async fn begin_platform(pool: &PgPool, clinic: ClinicId) -> Result<TenantTx, DbError> {
+    let statement = format!(
+        "BEGIN; SET LOCAL app.clinic_id = '{}'; SET LOCAL app.platform_admin = 'on'",
+        clinic.as_uuid()
+    );
+    Ok(pool.begin_with(statement).await?)
+}

@@ -55,3 +55,9 @@ id_type!(
 );
 id_type!(PatientId);
 id_type!(AppointmentId);
+id_type!(XrayId);
+id_type!(ReportId);
+id_type!(
+    /// A background job (a row of `jobs`; the same id travels through the Redis queue).
+    JobId
+);

@@ -5,11 +5,70 @@
 //! The clinic id is a hash tag (`{…}`): in cluster mode (ElastiCache Serverless) a clinic's keys
 //! share a slot, so a value, its lease and the clinic's other keys can move together in one
 //! Lua script.
+//!
+//! A cached value also names the generation counters it depends on ([`CacheKey::generations`]).
+//! Bumping one counter invalidates every value that names it in O(1): all of one clinic's values,
+//! or every clinic's catalog view when the global catalog changes — no `KEYS`, no `SCAN`.
 
-use crate::ids::{ClinicId, PatientId};
+use crate::auth::Role;
+use crate::ids::{ClinicId, PatientId, UserId};
 
-/// Bumped when the cached patient profile's shape changes: old values are then never read.
+/// Bumped when a cached value's shape changes: old values are then never read.
 const PATIENT_PROFILE_FORMAT: u32 = 1;
+const CATALOG_VIEW_FORMAT: u32 = 1;
+const DASHBOARD_FORMAT: u32 = 1;
+const CLINIC_LIST_FORMAT: u32 = 1;
+/// Bumped if what the queue keeps under its keys changes shape (today: job ids and scores).
+const QUEUE_FORMAT: u32 = 1;
+/// Bumped if the WebSocket registry's hashes or sets change shape.
+const WS_REGISTRY_FORMAT: u32 = 1;
+
+/// Where a cached value lives and what invalidates it besides its own deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheKey {
+    /// The value itself.
+    pub value: String,
+    /// The fill lease beside it (same hash tag, same slot).
+    pub lease: String,
+    /// Generation counters the value was computed under; a bump of any one of them makes the
+    /// value a miss.
+    pub generations: Vec<String>,
+    /// The clinic the value belongs to (for per-clinic metrics); `None` for shared values.
+    pub clinic: Option<ClinicId>,
+}
+
+/// Where the job queue lives (see `shared::queue`): job ids only, never payloads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueKeys {
+    /// LIST of job ids waiting to run, oldest first.
+    pub ready: String,
+    /// ZSET job id -> lease deadline (Unix ms) of the jobs a worker holds.
+    pub processing: String,
+    /// ZSET job id -> due time (Unix ms) of the jobs waiting for a retry.
+    pub delayed: String,
+    /// SET of every job id in one of the three above: what the sweep compares PostgreSQL with.
+    pub known: String,
+    /// HASH of counters over every clinic (processed, failed, retried, dead, since).
+    pub stats: String,
+}
+
+/// Where one live WebSocket connection is registered (see `shared::realtime::registry`): every
+/// key but the locator carries the clinic's hash tag, so one script registers or removes the
+/// connection from every index of its clinic at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionKeys {
+    /// HASH of the connection: clinic, user, role, connected_at, since.
+    pub connection: String,
+    /// SET of the clinic's connection ids.
+    pub clinic: String,
+    /// SET of the connection ids of one role in the clinic.
+    pub role: String,
+    /// SET of one user's connection ids (several tabs, phone and desktop).
+    pub user: String,
+    /// STRING connection id -> clinic id: `$disconnect` and messages carry only the connection
+    /// id. Tagged by the connection id (its own slot), so it is written and read on its own.
+    pub locator: String,
+}
 
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -27,9 +86,157 @@ impl Keys {
         &self.prefix
     }
 
-    pub fn patient_profile(&self, clinic: ClinicId, patient: PatientId) -> String {
+    pub fn patient_profile(&self, clinic: ClinicId, patient: PatientId) -> CacheKey {
+        self.clinic_value(
+            clinic,
+            format!(
+                "{}:patients:{{{clinic}}}:profile:{patient}:v{PATIENT_PROFILE_FORMAT}",
+                self.prefix
+            ),
+            vec![],
+        )
+    }
+
+    /// One clinic's merged view of a catalog kind (`procedure`, `insurer`): invalidated by the
+    /// clinic's own overrides, by a clinic-wide invalidation and by any global catalog change.
+    pub fn catalog_view(&self, clinic: ClinicId, kind: &str) -> CacheKey {
+        self.clinic_value(
+            clinic,
+            format!(
+                "{}:catalogs:{{{clinic}}}:view:{kind}:v{CATALOG_VIEW_FORMAT}",
+                self.prefix
+            ),
+            vec![self.global_catalog_generation()],
+        )
+    }
+
+    pub fn dashboard(&self, clinic: ClinicId) -> CacheKey {
+        self.clinic_value(
+            clinic,
+            format!(
+                "{}:dashboard:{{{clinic}}}:summary:v{DASHBOARD_FORMAT}",
+                self.prefix
+            ),
+            vec![],
+        )
+    }
+
+    /// The list of active clinics (shared by every clinic; read by scheduled functions).
+    pub fn clinic_list(&self) -> CacheKey {
+        let value = format!(
+            "{}:clinics:{{global}}:active:v{CLINIC_LIST_FORMAT}",
+            self.prefix
+        );
+        CacheKey {
+            lease: Self::lease(&value),
+            value,
+            generations: vec![],
+            clinic: None,
+        }
+    }
+
+    /// Every cached value of one clinic names this counter.
+    pub fn clinic_generation(&self, clinic: ClinicId) -> String {
+        format!("{}:cache:{{{clinic}}}:generation", self.prefix)
+    }
+
+    /// Every clinic's catalog view names this counter.
+    pub fn global_catalog_generation(&self) -> String {
+        format!("{}:catalogs:{{global}}:generation", self.prefix)
+    }
+
+    /// Cache counters (hits, misses, loads…) of one clinic, or of all clinics together.
+    pub fn cache_stats(&self, clinic: Option<ClinicId>) -> String {
+        match clinic {
+            Some(clinic) => format!("{}:cache:{{{clinic}}}:stats:v1", self.prefix),
+            None => format!("{}:cache:{{global}}:stats:v1", self.prefix),
+        }
+    }
+
+    /// The job queue's keys. They share one hash tag (`{jobs}`), so every script that moves a
+    /// job between them runs on one cluster slot.
+    pub fn queue(&self) -> QueueKeys {
+        let key = |name: &str| format!("{}:queue:{{jobs}}:{name}:v{QUEUE_FORMAT}", self.prefix);
+        QueueKeys {
+            ready: key("ready"),
+            processing: key("processing"),
+            delayed: key("delayed"),
+            known: key("known"),
+            stats: key("stats"),
+        }
+    }
+
+    /// Job counters of one clinic (processed, failed, dead…), kept beside its other keys.
+    pub fn queue_stats(&self, clinic: ClinicId) -> String {
+        format!("{}:queue:{{{clinic}}}:stats:v{QUEUE_FORMAT}", self.prefix)
+    }
+
+    /// The registry keys of one WebSocket connection of `user` (with `role`) in `clinic`.
+    pub fn ws_connection(
+        &self,
+        clinic: ClinicId,
+        role: Role,
+        user: UserId,
+        connection_id: &str,
+    ) -> ConnectionKeys {
+        ConnectionKeys {
+            connection: format!(
+                "{}:ws:{{{clinic}}}:conn:{connection_id}:v{WS_REGISTRY_FORMAT}",
+                self.prefix
+            ),
+            clinic: self.ws_clinic_connections(clinic),
+            role: self.ws_role_connections(clinic, role),
+            user: self.ws_user_connections(clinic, user),
+            locator: self.ws_locator(connection_id),
+        }
+    }
+
+    /// The connection's own hash, when only the clinic and the id are known.
+    pub fn ws_connection_hash(&self, clinic: ClinicId, connection_id: &str) -> String {
         format!(
-            "{}:patients:{{{clinic}}}:profile:{patient}:v{PATIENT_PROFILE_FORMAT}",
+            "{}:ws:{{{clinic}}}:conn:{connection_id}:v{WS_REGISTRY_FORMAT}",
+            self.prefix
+        )
+    }
+
+    /// SET of every live connection id of a clinic.
+    pub fn ws_clinic_connections(&self, clinic: ClinicId) -> String {
+        format!(
+            "{}:ws:{{{clinic}}}:clinic:v{WS_REGISTRY_FORMAT}",
+            self.prefix
+        )
+    }
+
+    /// SET of the live connection ids of one role in a clinic.
+    pub fn ws_role_connections(&self, clinic: ClinicId, role: Role) -> String {
+        format!(
+            "{}:ws:{{{clinic}}}:role:{}:v{WS_REGISTRY_FORMAT}",
+            self.prefix,
+            role.as_str()
+        )
+    }
+
+    /// SET of the live connection ids of one user of a clinic.
+    pub fn ws_user_connections(&self, clinic: ClinicId, user: UserId) -> String {
+        format!(
+            "{}:ws:{{{clinic}}}:user:{user}:v{WS_REGISTRY_FORMAT}",
+            self.prefix
+        )
+    }
+
+    /// STRING connection id -> clinic id.
+    pub fn ws_locator(&self, connection_id: &str) -> String {
+        format!(
+            "{}:ws:{{{connection_id}}}:locator:v{WS_REGISTRY_FORMAT}",
+            self.prefix
+        )
+    }
+
+    /// ZSET clinic id -> when its newest connection ends (Unix ms): the clinics an announcement
+    /// to everyone has to visit, and no others.
+    pub fn ws_live_clinics(&self) -> String {
+        format!(
+            "{}:ws:{{global}}:clinics:v{WS_REGISTRY_FORMAT}",
             self.prefix
         )
     }
@@ -37,6 +244,18 @@ impl Keys {
     /// The fill lease of a cached value: same hash tag, so the same slot.
     pub fn lease(value_key: &str) -> String {
         format!("{value_key}:lease")
+    }
+
+    /// A clinic's value: depends on the clinic's generation plus `more`.
+    fn clinic_value(&self, clinic: ClinicId, value: String, more: Vec<String>) -> CacheKey {
+        let mut generations = vec![self.clinic_generation(clinic)];
+        generations.extend(more);
+        CacheKey {
+            lease: Self::lease(&value),
+            value,
+            generations,
+            clinic: Some(clinic),
+        }
     }
 }
 
@@ -49,13 +268,69 @@ mod tests {
     fn patient_key_carries_env_clinic_and_format_version() {
         let clinic = ClinicId(Uuid::nil());
         let patient = PatientId(Uuid::max());
+        let key = Keys::new("dev").patient_profile(clinic, patient);
         assert_eq!(
-            Keys::new("dev").patient_profile(clinic, patient),
+            key.value,
             format!(
                 "dev:patients:{{{}}}:profile:{}:v1",
                 Uuid::nil(),
                 Uuid::max()
             )
         );
+        assert_eq!(key.lease, format!("{}:lease", key.value));
+        assert_eq!(
+            key.generations,
+            vec![format!("dev:cache:{{{}}}:generation", Uuid::nil())]
+        );
+        assert_eq!(key.clinic, Some(clinic));
+    }
+
+    #[test]
+    fn a_connection_s_indexes_share_its_clinic_s_hash_tag() {
+        let clinic = ClinicId(Uuid::nil());
+        let user = UserId(Uuid::max());
+        let keys =
+            Keys::new("dev").ws_connection(clinic, Role::Receptionist, user, "L0SM9cOFvHcCIhw=");
+        let tag = format!("dev:ws:{{{}}}:", Uuid::nil());
+        for key in [&keys.connection, &keys.clinic, &keys.role, &keys.user] {
+            assert!(key.starts_with(&tag), "{key}");
+        }
+        assert_eq!(keys.role, format!("{tag}role:receptionist:v1"));
+        assert_eq!(keys.user, format!("{tag}user:{}:v1", Uuid::max()));
+        assert_eq!(keys.locator, "dev:ws:{L0SM9cOFvHcCIhw=}:locator:v1");
+        assert_eq!(
+            keys.connection,
+            Keys::new("dev").ws_connection_hash(clinic, "L0SM9cOFvHcCIhw=")
+        );
+    }
+
+    #[test]
+    fn the_queue_keys_share_one_hash_tag() {
+        let keys = Keys::new("dev").queue();
+        for key in [
+            &keys.ready,
+            &keys.processing,
+            &keys.delayed,
+            &keys.known,
+            &keys.stats,
+        ] {
+            assert!(key.starts_with("dev:queue:{jobs}:"), "{key}");
+        }
+        assert_eq!(keys.ready, "dev:queue:{jobs}:ready:v1");
+    }
+
+    #[test]
+    fn a_catalog_view_depends_on_its_clinic_and_on_the_global_catalog() {
+        let keys = Keys::new("dev");
+        let clinic = ClinicId(Uuid::nil());
+        let key = keys.catalog_view(clinic, "procedure");
+        assert_eq!(
+            key.generations,
+            vec![
+                keys.clinic_generation(clinic),
+                keys.global_catalog_generation()
+            ]
+        );
+        assert!(key.value.contains(":view:procedure:"));
     }
 }

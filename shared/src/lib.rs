@@ -11,13 +11,25 @@ pub mod health;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod queue;
+pub mod realtime;
 pub mod redis;
 pub mod state;
 pub mod telemetry;
 pub mod text;
 
+pub mod admin;
 pub mod appointments;
+pub mod catalogs;
+pub mod dashboard;
 pub mod patients;
+pub mod reports;
+pub mod xrays;
+
+// Scheduled work: composes contexts, like a function's main.
+pub mod scheduler;
+// The worker's job handlers: composes contexts, like a function's main.
+pub mod worker;
 
 pub use config::Config;
 pub use state::AppState;

@@ -76,6 +76,22 @@ impl RedisConnector {
         }
     }
 
+    /// A connection of its own, for blocking commands (`BLMOVE`): their reply may take as long
+    /// as they block, which the shared manager's short response timeout would cut off, and a
+    /// blocked command would hold up every other caller multiplexed behind it.
+    pub async fn dedicated(
+        &self,
+        response_timeout: Duration,
+    ) -> Result<::redis::aio::MultiplexedConnection, RedisUnavailable> {
+        let config = ::redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(response_timeout));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(RedisUnavailable::Connect)
+    }
+
     fn backing_off(&self) -> bool {
         let last = *self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
         last.is_some_and(|at| at.elapsed() < RECONNECT_BACKOFF)
@@ -83,5 +99,109 @@ impl RedisConnector {
 
     fn note_failure(&self) {
         *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+}
+
+/// What the admin cache view shows about the Redis server itself (from `INFO`).
+#[derive(Clone, Debug, Default, serde::Serialize, PartialEq)]
+pub struct ServerFacts {
+    pub version: Option<String>,
+    pub uptime_seconds: Option<u64>,
+    pub used_memory_bytes: Option<u64>,
+    pub used_memory_peak_bytes: Option<u64>,
+    /// 0 means no limit.
+    pub maxmemory_bytes: Option<u64>,
+    pub maxmemory_policy: Option<String>,
+    pub connected_clients: Option<u64>,
+    /// Keys of every database and every deployment sharing this Redis.
+    pub keys: u64,
+    pub keys_with_ttl: u64,
+    pub evicted_keys: Option<u64>,
+    pub expired_keys: Option<u64>,
+    pub keyspace_hits: Option<u64>,
+    pub keyspace_misses: Option<u64>,
+    /// Server-wide GET hit ratio since the server started (every client, not only Pulso).
+    pub keyspace_hit_ratio: Option<f64>,
+}
+
+impl ServerFacts {
+    /// Parses `INFO` output (`field:value` lines, `dbN:keys=…,expires=…` in the keyspace section).
+    pub fn parse(info: &str) -> Self {
+        let fields: std::collections::HashMap<&str, &str> = info
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.trim().split_once(':'))
+            .collect();
+        let number = |name: &str| fields.get(name).and_then(|value| value.parse::<u64>().ok());
+        let text = |name: &str| fields.get(name).map(|value| value.to_string());
+        let (mut keys, mut keys_with_ttl) = (0, 0);
+        for (name, value) in &fields {
+            if name.starts_with("db") && name[2..].chars().all(|c| c.is_ascii_digit()) {
+                for pair in value.split(',') {
+                    match pair.split_once('=') {
+                        Some(("keys", count)) => keys += count.parse::<u64>().unwrap_or(0),
+                        Some(("expires", count)) => {
+                            keys_with_ttl += count.parse::<u64>().unwrap_or(0)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let hits = number("keyspace_hits");
+        let misses = number("keyspace_misses");
+        Self {
+            version: text("redis_version"),
+            uptime_seconds: number("uptime_in_seconds"),
+            used_memory_bytes: number("used_memory"),
+            used_memory_peak_bytes: number("used_memory_peak"),
+            maxmemory_bytes: number("maxmemory"),
+            maxmemory_policy: text("maxmemory_policy"),
+            connected_clients: number("connected_clients"),
+            keys,
+            keys_with_ttl,
+            evicted_keys: number("evicted_keys"),
+            expired_keys: number("expired_keys"),
+            keyspace_hits: hits,
+            keyspace_misses: misses,
+            keyspace_hit_ratio: match (hits, misses) {
+                (Some(hits), Some(misses)) if hits + misses > 0 => {
+                    Some(hits as f64 / (hits + misses) as f64)
+                }
+                _ => None,
+            },
+        }
+    }
+}
+
+impl RedisConnector {
+    /// The server's `INFO`, parsed. ElastiCache serves `INFO` too (some fields may be absent).
+    pub async fn server_facts(&self) -> Result<ServerFacts, crate::cache::CacheUnavailable> {
+        let mut connection = self.connection().await?;
+        let info: String = ::redis::cmd("INFO").query_async(&mut connection).await?;
+        Ok(ServerFacts::parse(&info))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_is_parsed_into_facts() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:42\r\n\
+                    # Clients\r\nconnected_clients:3\r\n# Memory\r\nused_memory:1048576\r\n\
+                    used_memory_peak:2097152\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\
+                    # Stats\r\nexpired_keys:5\r\nevicted_keys:0\r\nkeyspace_hits:90\r\n\
+                    keyspace_misses:10\r\n# Keyspace\r\ndb0:keys=7,expires=4,avg_ttl=1000\r\n\
+                    db1:keys=3,expires=0,avg_ttl=0\r\n";
+        let facts = ServerFacts::parse(info);
+        assert_eq!(facts.version.as_deref(), Some("7.0.15"));
+        assert_eq!(facts.keys, 10);
+        assert_eq!(facts.keys_with_ttl, 4);
+        assert_eq!(facts.connected_clients, Some(3));
+        assert_eq!(facts.used_memory_bytes, Some(1_048_576));
+        assert_eq!(facts.maxmemory_policy.as_deref(), Some("noeviction"));
+        assert_eq!(facts.keyspace_hit_ratio, Some(0.9));
     }
 }

@@ -4,6 +4,8 @@ use crate::auth::Authenticator;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::keys::Keys;
+use crate::queue::Queue;
+use crate::realtime::Notifier;
 use crate::redis::RedisConnector;
 use axum::extract::FromRef;
 use sqlx::PgPool;
@@ -14,6 +16,10 @@ pub struct AppState {
     pub db: PgPool,
     pub redis: Arc<RedisConnector>,
     pub cache: Cache,
+    /// The job queue: stage and dispatch jobs here; the worker drains it.
+    pub queue: Queue,
+    /// Pushes stored notifications to live WebSocket connections (`shared::realtime`).
+    pub notifier: Notifier,
     pub keys: Keys,
     pub auth: Arc<Authenticator>,
     pub config: Arc<Config>,
@@ -36,11 +42,20 @@ impl AppState {
         let db = crate::db::pool(&config.database).map_err(StartupError::Database)?;
         let redis = Arc::new(RedisConnector::new(&config.redis).map_err(StartupError::Redis)?);
         let auth = Arc::new(Authenticator::new(&config.auth).map_err(StartupError::Auth)?);
+        let keys = Keys::new(config.redis.key_prefix.clone());
         Ok(Self {
             db,
-            cache: Cache::new(redis.clone(), &config.redis),
+            cache: Cache::new(
+                redis.clone(),
+                &config.redis,
+                &config.cache,
+                keys.clone(),
+                &config.env,
+            ),
+            queue: Queue::new(redis.clone(), &keys, &config.queue),
+            notifier: Notifier::from_config(&config.realtime),
             redis,
-            keys: Keys::new(config.redis.key_prefix.clone()),
+            keys,
             auth,
             config: Arc::new(config),
         })

@@ -4,7 +4,10 @@
 //! Environment (defaults match `infra/scripts/services.sh`):
 //! - `TEST_ADMIN_DATABASE_URL`: the owner role (creates databases, runs migrations);
 //! - `TEST_APP_DATABASE_URL`: the application role the functions use (subject to RLS);
+//! - `TEST_SYSTEM_DATABASE_URL`: the scheduler's role, pulso_system (RLS plus the clinic list);
 //! - `TEST_REDIS_URL`.
+
+pub mod realtime;
 
 use axum::Router;
 use axum::body::Body;
@@ -40,6 +43,13 @@ pub fn app_url() -> String {
     env_or(
         "TEST_APP_DATABASE_URL",
         "postgres://pulso_app:pulso_app@127.0.0.1:5432/pulso",
+    )
+}
+
+pub fn system_url() -> String {
+    env_or(
+        "TEST_SYSTEM_DATABASE_URL",
+        "postgres://pulso_system:pulso_system@127.0.0.1:5432/pulso",
     )
 }
 
@@ -98,6 +108,8 @@ pub struct TestResponse {
     pub status: StatusCode,
     pub headers: http::HeaderMap,
     pub body: Value,
+    /// The body as received (images and other non-JSON answers).
+    pub bytes: Vec<u8>,
 }
 
 impl TestResponse {
@@ -170,6 +182,8 @@ impl TestApp {
             ("DATABASE_ACQUIRE_TIMEOUT_MS", "2000".to_string()),
             ("REDIS_URL", redis),
             ("REDIS_KEY_PREFIX", redis_prefix.clone()),
+            // EMF lines are for CloudWatch; in tests they would only bury the failures.
+            ("CACHE_METRICS_EMF", "false".to_string()),
         ]);
         match options.jwks_url {
             Some(url) => vars.insert("JWT_JWKS_URL", url),
@@ -195,6 +209,22 @@ impl TestApp {
         self.token_for(clinic.id, clinic.user(role), role, 3600, JWT_SECRET)
     }
 
+    /// An admin token of `clinic` that also carries the platform-admin claim.
+    pub fn platform_admin_token(&self, clinic: &TestClinic) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: clinic.user(Role::Admin),
+            clinic_id: clinic.id,
+            role: Role::Admin,
+            iss: "pulso-local".into(),
+            aud: "pulso".into(),
+            iat: now,
+            exp: now + 3600,
+            platform_admin: true,
+        };
+        mint_hs256(JWT_SECRET.as_bytes(), &claims).expect("sign test token")
+    }
+
     pub fn token_for(
         &self,
         clinic: ClinicId,
@@ -212,6 +242,7 @@ impl TestApp {
             aud: "pulso".into(),
             iat: now,
             exp: now + expires_in_seconds,
+            platform_admin: false,
         };
         mint_hs256(secret.as_bytes(), &claims).expect("sign test token")
     }
@@ -261,7 +292,8 @@ impl TestApp {
             .await
     }
 
-    async fn send(&self, router: &Router, request: Request<Body>) -> TestResponse {
+    /// Sends a request built by the test (custom headers such as `Idempotency-Key`).
+    pub async fn send(&self, router: &Router, request: Request<Body>) -> TestResponse {
         let response = router
             .clone()
             .oneshot(request)
@@ -285,6 +317,7 @@ impl TestApp {
             status,
             headers,
             body,
+            bytes: bytes.to_vec(),
         }
     }
 
@@ -307,6 +340,20 @@ impl TestApp {
         .expect("count rows");
         tx.rollback().await.ok();
         count
+    }
+
+    /// The app's state with its pool connected as pulso_system instead (what the scheduler
+    /// runs on): same cache, keys and Redis prefix. The pool connects lazily.
+    pub fn system_state(&self) -> AppState {
+        let config = shared::config::DatabaseConfig {
+            url: shared::config::Secret::new(with_database(system_url(), &self.database)),
+            max_connections: 4,
+            ..self.state.config.database.clone()
+        };
+        AppState {
+            db: shared::db::pool(&config).expect("TEST_SYSTEM_DATABASE_URL"),
+            ..self.state.clone()
+        }
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
@@ -403,7 +450,11 @@ async fn admin_connection(database: Option<&str>) -> PgConnection {
 
 /// The application role's URL with the database name swapped for this test's.
 fn app_url_for(database: &str) -> String {
-    let base = app_url();
+    with_database(app_url(), database)
+}
+
+/// `base` (a connection URL) with its database name swapped for `database`.
+fn with_database(base: String, database: &str) -> String {
     let (head, tail) = base.split_once('?').unwrap_or((base.as_str(), ""));
     let head = head.rsplit_once('/').map_or(head, |(h, _)| h);
     if tail.is_empty() {

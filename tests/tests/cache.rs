@@ -4,9 +4,11 @@
 use http::Method;
 use pulso_tests::{TestApp, TestOptions};
 use redis::AsyncCommands;
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::cache::CachePolicy;
+use shared::ids::ClinicId;
+use shared::keys::{CacheKey, Keys};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,15 +18,60 @@ use tokio::sync::oneshot;
 const POLICY: CachePolicy = CachePolicy {
     name: "test",
     ttl: Duration::from_secs(60),
+    serve_stale_for: Duration::ZERO,
     lease: Duration::from_secs(3),
     max_wait: Duration::from_secs(2),
+    xfetch_beta: 1.0,
 };
 
-fn key(app: &TestApp, name: &str) -> String {
-    format!(
-        "{}:test:{{{}}}:{name}:v1",
-        app.redis_prefix, app.clinic_a.id
-    )
+/// A key of clinic A's that depends on the clinic's generation, like every real tenant key.
+fn key(app: &TestApp, name: &str) -> CacheKey {
+    key_of(app, app.clinic_a.id, name)
+}
+
+fn key_of(app: &TestApp, clinic: ClinicId, name: &str) -> CacheKey {
+    let value = format!("{}:test:{{{clinic}}}:{name}:v1", app.redis_prefix);
+    CacheKey {
+        lease: Keys::lease(&value),
+        value,
+        generations: vec![app.state.keys.clinic_generation(clinic)],
+        clinic: Some(clinic),
+    }
+}
+
+/// The value inside the stored envelope, if any.
+async fn stored(app: &TestApp, key: &CacheKey) -> Option<Value> {
+    let mut redis = app.redis().await;
+    let bytes: Option<Vec<u8>> = redis.get(&key.value).await.unwrap();
+    bytes.map(|bytes| {
+        let envelope: Value = serde_json::from_slice(&bytes).expect("an envelope");
+        envelope["v"].clone()
+    })
+}
+
+async fn lease_of(app: &TestApp, key: &CacheKey) -> Option<String> {
+    app.redis().await.get(&key.lease).await.unwrap()
+}
+
+/// Counts the loads a test's loaders perform.
+#[derive(Clone, Default)]
+struct Loads(Arc<AtomicUsize>);
+
+impl Loads {
+    fn loader<T: Send + 'static>(
+        &self,
+        value: T,
+    ) -> impl FnOnce() -> std::future::Ready<Result<Option<T>, Infallible>> {
+        let loads = self.0.clone();
+        move || {
+            loads.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Ok(Some(value)))
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 #[tokio::test]
@@ -60,10 +107,9 @@ async fn a_reader_that_loaded_before_an_invalidation_never_stores_its_stale_valu
         "the reader answers with what it read"
     );
 
-    let mut redis = app.redis().await;
-    let stored: Option<String> = redis.get(&key).await.unwrap();
     assert_eq!(
-        stored, None,
+        stored(&app, &key).await,
+        None,
         "the stale value must not be stored after the invalidation"
     );
 
@@ -75,8 +121,7 @@ async fn a_reader_that_loaded_before_an_invalidation_never_stores_its_stale_valu
         .await
         .unwrap();
     assert_eq!(fresh.as_deref(), Some("new"));
-    let stored: Option<String> = redis.get(&key).await.unwrap();
-    assert_eq!(stored.as_deref(), Some("\"new\""));
+    assert_eq!(stored(&app, &key).await, Some(json!("new")));
 }
 
 #[tokio::test]
@@ -109,11 +154,11 @@ async fn a_hundred_concurrent_misses_load_once() {
 #[tokio::test]
 async fn waiters_take_over_when_the_loader_died() {
     let app = TestApp::spawn().await;
-    let key = key(&app, "orphan");
+    let orphan = key(&app, "orphan");
     let mut redis = app.redis().await;
     // A loader took the lease and vanished (a frozen or killed Lambda): its lease expires.
     let _: () = redis
-        .pset_ex(shared::keys::Keys::lease(&key), "dead-loader", 200)
+        .pset_ex(&orphan.lease, "dead-loader", 200)
         .await
         .unwrap();
     let loads = Arc::new(AtomicUsize::new(0));
@@ -121,7 +166,7 @@ async fn waiters_take_over_when_the_loader_died() {
     let value = app
         .state
         .cache
-        .get_or_load(POLICY, &key, || async move {
+        .get_or_load(POLICY, &orphan, || async move {
             counted.fetch_add(1, Ordering::SeqCst);
             Ok::<_, Infallible>(Some("recovered".to_string()))
         })
@@ -129,17 +174,16 @@ async fn waiters_take_over_when_the_loader_died() {
         .unwrap();
     assert_eq!(value.as_deref(), Some("recovered"));
     assert_eq!(loads.load(Ordering::SeqCst), 1);
-    let stored: Option<String> = redis.get(&key).await.unwrap();
     assert_eq!(
-        stored.as_deref(),
-        Some("\"recovered\""),
+        stored(&app, &orphan).await,
+        Some(json!("recovered")),
         "the new lease holder filled the key"
     );
 
     // A lease that outlives the wait: the caller is served from the loader, uncached.
-    let other = format!("{key}-2");
+    let other = key(&app, "orphan-2");
     let _: () = redis
-        .pset_ex(shared::keys::Keys::lease(&other), "slow-loader", 10_000)
+        .pset_ex(&other.lease, "slow-loader", 10_000)
         .await
         .unwrap();
     let impatient = CachePolicy {
@@ -155,8 +199,11 @@ async fn waiters_take_over_when_the_loader_died() {
         .await
         .unwrap();
     assert_eq!(value, Some(7));
-    let stored: Option<String> = redis.get(&other).await.unwrap();
-    assert_eq!(stored, None, "only the lease holder stores");
+    assert_eq!(
+        stored(&app, &other).await,
+        None,
+        "only the lease holder stores"
+    );
 }
 
 #[tokio::test]
@@ -169,10 +216,9 @@ async fn a_failed_or_empty_load_hands_the_lease_back() {
         .get_or_load(POLICY, &key, || async { Err("database down") })
         .await;
     assert_eq!(failed, Err("database down"));
-    let mut redis = app.redis().await;
-    let lease: Option<String> = redis.get(shared::keys::Keys::lease(&key)).await.unwrap();
     assert_eq!(
-        lease, None,
+        lease_of(&app, &key).await,
+        None,
         "waiters need not wait for a failed loader's lease"
     );
 
@@ -185,10 +231,8 @@ async fn a_failed_or_empty_load_hands_the_lease_back() {
         .await
         .unwrap();
     assert_eq!(nothing, None);
-    let lease: Option<String> = redis.get(shared::keys::Keys::lease(&key)).await.unwrap();
-    assert_eq!(lease, None);
-    let stored: Option<String> = redis.get(&key).await.unwrap();
-    assert_eq!(stored, None, "not-found is not cached");
+    assert_eq!(lease_of(&app, &key).await, None);
+    assert_eq!(stored(&app, &key).await, None, "not-found is not cached");
 }
 
 /// A Redis that accepts connections and never answers: the worst failure, slower than down.
@@ -269,4 +313,314 @@ async fn reads_are_served_while_redis_stalls_and_the_breaker_skips_it() {
         assert_eq!(shown.status, 200);
     }
     assert_eq!(accepted.load(Ordering::SeqCst), attempts);
+}
+
+#[tokio::test]
+async fn a_value_that_does_not_decode_is_a_miss_and_is_replaced() {
+    let app = TestApp::spawn().await;
+    let key = key(&app, "old-format");
+    let mut redis = app.redis().await;
+    let _: () = redis.set(&key.value, "{not an envelope").await.unwrap();
+    let loads = Loads::default();
+    let value = app
+        .state
+        .cache
+        .get_or_load(POLICY, &key, loads.loader(5_u32))
+        .await
+        .unwrap();
+    assert_eq!(value, Some(5));
+    assert_eq!(loads.count(), 1);
+    assert_eq!(stored(&app, &key).await, Some(json!(5)), "overwritten");
+}
+
+#[tokio::test]
+async fn a_clinic_invalidation_drops_all_its_values_at_once_and_no_other_clinics() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let a1 = key(&app, "one");
+    let a2 = key(&app, "two");
+    let b1 = key_of(&app, app.clinic_b.id, "one");
+    let loads = Loads::default();
+    for key in [&a1, &a2, &b1] {
+        cache
+            .get_or_load(POLICY, key, loads.loader(String::from("old")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(loads.count(), 3);
+
+    cache.invalidate_clinic(app.clinic_a.id).await.unwrap();
+
+    for key in [&a1, &a2] {
+        let value = cache
+            .get_or_load(POLICY, key, loads.loader(String::from("new")))
+            .await
+            .unwrap();
+        assert_eq!(value.as_deref(), Some("new"), "clinic A reloads");
+    }
+    let value = cache
+        .get_or_load(POLICY, &b1, loads.loader(String::from("new")))
+        .await
+        .unwrap();
+    assert_eq!(value.as_deref(), Some("old"), "clinic B keeps its value");
+    assert_eq!(loads.count(), 5);
+}
+
+#[tokio::test]
+async fn a_fill_that_loaded_before_a_generation_bump_is_never_served() {
+    let app = TestApp::spawn().await;
+    let cache = app.state.cache.clone();
+    let key = key(&app, "raced");
+    let (loading_tx, loading_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let reader = {
+        let cache = cache.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_load(POLICY, &key, || async move {
+                    let _ = loading_tx.send(());
+                    let _ = release_rx.await;
+                    Ok::<_, Infallible>(Some("old".to_string()))
+                })
+                .await
+        })
+    };
+    loading_rx.await.expect("the reader started loading");
+    cache.invalidate_clinic(app.clinic_a.id).await.unwrap();
+    release_tx.send(()).expect("reader waiting");
+    reader.await.unwrap().unwrap();
+
+    let loads = Loads::default();
+    let value = cache
+        .get_or_load(POLICY, &key, loads.loader("new".to_string()))
+        .await
+        .unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some("new"),
+        "the old generation is a miss"
+    );
+    assert_eq!(loads.count(), 1);
+}
+
+#[tokio::test]
+async fn a_global_catalog_change_invalidates_every_clinics_view() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let keys = &app.state.keys;
+    let views = [
+        keys.catalog_view(app.clinic_a.id, "procedure"),
+        keys.catalog_view(app.clinic_b.id, "procedure"),
+    ];
+    let patient = keys.patient_profile(
+        app.clinic_a.id,
+        shared::ids::PatientId(uuid::Uuid::new_v4()),
+    );
+    let loads = Loads::default();
+    for key in views.iter().chain([&patient]) {
+        cache
+            .get_or_load(POLICY, key, loads.loader(1_u8))
+            .await
+            .unwrap();
+    }
+    cache.invalidate_global_catalog().await.unwrap();
+    for key in &views {
+        let value = cache
+            .get_or_load(POLICY, key, loads.loader(2_u8))
+            .await
+            .unwrap();
+        assert_eq!(value, Some(2));
+    }
+    let value = cache
+        .get_or_load(POLICY, &patient, loads.loader(2_u8))
+        .await
+        .unwrap();
+    assert_eq!(
+        value,
+        Some(1),
+        "a patient profile does not depend on the catalog"
+    );
+    assert_eq!(loads.count(), 5);
+}
+
+#[tokio::test]
+async fn a_generation_lost_by_redis_never_revives_an_invalidated_value() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let key = key(&app, "evicted");
+    let loads = Loads::default();
+    cache
+        .get_or_load(POLICY, &key, loads.loader(String::from("old")))
+        .await
+        .unwrap();
+    // The counter vanishes (eviction, a restart that kept the value): a new random
+    // generation is drawn, so the old value no longer matches.
+    let mut redis = app.redis().await;
+    let _: () = redis.del(&key.generations[0]).await.unwrap();
+    let value = cache
+        .get_or_load(POLICY, &key, loads.loader(String::from("new")))
+        .await
+        .unwrap();
+    assert_eq!(value.as_deref(), Some("new"));
+    assert_eq!(loads.count(), 2);
+}
+
+#[tokio::test]
+async fn a_hot_value_near_expiry_is_recomputed_early_by_one_caller() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let key = key(&app, "xfetch");
+    let loads = Loads::default();
+    cache
+        .get_or_load(POLICY, &key, loads.loader(String::from("v1")))
+        .await
+        .unwrap();
+    // Rewrite the envelope: 1 s of freshness left, and a load that took 10^12 ms. XFetch's
+    // head start δ·β·(−ln rand) then exceeds 1 s unless rand > e^(−1e-9): practically always.
+    let mut redis = app.redis().await;
+    let bytes: Vec<u8> = redis.get(&key.value).await.unwrap();
+    let mut envelope: Value = serde_json::from_slice(&bytes).unwrap();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    envelope["f"] = json!(now_ms + 1_000);
+    envelope["d"] = json!(1_000_000_000_000_000_u64);
+    let _: () = redis
+        .set(&key.value, serde_json::to_vec(&envelope).unwrap())
+        .await
+        .unwrap();
+
+    let value = cache
+        .get_or_load(POLICY, &key, loads.loader(String::from("v2")))
+        .await
+        .unwrap();
+    assert_eq!(value.as_deref(), Some("v2"), "refreshed before it expired");
+    assert_eq!(loads.count(), 2);
+    let value = cache
+        .get_or_load(POLICY, &key, loads.loader(String::from("v3")))
+        .await
+        .unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some("v2"),
+        "the refreshed value is fresh again"
+    );
+    assert_eq!(loads.count(), 2);
+}
+
+#[tokio::test]
+async fn past_its_freshness_a_value_is_served_stale_while_one_caller_recomputes() {
+    let app = TestApp::spawn().await;
+    let cache = app.state.cache.clone();
+    let swr = CachePolicy {
+        name: "swr",
+        ttl: Duration::from_millis(50),
+        serve_stale_for: Duration::from_secs(60),
+        ..POLICY
+    };
+    let key = key(&app, "swr");
+    let loads = Loads::default();
+    cache
+        .get_or_load(swr, &key, loads.loader(String::from("v1")))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+
+    // The first reader after expiry takes the lease and recomputes (slowly)...
+    let (loading_tx, loading_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let refresher = {
+        let cache = cache.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_load(swr, &key, || async move {
+                    let _ = loading_tx.send(());
+                    let _ = release_rx.await;
+                    Ok::<_, Infallible>(Some("v2".to_string()))
+                })
+                .await
+        })
+    };
+    loading_rx.await.expect("the refresher is loading");
+    // ...while everyone else is answered at once with the previous value, without loading.
+    for _ in 0..5 {
+        let value = cache
+            .get_or_load(swr, &key, loads.loader(String::from("never")))
+            .await
+            .unwrap();
+        assert_eq!(value.as_deref(), Some("v1"));
+    }
+    assert_eq!(loads.count(), 1);
+    release_tx.send(()).unwrap();
+    assert_eq!(refresher.await.unwrap().unwrap().as_deref(), Some("v2"));
+    let value = cache
+        .get_or_load(swr, &key, loads.loader(String::from("never")))
+        .await
+        .unwrap();
+    assert_eq!(value.as_deref(), Some("v2"));
+}
+
+#[tokio::test]
+async fn a_scheduled_refresh_replaces_the_value_unless_someone_is_filling() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let key = key(&app, "refreshed");
+    let loads = Loads::default();
+    cache
+        .get_or_load(POLICY, &key, loads.loader(1_u8))
+        .await
+        .unwrap();
+    assert!(
+        cache
+            .refresh(POLICY, &key, loads.loader(2_u8))
+            .await
+            .unwrap()
+    );
+    let value = cache
+        .get_or_load(POLICY, &key, loads.loader(3_u8))
+        .await
+        .unwrap();
+    assert_eq!(value, Some(2));
+
+    let mut redis = app.redis().await;
+    let _: () = redis.pset_ex(&key.lease, "someone", 10_000).await.unwrap();
+    assert!(
+        !cache
+            .refresh(POLICY, &key, loads.loader(4_u8))
+            .await
+            .unwrap()
+    );
+    assert_eq!(loads.count(), 2, "no load while another caller fills");
+}
+
+#[tokio::test]
+async fn counters_reach_redis_per_clinic_and_in_total() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let loads = Loads::default();
+    let a = key(&app, "counted");
+    let b = key_of(&app, app.clinic_b.id, "counted");
+    for _ in 0..4 {
+        cache
+            .get_or_load(POLICY, &a, loads.loader(1_u8))
+            .await
+            .unwrap();
+    }
+    cache
+        .get_or_load(POLICY, &b, loads.loader(1_u8))
+        .await
+        .unwrap();
+    cache.flush_metrics().await;
+
+    let (clinic_a, since) = cache.stats(Some(app.clinic_a.id)).await.unwrap();
+    assert!(since.is_some());
+    let test = &clinic_a["test"];
+    assert_eq!((test.hits, test.misses, test.loads), (3, 1, 1));
+    assert_eq!(test.hit_rate, Some(0.75));
+    assert!(test.load_ms_mean.is_some() && test.load_ms_p50_at_most.is_some());
+
+    let (clinic_b, _) = cache.stats(Some(app.clinic_b.id)).await.unwrap();
+    assert_eq!((clinic_b["test"].hits, clinic_b["test"].misses), (0, 1));
+    let (all, _) = cache.stats(None).await.unwrap();
+    assert_eq!((all["test"].hits, all["test"].misses), (3, 2));
 }

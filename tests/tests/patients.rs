@@ -343,7 +343,7 @@ async fn profile_is_cached_and_invalidated_by_every_change() {
         .unwrap()
         .parse()
         .unwrap();
-    let key = app.state.keys.patient_profile(app.clinic_a.id, id);
+    let key = app.state.keys.patient_profile(app.clinic_a.id, id).value;
     let mut redis = app.redis().await;
 
     let first = app

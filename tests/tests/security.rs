@@ -45,6 +45,7 @@ async fn tokens_that_are_missing_expired_or_forged_get_401() {
         aud: aud.into(),
         iat: now,
         exp: now + 600,
+        platform_admin: false,
     };
     let sign = |claims: &Claims| {
         shared::auth::mint_hs256(pulso_tests::JWT_SECRET.as_bytes(), claims).unwrap()
@@ -378,6 +379,7 @@ async fn rs256_tokens_are_verified_against_a_jwks_endpoint() {
         aud: "pulso".into(),
         iat: now,
         exp: now + 600,
+        platform_admin: false,
     };
     let sign = |kid: &str| {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);

@@ -76,18 +76,19 @@ pub struct Procedure {
     pub code: &'static str,
     pub name: &'static str,
     pub minutes: u32,
-    pub price_cents: i64,
     /// Relative frequency in the agenda.
     weight: u32,
-    reasons: &'static [&'static str],
+    pub reasons: &'static [&'static str],
 }
 
+/// What the demo books, and how often. Codes, names and durations mirror the global catalog
+/// that the migrations seed (migrations/20261123000004_catalog_seed_and_platform_admin.sql);
+/// `seed` refuses to run when one of these codes is missing there.
 pub const PROCEDURES: &[Procedure] = &[
     Procedure {
         code: "REV",
         name: "Revisión general",
         minutes: 30,
-        price_cents: 3_500,
         weight: 28,
         reasons: &[
             "Revisión",
@@ -100,7 +101,6 @@ pub const PROCEDURES: &[Procedure] = &[
         code: "LIMP",
         name: "Limpieza dental (profilaxis)",
         minutes: 45,
-        price_cents: 5_500,
         weight: 22,
         reasons: &["Limpieza", "Limpieza y fluoración", "Limpieza semestral"],
     },
@@ -108,7 +108,6 @@ pub const PROCEDURES: &[Procedure] = &[
         code: "EMP",
         name: "Empaste (obturación)",
         minutes: 45,
-        price_cents: 6_500,
         weight: 18,
         reasons: &[
             "Empaste",
@@ -121,7 +120,6 @@ pub const PROCEDURES: &[Procedure] = &[
         code: "ENDO",
         name: "Endodoncia",
         minutes: 60,
-        price_cents: 22_000,
         weight: 8,
         reasons: &[
             "Endodoncia",
@@ -133,7 +131,6 @@ pub const PROCEDURES: &[Procedure] = &[
         code: "EXT",
         name: "Extracción",
         minutes: 45,
-        price_cents: 7_000,
         weight: 8,
         reasons: &[
             "Extracción",
@@ -145,7 +142,6 @@ pub const PROCEDURES: &[Procedure] = &[
         code: "ORTO",
         name: "Ortodoncia - control",
         minutes: 30,
-        price_cents: 6_000,
         weight: 16,
         reasons: &[
             "Ortodoncia - control",
@@ -155,20 +151,11 @@ pub const PROCEDURES: &[Procedure] = &[
     },
 ];
 
-/// Global insurer catalog: (code, name).
-pub const INSURERS: &[(&str, &str)] = &[
-    ("SANITAS", "Sanitas"),
-    ("ADESLAS", "Adeslas"),
-    ("DKV", "DKV"),
-    ("MAPFRE", "Mapfre"),
-    ("ASISA", "Asisa"),
-];
-
 /// Opening hours, Monday to Friday, local time: (opening hour, closing hour).
 const SESSIONS: &[(u32, u32)] = &[(9, 14), (16, 20)];
 
 /// Readable fixed ids: clinic n is `d3e00000-0000-4000-8000-000000000n00`, its staff `…n01`–`…n05`.
-fn fixed_id(clinic: u128, member: u128) -> Uuid {
+pub fn fixed_id(clinic: u128, member: u128) -> Uuid {
     Uuid::from_u128(0xd3e0_0000_0000_4000_8000_0000_0000_0000 | (clinic << 8) | member)
 }
 
@@ -413,7 +400,7 @@ pub fn dni(number: u32) -> String {
 /// `TIMEZONE`; appointments cover `CALENDAR_DAYS` either side of its date.
 pub fn generate(clinic: &DemoClinic, clinic_index: u64, now: NaiveDateTime) -> ClinicData {
     let mut rng = StdRng::seed_from_u64(SEED ^ clinic_index);
-    let patients = patients(&mut rng);
+    let patients = patients(&mut rng, PATIENTS_PER_CLINIC);
     let appointments = appointments(&mut rng, clinic, &patients, now);
     ClinicData {
         patients,
@@ -421,7 +408,7 @@ pub fn generate(clinic: &DemoClinic, clinic_index: u64, now: NaiveDateTime) -> C
     }
 }
 
-fn random_uuid(rng: &mut StdRng) -> Uuid {
+pub fn random_uuid(rng: &mut StdRng) -> Uuid {
     uuid::Builder::from_random_bytes(rng.random()).into_uuid()
 }
 
@@ -431,14 +418,15 @@ fn skewed<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
     list[(position as usize).min(list.len() - 1)]
 }
 
-fn patients(rng: &mut StdRng) -> Vec<DemoPatient> {
+/// `count` patients with realistic Spanish names, contacts and unique national ids.
+pub fn patients(rng: &mut StdRng, count: usize) -> Vec<DemoPatient> {
     let mut national_ids = HashSet::new();
     let earliest_birth = NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or(NaiveDate::MIN);
     let birth_span_days = (NaiveDate::from_ymd_opt(2020, 12, 31).unwrap_or(NaiveDate::MIN)
         - earliest_birth)
         .num_days();
 
-    (0..PATIENTS_PER_CLINIC)
+    (0..count)
         .map(|_| {
             let id = random_uuid(rng);
             let names = if rng.random_bool(0.55) {
@@ -643,7 +631,8 @@ fn appointments(
         .collect()
 }
 
-fn pick_procedure(rng: &mut StdRng) -> &'static Procedure {
+/// A procedure, as often as the agenda books it.
+pub fn pick_procedure(rng: &mut StdRng) -> &'static Procedure {
     PROCEDURES
         .choose_weighted(rng, |p| p.weight)
         .unwrap_or(&PROCEDURES[0])

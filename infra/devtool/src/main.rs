@@ -4,10 +4,9 @@
 //! app role). `infra/run-local` writes `.dev/env` with everything this tool reads, and
 //! `infra/token` sources it before running `token`.
 
-mod demo;
-mod rls;
-mod seed;
 mod token;
+
+use pulso_devtool::{large_clinic, rls, seed};
 
 use anyhow::{Context, bail};
 use sqlx::PgPool;
@@ -21,7 +20,10 @@ usage: pulso-devtool <command> [options]
 commands:
   migrate                       apply the migrations in migrations/ (as the schema owner)
   seed [--reset]                seed the demo clinics (sonrisa, alameda); --reset rebuilds them
-  token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N]
+  seed-large [--patients N] [--appointments N] [--reset]
+                                seed the large clinic `grande` for benchmarks (default 20000
+                                patients, 200000 appointments); --reset rebuilds it
+  token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]
                                 print a JWT for a seeded user (HS256, JWT_HS256_SECRET)
 
 environment:
@@ -59,6 +61,12 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             };
             seed::run(&admin_pool().await?, reset).await
         }
+        "seed-large" => {
+            let options = parse_seed_large(options)?;
+            let clinic = large_clinic::seed_large(&admin_pool().await?, &options).await?;
+            print_large_clinic(&clinic);
+            Ok(())
+        }
         "token" => {
             let request = token::TokenRequest::parse(options)?;
             let signing = token::SigningSettings::from_env()?;
@@ -75,6 +83,73 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             bail!("unknown command {other:?}")
         }
     }
+}
+
+fn parse_seed_large(options: &[String]) -> anyhow::Result<large_clinic::LargeClinicOptions> {
+    const USAGE: &str =
+        "usage: pulso-devtool seed-large [--patients N] [--appointments N] [--reset]";
+    let mut parsed = large_clinic::LargeClinicOptions::default();
+    let mut options = options.iter();
+    while let Some(flag) = options.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (flag.as_str(), None),
+        };
+        if name == "--reset" && inline.is_none() {
+            parsed.reset = true;
+            continue;
+        }
+        let target = match name {
+            "--patients" => &mut parsed.patients,
+            "--appointments" => &mut parsed.appointments,
+            other => bail!("unknown option {other:?}\n{USAGE}"),
+        };
+        let value = match inline {
+            Some(value) => value,
+            None => options
+                .next()
+                .cloned()
+                .with_context(|| format!("{name} needs a number\n{USAGE}"))?,
+        };
+        *target = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=2_000_000).contains(n))
+            .with_context(|| format!("{name} must be a whole number from 1 to 2000000"))?;
+    }
+    Ok(parsed)
+}
+
+fn print_large_clinic(clinic: &large_clinic::LargeClinic) {
+    if clinic.created {
+        println!(
+            "large clinic seeded in {:.1} s (+ {:.1} s VACUUM ANALYZE)",
+            clinic.insert_seconds, clinic.vacuum_seconds
+        );
+    } else {
+        println!("large clinic already present; `pulso-devtool seed-large --reset` rebuilds it");
+    }
+    println!(
+        "  {}  {}  id {}\n  {} dentists, {} receptionists, admin {}\n  {} patients, {} appointments ({})\n  a token: infra/token --clinic {} --role admin",
+        large_clinic::SLUG,
+        large_clinic::NAME,
+        clinic.id,
+        clinic.dentists.len(),
+        clinic.receptionists.len(),
+        clinic
+            .admin
+            .map_or_else(|| "none".to_string(), |admin| admin.to_string()),
+        clinic.patients,
+        clinic.appointment_count(),
+        clinic
+            .appointments
+            .iter()
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        large_clinic::SLUG,
+    );
 }
 
 fn no_options(command: &str, options: &[String]) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! Owner transactions that step outside FORCEd row-level security, for the few things no tenant
-//! transaction can do: find a clinic by slug, write global catalog rows, reset the demo.
+//! transaction can do: find a clinic by slug, reset the demo. (Global catalog rows need no
+//! lifting any more: the migrations seed them, and a platform-admin transaction may write them.)
 //!
 //! Every table has `FORCE ROW LEVEL SECURITY`, so even its owner only sees the clinic named by
 //! `app.clinic_id`: a clinic whose id is not known yet cannot be looked up, and rows with

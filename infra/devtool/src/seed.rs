@@ -2,17 +2,20 @@
 //!
 //! Tenant rows go in through the same row-level security the app is subject to: one
 //! transaction per clinic with `app.clinic_id` set to it (`shared::db::begin_tenant`), so the
-//! policies' WITH CHECK also validates the demo. Only three things step outside RLS, in an owner
-//! transaction that lifts FORCE (see `rls`): finding the demo clinics by slug, inserting the
-//! global catalog rows (`clinic_id IS NULL`, which no tenant can insert) and `--reset`.
+//! policies' WITH CHECK also validates the demo. Only two things step outside RLS, in an owner
+//! transaction that lifts FORCE (see `rls`): finding the demo clinics by slug and `--reset`.
+//! The global catalog is not the demo's: the migrations seed it, and the seed only checks that
+//! the procedures the demo books are there.
 //! Rows go in with one UNNEST insert per table, so seeding takes a fraction of a second.
 
-use crate::demo::{self, ClinicData, DemoClinic, INSURERS, PROCEDURES, TIMEZONE};
+use crate::demo::{
+    self, ClinicData, DemoAppointment, DemoClinic, DemoPatient, PROCEDURES, TIMEZONE,
+};
 use crate::rls::{self, Unscoped};
-use anyhow::Context;
+use anyhow::{Context, bail};
 use chrono::NaiveDateTime;
 use shared::ids::ClinicId;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -37,6 +40,8 @@ const TENANT_TABLES: &[&str] = &[
 pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     rls::require_schema(pool).await?;
+    // Before `--reset` deletes anything: a demo that cannot be rebuilt is not torn down.
+    let catalog = require_global_catalog(pool).await?;
     let clinics = demo::clinics();
 
     let existing = existing_demo_clinics(pool, &clinics).await?;
@@ -60,7 +65,6 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
     }
 
     let now = local_now(pool).await?;
-    let catalog_added = ensure_global_catalog(pool).await?;
 
     let mut generated = Vec::with_capacity(clinics.len());
     for (index, clinic) in clinics.iter().enumerate() {
@@ -71,7 +75,7 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
         generated.push(data);
     }
 
-    say(&summary(&clinics, &generated, catalog_added, now, started)?);
+    say(&summary(&clinics, &generated, &catalog, now, started)?);
     Ok(())
 }
 
@@ -91,7 +95,7 @@ async fn existing_demo_clinics(
     Ok(found)
 }
 
-async fn reset_clinics(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
+pub async fn reset_clinics(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
     let mut tables: Vec<&str> = TENANT_TABLES.to_vec();
     tables.push("clinics");
     let mut unscoped = Unscoped::begin(pool, &tables).await?;
@@ -132,66 +136,38 @@ async fn local_now(pool: &PgPool) -> anyhow::Result<NaiveDateTime> {
         .context("reading the database clock")
 }
 
-/// Inserts the global procedures and insurers that are missing; existing rows (maybe edited by
-/// an admin) are left alone. Returns how many were added.
-async fn ensure_global_catalog(pool: &PgPool) -> anyhow::Result<usize> {
+/// How many global items the migrations provided, per kind.
+struct GlobalCatalog {
+    procedures: usize,
+    insurers: usize,
+}
+
+/// The global catalog comes from the migrations; the demo only checks that the procedures its
+/// appointments name are there (a database migrated by an older checkout may lack them).
+async fn require_global_catalog(pool: &PgPool) -> anyhow::Result<GlobalCatalog> {
     // Global rows are readable by everyone under the policies: no lifting needed to look.
     let present: Vec<(String, String)> =
         sqlx::query_as("SELECT kind, code FROM catalog_items WHERE clinic_id IS NULL")
             .fetch_all(pool)
             .await
             .context("reading the global catalog")?;
-    let is_present = |kind: &str, code: &str| present.iter().any(|(k, c)| k == kind && c == code);
-
-    let mut kinds = Vec::new();
-    let mut codes = Vec::new();
-    let mut names = Vec::new();
-    let mut minutes: Vec<Option<i32>> = Vec::new();
-    let mut prices: Vec<Option<i64>> = Vec::new();
-    for procedure in PROCEDURES
+    let count = |kind: &str| present.iter().filter(|(k, _)| k == kind).count();
+    let missing: Vec<&str> = PROCEDURES
         .iter()
-        .filter(|p| !is_present("procedure", p.code))
-    {
-        kinds.push("procedure");
-        codes.push(procedure.code);
-        names.push(procedure.name);
-        minutes.push(i32::try_from(procedure.minutes).ok());
-        prices.push(Some(procedure.price_cents));
+        .map(|procedure| procedure.code)
+        .filter(|code| !present.iter().any(|(k, c)| k == "procedure" && c == code))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the global catalog lacks the procedures the demo books ({}): run \
+             `pulso-devtool migrate` first (the migrations seed the catalog)",
+            missing.join(", ")
+        );
     }
-    for (code, name) in INSURERS
-        .iter()
-        .filter(|(code, _)| !is_present("insurer", code))
-    {
-        kinds.push("insurer");
-        codes.push(code);
-        names.push(name);
-        minutes.push(None);
-        prices.push(None);
-    }
-    if codes.is_empty() {
-        return Ok(0);
-    }
-
-    let mut unscoped = Unscoped::begin(pool, &["catalog_items"]).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO catalog_items (kind, code, name, default_minutes, price_cents)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[])
-         ON CONFLICT (kind, code) WHERE clinic_id IS NULL DO NOTHING",
-    )
-    .bind(&kinds)
-    .bind(&codes)
-    .bind(&names)
-    .bind(&minutes)
-    .bind(&prices)
-    .execute(&mut *unscoped.tx)
-    .await
-    .context("inserting the global catalog")?
-    .rows_affected();
-    unscoped
-        .commit()
-        .await
-        .context("committing the global catalog")?;
-    Ok(inserted as usize)
+    Ok(GlobalCatalog {
+        procedures: count("procedure"),
+        insurers: count("insurer"),
+    })
 }
 
 async fn insert_clinic(
@@ -232,7 +208,20 @@ async fn insert_clinic(
     .await
     .context("inserting the staff")?;
 
-    let patients = &data.patients;
+    insert_patients(&mut tx, clinic.id, &data.patients).await?;
+    insert_appointments(&mut tx, clinic.id, TIMEZONE, &data.appointments).await?;
+
+    tx.commit().await.context("committing")?;
+    Ok(())
+}
+
+/// Inserts `patients` into `clinic` in one statement, inside the caller's tenant transaction.
+/// Shared with the large-clinic generator, which calls it batch by batch.
+pub async fn insert_patients(
+    conn: &mut PgConnection,
+    clinic: Uuid,
+    patients: &[DemoPatient],
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO patients (id, clinic_id, first_name, last_name, search_name, phone, email,
                                birth_date, national_id, notes, created_at, updated_at)
@@ -245,7 +234,7 @@ async fn insert_clinic(
                         AS p(id, first_name, last_name, search_name, phone, email, birth_date,
                              national_id, notes, days_ago)) AS rows",
     )
-    .bind(clinic.id)
+    .bind(clinic)
     .bind(patients.iter().map(|p| p.id).collect::<Vec<_>>())
     .bind(patients.iter().map(|p| p.first_name.as_str()).collect::<Vec<_>>())
     .bind(patients.iter().map(|p| p.last_name.as_str()).collect::<Vec<_>>())
@@ -256,11 +245,20 @@ async fn insert_clinic(
     .bind(patients.iter().map(|p| p.national_id.as_deref()).collect::<Vec<_>>())
     .bind(patients.iter().map(|p| p.notes.as_str()).collect::<Vec<_>>())
     .bind(patients.iter().map(|p| p.registered_days_ago).collect::<Vec<_>>())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .context("inserting the patients")?;
+    Ok(())
+}
 
-    let appointments = &data.appointments;
+/// Inserts `appointments` (local times in `timezone`) into `clinic` in one statement, inside the
+/// caller's tenant transaction. Shared with the large-clinic generator.
+pub async fn insert_appointments(
+    conn: &mut PgConnection,
+    clinic: Uuid,
+    timezone: &str,
+    appointments: &[DemoAppointment],
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO appointments (id, clinic_id, patient_id, dentist_id, starts_at, ends_at, status,
                                    reason, procedure_code, created_by, created_at, updated_at,
@@ -274,8 +272,8 @@ async fn insert_clinic(
                 AS a(id, patient_id, dentist_id, starts_at, ends_at, status, reason, procedure_code,
                      created_by, created_at, changed_at)",
     )
-    .bind(clinic.id)
-    .bind(TIMEZONE)
+    .bind(clinic)
+    .bind(timezone)
     .bind(appointments.iter().map(|a| a.id).collect::<Vec<_>>())
     .bind(appointments.iter().map(|a| a.patient_id).collect::<Vec<_>>())
     .bind(appointments.iter().map(|a| a.dentist_id).collect::<Vec<_>>())
@@ -287,11 +285,9 @@ async fn insert_clinic(
     .bind(appointments.iter().map(|a| a.created_by).collect::<Vec<_>>())
     .bind(appointments.iter().map(|a| a.created_at).collect::<Vec<_>>())
     .bind(appointments.iter().map(|a| a.status_changed_at).collect::<Vec<_>>())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .context("inserting the appointments")?;
-
-    tx.commit().await.context("committing")?;
     Ok(())
 }
 
@@ -303,7 +299,7 @@ fn say(text: &str) {
 fn summary(
     clinics: &[DemoClinic],
     generated: &[ClinicData],
-    catalog_added: usize,
+    catalog: &GlobalCatalog,
     now: NaiveDateTime,
     started: Instant,
 ) -> Result<String, std::fmt::Error> {
@@ -347,9 +343,8 @@ fn summary(
     }
     writeln!(
         out,
-        "\n  global catalog: {catalog_added} item(s) added ({} procedures, {} insurers in the demo set)",
-        PROCEDURES.len(),
-        INSURERS.len()
+        "\n  global catalog (from the migrations): {} procedures, {} insurers",
+        catalog.procedures, catalog.insurers
     )?;
     writeln!(
         out,

@@ -23,19 +23,25 @@ pub struct TokenRequest {
     pub clinic: Option<String>,
     pub role: Option<Role>,
     pub ttl_hours: i64,
+    pub platform_admin: bool,
 }
 
 impl TokenRequest {
     pub fn parse(args: &[String]) -> anyhow::Result<Self> {
-        const USAGE: &str = "usage: pulso-devtool token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N]";
+        const USAGE: &str = "usage: pulso-devtool token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]";
         let mut request = TokenRequest {
             email: None,
             clinic: None,
             role: None,
             ttl_hours: DEFAULT_TTL_HOURS,
+            platform_admin: false,
         };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
+            if flag == "--platform-admin" {
+                request.platform_admin = true;
+                continue;
+            }
             let (name, inline) = match flag.split_once('=') {
                 Some((name, value)) => (name, Some(value.to_string())),
                 None => (flag.as_str(), None),
@@ -74,6 +80,9 @@ impl TokenRequest {
             }
         }
         match (&request.email, &request.clinic, &request.role) {
+            _ if request.platform_admin && request.role.is_some_and(|r| r != Role::Admin) => {
+                bail!("--platform-admin is only honoured on an admin token\n{USAGE}")
+            }
             (Some(_), _, _) | (None, Some(_), Some(_)) => Ok(request),
             (None, Some(_), None) => bail!("--clinic needs --role as well\n{USAGE}"),
             (None, None, _) => bail!("say who the token is for\n{USAGE}"),
@@ -126,6 +135,13 @@ pub async fn issue(
     rls::require_schema(pool).await?;
     let user = find_user(pool, request).await?;
 
+    if request.platform_admin && user.role != Role::Admin {
+        bail!(
+            "--platform-admin needs an admin user; {} is a {}",
+            user.email,
+            user.role.as_str()
+        );
+    }
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         sub: UserId(user.id),
@@ -135,6 +151,7 @@ pub async fn issue(
         aud: signing.audience.clone(),
         iat: now,
         exp: now + request.ttl_hours * 3600,
+        platform_admin: request.platform_admin,
     };
     let token = shared::auth::mint_hs256(signing.secret.as_bytes(), &claims)
         .context("signing the token")?;

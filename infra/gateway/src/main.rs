@@ -1,15 +1,25 @@
-//! `pulso-gateway`: run API Gateway HTTP API's stand-in in front of `cargo lambda watch`.
+//! `pulso-gateway`: run the stand-in for API Gateway (HTTP and WebSocket APIs) and EventBridge
+//! schedules in front of `cargo lambda watch`.
 
 use std::error::Error;
 use std::process::ExitCode;
 
 use pulso_gateway::cli::{self, Command};
-use pulso_gateway::{Gateway, init_tracing, shutdown_signal};
+use pulso_gateway::{Gateway, env_lines, init_tracing, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match cli::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
         Ok(Command::Run(config)) => config,
+        Ok(Command::PrintEnv(config)) => {
+            return match env_lines(&config) {
+                Ok(lines) => {
+                    print!("{lines}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error),
+            };
+        }
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -27,7 +37,10 @@ async fn main() -> ExitCode {
     };
     print!("{}", gateway.summary());
     match gateway.local_addr() {
-        Ok(addr) => println!("Pulso gateway listening on http://{addr}"),
+        Ok(addr) => match gateway.ws_local_addr() {
+            Some(ws) => println!("Pulso gateway listening on http://{addr} and ws://{ws}"),
+            None => println!("Pulso gateway listening on http://{addr}"),
+        },
         Err(error) => return fail(&error),
     }
     match gateway.serve(shutdown_signal()).await {

@@ -9,6 +9,8 @@ use http::header::{CONTENT_LENGTH, EXPECT, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use reqwest::Url;
 
+use crate::invoke::is_missing_function;
+
 /// Headers meaningful for one connection only (RFC 9110 §7.6.1); never forwarded either way.
 const HOP_BY_HOP: [&str; 6] = [
     "connection",
@@ -188,13 +190,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
-}
-
-/// Watch's own 404 for an unknown binary: `{"title":"Missing function","detail":...}`.
-fn is_missing_function(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .is_some_and(|json| json.get("title").and_then(|t| t.as_str()) == Some("Missing function"))
 }
 
 fn percent_decode(text: &str) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! Reads the SAM template: the HttpApi routes of every function and the HTTP API's CORS
-//! configuration, so that local routing comes from the same route table as the deployment.
+//! configuration, the WebSocket API (raw `AWS::ApiGatewayV2::*` resources) and the functions'
+//! schedules, so that local routing comes from the same tables as the deployment.
 
 use std::path::{Path, PathBuf};
 
@@ -9,12 +10,20 @@ use crate::cors::{CorsConfig, CorsError, CorsPolicy, OriginRule};
 use crate::routes::{
     Route, RouteConflict, RouteKeyError, RouteMethod, RoutePath, RouteSource, RouteTable,
 };
+use crate::schedule::{self, ScheduleSpec};
+use crate::websocket::{self, WebSocketApi};
 
 /// What the gateway needs from the template.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub routes: RouteTable,
     pub cors: Option<CorsPolicy>,
+    /// `None` when the template declares no WebSocket API: the gateway then serves none.
+    pub websocket: Option<WebSocketApi>,
+    pub schedules: Vec<ScheduleSpec>,
+    /// What the gateway reads differently from AWS, or leaves out, for this template; printed
+    /// at start-up.
+    pub notes: Vec<String>,
 }
 
 pub fn load(path: &Path) -> Result<Template, TemplateError> {
@@ -33,7 +42,9 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
         .ok_or_else(|| malformed("Resources", "missing, or not a mapping"))?;
     let parameters = Parameters(document.get("Parameters").and_then(Value::as_mapping));
 
+    let globals = document.get("Globals");
     let mut routes = Vec::new();
+    let mut schedules = Vec::new();
     let mut api_cors = Vec::new();
     for (name, resource) in resources {
         let name = plain_str(name)
@@ -44,7 +55,15 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
             .and_then(plain_str)
             .ok_or_else(|| malformed(&at, "missing `Type`"))?;
         match kind {
-            "AWS::Serverless::Function" => routes.extend(function_routes(name, resource)?),
+            "AWS::Serverless::Function" => {
+                routes.extend(function_routes(name, resource)?);
+                schedules.extend(schedule::template::function_schedules(
+                    name,
+                    resource,
+                    globals,
+                    &parameters,
+                )?);
+            }
             "AWS::Serverless::HttpApi" => {
                 let config = resource
                     .get("Properties")
@@ -54,17 +73,21 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
             _ => {}
         }
     }
-    if routes.is_empty() {
+    let mut notes = Vec::new();
+    let websocket = websocket::template::websocket_api(resources, &parameters, &mut notes)?;
+    if routes.is_empty() && websocket.is_none() && schedules.is_empty() {
         return Err(TemplateError::NoRoutes);
     }
 
-    let global_cors = document
-        .get("Globals")
+    let global_cors = globals
         .and_then(|g| g.get("HttpApi"))
         .and_then(|h| h.get("CorsConfiguration"));
     Ok(Template {
         routes: RouteTable::new(routes)?,
         cors: http_api_cors(api_cors, global_cors, &parameters)?,
+        websocket,
+        schedules,
+        notes,
     })
 }
 
@@ -136,7 +159,7 @@ fn function_routes(resource: &str, definition: &Value) -> Result<Vec<Route>, Tem
 
 /// The binary `cargo lambda watch` runs for a function: `Metadata.BuildProperties.Binary` when
 /// set (a package with several binaries), else the crate folder named by `CodeUri`.
-fn binary_name(resource: &str, definition: &Value) -> Result<String, TemplateError> {
+pub(crate) fn binary_name(resource: &str, definition: &Value) -> Result<String, TemplateError> {
     let binary = definition
         .get("Metadata")
         .and_then(|m| m.get("BuildProperties"))
@@ -322,16 +345,16 @@ fn cors_config(
 }
 
 /// A template value after resolving what can be resolved without deploying.
-enum Resolved {
+pub(crate) enum Resolved {
     Text(String),
     Unknown(String),
 }
 
 /// The template's `Parameters`, used to resolve `!Ref` to a parameter's `Default`.
-struct Parameters<'a>(Option<&'a Mapping>);
+pub(crate) struct Parameters<'a>(Option<&'a Mapping>);
 
 impl Parameters<'_> {
-    fn resolve_scalar(&self, value: &Value) -> Resolved {
+    pub(crate) fn resolve_scalar(&self, value: &Value) -> Resolved {
         match self.resolve_list(value).as_slice() {
             [Resolved::Text(one)] => Resolved::Text(one.clone()),
             [Resolved::Unknown(why)] => Resolved::Unknown(why.clone()),
@@ -403,14 +426,14 @@ impl Parameters<'_> {
 
 /// A string written as such, not an intrinsic function: serde_norway's `as_str` would look
 /// through `!Sub "..."` and hand back the unexpanded text.
-fn plain_str(value: &Value) -> Option<&str> {
+pub(crate) fn plain_str(value: &Value) -> Option<&str> {
     match value {
         Value::String(text) => Some(text),
         _ => None,
     }
 }
 
-fn malformed(at: &str, problem: &str) -> TemplateError {
+pub(crate) fn malformed(at: &str, problem: &str) -> TemplateError {
     TemplateError::Malformed {
         at: at.to_owned(),
         problem: problem.to_owned(),
@@ -444,7 +467,7 @@ pub enum TemplateError {
     #[error(transparent)]
     Conflict(#[from] RouteConflict),
     #[error(
-        "no routes: no AWS::Serverless::Function in Resources has an event with `Type: HttpApi`"
+        "nothing to serve: no AWS::Serverless::Function has an event of `Type: HttpApi` or `Schedule`, and there is no WebSocket API"
     )]
     NoRoutes,
     #[error(
@@ -458,7 +481,11 @@ mod tests {
     use super::*;
     use http::Method;
 
+    use crate::schedule::expression::Timing;
+
     const FIXTURE: &str = include_str!("../tests/fixtures/template.yaml");
+    const WEBSOCKET_FIXTURE: &str = include_str!("../tests/fixtures/websocket.yaml");
+    const SCHEDULES_FIXTURE: &str = include_str!("../tests/fixtures/schedules.yaml");
 
     fn find<'a>(template: &'a Template, method: Method, path: &str) -> Option<&'a Route> {
         template.routes.find(&method, path)
@@ -638,11 +665,360 @@ Resources:
     }
 
     #[test]
-    fn no_http_routes_is_an_error() {
+    fn nothing_to_serve_is_an_error() {
         let message = parse_err(
             r#"
 Resources:
   Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/worker
+      Events:
+        Queue: { Type: SQS, Properties: { Queue: !GetAtt Q.Arn } }
+"#,
+        );
+        assert!(message.contains("nothing to serve"), "{message}");
+    }
+
+    #[test]
+    fn a_schedule_only_template_is_served() {
+        let template = parse(
+            r#"
+Resources:
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/worker
+      Events:
+        Tick: { Type: Schedule, Properties: { Schedule: rate(1 minute) } }
+"#,
+        )
+        .expect("parses");
+        assert!(template.routes.is_empty());
+        assert!(template.websocket.is_none());
+        assert_eq!(template.schedules.len(), 1);
+        assert_eq!(template.schedules[0].function, "worker");
+    }
+
+    #[test]
+    fn fixture_schedules_and_notes() {
+        let template = parse(FIXTURE).expect("fixture parses");
+        let schedules: Vec<(String, String, bool)> = template
+            .schedules
+            .iter()
+            .map(|s| (s.id(), s.function.clone(), s.enabled))
+            .collect();
+        assert_eq!(
+            schedules,
+            [
+                (
+                    "AppointmentsFunction.Nightly".to_owned(),
+                    "appointments".to_owned(),
+                    true
+                ),
+                ("WorkerFunction.Tick".to_owned(), "worker".to_owned(), true),
+            ]
+        );
+        assert_eq!(
+            template.schedules[1].timing,
+            Timing::Rate(std::time::Duration::from_secs(60))
+        );
+        assert!(matches!(template.schedules[0].timing, Timing::Cron(_)));
+        // Globals.Function.Timeout applies to functions without their own.
+        assert_eq!(
+            template.schedules[1].timeout,
+            Some(std::time::Duration::from_secs(29))
+        );
+        // The fixture's WebSocket API has no routes yet: served, with a note.
+        let api = template.websocket.expect("websocket api");
+        assert!(api.routes.is_empty());
+        assert_eq!(api.stage, "local");
+        assert!(
+            template
+                .notes
+                .iter()
+                .any(|n| n.contains("no AWS::ApiGatewayV2::Route")),
+            "{:?}",
+            template.notes
+        );
+    }
+
+    #[test]
+    fn websocket_fixture_resolves_route_keys_to_binaries() {
+        let template = parse(WEBSOCKET_FIXTURE).expect("fixture parses");
+        let api = template.websocket.expect("websocket api");
+        assert_eq!(api.resource, "WsApi");
+        assert_eq!(
+            api.stage, "prod",
+            "StageName: !Ref Stage resolves to its Default"
+        );
+        assert_eq!(api.selection.to_string(), "$request.body.action");
+        let routes: Vec<(&str, &str, bool)> = api
+            .routes
+            .iter()
+            .map(|r| (r.key.as_str(), r.function.as_str(), r.two_way))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                ("$connect", "ws-connect", false),
+                ("$disconnect", "ws-disconnect", false),
+                ("$default", "ws-default", true),
+                ("sendMessage", "ws-custom", false),
+            ]
+        );
+        assert!(template.notes.is_empty(), "{:?}", template.notes);
+    }
+
+    #[test]
+    fn the_repository_template_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let template = match load(&path) {
+            Ok(template) => template,
+            Err(error) => panic!("{}", chain(&error)),
+        };
+        assert!(template.routes.find(&Method::GET, "/health").is_some());
+        for schedule in &template.schedules {
+            assert!(
+                !matches!(schedule.timing, Timing::ManualOnly(_)),
+                "{} is not ticked locally",
+                schedule.id()
+            );
+        }
+    }
+
+    #[test]
+    fn websocket_mistakes_name_the_place() {
+        let api = r#"
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { ProtocolType: WEBSOCKET, RouteSelectionExpression: "$request.body.action" }
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: { CodeUri: functions/fn }
+  Integ:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Api
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !Sub "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/${Fn.Arn}/invocations"
+"#;
+        let with = |extra: &str| format!("Resources:{api}{extra}");
+        let cases = [
+            (
+                with(
+                    r#"
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: $connect, Target: !Sub "integrations/${Nope}" }
+"#,
+                ),
+                "Resources.R.Properties.Target: names no AWS::ApiGatewayV2::Integration",
+            ),
+            (
+                with(
+                    r#"
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: $connect }
+"#,
+                ),
+                "Resources.R.Properties.Target: missing",
+            ),
+            (
+                with(
+                    r#"
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: $conect, Target: !Sub "integrations/${Integ}" }
+"#,
+                ),
+                "`$conect`: the only $-keys are",
+            ),
+            (
+                with(
+                    r#"
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: send, Target: !Sub "integrations/${Integ}" }
+  R2:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: send, Target: !Sub "integrations/${Integ}" }
+"#,
+                ),
+                "`send` is also the key of R",
+            ),
+            (
+                with(
+                    r#"
+  Other:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: { ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: "arn:aws:lambda:eu-west-1:1:function:x" }
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: send, Target: !Sub "integrations/${Other}" }
+"#,
+                ),
+                "Resources.Other.Properties.IntegrationUri: names no AWS::Serverless::Function",
+            ),
+            (
+                with(
+                    r#"
+  Mock:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: { ApiId: !Ref Api, IntegrationType: MOCK }
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: send, Target: !Sub "integrations/${Mock}" }
+"#,
+                ),
+                "only AWS_PROXY",
+            ),
+            (
+                r#"
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { ProtocolType: WEBSOCKET, RouteSelectionExpression: "$request.header.x" }
+"#
+                .to_owned(),
+                "RouteSelectionExpression: `$request.header.x` is not supported",
+            ),
+            (
+                r#"
+Resources:
+  A:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { ProtocolType: WEBSOCKET, RouteSelectionExpression: "$request.body.action" }
+  B:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { ProtocolType: WEBSOCKET, RouteSelectionExpression: "$request.body.action" }
+"#
+                .to_owned(),
+                "several WebSocket APIs (A, B)",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let message = parse_err(&yaml);
+            assert!(
+                message.contains(expected),
+                "expected {expected:?} in {message:?}"
+            );
+        }
+
+        // Half a route response, an authorizer, SAM's WebSocketApi: served, with notes.
+        let template = parse(&with(
+            r#"
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Api
+      RouteKey: $connect
+      AuthorizationType: CUSTOM
+      RouteResponseSelectionExpression: $default
+      Target: !Sub "integrations/${Integ}"
+"#,
+        ))
+        .expect("parses");
+        let notes = template.notes.join("\n");
+        assert!(
+            notes.contains("AuthorizationType CUSTOM is not emulated"),
+            "{notes}"
+        );
+        assert!(notes.contains("$connect is one-way"), "{notes}");
+        assert!(notes.contains("no AWS::ApiGatewayV2::Stage"), "{notes}");
+        let template = parse(
+            r#"
+Resources:
+  Ws:
+    Type: AWS::Serverless::WebSocketApi
+    Properties: { RouteSelectionExpression: "$request.body.action" }
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/fn
+      Events:
+        Tick: { Type: Schedule, Properties: { Schedule: rate(5 minutes) } }
+"#,
+        )
+        .expect("parses");
+        assert!(template.websocket.is_none());
+        assert!(template.notes[0].contains("AWS::Serverless::WebSocketApi is not read"));
+    }
+
+    #[test]
+    fn schedule_events() {
+        let template = parse(SCHEDULES_FIXTURE).expect("fixture parses");
+        let find = |id: &str| {
+            template
+                .schedules
+                .iter()
+                .find(|s| s.id() == id)
+                .unwrap_or_else(|| panic!("{id}"))
+        };
+        assert!(!find("DisabledFunction.Tick").enabled);
+        assert_eq!(find("SlowFunction.Tick").function, "slow");
+        assert_eq!(
+            find("SlowFunction.Tick").timeout,
+            Some(std::time::Duration::from_secs(20))
+        );
+        let morning = find("ReportsFunction.Morning");
+        assert_eq!(morning.source, crate::schedule::ScheduleSource::Scheduler);
+        assert_eq!(
+            morning.input,
+            Some(serde_json::json!({"task": "morning-report"}))
+        );
+        assert!(matches!(morning.timing, Timing::Cron(_)));
+        let evening = find("ReportsFunction.Evening");
+        assert!(!evening.enabled);
+        assert!(matches!(evening.timing, Timing::ManualOnly(_)));
+
+        let schedule = |properties: &str| {
+            format!(
+                r#"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/fn
+      Events:
+        Tick: {{ Type: Schedule, Properties: {properties} }}
+"#
+            )
+        };
+        for (properties, expected) in [
+            (
+                "{ Schedule: rate(1 minutes) }",
+                "Resources.Fn.Properties.Events.Tick.Properties.Schedule: `rate(1 minutes)`",
+            ),
+            (
+                "{ Schedule: cron(0 3 * * * *) }",
+                "exactly one of day-of-month and day-of-week must be `?`",
+            ),
+            ("{ Enabled: false }", "Properties.Schedule: missing"),
+            (
+                "{ Schedule: rate(1 day), Enabled: maybe }",
+                "Properties.Enabled: must be true or false",
+            ),
+            (
+                "{ Schedule: rate(1 day), Input: '{not json' }",
+                "Properties.Input: is not valid JSON",
+            ),
+            (
+                "{ Schedule: rate(1 day), Input: { a: 1 } }",
+                "Properties.Input: must be a JSON document written as a string",
+            ),
+        ] {
+            let message = parse_err(&schedule(properties));
+            assert!(
+                message.contains(expected),
+                "expected {expected:?} in {message:?}"
+            );
+        }
+        let message = parse_err(
+            r#"
+Resources:
+  Fn:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: !Sub "${AWS::StackName}"
@@ -650,7 +1026,10 @@ Resources:
         Tick: { Type: Schedule, Properties: { Schedule: rate(1 minute) } }
 "#,
         );
-        assert!(message.contains("no routes"), "{message}");
+        assert!(
+            message.contains("Resources.Fn.Properties.CodeUri"),
+            "{message}"
+        );
     }
 
     #[test]

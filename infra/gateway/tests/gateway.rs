@@ -98,12 +98,12 @@ async fn start_fake_watch() -> SocketAddr {
 }
 
 async fn start_gateway(watch: SocketAddr, timeout: Duration) -> SocketAddr {
-    let config = Config {
-        template: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gateway.yaml"),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        watch: Url::parse(&format!("http://{watch}")).expect("watch url"),
-        timeout,
-    };
+    let mut config = Config::new(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gateway.yaml"),
+        Url::parse(&format!("http://{watch}")).expect("watch url"),
+    );
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.timeout = timeout;
     let gateway = Gateway::bind(&config).await.expect("gateway starts");
     let addr = gateway.local_addr().expect("gateway addr");
     tokio::spawn(gateway.serve(std::future::pending()));
@@ -371,12 +371,11 @@ async fn watch_down_is_a_bad_gateway() {
 
 #[tokio::test]
 async fn start_fails_clearly_on_a_bad_template() {
-    let config = Config {
-        template: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/missing.yaml"),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        watch: Url::parse("http://127.0.0.1:9000").expect("url"),
-        timeout: Duration::from_secs(30),
-    };
+    let mut config = Config::new(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/missing.yaml"),
+        Url::parse("http://127.0.0.1:9000").expect("url"),
+    );
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     let error = match Gateway::bind(&config).await {
         Ok(_) => panic!("a missing template must not start"),
         Err(error) => error,

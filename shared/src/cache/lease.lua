@@ -1,12 +1,16 @@
--- Cache miss: return the value if it exists, else hand out a fill lease to one caller.
+-- Cache miss, or a value that needs recomputing: return a usable value if there is one, else
+-- hand out a fill lease to exactly one caller.
 -- KEYS[1] value key, KEYS[2] its lease key (same hash tag, same slot)
--- ARGV[1] lease token, ARGV[2] lease lifetime in ms, ARGV[3] '1' to ignore the current value
--- (it did not decode and must be replaced)
--- Returns {1, value} on a hit, {2, false} when this caller holds the lease, {3, false} when
--- another caller is filling the key.
-if ARGV[3] ~= '1' then
+-- ARGV[1] lease token, ARGV[2] lease lifetime in ms,
+-- ARGV[3] the value the caller already rejected ('' for none): an older format, another
+--         generation, or a value past its freshness. Any other value is returned for the
+--         caller to check, so waiters see a filler's result as soon as it is stored.
+-- ARGV[4] '1' to ask for the lease whatever the value (a scheduled refresh)
+-- Returns {1, value}, {2, false} when this caller holds the lease, {3, false} when another
+-- caller holds it.
+if ARGV[4] ~= '1' then
     local value = redis.call('GET', KEYS[1])
-    if value then
+    if value and value ~= ARGV[3] then
         return {1, value}
     end
 end

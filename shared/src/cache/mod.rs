@@ -1,12 +1,24 @@
 //! Cache-aside over Redis: read through, write PostgreSQL then invalidate, with leases so a
 //! stale value is never stored after an invalidation and only one caller fills a missing key.
 //!
-//! The read path is one `GET` on a hit. On a miss, `lease.lua` either returns the value (someone
-//! just filled it) or hands a fill lease (`SET NX PX`) to exactly one caller, who loads from
-//! PostgreSQL and stores through `fill.lua` only while its lease still stands. Everyone else
-//! polls briefly for the value and, past the policy's wait, loads for itself without storing.
-//! `invalidate` deletes the value and its lease together, which cancels any fill in flight
-//! (Facebook's memcache leases, NSDI 2013 §3.2.1).
+//! A read is one round trip on a hit: a pipeline of `GET value` and `GET` of each generation
+//! counter the value depends on (see [`crate::keys::CacheKey`]). The value is an envelope
+//! (`envelope.rs`) holding the generations it was loaded under, its freshness deadline and its
+//! load time; a value of an older generation, format or type is a miss.
+//!
+//! On a miss, `lease.lua` either returns a value (someone just filled it) or hands a fill lease
+//! (`SET NX PX`) to exactly one caller, who loads from PostgreSQL and stores through `fill.lua`
+//! only while its lease still stands. Everyone else polls briefly for the value and, past the
+//! policy's wait, loads for itself without storing. `invalidate` deletes the value and its lease
+//! together, which cancels any fill in flight (Facebook's memcache leases, NSDI 2013 §3.2.1);
+//! bumping a generation makes every value that names it a miss in O(1) — a fill that loaded
+//! before the bump stores a value of the old generation, which no reader accepts.
+//!
+//! Hot values are recomputed before they expire (XFetch, one caller at a time through the same
+//! lease); a policy with `serve_stale_for` keeps serving the previous value while one caller
+//! recomputes it (stale-while-revalidate). Recomputing happens inside the request that
+//! was picked: a Lambda environment may be frozen right after its response, so work spawned
+//! "in the background" could stall for minutes.
 //!
 //! The cache is an optimisation, never a dependency: every Redis failure (down, slow, a value
 //! that no longer decodes) degrades to a load from PostgreSQL and is logged, never returned.
@@ -14,36 +26,81 @@
 //! not add its timeout to every read.
 
 mod breaker;
+mod envelope;
+mod metrics;
 
-use crate::config::RedisConfig;
-use crate::keys::Keys;
-use crate::redis::RedisConnector;
+pub use metrics::CacheNameStats;
+
+use crate::config::{CacheConfig, RedisConfig};
+use crate::ids::ClinicId;
+use crate::keys::{CacheKey, Keys};
+use crate::redis::{RedisConnector, RedisUnavailable};
 use ::redis::aio::ConnectionManager;
-use ::redis::{AsyncCommands, Script};
+use ::redis::{AsyncCommands, Script, Value};
+use envelope::Freshness;
+use metrics::{Event, Metrics};
 use rand::Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-/// A named cache: its TTL and how its misses are coordinated.
+/// A named cache: its freshness and how its misses are coordinated.
 #[derive(Clone, Copy, Debug)]
 pub struct CachePolicy {
     pub name: &'static str,
+    /// How long a value is fresh (before ±10 % jitter); `CACHE_TTL_*` settings override it.
     pub ttl: Duration,
+    /// How long past its freshness a value may still be served while one caller recomputes it
+    /// (stale-while-revalidate). Zero: an expired value is a miss.
+    pub serve_stale_for: Duration,
     /// How long a fill lease lives: longer than a normal load, short enough that a loader
     /// that died (a frozen or killed Lambda) does not block the key for long.
     pub lease: Duration,
     /// How long a caller that did not get the lease waits for the value before loading itself.
     pub max_wait: Duration,
+    /// XFetch's β: above 1 refreshes earlier (for values whose miss hurts most).
+    pub xfetch_beta: f64,
 }
 
 pub const PATIENT_PROFILE: CachePolicy = CachePolicy {
     name: "patient_profile",
     ttl: Duration::from_secs(15 * 60),
+    serve_stale_for: Duration::ZERO,
     lease: Duration::from_secs(3),
     max_wait: Duration::from_millis(300),
+    xfetch_beta: 1.0,
+};
+
+pub const CATALOG_VIEW: CachePolicy = CachePolicy {
+    name: "catalog_view",
+    ttl: Duration::from_secs(60 * 60),
+    serve_stale_for: Duration::ZERO,
+    lease: Duration::from_secs(3),
+    max_wait: Duration::from_millis(500),
+    xfetch_beta: 1.0,
+};
+
+/// Aggregates over a clinic's whole history: served stale for up to an hour while one caller
+/// recomputes, and refreshed ahead of expiry by the scheduler.
+pub const DASHBOARD: CachePolicy = CachePolicy {
+    name: "dashboard",
+    ttl: Duration::from_secs(5 * 60),
+    serve_stale_for: Duration::from_secs(60 * 60),
+    lease: Duration::from_secs(10),
+    max_wait: Duration::from_secs(2),
+    xfetch_beta: 2.0,
+};
+
+pub const CLINIC_LIST: CachePolicy = CachePolicy {
+    name: "clinic_list",
+    ttl: Duration::from_secs(24 * 60 * 60),
+    serve_stale_for: Duration::from_secs(60 * 60),
+    lease: Duration::from_secs(5),
+    max_wait: Duration::from_secs(1),
+    xfetch_beta: 1.0,
 };
 
 /// Between two looks at a key another caller is filling.
@@ -52,11 +109,26 @@ const POLL_INTERVAL: Duration = Duration::from_millis(5);
 static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lease.lua")));
 static FILL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fill.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+static GENERATION: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("generation.lua")));
+
+/// Redis could not be reached for an operation that has no PostgreSQL fallback (an
+/// invalidation, the stats): the caller decides whether that is an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheUnavailable {
+    #[error("the cache is unreachable")]
+    Unreachable(#[from] RedisUnavailable),
+    #[error("the cache failed")]
+    Failed(#[from] ::redis::RedisError),
+}
 
 #[derive(Clone)]
 pub struct Cache {
     redis: Arc<RedisConnector>,
     breaker: Arc<breaker::Breaker>,
+    metrics: Arc<Metrics>,
+    keys: Keys,
+    config: Arc<CacheConfig>,
+    environment: Arc<str>,
 }
 
 /// What `lease.lua` answered.
@@ -66,25 +138,64 @@ enum Lease {
     Busy,
 }
 
+/// Who was picked to recompute a value that is still servable.
+#[derive(Clone, Copy)]
+enum Recompute {
+    Early,
+    Stale,
+}
+
 impl Cache {
-    pub fn new(redis: Arc<RedisConnector>, config: &RedisConfig) -> Self {
+    pub fn new(
+        redis: Arc<RedisConnector>,
+        redis_config: &RedisConfig,
+        config: &CacheConfig,
+        keys: Keys,
+        environment: &str,
+    ) -> Self {
         Self {
             redis,
             breaker: Arc::new(breaker::Breaker::new(
-                config.breaker_threshold,
-                config.breaker_cooldown,
+                redis_config.breaker_threshold,
+                redis_config.breaker_cooldown,
             )),
+            metrics: Arc::new(Metrics::new(config.metrics_flush, config.metrics_emf)),
+            keys,
+            config: Arc::new(config.clone()),
+            environment: environment.into(),
         }
     }
 
-    /// Whether the breaker currently skips Redis (tests now; the admin cache view, issue 4).
+    /// Whether the breaker currently skips Redis (the admin cache view and the tests).
     pub fn circuit_open(&self) -> bool {
         self.breaker.is_open()
     }
 
+    /// The policy's freshness, as configured.
+    fn fresh_for(&self, policy: CachePolicy) -> Duration {
+        match policy.name {
+            name if name == PATIENT_PROFILE.name => self.config.patient_profile_ttl,
+            name if name == CATALOG_VIEW.name => self.config.catalog_view_ttl,
+            name if name == DASHBOARD.name => self.config.dashboard_ttl,
+            name if name == CLINIC_LIST.name => self.config.clinic_list_ttl,
+            _ => policy.ttl,
+        }
+    }
+
+    fn record(&self, policy: CachePolicy, key: &CacheKey, event: Event) {
+        self.metrics.record(policy.name, key.clinic, event);
+    }
+
     /// Logs a Redis failure on the read path and counts it towards opening the breaker.
-    fn failed(&self, policy: CachePolicy, what: &str, error: &dyn std::fmt::Display) {
+    fn failed(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        what: &str,
+        error: &dyn std::fmt::Display,
+    ) {
         tracing::warn!(cache = policy.name, %error, "{what}; loading from the database");
+        self.record(policy, key, Event::RedisError);
         self.breaker.record_failure();
     }
 
@@ -93,7 +204,23 @@ impl Cache {
     pub async fn get_or_load<T, E, F, Fut>(
         &self,
         policy: CachePolicy,
-        key: &str,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let result = self.read_through(policy, key, load).await;
+        self.flush_metrics_if_due().await;
+        result
+    }
+
+    async fn read_through<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
         load: F,
     ) -> Result<Option<T>, E>
     where
@@ -102,53 +229,113 @@ impl Cache {
         Fut: Future<Output = Result<Option<T>, E>>,
     {
         if self.breaker.is_open() {
-            return load().await;
+            self.record(policy, key, Event::Bypass);
+            return self.load_uncached(policy, key, load).await;
         }
         let mut connection = match self.redis.connection().await {
             Ok(connection) => connection,
             Err(error) => {
-                self.failed(policy, "cache unavailable", &error);
-                return load().await;
+                self.failed(policy, key, "cache unavailable", &error);
+                return self.load_uncached(policy, key, load).await;
             }
         };
-        let mut replace_current = false;
-        match connection.get::<_, Option<Vec<u8>>>(key).await {
-            Ok(found) => {
-                self.breaker.record_success();
-                if let Some(bytes) = found {
-                    match decode(policy, &bytes) {
-                        Some(value) => return Ok(Some(value)),
-                        None => replace_current = true,
+        let (current, generations) = match read(&mut connection, key).await {
+            Ok(found) => found,
+            Err(error) => {
+                self.failed(policy, key, "cache read failed", &error);
+                return self.load_uncached(policy, key, load).await;
+            }
+        };
+        self.breaker.record_success();
+
+        let mut rejected = Vec::new();
+        if let Some(bytes) = current {
+            match envelope::decode::<T>(&bytes) {
+                Some(found) if found.generations == generations => {
+                    match found.freshness(envelope::now_ms(), policy.xfetch_beta) {
+                        Freshness::Fresh => {
+                            self.record(policy, key, Event::Hit);
+                            return Ok(Some(found.value));
+                        }
+                        Freshness::RefreshEarly => {
+                            return self
+                                .recompute_or_serve(
+                                    policy,
+                                    key,
+                                    &mut connection,
+                                    (&generations, bytes, found.value),
+                                    Recompute::Early,
+                                    load,
+                                )
+                                .await;
+                        }
+                        Freshness::Stale if !policy.serve_stale_for.is_zero() => {
+                            return self
+                                .recompute_or_serve(
+                                    policy,
+                                    key,
+                                    &mut connection,
+                                    (&generations, bytes, found.value),
+                                    Recompute::Stale,
+                                    load,
+                                )
+                                .await;
+                        }
+                        // Past its freshness (another environment's clock ran ahead): a miss.
+                        Freshness::Stale => rejected = bytes,
                     }
                 }
-            }
-            Err(error) => {
-                self.failed(policy, "cache read failed", &error);
-                return load().await;
+                // Loaded before an invalidation of its clinic or of the global catalog.
+                Some(_) => rejected = bytes,
+                None => {
+                    tracing::warn!(
+                        cache = policy.name,
+                        "cached value does not decode; treating it as a miss"
+                    );
+                    rejected = bytes;
+                }
             }
         }
+        self.record(policy, key, Event::Miss);
+        self.fill_or_wait(policy, key, &mut connection, &generations, rejected, load)
+            .await
+    }
 
-        let lease_key = Keys::lease(key);
-        let token = format!("{:016x}", rand::rng().random::<u64>());
+    /// A miss: take the lease and fill, or wait for whoever holds it.
+    async fn fill_or_wait<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        connection: &mut ConnectionManager,
+        generations: &[u64],
+        mut rejected: Vec<u8>,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let token = lease_token();
         let waiting_since = Instant::now();
         loop {
-            let answer = lease(
-                &mut connection,
-                key,
-                &lease_key,
-                &token,
-                policy.lease,
-                replace_current,
-            )
-            .await;
-            match answer {
-                Ok(Lease::Hit(bytes)) => match decode(policy, &bytes) {
-                    Some(value) => return Ok(Some(value)),
-                    None => replace_current = true,
+            match lease(connection, key, &token, policy.lease, &rejected, false).await {
+                Ok(Lease::Hit(bytes)) => match envelope::decode::<T>(&bytes) {
+                    // A value another caller just stored. (If it was loaded under other
+                    // generations — an invalidation raced this read — it is rejected and this
+                    // caller loads: one extra load, never a stale answer.)
+                    Some(found)
+                        if found.generations == generations
+                            && (found.freshness(envelope::now_ms(), 0.0) != Freshness::Stale
+                                || !policy.serve_stale_for.is_zero()) =>
+                    {
+                        return Ok(Some(found.value));
+                    }
+                    _ => rejected = bytes,
                 },
                 Ok(Lease::Granted) => {
                     return self
-                        .fill(policy, &mut connection, key, &lease_key, &token, load)
+                        .fill(policy, key, connection, generations, &token, load)
                         .await;
                 }
                 Ok(Lease::Busy) if waiting_since.elapsed() < policy.max_wait => {
@@ -158,13 +345,144 @@ impl Cache {
                     // The filler is slow or gone: serve this caller from the database; the lease
                     // expires on its own and the next miss fills the key.
                     tracing::debug!(cache = policy.name, "lease wait exceeded; loading uncached");
-                    return load().await;
+                    return self.load_uncached(policy, key, load).await;
                 }
                 Err(error) => {
-                    self.failed(policy, "cache lease failed", &error);
-                    return load().await;
+                    self.failed(policy, key, "cache lease failed", &error);
+                    return self.load_uncached(policy, key, load).await;
                 }
             }
+        }
+    }
+
+    /// A servable value that should be recomputed (XFetch picked this caller, or it is past its
+    /// freshness): the lease holder recomputes it; everyone else is served what is there.
+    async fn recompute_or_serve<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        connection: &mut ConnectionManager,
+        (generations, bytes, current): (&[u64], Vec<u8>, T),
+        why: Recompute,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let served = match why {
+            Recompute::Early => Event::Hit,
+            Recompute::Stale => Event::StaleServe,
+        };
+        let token = lease_token();
+        match lease(connection, key, &token, policy.lease, &bytes, false).await {
+            Ok(Lease::Granted) => {
+                self.record(
+                    policy,
+                    key,
+                    match why {
+                        Recompute::Early => Event::EarlyRefresh,
+                        Recompute::Stale => Event::Miss,
+                    },
+                );
+                match self
+                    .fill(policy, key, connection, generations, &token, load)
+                    .await
+                {
+                    Ok(fresh) => Ok(fresh),
+                    Err(_) => {
+                        // PostgreSQL failed the recompute: the value in hand is still the best
+                        // answer (the failure is logged and counted by `fill`).
+                        self.record(policy, key, served);
+                        Ok(Some(current))
+                    }
+                }
+            }
+            Ok(Lease::Hit(newer)) => {
+                self.record(policy, key, Event::Hit);
+                Ok(Some(
+                    envelope::decode::<T>(&newer)
+                        .filter(|found| found.generations == generations)
+                        .map_or(current, |found| found.value),
+                ))
+            }
+            Ok(Lease::Busy) => {
+                self.record(policy, key, served);
+                Ok(Some(current))
+            }
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache lease failed; serving the cached value");
+                self.record(policy, key, Event::RedisError);
+                self.breaker.record_failure();
+                self.record(policy, key, served);
+                Ok(Some(current))
+            }
+        }
+    }
+
+    /// Recomputes and stores a value now, unless another caller is already filling it (`false`).
+    /// For the scheduler, which keeps aggregates fresh before anyone asks for them.
+    pub async fn refresh<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<bool, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let mut connection = match self.redis.connection().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache unavailable; refresh skipped");
+                return Ok(false);
+            }
+        };
+        let generations = match read(&mut connection, key).await {
+            Ok((_, generations)) => generations,
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache read failed; refresh skipped");
+                return Ok(false);
+            }
+        };
+        let token = lease_token();
+        match lease(&mut connection, key, &token, policy.lease, &[], true).await {
+            Ok(Lease::Granted) => self
+                .fill(policy, key, &mut connection, &generations, &token, load)
+                .await
+                .map(|loaded| loaded.is_some()),
+            Ok(_) => Ok(false),
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache lease failed; refresh skipped");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn load_uncached<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let started = Instant::now();
+        let loaded = load().await;
+        self.record_load(policy, key, started.elapsed(), loaded.is_ok());
+        loaded
+    }
+
+    fn record_load(&self, policy: CachePolicy, key: &CacheKey, took: Duration, ok: bool) {
+        if ok {
+            self.metrics.record_load(policy.name, key.clinic, took);
+        } else {
+            self.record(policy, key, Event::LoadError);
         }
     }
 
@@ -172,9 +490,9 @@ impl Cache {
     async fn fill<T, E, F, Fut>(
         &self,
         policy: CachePolicy,
+        key: &CacheKey,
         connection: &mut ConnectionManager,
-        key: &str,
-        lease_key: &str,
+        generations: &[u64],
         token: &str,
         load: F,
     ) -> Result<Option<T>, E>
@@ -183,15 +501,19 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
+        let started = Instant::now();
         let loaded = load().await;
+        let took = started.elapsed();
+        self.record_load(policy, key, took, loaded.is_ok());
+        let fresh_for = jittered(self.fresh_for(policy));
         let stored = match &loaded {
-            Ok(Some(value)) => match serde_json::to_vec(value) {
+            Ok(Some(value)) => match envelope::encode(value, generations, fresh_for, took) {
                 Ok(bytes) => FILL
-                    .key(key)
-                    .key(lease_key)
+                    .key(&key.value)
+                    .key(&key.lease)
                     .arg(token)
                     .arg(bytes)
-                    .arg(jittered_millis(policy.ttl))
+                    .arg((fresh_for + policy.serve_stale_for).as_millis() as u64)
                     .invoke_async::<i64>(connection)
                     .await
                     .map(|stored| stored == 1),
@@ -199,7 +521,7 @@ impl Cache {
             },
             // Nothing to store: give the lease back so waiters stop waiting at once.
             Ok(None) | Err(_) => RELEASE
-                .key(lease_key)
+                .key(&key.lease)
                 .arg(token)
                 .invoke_async::<i64>(connection)
                 .await
@@ -215,6 +537,7 @@ impl Cache {
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(cache = policy.name, %error, "cache write failed");
+                self.record(policy, key, Event::RedisError);
                 self.breaker.record_failure();
             }
         }
@@ -223,51 +546,184 @@ impl Cache {
 
     /// Removes a value after its source row changed, and cancels any fill in flight (its lease).
     /// Retried once; a failure is logged loudly because the value may then be stale until its TTL.
-    pub async fn invalidate(&self, policy: CachePolicy, key: &str) {
-        let lease_key = Keys::lease(key);
-        for attempt in 1..=2 {
+    pub async fn invalidate(&self, policy: CachePolicy, key: &CacheKey) {
+        if let Err(error) = self.try_invalidate(policy, key).await {
+            tracing::error!(
+                cache = policy.name,
+                %error,
+                "cache invalidation failed; value may be stale until its TTL"
+            );
+        }
+    }
+
+    /// [`Cache::invalidate`] for callers that report a failure (the admin view).
+    pub async fn try_invalidate(
+        &self,
+        _policy: CachePolicy,
+        key: &CacheKey,
+    ) -> Result<(), CacheUnavailable> {
+        self.with_retry(|mut connection| async move {
+            connection
+                .del::<_, ()>(&[key.value.as_str(), key.lease.as_str()])
+                .await
+        })
+        .await
+    }
+
+    /// Invalidates every cached value of one clinic in O(1): a new clinic generation.
+    pub async fn invalidate_clinic(&self, clinic: ClinicId) -> Result<(), CacheUnavailable> {
+        self.bump_generation(self.keys.clinic_generation(clinic))
+            .await
+    }
+
+    /// Invalidates every clinic's catalog view in O(1): a new global catalog generation.
+    pub async fn invalidate_global_catalog(&self) -> Result<(), CacheUnavailable> {
+        self.bump_generation(self.keys.global_catalog_generation())
+            .await
+    }
+
+    async fn bump_generation(&self, generation_key: String) -> Result<(), CacheUnavailable> {
+        let generation_key = &generation_key;
+        self.with_retry(|mut connection| async move {
+            connection
+                .set::<_, _, ()>(generation_key, new_generation())
+                .await
+        })
+        .await
+        .inspect_err(|error| {
+            tracing::error!(
+                %error,
+                "cache generation bump failed; values may be stale until their TTL"
+            )
+        })
+    }
+
+    /// Writes that keep the cache honest are tried even while the breaker is open (a write must
+    /// not leave a stale value behind if Redis happens to answer), and retried once.
+    async fn with_retry<F, Fut>(&self, operation: F) -> Result<(), CacheUnavailable>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<(), ::redis::RedisError>>,
+    {
+        let mut attempt = 1;
+        loop {
             let result = match self.redis.connection().await {
-                Ok(mut connection) => connection
-                    .del::<_, ()>(&[key, lease_key.as_str()])
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(error) => Err(error.to_string()),
+                Ok(connection) => operation(connection).await.map_err(CacheUnavailable::from),
+                Err(error) => Err(CacheUnavailable::from(error)),
             };
-            // Invalidations are tried even while the breaker is open: a write must not leave a
-            // stale value behind if Redis happens to answer.
             match result {
                 Ok(()) => {
                     self.breaker.record_success();
-                    return;
+                    return Ok(());
                 }
-                Err(error) if attempt == 2 => {
+                Err(_) if attempt == 1 => attempt += 1,
+                Err(error) => {
                     self.breaker.record_failure();
-                    tracing::error!(
-                        cache = policy.name,
-                        %error,
-                        "cache invalidation failed; value may be stale until its TTL"
-                    )
+                    return Err(error);
                 }
-                Err(_) => {}
             }
         }
     }
+
+    /// Adds this process's counters to Redis (and the logs as EMF) when the flush interval has
+    /// passed. Counters Redis refused are kept for the next flush.
+    async fn flush_metrics_if_due(&self) {
+        if let Some(flush) = self.metrics.take_due(false) {
+            self.write_metrics(flush).await;
+        }
+    }
+
+    /// Flushes now: the admin view calls it so its own process's counts are included.
+    pub async fn flush_metrics(&self) {
+        if let Some(flush) = self.metrics.take_due(true) {
+            self.write_metrics(flush).await;
+        }
+    }
+
+    async fn write_metrics(&self, flush: metrics::Flush) {
+        if self.metrics.emf_enabled() {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            for line in flush.emf_lines(&self.environment) {
+                let _ = writeln!(stdout, "{line}");
+            }
+        }
+        let written = match self.redis.connection().await {
+            Ok(mut connection) if !self.breaker.is_open() => flush
+                .write_to_redis(&mut connection, |clinic| self.keys.cache_stats(clinic))
+                .await
+                .map_err(CacheUnavailable::from),
+            Ok(_) => return self.metrics.restore(flush),
+            Err(error) => Err(CacheUnavailable::from(error)),
+        };
+        if let Err(error) = written {
+            tracing::debug!(%error, "cache counters not written; kept for the next flush");
+            self.metrics.restore(flush);
+        }
+    }
+
+    /// Counters of one clinic (or of all clinics with `None`) across every Lambda environment,
+    /// per cache name, since `since` (Unix seconds; `None` before the first flush).
+    pub async fn stats(
+        &self,
+        clinic: Option<ClinicId>,
+    ) -> Result<(BTreeMap<String, CacheNameStats>, Option<i64>), CacheUnavailable> {
+        let mut connection = self.redis.connection().await?;
+        let hash: HashMap<String, u64> = connection.hgetall(self.keys.cache_stats(clinic)).await?;
+        let since = hash.get("since").map(|since| *since as i64);
+        Ok((metrics::parse_stats(&hash), since))
+    }
+}
+
+/// The value and the current generations it must carry, in one round trip. A generation that
+/// does not exist yet (first use, Redis restarted or evicted it) is created with a random value.
+async fn read(
+    connection: &mut ConnectionManager,
+    key: &CacheKey,
+) -> Result<(Option<Vec<u8>>, Vec<u64>), ::redis::RedisError> {
+    let mut pipe = ::redis::pipe();
+    pipe.get(&key.value);
+    for generation in &key.generations {
+        pipe.get(generation);
+    }
+    let mut replies: Vec<Value> = pipe.query_async(connection).await?;
+    let generation_replies = replies.split_off(1.min(replies.len()));
+    let value: Option<Vec<u8>> = match replies.pop() {
+        Some(reply) => ::redis::from_redis_value(reply)?,
+        None => None,
+    };
+    let mut generations = Vec::with_capacity(key.generations.len());
+    for (reply, generation_key) in generation_replies.into_iter().zip(&key.generations) {
+        let generation = match ::redis::from_redis_value::<Option<u64>>(reply)? {
+            Some(generation) => generation,
+            None => {
+                GENERATION
+                    .key(generation_key)
+                    .arg(new_generation())
+                    .invoke_async::<u64>(connection)
+                    .await?
+            }
+        };
+        generations.push(generation);
+    }
+    Ok((value, generations))
 }
 
 async fn lease(
     connection: &mut ConnectionManager,
-    key: &str,
-    lease_key: &str,
+    key: &CacheKey,
     token: &str,
     lifetime: Duration,
-    replace_current: bool,
+    rejected: &[u8],
+    whatever_the_value: bool,
 ) -> Result<Lease, ::redis::RedisError> {
     let (status, value): (i64, Option<Vec<u8>>) = LEASE
-        .key(key)
-        .key(lease_key)
+        .key(&key.value)
+        .key(&key.lease)
         .arg(token)
         .arg(lifetime.as_millis() as u64)
-        .arg(if replace_current { "1" } else { "0" })
+        .arg(rejected)
+        .arg(if whatever_the_value { "1" } else { "0" })
         .invoke_async(connection)
         .await?;
     Ok(match (status, value) {
@@ -277,23 +733,23 @@ async fn lease(
     })
 }
 
-/// A value that does not decode (an older format, corruption) is a miss, and gets replaced.
-fn decode<T: DeserializeOwned>(policy: CachePolicy, bytes: &[u8]) -> Option<T> {
-    serde_json::from_slice(bytes)
-        .inspect_err(|error| {
-            tracing::warn!(cache = policy.name, %error, "cached value does not decode; treating as a miss")
-        })
-        .ok()
+fn lease_token() -> String {
+    format!("{:016x}", rand::rng().random::<u64>())
 }
 
-/// TTL ± 10 %, so keys written together do not expire together.
-fn jittered_millis(ttl: Duration) -> u64 {
+/// Random, so a generation recreated after Redis lost it never equals an older one.
+fn new_generation() -> u64 {
+    rand::rng().random_range(1..=i64::MAX as u64)
+}
+
+/// ±10 %, so keys written together do not expire together.
+fn jittered(ttl: Duration) -> Duration {
     let base = ttl.as_millis() as u64;
     let spread = base / 10;
     if spread == 0 {
-        return base.max(1);
+        return Duration::from_millis(base.max(1));
     }
-    rand::rng().random_range(base - spread..=base + spread)
+    Duration::from_millis(rand::rng().random_range(base - spread..=base + spread))
 }
 
 #[cfg(test)]
@@ -303,9 +759,9 @@ mod tests {
     #[test]
     fn jitter_stays_within_ten_percent() {
         for _ in 0..1000 {
-            let ms = jittered_millis(Duration::from_secs(100));
+            let ms = jittered(Duration::from_secs(100)).as_millis();
             assert!((90_000..=110_000).contains(&ms), "{ms}");
         }
-        assert_eq!(jittered_millis(Duration::from_millis(5)), 5);
+        assert_eq!(jittered(Duration::from_millis(5)), Duration::from_millis(5));
     }
 }

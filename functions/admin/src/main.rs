@@ -1,0 +1,14 @@
+//! `admin` function: the /admin routes: cache counters and Redis facts, cache invalidation.
+//!
+//! Everything but start-up lives in `shared::admin`, where the tests drive the same router.
+
+use shared::{AppState, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let config = Config::from_env().inspect_err(|error| eprintln!("{error}"))?;
+    shared::telemetry::init("admin");
+    // Built once per Lambda environment, reused by every warm invocation.
+    let state = AppState::build(config)?;
+    lambda_http::run(shared::admin::router(state)).await
+}

@@ -1,0 +1,24 @@
+//! `ws-disconnect` function: the WebSocket API's `$disconnect` route: removes the connection from
+//! every index of the registry.
+//!
+//! Everything but start-up lives in `shared::realtime::ws`, where the tests call the same handler.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::{AppState, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let config = Config::from_env().inspect_err(|error| eprintln!("{error}"))?;
+    shared::telemetry::init("ws-disconnect");
+    // Built once per Lambda environment, reused by every warm invocation.
+    let state = AppState::build(config)?;
+    let state = &state;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            let answer = shared::realtime::ws::disconnect(state, event.payload).await;
+            Ok::<ApiGatewayProxyResponse, lambda_runtime::Error>(answer)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,8 @@
+//! The library half of `pulso-devtool`: the demo data, the large-clinic generator and the owner
+//! transactions they need. The `pulso-devtool` binary wraps them in commands; the benchmarks and
+//! tests (`pulso-tests`) call the same generators on their own databases.
+
+pub mod demo;
+pub mod large_clinic;
+pub mod rls;
+pub mod seed;

@@ -1,0 +1,509 @@
+//! Catalog types: the kind and code from the path, the validated values of an override, the
+//! stored and merged rows, and the request/response shapes of the API.
+
+use crate::http::{ApiError, not_null, nullable};
+use serde::{Deserialize, Serialize};
+
+/// Which catalog: the path segment of `/catalogs/{kind}`, spelled as the database stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogKind {
+    /// Treatments a clinic books and bills: name, default duration, price.
+    Procedure,
+    /// Health insurers a clinic works with: a name, no duration, no price.
+    Insurer,
+}
+
+impl CatalogKind {
+    pub const ALL: [CatalogKind; 2] = [CatalogKind::Procedure, CatalogKind::Insurer];
+
+    /// An unknown kind is a path the API does not have: 404, like any other unknown route.
+    pub fn from_path(segment: &str) -> Result<Self, ApiError> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == segment)
+            .ok_or(ApiError::NotFound { what: "resource" })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CatalogKind::Procedure => "procedure",
+            CatalogKind::Insurer => "insurer",
+        }
+    }
+
+    /// Only procedures take time in the agenda and have a price.
+    pub fn is_billable(&self) -> bool {
+        matches!(self, CatalogKind::Procedure)
+    }
+}
+
+/// A catalog code as the database's check spells it: 1–32 of A–Z, a–z, 0–9, `.`, `_`, `-`.
+/// Codes are case-sensitive (`EXT` and `ext` are two items), so the case is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogCode(String);
+
+impl CatalogCode {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let valid = !raw.is_empty()
+            && raw.len() <= 32
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if valid {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(ApiError::validation(
+                field,
+                "must be 1 to 32 letters, digits, dots, underscores or dashes",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name an item is shown with: trimmed, 1–200 characters, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemName(String);
+
+impl ItemName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(ApiError::validation(field, "must not be empty"));
+        }
+        if trimmed.chars().count() > 200 {
+            return Err(ApiError::validation(
+                field,
+                "must be at most 200 characters",
+            ));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(ApiError::validation(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(trimmed.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How long a procedure is booked for by default: 5 minutes to 12 hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DefaultMinutes(i32);
+
+impl DefaultMinutes {
+    pub fn parse(field: &str, raw: i64) -> Result<Self, ApiError> {
+        match i32::try_from(raw) {
+            Ok(minutes) if (5..=720).contains(&minutes) => Ok(Self(minutes)),
+            _ => Err(ApiError::validation(
+                field,
+                "must be between 5 and 720 minutes",
+            )),
+        }
+    }
+
+    pub fn get(&self) -> i32 {
+        self.0
+    }
+}
+
+/// A price in cents of the catalog's currency (EUR): zero (free) up to 1,000,000.00, which
+/// catches a price typed in cents twice over without limiting any real treatment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PriceCents(i64);
+
+impl PriceCents {
+    pub const MAX: i64 = 100_000_000;
+
+    pub fn parse(field: &str, raw: i64) -> Result<Self, ApiError> {
+        if raw < 0 {
+            return Err(ApiError::validation(field, "must be zero or more"));
+        }
+        if raw > Self::MAX {
+            return Err(ApiError::validation(
+                field,
+                "must be at most 100000000 (1,000,000.00)",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0
+    }
+}
+
+/// One field of a PUT: absent leaves the stored value as it is, `null` clears it (an override
+/// then shows the global value again), a value replaces it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Change<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Change<T> {
+    fn parse<R>(
+        value: Option<Option<R>>,
+        parse: impl FnOnce(R) -> Result<T, ApiError>,
+    ) -> Result<Self, ApiError> {
+        match value {
+            None => Ok(Change::Keep),
+            Some(None) => Ok(Change::Clear),
+            Some(Some(raw)) => parse(raw).map(Change::Set),
+        }
+    }
+
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Change::Keep)
+    }
+
+    /// Whether the field holds a value after the change, given the stored one.
+    pub fn is_present<U>(&self, current: Option<&U>) -> bool {
+        match self {
+            Change::Keep => current.is_some(),
+            Change::Clear => false,
+            Change::Set(_) => true,
+        }
+    }
+
+    /// `(whether to write, the value to write)`, as the upsert binds them.
+    pub fn bind<U>(&self, value: impl FnOnce(&T) -> U) -> (bool, Option<U>) {
+        match self {
+            Change::Keep => (false, None),
+            Change::Clear => (true, None),
+            Change::Set(v) => (true, Some(value(v))),
+        }
+    }
+}
+
+/// A validated PUT body for one item of one kind.
+#[derive(Clone, Debug, Default)]
+pub struct ItemChanges {
+    pub name: Change<ItemName>,
+    pub default_minutes: Change<DefaultMinutes>,
+    pub price_cents: Change<PriceCents>,
+    /// `None` leaves the current state (a new row is active).
+    pub active: Option<bool>,
+}
+
+impl ItemChanges {
+    pub fn parse(kind: CatalogKind, request: PutItemRequest) -> Result<Self, ApiError> {
+        if !kind.is_billable() {
+            // `null` is harmless (there is nothing to clear), a value is a mistake.
+            for (field, present) in [
+                (
+                    "default_minutes",
+                    matches!(request.default_minutes, Some(Some(_))),
+                ),
+                ("price_cents", matches!(request.price_cents, Some(Some(_)))),
+            ] {
+                if present {
+                    return Err(ApiError::validation(
+                        field,
+                        "insurers have no default duration and no price",
+                    ));
+                }
+            }
+        }
+        let changes = ItemChanges {
+            name: Change::parse(request.name, |n| ItemName::parse("name", &n))?,
+            default_minutes: Change::parse(request.default_minutes, |m| {
+                DefaultMinutes::parse("default_minutes", m)
+            })?,
+            price_cents: Change::parse(request.price_cents, |p| {
+                PriceCents::parse("price_cents", p)
+            })?,
+            active: not_null("active", request.active)?,
+        };
+        if changes.is_empty() {
+            return Err(ApiError::BadRequest {
+                detail: "The body changes nothing: send at least one of name, default_minutes, \
+                         price_cents, active."
+                    .into(),
+                field: None,
+            });
+        }
+        Ok(changes)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.name.is_keep()
+            && self.default_minutes.is_keep()
+            && self.price_cents.is_keep()
+            && self.active.is_none()
+    }
+
+    /// An item that stands on its own (a clinic's extra item, or a global item) must end up
+    /// with a name, and a procedure with a default duration: there is nothing to inherit them
+    /// from. `current` is the row as stored before this change, if any; `why` ends the message.
+    pub fn check_complete(
+        &self,
+        kind: CatalogKind,
+        current: Option<&StoredItem>,
+        why: &'static str,
+    ) -> Result<(), Incomplete> {
+        let name = self.name.is_present(current.and_then(|c| c.name.as_ref()));
+        if !name {
+            return Err(Incomplete {
+                field: "name",
+                detail: format!("is required: {why}"),
+            });
+        }
+        let minutes = self
+            .default_minutes
+            .is_present(current.and_then(|c| c.default_minutes.as_ref()));
+        if kind.is_billable() && !minutes {
+            return Err(Incomplete {
+                field: "default_minutes",
+                detail: format!("is required for a procedure: {why}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A write that would leave an item without a value it cannot inherit.
+#[derive(Debug, thiserror::Error)]
+#[error("{field} {detail}")]
+pub struct Incomplete {
+    pub field: &'static str,
+    pub detail: String,
+}
+
+/// A row as stored, global or a clinic's: `None` fields of an override show the global value.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StoredItem {
+    pub name: Option<String>,
+    pub default_minutes: Option<i32>,
+    pub price_cents: Option<i64>,
+    pub active: bool,
+}
+
+/// One row of the merged query: a global item, a clinic's override of it, or both.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MergedRow {
+    pub code: String,
+    pub name: String,
+    pub default_minutes: Option<i32>,
+    pub price_cents: Option<i64>,
+    pub currency: String,
+    pub active: bool,
+    pub in_global: bool,
+    pub in_clinic: bool,
+}
+
+/// Where the item a clinic sees comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemSource {
+    /// The global catalog, unchanged by the clinic.
+    Global,
+    /// A global item the clinic changed (price, name, duration or availability).
+    Override,
+    /// An item only this clinic has.
+    Clinic,
+}
+
+/// An item as a clinic sees it, and as its cached view holds it (format version in the key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogItem {
+    pub code: String,
+    pub name: String,
+    /// Procedures only; `null` for insurers.
+    pub default_minutes: Option<i32>,
+    /// Procedures only; `null` for insurers (and for a procedure priced on request).
+    pub price_cents: Option<i64>,
+    pub currency: String,
+    pub active: bool,
+    pub source: ItemSource,
+}
+
+impl From<MergedRow> for CatalogItem {
+    fn from(row: MergedRow) -> Self {
+        let source = match (row.in_global, row.in_clinic) {
+            (true, false) => ItemSource::Global,
+            (true, true) => ItemSource::Override,
+            (false, _) => ItemSource::Clinic,
+        };
+        CatalogItem {
+            code: row.code,
+            name: row.name,
+            default_minutes: row.default_minutes,
+            price_cents: row.price_cents,
+            currency: row.currency,
+            active: row.active,
+            source,
+        }
+    }
+}
+
+/// `GET /catalogs/{kind}` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewQuery {
+    /// Inactive items (retired globally, or hidden by the clinic) are left out unless asked
+    /// for; an admin asks to see what can be switched back on.
+    #[serde(default)]
+    pub include_inactive: bool,
+}
+
+/// Whose catalog a write changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The caller's clinic: its overrides and extra items (clinic admins).
+    #[default]
+    Clinic,
+    /// The global catalog every clinic shares (platform admins).
+    Global,
+}
+
+impl Scope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scope::Clinic => "clinic",
+            Scope::Global => "global",
+        }
+    }
+}
+
+/// `PUT` / `DELETE /catalogs/{kind}/{code}` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteQuery {
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// `PUT /catalogs/{kind}/{code}`: only the fields present change; `null` returns a field of an
+/// override to the global value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutItemRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub default_minutes: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub price_cents: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub active: Option<Option<bool>>,
+}
+
+/// `GET /catalogs/{kind}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CatalogViewResponse {
+    pub kind: CatalogKind,
+    pub items: Vec<CatalogItem>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: &str) -> PutItemRequest {
+        serde_json::from_str(json).expect("request json")
+    }
+
+    #[test]
+    fn kinds_and_codes_are_parsed_at_the_edge() {
+        assert_eq!(
+            CatalogKind::from_path("procedure").unwrap(),
+            CatalogKind::Procedure
+        );
+        assert!(matches!(
+            CatalogKind::from_path("procedures"),
+            Err(ApiError::NotFound { .. })
+        ));
+        assert_eq!(
+            CatalogCode::parse("code", "ENDO-MR").unwrap().as_str(),
+            "ENDO-MR"
+        );
+        assert_eq!(
+            CatalogCode::parse("code", "v2.a_b").unwrap().as_str(),
+            "v2.a_b"
+        );
+        for bad in ["", "con espacio", "ñ", &"X".repeat(33)] {
+            assert!(CatalogCode::parse("code", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn absent_null_and_values_are_three_different_changes() {
+        let changes = ItemChanges::parse(
+            CatalogKind::Procedure,
+            request(r#"{"price_cents": 4500, "name": null}"#),
+        )
+        .unwrap();
+        assert_eq!(changes.price_cents, Change::Set(PriceCents(4500)));
+        assert_eq!(changes.name, Change::Clear);
+        assert_eq!(changes.default_minutes, Change::Keep);
+        assert_eq!(changes.active, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let field = |kind, json: &str| match ItemChanges::parse(kind, request(json)) {
+            Err(ApiError::Validation { field, .. }) => field,
+            other => panic!("{json}: {other:?}"),
+        };
+        let procedure = CatalogKind::Procedure;
+        assert_eq!(field(procedure, r#"{"price_cents": -1}"#), "price_cents");
+        assert_eq!(
+            field(procedure, r#"{"default_minutes": 4}"#),
+            "default_minutes"
+        );
+        assert_eq!(field(procedure, r#"{"name": "  "}"#), "name");
+        assert_eq!(field(procedure, r#"{"active": null}"#), "active");
+        assert_eq!(
+            field(CatalogKind::Insurer, r#"{"price_cents": 100}"#),
+            "price_cents"
+        );
+        assert!(matches!(
+            ItemChanges::parse(procedure, request("{}")),
+            Err(ApiError::BadRequest { .. })
+        ));
+    }
+
+    #[test]
+    fn standalone_items_need_a_name_and_a_duration() {
+        let changes = ItemChanges::parse(
+            CatalogKind::Procedure,
+            request(r#"{"name": "Injerto óseo"}"#),
+        )
+        .unwrap();
+        let missing = changes.check_complete(CatalogKind::Procedure, None, "new item");
+        assert_eq!(missing.map_err(|e| e.field), Err("default_minutes"));
+        assert!(
+            changes
+                .check_complete(CatalogKind::Insurer, None, "new item")
+                .is_ok()
+        );
+        let stored = StoredItem {
+            name: Some("Injerto".into()),
+            default_minutes: Some(60),
+            price_cents: None,
+            active: true,
+        };
+        let clear_name = ItemChanges {
+            name: Change::Clear,
+            ..ItemChanges::default()
+        };
+        assert_eq!(
+            clear_name
+                .check_complete(CatalogKind::Procedure, Some(&stored), "x")
+                .map_err(|e| e.field),
+            Err("name")
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Dashboard use cases: read through the stale-while-revalidate cache, refresh it ahead of
+//! expiry (the scheduler), or compute it straight from PostgreSQL.
+
+use super::repository;
+use super::types::{Dashboard, MalformedFigures};
+use crate::cache::{Cache, DASHBOARD};
+use crate::db::{self, DbError};
+use crate::http::ApiError;
+use crate::ids::ClinicId;
+use crate::keys::Keys;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// The token names a clinic that does not exist (any more).
+    #[error("clinic not found")]
+    ClinicNotFound,
+    #[error(transparent)]
+    Malformed(#[from] MalformedFigures),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for DashboardError {
+    fn from(error: sqlx::Error) -> Self {
+        DashboardError::Db(DbError::from(error))
+    }
+}
+
+impl From<DashboardError> for ApiError {
+    fn from(error: DashboardError) -> Self {
+        match error {
+            DashboardError::ClinicNotFound => ApiError::NotFound { what: "clinic" },
+            DashboardError::Malformed(error) => ApiError::internal(error),
+            DashboardError::Db(error) => error.into(),
+        }
+    }
+}
+
+pub struct DashboardService<'a> {
+    db: &'a PgPool,
+    cache: &'a Cache,
+    keys: &'a Keys,
+}
+
+impl<'a> DashboardService<'a> {
+    pub fn new(state: &'a AppState) -> Self {
+        Self {
+            db: &state.db,
+            cache: &state.cache,
+            keys: &state.keys,
+        }
+    }
+
+    /// The clinic's dashboard through the cache: fresh for five minutes, then served stale
+    /// while one caller recomputes it (the `DASHBOARD` policy); a miss computes it now.
+    pub async fn dashboard(&self, clinic: ClinicId) -> Result<Dashboard, DashboardError> {
+        let key = self.keys.dashboard(clinic);
+        self.cache
+            .get_or_load(DASHBOARD, &key, || self.compute(clinic, Utc::now()))
+            .await?
+            .ok_or(DashboardError::ClinicNotFound)
+    }
+
+    /// Recomputes the cached dashboard now. `false` when another caller is already filling it
+    /// (or Redis is unavailable): the value then comes from them, or from the next request.
+    pub async fn refresh(&self, clinic: ClinicId) -> Result<bool, DashboardError> {
+        let key = self.keys.dashboard(clinic);
+        self.cache
+            .refresh(DASHBOARD, &key, || self.compute(clinic, Utc::now()))
+            .await
+    }
+
+    /// The dashboard as of `now`, straight from PostgreSQL (one statement); `None` when the
+    /// clinic does not exist.
+    pub async fn compute(
+        &self,
+        clinic: ClinicId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Dashboard>, DashboardError> {
+        let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let row = repository::figures(&mut tx, clinic, now).await?;
+        tx.commit().await?;
+        Ok(row.map(|row| Dashboard::assemble(row, now)).transpose()?)
+    }
+}

@@ -1,0 +1,454 @@
+//! Dashboard types: the one row the figures query returns, and the response (also the cached
+//! value) assembled from it.
+//!
+//! Calendar figures (today, the next seven days, this month) use the clinic's days, in its
+//! time zone. Rolling figures (no-shows over 30 days, new patients over 7 and 30 days) count
+//! back from the moment the dashboard was generated.
+
+use crate::appointments::AppointmentStatus;
+use crate::ids::UserId;
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// Days in the load section: today and the six days after it.
+pub const LOAD_DAYS: usize = 7;
+/// The rolling windows of the no-show rate and of new patients.
+pub const NO_SHOW_WINDOW: TimeDelta = TimeDelta::days(30);
+/// The currency reported when no completed appointment of the month has a price (the catalog's
+/// default currency).
+pub const DEFAULT_CURRENCY: &str = "EUR";
+
+/// What `repository::figures` returns: aggregates as parallel arrays (much cheaper for
+/// PostgreSQL to build than JSON), assembled into a [`Dashboard`] by [`Dashboard::assemble`].
+#[derive(Debug, sqlx::FromRow)]
+pub struct FiguresRow {
+    pub timezone: String,
+    /// The clinic's date at the moment asked for.
+    pub today: NaiveDate,
+    pub today_statuses: Vec<String>,
+    pub today_counts: Vec<i64>,
+    /// Active dentists, and anyone else booked in the next seven days, ordered by name.
+    pub dentist_ids: Vec<Uuid>,
+    pub dentist_names: Vec<String>,
+    /// One entry per (dentist, day) with bookings; `load_days` counts from today (0) to 6.
+    pub load_dentists: Vec<Uuid>,
+    pub load_days: Vec<i32>,
+    pub load_appointments: Vec<i64>,
+    pub load_minutes: Vec<i64>,
+    pub no_shows: i64,
+    pub closed: i64,
+    pub new_patients_7_days: i64,
+    pub new_patients_30_days: i64,
+    /// Completed appointments of the month per procedure code, with the price that applies to the
+    /// clinic (its override when it sets a price, else the global one).
+    pub revenue_appointments: Vec<i64>,
+    pub revenue_prices: Vec<Option<i64>>,
+    pub revenue_currencies: Vec<Option<String>>,
+}
+
+/// `GET /dashboard`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// When these figures were computed; a cached dashboard can be up to a few minutes old.
+    pub generated_at: DateTime<Utc>,
+    /// The clinic's time zone: the one "today", the seven days and "this month" are in.
+    pub timezone: String,
+    pub appointments_today: AppointmentsToday,
+    pub load_next_7_days: LoadNext7Days,
+    pub no_show_rate_30_days: NoShowRate,
+    pub new_patients: NewPatients,
+    pub estimated_revenue_this_month: EstimatedRevenue,
+}
+
+/// Appointments starting today (the clinic's day), whatever their status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentsToday {
+    pub date: NaiveDate,
+    pub total: i64,
+    pub by_status: StatusCounts,
+}
+
+/// One count per status, zeros included.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    pub scheduled: i64,
+    pub confirmed: i64,
+    pub completed: i64,
+    pub cancelled: i64,
+    pub no_show: i64,
+}
+
+impl StatusCounts {
+    fn add(&mut self, status: AppointmentStatus, count: i64) {
+        let slot = match status {
+            AppointmentStatus::Scheduled => &mut self.scheduled,
+            AppointmentStatus::Confirmed => &mut self.confirmed,
+            AppointmentStatus::Completed => &mut self.completed,
+            AppointmentStatus::Cancelled => &mut self.cancelled,
+            AppointmentStatus::NoShow => &mut self.no_show,
+        };
+        *slot += count;
+    }
+
+    pub fn total(&self) -> i64 {
+        self.scheduled + self.confirmed + self.completed + self.cancelled + self.no_show
+    }
+}
+
+/// Each dentist's bookings from today to six days ahead (`from`..=`to`, the clinic's days).
+/// Cancelled appointments do not count: they free the time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadNext7Days {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub dentists: Vec<DentistLoad>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DentistLoad {
+    pub dentist_id: UserId,
+    pub name: String,
+    pub appointments: i64,
+    pub booked_minutes: i64,
+    /// Always seven days, in order, zeros included.
+    pub days: Vec<DayLoad>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DayLoad {
+    pub date: NaiveDate,
+    pub appointments: i64,
+    pub booked_minutes: i64,
+}
+
+/// Of the appointments that started in the 30 days before `generated_at` and were closed as
+/// completed or as a no-show, the share of no-shows. Cancelled and still-open appointments are
+/// in neither figure. `rate` is `null` when there is nothing to divide by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NoShowRate {
+    pub since: DateTime<Utc>,
+    pub no_shows: i64,
+    pub closed_appointments: i64,
+    pub rate: Option<f64>,
+}
+
+/// Patients registered in the 7 and 30 days before `generated_at`, archived records excluded
+/// (an archived record is usually a duplicate or a mistake, not a new patient).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPatients {
+    pub last_7_days: i64,
+    pub last_30_days: i64,
+}
+
+/// The appointments completed this month (the clinic's calendar month, by start time), each at
+/// its procedure's catalog price: the clinic's override when it sets a price, else the global
+/// price. Appointments without a procedure, or whose procedure has no price (in `currency`),
+/// are counted in `unpriced_appointments` and add nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EstimatedRevenue {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub completed_appointments: i64,
+    pub unpriced_appointments: i64,
+}
+
+/// Completed appointments of one procedure and the price that applies to them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PricedProcedure {
+    pub appointments: i64,
+    pub price_cents: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// Why a figures row could not be read; only a schema and code out of step can cause it.
+#[derive(Debug, thiserror::Error)]
+#[error("the dashboard figures do not fit: {0}")]
+pub struct MalformedFigures(&'static str);
+
+impl Dashboard {
+    /// Builds the response from the query's row, filling zeros where nothing was booked.
+    pub fn assemble(row: FiguresRow, now: DateTime<Utc>) -> Result<Self, MalformedFigures> {
+        let today = row.today;
+        let same_length = |a: usize, b: usize, what| {
+            if a == b {
+                Ok(())
+            } else {
+                Err(MalformedFigures(what))
+            }
+        };
+        same_length(
+            row.today_statuses.len(),
+            row.today_counts.len(),
+            "today's statuses",
+        )?;
+        same_length(
+            row.dentist_ids.len(),
+            row.dentist_names.len(),
+            "dentist names",
+        )?;
+        for len in [
+            row.load_days.len(),
+            row.load_appointments.len(),
+            row.load_minutes.len(),
+        ] {
+            same_length(row.load_dentists.len(), len, "load entries")?;
+        }
+        for len in [row.revenue_prices.len(), row.revenue_currencies.len()] {
+            same_length(row.revenue_appointments.len(), len, "revenue entries")?;
+        }
+
+        let mut by_status = StatusCounts::default();
+        for (status, count) in row.today_statuses.iter().zip(&row.today_counts) {
+            let status = status
+                .parse::<AppointmentStatus>()
+                .map_err(|_| MalformedFigures("unknown appointment status"))?;
+            by_status.add(status, *count);
+        }
+
+        let dates: Vec<NaiveDate> = (0..LOAD_DAYS as u64)
+            .map(|offset| today + chrono::Days::new(offset))
+            .collect();
+        let mut load: HashMap<Uuid, [(i64, i64); LOAD_DAYS]> = HashMap::new();
+        for (((dentist, day), appointments), minutes) in row
+            .load_dentists
+            .iter()
+            .zip(&row.load_days)
+            .zip(&row.load_appointments)
+            .zip(&row.load_minutes)
+        {
+            let day = usize::try_from(*day)
+                .ok()
+                .filter(|day| *day < LOAD_DAYS)
+                .ok_or(MalformedFigures("load day out of range"))?;
+            let entry = &mut load.entry(*dentist).or_insert([(0, 0); LOAD_DAYS])[day];
+            entry.0 += appointments;
+            entry.1 += minutes;
+        }
+        let dentists = row
+            .dentist_ids
+            .iter()
+            .zip(row.dentist_names)
+            .map(|(id, name)| {
+                let days = load.get(id).copied().unwrap_or([(0, 0); LOAD_DAYS]);
+                DentistLoad {
+                    dentist_id: UserId(*id),
+                    name,
+                    appointments: days.iter().map(|d| d.0).sum(),
+                    booked_minutes: days.iter().map(|d| d.1).sum(),
+                    days: dates
+                        .iter()
+                        .zip(days)
+                        .map(|(date, (appointments, booked_minutes))| DayLoad {
+                            date: *date,
+                            appointments,
+                            booked_minutes,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+
+        let procedures: Vec<PricedProcedure> = row
+            .revenue_appointments
+            .iter()
+            .zip(row.revenue_prices)
+            .zip(row.revenue_currencies)
+            .map(|((appointments, price_cents), currency)| PricedProcedure {
+                appointments: *appointments,
+                price_cents,
+                currency,
+            })
+            .collect();
+
+        Ok(Dashboard {
+            generated_at: now,
+            timezone: row.timezone,
+            appointments_today: AppointmentsToday {
+                date: today,
+                total: by_status.total(),
+                by_status,
+            },
+            load_next_7_days: LoadNext7Days {
+                from: today,
+                to: dates[LOAD_DAYS - 1],
+                dentists,
+            },
+            no_show_rate_30_days: NoShowRate {
+                since: now - NO_SHOW_WINDOW,
+                no_shows: row.no_shows,
+                closed_appointments: row.closed,
+                rate: rate(row.no_shows, row.closed),
+            },
+            new_patients: NewPatients {
+                last_7_days: row.new_patients_7_days,
+                last_30_days: row.new_patients_30_days,
+            },
+            estimated_revenue_this_month: estimate_revenue(
+                format!("{:04}-{:02}", today.year(), today.month()),
+                &procedures,
+            ),
+        })
+    }
+}
+
+/// A share to four decimals (0.0812 is 8.12 %); `None` without a denominator.
+fn rate(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0)
+}
+
+/// Sums the priced appointments in the currency most of them are priced in. A clinic's prices
+/// normally share one currency; should they not, the others cannot be added to it and count
+/// as unpriced rather than being summed as if they were the same money.
+pub fn estimate_revenue(month: String, procedures: &[PricedProcedure]) -> EstimatedRevenue {
+    let completed_appointments: i64 = procedures.iter().map(|p| p.appointments).sum();
+    // currency -> (appointments, amount); a BTreeMap so a tie picks the same currency every time.
+    let mut by_currency: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for procedure in procedures {
+        if let (Some(price), Some(currency)) = (procedure.price_cents, &procedure.currency) {
+            let entry = by_currency.entry(currency.as_str()).or_default();
+            entry.0 += procedure.appointments;
+            entry.1 = entry
+                .1
+                .saturating_add(price.saturating_mul(procedure.appointments));
+        }
+    }
+    let main = by_currency
+        .iter()
+        .max_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| b.0.cmp(a.0)))
+        .map(|(currency, totals)| (currency.to_string(), *totals));
+    let (currency, (priced, amount_cents)) =
+        main.unwrap_or_else(|| (DEFAULT_CURRENCY.to_string(), (0, 0)));
+    EstimatedRevenue {
+        month,
+        amount_cents,
+        currency,
+        completed_appointments,
+        unpriced_appointments: completed_appointments - priced,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(today: NaiveDate) -> FiguresRow {
+        FiguresRow {
+            timezone: "Europe/Madrid".into(),
+            today,
+            today_statuses: vec!["confirmed".into(), "no_show".into()],
+            today_counts: vec![3, 1],
+            dentist_ids: vec![Uuid::from_u128(1), Uuid::from_u128(2)],
+            dentist_names: vec!["Ana".into(), "Luis".into()],
+            load_dentists: vec![Uuid::from_u128(2), Uuid::from_u128(2)],
+            load_days: vec![0, 6],
+            load_appointments: vec![2, 1],
+            load_minutes: vec![75, 30],
+            no_shows: 1,
+            closed: 3,
+            new_patients_7_days: 2,
+            new_patients_30_days: 5,
+            revenue_appointments: vec![2, 1],
+            revenue_prices: vec![Some(3_500), None],
+            revenue_currencies: vec![Some("EUR".into()), None],
+        }
+    }
+
+    #[test]
+    fn every_status_and_every_day_is_present_with_zeros() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 28).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-03-28T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let dashboard = Dashboard::assemble(row(today), now).unwrap();
+        assert_eq!(dashboard.appointments_today.total, 4);
+        assert_eq!(
+            dashboard.appointments_today.by_status,
+            StatusCounts {
+                confirmed: 3,
+                no_show: 1,
+                ..StatusCounts::default()
+            }
+        );
+        let load = &dashboard.load_next_7_days;
+        assert_eq!(load.to, NaiveDate::from_ymd_opt(2026, 4, 3).unwrap());
+        assert_eq!(load.dentists.len(), 2);
+        assert!(load.dentists[0].days.iter().all(|d| d.appointments == 0));
+        assert_eq!(load.dentists[0].days.len(), LOAD_DAYS);
+        let luis = &load.dentists[1];
+        assert_eq!((luis.appointments, luis.booked_minutes), (3, 105));
+        assert_eq!(
+            luis.days[6].date,
+            NaiveDate::from_ymd_opt(2026, 4, 3).unwrap()
+        );
+        assert_eq!(luis.days[6].appointments, 1);
+        assert_eq!(dashboard.no_show_rate_30_days.rate, Some(0.3333));
+        let revenue = &dashboard.estimated_revenue_this_month;
+        assert_eq!(revenue.month, "2026-03");
+        assert_eq!(
+            (
+                revenue.amount_cents,
+                revenue.completed_appointments,
+                revenue.unpriced_appointments
+            ),
+            (7_000, 3, 1)
+        );
+    }
+
+    #[test]
+    fn a_row_out_of_step_with_the_code_is_an_error_not_a_panic() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 28).unwrap();
+        let mut bad = row(today);
+        bad.load_days = vec![0, 7];
+        assert!(Dashboard::assemble(bad, Utc::now()).is_err());
+        let mut bad = row(today);
+        bad.today_statuses = vec!["lost".into(), "confirmed".into()];
+        assert!(Dashboard::assemble(bad, Utc::now()).is_err());
+        let mut bad = row(today);
+        bad.dentist_names.pop();
+        assert!(Dashboard::assemble(bad, Utc::now()).is_err());
+    }
+
+    #[test]
+    fn no_rate_without_closed_appointments() {
+        assert_eq!(rate(0, 0), None);
+        assert_eq!(rate(0, 5), Some(0.0));
+        assert_eq!(rate(1, 8), Some(0.125));
+    }
+
+    #[test]
+    fn revenue_is_summed_in_the_currency_most_appointments_are_priced_in() {
+        let procedure =
+            |appointments, price: Option<i64>, currency: Option<&str>| PricedProcedure {
+                appointments,
+                price_cents: price,
+                currency: currency.map(str::to_string),
+            };
+        let revenue = estimate_revenue(
+            "2026-11".into(),
+            &[
+                procedure(4, Some(1_000), Some("EUR")),
+                procedure(1, Some(9_999), Some("USD")),
+                procedure(2, None, Some("EUR")),
+                procedure(3, Some(500), Some("EUR")),
+            ],
+        );
+        assert_eq!(revenue.currency, "EUR");
+        assert_eq!(revenue.amount_cents, 5_500);
+        assert_eq!(revenue.completed_appointments, 10);
+        assert_eq!(revenue.unpriced_appointments, 3);
+
+        let nothing = estimate_revenue("2026-11".into(), &[]);
+        assert_eq!(
+            (
+                nothing.currency.as_str(),
+                nothing.amount_cents,
+                nothing.unpriced_appointments
+            ),
+            (DEFAULT_CURRENCY, 0, 0)
+        );
+    }
+}

@@ -1,0 +1,57 @@
+//! Which code runs a job of which kind. The queue is infrastructure and imports no context: the
+//! caller that composes a worker (`shared::worker`, a test, the benchmark) registers the kinds.
+
+use super::types::{Job, JobFailure, JobKind};
+use crate::state::AppState;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What a handler returns: `Ok` with the JSON stored in `jobs.result`, or why it failed.
+pub type HandlerResult = Result<serde_json::Value, JobFailure>;
+
+type BoxedHandler =
+    Arc<dyn Fn(AppState, Job) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>> + Send + Sync>;
+
+/// The handlers of one worker, by job kind.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    by_kind: HashMap<&'static str, BoxedHandler>,
+}
+
+impl Handlers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `handler` for jobs of `kind`: `async fn(state: AppState, job: Job) -> HandlerResult`.
+    /// Registering a kind twice keeps the last handler.
+    pub fn on<F, Fut>(mut self, kind: JobKind, handler: F) -> Self
+    where
+        F: Fn(AppState, Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.by_kind.insert(
+            kind.as_str(),
+            Arc::new(move |state, job| Box::pin(handler(state, job))),
+        );
+        self
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.by_kind.keys().copied()
+    }
+
+    pub(super) fn get(&self, kind: &str) -> Option<BoxedHandler> {
+        self.by_kind.get(kind).cloned()
+    }
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut kinds: Vec<_> = self.kinds().collect();
+        kinds.sort_unstable();
+        f.debug_struct("Handlers").field("kinds", &kinds).finish()
+    }
+}

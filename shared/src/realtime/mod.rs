@@ -1,0 +1,164 @@
+//! Real-time notifications: the inbox in PostgreSQL, the registry of live WebSocket connections
+//! in Redis, and the notifier that pushes to them through API Gateway's @connections API.
+//!
+//! **Store first, then push.** [`notify`] writes the notification to the inbox (its bigint id is
+//! the per-inbox offset clients resume from), commits, then posts it to every live connection of
+//! its audience: a user, a role in a clinic, a clinic, or everyone. A push that fails loses
+//! nothing: the client reads the inbox (`GET /notifications?since=`) or asks for a replay.
+//!
+//! **Connections** ([`registry`]): `ws-connect` checks the token (`?token=`) and registers the
+//! connection under its clinic, role and user; `ws-disconnect` removes it; a 410 Gone from
+//! @connections removes it too. Every key expires with API Gateway's 2-hour connection limit.
+//!
+//! **Frames** ([`ws`]): the client sends `{"action":"ping"}`, `{"action":"ack","id":N}` or
+//! `{"action":"replay","since":N}`; `ws-default` answers through the route response. Pushes are
+//! `{"type":"notification","notification":{…}}`. See the README's "Real-time notifications".
+//!
+//! Notifications carry links and ids, never clinical text: a push travels through API Gateway and
+//! sits in a browser's memory.
+
+mod inbox;
+mod notifier;
+mod push;
+pub mod registry;
+mod routes;
+mod types;
+pub mod ws;
+
+pub use notifier::{ManagementApi, Notifier, PostOutcome, Recorder};
+pub use push::{Delivery, PushReport, notify, notify_everyone, push};
+pub use registry::{ConnectionRegistry, LiveConnection, RegistryError};
+pub use routes::router;
+pub use types::*;
+
+use crate::auth::Role;
+use crate::db::{self, DbError};
+use crate::http::ErrorChain;
+use crate::ids::{ClinicId, JobId, ReportId, UserId, XrayId};
+use crate::state::AppState;
+
+/// A finished document (an analysed X-ray, a generated report), as its job announces it.
+#[derive(Clone, Debug)]
+pub struct DocumentReady {
+    pub kind: NotificationKind,
+    pub title: &'static str,
+    /// Where the document is read, e.g. `/xrays/{id}`.
+    pub link: String,
+    /// Ids the client may want (document, job); never names or clinical text.
+    pub details: serde_json::Map<String, serde_json::Value>,
+    /// Once-only key of this document's notices, e.g. `xray-ready:<id>`.
+    pub dedupe_key: String,
+}
+
+impl DocumentReady {
+    /// `xray.analysed` for `/xrays/{id}`.
+    pub fn xray_analysed(xray: XrayId, job: JobId) -> Self {
+        Self {
+            kind: XRAY_ANALYSED,
+            title: "X-ray analysed",
+            link: format!("/xrays/{xray}"),
+            details: ids([("xray_id", xray.to_string()), ("job_id", job.to_string())]),
+            dedupe_key: format!("xray-analysed:{xray}"),
+        }
+    }
+
+    /// `report.ready` for `/reports/{id}`.
+    pub fn report_ready(report: ReportId, job: JobId) -> Self {
+        Self {
+            kind: REPORT_READY,
+            title: "Insurance report ready",
+            link: format!("/reports/{report}"),
+            details: ids([
+                ("report_id", report.to_string()),
+                ("job_id", job.to_string()),
+            ]),
+            dedupe_key: format!("report-ready:{report}"),
+        }
+    }
+}
+
+fn ids<const N: usize>(pairs: [(&str, String); N]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .into_iter()
+        .map(|(name, id)| (name.to_owned(), id.into()))
+        .collect()
+}
+
+/// Tells the user who asked for a document and the clinic's reception desk that it is ready.
+///
+/// Two inbox rows: one for the requester, one for the receptionists; a requester who is a
+/// receptionist gets only the desk's (never the same news twice). Each row has a once-only key,
+/// so a job delivered twice notifies once. Best effort: the document is ready whatever happens
+/// here, and the job has succeeded; a failure is logged.
+pub async fn document_ready(
+    state: &AppState,
+    clinic: ClinicId,
+    requested_by: Option<UserId>,
+    notice: DocumentReady,
+) {
+    let mut body = notice.details.clone();
+    body.insert("link".into(), notice.link.clone().into());
+    let body = serde_json::Value::Object(body);
+
+    let requester = match requested_by {
+        Some(user) => match requester_role(state, clinic, user).await {
+            Ok(Some(Role::Receptionist)) => None,
+            Ok(Some(_)) => Some(user),
+            // Not (or no longer) on the clinic's staff: only the desk hears of it.
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "the requester's role could not be read; notifying the desk only");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut notices = vec![
+        NewNotification::new(
+            Audience::Role {
+                clinic,
+                role: Role::Receptionist,
+            },
+            notice.kind,
+            notice.title,
+            body.clone(),
+        )
+        .with_dedupe_key(format!("{}:desk", notice.dedupe_key)),
+    ];
+    if let Some(user) = requester {
+        notices.push(
+            NewNotification::new(
+                Audience::User { clinic, user },
+                notice.kind,
+                notice.title,
+                body,
+            )
+            .with_dedupe_key(format!("{}:requester", notice.dedupe_key)),
+        );
+    }
+    for new in notices {
+        if let Err(error) = notify(state, new).await {
+            tracing::error!(
+                kind = %notice.kind,
+                error = %ErrorChain(&error),
+                "a document-ready notification could not be stored"
+            );
+        }
+    }
+}
+
+async fn requester_role(
+    state: &AppState,
+    clinic: ClinicId,
+    user: UserId,
+) -> Result<Option<Role>, DbError> {
+    let mut tx = db::begin_tenant(&state.db, clinic).await?;
+    let role: Option<Role> =
+        sqlx::query_scalar("SELECT role FROM users WHERE clinic_id = $1 AND id = $2 AND active")
+            .bind(clinic)
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(role)
+}

@@ -1,0 +1,171 @@
+//! `/notifications` routes of the `notifications` function: the caller's inbox (what was sent to
+//! them, to their role, to their clinic and to everyone) with read marks, for every staff role.
+
+use super::inbox::{self, Reader, Window};
+use super::types::{Notification, NotificationId, RealtimeError};
+use crate::auth::Principal;
+use crate::db::DbError;
+use crate::http::{self, ApiError, ApiPath, ApiQuery, MAX_PAGE_SIZE};
+use crate::state::AppState;
+use ::http::StatusCode;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+const DEFAULT_LIMIT: u32 = 50;
+
+pub fn router(state: AppState) -> Router {
+    let config = state.config.http.clone();
+    http::finish(
+        Router::new()
+            .route("/notifications", get(list))
+            .route("/notifications/read-all", post(read_all))
+            .route("/notifications/{id}/read", post(read_one))
+            .with_state(state),
+        &config,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    since: Option<i64>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// One page of an inbox. With `since`: oldest first, and `next_since` is where the next call
+/// resumes. Without: newest first, and `next_before` pages further back.
+#[derive(Debug, Serialize)]
+struct InboxPage {
+    items: Vec<Notification>,
+    has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_since: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<InboxPage>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(bad_query(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE_SIZE}."),
+        ));
+    }
+    let window = match (query.since, query.before) {
+        (Some(_), Some(_)) => {
+            return Err(bad_query(
+                "before",
+                "Use since (what came after an id) or before (older ones), not both.",
+            ));
+        }
+        (Some(since), None) if since < 0 => {
+            return Err(bad_query("since", "since must be 0 or more."));
+        }
+        (Some(since), None) => Window::After(since),
+        (None, Some(before)) if before <= 0 => {
+            return Err(bad_query("before", "before must be a notification id."));
+        }
+        (None, before) => Window::Before(before),
+    };
+    let mut items = inbox::load_page(
+        &state.db,
+        Reader::from(&principal),
+        window,
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let has_more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let last = items.last().map(|item| item.id);
+    let page = match window {
+        Window::After(since) => InboxPage {
+            next_since: Some(last.unwrap_or(since)),
+            next_before: None,
+            items,
+            has_more,
+        },
+        Window::Before(_) => InboxPage {
+            next_since: None,
+            next_before: if has_more { last } else { None },
+            items,
+            has_more,
+        },
+    };
+    Ok(Json(page))
+}
+
+async fn read_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let id: NotificationId = id.parse().map_err(|()| ApiError::BadRequest {
+        detail: "Invalid path parameter `id`: expected a notification id (a positive integer)."
+            .into(),
+        field: Some("id".into()),
+    })?;
+    let found = inbox::acknowledge(&state.db, Reader::from(&principal), id.get())
+        .await
+        .map_err(unknown_user)?;
+    if !found {
+        return Err(ApiError::NotFound {
+            what: "notification",
+        });
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct MarkedRead {
+    /// Notifications newly marked read (those read before are not counted).
+    marked: u64,
+}
+
+async fn read_all(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<MarkedRead>, ApiError> {
+    let marked = inbox::acknowledge_all(&state.db, Reader::from(&principal))
+        .await
+        .map_err(unknown_user)?;
+    Ok(Json(MarkedRead { marked }))
+}
+
+fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        detail: detail.into(),
+        field: Some(field.into()),
+    }
+}
+
+/// A token whose user is not (or no longer) on the clinic's staff cannot keep read marks.
+fn unknown_user(error: DbError) -> ApiError {
+    if error.constraint() == Some("notification_reads_user_fkey") {
+        ApiError::Forbidden {
+            detail: "Your user is not on this clinic's staff.".into(),
+        }
+    } else {
+        error.into()
+    }
+}
+
+impl From<RealtimeError> for ApiError {
+    fn from(error: RealtimeError) -> Self {
+        match error {
+            RealtimeError::Db(error) => error.into(),
+            RealtimeError::NotPlatformAdmin => ApiError::Forbidden {
+                detail: "Announcing to every clinic needs a platform admin.".into(),
+            },
+            RealtimeError::Invalid(_) => ApiError::internal(error),
+        }
+    }
+}

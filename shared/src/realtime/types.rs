@@ -1,0 +1,442 @@
+//! The vocabulary of notifications: audiences, kinds, what producers hand in, what the inbox and
+//! the WebSocket frames show, and the limits API Gateway imposes on them.
+
+use crate::auth::Role;
+use crate::db::DbError;
+use crate::ids::{ClinicId, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// API Gateway's limit on one WebSocket message (a push, a route response): 128 KiB.
+pub const MESSAGE_LIMIT: usize = 128 * 1024;
+/// The largest `body` a notification may store, serialized. Far under [`MESSAGE_LIMIT`]: bodies
+/// hold ids and links, and anything large travels as a link.
+pub const BODY_LIMIT: usize = 16 * 1024;
+/// The `notifications.title` check constraint, in characters.
+pub const TITLE_LIMIT: usize = 200;
+/// The `notifications.dedupe_key` check constraint, in characters.
+pub const DEDUPE_KEY_LIMIT: usize = 255;
+/// API Gateway closes a WebSocket connection after two hours, whatever happens on it.
+pub const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);
+
+/// Who a notification is for. Every audience but `Everyone` lives inside one clinic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    User {
+        clinic: ClinicId,
+        user: UserId,
+    },
+    Role {
+        clinic: ClinicId,
+        role: Role,
+    },
+    Clinic(ClinicId),
+    /// Every clinic: platform announcements only.
+    Everyone,
+}
+
+impl Audience {
+    pub fn kind(&self) -> AudienceKind {
+        match self {
+            Audience::User { .. } => AudienceKind::User,
+            Audience::Role { .. } => AudienceKind::Role,
+            Audience::Clinic(_) => AudienceKind::Clinic,
+            Audience::Everyone => AudienceKind::Everyone,
+        }
+    }
+
+    pub fn clinic(&self) -> Option<ClinicId> {
+        match self {
+            Audience::User { clinic, .. } | Audience::Role { clinic, .. } => Some(*clinic),
+            Audience::Clinic(clinic) => Some(*clinic),
+            Audience::Everyone => None,
+        }
+    }
+}
+
+/// `notifications.audience`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "notification_audience", rename_all = "snake_case")]
+pub enum AudienceKind {
+    User,
+    Role,
+    Clinic,
+    Everyone,
+}
+
+/// What a notification is about, named like `xray.analysed` (the `notifications.kind` check:
+/// `^[a-z][a-z0-9_.]{1,63}$`). Declared as constants, so a misspelt kind fails the build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NotificationKind(&'static str);
+
+impl NotificationKind {
+    /// Panics at compile time (in a `const`) when `name` does not fit the column's check.
+    pub const fn new(name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        assert!(
+            bytes.len() >= 2 && bytes.len() <= 64 && bytes[0].is_ascii_lowercase(),
+            "a notification kind is 2..=64 characters starting with a-z"
+        );
+        let mut i = 1;
+        while i < bytes.len() {
+            let b = bytes[i];
+            assert!(
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.',
+                "a notification kind is made of a-z, 0-9, '_' and '.'"
+            );
+            i += 1;
+        }
+        Self(name)
+    }
+
+    pub const fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for NotificationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+pub const XRAY_ANALYSED: NotificationKind = NotificationKind::new("xray.analysed");
+pub const REPORT_READY: NotificationKind = NotificationKind::new("report.ready");
+pub const APPOINTMENT_REMINDER: NotificationKind = NotificationKind::new("appointment.reminder");
+pub const POSSIBLE_NO_SHOW: NotificationKind =
+    NotificationKind::new("appointment.possible_no_show");
+pub const ANNOUNCEMENT: NotificationKind = NotificationKind::new("announcement");
+
+/// A notification to store and push.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewNotification {
+    pub audience: Audience,
+    pub kind: NotificationKind,
+    pub title: String,
+    /// A JSON object of ids and links (`"link": "/xrays/…"`); never clinical text.
+    pub body: serde_json::Value,
+    /// Stored at most once per clinic (or once among announcements to everyone): the scheduler
+    /// and at-least-once jobs may produce the same notice twice.
+    pub dedupe_key: Option<String>,
+}
+
+impl NewNotification {
+    pub fn new(
+        audience: Audience,
+        kind: NotificationKind,
+        title: impl Into<String>,
+        body: serde_json::Value,
+    ) -> Self {
+        Self {
+            audience,
+            kind,
+            title: title.into(),
+            body,
+            dedupe_key: None,
+        }
+    }
+
+    pub fn with_dedupe_key(mut self, key: impl Into<String>) -> Self {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+
+    /// What the table's checks (and API Gateway's message limit) would refuse, refused here
+    /// with a reason instead of a constraint error.
+    pub fn check(&self) -> Result<(), RealtimeError> {
+        let title = self.title.chars().count();
+        if title == 0 || title > TITLE_LIMIT {
+            return Err(RealtimeError::Invalid(format!(
+                "the title must have 1 to {TITLE_LIMIT} characters"
+            )));
+        }
+        if !self.body.is_object() {
+            return Err(RealtimeError::Invalid(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        let size = serde_json::to_vec(&self.body).map_or(usize::MAX, |bytes| bytes.len());
+        if size > BODY_LIMIT {
+            return Err(RealtimeError::Invalid(format!(
+                "the body is {size} bytes; at most {BODY_LIMIT} (send large content as a link)"
+            )));
+        }
+        if self
+            .dedupe_key
+            .as_ref()
+            .is_some_and(|key| key.is_empty() || key.chars().count() > DEDUPE_KEY_LIMIT)
+        {
+            return Err(RealtimeError::Invalid(format!(
+                "the dedupe key must have 1 to {DEDUPE_KEY_LIMIT} characters"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A stored notification as a client sees it (inbox pages, pushes, replays).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Notification {
+    /// The inbox offset: increasing, so "everything after N" is what a client missed.
+    pub id: i64,
+    pub audience: AudienceKind,
+    pub kind: String,
+    pub title: String,
+    pub body: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    /// Whether the caller has read it (always `false` in a push).
+    pub read: bool,
+}
+
+/// A notification id from a client (a path, an ack): a positive integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct NotificationId(i64);
+
+impl NotificationId {
+    pub fn new(id: i64) -> Option<Self> {
+        (id > 0).then_some(Self(id))
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for NotificationId {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse::<i64>().ok().and_then(Self::new).ok_or(())
+    }
+}
+
+impl fmt::Display for NotificationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("invalid notification: {0}")]
+    Invalid(String),
+    #[error("only a platform admin may notify every clinic")]
+    NotPlatformAdmin,
+}
+
+impl From<sqlx::Error> for RealtimeError {
+    fn from(error: sqlx::Error) -> Self {
+        RealtimeError::Db(DbError::from(error))
+    }
+}
+
+/// A frame a client sends on its WebSocket (routed to `ws-default`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Keeps the connection (and its registration) alive; answered with `pong`.
+    Ping,
+    /// Marks one notification read.
+    Ack { id: i64 },
+    /// Asks for the notifications after `since` (default: the `?since=` given at connect).
+    Replay {
+        #[serde(default)]
+        since: Option<i64>,
+    },
+}
+
+/// A frame Pulso sends: pushes through @connections, answers through the route response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Notification {
+        notification: Notification,
+    },
+    Pong {
+        /// `false`: Pulso no longer knows this connection (its registration expired or Redis lost
+        /// it); pushes will not reach it, so the client should reconnect.
+        registered: bool,
+    },
+    Ack {
+        id: i64,
+    },
+    Replay {
+        since: i64,
+        notifications: Vec<Notification>,
+        /// `false`: more were missed than one frame carries; ask again with `since: last_id`.
+        complete: bool,
+        /// The id to resume from next time (the last one sent, or `since` when none was).
+        last_id: i64,
+    },
+    Error {
+        /// A stable code: `bad_frame`, `unknown_action`, `not_found`, `unknown_connection`,
+        /// `unavailable`.
+        error: String,
+        message: String,
+    },
+}
+
+impl ServerFrame {
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            error: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The frame as sent. Serializing these plain types cannot fail; if it somehow did, the
+    /// client gets an error frame rather than nothing.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","error":"internal","message":"the frame could not be encoded"}"#
+                .to_owned()
+        })
+    }
+}
+
+/// The push of `notification`, kept under API Gateway's message limit: a body that would not
+/// fit (only possible for rows written outside [`NewNotification::check`]) is replaced by its
+/// link, and the client reads the rest from the inbox.
+pub fn push_payload(notification: &Notification) -> Vec<u8> {
+    let frame = ServerFrame::Notification {
+        notification: notification.clone(),
+    };
+    let bytes = frame.to_json().into_bytes();
+    if bytes.len() <= MESSAGE_LIMIT {
+        return bytes;
+    }
+    let link = notification
+        .body
+        .get("link")
+        .and_then(|link| link.as_str())
+        .filter(|link| link.len() <= 2_048)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("/notifications?since={}&limit=1", notification.id - 1));
+    let mut trimmed = notification.clone();
+    trimmed.body = serde_json::json!({ "link": link, "truncated": true });
+    ServerFrame::Notification {
+        notification: trimmed,
+    }
+    .to_json()
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(body: serde_json::Value) -> Notification {
+        Notification {
+            id: 42,
+            audience: AudienceKind::Role,
+            kind: "xray.analysed".into(),
+            title: "X-ray analysed".into(),
+            body,
+            created_at: DateTime::from_timestamp(1_795_432_000, 0).unwrap_or_default(),
+            read: false,
+        }
+    }
+
+    #[test]
+    fn client_frames_parse_and_refuse_what_they_should() {
+        let parse = |text: &str| serde_json::from_str::<ClientFrame>(text);
+        assert_eq!(parse(r#"{"action":"ping"}"#).ok(), Some(ClientFrame::Ping));
+        assert_eq!(
+            parse(r#"{"action":"ack","id":7}"#).ok(),
+            Some(ClientFrame::Ack { id: 7 })
+        );
+        assert_eq!(
+            parse(r#"{"action":"replay"}"#).ok(),
+            Some(ClientFrame::Replay { since: None })
+        );
+        assert_eq!(
+            parse(r#"{"action":"replay","since":3}"#).ok(),
+            Some(ClientFrame::Replay { since: Some(3) })
+        );
+        for bad in [
+            "",
+            "ping",
+            "{}",
+            r#"{"action":"ack"}"#,
+            r#"{"action":"ack","id":"x"}"#,
+            r#"{"action":"shout"}"#,
+            "[1,2]",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_frames_are_tagged_by_type() {
+        let frame: serde_json::Value =
+            serde_json::from_str(&ServerFrame::Pong { registered: true }.to_json())
+                .unwrap_or_default();
+        assert_eq!(frame, json!({"type": "pong", "registered": true}));
+        let push: serde_json::Value =
+            serde_json::from_slice(&push_payload(&sample(json!({"link": "/xrays/1"}))))
+                .unwrap_or_default();
+        assert_eq!(push["type"], "notification");
+        assert_eq!(push["notification"]["id"], 42);
+        assert_eq!(push["notification"]["body"]["link"], "/xrays/1");
+    }
+
+    #[test]
+    fn a_push_never_exceeds_the_message_limit() {
+        let huge = sample(json!({"link": "/reports/9", "blob": "x".repeat(MESSAGE_LIMIT)}));
+        let payload = push_payload(&huge);
+        assert!(payload.len() <= MESSAGE_LIMIT, "{}", payload.len());
+        let push: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+        assert_eq!(
+            push["notification"]["body"],
+            json!({"link": "/reports/9", "truncated": true})
+        );
+        let linkless = sample(json!({"blob": "x".repeat(MESSAGE_LIMIT)}));
+        let push: serde_json::Value =
+            serde_json::from_slice(&push_payload(&linkless)).unwrap_or_default();
+        assert_eq!(
+            push["notification"]["body"]["link"],
+            "/notifications?since=41&limit=1"
+        );
+    }
+
+    #[test]
+    fn new_notifications_are_checked_before_the_database_sees_them() {
+        let ok = NewNotification::new(
+            Audience::Everyone,
+            ANNOUNCEMENT,
+            "Mantenimiento",
+            json!({"message": "hoy"}),
+        );
+        assert!(ok.check().is_ok());
+        let long_title = NewNotification {
+            title: "t".repeat(TITLE_LIMIT + 1),
+            ..ok.clone()
+        };
+        assert!(long_title.check().is_err());
+        let big = NewNotification {
+            body: json!({"x": "y".repeat(BODY_LIMIT)}),
+            ..ok.clone()
+        };
+        assert!(big.check().is_err());
+        let not_object = NewNotification {
+            body: json!([1]),
+            ..ok.clone()
+        };
+        assert!(not_object.check().is_err());
+        assert!(ok.clone().with_dedupe_key("").check().is_err());
+    }
+
+    #[test]
+    fn notification_ids_are_positive() {
+        assert_eq!("12".parse::<NotificationId>().map(|id| id.get()), Ok(12));
+        for bad in ["0", "-1", "x", "", "99999999999999999999"] {
+            assert!(bad.parse::<NotificationId>().is_err(), "{bad}");
+        }
+    }
+}

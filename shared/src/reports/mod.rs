@@ -1,0 +1,15 @@
+//! Reports: documents built in the background from a clinic's data. An insurance report lists
+//! a patient's completed procedures over a period, priced from the clinic's catalog (its
+//! overrides applied), as a PDF that the `report.insurance` job renders and stores.
+
+mod jobs;
+pub mod pdf;
+mod repository;
+mod routes;
+mod service;
+mod types;
+
+pub use jobs::{REPORT_INSURANCE, build_insurance_report};
+pub use routes::router;
+pub use service::{ReportError, ReportPdf, ReportService, Requested};
+pub use types::*;

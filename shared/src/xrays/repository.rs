@@ -1,0 +1,255 @@
+//! X-ray SQL. Every query runs inside a tenant transaction (row-level security) and also filters
+//! on `clinic_id`. Metadata queries never select the `image` or `thumbnail` bytes.
+
+use super::types::{
+    IfNoneMatch, NewXray, Sha256Digest, StoredImage, StoredThumbnail, XrayRecord, XrayStatus,
+};
+use crate::http::PageRequest;
+use crate::ids::{ClinicId, JobId, PatientId, XrayId};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+const COLUMNS: &str = "id, clinic_id, patient_id, uploaded_by, content_type, byte_size, sha256, \
+                       width, height, status, analysis, error, job_id, created_at, analysed_at, \
+                       thumbnail IS NOT NULL AS has_thumbnail";
+
+/// Whether the patient exists in the clinic, and if so whether it is archived. The row is
+/// share-locked until commit so it cannot be archived under an upload being stored.
+pub(super) async fn patient_archived(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    patient: PatientId,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT archived_at IS NOT NULL FROM patients WHERE clinic_id = $1 AND id = $2 FOR SHARE",
+    )
+    .bind(clinic)
+    .bind(patient)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether the patient exists in the clinic (archived or not): lists stay readable.
+pub(super) async fn patient_exists(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    patient: PatientId,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM patients WHERE clinic_id = $1 AND id = $2)")
+        .bind(clinic)
+        .bind(patient)
+        .fetch_one(conn)
+        .await
+}
+
+pub(super) async fn insert(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    xray: &NewXray,
+    job: JobId,
+) -> Result<XrayRecord, sqlx::Error> {
+    // Sizes are bounded by the upload limit (≤ 4.5 MiB) and the pixel caps (≤ 12 000 a side).
+    let byte_size = i32::try_from(xray.bytes.len()).unwrap_or(i32::MAX);
+    let width = i32::try_from(xray.width).unwrap_or(i32::MAX);
+    let height = i32::try_from(xray.height).unwrap_or(i32::MAX);
+    sqlx::query_as(&format!(
+        "INSERT INTO xrays (id, clinic_id, patient_id, uploaded_by, content_type, byte_size, \
+                            sha256, image, width, height, job_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(xray.id)
+    .bind(clinic)
+    .bind(xray.patient_id)
+    .bind(xray.uploaded_by)
+    .bind(xray.format.content_type())
+    .bind(byte_size)
+    .bind(&xray.sha256.0[..])
+    .bind(&xray.bytes[..])
+    .bind(width)
+    .bind(height)
+    .bind(job)
+    .fetch_one(conn)
+    .await
+}
+
+pub(super) async fn find(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    id: XrayId,
+) -> Result<Option<XrayRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM xrays WHERE clinic_id = $1 AND id = $2"
+    ))
+    .bind(clinic)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The X-ray an upload created along with `job` (the idempotent replay of that upload).
+pub(super) async fn find_by_job(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    job: JobId,
+) -> Result<Option<XrayRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM xrays WHERE clinic_id = $1 AND job_id = $2"
+    ))
+    .bind(clinic)
+    .bind(job)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Newest first; keyset pagination over `(created_at, id)`, served by
+/// `xrays_clinic_patient_created_idx`.
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    patient: PatientId,
+    page: &PageRequest<(DateTime<Utc>, XrayId)>,
+) -> Result<Vec<XrayRecord>, sqlx::Error> {
+    let (before_at, before_id) = match &page.after {
+        Some((at, id)) => (Some(*at), Some(*id)),
+        None => (None, None),
+    };
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM xrays
+         WHERE clinic_id = $1 AND patient_id = $2
+           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $5"
+    ))
+    .bind(clinic)
+    .bind(patient)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(page.fetch_limit())
+    .fetch_all(conn)
+    .await
+}
+
+/// The original bytes, unless the caller's copy (`If-None-Match`) is current: then only the
+/// digest comes back and the megabytes stay in PostgreSQL.
+pub(super) async fn image(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    id: XrayId,
+    if_none_match: &IfNoneMatch,
+) -> Result<Option<StoredImage>, sqlx::Error> {
+    let (any, tags): (bool, Vec<Vec<u8>>) = match if_none_match {
+        IfNoneMatch::Absent => (false, Vec::new()),
+        IfNoneMatch::Any => (true, Vec::new()),
+        IfNoneMatch::Tags(tags) => (false, tags.iter().map(|t| t.0.to_vec()).collect()),
+    };
+    let row: Option<(String, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT content_type, sha256,
+                CASE WHEN $3 OR sha256 = ANY($4) THEN NULL ELSE image END
+         FROM xrays WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(id)
+    .bind(any)
+    .bind(tags)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(content_type, sha256, bytes)| StoredImage {
+        content_type,
+        // The column's check constraint guarantees 32 bytes.
+        sha256: Sha256Digest::from_slice(&sha256).unwrap_or(Sha256Digest([0; 32])),
+        bytes,
+    }))
+}
+
+pub(super) async fn thumbnail(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    id: XrayId,
+) -> Result<Option<StoredThumbnail>, sqlx::Error> {
+    let row: Option<(XrayStatus, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT status, thumbnail FROM xrays WHERE clinic_id = $1 AND id = $2")
+            .bind(clinic)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(status, bytes)| StoredThumbnail { status, bytes }))
+}
+
+/// What the analysis job finds. The bytes are read only while there is something to do, so a
+/// repeated delivery of a finished job does not pull megabytes out of PostgreSQL.
+pub(super) enum AnalysisSource {
+    Missing,
+    AlreadyReady,
+    Image(Vec<u8>),
+}
+
+pub(super) async fn analysis_source(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    id: XrayId,
+) -> Result<AnalysisSource, sqlx::Error> {
+    let row: Option<(XrayStatus, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT status, CASE WHEN status = 'ready' THEN NULL ELSE image END
+         FROM xrays WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        None => AnalysisSource::Missing,
+        Some((_, Some(image))) => AnalysisSource::Image(image),
+        Some((_, None)) => AnalysisSource::AlreadyReady,
+    })
+}
+
+/// Stores the report and thumbnail. Running it twice with the same result changes nothing a
+/// reader can tell (at-least-once delivery).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn mark_ready(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    id: XrayId,
+    analysis: &serde_json::Value,
+    thumbnail: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE xrays
+         SET status = 'ready', analysis = $3, thumbnail = $4, width = $5, height = $6,
+             error = NULL, analysed_at = now()
+         WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(id)
+    .bind(analysis)
+    .bind(thumbnail)
+    .bind(i32::try_from(width).unwrap_or(i32::MAX))
+    .bind(i32::try_from(height).unwrap_or(i32::MAX))
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Records why the analysis failed; never turns a ready X-ray (a concurrent run that succeeded)
+/// into a failed one.
+pub(super) async fn mark_failed(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    id: XrayId,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    let error: String = error.chars().take(4000).collect();
+    sqlx::query(
+        "UPDATE xrays SET status = 'failed', error = $3, analysed_at = now()
+         WHERE clinic_id = $1 AND id = $2 AND status <> 'ready'",
+    )
+    .bind(clinic)
+    .bind(id)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

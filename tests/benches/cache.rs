@@ -1,0 +1,311 @@
+//! The cache layer measured against the physical limits in the same run (issue 4 §5):
+//! raw Redis GET and raw PostgreSQL primary-key select beside `GET /patients/{id}` on a hit and
+//! a miss, `GET /dashboard` on a miss and a hit for a clinic of 20,000 patients and 200,000
+//! appointments, requests/s at 1, 8 and 32 concurrent callers, and a Zipf(1.0) read workload
+//! over the 20,000 patients with 5 % writes, reporting the hit rate.
+//!
+//! Run: `cargo bench -p pulso-tests --bench cache` (services from infra/scripts/services.sh).
+//! `BENCH_ITERATIONS` scales the sample count (default 20000). Prints figures; asserts nothing.
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use common::{Stats, header, iterations, measure, measure_concurrent, report};
+use http::{Method, Request};
+use http_body_util::BodyExt;
+use pulso_devtool::large_clinic::{LargeClinicOptions, populate};
+use pulso_tests::TestApp;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Zipf};
+use redis::AsyncCommands;
+use shared::auth::Role;
+use shared::cache::{DASHBOARD, PATIENT_PROFILE};
+use shared::ids::{ClinicId, PatientId};
+use std::sync::Arc;
+use std::time::Instant;
+use tower::ServiceExt;
+
+const PATIENTS: usize = 20_000;
+const APPOINTMENTS: usize = 200_000;
+const WRITE_SHARE: f64 = 0.05;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let iterations = iterations();
+    let app = TestApp::spawn().await;
+    let clinic = app.clinic_a.id;
+    let started = Instant::now();
+    let (ids, appointments) = seed_large_clinic(&app, clinic).await;
+    println!(
+        "Pulso cache benchmark — {} patients, {appointments} appointments generated in {:.1} s; {iterations} samples per row",
+        ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let patients = shared::patients::router(app.state.clone());
+    let dashboard = shared::dashboard::router(app.state.clone());
+    let staff = app.token(&app.clinic_a, Role::Receptionist);
+    let dentist = app.token(&app.clinic_a, Role::Dentist);
+    let redis = app.state.redis.connection().await.expect("redis");
+
+    // Warm every path (connections, prepared statements, caches).
+    for id in ids.iter().take(200) {
+        get(&patients, &staff, &format!("/patients/{id}")).await;
+    }
+    get(&dashboard, &dentist, "/dashboard").await;
+
+    // ------------------------------------------------------------------ single caller
+    header("latency, 1 caller");
+    let sample_key = app.state.keys.patient_profile(clinic, ids[0]).value;
+    let redis_get = {
+        let redis = redis.clone();
+        move |_: usize| {
+            let mut redis = redis.clone();
+            let key = sample_key.clone();
+            async move {
+                let _: Option<Vec<u8>> = redis.get(&key).await.expect("GET");
+            }
+        }
+    };
+    let raw_redis = measure(iterations, redis_get.clone()).await;
+    report("raw Redis GET (same connection type)", &raw_redis);
+
+    let pk_pool = app_pool(&app, clinic).await;
+    let pk_select = {
+        let ids = ids.clone();
+        move |i: usize| {
+            let pool = pk_pool.clone();
+            let id = ids[i % ids.len()];
+            async move {
+                let _: (String,) = sqlx::query_as("SELECT first_name FROM patients WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("pk select");
+            }
+        }
+    };
+    let raw_pg = measure(iterations, pk_select.clone()).await;
+    report("raw PostgreSQL primary-key select", &raw_pg);
+
+    let hit = {
+        let router = patients.clone();
+        let token = staff.clone();
+        let ids = ids.clone();
+        move |i: usize| {
+            let router = router.clone();
+            let token = token.clone();
+            let id = ids[i % 200];
+            async move { get(&router, &token, &format!("/patients/{id}")).await }
+        }
+    };
+    let hits = measure(iterations, hit.clone()).await;
+    report("GET /patients/{id} cache hit", &hits);
+
+    // Misses: the value is invalidated before each timed request (outside the timing).
+    let mut samples = Vec::with_capacity(iterations / 4);
+    for i in 0..iterations / 4 {
+        let id = ids[i % ids.len()];
+        let key = app.state.keys.patient_profile(clinic, id);
+        app.state.cache.invalidate(PATIENT_PROFILE, &key).await;
+        let started = Instant::now();
+        get(&patients, &staff, &format!("/patients/{id}")).await;
+        samples.push(started.elapsed());
+    }
+    let misses = Stats::from(samples, None);
+    report("GET /patients/{id} cache miss (load + store)", &misses);
+
+    let dashboard_key = app.state.keys.dashboard(clinic);
+    let mut samples = Vec::new();
+    for _ in 0..(iterations / 100).clamp(20, 200) {
+        app.state.cache.invalidate(DASHBOARD, &dashboard_key).await;
+        let started = Instant::now();
+        get(&dashboard, &dentist, "/dashboard").await;
+        samples.push(started.elapsed());
+    }
+    let dashboard_misses = Stats::from(samples, None);
+    report("GET /dashboard miss (200k appointments)", &dashboard_misses);
+    let dashboard_hit = {
+        let router = dashboard.clone();
+        let token = dentist.clone();
+        move |_: usize| {
+            let router = router.clone();
+            let token = token.clone();
+            async move { get(&router, &token, "/dashboard").await }
+        }
+    };
+    let dashboard_hits = measure(iterations / 4, dashboard_hit).await;
+    report("GET /dashboard hit", &dashboard_hits);
+
+    // ------------------------------------------------------------------ concurrency
+    let mut ratios = Vec::new();
+    for callers in [1, 8, 32] {
+        header(&format!("throughput, {callers} concurrent"));
+        let raw = measure_concurrent(callers, iterations, redis_get.clone()).await;
+        report("raw Redis GET", &raw);
+        let cached = measure_concurrent(callers, iterations, hit.clone()).await;
+        report("GET /patients/{id} cache hit", &cached);
+        let pg = measure_concurrent(callers, iterations, pk_select.clone()).await;
+        report("raw PostgreSQL PK select", &pg);
+        ratios.push((callers, 100.0 * cached.per_second / raw.per_second));
+    }
+
+    // ------------------------------------------------------------------ Zipf workload
+    let (hit_rate, zipf) = zipf_workload(&app, &patients, &staff, &ids, iterations * 2).await;
+    header("Zipf(1.0) over 20,000 patients, 5 % writes, 8 concurrent");
+    report("mixed GET / PATCH /patients/{id}", &zipf);
+
+    println!();
+    println!(
+        "cache-hit handler p50 − raw Redis GET p50 = {:.1} µs (target ≤ 100 µs)",
+        hits.p50_us - raw_redis.p50_us
+    );
+    for (callers, ratio) in ratios {
+        println!(
+            "cache-hit throughput at {callers:>2} concurrent = {ratio:.0} % of raw Redis GET (target ≥ 70 %)"
+        );
+    }
+    println!(
+        "dashboard miss p50 = {:.2} ms (target ≤ 10 ms), hit p50 = {:.3} ms (target ≤ 0.2 ms), miss/hit = {:.0}× (target ≥ 50×)",
+        dashboard_misses.p50_us / 1000.0,
+        dashboard_hits.p50_us / 1000.0,
+        dashboard_misses.p50_us / dashboard_hits.p50_us.max(f64::EPSILON)
+    );
+    println!(
+        "Zipf(1.0) hit rate = {:.1} % (target ≥ 90 %)",
+        hit_rate * 100.0
+    );
+    println!(
+        "patient miss / hit p50 = {:.1}×; raw PK select p50 = {:.1} µs",
+        misses.p50_us / hits.p50_us.max(f64::EPSILON),
+        raw_pg.p50_us
+    );
+    println!(
+        "reference (Flask + Flask-Caching, same volume): patient hit 630 µs, dashboard miss 15.8 ms, dashboard hit 0.57 ms (27×)"
+    );
+}
+
+/// Reads and writes patients chosen by Zipf(1.0) rank (rank 1 the most popular), from a cold
+/// cache. The first tenth of the operations warms the cache; the hit rate is the cache's own
+/// counters (hits over all reads) over the rest.
+async fn zipf_workload(
+    app: &TestApp,
+    router: &Router,
+    token: &str,
+    ids: &[PatientId],
+    operations: usize,
+) -> (f64, Stats) {
+    let zipf = Zipf::new(ids.len() as f64, 1.0).expect("zipf");
+    let mut rng = StdRng::seed_from_u64(7);
+    let plan: Arc<Vec<(PatientId, bool)>> = Arc::new(
+        (0..operations)
+            .map(|_| {
+                let rank = zipf.sample(&mut rng) as usize;
+                let write = rand::Rng::random_bool(&mut rng, WRITE_SHARE);
+                (ids[rank.clamp(1, ids.len()) - 1], write)
+            })
+            .collect(),
+    );
+    let warm_up = operations / 10;
+    let op = |offset: usize| {
+        let router = router.clone();
+        let token = token.to_string();
+        let plan = plan.clone();
+        move |i: usize| {
+            let router = router.clone();
+            let token = token.clone();
+            let (id, write) = plan[(offset + i) % plan.len()];
+            async move {
+                if write {
+                    let request = Request::builder()
+                        .method(Method::PATCH)
+                        .uri(format!("/patients/{id}"))
+                        .header("authorization", format!("Bearer {token}"))
+                        .header("content-type", "application/json")
+                        .body(Body::from(format!(
+                            r#"{{"phone": "+34 600 {:06}"}}"#,
+                            i % 1_000_000
+                        )))
+                        .expect("request");
+                    let response = router.oneshot(request).await.expect("infallible");
+                    assert_eq!(response.status(), 200);
+                } else {
+                    get(&router, &token, &format!("/patients/{id}")).await;
+                }
+            }
+        }
+    };
+    measure_concurrent(8, warm_up, op(0)).await;
+    let clinic = Some(app.clinic_a.id);
+    app.state.cache.flush_metrics().await;
+    let (before, _) = app.state.cache.stats(clinic).await.expect("stats");
+    let stats = measure_concurrent(8, operations - warm_up, op(warm_up)).await;
+    app.state.cache.flush_metrics().await;
+    let (after, _) = app.state.cache.stats(clinic).await.expect("stats");
+    let counted = |stats: &std::collections::BTreeMap<String, shared::cache::CacheNameStats>| {
+        stats
+            .get(PATIENT_PROFILE.name)
+            .map(|s| {
+                let served = s.hits + s.stale_serves;
+                (served, served + s.misses + s.bypasses + s.early_refreshes)
+            })
+            .unwrap_or_default()
+    };
+    let ((served_before, reads_before), (served_after, reads_after)) =
+        (counted(&before), counted(&after));
+    let reads = (reads_after - reads_before).max(1);
+    ((served_after - served_before) as f64 / reads as f64, stats)
+}
+
+async fn get(router: &Router, token: &str, uri: &str) {
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), 200, "{uri}");
+    let _ = response.into_body().collect().await.expect("body");
+}
+
+/// A pool of the application role with the clinic set once per connection: the cheapest
+/// possible tenant-scoped primary-key select.
+async fn app_pool(app: &TestApp, clinic: ClinicId) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(32)
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                sqlx::query(&format!("SET app.clinic_id = '{clinic}'"))
+                    .execute(connection)
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect(app.state.config.database.url.expose())
+        .await
+        .expect("pk pool")
+}
+
+/// The large clinic: 20,000 patients and 200,000 appointments over a year, into clinic A
+/// (the same generator as `pulso-devtool seed-large`).
+async fn seed_large_clinic(app: &TestApp, clinic: ClinicId) -> (Vec<PatientId>, i64) {
+    let options = LargeClinicOptions {
+        patients: PATIENTS,
+        appointments: APPOINTMENTS,
+        reset: false,
+    };
+    let large = populate(&app.owner, clinic, &options)
+        .await
+        .expect("generate the large clinic");
+    let appointments = large.appointment_count();
+    (large.patient_ids, appointments)
+}

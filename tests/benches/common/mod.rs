@@ -1,0 +1,96 @@
+//! Timing helpers shared by the benchmarks: percentiles, sequential and concurrent loops,
+//! one printed row per measurement. Benchmarks print; they never assert a timing.
+
+#![allow(dead_code)] // each bench binary uses its own subset
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub struct Stats {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub per_second: f64,
+}
+
+impl Stats {
+    /// Percentiles of `samples`; requests/s over `wall` (concurrent runs) or their sum.
+    pub fn from(mut samples: Vec<Duration>, wall: Option<Duration>) -> Self {
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let index = ((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1));
+            samples.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        let total: Duration = wall.unwrap_or_else(|| samples.iter().sum());
+        Stats {
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+            per_second: samples.len() as f64 / total.as_secs_f64().max(f64::EPSILON),
+        }
+    }
+}
+
+pub fn header(title: &str) {
+    println!();
+    println!("{title}");
+    println!(
+        "{:<52} {:>10} {:>10} {:>11}",
+        "", "p50 µs", "p99 µs", "ops/s"
+    );
+}
+
+pub fn report(name: &str, stats: &Stats) {
+    println!(
+        "{:<52} {:>10.1} {:>10.1} {:>11.0}",
+        name, stats.p50_us, stats.p99_us, stats.per_second
+    );
+}
+
+pub async fn measure<F, Fut>(iterations: usize, op: F) -> Stats
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations {
+        let started = Instant::now();
+        op(i).await;
+        samples.push(started.elapsed());
+    }
+    Stats::from(samples, None)
+}
+
+/// `callers` tasks share `iterations` operations; ops/s is over the wall-clock time.
+pub async fn measure_concurrent<F, Fut>(callers: usize, iterations: usize, op: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let per_caller = (iterations / callers).max(1);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|caller| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(per_caller);
+                for i in 0..per_caller {
+                    let began = Instant::now();
+                    op(caller * per_caller + i).await;
+                    samples.push(began.elapsed());
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(iterations);
+    for task in tasks {
+        samples.extend(task.await.expect("bench task"));
+    }
+    Stats::from(samples, Some(started.elapsed()))
+}
+
+pub fn iterations() -> usize {
+    std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}

@@ -1,0 +1,381 @@
+//! The job queue measured against the physical limits in the same run (issue 5): raw Redis
+//! LPUSH+LMOVE round trips and a raw PostgreSQL insert-and-commit beside `Queue::enqueue`
+//! (tenant transaction + INSERT + COMMIT + push); no-op jobs through one worker process, with
+//! their state recorded in PostgreSQL, beside the raw Redis limit; and enqueue-to-start latency
+//! while the worker drains a steady 500 jobs/s.
+//!
+//! Run: `cargo bench -p pulso-tests --bench queue` (services from infra/scripts/services.sh).
+//! `BENCH_ITERATIONS` scales the samples (default 20000; the throughput runs use 2.5× that many
+//! jobs). Prints figures; asserts nothing about time.
+
+mod common;
+
+use common::{Stats, header, iterations, measure, report};
+use pulso_tests::TestApp;
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+use shared::AppState;
+use shared::ids::{ClinicId, JobId};
+use shared::queue::{Drain, DrainReport, Handlers, JobKind, NewJob, Queue, Worker};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+const NOOP: JobKind = JobKind::new("bench.noop");
+const STAMPED: JobKind = JobKind::new("bench.stamped");
+/// The steady arrival rate of the latency run.
+const RATE_PER_SECOND: u64 = 500;
+
+/// One clock for the producer and the handlers (same process): microseconds since start.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn micros() -> u64 {
+    EPOCH.elapsed().as_micros() as u64
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let iterations = iterations();
+    let app = TestApp::spawn().await;
+    let clinic = app.clinic_a.id;
+    let system = app.system_state();
+    let config = app.state.config.queue.clone();
+    println!(
+        "Pulso queue benchmark — {iterations} samples per latency row; worker defaults: \
+         concurrency {}, batch {}",
+        config.worker_concurrency, config.worker_batch
+    );
+
+    // ------------------------------------------------------------------ raw limits
+    header("round trips, 1 caller");
+    let redis = app.state.redis.connection().await.expect("redis");
+    let scratch = format!("{}:bench:{{raw}}:list", app.redis_prefix);
+    let scratch_to = format!("{}:bench:{{raw}}:moved", app.redis_prefix);
+    let raw_pair = {
+        let redis = redis.clone();
+        move |i: usize| {
+            let mut redis = redis.clone();
+            let (from, to) = (scratch.clone(), scratch_to.clone());
+            async move {
+                let _: i64 = redis.lpush(&from, i).await.expect("LPUSH");
+                let _: Option<String> = redis
+                    .lmove(&from, &to, redis::Direction::Right, redis::Direction::Left)
+                    .await
+                    .expect("LMOVE");
+            }
+        }
+    };
+    let raw_redis = measure(iterations, raw_pair).await;
+    report("raw Redis LPUSH + LMOVE (2 round trips)", &raw_redis);
+
+    // Alternated sample by sample, so both see the same disk and the same neighbours.
+    let mut raw_samples = Vec::with_capacity(iterations / 4);
+    let mut enqueue_samples = Vec::with_capacity(iterations / 4);
+    for i in 0..iterations / 4 {
+        let started = Instant::now();
+        let mut tx = shared::db::begin_tenant(&app.state.db, clinic)
+            .await
+            .expect("begin");
+        sqlx::query(
+            "INSERT INTO jobs (clinic_id, kind, status) VALUES ($1, 'bench.raw', 'succeeded')",
+        )
+        .bind(clinic)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+        tx.commit().await.expect("commit");
+        raw_samples.push(started.elapsed());
+
+        let started = Instant::now();
+        app.state
+            .queue
+            .enqueue(&app.state.db, clinic, noop(json!({"i": i})))
+            .await
+            .expect("enqueue");
+        enqueue_samples.push(started.elapsed());
+    }
+    let raw_pg = Stats::from(raw_samples, None);
+    let enqueue = Stats::from(enqueue_samples, None);
+    report("raw PostgreSQL BEGIN;SET LOCAL + INSERT + COMMIT", &raw_pg);
+    report("Queue::enqueue (the above + Redis push)", &enqueue);
+    println!(
+        "  enqueue p50 − raw PostgreSQL p50 = {:.1} µs (the push and the queue's own work); \
+         target: enqueue ≤ 1000 µs p50",
+        enqueue.p50_us - raw_pg.p50_us
+    );
+    clear(&app).await;
+
+    // ------------------------------------------------------------------ throughput
+    let jobs = iterations * 5 / 2;
+    println!();
+    println!("no-op jobs through one worker process ({jobs} jobs, state recorded in PostgreSQL)");
+    let raw_claim = raw_claim_limit(&app, jobs).await;
+    println!(
+        "{:<52} {:>11.0} jobs/s",
+        "raw Redis claim script alone, 256 per call", raw_claim
+    );
+    println!(
+        "{:<52} {:>11.0} jobs/s",
+        "raw Redis LPUSH + LMOVE, 1 job per pair", raw_redis.per_second
+    );
+    let mut best = 0.0_f64;
+    for (concurrency, batch) in [
+        (config.worker_concurrency, config.worker_batch),
+        (64, 256),
+        (256, 256),
+    ] {
+        let (rate, drained) = throughput(&app, &system, jobs, concurrency, batch).await;
+        best = best.max(rate);
+        println!(
+            "{:<52} {:>11.0} jobs/s   ({} succeeded, {:.1} jobs per claim, {:.0} % of the raw claim limit)",
+            format!("worker, concurrency {concurrency}, batch {batch}"),
+            rate,
+            drained.succeeded,
+            drained.claimed as f64 / drained.batches.max(1) as f64,
+            100.0 * rate / raw_claim
+        );
+    }
+    println!("  target: ≥ 12,000 no-op jobs/s; best above: {best:.0} jobs/s");
+
+    // ------------------------------------------------------------------ enqueue-to-start
+    let seconds = (iterations as u64 / 2_000).clamp(4, 20);
+    println!();
+    println!(
+        "enqueue-to-start while one worker (concurrency {}, batch {}) drains a steady {RATE_PER_SECOND} jobs/s for {seconds} s",
+        config.worker_concurrency, config.worker_batch
+    );
+    let (from_call, from_commit, enqueues) = steady_latency(&app, &system, seconds).await;
+    header("");
+    report("enqueue (under load)", &enqueues);
+    report("enqueue call → handler start", &from_call);
+    report("commit + push done → handler start", &from_commit);
+    println!("  target: enqueue-to-start ≤ 2000 µs p50");
+}
+
+fn noop(payload: Value) -> NewJob {
+    NewJob {
+        kind: NOOP,
+        payload,
+        idempotency_key: None,
+        created_by: None,
+        max_attempts: None,
+    }
+}
+
+/// Empties the queue's Redis structures and finishes the database's jobs between runs.
+async fn clear(app: &TestApp) {
+    let keys = app.state.keys.queue();
+    let mut redis = app.redis().await;
+    let _: () = redis
+        .del(&[&keys.ready, &keys.processing, &keys.delayed, &keys.known])
+        .await
+        .expect("clear queue keys");
+    // Otherwise the worker's sweep would push again, 30 s later, what was just cleared.
+    let mut tx = app.owner_tx(app.clinic_a.id).await;
+    sqlx::query(
+        "UPDATE jobs SET status = 'succeeded' WHERE clinic_id = $1 AND status <> 'succeeded'",
+    )
+    .bind(app.clinic_a.id)
+    .execute(&mut *tx)
+    .await
+    .expect("finish leftover jobs");
+    tx.commit().await.expect("commit");
+}
+
+/// Inserts `count` no-op jobs in one statement and pushes their ids, as `count` enqueues
+/// would have (outside the timing).
+async fn preload(app: &TestApp, clinic: ClinicId, count: usize) -> Vec<JobId> {
+    let mut tx = app.owner_tx(clinic).await;
+    let ids: Vec<JobId> = sqlx::query_scalar(
+        "INSERT INTO jobs (clinic_id, kind) SELECT $1, $2 FROM generate_series(1, $3) RETURNING id",
+    )
+    .bind(clinic)
+    .bind(NOOP.as_str())
+    .bind(count as i64)
+    .fetch_all(&mut *tx)
+    .await
+    .expect("preload jobs");
+    tx.commit().await.expect("commit preload");
+    let keys = app.state.keys.queue();
+    let mut redis = app.redis().await;
+    for chunk in ids.chunks(5_000) {
+        let strings: Vec<String> = chunk.iter().map(ToString::to_string).collect();
+        let _: () = redis::pipe()
+            .rpush(&keys.ready, &strings)
+            .ignore()
+            .sadd(&keys.known, &strings)
+            .ignore()
+            .query_async(&mut redis)
+            .await
+            .expect("push preload");
+    }
+    sqlx::query("ANALYZE jobs").execute(&app.owner).await.ok();
+    ids
+}
+
+/// What Redis alone allows the batched design: `claim.lua`-like LPOP 256 + ZADD per call.
+async fn raw_claim_limit(app: &TestApp, jobs: usize) -> f64 {
+    let list = format!("{}:bench:{{raw}}:ready", app.redis_prefix);
+    let zset = format!("{}:bench:{{raw}}:processing", app.redis_prefix);
+    let mut redis = app.redis().await;
+    let ids: Vec<String> = (0..jobs).map(|i| format!("{i:036}")).collect();
+    for chunk in ids.chunks(5_000) {
+        let _: () = redis.rpush(&list, chunk).await.expect("fill");
+    }
+    let script = redis::Script::new(
+        "local ids = redis.call('LPOP', KEYS[1], ARGV[1]) if not ids then return 0 end \
+         for _, id in ipairs(ids) do redis.call('ZADD', KEYS[2], ARGV[2], id) end return #ids",
+    );
+    let started = Instant::now();
+    let mut taken = 0_usize;
+    while taken < jobs {
+        let n: usize = script
+            .key(&list)
+            .key(&zset)
+            .arg(256)
+            .arg(1)
+            .invoke_async(&mut redis)
+            .await
+            .expect("claim");
+        if n == 0 {
+            break;
+        }
+        taken += n;
+    }
+    let rate = taken as f64 / started.elapsed().as_secs_f64();
+    let _: () = redis.del(&[&list, &zset]).await.expect("clean");
+    rate
+}
+
+fn worker_state(system: &AppState, concurrency: usize, batch: usize) -> AppState {
+    let mut config = system.config.queue.clone();
+    config.worker_concurrency = concurrency;
+    config.worker_batch = batch;
+    AppState {
+        queue: Queue::new(system.redis.clone(), &system.keys, &config),
+        ..system.clone()
+    }
+}
+
+/// Drains `jobs` preloaded no-op jobs; jobs/s over the drain (which ends ≤ 100 ms after the
+/// last record, when it sees the queue idle).
+async fn throughput(
+    app: &TestApp,
+    system: &AppState,
+    jobs: usize,
+    concurrency: usize,
+    batch: usize,
+) -> (f64, DrainReport) {
+    preload(app, app.clinic_a.id, jobs).await;
+    let worker = Worker::new(
+        worker_state(system, concurrency, batch),
+        Handlers::new().on(NOOP, |_, _| async { Ok(Value::Null) }),
+    );
+    let started = Instant::now();
+    let drained = worker
+        .drain(
+            Drain {
+                stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(300)),
+                finish_by: None,
+                stop_when_idle: true,
+            },
+            std::future::pending(),
+        )
+        .await;
+    let rate = drained.succeeded as f64 / started.elapsed().as_secs_f64();
+    clear(app).await;
+    (rate, drained)
+}
+
+/// Enqueues at a steady rate while a worker drains; returns (call → start, commit → start,
+/// enqueue) latencies.
+async fn steady_latency(app: &TestApp, system: &AppState, seconds: u64) -> (Stats, Stats, Stats) {
+    type Starts = Arc<Mutex<Vec<(String, u64, u64)>>>;
+    let starts: Starts = Arc::default();
+    let seen = starts.clone();
+    let worker = Worker::new(
+        system.clone(),
+        Handlers::new().on(STAMPED, move |_, job| {
+            let now = micros();
+            let called = job.payload["t"].as_u64().unwrap_or(now);
+            seen.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((job.id.to_string(), called, now));
+            async { Ok(Value::Null) }
+        }),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let draining = tokio::spawn({
+        let worker = worker.clone();
+        async move {
+            worker
+                .drain(Drain::default(), async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let total = seconds * RATE_PER_SECOND;
+    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / RATE_PER_SECOND));
+    let mut committed = std::collections::HashMap::new();
+    let mut enqueue_samples = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        ticks.tick().await;
+        let called = micros();
+        let staged = app
+            .state
+            .queue
+            .enqueue(
+                &app.state.db,
+                app.clinic_a.id,
+                NewJob {
+                    kind: STAMPED,
+                    payload: json!({"t": called}),
+                    idempotency_key: None,
+                    created_by: None,
+                    max_attempts: None,
+                },
+            )
+            .await
+            .expect("enqueue");
+        let done = micros();
+        enqueue_samples.push(Duration::from_micros(done - called));
+        committed.insert(staged.id.to_string(), done);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop.send(());
+    let report = draining.await.expect("drain task");
+    let starts = std::mem::take(&mut *starts.lock().unwrap_or_else(|p| p.into_inner()));
+    println!(
+        "  {} enqueued, {} started, worker report: claimed {}, succeeded {}",
+        total,
+        starts.len(),
+        report.claimed,
+        report.succeeded
+    );
+    let from_call: Vec<Duration> = starts
+        .iter()
+        .map(|(_, called, started)| Duration::from_micros(started.saturating_sub(*called)))
+        .collect();
+    let from_commit: Vec<Duration> = starts
+        .iter()
+        .filter_map(|(id, _, started)| {
+            committed
+                .get(id)
+                .map(|done| Duration::from_micros(started.saturating_sub(*done)))
+        })
+        .collect();
+    (
+        Stats::from(from_call, None),
+        Stats::from(from_commit, None),
+        Stats::from(enqueue_samples, None),
+    )
+}

@@ -1,0 +1,1051 @@
+//! `/patients/{id}/xrays` and `/xrays/{id}…` through the real router, PostgreSQL and Redis, and
+//! the `xray.analyze` handler run directly on the staged job.
+
+use axum::Router;
+use axum::body::Body;
+use http::{Method, Request};
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::{ExtendedColorType, GrayImage, ImageEncoder, Luma};
+use pulso_tests::{TestApp, TestClinic, TestOptions, TestResponse};
+use serde_json::{Value, json};
+use shared::auth::Role;
+use shared::ids::{ClinicId, JobId, UserId};
+use shared::queue::{Drain, Job, JobFailure, StopReason, Worker};
+use shared::xrays::Sha256Digest;
+use std::time::Duration;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+fn gradient(width: u32, height: u32) -> GrayImage {
+    GrayImage::from_fn(width, height, |x, y| {
+        let base = 40 + 170 * x / width;
+        let ring = if ((x / 24) + (y / 24)).is_multiple_of(3) {
+            25
+        } else {
+            0
+        };
+        Luma([(base + ring).min(255) as u8])
+    })
+}
+
+fn png(image: &GrayImage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    PngEncoder::new(&mut bytes)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            ExtendedColorType::L8,
+        )
+        .expect("encode png");
+    bytes
+}
+
+fn jpeg(image: &GrayImage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    JpegEncoder::new_with_quality(&mut bytes, 90)
+        .encode(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            ExtendedColorType::L8,
+        )
+        .expect("encode jpeg");
+    bytes
+}
+
+/// Pixels that do not compress: a PNG of `side`² pixels is about `side`² bytes.
+fn incompressible_png(side: u32) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    png(&GrayImage::from_fn(side, side, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        Luma([(state >> 56) as u8])
+    }))
+}
+
+/// A PNG whose IHDR (valid CRC) claims `width`×`height`, with a token IDAT and IEND.
+fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+async fn register_patient(app: &TestApp, clinic: &TestClinic) -> String {
+    let router = shared::patients::router(app.state.clone());
+    let response = app
+        .call(
+            &router,
+            Method::POST,
+            "/patients",
+            Some(&app.token(clinic, Role::Receptionist)),
+            Some(json!({"first_name": "Lucía", "last_name": "Serrano"})),
+        )
+        .await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    response.body["id"]
+        .as_str()
+        .expect("patient id")
+        .to_string()
+}
+
+async fn upload(
+    app: &TestApp,
+    router: &Router,
+    token: &str,
+    patient: &str,
+    content_type: Option<&str>,
+    idempotency_key: Option<&str>,
+    bytes: Vec<u8>,
+) -> TestResponse {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/patients/{patient}/xrays"))
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
+    app.send(router, request.body(Body::from(bytes)).expect("request"))
+        .await
+}
+
+async fn get(app: &TestApp, router: &Router, token: &str, uri: &str) -> TestResponse {
+    app.call(router, Method::GET, uri, Some(token), None).await
+}
+
+/// The job the upload staged, as the worker would hand it to the handler.
+async fn staged_job(app: &TestApp, clinic: ClinicId, job_id: &str) -> Job {
+    let id = Uuid::parse_str(job_id).expect("job id");
+    let mut tx = app.owner_tx(clinic).await;
+    let (kind, payload, max_attempts, created_by): (String, Value, i32, Option<Uuid>) =
+        sqlx::query_as(
+            "SELECT kind, payload, max_attempts, created_by FROM jobs WHERE clinic_id = $1 AND id = $2",
+        )
+        .bind(clinic)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("the staged job row");
+    tx.rollback().await.ok();
+    Job {
+        id: JobId::from(id),
+        clinic,
+        kind,
+        payload,
+        attempt: 1,
+        max_attempts: max_attempts as u32,
+        created_by: created_by.map(UserId::from),
+    }
+}
+
+async fn xray_row(app: &TestApp, clinic: ClinicId, id: &str) -> (String, Option<String>, bool) {
+    let mut tx = app.owner_tx(clinic).await;
+    let row: (String, Option<String>, bool) = sqlx::query_as(
+        "SELECT status::text, error, thumbnail IS NOT NULL FROM xrays WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(Uuid::parse_str(id).expect("xray id"))
+    .fetch_one(&mut *tx)
+    .await
+    .expect("the xray row");
+    tx.rollback().await.ok();
+    row
+}
+
+#[tokio::test]
+async fn upload_analyse_and_serve_a_png() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let token = app.token(&clinic, Role::Receptionist);
+    let patient = register_patient(&app, &clinic).await;
+    let original = png(&gradient(640, 480));
+
+    let accepted = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/png"),
+        None,
+        original.clone(),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let xray_id = accepted.body["xray_id"]
+        .as_str()
+        .expect("xray_id")
+        .to_string();
+    let job_id = accepted.body["job_id"]
+        .as_str()
+        .expect("job_id")
+        .to_string();
+    assert_eq!(accepted.body["status"], "pending");
+    assert_eq!(
+        accepted
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("/xrays/{xray_id}").as_str())
+    );
+    assert_eq!(accepted.body["links"]["self"], format!("/xrays/{xray_id}"));
+    assert_eq!(accepted.body["links"]["job"], format!("/jobs/{job_id}"));
+
+    // The row is pending and the job row exists, pointing at it.
+    assert_eq!(
+        xray_row(&app, clinic.id, &xray_id).await,
+        ("pending".into(), None, false)
+    );
+    let job = staged_job(&app, clinic.id, &job_id).await;
+    assert_eq!(job.kind, "xray.analyze");
+    assert_eq!(job.payload, json!({"xray_id": xray_id}));
+    assert_eq!(job.created_by, Some(clinic.receptionist));
+
+    let shown = get(&app, &router, &token, &format!("/xrays/{xray_id}")).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.body["status"], "pending");
+    assert_eq!(shown.body["patient_id"], patient.as_str());
+    assert_eq!(shown.body["content_type"], "image/png");
+    assert_eq!(shown.body["byte_size"], original.len());
+    assert_eq!(shown.body["width"], 640);
+    assert_eq!(shown.body["height"], 480);
+    assert_eq!(shown.body["analysis"], Value::Null);
+    assert_eq!(shown.body["links"]["thumbnail"], Value::Null);
+
+    // No thumbnail yet: a conflict that tells the client to come back.
+    let early = get(
+        &app,
+        &router,
+        &token,
+        &format!("/xrays/{xray_id}/thumbnail"),
+    )
+    .await;
+    assert_eq!(early.problem(409)["type"], "/problems/xray-not-ready");
+    assert!(early.headers.get("retry-after").is_some());
+
+    // The original, byte for byte, with its digest as ETag; 304 when the client has it.
+    let image = get(&app, &router, &token, &format!("/xrays/{xray_id}/image")).await;
+    assert_eq!(image.status, 200);
+    assert_eq!(image.bytes, original);
+    assert_eq!(image.headers["content-type"], "image/png");
+    assert_eq!(image.headers["x-content-type-options"], "nosniff");
+    let etag = format!("\"{}\"", Sha256Digest::of(&original).hex());
+    assert_eq!(image.headers["etag"], etag.as_str());
+    assert!(
+        image.headers["cache-control"]
+            .to_str()
+            .is_ok_and(|v| v.contains("private") && v.contains("immutable"))
+    );
+    assert_eq!(shown.body["sha256"], Sha256Digest::of(&original).hex());
+    let cached = app
+        .send(
+            &router,
+            Request::get(format!("/xrays/{xray_id}/image"))
+                .header("authorization", format!("Bearer {token}"))
+                .header("if-none-match", &etag)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(cached.status, 304);
+    assert!(cached.bytes.is_empty());
+    assert_eq!(cached.headers["etag"], etag.as_str());
+
+    // The worker runs the job.
+    let result = shared::xrays::analyze(app.state.clone(), job.clone())
+        .await
+        .expect("the analysis succeeds");
+    assert_eq!(result["status"], "ready");
+    assert!(result["quality_score"].as_u64().is_some_and(|s| s <= 100));
+
+    let shown = get(&app, &router, &token, &format!("/xrays/{xray_id}")).await;
+    assert_eq!(shown.body["status"], "ready", "{}", shown.body);
+    let analysis = &shown.body["analysis"];
+    assert_eq!(analysis["kind"], "image-quality-check");
+    assert!(
+        analysis["disclaimer"]
+            .as_str()
+            .is_some_and(|d| d.contains("not a diagnosis"))
+    );
+    assert_eq!(analysis["quality_score"], result["quality_score"]);
+    assert_eq!(analysis["findings"], json!([]));
+    assert_eq!(analysis["image"]["width"], 640);
+    for metric in [
+        &analysis["exposure"]["dark_share"],
+        &analysis["contrast"]["rms"],
+        &analysis["sharpness"]["laplacian_variance"],
+        &analysis["noise"]["sigma"],
+    ] {
+        assert!(metric.is_number(), "{analysis}");
+    }
+    assert!(shown.body["analysed_at"].is_string());
+    assert_eq!(
+        shown.body["links"]["thumbnail"],
+        format!("/xrays/{xray_id}/thumbnail")
+    );
+
+    let thumbnail = get(
+        &app,
+        &router,
+        &token,
+        &format!("/xrays/{xray_id}/thumbnail"),
+    )
+    .await;
+    assert_eq!(thumbnail.status, 200);
+    assert_eq!(thumbnail.headers["content-type"], "image/jpeg");
+    let decoded = image::load_from_memory(&thumbnail.bytes).expect("a decodable thumbnail");
+    assert_eq!((decoded.width(), decoded.height()), (256, 192));
+    let thumb_etag = thumbnail.headers["etag"].clone();
+    let cached = app
+        .send(
+            &router,
+            Request::get(format!("/xrays/{xray_id}/thumbnail"))
+                .header("authorization", format!("Bearer {token}"))
+                .header("if-none-match", thumb_etag)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(cached.status, 304);
+
+    // At-least-once delivery: a second run changes nothing.
+    let again = shared::xrays::analyze(app.state.clone(), job)
+        .await
+        .expect("a second run is harmless");
+    assert_eq!(again["status"], "ready");
+    let reread = get(&app, &router, &token, &format!("/xrays/{xray_id}")).await;
+    assert_eq!(reread.body, shown.body);
+}
+
+#[tokio::test]
+async fn the_format_is_sniffed_and_every_role_may_upload_large_files() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let patient = register_patient(&app, &clinic).await;
+
+    // A JPEG sent as octet-stream, by a dentist: stored and served as image/jpeg.
+    let dentist = app.token(&clinic, Role::Dentist);
+    let accepted = upload(
+        &app,
+        &router,
+        &dentist,
+        &patient,
+        Some("application/octet-stream"),
+        None,
+        jpeg(&gradient(320, 240)),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let id = accepted.body["xray_id"].as_str().expect("id");
+    let image = get(&app, &router, &dentist, &format!("/xrays/{id}/image")).await;
+    assert_eq!(image.headers["content-type"], "image/jpeg");
+
+    // Far over the 64 KiB JSON limit, well under XRAY_MAX_BYTES, by an admin, without a
+    // Content-Type at all.
+    let large = incompressible_png(700);
+    assert!(large.len() > 400 * 1024, "{}", large.len());
+    let admin = app.token(&clinic, Role::Admin);
+    let accepted = upload(&app, &router, &admin, &patient, None, None, large).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+
+    assert_eq!(app.count("xrays", clinic.id).await, 2);
+    assert_eq!(app.count("jobs", clinic.id).await, 2);
+
+    // No token: 401 before the body is read.
+    let anonymous = app
+        .call_raw(
+            &router,
+            Method::POST,
+            &format!("/patients/{patient}/xrays"),
+            None,
+            Some("image/png"),
+            png(&gradient(64, 64)),
+        )
+        .await;
+    anonymous.problem(401);
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_write_nothing() {
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![("XRAY_MAX_BYTES", (256 * 1024).to_string())],
+        ..TestOptions::default()
+    })
+    .await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let token = app.token(&clinic, Role::Dentist);
+    let patient = register_patient(&app, &clinic).await;
+
+    let good_jpeg = jpeg(&gradient(320, 240));
+    // (what, Content-Type, body, status, problem type)
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        ("empty body", Some("image/png"), Vec::new(), 400, "bad-request"),
+        (
+            "text",
+            Some("text/plain"),
+            b"not an image at all".to_vec(),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "GIF bytes sent as image/png",
+            Some("image/png"),
+            b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec(),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "PDF bytes sent as image/png",
+            Some("image/png"),
+            b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n".to_vec(),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "truncated JPEG",
+            Some("image/jpeg"),
+            good_jpeg[..good_jpeg.len() / 2].to_vec(),
+            422,
+            "validation",
+        ),
+        (
+            "JPEG cut inside its header",
+            Some("image/jpeg"),
+            good_jpeg[..30].to_vec(),
+            422,
+            "validation",
+        ),
+        (
+            "30000×30000 header bomb",
+            Some("image/png"),
+            png_header_claiming(30_000, 30_000),
+            422,
+            "validation",
+        ),
+        (
+            "over XRAY_MAX_BYTES",
+            Some("image/png"),
+            incompressible_png(600),
+            413,
+            "payload-too-large",
+        ),
+    ];
+    for (name, content_type, bytes, status, kind) in cases {
+        let response = upload(&app, &router, &token, &patient, content_type, None, bytes).await;
+        assert_eq!(
+            response.status.as_u16(),
+            status,
+            "{name}: {}",
+            response.body
+        );
+        let problem = response.problem(status);
+        assert_eq!(problem["type"], format!("/problems/{kind}"), "{name}");
+        if kind == "validation" {
+            assert_eq!(problem["field"], "image", "{name}");
+        }
+        assert_eq!(app.count("xrays", clinic.id).await, 0, "{name}");
+        assert_eq!(app.count("jobs", clinic.id).await, 0, "{name}");
+    }
+
+    let bomb = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/png"),
+        None,
+        png_header_claiming(30_000, 30_000),
+    )
+    .await;
+    assert!(
+        bomb.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("30000×30000") && d.contains("megapixels")),
+        "{}",
+        bomb.body
+    );
+    let truncated = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/jpeg"),
+        None,
+        good_jpeg[..good_jpeg.len() / 2].to_vec(),
+    )
+    .await;
+    assert!(
+        truncated.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("truncated")),
+        "{}",
+        truncated.body
+    );
+    let too_large = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/png"),
+        None,
+        incompressible_png(600),
+    )
+    .await;
+    assert!(
+        too_large.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("262144")),
+        "{}",
+        too_large.body
+    );
+
+    // A declared length over the limit is refused before the body is read.
+    let declared = app
+        .send(
+            &router,
+            Request::post(format!("/patients/{patient}/xrays"))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-length", (10 * 1024 * 1024).to_string())
+                .body(Body::from(good_jpeg.clone()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(declared.problem(413)["type"], "/problems/payload-too-large");
+
+    // A malformed Idempotency-Key and a malformed patient id are 400s naming the input.
+    let bad_key = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/jpeg"),
+        Some(""),
+        good_jpeg.clone(),
+    )
+    .await;
+    assert_eq!(bad_key.problem(400)["field"], "Idempotency-Key");
+    let bad_id = upload(
+        &app,
+        &router,
+        &token,
+        "not-a-uuid",
+        Some("image/jpeg"),
+        None,
+        good_jpeg,
+    )
+    .await;
+    assert_eq!(bad_id.problem(400)["field"], "id");
+    assert_eq!(app.count("xrays", clinic.id).await, 0);
+    assert_eq!(app.count("jobs", clinic.id).await, 0);
+}
+
+#[tokio::test]
+async fn corrupt_data_behind_a_valid_header_fails_the_job_cleanly() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let token = app.token(&clinic, Role::Dentist);
+    let patient = register_patient(&app, &clinic).await;
+
+    // Chunk structure intact, compressed pixel data garbled: only decoding can tell.
+    let mut garbled = png(&gradient(320, 240));
+    for byte in garbled.iter_mut().skip(60).take(200) {
+        *byte ^= 0x5A;
+    }
+    let accepted = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/png"),
+        None,
+        garbled,
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let xray_id = accepted.body["xray_id"].as_str().expect("id").to_string();
+    let job = staged_job(
+        &app,
+        clinic.id,
+        accepted.body["job_id"].as_str().expect("job"),
+    )
+    .await;
+
+    let failure = shared::xrays::analyze(app.state.clone(), job.clone())
+        .await
+        .expect_err("a corrupt image cannot be analysed");
+    let JobFailure::Permanent(message) = &failure else {
+        panic!("a corrupt image is not worth a retry: {failure:?}");
+    };
+    assert!(message.contains("corrupt"), "{message}");
+    let (status, error, has_thumbnail) = xray_row(&app, clinic.id, &xray_id).await;
+    assert_eq!(status, "failed");
+    assert_eq!(error.as_deref(), Some(message.as_str()));
+    assert!(!has_thumbnail);
+
+    let shown = get(&app, &router, &token, &format!("/xrays/{xray_id}")).await;
+    assert_eq!(shown.body["status"], "failed");
+    assert!(
+        shown.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("corrupt"))
+    );
+    assert_eq!(shown.body["analysis"], Value::Null);
+    let thumbnail = get(
+        &app,
+        &router,
+        &token,
+        &format!("/xrays/{xray_id}/thumbnail"),
+    )
+    .await;
+    assert_eq!(
+        thumbnail.problem(409)["type"],
+        "/problems/xray-analysis-failed"
+    );
+    // The original stays available to the clinic.
+    let image = get(&app, &router, &token, &format!("/xrays/{xray_id}/image")).await;
+    assert_eq!(image.status, 200);
+
+    // A job whose payload names no X-ray of the clinic fails for good, too.
+    let stray = Job {
+        payload: json!({"xray_id": Uuid::new_v4()}),
+        ..job.clone()
+    };
+    assert!(matches!(
+        shared::xrays::analyze(app.state.clone(), stray).await,
+        Err(JobFailure::Permanent(_))
+    ));
+    let malformed = Job {
+        payload: json!({"xray": "nope"}),
+        ..job
+    };
+    assert!(matches!(
+        shared::xrays::analyze(app.state.clone(), malformed).await,
+        Err(JobFailure::Permanent(_))
+    ));
+}
+
+#[tokio::test]
+async fn other_clinics_unknown_and_archived_patients() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    let token_a = app.token(&a, Role::Dentist);
+    let token_b = app.token(&b, Role::Admin);
+    let patient = register_patient(&app, &a).await;
+    let accepted = upload(
+        &app,
+        &router,
+        &token_a,
+        &patient,
+        Some("image/png"),
+        None,
+        png(&gradient(64, 64)),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let id = accepted.body["xray_id"].as_str().expect("id").to_string();
+
+    // Clinic B sees nothing of clinic A: every route answers 404 like a missing id.
+    for uri in [
+        format!("/xrays/{id}"),
+        format!("/xrays/{id}/image"),
+        format!("/xrays/{id}/thumbnail"),
+        format!("/patients/{patient}/xrays"),
+        format!("/xrays/{}", Uuid::new_v4()),
+        format!("/xrays/{}/image", Uuid::new_v4()),
+        format!("/xrays/{}/thumbnail", Uuid::new_v4()),
+    ] {
+        let response = get(&app, &router, &token_b, &uri).await;
+        assert_eq!(
+            response.problem(404)["type"],
+            "/problems/not-found",
+            "{uri}"
+        );
+    }
+    let foreign = upload(
+        &app,
+        &router,
+        &token_b,
+        &patient,
+        Some("image/png"),
+        None,
+        png(&gradient(64, 64)),
+    )
+    .await;
+    assert_eq!(foreign.problem(404)["type"], "/problems/not-found");
+    assert!(
+        foreign.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("patient"))
+    );
+    assert_eq!(app.count("xrays", b.id).await, 0);
+    assert_eq!(app.count("jobs", b.id).await, 0);
+
+    // Unknown patient in one's own clinic.
+    let unknown = Uuid::new_v4().to_string();
+    let response = upload(
+        &app,
+        &router,
+        &token_a,
+        &unknown,
+        Some("image/png"),
+        None,
+        png(&gradient(64, 64)),
+    )
+    .await;
+    response.problem(404);
+    get(
+        &app,
+        &router,
+        &token_a,
+        &format!("/patients/{unknown}/xrays"),
+    )
+    .await
+    .problem(404);
+
+    // Archived patient: no new X-rays (409 like patients), the old ones stay readable.
+    let patients = shared::patients::router(app.state.clone());
+    let archived = app
+        .call(
+            &patients,
+            Method::DELETE,
+            &format!("/patients/{patient}"),
+            Some(&app.token(&a, Role::Admin)),
+            None,
+        )
+        .await;
+    assert_eq!(archived.status, 204);
+    let refused = upload(
+        &app,
+        &router,
+        &token_a,
+        &patient,
+        Some("image/png"),
+        None,
+        png(&gradient(64, 64)),
+    )
+    .await;
+    assert_eq!(refused.problem(409)["type"], "/problems/patient-archived");
+    assert_eq!(app.count("xrays", a.id).await, 1);
+    assert_eq!(app.count("jobs", a.id).await, 1);
+    let listed = get(
+        &app,
+        &router,
+        &token_a,
+        &format!("/patients/{patient}/xrays"),
+    )
+    .await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_gives_the_same_xray_and_job() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let token = app.token(&clinic, Role::Receptionist);
+    let patient = register_patient(&app, &clinic).await;
+    let bytes = jpeg(&gradient(320, 240));
+    let key = "scan-2026-11-23-0001";
+
+    let first = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/jpeg"),
+        Some(key),
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let second = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/jpeg"),
+        Some(key),
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(second.status, 202, "{}", second.body);
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.headers["location"], first.headers["location"]);
+    assert_eq!(second.headers["idempotent-replayed"], "true");
+    assert_eq!(app.count("xrays", clinic.id).await, 1);
+    assert_eq!(app.count("jobs", clinic.id).await, 1);
+
+    // The same key for another file (or patient) is a client bug: 422, nothing written.
+    let other_file = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/jpeg"),
+        Some(key),
+        jpeg(&gradient(300, 200)),
+    )
+    .await;
+    assert_eq!(other_file.problem(422)["field"], "Idempotency-Key");
+    let other_patient = register_patient(&app, &clinic).await;
+    let response = upload(
+        &app,
+        &router,
+        &token,
+        &other_patient,
+        Some("image/jpeg"),
+        Some(key),
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(response.problem(422)["field"], "Idempotency-Key");
+    assert_eq!(app.count("xrays", clinic.id).await, 1);
+    assert_eq!(app.count("jobs", clinic.id).await, 1);
+
+    // Keys are per clinic: clinic B may use the same one for its own upload.
+    let patient_b = register_patient(&app, &app.clinic_b).await;
+    let in_b = upload(
+        &app,
+        &router,
+        &app.token(&app.clinic_b, Role::Dentist),
+        &patient_b,
+        Some("image/jpeg"),
+        Some(key),
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(in_b.status, 202, "{}", in_b.body);
+    assert_ne!(in_b.body["xray_id"], first.body["xray_id"]);
+
+    // A new key is a new upload.
+    let third = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/jpeg"),
+        Some("scan-2026-11-23-0002"),
+        bytes,
+    )
+    .await;
+    assert_eq!(third.status, 202);
+    assert_ne!(third.body["xray_id"], first.body["xray_id"]);
+    assert_ne!(third.body["job_id"], first.body["job_id"]);
+    assert_eq!(app.count("xrays", clinic.id).await, 2);
+}
+
+#[tokio::test]
+async fn a_patients_xrays_are_listed_newest_first_in_pages() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let token = app.token(&clinic, Role::Receptionist);
+    let patient = register_patient(&app, &clinic).await;
+    let other = register_patient(&app, &clinic).await;
+    let mut ids = Vec::new();
+    for size in [64, 80, 96] {
+        let accepted = upload(
+            &app,
+            &router,
+            &token,
+            &patient,
+            Some("image/png"),
+            None,
+            png(&gradient(size, size)),
+        )
+        .await;
+        assert_eq!(accepted.status, 202, "{}", accepted.body);
+        ids.push(accepted.body["xray_id"].as_str().expect("id").to_string());
+    }
+    upload(
+        &app,
+        &router,
+        &token,
+        &other,
+        Some("image/png"),
+        None,
+        png(&gradient(64, 64)),
+    )
+    .await;
+
+    let first = get(
+        &app,
+        &router,
+        &token,
+        &format!("/patients/{patient}/xrays?limit=2"),
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let listed = |page: &TestResponse| -> Vec<String> {
+        page.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|x| x["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    assert_eq!(listed(&first), vec![ids[2].clone(), ids[1].clone()]);
+    let cursor = first.body["next_cursor"].as_str().expect("a next page");
+    let second = get(
+        &app,
+        &router,
+        &token,
+        &format!("/patients/{patient}/xrays?limit=2&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(listed(&second), vec![ids[0].clone()]);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    // Metadata only: no bytes in a list.
+    assert!(second.body["items"][0].get("image").is_none());
+
+    let bad = get(
+        &app,
+        &router,
+        &token,
+        &format!("/patients/{patient}/xrays?cursor=garbage"),
+    )
+    .await;
+    assert_eq!(bad.problem(400)["field"], "cursor");
+    let bad = get(
+        &app,
+        &router,
+        &token,
+        &format!("/patients/{patient}/xrays?limit=0"),
+    )
+    .await;
+    assert_eq!(bad.problem(400)["field"], "limit");
+    let bad = get(
+        &app,
+        &router,
+        &token,
+        &format!("/patients/{patient}/xrays?sort=asc"),
+    )
+    .await;
+    bad.problem(400);
+}
+
+/// A job's status, last error and result.
+async fn job_row(
+    app: &TestApp,
+    clinic: ClinicId,
+    job_id: &Value,
+) -> (String, Option<String>, Option<Value>) {
+    let id = Uuid::parse_str(job_id.as_str().expect("job id")).expect("uuid");
+    let mut tx = app.owner_tx(clinic).await;
+    let row = sqlx::query_as(
+        "SELECT status::text, last_error, result FROM jobs WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await
+    .expect("job row");
+    tx.rollback().await.ok();
+    row
+}
+
+#[tokio::test]
+async fn the_worker_runs_the_registered_handler() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let token = app.token(&clinic, Role::Dentist);
+    let patient = register_patient(&app, &clinic).await;
+    let good = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        None,
+        None,
+        jpeg(&gradient(400, 300)),
+    )
+    .await;
+    assert_eq!(good.status, 202, "{}", good.body);
+    let mut garbled = png(&gradient(320, 240));
+    for byte in garbled.iter_mut().skip(60).take(200) {
+        *byte ^= 0x5A;
+    }
+    let bad = upload(&app, &router, &token, &patient, None, None, garbled).await;
+    assert_eq!(bad.status, 202, "{}", bad.body);
+
+    // The production registry (`shared::worker::handlers`), drained as the worker does.
+    let report = Worker::new(app.system_state(), shared::worker::handlers())
+        .drain(
+            Drain {
+                stop_at: Some(Instant::now() + Duration::from_secs(20)),
+                finish_by: Some(Instant::now() + Duration::from_secs(25)),
+                stop_when_idle: true,
+            },
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(report.stopped_by, StopReason::Idle, "{report:?}");
+
+    let good_id = good.body["xray_id"].as_str().expect("id");
+    let (status, _, result) = job_row(&app, clinic.id, &good.body["job_id"]).await;
+    assert_eq!(status, "succeeded");
+    let result = result.expect("a result");
+    assert_eq!(result["location"], format!("/xrays/{good_id}"));
+    assert_eq!(xray_row(&app, clinic.id, good_id).await.0, "ready");
+
+    // A corrupt file is dead at once, not retried.
+    let bad_id = bad.body["xray_id"].as_str().expect("id");
+    let (status, last_error, _) = job_row(&app, clinic.id, &bad.body["job_id"]).await;
+    assert_eq!(status, "dead");
+    assert!(
+        last_error.as_deref().is_some_and(|e| e.contains("corrupt")),
+        "{last_error:?}"
+    );
+    assert_eq!(xray_row(&app, clinic.id, bad_id).await.0, "failed");
+}
