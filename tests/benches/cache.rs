@@ -159,9 +159,10 @@ async fn run() {
     }
 
     // ------------------------------------------------------------------ Zipf workload
-    let (hit_rate, zipf) = zipf_workload(&app, &patients, &staff, &ids, iterations * 2).await;
+    let zipf = zipf_workload(&app, &patients, &staff, &ids, iterations * 10).await;
     header("Zipf(1.0) over 20,000 patients, 5 % writes, 8 concurrent");
-    report("mixed GET / PATCH /patients/{id}", &zipf);
+    report("mixed GET / PATCH /patients/{id}, from cold", &zipf.cold);
+    report("mixed GET / PATCH /patients/{id}, warm", &zipf.warm);
 
     println!();
     println!(
@@ -180,8 +181,9 @@ async fn run() {
         dashboard_misses.p50_us / dashboard_hits.p50_us.max(f64::EPSILON)
     );
     println!(
-        "Zipf(1.0) hit rate = {:.1} % (target ≥ 90 %)",
-        hit_rate * 100.0
+        "Zipf(1.0) hit rate = {:.1} % once warm (target ≥ 90 %); {:.1} % over the first half, from a cold cache",
+        zipf.warm_hit_rate * 100.0,
+        zipf.cold_hit_rate * 100.0
     );
     println!(
         "patient miss / hit p50 = {:.1}×; raw PK select p50 = {:.1} µs",
@@ -193,16 +195,25 @@ async fn run() {
     );
 }
 
-/// Reads and writes patients chosen by Zipf(1.0) rank (rank 1 the most popular), from a cold
-/// cache. The first tenth of the operations warms the cache; the hit rate is the cache's own
-/// counters (hits over all reads) over the rest.
+struct ZipfRun {
+    cold: Stats,
+    warm: Stats,
+    cold_hit_rate: f64,
+    warm_hit_rate: f64,
+}
+
+/// Reads and writes patients chosen by Zipf(1.0) rank (rank 1 the most popular), starting from
+/// a cold cache. The hit rate is the cache's own counters (values served from Redis over all
+/// reads, misses and early refreshes included), over the first half of the operations (cold:
+/// the long tail is met for the first time) and over the second half (warm: what a running
+/// clinic sees, where misses come from the 5 % writes invalidating their patient).
 async fn zipf_workload(
     app: &TestApp,
     router: &Router,
     token: &str,
     ids: &[PatientId],
     operations: usize,
-) -> (f64, Stats) {
+) -> ZipfRun {
     let zipf = Zipf::new(ids.len() as f64, 1.0).expect("zipf");
     let mut rng = StdRng::seed_from_u64(7);
     let plan: Arc<Vec<(PatientId, bool)>> = Arc::new(
@@ -214,7 +225,7 @@ async fn zipf_workload(
             })
             .collect(),
     );
-    let warm_up = operations / 10;
+    let half = operations / 2;
     let op = |offset: usize| {
         let router = router.clone();
         let token = token.to_string();
@@ -243,14 +254,20 @@ async fn zipf_workload(
             }
         }
     };
-    measure_concurrent(8, warm_up, op(0)).await;
-    let clinic = Some(app.clinic_a.id);
-    app.state.cache.flush_metrics().await;
-    let (before, _) = app.state.cache.stats(clinic).await.expect("stats");
-    let stats = measure_concurrent(8, operations - warm_up, op(warm_up)).await;
-    app.state.cache.flush_metrics().await;
-    let (after, _) = app.state.cache.stats(clinic).await.expect("stats");
-    let counted = |stats: &std::collections::BTreeMap<String, shared::cache::CacheNameStats>| {
+    // The earlier sections cached a few hundred profiles: start from nothing.
+    app.state
+        .cache
+        .invalidate_clinic(app.clinic_a.id)
+        .await
+        .expect("invalidate");
+    let counted = async || {
+        app.state.cache.flush_metrics().await;
+        let (stats, _) = app
+            .state
+            .cache
+            .stats(Some(app.clinic_a.id))
+            .await
+            .expect("stats");
         stats
             .get(PATIENT_PROFILE.name)
             .map(|s| {
@@ -259,10 +276,20 @@ async fn zipf_workload(
             })
             .unwrap_or_default()
     };
-    let ((served_before, reads_before), (served_after, reads_after)) =
-        (counted(&before), counted(&after));
-    let reads = (reads_after - reads_before).max(1);
-    ((served_after - served_before) as f64 / reads as f64, stats)
+    let rate = |(served_0, reads_0): (u64, u64), (served_1, reads_1): (u64, u64)| {
+        (served_1 - served_0) as f64 / (reads_1 - reads_0).max(1) as f64
+    };
+    let start = counted().await;
+    let cold = measure_concurrent(8, half, op(0)).await;
+    let middle = counted().await;
+    let warm = measure_concurrent(8, operations - half, op(half)).await;
+    let end = counted().await;
+    ZipfRun {
+        cold,
+        warm,
+        cold_hit_rate: rate(start, middle),
+        warm_hit_rate: rate(middle, end),
+    }
 }
 
 async fn get(router: &Router, token: &str, uri: &str) {

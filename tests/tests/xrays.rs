@@ -1049,3 +1049,58 @@ async fn the_worker_runs_the_registered_handler() {
     );
     assert_eq!(xray_row(&app, clinic.id, bad_id).await.0, "failed");
 }
+
+#[tokio::test]
+async fn an_xray_whose_job_died_before_recording_reads_as_failed() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let token = app.token(&clinic, Role::Receptionist);
+    let patient = register_patient(&app, &clinic).await;
+    let uploaded = upload(
+        &app,
+        &router,
+        &token,
+        &patient,
+        Some("image/png"),
+        None,
+        png(&gradient(64, 48)),
+    )
+    .await;
+    assert_eq!(uploaded.status, 202, "{}", uploaded.body);
+    let xray = uploaded.body["xray_id"].as_str().unwrap().to_string();
+    let job = uploaded.body["job_id"].as_str().unwrap().to_string();
+
+    // The worker vanished on its last attempt: the queue marked the job dead, the handler never
+    // got to mark the X-ray failed.
+    let mut tx = app.owner_tx(clinic.id).await;
+    sqlx::query(
+        "UPDATE jobs SET status = 'dead', last_error = 'the worker stopped during the last attempt', \
+         finished_at = now() WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic.id)
+    .bind(Uuid::parse_str(&job).unwrap())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let shown = get(&app, &router, &token, &format!("/xrays/{xray}")).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.body["status"], "failed");
+    assert_eq!(
+        shown.body["error"],
+        "the worker stopped during the last attempt"
+    );
+    let listed = get(&app, &router, &token, &format!("/patients/{patient}/xrays")).await;
+    assert_eq!(
+        listed.body["items"][0]["status"], "failed",
+        "{}",
+        listed.body
+    );
+    let thumbnail = get(&app, &router, &token, &format!("/xrays/{xray}/thumbnail")).await;
+    assert_eq!(
+        thumbnail.problem(409)["type"],
+        "/problems/xray-analysis-failed"
+    );
+}

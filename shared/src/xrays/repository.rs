@@ -13,6 +13,22 @@ const COLUMNS: &str = "id, clinic_id, patient_id, uploaded_by, content_type, byt
                        width, height, status, analysis, error, job_id, created_at, analysed_at, \
                        thumbnail IS NOT NULL AS has_thumbnail";
 
+/// The same columns read through the X-ray's job: a pending X-ray whose job is dead (its worker
+/// vanished on the last attempt, or PostgreSQL failed every attempt, so the handler never
+/// recorded the failure) reads as failed, with the job's error, instead of pending for ever.
+const SELECT: &str = "
+    SELECT x.id, x.clinic_id, x.patient_id, x.uploaded_by, x.content_type, x.byte_size,
+           x.sha256, x.width, x.height,
+           CASE WHEN x.status = 'pending' AND j.status = 'dead'
+                THEN 'failed'::document_status ELSE x.status END AS status,
+           x.analysis,
+           CASE WHEN x.status = 'pending' AND j.status = 'dead'
+                THEN COALESCE(j.last_error, 'the analysis job ran out of attempts')
+                ELSE x.error END AS error,
+           x.job_id, x.created_at, x.analysed_at, x.thumbnail IS NOT NULL AS has_thumbnail
+      FROM xrays x
+      LEFT JOIN jobs j ON j.clinic_id = x.clinic_id AND j.id = x.job_id";
+
 /// Whether the patient exists in the clinic, and if so whether it is archived. The row is
 /// share-locked until commit so it cannot be archived under an upload being stored.
 pub(super) async fn patient_archived(
@@ -78,13 +94,11 @@ pub(super) async fn find(
     clinic: ClinicId,
     id: XrayId,
 ) -> Result<Option<XrayRecord>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM xrays WHERE clinic_id = $1 AND id = $2"
-    ))
-    .bind(clinic)
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_as(&format!("{SELECT} WHERE x.clinic_id = $1 AND x.id = $2"))
+        .bind(clinic)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// The X-ray an upload created along with `job` (the idempotent replay of that upload).
@@ -94,7 +108,7 @@ pub(super) async fn find_by_job(
     job: JobId,
 ) -> Result<Option<XrayRecord>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM xrays WHERE clinic_id = $1 AND job_id = $2"
+        "{SELECT} WHERE x.clinic_id = $1 AND x.job_id = $2"
     ))
     .bind(clinic)
     .bind(job)
@@ -115,10 +129,10 @@ pub(super) async fn list(
         None => (None, None),
     };
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM xrays
-         WHERE clinic_id = $1 AND patient_id = $2
-           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
-         ORDER BY created_at DESC, id DESC
+        "{SELECT}
+         WHERE x.clinic_id = $1 AND x.patient_id = $2
+           AND ($3::timestamptz IS NULL OR (x.created_at, x.id) < ($3, $4))
+         ORDER BY x.created_at DESC, x.id DESC
          LIMIT $5"
     ))
     .bind(clinic)
@@ -167,12 +181,18 @@ pub(super) async fn thumbnail(
     clinic: ClinicId,
     id: XrayId,
 ) -> Result<Option<StoredThumbnail>, sqlx::Error> {
-    let row: Option<(XrayStatus, Option<Vec<u8>>)> =
-        sqlx::query_as("SELECT status, thumbnail FROM xrays WHERE clinic_id = $1 AND id = $2")
-            .bind(clinic)
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
+    let row: Option<(XrayStatus, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT CASE WHEN x.status = 'pending' AND j.status = 'dead'
+                         THEN 'failed'::document_status ELSE x.status END,
+                    x.thumbnail
+               FROM xrays x
+               LEFT JOIN jobs j ON j.clinic_id = x.clinic_id AND j.id = x.job_id
+              WHERE x.clinic_id = $1 AND x.id = $2",
+    )
+    .bind(clinic)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
     Ok(row.map(|(status, bytes)| StoredThumbnail { status, bytes }))
 }
 
