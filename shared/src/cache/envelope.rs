@@ -2,51 +2,59 @@
 //! the generations it was computed under, when it stops being fresh and how long it took to
 //! compute (for XFetch's early refresh).
 
+use super::CacheValue;
 use rand::Rng;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(Deserialize)]
-pub struct Envelope<T> {
+/// The stored bytes are one line of JSON header, a newline, then the value's own encoding (JSON
+/// never holds a raw newline, so the first one ends the header). A hit parses the few bytes of
+/// the header and hands the rest to the value's decoder: a value kept as ready-made JSON
+/// ([`super::RawJson`]) is served without being parsed at all.
+#[derive(Serialize, Deserialize)]
+struct Header {
     /// Generation counters at the time the value was loaded, in `CacheKey::generations` order.
-    #[serde(rename = "g")]
-    pub generations: Vec<u64>,
+    g: Vec<u64>,
     /// Fresh until this Unix time (ms); afterwards it is only served stale, by policy.
-    #[serde(rename = "f")]
-    pub fresh_until_ms: u64,
+    f: u64,
     /// How long the load took (µs): XFetch refreshes expensive values earlier.
-    #[serde(rename = "d")]
+    d: u64,
+}
+
+pub struct Envelope<T> {
+    pub generations: Vec<u64>,
+    pub fresh_until_ms: u64,
     pub load_micros: u64,
-    #[serde(rename = "v")]
     pub value: T,
 }
 
-#[derive(Serialize)]
-struct EnvelopeRef<'a, T> {
-    g: &'a [u64],
-    f: u64,
-    d: u64,
-    v: &'a T,
-}
-
-pub fn encode<T: Serialize>(
+pub fn encode<T: CacheValue>(
     value: &T,
     generations: &[u64],
     fresh_for: Duration,
     load_time: Duration,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&EnvelopeRef {
-        g: generations,
+    let header = Header {
+        g: generations.to_vec(),
         f: now_ms() + fresh_for.as_millis() as u64,
         d: load_time.as_micros() as u64,
-        v: value,
-    })
+    };
+    let mut bytes = serde_json::to_vec(&header)?;
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&value.encode()?);
+    Ok(bytes)
 }
 
-/// `None` when the bytes are not an envelope of `T` (an older format, corruption).
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<Envelope<T>> {
-    serde_json::from_slice(bytes).ok()
+/// `None` when the bytes are not an envelope of `T` (an older format, another type, corruption).
+pub fn decode<T: CacheValue>(bytes: &[u8]) -> Option<Envelope<T>> {
+    let split = bytes.iter().position(|byte| *byte == b'\n')?;
+    let header: Header = serde_json::from_slice(&bytes[..split]).ok()?;
+    Some(Envelope {
+        generations: header.g,
+        fresh_until_ms: header.f,
+        load_micros: header.d,
+        value: T::decode(&bytes[split + 1..])?,
+    })
 }
 
 pub fn now_ms() -> u64 {
@@ -101,12 +109,24 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_other_shapes() {
-        let bytes = encode(&"x", &[1, 2], Duration::from_secs(60), Duration::ZERO).unwrap();
+        let bytes = encode(
+            &"x".to_string(),
+            &[1, 2],
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
+        .unwrap();
         let decoded = decode::<String>(&bytes).unwrap();
         assert_eq!(decoded.value, "x");
         assert_eq!(decoded.generations, vec![1, 2]);
         assert!(decode::<u32>(&bytes).is_none(), "another type is a miss");
         assert!(decode::<String>(b"\"bare value\"").is_none());
+        assert!(
+            decode::<String>(br#"{"g":[1],"f":1,"d":1,"v":"the PR 1 format"}"#).is_none(),
+            "an older envelope is a miss"
+        );
+        let raw = decode::<super::super::RawJson>(&bytes).unwrap();
+        assert_eq!(raw.value.as_str(), "\"x\"", "served as stored");
     }
 
     #[test]

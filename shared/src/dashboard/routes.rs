@@ -29,7 +29,7 @@ async fn show(State(state): State<AppState>, principal: Principal) -> Result<Res
     let dashboard = DashboardService::new(&state)
         .dashboard(principal.clinic_id)
         .await?;
-    let body = String::from(Box::<str>::from(dashboard));
+    let body = dashboard.into_string();
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -3,14 +3,13 @@
 
 use super::repository;
 use super::types::{Dashboard, MalformedFigures};
-use crate::cache::{Cache, DASHBOARD};
+use crate::cache::{Cache, DASHBOARD, RawJson};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
 use crate::ids::ClinicId;
 use crate::keys::Keys;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use sqlx::PgPool;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +61,10 @@ impl<'a> DashboardService<'a> {
     /// five minutes, then served stale while one caller recomputes it (the `DASHBOARD` policy); a
     /// miss computes it now.
     ///
-    /// Cached as raw JSON: a hit hands the stored bytes to the response (one scan to find the
-    /// value's end) instead of building the figures and serializing them again — tens of KB
-    /// for a clinic with fifty dentists.
-    pub async fn dashboard(&self, clinic: ClinicId) -> Result<Box<RawValue>, DashboardError> {
+    /// Cached as the JSON document itself ([`RawJson`]): a hit hands the stored text to the
+    /// response instead of parsing the figures and serializing them again — tens of KB for a
+    /// clinic with fifty dentists.
+    pub async fn dashboard(&self, clinic: ClinicId) -> Result<RawJson, DashboardError> {
         let key = self.keys.dashboard(clinic);
         self.cache
             .get_or_load(DASHBOARD, &key, || self.compute_json(clinic))
@@ -82,14 +81,9 @@ impl<'a> DashboardService<'a> {
             .await
     }
 
-    async fn compute_json(
-        &self,
-        clinic: ClinicId,
-    ) -> Result<Option<Box<RawValue>>, DashboardError> {
+    async fn compute_json(&self, clinic: ClinicId) -> Result<Option<RawJson>, DashboardError> {
         let computed = self.compute(clinic, Utc::now()).await?;
-        Ok(computed
-            .map(|dashboard| serde_json::value::to_raw_value(&dashboard))
-            .transpose()?)
+        Ok(computed.as_ref().map(RawJson::to_json).transpose()?)
     }
 
     /// The dashboard as of `now`, straight from PostgreSQL (one statement); `None` when the
