@@ -498,10 +498,126 @@ pub fn patients(rng: &mut StdRng, count: usize) -> Vec<DemoPatient> {
 }
 
 /// A bookable slot before patients and statuses are given to it.
-struct Slot {
+/// A bookable visit before a patient and a status are given to it.
+pub(crate) struct Slot {
+    pub(crate) dentist_id: Uuid,
+    pub(crate) starts_at: NaiveDateTime,
+    pub(crate) procedure: &'static Procedure,
+}
+
+/// One session of `dentist_id` filled with visits back to back; the end of the session takes the
+/// shortest visit when it still fits.
+pub(crate) fn fill_session(
+    rng: &mut StdRng,
     dentist_id: Uuid,
-    starts_at: NaiveDateTime,
-    procedure: &'static Procedure,
+    opens: NaiveDateTime,
+    closes: NaiveDateTime,
+    slots: &mut Vec<Slot>,
+) {
+    let mut cursor = opens;
+    loop {
+        let mut procedure = pick_procedure(rng);
+        if cursor + minutes(procedure.minutes) > closes {
+            procedure = &PROCEDURES[0];
+        }
+        if cursor + minutes(procedure.minutes) > closes {
+            break;
+        }
+        slots.push(Slot {
+            dentist_id,
+            starts_at: cursor,
+            procedure,
+        });
+        cursor += minutes(procedure.minutes);
+    }
+}
+
+/// How often generated appointments end each way, and how far ahead they were booked: the
+/// demo's few hundred and the large clinic's year differ only in these.
+pub(crate) struct OutcomeRates {
+    /// Days before the visit a past appointment was booked.
+    pub(crate) booked_days_before: std::ops::Range<i64>,
+    /// Of 100 past appointments: no-shows below this, cancelled from it up to 15, the rest completed.
+    pub(crate) no_show_percent: u32,
+    /// Days before now a future appointment was booked.
+    pub(crate) booked_days_ago: std::ops::Range<i64>,
+    /// Share of future appointments already cancelled.
+    pub(crate) future_cancelled: f64,
+}
+
+const DEMO_OUTCOMES: OutcomeRates = OutcomeRates {
+    booked_days_before: 1..30,
+    no_show_percent: 8,
+    booked_days_ago: 0..20,
+    future_cancelled: 0.08,
+};
+
+/// An appointment for `slot`: its status and times drawn as `rates` say, relative to `now`.
+pub(crate) fn appointment(
+    rng: &mut StdRng,
+    slot: &Slot,
+    patient_id: Uuid,
+    receptionists: &[Uuid],
+    now: NaiveDateTime,
+    rates: &OutcomeRates,
+) -> DemoAppointment {
+    let starts_at = slot.starts_at;
+    let ends_at = starts_at + minutes(slot.procedure.minutes);
+    let (status, created_at, status_changed_at) = if ends_at <= now {
+        let created_at = starts_at
+            - Duration::days(rng.random_range(rates.booked_days_before.clone()))
+            - minutes(rng.random_range(0..600));
+        match rng.random_range(0..100) {
+            percent if percent < rates.no_show_percent => {
+                ("no_show", created_at, starts_at + minutes(20))
+            }
+            percent if percent < 15 => {
+                let cancelled_at =
+                    (starts_at - minutes(rng.random_range(60..4_000))).max(created_at + minutes(5));
+                ("cancelled", created_at, cancelled_at)
+            }
+            _ => ("completed", created_at, ends_at),
+        }
+    } else {
+        let created_at = now
+            - Duration::days(rng.random_range(rates.booked_days_ago.clone()))
+            - minutes(rng.random_range(5..600));
+        let changed_at = between(rng, created_at, now.min(starts_at));
+        if starts_at <= now {
+            ("confirmed", created_at, changed_at)
+        } else if rng.random_bool(rates.future_cancelled) {
+            ("cancelled", created_at, changed_at)
+        } else if rng.random_bool(if (starts_at.date() - now.date()).num_days() <= 2 {
+            0.75
+        } else {
+            0.3
+        }) {
+            ("confirmed", created_at, changed_at)
+        } else {
+            ("scheduled", created_at, created_at)
+        }
+    };
+    DemoAppointment {
+        id: random_uuid(rng),
+        patient_id,
+        dentist_id: slot.dentist_id,
+        starts_at,
+        ends_at,
+        status,
+        reason: slot
+            .procedure
+            .reasons
+            .choose(rng)
+            .copied()
+            .unwrap_or(slot.procedure.name),
+        procedure_code: slot.procedure.code,
+        created_by: receptionists
+            .choose(rng)
+            .copied()
+            .unwrap_or(slot.dentist_id),
+        created_at,
+        status_changed_at,
+    }
 }
 
 fn appointments(
@@ -534,24 +650,13 @@ fn appointments(
         }
         for &dentist_id in &dentists {
             for &(opens, closes) in SESSIONS {
-                let mut cursor = at(day, opens, 0);
-                let close = at(day, closes, 0);
-                loop {
-                    let mut procedure = pick_procedure(rng);
-                    if cursor + minutes(procedure.minutes) > close {
-                        // Fill the end of the session with a short visit when one fits.
-                        procedure = &PROCEDURES[0];
-                    }
-                    if cursor + minutes(procedure.minutes) > close {
-                        break;
-                    }
-                    slots.push(Slot {
-                        dentist_id,
-                        starts_at: cursor,
-                        procedure,
-                    });
-                    cursor += minutes(procedure.minutes);
-                }
+                fill_session(
+                    rng,
+                    dentist_id,
+                    at(day, opens, 0),
+                    at(day, closes, 0),
+                    &mut slots,
+                );
             }
         }
     }
@@ -567,66 +672,19 @@ fn appointments(
         .map(|index| {
             let slot = &slots[index];
             let starts_at = slot.starts_at;
-            let ends_at = starts_at + minutes(slot.procedure.minutes);
             let patient = (0..50)
                 .map(|_| rng.random_range(0..patients.len()))
                 .find(|&p| booked_days.insert((p, starts_at.date())))
                 .unwrap_or_else(|| rng.random_range(0..patients.len()));
 
-            let (status, created_at, status_changed_at) = if ends_at <= now {
-                let created_at = starts_at
-                    - Duration::days(rng.random_range(1..30))
-                    - minutes(rng.random_range(0..600));
-                match rng.random_range(0..100) {
-                    0..8 => ("no_show", created_at, starts_at + minutes(20)),
-                    8..15 => {
-                        let cancelled_at = (starts_at - minutes(rng.random_range(60..4_000)))
-                            .max(created_at + minutes(5));
-                        ("cancelled", created_at, cancelled_at)
-                    }
-                    _ => ("completed", created_at, ends_at),
-                }
-            } else {
-                let created_at = now
-                    - Duration::days(rng.random_range(0..20))
-                    - minutes(rng.random_range(5..600));
-                let changed_at = between(rng, created_at, now.min(starts_at));
-                if starts_at <= now {
-                    ("confirmed", created_at, changed_at)
-                } else if rng.random_bool(0.08) {
-                    ("cancelled", created_at, changed_at)
-                } else if rng.random_bool(if (starts_at.date() - today).num_days() <= 2 {
-                    0.75
-                } else {
-                    0.3
-                }) {
-                    ("confirmed", created_at, changed_at)
-                } else {
-                    ("scheduled", created_at, created_at)
-                }
-            };
-
-            DemoAppointment {
-                id: random_uuid(rng),
-                patient_id: patients[patient].id,
-                dentist_id: slot.dentist_id,
-                starts_at,
-                ends_at,
-                status,
-                reason: slot
-                    .procedure
-                    .reasons
-                    .choose(rng)
-                    .copied()
-                    .unwrap_or(slot.procedure.name),
-                procedure_code: slot.procedure.code,
-                created_by: receptionists
-                    .choose(rng)
-                    .copied()
-                    .unwrap_or(slot.dentist_id),
-                created_at,
-                status_changed_at,
-            }
+            appointment(
+                rng,
+                slot,
+                patients[patient].id,
+                &receptionists,
+                now,
+                &DEMO_OUTCOMES,
+            )
         })
         .collect()
 }

@@ -16,12 +16,11 @@
 //! start time (as a clinic's table grows), then the tables are vacuumed and analysed so the
 //! planner and the visibility map look like a table autovacuum has looked after.
 
-use crate::demo::{self, DemoAppointment, PROCEDURES, Procedure, TIMEZONE};
+use crate::demo::{self, DemoAppointment, OutcomeRates, PROCEDURES, Slot, TIMEZONE};
 use crate::{rls, seed};
 use anyhow::{Context, bail};
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use shared::auth::Role;
 use shared::ids::{ClinicId, PatientId, UserId};
@@ -241,13 +240,6 @@ struct Plan {
     appointments: Vec<DemoAppointment>,
 }
 
-/// A bookable visit before a patient and a status are given to it.
-struct Slot {
-    dentist_id: Uuid,
-    starts_at: NaiveDateTime,
-    procedure: &'static Procedure,
-}
-
 /// Staff member `member` (1..=255) of `clinic`: for the large clinic, `fixed_id(CLINIC_NUMBER,
 /// member)`; for another clinic, ids of its own (user ids are unique across clinics).
 fn staff_id(clinic: ClinicId, member: usize) -> Uuid {
@@ -331,7 +323,14 @@ fn generate(
         .map(|index| {
             let slot = &slots[index];
             let patient = &patients[rng.random_range(0..patients.len())];
-            appointment(&mut rng, slot, patient.id, &receptionists, now)
+            demo::appointment(
+                &mut rng,
+                slot,
+                patient.id,
+                &receptionists,
+                now,
+                &LARGE_CLINIC_OUTCOMES,
+            )
         })
         .collect();
 
@@ -350,90 +349,19 @@ fn working_slots(rng: &mut StdRng, dentist_id: Uuid, today: NaiveDate, slots: &m
             continue;
         }
         for &(opens, closes) in SESSIONS {
-            let mut cursor = at(day, opens);
-            let close = at(day, closes);
-            loop {
-                let mut procedure = demo::pick_procedure(rng);
-                if cursor + minutes(procedure.minutes) > close {
-                    // The end of a session takes the shortest visit, when it fits.
-                    procedure = &PROCEDURES[0];
-                }
-                if cursor + minutes(procedure.minutes) > close {
-                    break;
-                }
-                slots.push(Slot {
-                    dentist_id,
-                    starts_at: cursor,
-                    procedure,
-                });
-                cursor += minutes(procedure.minutes);
-            }
+            demo::fill_session(rng, dentist_id, at(day, opens), at(day, closes), slots);
         }
     }
 }
 
-fn appointment(
-    rng: &mut StdRng,
-    slot: &Slot,
-    patient_id: Uuid,
-    receptionists: &[Uuid],
-    now: NaiveDateTime,
-) -> DemoAppointment {
-    let starts_at = slot.starts_at;
-    let ends_at = starts_at + minutes(slot.procedure.minutes);
-    let (status, created_at, status_changed_at) = if ends_at <= now {
-        let created_at =
-            starts_at - Duration::days(rng.random_range(1..60)) - minutes(rng.random_range(0..600));
-        match rng.random_range(0..100) {
-            0..7 => ("no_show", created_at, starts_at + minutes(20)),
-            7..15 => {
-                let cancelled_at =
-                    (starts_at - minutes(rng.random_range(60..4_000))).max(created_at + minutes(5));
-                ("cancelled", created_at, cancelled_at)
-            }
-            _ => ("completed", created_at, ends_at),
-        }
-    } else {
-        let created_at =
-            now - Duration::days(rng.random_range(0..30)) - minutes(rng.random_range(5..600));
-        let span = (now.min(starts_at) - created_at).num_seconds().max(0);
-        let changed_at = created_at + Duration::seconds(rng.random_range(0..=span));
-        if starts_at <= now {
-            ("confirmed", created_at, changed_at)
-        } else if rng.random_bool(0.06) {
-            ("cancelled", created_at, changed_at)
-        } else if rng.random_bool(if (starts_at.date() - now.date()).num_days() <= 2 {
-            0.75
-        } else {
-            0.3
-        }) {
-            ("confirmed", created_at, changed_at)
-        } else {
-            ("scheduled", created_at, created_at)
-        }
-    };
-    DemoAppointment {
-        id: demo::random_uuid(rng),
-        patient_id,
-        dentist_id: slot.dentist_id,
-        starts_at,
-        ends_at,
-        status,
-        reason: slot
-            .procedure
-            .reasons
-            .choose(rng)
-            .copied()
-            .unwrap_or(slot.procedure.name),
-        procedure_code: slot.procedure.code,
-        created_by: receptionists
-            .choose(rng)
-            .copied()
-            .unwrap_or(slot.dentist_id),
-        created_at,
-        status_changed_at,
-    }
-}
+/// A year of a busy clinic: a little fewer no-shows and later cancellations than the demo's
+/// fortnight, booked further ahead.
+const LARGE_CLINIC_OUTCOMES: OutcomeRates = OutcomeRates {
+    booked_days_before: 1..60,
+    no_show_percent: 7,
+    booked_days_ago: 0..30,
+    future_cancelled: 0.06,
+};
 
 async fn insert(
     tx: &mut shared::db::TenantTx,
@@ -517,10 +445,6 @@ async fn describe(
 
 fn at(day: NaiveDate, hour: u32) -> NaiveDateTime {
     day.and_time(NaiveTime::from_hms_opt(hour, 0, 0).unwrap_or(NaiveTime::MIN))
-}
-
-fn minutes(count: u32) -> Duration {
-    Duration::minutes(i64::from(count))
 }
 
 #[cfg(test)]

@@ -192,7 +192,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn percent_decode(text: &str) -> Vec<u8> {
+/// Decodes `%XX` escapes (`+` stays `+`: this is a path, not a form); a stray `%` is kept.
+pub(crate) fn percent_decode(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;

@@ -7,28 +7,12 @@ use super::types::{
 };
 use crate::auth::Role;
 use crate::http::PageRequest;
-use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
+use crate::ids::{AppointmentId, ClinicId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 const COLUMNS: &str = "id, clinic_id, patient_id, dentist_id, starts_at, ends_at, status, reason, \
                        procedure_code, created_by, created_at, updated_at, status_changed_at";
-
-/// Whether the patient exists in the clinic, and if so whether it is archived. The row is
-/// share-locked until commit so it cannot be archived under a booking being made.
-pub(super) async fn patient_archived(
-    conn: &mut PgConnection,
-    clinic: ClinicId,
-    patient: PatientId,
-) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT archived_at IS NOT NULL FROM patients WHERE clinic_id = $1 AND id = $2 FOR SHARE",
-    )
-    .bind(clinic)
-    .bind(patient)
-    .fetch_optional(conn)
-    .await
-}
 
 /// The staff member's role and whether they are active, share-locked until commit so they
 /// cannot be deactivated under a booking being made.

@@ -259,7 +259,7 @@ async fn check_patient(
     clinic: ClinicId,
     patient: PatientId,
 ) -> Result<(), AppointmentError> {
-    match repository::patient_archived(tx, clinic, patient).await? {
+    match crate::patients::repository::archived_for_update(tx, clinic, patient).await? {
         None => Err(AppointmentError::NoSuchPatient),
         Some(true) => Err(AppointmentError::PatientArchived),
         Some(false) => Ok(()),

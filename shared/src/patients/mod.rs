@@ -1,6 +1,6 @@
 //! Patients of a clinic: register, search, read (cached), correct and archive.
 
-mod repository;
+pub(crate) mod repository;
 mod routes;
 mod service;
 mod types;

@@ -170,3 +170,33 @@ pub(super) async fn archive(
     .fetch_optional(conn)
     .await
 }
+
+/// Whether the patient exists in the clinic, and if so whether it is archived, for another
+/// context about to attach something to the patient (an appointment, an X-ray). The row is
+/// share-locked until commit, so the patient cannot be archived under that write.
+pub(crate) async fn archived_for_update(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    patient: PatientId,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT archived_at IS NOT NULL FROM patients WHERE clinic_id = $1 AND id = $2 FOR SHARE",
+    )
+    .bind(clinic)
+    .bind(patient)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether the patient exists in the clinic, archived or not (their records stay readable).
+pub(crate) async fn exists(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    patient: PatientId,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM patients WHERE clinic_id = $1 AND id = $2)")
+        .bind(clinic)
+        .bind(patient)
+        .fetch_one(conn)
+        .await
+}

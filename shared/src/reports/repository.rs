@@ -28,18 +28,6 @@ const SELECT: &str = "
       FROM reports r
       LEFT JOIN jobs j ON j.clinic_id = r.clinic_id AND j.id = r.job_id";
 
-pub(super) async fn patient_exists(
-    conn: &mut PgConnection,
-    clinic: ClinicId,
-    patient: PatientId,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM patients WHERE clinic_id = $1 AND id = $2)")
-        .bind(clinic)
-        .bind(patient)
-        .fetch_one(conn)
-        .await
-}
-
 pub(super) async fn insert(
     conn: &mut PgConnection,
     clinic: ClinicId,

@@ -134,7 +134,7 @@ impl<'a> ReportService<'a> {
                 _ => Err(ReportError::KeyReused),
             };
         }
-        if !repository::patient_exists(&mut tx, clinic, params.patient_id).await? {
+        if !crate::patients::repository::exists(&mut tx, clinic, params.patient_id).await? {
             return Err(ReportError::NoSuchPatient);
         }
         if !insurer_is_active(&mut tx, clinic, &params.insurer).await? {

@@ -29,35 +29,6 @@ const SELECT: &str = "
       FROM xrays x
       LEFT JOIN jobs j ON j.clinic_id = x.clinic_id AND j.id = x.job_id";
 
-/// Whether the patient exists in the clinic, and if so whether it is archived. The row is
-/// share-locked until commit so it cannot be archived under an upload being stored.
-pub(super) async fn patient_archived(
-    conn: &mut PgConnection,
-    clinic: ClinicId,
-    patient: PatientId,
-) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT archived_at IS NOT NULL FROM patients WHERE clinic_id = $1 AND id = $2 FOR SHARE",
-    )
-    .bind(clinic)
-    .bind(patient)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Whether the patient exists in the clinic (archived or not): lists stay readable.
-pub(super) async fn patient_exists(
-    conn: &mut PgConnection,
-    clinic: ClinicId,
-    patient: PatientId,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM patients WHERE clinic_id = $1 AND id = $2)")
-        .bind(clinic)
-        .bind(patient)
-        .fetch_one(conn)
-        .await
-}
-
 pub(super) async fn insert(
     conn: &mut PgConnection,
     clinic: ClinicId,

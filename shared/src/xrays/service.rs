@@ -138,7 +138,9 @@ impl<'a> XrayService<'a> {
                 replayed: true,
             });
         }
-        match repository::patient_archived(&mut tx, clinic, xray.patient_id).await? {
+        match crate::patients::repository::archived_for_update(&mut tx, clinic, xray.patient_id)
+            .await?
+        {
             None => return Err(XrayError::PatientNotFound),
             Some(true) => return Err(XrayError::PatientArchived),
             Some(false) => {}
@@ -167,7 +169,7 @@ impl<'a> XrayService<'a> {
         page: &PageRequest<(DateTime<Utc>, XrayId)>,
     ) -> Result<Page<XrayRecord>, XrayError> {
         let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
-        if !repository::patient_exists(&mut tx, clinic, patient).await? {
+        if !crate::patients::repository::exists(&mut tx, clinic, patient).await? {
             return Err(XrayError::PatientNotFound);
         }
         let rows = repository::list(&mut tx, clinic, patient, page).await?;

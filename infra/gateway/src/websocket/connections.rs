@@ -274,30 +274,9 @@ fn common_headers(json: bool) -> HeaderMap {
     headers
 }
 
-/// Decodes `%XX` escapes (`+` stays `+`: this is a path, not a form). `None` for bytes that
-/// are not UTF-8.
+/// A path segment with its `%XX` escapes decoded; `None` for bytes that are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = (bytes[index] == b'%')
-            .then(|| bytes.get(index + 1..index + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                index += 3;
-            }
-            None => {
-                decoded.push(bytes[index]);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8(decoded).ok()
+    String::from_utf8(crate::proxy::percent_decode(text)).ok()
 }
 
 #[cfg(test)]
