@@ -1,5 +1,6 @@
 //! Text normalisation shared by writers and searchers, so both sides agree byte for byte.
 
+use crate::http::ApiError;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -34,6 +35,28 @@ pub fn phone_digits(input: &str) -> Option<String> {
         }
     }
     Some(digits)
+}
+
+/// A name as people type it: trimmed, 1 to `max_chars` characters, no control characters
+/// (a 422 naming `field` otherwise).
+pub fn single_line(field: &str, raw: &str, max_chars: usize) -> Result<String, ApiError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::validation(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max_chars {
+        return Err(ApiError::validation(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_string())
 }
 
 #[cfg(test)]

@@ -71,23 +71,7 @@ pub struct ItemName(String);
 
 impl ItemName {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(ApiError::validation(field, "must not be empty"));
-        }
-        if trimmed.chars().count() > 200 {
-            return Err(ApiError::validation(
-                field,
-                "must be at most 200 characters",
-            ));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(ApiError::validation(
-                field,
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(trimmed.to_string()))
+        crate::text::single_line(field, raw, 200).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

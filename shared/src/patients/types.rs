@@ -13,23 +13,7 @@ pub struct PersonName(String);
 
 impl PersonName {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(ApiError::validation(field, "must not be empty"));
-        }
-        if trimmed.chars().count() > 100 {
-            return Err(ApiError::validation(
-                field,
-                "must be at most 100 characters",
-            ));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(ApiError::validation(
-                field,
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(trimmed.to_string()))
+        crate::text::single_line(field, raw, 100).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
