@@ -2,8 +2,10 @@
 //! @connections API) and for EventBridge schedules in development, invoking the functions of
 //! the SAM template under `cargo lambda watch`.
 
+pub mod apigw_v2;
 pub mod cli;
 pub mod cors;
+pub mod headers;
 pub mod http_api;
 pub mod invoke;
 pub mod proxy;

@@ -5,6 +5,8 @@ use std::fmt;
 
 use http::Method;
 
+use crate::headers::percent_decode;
+
 /// The method half of a route key. `ANY` matches every method not claimed by a more specific
 /// route on the same path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +162,30 @@ impl RoutePath {
         (request.len() == segments.len()).then_some(PathRank::Pattern(ranks))
     }
 
+    /// The values of this route's path variables in `path`, a request path the route matched
+    /// (see [`RouteTable::find`]), as API Gateway passes them in `pathParameters`: each value
+    /// percent-decoded once (`+` stays `+`, it is a path), a greedy `{name+}` taking the rest of
+    /// the path with its slashes. A value whose escapes do not decode to UTF-8 is kept as sent,
+    /// since the event is JSON text and a lossy decode would hide the client's bytes.
+    pub fn parameters(&self, path: &str) -> Vec<(String, String)> {
+        let (Self::Pattern { segments, .. }, Some(request)) = (self, request_segments(path)) else {
+            return Vec::new();
+        };
+        let mut parameters = Vec::new();
+        for (index, segment) in segments.iter().enumerate() {
+            let (name, raw) = match segment {
+                Segment::Literal(_) => continue,
+                Segment::Param(name) => (name, request.get(index).map(|part| part.to_string())),
+                Segment::Greedy(name) => (name, request.get(index..).map(|rest| rest.join("/"))),
+            };
+            if let Some(raw) = raw {
+                let value = String::from_utf8(percent_decode(&raw)).unwrap_or(raw);
+                parameters.push((name.clone(), value));
+            }
+        }
+        parameters
+    }
+
     fn same_shape(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Default, Self::Default) => true,
@@ -229,7 +255,7 @@ impl fmt::Display for RouteSource {
 pub struct Route {
     pub method: RouteMethod,
     pub path: RoutePath,
-    /// Binary name under `cargo lambda watch`, i.e. the `<bin>` in `/lambda-url/<bin>/...`.
+    /// The function's binary (`target/debug/<bin>` locally).
     pub function: String,
     pub source: RouteSource,
 }
@@ -280,10 +306,7 @@ impl RouteTable {
     /// The route API Gateway would pick for `method` and the raw request `path`, if any.
     /// A path that matches only under another method finds nothing, as on HTTP API.
     pub fn find(&self, method: &Method, path: &str) -> Option<&Route> {
-        let request: Vec<&str> = match path {
-            "/" => Vec::new(),
-            _ => path.strip_prefix('/')?.split('/').collect(),
-        };
+        let request = request_segments(path)?;
         self.routes
             .iter()
             .filter(|route| route.method.matches(method))
@@ -293,6 +316,15 @@ impl RouteTable {
             })
             .min_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, route)| route)
+    }
+}
+
+/// The `/`-separated pieces of a raw request path, still percent-encoded: routes match on them
+/// and path variables take their values from them. `None` for a path not starting with `/`.
+fn request_segments(path: &str) -> Option<Vec<&str>> {
+    match path {
+        "/" => Some(Vec::new()),
+        _ => Some(path.strip_prefix('/')?.split('/').collect()),
     }
 }
 
@@ -453,6 +485,55 @@ mod tests {
     fn paths_are_case_sensitive() {
         let t = table(&[("GET", "/patients", "patients")]);
         assert_eq!(found(&t, Method::GET, "/Patients"), None);
+    }
+
+    fn parameters(route_path: &str, path: &str) -> Vec<(String, String)> {
+        RoutePath::parse(route_path)
+            .expect("test path")
+            .parameters(path)
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded_once() {
+        assert_eq!(
+            parameters(
+                "/patients/{id}/notes/{noteId}",
+                "/patients/J%C3%BCrgen/notes/a+b%2Fc"
+            ),
+            pairs(&[("id", "Jürgen"), ("noteId", "a+b/c")])
+        );
+        assert_eq!(
+            parameters("/x/{id}", "/x/100%25%2541"),
+            pairs(&[("id", "100%%41")])
+        );
+        // Not UTF-8 once decoded: kept as the client sent it rather than mangled.
+        assert_eq!(parameters("/x/{id}", "/x/%FF"), pairs(&[("id", "%FF")]));
+    }
+
+    #[test]
+    fn greedy_parameter_takes_the_rest_of_the_path() {
+        assert_eq!(
+            parameters("/files/{proxy+}", "/files/a/b%20c/"),
+            pairs(&[("proxy", "a/b c/")])
+        );
+        assert_eq!(
+            parameters("/{proxy+}", "/pets/dog/1"),
+            pairs(&[("proxy", "pets/dog/1")])
+        );
+    }
+
+    #[test]
+    fn routes_without_variables_have_no_parameters() {
+        assert!(parameters("/patients", "/patients").is_empty());
+        assert!(parameters("$default", "/anything/at/all").is_empty());
+        assert!(parameters("/", "/").is_empty());
     }
 
     #[test]

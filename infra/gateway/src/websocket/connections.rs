@@ -276,7 +276,7 @@ fn common_headers(json: bool) -> HeaderMap {
 
 /// A path segment with its `%XX` escapes decoded; `None` for bytes that are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    String::from_utf8(crate::proxy::percent_decode(text)).ok()
+    String::from_utf8(crate::headers::percent_decode(text)).ok()
 }
 
 #[cfg(test)]

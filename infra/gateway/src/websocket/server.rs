@@ -26,8 +26,9 @@ use tokio::sync::mpsc;
 use super::connections::{self, Connection, Outbound, POST_LIMIT, Registry};
 use super::events::{self, ConnectionContext, new_id};
 use super::{CONNECT, DISCONNECT, WebSocketApi, WsRoute};
+use crate::headers::strip_hop_by_hop;
 use crate::invoke::{Invocation, Invoker};
-use crate::proxy::{ProxyError, strip_hop_by_hop};
+use crate::proxy::ProxyError;
 
 /// API Gateway's WebSocket frame limit; the message limit is the @connections POST limit.
 pub const FRAME_LIMIT: usize = 32 * 1024;
