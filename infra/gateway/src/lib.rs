@@ -9,6 +9,7 @@ pub mod headers;
 pub mod http_api;
 pub mod invoke;
 pub mod proxy;
+pub mod reload;
 pub mod routes;
 pub mod schedule;
 pub mod template;
