@@ -1,6 +1,7 @@
 //! The real-time harness: Pulso's local gateway (`infra/gateway`, reading the real template.yaml)
-//! in-process, in front of a fake `cargo lambda watch` whose `ws-connect`, `ws-disconnect` and
-//! `ws-default` run `shared::realtime::ws` with the test's real state; and that state's notifier
+//! in-process, invoking through a fake Invoke API (`--invoke-url`) whose `ws-connect`,
+//! `ws-disconnect` and `ws-default` run `shared::realtime::ws` with the test's real state (the
+//! same handlers the function binaries run); and that state's notifier
 //! posting through the real AWS SDK to the gateway's @connections API.
 //!
 //! A WebSocket client connects to [`LocalGateway::url`] exactly as a browser would connect to
@@ -65,10 +66,9 @@ impl LocalGateway {
             let _ = axum::serve(listener, router).await;
         });
 
-        let mut config = GatewayConfig::new(
-            template(),
-            reqwest::Url::parse(&format!("http://{watch_addr}")).expect("watch url"),
-        );
+        let mut config = GatewayConfig::new(template(), std::path::PathBuf::from("target/unused"));
+        config.invoke_url =
+            Some(reqwest::Url::parse(&format!("http://{watch_addr}")).expect("watch url"));
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.ws_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.schedules = ScheduleMode::Off;
@@ -131,7 +131,7 @@ fn template_stage(config: &GatewayConfig) -> String {
         .expect("template.yaml declares a WebSocket API")
 }
 
-/// `POST /2015-03-31/functions/{function}/invocations`, as `cargo lambda watch` serves it:
+/// `POST /2015-03-31/functions/{function}/invocations`, as an Invoke API serves it:
 /// 200 with the handler's JSON, 500 with `errorType`/`errorMessage` when the event does not
 /// deserialize, 404 for an unknown binary.
 async fn invoke(

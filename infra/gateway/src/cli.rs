@@ -10,9 +10,10 @@ use reqwest::Url;
 pub const USAGE: &str = "\
 Usage: pulso-gateway [OPTIONS]
 
-Stands in for API Gateway locally: reads the SAM template, forwards HTTP API requests to their
-functions under `cargo lambda watch`, serves the WebSocket API and its @connections API, and
-ticks the functions' schedules like EventBridge.
+Stands in for API Gateway and Lambda locally: reads the SAM template, runs each function's
+binary as Lambda runs a custom runtime (Runtime API, timeouts, restarts), routes HTTP API
+requests to them, serves the WebSocket API and its @connections API, and ticks the functions'
+schedules like EventBridge.
 
 Options:
   --template <PATH>               SAM template to read               [default: template.yaml]
@@ -21,8 +22,19 @@ Options:
   --ws-listen <ADDR>              WebSocket API and @connections     [default: 127.0.0.1:3001]
                                   address, used when the template declares a WebSocket API
                                   (env PULSO_GATEWAY_WS_LISTEN)
-  --watch <URL>                   cargo lambda watch base URL        [default: http://127.0.0.1:9000]
-                                  (env PULSO_WATCH_URL)
+  --functions-dir <PATH>          where the functions' binaries are  [default: target/debug]
+                                  (env PULSO_FUNCTIONS_DIR)
+  --functions-log <PATH>          append the functions' output here  [default: stderr]
+  --runtime-listen <ADDR>         the Runtime API the functions call [default: 127.0.0.1:0]
+  --max-instances <N>             instances per function, unless the [default: 4]
+                                  template reserves concurrency
+  --idle-reap-secs <N>            stop extra instances idle this long [default: 600]
+  --invoke-url <URL>              do not run the functions: send every invocation to this
+                                  Invoke API instead (sam local start-lambda, cargo lambda
+                                  watch, or a test's functions)  (env PULSO_INVOKE_URL)
+  --rebuild                       watch functions/, shared/, migrations/ and the Cargo files;
+                                  after an edit run `cargo build --workspace --bins` and restart
+                                  the functions whose binary changed
   --timeout-secs <N>              integration timeout in seconds     [default: 30]
   --ws-idle-timeout-secs <N>      close idle WebSocket connections   [default: 600]
   --ws-max-connection-secs <N>    close WebSocket connections older  [default: 7200]
@@ -40,9 +52,16 @@ Options:
 
 const LISTEN_ENV: &str = "PULSO_GATEWAY_LISTEN";
 const WS_LISTEN_ENV: &str = "PULSO_GATEWAY_WS_LISTEN";
-const WATCH_ENV: &str = "PULSO_WATCH_URL";
+const FUNCTIONS_DIR_ENV: &str = "PULSO_FUNCTIONS_DIR";
+const INVOKE_URL_ENV: &str = "PULSO_INVOKE_URL";
 const SCHEDULES_ENV: &str = "PULSO_GATEWAY_SCHEDULES";
 const REGION_ENV: &str = "AWS_REGION";
+
+/// Instances per function: enough for a browser's parallel requests, few enough for a laptop.
+const DEFAULT_MAX_INSTANCES: usize = 4;
+/// Extra instances idle for ten minutes are stopped (Lambda keeps them longer, but memory here
+/// is the developer's).
+const DEFAULT_IDLE_REAP_SECS: u64 = 600;
 
 /// API Gateway's WebSocket idle timeout and connection lifetime, which cannot be raised.
 pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -53,7 +72,15 @@ pub struct Config {
     pub template: PathBuf,
     pub listen: SocketAddr,
     pub ws_listen: SocketAddr,
-    pub watch: Url,
+    pub functions_dir: PathBuf,
+    /// `None`: the functions' output goes to the gateway's stderr.
+    pub functions_log: Option<PathBuf>,
+    pub runtime_listen: SocketAddr,
+    pub max_instances: usize,
+    pub idle_reap: Duration,
+    pub rebuild: bool,
+    /// Invoke the functions through this Invoke API instead of running them.
+    pub invoke_url: Option<Url>,
     pub timeout: Duration,
     pub ws_idle_timeout: Duration,
     pub ws_max_duration: Duration,
@@ -65,13 +92,20 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults, for a template and a watch URL (what tests start from).
-    pub fn new(template: PathBuf, watch: Url) -> Self {
+    /// The defaults, for a template and the folder of the functions' binaries (what tests
+    /// start from).
+    pub fn new(template: PathBuf, functions_dir: PathBuf) -> Self {
         Self {
             template,
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             ws_listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
-            watch,
+            functions_dir,
+            functions_log: None,
+            runtime_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_instances: DEFAULT_MAX_INSTANCES,
+            idle_reap: Duration::from_secs(DEFAULT_IDLE_REAP_SECS),
+            rebuild: false,
+            invoke_url: None,
             timeout: Duration::from_secs(30),
             ws_idle_timeout: WS_IDLE_TIMEOUT,
             ws_max_duration: WS_MAX_DURATION,
@@ -106,7 +140,13 @@ pub fn parse(
     let mut template = None;
     let mut listen = None;
     let mut ws_listen = None;
-    let mut watch = None;
+    let mut functions_dir = None;
+    let mut functions_log = None;
+    let mut runtime_listen = None;
+    let mut max_instances = None;
+    let mut idle_reap = None;
+    let mut rebuild = false;
+    let mut invoke_url = None;
     let mut timeout = None;
     let mut idle = None;
     let mut max_duration = None;
@@ -128,6 +168,10 @@ pub fn parse(
                 print_env = true;
                 continue;
             }
+            "--rebuild" => {
+                rebuild = true;
+                continue;
+            }
             _ => {}
         }
         let (flag, inline) = match arg.split_once('=') {
@@ -140,7 +184,12 @@ pub fn parse(
             "--template" => &mut template,
             "--listen" => &mut listen,
             "--ws-listen" => &mut ws_listen,
-            "--watch" => &mut watch,
+            "--functions-dir" => &mut functions_dir,
+            "--functions-log" => &mut functions_log,
+            "--runtime-listen" => &mut runtime_listen,
+            "--max-instances" => &mut max_instances,
+            "--idle-reap-secs" => &mut idle_reap,
+            "--invoke-url" => &mut invoke_url,
             "--timeout-secs" => &mut timeout,
             "--ws-idle-timeout-secs" => &mut idle,
             "--ws-max-connection-secs" => &mut max_duration,
@@ -166,9 +215,9 @@ pub fn parse(
     let (ws_listen_origin, ws_listen) = ws_listen
         .or_else(|| from_env(WS_LISTEN_ENV))
         .unwrap_or_else(|| default("127.0.0.1:3001"));
-    let (watch_origin, watch) = watch
-        .or_else(|| from_env(WATCH_ENV))
-        .unwrap_or_else(|| default("http://127.0.0.1:9000"));
+    let functions_dir = functions_dir
+        .or_else(|| from_env(FUNCTIONS_DIR_ENV))
+        .map_or_else(|| PathBuf::from("target/debug"), |(_, v)| PathBuf::from(v));
     let (schedules_origin, schedules) = schedules
         .or_else(|| from_env(SCHEDULES_ENV))
         .unwrap_or_else(|| default("on"));
@@ -184,18 +233,39 @@ pub fn parse(
     };
     let listen = address(listen_origin, &listen)?;
     let ws_listen = address(ws_listen_origin, &ws_listen)?;
+    let runtime_listen = match runtime_listen {
+        Some((origin, text)) => address(origin, &text)?,
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
 
     let config = Config {
         template: PathBuf::from(template.map_or_else(|| "template.yaml".to_owned(), |(_, v)| v)),
         listen,
         ws_listen,
-        watch: parse_watch_url(&watch).ok_or_else(|| {
-            invalid(
-                watch_origin,
-                &watch,
-                "expected a URL such as http://127.0.0.1:9000",
-            )
-        })?,
+        functions_dir,
+        functions_log: functions_log.map(|(_, path)| PathBuf::from(path)),
+        runtime_listen,
+        max_instances: match max_instances {
+            None => DEFAULT_MAX_INSTANCES,
+            Some((origin, text)) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| invalid(origin, &text, "expected a whole number from 1 to 64"))?,
+        },
+        idle_reap: seconds(idle_reap, DEFAULT_IDLE_REAP_SECS)?,
+        rebuild,
+        invoke_url: match invoke_url.or_else(|| from_env(INVOKE_URL_ENV)) {
+            None => None,
+            Some((origin, text)) => Some(parse_http_url(&text).ok_or_else(|| {
+                invalid(
+                    origin,
+                    &text,
+                    "expected a URL such as http://127.0.0.1:3001",
+                )
+            })?),
+        },
         timeout: seconds(timeout, 30)?,
         ws_idle_timeout: seconds(idle, WS_IDLE_TIMEOUT.as_secs())?,
         ws_max_duration: seconds(max_duration, WS_MAX_DURATION.as_secs())?,
@@ -246,7 +316,7 @@ fn seconds(flag: Option<(String, String)>, default: u64) -> Result<Duration, Cli
         })
 }
 
-fn parse_watch_url(text: &str) -> Option<Url> {
+fn parse_http_url(text: &str) -> Option<Url> {
     let url = Url::parse(text).ok()?;
     (matches!(url.scheme(), "http" | "https") && url.host().is_some()).then_some(url)
 }
@@ -300,7 +370,13 @@ mod tests {
         assert_eq!(config.template, PathBuf::from("template.yaml"));
         assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
         assert_eq!(config.ws_listen.to_string(), "127.0.0.1:3001");
-        assert_eq!(config.watch.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(config.functions_dir, PathBuf::from("target/debug"));
+        assert_eq!(config.functions_log, None);
+        assert_eq!(config.runtime_listen.to_string(), "127.0.0.1:0");
+        assert_eq!(config.max_instances, 4);
+        assert_eq!(config.idle_reap, Duration::from_secs(600));
+        assert!(!config.rebuild);
+        assert_eq!(config.invoke_url, None);
         assert_eq!(config.timeout, Duration::from_secs(30));
         assert_eq!(config.ws_idle_timeout, Duration::from_secs(600));
         assert_eq!(config.ws_max_duration, Duration::from_secs(7200));
@@ -308,7 +384,7 @@ mod tests {
         assert_eq!(config.schedule_speed, 1);
         assert!(!config.tick_now);
         assert_eq!(config.region, "us-east-1");
-        let new = Config::new(config.template.clone(), config.watch.clone());
+        let new = Config::new(config.template.clone(), config.functions_dir.clone());
         assert_eq!(new, config);
     }
 
@@ -317,14 +393,14 @@ mod tests {
         let env = [
             ("PULSO_GATEWAY_LISTEN", "127.0.0.1:4000"),
             ("PULSO_GATEWAY_WS_LISTEN", "127.0.0.1:4001"),
-            ("PULSO_WATCH_URL", "http://127.0.0.1:9100"),
+            ("PULSO_FUNCTIONS_DIR", "/opt/fns"),
             ("PULSO_GATEWAY_SCHEDULES", "off"),
             ("AWS_REGION", "eu-west-1"),
         ];
         let config = run(&[], &env).expect("env");
         assert_eq!(config.listen.port(), 4000);
         assert_eq!(config.ws_listen.port(), 4001);
-        assert_eq!(config.watch.port(), Some(9100));
+        assert_eq!(config.functions_dir, PathBuf::from("/opt/fns"));
         assert_eq!(config.schedules, ScheduleMode::Off);
         assert_eq!(config.region, "eu-west-1");
 
@@ -333,7 +409,15 @@ mod tests {
                 "--listen",
                 "0.0.0.0:5000",
                 "--ws-listen=127.0.0.1:5001",
-                "--watch=http://[::1]:9200",
+                "--functions-dir=target/release",
+                "--functions-log",
+                ".dev/functions.log",
+                "--runtime-listen=127.0.0.1:9100",
+                "--max-instances",
+                "8",
+                "--idle-reap-secs=60",
+                "--rebuild",
+                "--invoke-url=http://[::1]:9200",
                 "--template",
                 "t.yaml",
                 "--timeout-secs=5",
@@ -353,7 +437,16 @@ mod tests {
         .expect("flags");
         assert_eq!(config.listen.port(), 5000);
         assert_eq!(config.ws_listen.port(), 5001);
-        assert_eq!(config.watch.port(), Some(9200));
+        assert_eq!(config.functions_dir, PathBuf::from("target/release"));
+        assert_eq!(
+            config.functions_log,
+            Some(PathBuf::from(".dev/functions.log"))
+        );
+        assert_eq!(config.runtime_listen.port(), 9100);
+        assert_eq!(config.max_instances, 8);
+        assert_eq!(config.idle_reap, Duration::from_secs(60));
+        assert!(config.rebuild);
+        assert_eq!(config.invoke_url.and_then(|u| u.port()), Some(9200));
         assert_eq!(config.template, PathBuf::from("t.yaml"));
         assert_eq!(config.timeout, Duration::from_secs(5));
         assert_eq!(config.ws_idle_timeout, Duration::from_secs(7));
@@ -385,7 +478,9 @@ mod tests {
         assert_eq!(message(&["--listen"], &[]), "--listen needs a value");
         assert!(message(&["--timeout-secs", "0"], &[]).contains("invalid --timeout-secs `0`"));
         assert!(message(&["--ws-max-connection-secs", "604801"], &[]).contains("from 1 to 604800"));
-        assert!(message(&["--watch", "localhost:9000"], &[]).contains("invalid --watch"));
+        assert!(message(&["--max-instances", "0"], &[]).contains("invalid --max-instances"));
+        assert!(message(&["--invoke-url", "localhost:9000"], &[]).contains("invalid --invoke-url"));
+        assert!(message(&["--runtime-listen", "9000"], &[]).contains("invalid --runtime-listen"));
         assert!(message(&["--schedules", "sometimes"], &[]).contains("expected on or off"));
         assert!(message(&["--schedule-speed", "0"], &[]).contains("invalid --schedule-speed"));
         assert!(message(&["--ws-listen", "3001"], &[]).contains("invalid --ws-listen `3001`"));

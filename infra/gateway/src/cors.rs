@@ -219,9 +219,9 @@ fn joined(field: &'static str, values: &[String]) -> Result<Option<HeaderValue>,
         .map_err(|_| CorsError::InvalidValue { field, value: text })
 }
 
-/// Removes CORS headers a backend sent. `cargo lambda watch` adds its own permissive ones
-/// (`access-control-allow-credentials`, `vary: origin, ...`) and they cannot be told apart from
-/// a function's; letting them through would make a browser accept locally what AWS refuses.
+/// Removes CORS headers a backend sent: an HTTP API with a CORS configuration ignores the
+/// integration's own and answers with its configuration, so letting a function's through would
+/// make a browser accept locally what AWS refuses.
 pub fn strip_backend_cors(headers: &mut HeaderMap) {
     let cors_names: Vec<_> = headers
         .keys()

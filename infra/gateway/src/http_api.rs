@@ -1,9 +1,10 @@
-//! The HTTP API emulation: CORS preflight, routing, payload limit, forwarding, and the answers
-//! API Gateway itself gives (`{"message":"Not Found"}` and friends), with one log line per request.
+//! The HTTP API emulation: CORS preflight, routing, payload limit, the payload format 2.0
+//! event for the function (`apigw_v2`) and its answer back, and the answers API Gateway itself
+//! gives (`{"message":"Not Found"}` and friends), with one log line per request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -15,8 +16,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, request};
 use http_body_util::BodyExt;
 use uuid::Uuid;
 
+use crate::apigw_v2::{self, HttpEventInput};
 use crate::cors::{self, CorsPolicy};
-use crate::proxy::{Forward, ProxyError, Upstream};
+use crate::invoke::InvokeError;
+use crate::invoke::{Invocation, Invoker};
 use crate::routes::{Route, RouteTable};
 
 /// API Gateway's request payload limit for HTTP APIs.
@@ -31,15 +34,23 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
 pub struct HttpApi {
     routes: RouteTable,
     cors: Option<CorsPolicy>,
-    upstream: Upstream,
+    invoker: Invoker,
+    /// The integration timeout (API Gateway's is 30 s at most).
+    timeout: Duration,
 }
 
 impl HttpApi {
-    pub fn new(routes: RouteTable, cors: Option<CorsPolicy>, upstream: Upstream) -> Self {
+    pub fn new(
+        routes: RouteTable,
+        cors: Option<CorsPolicy>,
+        invoker: Invoker,
+        timeout: Duration,
+    ) -> Self {
         Self {
             routes,
             cors,
-            upstream,
+            invoker,
+            timeout,
         }
     }
 
@@ -51,8 +62,8 @@ impl HttpApi {
         self.cors.as_ref()
     }
 
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
+    pub fn invoker(&self) -> &Invoker {
+        &self.invoker
     }
 }
 
@@ -74,7 +85,7 @@ async fn handle(State(api): State<Arc<HttpApi>>, request: Request) -> Response {
     let request_id = Uuid::new_v4();
     let (parts, body) = request.into_parts();
 
-    let (mut response, outcome) = dispatch(&api, &parts, body).await;
+    let (mut response, outcome) = dispatch(&api, &parts, body, request_id).await;
 
     let headers = response.headers_mut();
     if let Some(cors) = &api.cors
@@ -110,6 +121,7 @@ async fn dispatch<'a>(
     api: &'a HttpApi,
     parts: &request::Parts,
     body: Body,
+    request_id: Uuid,
 ) -> (Response, Outcome<'a>) {
     if let Some(cors) = &api.cors
         && CorsPolicy::is_preflight(&parts.method, &parts.headers)
@@ -130,32 +142,56 @@ async fn dispatch<'a>(
         Ok(body) => body,
         Err(answer) => return (gateway_answer(answer), Outcome::Routed(route)),
     };
-    let forward = Forward {
-        function: &route.function,
+    let event = apigw_v2::http_event(&HttpEventInput {
+        route_key: &route.key(),
+        path_parameters: route.path.parameters(parts.uri.path()),
         method: &parts.method,
         uri: &parts.uri,
         headers: &parts.headers,
-        body,
-        client_ip: parts
+        body: &body,
+        source_ip: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip()),
-    };
-    let response = match api.upstream.forward(forward).await {
-        Ok(upstream) => {
-            let mut headers = upstream.headers;
-            cors::strip_backend_cors(&mut headers);
-            let mut response = Response::new(Body::from(upstream.body));
-            *response.status_mut() = upstream.status;
-            *response.headers_mut() = headers;
-            response
+        request_id: &request_id.to_string(),
+        stage: "$default",
+        now: chrono::Utc::now(),
+    });
+    let invocation = api
+        .invoker
+        .invoke(&route.function, &event, api.timeout)
+        .await;
+    (answer(invocation, route), Outcome::Routed(route))
+}
+
+/// The function's answer as API Gateway turns it into an HTTP response.
+fn answer(invocation: Result<Invocation, InvokeError>, route: &Route) -> Response {
+    let route_key = route.key();
+    let function = route.function.as_str();
+    match invocation {
+        Ok(Invocation::Returned(output)) => match apigw_v2::http_response(&output) {
+            Ok(answer) => {
+                let mut headers = answer.headers;
+                cors::strip_backend_cors(&mut headers);
+                let mut response = Response::new(Body::from(answer.body));
+                *response.status_mut() = answer.status;
+                *response.headers_mut() = headers;
+                response
+            }
+            Err(invalid) => {
+                tracing::error!(route = %route_key, %function, "the function's answer is not an HTTP API response: {invalid}");
+                gateway_answer(GatewayAnswer::InternalServerError)
+            }
+        },
+        Ok(Invocation::Failed(error)) => {
+            tracing::warn!(route = %route_key, %function, error = %error.message(), "function error");
+            gateway_answer(GatewayAnswer::InternalServerError)
         }
         Err(error) => {
-            report(&error, route);
+            tracing::warn!(route = %route_key, %function, "{error}");
             gateway_answer(GatewayAnswer::from(&error))
         }
-    };
-    (response, Outcome::Routed(route))
+    }
 }
 
 async fn read_body(mut body: Body) -> Result<Bytes, GatewayAnswer> {
@@ -181,61 +217,28 @@ async fn read_body(mut body: Body) -> Result<Bytes, GatewayAnswer> {
     Ok(buffer.freeze())
 }
 
-fn report(error: &ProxyError, route: &Route) {
-    let route_key = route.key();
-    let function = route.function.as_str();
-    match error {
-        ProxyError::MissingFunction { .. } => {
-            let resource = &route.source.resource;
-            tracing::error!(route = %route_key, %function, %resource, "{error}");
-        }
-        ProxyError::GatewayTimedOut(_) | ProxyError::WatchTimedOut => {
-            tracing::warn!(route = %route_key, %function, "{error}");
-        }
-        ProxyError::PathNotForwardable => {
-            tracing::warn!(route = %route_key, %function, "{error}: it has `.`/`..` segments or a backslash");
-        }
-        ProxyError::Unreachable { source, .. }
-        | ProxyError::Client(source)
-        | ProxyError::Transport(source) => {
-            let cause = cause_chain(source);
-            tracing::error!(route = %route_key, %function, %cause, "{error}");
-        }
-    }
-}
-
-/// reqwest's own message ("error sending request") hides the useful part, e.g.
-/// "Connection refused", in its sources.
-fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// The answers API Gateway produces itself rather than the function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GatewayAnswer {
     NotFound,
     TooLarge,
     BadRequest,
+    /// The function failed, timed out or died, or answered something that is not a response.
+    InternalServerError,
     BadGateway,
+    ServiceUnavailable,
     TimedOut,
 }
 
-impl From<&ProxyError> for GatewayAnswer {
-    fn from(error: &ProxyError) -> Self {
+impl From<&InvokeError> for GatewayAnswer {
+    fn from(error: &InvokeError) -> Self {
         match error {
-            ProxyError::GatewayTimedOut(_) | ProxyError::WatchTimedOut => Self::TimedOut,
-            ProxyError::PathNotForwardable => Self::BadRequest,
-            ProxyError::Client(_)
-            | ProxyError::Unreachable { .. }
-            | ProxyError::MissingFunction { .. }
-            | ProxyError::Transport(_) => Self::BadGateway,
+            InvokeError::TimedOut(_) => Self::TimedOut,
+            InvokeError::PayloadTooLarge(_) => Self::TooLarge,
+            InvokeError::UnknownFunction(_)
+            | InvokeError::Unreachable { .. }
+            | InvokeError::Transport(_) => Self::BadGateway,
+            InvokeError::ShuttingDown => Self::ServiceUnavailable,
         }
     }
 }
@@ -245,7 +248,13 @@ fn gateway_answer(answer: GatewayAnswer) -> Response {
         GatewayAnswer::NotFound => (StatusCode::NOT_FOUND, "Not Found"),
         GatewayAnswer::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
         GatewayAnswer::BadRequest => (StatusCode::BAD_REQUEST, "Bad Request"),
+        GatewayAnswer::InternalServerError => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
         GatewayAnswer::BadGateway => (StatusCode::BAD_GATEWAY, "Bad Gateway"),
+        GatewayAnswer::ServiceUnavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+        }
         GatewayAnswer::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
     };
     let body = serde_json::json!({ "message": message }).to_string();

@@ -1,21 +1,23 @@
 //! Pulso's local gateway: stands in for API Gateway (HTTP API, WebSocket API and its
-//! @connections API) and for EventBridge schedules in development, invoking the functions of
-//! the SAM template under `cargo lambda watch`.
+//! @connections API), for EventBridge schedules and for Lambda itself in development: it runs
+//! the functions of the SAM template as processes speaking the Lambda Runtime API
+//! (`runtime`), and rebuilds them after an edit (`reload`).
 
 pub mod apigw_v2;
 pub mod cli;
 pub mod cors;
+pub mod functions_api;
 pub mod headers;
 pub mod http_api;
 pub mod invoke;
-pub mod proxy;
 pub mod reload;
 pub mod routes;
+pub mod runtime;
 pub mod schedule;
+mod summary;
 pub mod template;
 pub mod websocket;
 
-use std::fmt::Write as _;
 use std::future::{Future, IntoFuture};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -27,13 +29,11 @@ use tokio::net::TcpListener;
 
 use crate::cli::{Config, ScheduleMode};
 use crate::http_api::HttpApi;
-use crate::invoke::Invoker;
-use crate::proxy::{ProxyError, Upstream};
-use crate::schedule::expression::Timing;
+use crate::invoke::{InvokeApi, Invoker};
+use crate::runtime::{FunctionLog, Host, HostOptions};
 use crate::schedule::{Scheduler, SchedulerOptions};
 use crate::template::{Template, TemplateError};
-use crate::websocket::WebSocketApi;
-use crate::websocket::server::{FRAME_LIMIT, MESSAGE_LIMIT, Timers, WsServer};
+use crate::websocket::server::{Timers, WsServer};
 
 /// How long shutdown waits for WebSocket clients to close and `$disconnect` to run.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -41,6 +41,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// A gateway bound to its ports, ready to serve.
 pub struct Gateway {
     listener: TcpListener,
+    /// The runtime host and its Runtime API listener; `None` with `--invoke-url`.
+    runtime: Option<(Arc<Host>, TcpListener)>,
+    rebuild: Option<reload::ReloadConfig>,
     http_api: Arc<HttpApi>,
     websocket: Option<(TcpListener, Arc<WsServer>)>,
     scheduler: Arc<Scheduler>,
@@ -52,8 +55,17 @@ impl Gateway {
     /// here, before the first request.
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
         let template = load_template(config)?;
-        let upstream = Upstream::new(config.watch.clone(), config.timeout)?;
-        let invoker = Invoker::new(config.watch.clone())?;
+        let (runtime, invoker) = match &config.invoke_url {
+            Some(url) => {
+                let api = InvokeApi::new(url.clone()).map_err(StartError::Client)?;
+                (None, Invoker::Remote(api))
+            }
+            None => {
+                let (host, listener) = start_host(config, &template).await?;
+                let invoker = Invoker::Host(Arc::clone(&host));
+                (Some((host, listener)), invoker)
+            }
+        };
         let listener = bind(config.listen, "the HTTP API").await?;
         let websocket = match template.websocket {
             None => None,
@@ -77,7 +89,7 @@ impl Gateway {
         };
         let scheduler = Scheduler::new(
             template.schedules,
-            invoker,
+            invoker.clone(),
             SchedulerOptions {
                 automatic: config.schedules == ScheduleMode::On,
                 speed: config.schedule_speed,
@@ -86,9 +98,18 @@ impl Gateway {
                 timeout: config.timeout,
             },
         );
+        let rebuild =
+            (config.rebuild && config.invoke_url.is_none()).then(|| rebuild_config(config));
         Ok(Self {
             listener,
-            http_api: Arc::new(HttpApi::new(template.routes, template.cors, upstream)),
+            runtime,
+            rebuild,
+            http_api: Arc::new(HttpApi::new(
+                template.routes,
+                template.cors,
+                invoker,
+                config.timeout,
+            )),
             websocket,
             scheduler: Arc::new(scheduler),
             notes: template.notes,
@@ -105,120 +126,16 @@ impl Gateway {
         listener.local_addr().ok()
     }
 
-    /// What the gateway serves, as printed at start-up.
-    pub fn summary(&self) -> String {
-        let mut text = String::new();
-        self.describe_routes(&mut text);
-        match self.http_api.cors() {
-            Some(cors) => {
-                let _ = writeln!(text, "CORS: {cors}");
-            }
-            None => text.push_str("CORS: not configured (browsers get no CORS headers)\n"),
-        }
-        match &self.websocket {
-            Some((_, server)) => {
-                let addr = self.ws_local_addr().map(display_addr);
-                describe_websocket(&mut text, server.api(), server.timers(), addr);
-            }
-            None => text.push_str(
-                "WebSocket: off (the template declares no AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET)\n",
-            ),
-        }
-        self.describe_schedules(&mut text);
-        if !self.notes.is_empty() {
-            text.push_str("Notes on the template:\n");
-            for note in &self.notes {
-                let _ = writeln!(text, "  - {note}");
-            }
-        }
-        let _ = writeln!(text, "Functions: {}", self.http_api.upstream().base());
-        text
-    }
-
-    fn describe_routes(&self, text: &mut String) {
-        let mut routes: Vec<_> = self.http_api.routes().routes().iter().collect();
-        if routes.is_empty() {
-            text.push_str("Routes: none (no function has an event of `Type: HttpApi`)\n");
-            return;
-        }
-        routes.sort_by(|a, b| {
-            (a.path.to_string(), a.method.to_string())
-                .cmp(&(b.path.to_string(), b.method.to_string()))
-        });
-        let width = routes
-            .iter()
-            .map(|r| r.path.to_string().len())
-            .max()
-            .unwrap_or(0);
-        text.push_str("Routes (from the SAM template):\n");
-        for route in routes {
-            let method = match route.path {
-                routes::RoutePath::Default => String::new(),
-                routes::RoutePath::Pattern { .. } => route.method.to_string(),
-            };
-            let _ = writeln!(
-                text,
-                "  {method:<7} {path:<width$}  -> {function}",
-                path = route.path.to_string(),
-                function = route.function,
-            );
-        }
-    }
-
-    fn describe_schedules(&self, text: &mut String) {
-        let specs: Vec<_> = self.scheduler.specs().collect();
-        if specs.is_empty() {
-            text.push_str("Schedules: none\n");
-            return;
-        }
-        let options = self.scheduler.options();
-        if options.automatic {
-            let speed = match options.speed {
-                1 => String::new(),
-                n => format!(", rate(...) {n}x faster"),
-            };
-            let _ = writeln!(text, "Schedules (ticking by themselves{speed}):");
-        } else {
-            text.push_str("Schedules (--schedules off: manual trigger only):\n");
-        }
-        let id_width = specs.iter().map(|s| s.id().len()).max().unwrap_or(0);
-        let expression_width = specs.iter().map(|s| s.expression.len()).max().unwrap_or(0);
-        for spec in &specs {
-            let when = if !spec.enabled {
-                "disabled (manual trigger only)".to_owned()
-            } else if !options.automatic {
-                "manual trigger only".to_owned()
-            } else {
-                match &spec.timing {
-                    Timing::Rate(_) => match self.scheduler.period(spec) {
-                        Some(period) => format!("every {}", schedule::human(period)),
-                        None => String::new(),
-                    },
-                    Timing::Cron(_) => "at its cron times (UTC)".to_owned(),
-                    Timing::ManualOnly(why) => format!("manual trigger only: {why}"),
-                }
-            };
-            let _ = writeln!(
-                text,
-                "  {id:<id_width$}  {expression:<expression_width$}  -> {function}  {when}",
-                id = spec.id(),
-                expression = spec.expression,
-                function = spec.function,
-            );
-        }
-        if let Ok(addr) = self.local_addr() {
-            let base = format!("http://{}", display_addr(addr));
-            let _ = writeln!(
-                text,
-                "  list: curl {base}/_local/schedules   run now: curl -X POST {base}/_local/schedules/<Function.Event>/trigger"
-            );
-        }
-    }
-
     /// The HTTP port: the `/_local` control endpoints, then every HTTP API route.
     pub fn app(&self) -> Router {
-        schedule::router(Arc::clone(&self.scheduler))
-            .merge(http_api::router(Arc::clone(&self.http_api)))
+        let mut app = schedule::router(Arc::clone(&self.scheduler));
+        if let Some((host, _)) = &self.runtime {
+            app = app.merge(functions_api::router(
+                Arc::clone(host),
+                self.http_api.routes(),
+            ));
+        }
+        app.merge(http_api::router(Arc::clone(&self.http_api)))
     }
 
     /// The WebSocket port's app, when the template has a WebSocket API.
@@ -244,6 +161,21 @@ impl Gateway {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
 
+        let host = self.runtime.as_ref().map(|(host, _)| Arc::clone(host));
+        let mut background = Vec::new();
+        let mut reloader = None;
+        if let Some((host, listener)) = self.runtime {
+            let runtime_app = runtime::router(Arc::clone(&host));
+            background.push(tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, runtime_app).await {
+                    tracing::error!(%error, "the Runtime API stopped");
+                }
+            }));
+            background.push(tokio::spawn(Arc::clone(&host).reap_idle_forever()));
+            if let Some(config) = self.rebuild {
+                reloader = Some(start_reloader(config, host)?);
+            }
+        }
         let timers = self.scheduler.start();
         let http = axum::serve(
             self.listener,
@@ -276,8 +208,93 @@ impl Gateway {
         if let Some(server) = ws_server {
             server.close_all(SHUTDOWN_GRACE).await;
         }
+        drop(reloader);
+        if let Some(host) = host {
+            host.shutdown();
+        }
+        for task in background {
+            task.abort();
+        }
         served.map(|_| ())
     }
+}
+
+/// Binds the Runtime API and creates the host that runs the template's functions.
+async fn start_host(
+    config: &Config,
+    template: &Template,
+) -> Result<(Arc<Host>, TcpListener), StartError> {
+    let what = "the Runtime API (--runtime-listen)";
+    let listener = bind(config.runtime_listen, what).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.runtime_listen,
+        what,
+        source,
+    })?;
+    let host = Host::new(template.functions.clone(), host_options(config)?, addr);
+    Ok((Arc::new(host), listener))
+}
+
+fn host_options(config: &Config) -> Result<HostOptions, StartError> {
+    let log = match &config.functions_log {
+        None => FunctionLog::stderr(),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| StartError::FunctionsLog {
+                    path: path.clone(),
+                    source,
+                })?;
+            FunctionLog::new(Box::new(file))
+        }
+    };
+    Ok(HostOptions {
+        binaries: config.functions_dir.clone(),
+        max_instances: config.max_instances,
+        idle_reap: config.idle_reap,
+        region: config.region.clone(),
+        log,
+    })
+}
+
+/// Rebuild from the workspace the template sits in: its sources, its `cargo build`.
+fn rebuild_config(config: &Config) -> reload::ReloadConfig {
+    let workspace = config
+        .template
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    reload::ReloadConfig {
+        binaries: config.functions_dir.clone(),
+        watched: [
+            "functions",
+            "shared",
+            "migrations",
+            "Cargo.toml",
+            "Cargo.lock",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect(),
+        build: ["cargo", "build", "--workspace", "--bins"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        debounce: Duration::from_millis(300),
+        workspace,
+    }
+}
+
+fn start_reloader(
+    config: reload::ReloadConfig,
+    host: Arc<Host>,
+) -> std::io::Result<reload::Reloader> {
+    let functions: Vec<String> = host.specs().map(|s| s.name.clone()).collect();
+    let recycled = Arc::clone(&host);
+    reload::spawn(config, functions, move |changed| recycled.recycle(&changed))
+        .map_err(std::io::Error::other)
 }
 
 fn load_template(config: &Config) -> Result<Template, StartError> {
@@ -291,47 +308,6 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Start
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, what, source })
-}
-
-fn describe_websocket(text: &mut String, api: &WebSocketApi, timers: Timers, addr: Option<String>) {
-    let addr = addr.unwrap_or_else(|| "?".to_owned());
-    let stage = &api.stage;
-    let _ = writeln!(
-        text,
-        "WebSocket API {} (stage {stage}, {}):",
-        api.resource, api.selection
-    );
-    let _ = writeln!(
-        text,
-        "  connect     ws://{addr}/?token=<JWT>   (or ws://{addr}/{stage}, the path AWS uses)"
-    );
-    let width = api.routes.iter().map(|r| r.key.len()).max().unwrap_or(0);
-    for route in &api.routes {
-        let two_way = if route.two_way {
-            "   (route response: the function's body goes back to the client)"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            text,
-            "  {key:<width$}  -> {function}{two_way}",
-            key = route.key,
-            function = route.function
-        );
-    }
-    let _ = writeln!(
-        text,
-        "  @connections http://{addr}/{stage}   (WS_ENDPOINT for the SDK; /@connections without the stage works too)"
-    );
-    let _ = writeln!(
-        text,
-        "  limits      frames {} KiB, messages {} KiB (else close 1009), no binary frames (1003); \
-         idle {}, at most {} per connection (1001)",
-        FRAME_LIMIT / 1024,
-        MESSAGE_LIMIT / 1024,
-        schedule::human(timers.idle),
-        schedule::human(timers.max_duration),
-    );
 }
 
 /// The `WS_URL=` and `WS_ENDPOINT=` lines for `.dev/env`, or a comment when WebSocket is off.
@@ -407,8 +383,14 @@ pub enum StartError {
         #[source]
         source: TemplateError,
     },
-    #[error(transparent)]
-    Upstream(#[from] ProxyError),
+    #[error("cannot build the HTTP client for --invoke-url")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot open the functions' log {path}")]
+    FunctionsLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr} for {what}")]
     Bind {
         addr: SocketAddr,

@@ -1,5 +1,5 @@
 //! `pulso-gateway`: run the stand-in for API Gateway (HTTP and WebSocket APIs) and EventBridge
-//! schedules in front of `cargo lambda watch`.
+//! schedules, and Lambda itself for the template's functions.
 
 use std::error::Error;
 use std::process::ExitCode;

@@ -3,6 +3,7 @@
 //! schedules, so that local routing comes from the same tables as the deployment.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
@@ -10,6 +11,7 @@ use crate::cors::{CorsConfig, CorsError, CorsPolicy, OriginRule};
 use crate::routes::{
     Route, RouteConflict, RouteKeyError, RouteMethod, RoutePath, RouteSource, RouteTable,
 };
+use crate::runtime::FunctionSpec;
 use crate::schedule::{self, ScheduleSpec};
 use crate::websocket::{self, WebSocketApi};
 
@@ -21,6 +23,8 @@ pub struct Template {
     /// `None` when the template declares no WebSocket API: the gateway then serves none.
     pub websocket: Option<WebSocketApi>,
     pub schedules: Vec<ScheduleSpec>,
+    /// Every `AWS::Serverless::Function`: what the runtime host starts.
+    pub functions: Vec<FunctionSpec>,
     /// What the gateway reads differently from AWS, or leaves out, for this template; printed
     /// at start-up.
     pub notes: Vec<String>,
@@ -45,6 +49,7 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
     let globals = document.get("Globals");
     let mut routes = Vec::new();
     let mut schedules = Vec::new();
+    let mut functions = Vec::new();
     let mut api_cors = Vec::new();
     for (name, resource) in resources {
         let name = plain_str(name)
@@ -56,6 +61,7 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
             .ok_or_else(|| malformed(&at, "missing `Type`"))?;
         match kind {
             "AWS::Serverless::Function" => {
+                functions.push(function_spec(name, resource, globals, &parameters)?);
                 routes.extend(function_routes(name, resource)?);
                 schedules.extend(schedule::template::function_schedules(
                     name,
@@ -87,8 +93,50 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
         cors: http_api_cors(api_cors, global_cors, &parameters)?,
         websocket,
         schedules,
+        functions,
         notes,
     })
+}
+
+/// Lambda's defaults when neither the function nor `Globals.Function` sets them.
+const DEFAULT_TIMEOUT_SECS: u64 = 3;
+const DEFAULT_MEMORY_MB: u64 = 128;
+
+/// What the runtime host needs to run a function as Lambda would.
+fn function_spec(
+    resource: &str,
+    definition: &Value,
+    globals: Option<&Value>,
+    parameters: &Parameters<'_>,
+) -> Result<FunctionSpec, TemplateError> {
+    let number = |property: &str| function_number(definition, globals, parameters, property);
+    let memory_mb = number("MemorySize").unwrap_or(DEFAULT_MEMORY_MB);
+    Ok(FunctionSpec {
+        name: binary_name(resource, definition)?,
+        resource: resource.to_owned(),
+        timeout: Duration::from_secs(number("Timeout").unwrap_or(DEFAULT_TIMEOUT_SECS)),
+        memory_mb: u32::try_from(memory_mb).unwrap_or(u32::MAX),
+        reserved_concurrency: number("ReservedConcurrentExecutions")
+            .and_then(|n| usize::try_from(n).ok()),
+    })
+}
+
+/// A positive whole-number property of the function, else of `Globals.Function`, when it can
+/// be read without deploying.
+pub(crate) fn function_number(
+    definition: &Value,
+    globals: Option<&Value>,
+    parameters: &Parameters<'_>,
+    property: &str,
+) -> Option<u64> {
+    let value = definition
+        .get("Properties")
+        .and_then(|p| p.get(property))
+        .or_else(|| globals?.get("Function")?.get(property))?;
+    match parameters.resolve_scalar(value) {
+        Resolved::Text(text) => text.trim().parse::<u64>().ok().filter(|n| *n > 0),
+        Resolved::Unknown(_) => None,
+    }
 }
 
 /// The routes of one function: one per event of `Type: HttpApi`.
@@ -157,7 +205,7 @@ fn function_routes(resource: &str, definition: &Value) -> Result<Vec<Route>, Tem
     Ok(routes)
 }
 
-/// The binary `cargo lambda watch` runs for a function: `Metadata.BuildProperties.Binary` when
+/// The binary that runs a function: `Metadata.BuildProperties.Binary` when
 /// set (a package with several binaries), else the crate folder named by `CodeUri`.
 pub(crate) fn binary_name(resource: &str, definition: &Value) -> Result<String, TemplateError> {
     let binary = definition

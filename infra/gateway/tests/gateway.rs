@@ -1,119 +1,67 @@
-//! End-to-end: the gateway in front of a fake `cargo lambda watch`, both on loopback ports.
+//! End-to-end: the gateway running the fixture function (`pulso-gateway-fixture`, linked as
+//! `echo`) as a process through the Runtime API, and the HTTP API in front of it, as a client
+//! and the function see them.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::to_bytes;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use pulso_gateway::Gateway;
 use pulso_gateway::cli::Config;
-use reqwest::Url;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-/// Behaves like `cargo lambda watch` serving one binary, `echo`, under `/lambda-url/<bin>/...`.
-async fn fake_watch(request: Request) -> Response {
-    let path = request.uri().path().to_owned();
-    let Some((bin, rest)) = path
-        .strip_prefix("/lambda-url/")
-        .map(|p| p.split_once('/').unwrap_or((p, "")))
-    else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if bin != "echo" {
-        // Watch's answer for an unknown binary: 404, JSON body, no content-type.
-        let body = json!({
-            "title": "Missing function",
-            "detail": "that function doesn't exist as a binary in your project. Available functions: {\"echo\"}",
-        });
-        return (StatusCode::NOT_FOUND, body.to_string()).into_response();
-    }
-    let rest = format!("/{rest}");
-    match rest.as_str() {
-        // Watch's `--timeout` firing: 408, empty body.
-        "/echo/timeout" => return StatusCode::REQUEST_TIMEOUT.into_response(),
-        "/echo/hang" => {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            return StatusCode::OK.into_response();
+/// A folder of function binaries for one test (links to the fixture), removed at the end.
+struct Functions(PathBuf);
+
+impl Functions {
+    fn new(names: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("pulso-gateway-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("functions dir");
+        for name in names {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pulso-gateway-fixture"), dir.join(name))
+                .expect("link the fixture");
         }
-        _ => {}
+        Self(dir)
     }
 
-    let method = request.method().to_string();
-    let query = request.uri().query().map(str::to_owned);
-    let headers: BTreeMap<String, String> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_owned()))
-        .collect();
-    let body = match to_bytes(request.into_body(), usize::MAX).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
-    };
-    let status = if rest == "/echo/created" {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let echo =
-        json!({ "method": method, "path": rest, "query": query, "body": body, "headers": headers });
-    let mut response = (status, axum::Json(echo)).into_response();
-    let h = response.headers_mut();
-    h.insert("x-function", HeaderValue::from_static("echo"));
-    h.append("set-cookie", HeaderValue::from_static("a=1; Path=/"));
-    h.append("set-cookie", HeaderValue::from_static("b=2; Path=/"));
-    // What watch's own CORS layer and request-id layer add.
-    h.insert(
-        "access-control-allow-credentials",
-        HeaderValue::from_static("true"),
-    );
-    h.insert(
-        "vary",
-        HeaderValue::from_static(
-            "origin, access-control-request-method, access-control-request-headers",
-        ),
-    );
-    h.insert(
-        "lambda-runtime-aws-request-id",
-        HeaderValue::from_static("watch-id"),
-    );
-    response
+    fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
-async fn start_fake_watch() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind fake watch");
-    let addr = listener.local_addr().expect("fake watch addr");
-    let app = Router::new().fallback(fake_watch);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
+impl Drop for Functions {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
-async fn start_gateway(watch: SocketAddr, timeout: Duration) -> SocketAddr {
+struct Running {
+    addr: SocketAddr,
+    _functions: Functions,
+}
+
+async fn start_gateway(timeout: Duration) -> Running {
+    let functions = Functions::new(&["echo", "init-fail"]);
     let mut config = Config::new(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gateway.yaml"),
-        Url::parse(&format!("http://{watch}")).expect("watch url"),
+        functions.path().to_owned(),
     );
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.timeout = timeout;
+    // The functions' output stays out of the test's.
+    config.functions_log = Some(functions.path().join("functions.log"));
     let gateway = Gateway::bind(&config).await.expect("gateway starts");
     let addr = gateway.local_addr().expect("gateway addr");
     tokio::spawn(gateway.serve(std::future::pending()));
-    addr
+    Running {
+        addr,
+        _functions: functions,
+    }
 }
 
-async fn setup() -> (SocketAddr, reqwest::Client) {
-    let watch = start_fake_watch().await;
-    let gateway = start_gateway(watch, Duration::from_secs(30)).await;
-    (gateway, client())
+async fn setup() -> (Running, reqwest::Client) {
+    (start_gateway(Duration::from_secs(30)).await, client())
 }
 
 fn client() -> reqwest::Client {
@@ -127,9 +75,66 @@ async fn json_body(response: reqwest::Response) -> Value {
     response.json().await.expect("json body")
 }
 
+/// GET `path` and the echo's JSON; fails unless 200.
+async fn echo(gateway: SocketAddr, path: &str) -> Value {
+    let response = client()
+        .get(format!("http://{gateway}{path}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    json_body(response).await
+}
+
+/// The `echo` entry of `/_local/functions`.
+async fn echo_status(gateway: SocketAddr) -> Value {
+    function_status(gateway, "echo").await
+}
+
+async fn function_status(gateway: SocketAddr, name: &str) -> Value {
+    let listing = json_body(
+        client()
+            .get(format!("http://{gateway}/_local/functions"))
+            .send()
+            .await
+            .expect("listing"),
+    )
+    .await;
+    listing["functions"]
+        .as_array()
+        .and_then(|functions| functions.iter().find(|f| f["name"] == name))
+        .cloned()
+        .expect("the function is listed")
+}
+
+/// Until every `echo` instance is parked in `/next`, so a fault hits an idle one.
+async fn wait_until_idle(gateway: SocketAddr) {
+    for _ in 0..100 {
+        let status = echo_status(gateway).await;
+        let instances = status["instances"].as_array().cloned().unwrap_or_default();
+        if !instances.is_empty() && instances.iter().all(|i| i["state"] == "idle") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("echo's instances never became idle");
+}
+
+async fn fault(gateway: SocketAddr, function: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!(
+            "http://{gateway}/_local/functions/{function}/fault"
+        ))
+        .json(body)
+        .send()
+        .await
+        .expect("fault request")
+}
+
 #[tokio::test]
 async fn forwards_method_path_query_body_and_headers() {
-    let (gateway, client) = setup().await;
+    let (running, client) = setup().await;
+    let gateway = running.addr;
     let response = client
         .put(format!("http://{gateway}/echo/a/b%20c?x=1&x=2&empty="))
         .header("authorization", "Bearer secret")
@@ -162,7 +167,8 @@ async fn forwards_method_path_query_body_and_headers() {
 
 #[tokio::test]
 async fn get_without_query_or_body() {
-    let (gateway, client) = setup().await;
+    let (running, client) = setup().await;
+    let gateway = running.addr;
     let response = client
         .get(format!("http://{gateway}/items/42"))
         .send()
@@ -177,8 +183,9 @@ async fn get_without_query_or_body() {
 }
 
 #[tokio::test]
-async fn response_passes_through_with_template_cors_instead_of_watch_cors() {
-    let (gateway, client) = setup().await;
+async fn response_passes_through_with_template_cors_instead_of_the_backends() {
+    let (running, client) = setup().await;
+    let gateway = running.addr;
     let response = client
         .post(format!("http://{gateway}/echo/created"))
         .header("origin", "http://localhost:5173")
@@ -207,7 +214,8 @@ async fn response_passes_through_with_template_cors_instead_of_watch_cors() {
 
 #[tokio::test]
 async fn other_origins_get_no_cors_headers() {
-    let (gateway, client) = setup().await;
+    let (running, client) = setup().await;
+    let gateway = running.addr;
     let response = client
         .get(format!("http://{gateway}/items/1"))
         .header("origin", "https://evil.example")
@@ -224,7 +232,8 @@ async fn other_origins_get_no_cors_headers() {
 
 #[tokio::test]
 async fn preflight_is_answered_by_the_gateway() {
-    let (gateway, client) = setup().await;
+    let (running, client) = setup().await;
+    let gateway = running.addr;
     let response = client
         .request(
             reqwest::Method::OPTIONS,
@@ -268,7 +277,8 @@ async fn assert_gateway_answer(response: reqwest::Response, status: StatusCode, 
 
 #[tokio::test]
 async fn unknown_route_and_wrong_method_are_not_found() {
-    let (gateway, client) = setup().await;
+    let (running, client) = setup().await;
+    let gateway = running.addr;
     for (method, path) in [
         (reqwest::Method::GET, "/nowhere"),
         (reqwest::Method::DELETE, "/items/1"),
@@ -287,7 +297,8 @@ async fn unknown_route_and_wrong_method_are_not_found() {
 
 #[tokio::test]
 async fn body_over_ten_megabytes_is_refused() {
-    let (gateway, client) = setup().await;
+    let (running, client) = setup().await;
+    let gateway = running.addr;
     let response = client
         .post(format!("http://{gateway}/items"))
         .body(vec![b'x'; 10 * 1024 * 1024 + 1])
@@ -311,10 +322,69 @@ async fn body_over_ten_megabytes_is_refused() {
 }
 
 #[tokio::test]
-async fn watch_timeout_is_an_endpoint_timeout() {
-    let (gateway, client) = setup().await;
+async fn a_body_lambda_cannot_take_is_refused_before_the_function() {
+    let (running, client) = setup().await;
+    // Under API Gateway's 10 MB, over Lambda's 6 MB event limit.
     let response = client
-        .get(format!("http://{gateway}/echo/timeout"))
+        .post(format!("http://{}/items", running.addr))
+        .header("content-type", "text/plain")
+        .body(vec![b'x'; 7 * 1024 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_gateway_answer(
+        response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Request Entity Too Large",
+    )
+    .await;
+    assert_eq!(echo_status(running.addr).await["invocations"], 0);
+}
+
+#[tokio::test]
+async fn the_function_gets_lambdas_environment_and_a_real_deadline() {
+    let (running, _) = setup().await;
+    let echo = echo(running.addr, "/items/7").await;
+    assert_eq!(echo["memory_mb"], "512");
+    assert_eq!(echo["tz"], ":UTC");
+    let left =
+        echo["deadline_ms"].as_i64().expect("deadline") - echo["now_ms"].as_i64().expect("now");
+    assert!(
+        (1..=2_000).contains(&left),
+        "deadline {left} ms ahead; the template says Timeout: 2"
+    );
+    assert_eq!(echo["event"]["pathParameters"]["id"], "7");
+    assert_eq!(echo["event"]["routeKey"], "GET /items/{id}");
+}
+
+#[tokio::test]
+async fn a_hung_invocation_times_out_and_the_next_request_gets_a_new_instance() {
+    let (running, client) = setup().await;
+    let first = echo(running.addr, "/items/1").await["pid"].clone();
+    let response = client
+        .get(format!("http://{}/echo/hang", running.addr))
+        .send()
+        .await
+        .expect("request");
+    // API Gateway's answer for a function that timed out.
+    assert_gateway_answer(
+        response,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+    )
+    .await;
+    let next = echo(running.addr, "/items/1").await["pid"].clone();
+    assert_ne!(next, first, "the hung instance must have been replaced");
+    let status = echo_status(running.addr).await;
+    assert_eq!(status["timeouts"], 1);
+    assert_eq!(status["instances"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn the_integration_timeout_is_an_endpoint_timeout() {
+    let running = start_gateway(Duration::from_secs(1)).await;
+    let response = client()
+        .get(format!("http://{}/echo/hang", running.addr))
         .send()
         .await
         .expect("request");
@@ -327,53 +397,175 @@ async fn watch_timeout_is_an_endpoint_timeout() {
 }
 
 #[tokio::test]
-async fn own_timeout_is_an_endpoint_timeout() {
-    let watch = start_fake_watch().await;
-    let gateway = start_gateway(watch, Duration::from_millis(200)).await;
-    let response = client()
-        .get(format!("http://{gateway}/echo/hang"))
+async fn a_crash_fails_its_invocation_and_the_next_request_is_served() {
+    let (running, client) = setup().await;
+    let response = client
+        .get(format!("http://{}/echo/crash", running.addr))
         .send()
         .await
         .expect("request");
     assert_gateway_answer(
         response,
-        StatusCode::GATEWAY_TIMEOUT,
-        "Endpoint request timed out",
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
     )
     .await;
+    echo(running.addr, "/items/1").await;
+    let status = echo_status(running.addr).await;
+    assert_eq!(status["crashes"], 1);
+    assert_eq!(status["starts"], 2);
 }
 
 #[tokio::test]
-async fn missing_binary_is_a_bad_gateway() {
-    let (gateway, client) = setup().await;
+async fn a_panic_in_the_handler_fails_the_request_but_keeps_the_instance() {
+    let (running, client) = setup().await;
+    let pid = echo(running.addr, "/items/1").await["pid"].clone();
     let response = client
-        .get(format!("http://{gateway}/ghost"))
+        .get(format!("http://{}/echo/panic", running.addr))
         .send()
         .await
         .expect("request");
-    assert_gateway_answer(response, StatusCode::BAD_GATEWAY, "Bad Gateway").await;
+    assert_gateway_answer(
+        response,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+    )
+    .await;
+    assert_eq!(echo(running.addr, "/items/1").await["pid"], pid);
 }
 
 #[tokio::test]
-async fn watch_down_is_a_bad_gateway() {
-    // A port that was just free: nothing listens there.
-    let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let dead = unused.local_addr().expect("addr");
-    drop(unused);
-    let gateway = start_gateway(dead, Duration::from_secs(30)).await;
-    let response = client()
+async fn an_idle_instance_keeps_answering() {
+    let (running, _) = setup().await;
+    let pid = echo(running.addr, "/items/1").await["pid"].clone();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(echo(running.addr, "/items/2").await["pid"], pid);
+    assert_eq!(echo_status(running.addr).await["starts"], 1);
+}
+
+#[tokio::test]
+async fn parallel_requests_start_more_instances_within_the_limit() {
+    let (running, client) = setup().await;
+    let url = format!("http://{}/echo/slow", running.addr);
+    let requests = (0..6).map(|_| client.get(&url).send());
+    let mut pids = std::collections::BTreeSet::new();
+    for response in futures_util::future::join_all(requests).await {
+        let response = response.expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        pids.insert(json_body(response).await["pid"].to_string());
+    }
+    assert!(
+        (2..=4).contains(&pids.len()),
+        "{pids:?}: --max-instances is 4"
+    );
+    let status = echo_status(running.addr).await;
+    assert_eq!(status["max_instances"], 4);
+    assert_eq!(status["invocations"], 6);
+}
+
+#[tokio::test]
+async fn a_caller_that_goes_away_does_not_wedge_the_function() {
+    let (running, _) = setup().await;
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .expect("client");
+    let gone = impatient
+        .get(format!("http://{}/echo/slow", running.addr))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up first");
+    echo(running.addr, "/items/1").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    echo(running.addr, "/items/2").await;
+}
+
+#[tokio::test]
+async fn faults_make_the_function_hang_or_crash_and_it_recovers() {
+    let (running, client) = setup().await;
+    let gateway = running.addr;
+    let refused = fault(gateway, "echo", &json!({"kind": "crash"})).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT, "no instance yet");
+    let first = echo(gateway, "/items/1").await["pid"].clone();
+    wait_until_idle(gateway).await;
+
+    let hung = fault(gateway, "echo", &json!({"kind": "hang"})).await;
+    assert_eq!(hung.status(), StatusCode::OK);
+    let response = client
         .get(format!("http://{gateway}/items/1"))
         .send()
         .await
         .expect("request");
-    assert_gateway_answer(response, StatusCode::BAD_GATEWAY, "Bad Gateway").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let second = echo(gateway, "/items/1").await["pid"].clone();
+    assert_ne!(second, first);
+
+    let crashed = fault(gateway, "echo", &json!({"kind": "crash"})).await;
+    assert_eq!(
+        json_body(crashed).await["instances"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_ne!(echo(gateway, "/items/1").await["pid"], second);
+    let status = echo_status(gateway).await;
+    assert_eq!(
+        (status["timeouts"].clone(), status["crashes"].clone()),
+        (json!(1), json!(1))
+    );
+
+    let unknown = fault(gateway, "nobody", &json!({"kind": "crash"})).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let bad = fault(gateway, "echo", &json!({"kind": "melt"})).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_function_that_dies_during_init_fails_each_request_without_a_restart_loop() {
+    let (running, client) = setup().await;
+    for attempt in 1..=2 {
+        let response = client
+            .get(format!("http://{}/broken", running.addr))
+            .send()
+            .await
+            .expect("request");
+        assert_gateway_answer(
+            response,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+        )
+        .await;
+        let status = function_status(running.addr, "init-fail").await;
+        assert_eq!(
+            status["starts"], attempt,
+            "one start per invocation, no loop"
+        );
+        assert_eq!(status["instances"], json!([]));
+    }
+}
+
+#[tokio::test]
+async fn a_binary_that_was_never_built_is_a_function_error() {
+    let (running, client) = setup().await;
+    let response = client
+        .get(format!("http://{}/ghost", running.addr))
+        .send()
+        .await
+        .expect("request");
+    assert_gateway_answer(
+        response,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn start_fails_clearly_on_a_bad_template() {
     let mut config = Config::new(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/missing.yaml"),
-        Url::parse("http://127.0.0.1:9000").expect("url"),
+        PathBuf::from("target/debug"),
     );
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     let error = match Gateway::bind(&config).await {

@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 use self::expression::Timing;
 pub use self::template::ScheduleSource;
+use crate::invoke::InvokeError;
 use crate::invoke::{Invocation, Invoker};
-use crate::proxy::ProxyError;
 
 /// The account named in events (AWS's documentation account).
 pub const LOCAL_ACCOUNT: &str = "123456789012";
@@ -38,7 +38,7 @@ pub struct ScheduleSpec {
     pub function_resource: String,
     /// Name of the event under `Events`.
     pub event: String,
-    /// Binary name under `cargo lambda watch`.
+    /// The function's binary (`target/debug/<bin>` locally).
     pub function: String,
     pub source: ScheduleSource,
     pub expression: String,
@@ -165,7 +165,7 @@ pub struct Scheduler {
 /// The answer to a tick.
 #[derive(Debug)]
 pub enum TickOutcome {
-    Ran(Result<Invocation, ProxyError>),
+    Ran(Result<Invocation, InvokeError>),
     /// The function's previous tick is still running.
     Busy,
 }
@@ -319,10 +319,10 @@ impl Scheduler {
         let (outcome, error) = match &result {
             Ok(Invocation::Returned(_)) => ("ok", None),
             Ok(Invocation::Failed(failure)) => ("error", Some(failure.message())),
-            Err(ProxyError::GatewayTimedOut(_) | ProxyError::WatchTimedOut) => {
+            Err(InvokeError::TimedOut(_)) => {
                 ("timeout", result.as_ref().err().map(ToString::to_string))
             }
-            Err(other) => ("unreachable", Some(cause_chain(other))),
+            Err(other) => ("not invoked", Some(cause_chain(other))),
         };
         {
             let mut state = self.state(index);
@@ -544,9 +544,7 @@ async fn trigger(State(scheduler): State<Arc<Scheduler>>, Path(name): Path<Strin
         }
         TickOutcome::Ran(Err(error)) => {
             let status = match error {
-                ProxyError::GatewayTimedOut(_) | ProxyError::WatchTimedOut => {
-                    StatusCode::GATEWAY_TIMEOUT
-                }
+                InvokeError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::BAD_GATEWAY,
             };
             json_response(status, &json!({ "message": cause_chain(&error) }))

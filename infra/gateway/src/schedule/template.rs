@@ -7,7 +7,9 @@ use serde_norway::Value;
 
 use super::ScheduleSpec;
 use super::expression::Timing;
-use crate::template::{Parameters, Resolved, TemplateError, binary_name, malformed, plain_str};
+use crate::template::{
+    Parameters, Resolved, TemplateError, binary_name, function_number, malformed, plain_str,
+};
 
 /// Which EventBridge service a schedule belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,31 +121,11 @@ pub(crate) fn function_schedules(
             enabled,
             input,
             name: text("Name")?,
-            timeout: function_timeout(definition, globals, parameters),
+            timeout: function_number(definition, globals, parameters, "Timeout")
+                .map(Duration::from_secs),
         });
     }
     Ok(schedules)
-}
-
-/// The function's `Timeout`, else `Globals.Function.Timeout`, when it can be read locally.
-fn function_timeout(
-    definition: &Value,
-    globals: Option<&Value>,
-    parameters: &Parameters<'_>,
-) -> Option<Duration> {
-    let value = definition
-        .get("Properties")
-        .and_then(|p| p.get("Timeout"))
-        .or_else(|| globals?.get("Function")?.get("Timeout"))?;
-    match parameters.resolve_scalar(value) {
-        Resolved::Text(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|secs| *secs > 0)
-            .map(Duration::from_secs),
-        Resolved::Unknown(_) => None,
-    }
 }
 
 fn parse_bool(text: &str) -> Option<bool> {

@@ -25,7 +25,7 @@ pub struct WebSocketApi {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsRoute {
     pub key: String,
-    /// Binary name under `cargo lambda watch`.
+    /// The function's binary (`target/debug/<bin>` locally).
     pub function: String,
     /// Logical ids, for messages an operator can act on.
     pub function_resource: String,

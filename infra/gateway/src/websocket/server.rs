@@ -27,8 +27,8 @@ use super::connections::{self, Connection, Outbound, POST_LIMIT, Registry};
 use super::events::{self, ConnectionContext, new_id};
 use super::{CONNECT, DISCONNECT, WebSocketApi, WsRoute};
 use crate::headers::strip_hop_by_hop;
+use crate::invoke::InvokeError;
 use crate::invoke::{Invocation, Invoker};
-use crate::proxy::ProxyError;
 
 /// API Gateway's WebSocket frame limit; the message limit is the @connections POST limit.
 pub const FRAME_LIMIT: usize = 32 * 1024;
@@ -390,9 +390,7 @@ impl WsServer {
             Err(error) => {
                 report(&error, route, &context.connection_id);
                 let message = match error {
-                    ProxyError::GatewayTimedOut(_) | ProxyError::WatchTimedOut => {
-                        "Endpoint request timed out"
-                    }
+                    InvokeError::TimedOut(_) => "Endpoint request timed out",
                     _ => "Internal server error",
                 };
                 (error.to_string(), Some(error_frame(message)))
@@ -632,16 +630,16 @@ fn gateway_message(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn integration_failure(error: &ProxyError) -> Response {
+fn integration_failure(error: &InvokeError) -> Response {
     match error {
-        ProxyError::GatewayTimedOut(_) | ProxyError::WatchTimedOut => {
+        InvokeError::TimedOut(_) => {
             gateway_message(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
         }
         _ => gateway_message(StatusCode::BAD_GATEWAY, "Internal server error"),
     }
 }
 
-fn report(error: &ProxyError, route: &WsRoute, connection_id: &str) {
+fn report(error: &InvokeError, route: &WsRoute, connection_id: &str) {
     let cause = std::error::Error::source(error).map(ToString::to_string);
     tracing::error!(
         route = %route.key,

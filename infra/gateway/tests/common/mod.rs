@@ -1,6 +1,8 @@
-//! A fake `cargo lambda watch` serving its Invoke API (`POST
-//! /2015-03-31/functions/{bin}/invocations`) with scripted functions, and a gateway in front of
-//! it, both on loopback ports of the test process.
+//! A fake Invoke API (`POST /2015-03-31/functions/{bin}/invocations`, as `sam local
+//! start-lambda` or `cargo lambda watch` serve it) with scripted functions, and a gateway in
+//! front of it (`--invoke-url`), both on loopback ports of the test process. The WebSocket and
+//! schedule emulations are tested this way, in-process; the runtime host that runs real
+//! function processes has its own tests (gateway.rs, runtime.rs).
 
 #![allow(dead_code)] // each test binary uses its own part of the helpers
 
@@ -262,10 +264,8 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// A config for `fixture` in front of `watch`, on free ports, schedules off.
 pub fn config(fixture_name: &str, watch: SocketAddr) -> Config {
-    let mut config = Config::new(
-        fixture(fixture_name),
-        Url::parse(&format!("http://{watch}")).expect("watch url"),
-    );
+    let mut config = Config::new(fixture(fixture_name), PathBuf::from("target/unused"));
+    config.invoke_url = Some(Url::parse(&format!("http://{watch}")).expect("watch url"));
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.ws_listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.schedules = ScheduleMode::Off;
