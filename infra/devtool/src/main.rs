@@ -1,9 +1,14 @@
-//! `pulso-devtool`: run the migrations as the schema owner, seed the demo, mint local tokens.
+//! `pulso-devtool`: run the migrations as the schema owner, seed the demo, mint local tokens,
+//! and check a running local stack (`smoke`, `soak`).
 //!
 //! Every command talks to PostgreSQL through `DATABASE_ADMIN_URL` (the owner role, never the
-//! app role). `infra/run-local` writes `.dev/env` with everything this tool reads, and
-//! `infra/token` sources it before running `token`.
+//! app role; `smoke` and `soak` only to mint their token). `infra/run-local` writes `.dev/env`
+//! with everything this tool reads, and `infra/token` sources it before running `token`.
 
+mod listing;
+mod smoke;
+mod soak;
+mod stack;
 mod token;
 
 use pulso_devtool::{large_clinic, rls, seed};
@@ -25,11 +30,22 @@ commands:
                                 patients, 200000 appointments); --reset rebuilds it
   token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]
                                 print a JWT for a seeded user (HS256, JWT_HS256_SECRET)
+  smoke [--gateway URL] [--idle SECS]
+                                check a running local stack (--gateway: default
+                                http://127.0.0.1:3000; infra/run-local --check runs it):
+                                /health, an idle gap (default 75 s), every HTTP function, the
+                                WebSocket, every schedule, recovery from a hung and a crashed
+                                function; stops at the first broken step
+  soak [--gateway URL] [--duration 10m|600s|1h] [--seed N]
+                                browser-like traffic for the duration (default 10m): bursts of
+                                reads, WebSocket pings, idle gaps of 0-90 s; fails on any 5xx,
+                                request without answer or failed WebSocket session
 
 environment:
   DATABASE_ADMIN_URL            owner-role connection string (infra/run-local writes it to .dev/env)
   JWT_HS256_SECRET              token signing secret (at least 32 bytes)
-  JWT_ISSUER, JWT_AUDIENCE      token iss/aud (default pulso-local / pulso)";
+  JWT_ISSUER, JWT_AUDIENCE      token iss/aud (default pulso-local / pulso)
+  WS_URL                        the WebSocket API, for smoke and soak (in .dev/env)";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -73,6 +89,14 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             let token = token::issue(&admin_pool().await?, &request, &signing).await?;
             println!("{token}");
             Ok(())
+        }
+        "smoke" => {
+            let options = smoke::Options::parse(options)?;
+            smoke::run(&options, admin_pool().await?).await
+        }
+        "soak" => {
+            let options = soak::Options::parse(options)?;
+            soak::run(&options, admin_pool().await?).await
         }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
