@@ -417,6 +417,24 @@ async fn a_crash_fails_its_invocation_and_the_next_request_is_served() {
 }
 
 #[tokio::test]
+async fn a_response_over_lambdas_limit_is_a_function_error() {
+    let (running, client) = setup().await;
+    let response = client
+        .get(format!("http://{}/echo/big", running.addr))
+        .send()
+        .await
+        .expect("request");
+    assert_gateway_answer(
+        response,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+    )
+    .await;
+    assert_eq!(echo_status(running.addr).await["errors"], 1);
+    echo(running.addr, "/items/1").await;
+}
+
+#[tokio::test]
 async fn a_panic_in_the_handler_fails_the_request_but_keeps_the_instance() {
     let (running, client) = setup().await;
     let pid = echo(running.addr, "/items/1").await["pid"].clone();

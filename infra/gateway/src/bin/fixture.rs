@@ -48,6 +48,8 @@ async fn echo(event: &Value, deadline_ms: u64) -> Result<Value, Error> {
         "/echo/crash" => std::process::exit(7),
         "/echo/panic" => panic!("panicking on purpose"),
         "/echo/slow" => tokio::time::sleep(Duration::from_millis(500)).await,
+        // Over Lambda's 6 MB response limit.
+        "/echo/big" => return Ok(json!({"statusCode": 200, "body": "x".repeat(7 << 20)})),
         _ => {}
     }
     let query = event["rawQueryString"].as_str().filter(|q| !q.is_empty());
