@@ -444,6 +444,7 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::reply;
 
     #[test]
     fn parses_durations() {
@@ -508,14 +509,6 @@ mod tests {
         // Some gaps outlast the minute of idleness that used to kill the functions.
         assert!(rounds.iter().any(|r| r.gap > Duration::from_secs(60)));
         assert!(rounds.iter().any(|r| r.websocket) && rounds.iter().any(|r| !r.websocket));
-    }
-
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            body: body.into(),
-            elapsed: Duration::ZERO,
-        }
     }
 
     #[test]

@@ -352,17 +352,19 @@ pub fn option_pairs(options: &[String], usage: &str) -> anyhow::Result<Vec<(Stri
     Ok(pairs)
 }
 
+/// A reply as the stack would have read it, for the tests of the modules that judge replies.
+#[cfg(test)]
+pub(crate) fn reply(status: u16, body: &str) -> Reply {
+    Reply {
+        status,
+        body: body.into(),
+        elapsed: Duration::ZERO,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            body: body.into(),
-            elapsed: Duration::ZERO,
-        }
-    }
 
     #[test]
     fn tells_the_gateways_answers_from_the_functions() {

@@ -75,6 +75,24 @@ async fn json_body(response: reqwest::Response) -> Value {
     response.json().await.expect("json body")
 }
 
+async fn get(gateway: SocketAddr, path: &str) -> reqwest::Response {
+    client()
+        .get(format!("http://{gateway}{path}"))
+        .send()
+        .await
+        .expect("request")
+}
+
+/// API Gateway's answer when the function failed, timed out or died.
+async fn assert_function_failed(response: reqwest::Response) {
+    assert_gateway_answer(
+        response,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+    )
+    .await;
+}
+
 /// GET `path` and the echo's JSON; fails unless 200.
 async fn echo(gateway: SocketAddr, path: &str) -> Value {
     let response = client()
@@ -359,20 +377,10 @@ async fn the_function_gets_lambdas_environment_and_a_real_deadline() {
 
 #[tokio::test]
 async fn a_hung_invocation_times_out_and_the_next_request_gets_a_new_instance() {
-    let (running, client) = setup().await;
+    let (running, _) = setup().await;
     let first = echo(running.addr, "/items/1").await["pid"].clone();
-    let response = client
-        .get(format!("http://{}/echo/hang", running.addr))
-        .send()
-        .await
-        .expect("request");
     // API Gateway's answer for a function that timed out.
-    assert_gateway_answer(
-        response,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal Server Error",
-    )
-    .await;
+    assert_function_failed(get(running.addr, "/echo/hang").await).await;
     let next = echo(running.addr, "/items/1").await["pid"].clone();
     assert_ne!(next, first, "the hung instance must have been replaced");
     let status = echo_status(running.addr).await;
@@ -398,18 +406,8 @@ async fn the_integration_timeout_is_an_endpoint_timeout() {
 
 #[tokio::test]
 async fn a_crash_fails_its_invocation_and_the_next_request_is_served() {
-    let (running, client) = setup().await;
-    let response = client
-        .get(format!("http://{}/echo/crash", running.addr))
-        .send()
-        .await
-        .expect("request");
-    assert_gateway_answer(
-        response,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal Server Error",
-    )
-    .await;
+    let (running, _) = setup().await;
+    assert_function_failed(get(running.addr, "/echo/crash").await).await;
     echo(running.addr, "/items/1").await;
     let status = echo_status(running.addr).await;
     assert_eq!(status["crashes"], 1);
@@ -418,37 +416,17 @@ async fn a_crash_fails_its_invocation_and_the_next_request_is_served() {
 
 #[tokio::test]
 async fn a_response_over_lambdas_limit_is_a_function_error() {
-    let (running, client) = setup().await;
-    let response = client
-        .get(format!("http://{}/echo/big", running.addr))
-        .send()
-        .await
-        .expect("request");
-    assert_gateway_answer(
-        response,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal Server Error",
-    )
-    .await;
+    let (running, _) = setup().await;
+    assert_function_failed(get(running.addr, "/echo/big").await).await;
     assert_eq!(echo_status(running.addr).await["errors"], 1);
     echo(running.addr, "/items/1").await;
 }
 
 #[tokio::test]
 async fn a_panic_in_the_handler_fails_the_request_but_keeps_the_instance() {
-    let (running, client) = setup().await;
+    let (running, _) = setup().await;
     let pid = echo(running.addr, "/items/1").await["pid"].clone();
-    let response = client
-        .get(format!("http://{}/echo/panic", running.addr))
-        .send()
-        .await
-        .expect("request");
-    assert_gateway_answer(
-        response,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal Server Error",
-    )
-    .await;
+    assert_function_failed(get(running.addr, "/echo/panic").await).await;
     assert_eq!(echo(running.addr, "/items/1").await["pid"], pid);
 }
 
@@ -541,19 +519,9 @@ async fn faults_make_the_function_hang_or_crash_and_it_recovers() {
 
 #[tokio::test]
 async fn a_function_that_dies_during_init_fails_each_request_without_a_restart_loop() {
-    let (running, client) = setup().await;
+    let (running, _) = setup().await;
     for attempt in 1..=2 {
-        let response = client
-            .get(format!("http://{}/broken", running.addr))
-            .send()
-            .await
-            .expect("request");
-        assert_gateway_answer(
-            response,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
-        )
-        .await;
+        assert_function_failed(get(running.addr, "/broken").await).await;
         let status = function_status(running.addr, "init-fail").await;
         assert_eq!(
             status["starts"], attempt,
@@ -565,18 +533,8 @@ async fn a_function_that_dies_during_init_fails_each_request_without_a_restart_l
 
 #[tokio::test]
 async fn a_binary_that_was_never_built_is_a_function_error() {
-    let (running, client) = setup().await;
-    let response = client
-        .get(format!("http://{}/ghost", running.addr))
-        .send()
-        .await
-        .expect("request");
-    assert_gateway_answer(
-        response,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal Server Error",
-    )
-    .await;
+    let (running, _) = setup().await;
+    assert_function_failed(get(running.addr, "/ghost").await).await;
 }
 
 #[tokio::test]
