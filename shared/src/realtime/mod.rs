@@ -12,7 +12,7 @@
 //!
 //! **Frames** ([`ws`]): the client sends `{"action":"ping"}`, `{"action":"ack","id":N}` or
 //! `{"action":"replay","since":N}`; `ws-default` answers through the route response. Pushes are
-//! `{"type":"notification","notification":{…}}`. See the README's "Real-time notifications".
+//! `{"type":"notification","notification":{…}}`. What clients see: `docs/api.md`.
 //!
 //! Notifications carry links and ids, never clinical text: a push travels through API Gateway and
 //! sits in a browser's memory.
