@@ -1,7 +1,8 @@
 //! Dashboard SQL: every figure in one statement, so a miss costs one round trip.
 //!
 //! Runs inside a tenant transaction (row-level security) and filters on `clinic_id` itself.
-//! Plan on a clinic with 200,000 appointments (see the migration 20261123000005 and the README):
+//! Plan on a clinic with 200,000 appointments (the migration 20261123000005; measured in
+//! tests/benches/README.md):
 //! - `week`: one index-only range scan of `appointments_clinic_starts_load_idx` over the next
 //!   seven days (today's counts by status come from the same rows);
 //! - `closed`: one index-only range scan of the partial `appointments_clinic_closed_idx`
