@@ -29,8 +29,9 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
-    /// `SYSTEM_DATABASE_URL`: the pulso_system role, which may also list every clinic. Only the
-    /// scheduler has it (and needs it); every other function leaves it unset.
+    /// `SYSTEM_DATABASE_URL`: the pulso_system role, which may also list every clinic and claim
+    /// every clinic's jobs. Only the scheduler and the worker have it (and need it); every other
+    /// function leaves it unset.
     pub system_url: Option<Secret>,
 }
 

@@ -1,5 +1,6 @@
-//! Everything two Pulso functions need: infrastructure (config, telemetry, db, redis, auth, http,
-//! cache) and one module per bounded context (patients, appointments).
+//! Everything two Pulso functions need: infrastructure (config, telemetry, db, redis, keys, auth,
+//! http, cache, the job queue, real-time notifications, health) and one module per bounded
+//! context (patients, appointments, catalogs, dashboard, xrays, reports, admin).
 //!
 //! Infrastructure never imports a context; a context may use any infrastructure.
 

@@ -1,4 +1,5 @@
-//! `admin` function: the /admin routes: cache counters and Redis facts, cache invalidation.
+//! `admin` function: the /admin routes: cache counters, Redis facts and invalidation; the job
+//! queue's figures, its jobs by status and replay; announcements, pushed live.
 //!
 //! Everything but start-up lives in `shared::admin`, where the tests drive the same router.
 

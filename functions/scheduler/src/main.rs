@@ -1,5 +1,6 @@
 //! `scheduler` function: EventBridge calls it once a minute; it runs the scheduled tasks
-//! (today: refreshing the dashboards of active clinics) until its deadline.
+//! (refreshing the dashboards of active clinics, the job queue's upkeep, appointment reminders
+//! and possible no-shows for the reception desk) until its deadline.
 //!
 //! Everything but start-up lives in `shared::scheduler`, where the tests run the same ticks.
 

@@ -1,4 +1,4 @@
-//! End-to-end: schedules from the template tick their functions on a fake `cargo lambda watch`,
+//! End-to-end: schedules from the template tick their functions on a fake Invoke API,
 //! never overlapping, and the `/_local/schedules` endpoints list and trigger them.
 
 mod common;

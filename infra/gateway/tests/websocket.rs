@@ -1,5 +1,5 @@
 //! End-to-end: WebSocket clients and the real AWS SDK against the gateway, in front of a fake
-//! `cargo lambda watch` whose scripted functions record the events they get.
+//! Invoke API (`--invoke-url`) whose scripted functions record the events they get.
 
 mod common;
 

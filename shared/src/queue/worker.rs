@@ -43,7 +43,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Stop everything this long before the Lambda deadline, so the report gets out.
 const HARD_STOP_MARGIN: Duration = Duration::from_secs(1);
 /// The time an invocation gets when the runtime's deadline is not believable (`cargo lambda
-/// watch` sends 600000, not an epoch time): under watch's own 30 s timeout in infra/run-local.
+/// watch`, which the local gateway can still be pointed at with `--invoke-url`, sends 600000,
+/// not an epoch time): short enough for a 30 s invoke timeout, such as the one infra/run-local
+/// gave watch when watch ran the functions.
 const FALLBACK_CLAIMING: Duration = Duration::from_secs(20);
 const FALLBACK_FINISHING: Duration = Duration::from_secs(5);
 /// Lambda's longest timeout: a deadline further away than this is not an epoch time either.
@@ -669,7 +671,7 @@ impl Counters {
 }
 
 /// When to stop claiming and when to give up on running handlers, from the invocation's
-/// deadline (epoch ms): the margin before it, and [`HARD_STOP_MARGIN`] before it. A deadline that
+/// deadline (epoch ms): the margin before it, and `HARD_STOP_MARGIN` before it. A deadline that
 /// is not a plausible epoch time (a local runtime) gets a fixed budget instead.
 pub fn drain_for_deadline(deadline_epoch_ms: u64, margin: Duration) -> Drain {
     let now = Instant::now();
