@@ -7,13 +7,14 @@
 //! - `TEST_SYSTEM_DATABASE_URL`: the scheduler's role, pulso_system (RLS plus the clinic list);
 //! - `TEST_REDIS_URL`.
 
+pub mod client;
+pub mod fixtures;
 pub mod realtime;
 
+pub use client::{Client, Problem, TestResponse};
+pub use fixtures::{AppointmentSeed, drain_jobs, drain_worker};
+
 use axum::Router;
-use axum::body::Body;
-use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
-use serde_json::Value;
 use shared::auth::{Claims, Role, mint_hs256};
 use shared::db::TenantTx;
 use shared::ids::{ClinicId, UserId};
@@ -22,7 +23,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashMap;
 use std::str::FromStr;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 pub const JWT_SECRET: &str = "pulso-test-secret-0123456789abcdef0123456789";
@@ -102,39 +102,6 @@ pub struct TestApp {
     pub redis_prefix: String,
     /// The owner role's pool on this test's database: seeding and cross-checks.
     pub owner: PgPool,
-}
-
-pub struct TestResponse {
-    pub status: StatusCode,
-    pub headers: http::HeaderMap,
-    pub body: Value,
-    /// The body as received (images and other non-JSON answers).
-    pub bytes: Vec<u8>,
-}
-
-impl TestResponse {
-    /// Asserts an RFC 9457 problem with this status, and returns its body.
-    #[track_caller]
-    pub fn problem(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(
-            self.headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-            Some("application/problem+json"),
-            "body: {}",
-            self.body
-        );
-        assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
-        assert!(
-            self.body["type"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("/problems/"))
-        );
-        assert!(self.body["title"].is_string());
-        assert!(self.body["detail"].is_string());
-        &self.body
-    }
 }
 
 impl TestApp {
@@ -247,27 +214,29 @@ impl TestApp {
         mint_hs256(secret.as_bytes(), &claims).expect("sign test token")
     }
 
+    /// A client that sends requests through `router` in-process as the holder of `token`.
+    pub fn client(&self, router: &Router, token: &str) -> Client {
+        Client::new(router.clone(), Some(token.to_string()))
+    }
+
+    /// A client without an `Authorization` header.
+    pub fn anonymous(&self, router: &Router) -> Client {
+        Client::new(router.clone(), None)
+    }
+
+    // The five-argument helpers below remain only until every test file uses `client`.
+
     /// Sends one request through `router` in-process.
     pub async fn call(
         &self,
         router: &Router,
-        method: Method,
+        method: http::Method,
         uri: &str,
         token: Option<&str>,
-        body: Option<Value>,
+        body: Option<serde_json::Value>,
     ) -> TestResponse {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(value) => {
-                request = request.header("content-type", "application/json");
-                Body::from(serde_json::to_vec(&value).expect("json"))
-            }
-            None => Body::empty(),
-        };
-        self.send(router, request.body(body).expect("request"))
+        Client::new(router.clone(), token.map(str::to_string))
+            .send(method, uri, body.as_ref())
             .await
     }
 
@@ -275,50 +244,24 @@ impl TestApp {
     pub async fn call_raw(
         &self,
         router: &Router,
-        method: Method,
+        method: http::Method,
         uri: &str,
         token: Option<&str>,
         content_type: Option<&str>,
-        body: impl Into<Body>,
+        body: impl Into<axum::body::Body>,
     ) -> TestResponse {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
-        }
-        self.send(router, request.body(body.into()).expect("request"))
+        Client::new(router.clone(), token.map(str::to_string))
+            .send_bytes(method, uri, content_type, body)
             .await
     }
 
     /// Sends a request built by the test (custom headers such as `Idempotency-Key`).
-    pub async fn send(&self, router: &Router, request: Request<Body>) -> TestResponse {
-        let response = router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("routers are infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("read body")
-            .to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        TestResponse {
-            status,
-            headers,
-            body,
-            bytes: bytes.to_vec(),
-        }
+    pub async fn send(
+        &self,
+        router: &Router,
+        request: http::Request<axum::body::Body>,
+    ) -> TestResponse {
+        Client::new(router.clone(), None).raw(request).await
     }
 
     /// A transaction on the owner pool scoped to `clinic` (the owner is subject to FORCE RLS).

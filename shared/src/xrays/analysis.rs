@@ -745,34 +745,8 @@ fn round4(value: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::codecs::png::PngEncoder;
-    use image::{ImageEncoder, Luma};
-
-    fn png(image: &GrayImage) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        PngEncoder::new(&mut bytes)
-            .write_image(
-                image.as_raw(),
-                image.width(),
-                image.height(),
-                ExtendedColorType::L8,
-            )
-            .expect("encode png");
-        bytes
-    }
-
-    fn jpeg(image: &GrayImage, quality: u8) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        JpegEncoder::new_with_quality(&mut bytes, quality)
-            .encode(
-                image.as_raw(),
-                image.width(),
-                image.height(),
-                ExtendedColorType::L8,
-            )
-            .expect("encode jpeg");
-        bytes
-    }
+    use crate::xrays::test_images::{jpeg, png, png_header_claiming};
+    use image::Luma;
 
     fn checkerboard(size: u32, cell: u32) -> GrayImage {
         GrayImage::from_fn(size, size, |x, y| {
@@ -846,46 +820,6 @@ mod tests {
         analyse(bytes, &PixelLimits::default())
             .expect("analysable")
             .report
-    }
-
-    /// A PNG whose IHDR (with a valid CRC) claims `width`×`height`, followed by a token IDAT.
-    fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
-        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            let start = out.len();
-            out.extend_from_slice(kind);
-            out.extend_from_slice(data);
-            let crc = crc32(&out[start..]);
-            out.extend_from_slice(&crc.to_be_bytes());
-        }
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&width.to_be_bytes());
-        ihdr.extend_from_slice(&height.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grey, deflate, no filter, no interlace
-        let mut out = PNG_MAGIC.to_vec();
-        chunk(&mut out, b"IHDR", &ihdr);
-        chunk(
-            &mut out,
-            b"IDAT",
-            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-        );
-        chunk(&mut out, b"IEND", &[]);
-        out
-    }
-
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &byte in bytes {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
     }
 
     #[test]

@@ -6,6 +6,9 @@ pub mod analysis;
 mod repository;
 mod routes;
 mod service;
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+pub mod test_images;
 mod types;
 
 use crate::queue::JobKind;

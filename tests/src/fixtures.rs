@@ -1,0 +1,103 @@
+//! Rows and runs that many tests need: patients and appointments written straight to the
+//! database (bypassing the API's rules, so past and present can be laid out freely), and a
+//! worker drained until the queue is idle.
+
+use crate::TestApp;
+use chrono::{DateTime, TimeDelta, Utc};
+use shared::AppState;
+use shared::ids::{ClinicId, PatientId, UserId};
+use shared::queue::{Drain, DrainReport, Handlers, StopReason, Worker};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An appointment as it would be after its life so far (status included).
+pub struct AppointmentSeed<'a> {
+    pub patient: PatientId,
+    pub dentist: UserId,
+    pub starts_at: DateTime<Utc>,
+    pub minutes: i64,
+    /// An `appointment_status` value.
+    pub status: &'a str,
+    pub procedure: Option<&'a str>,
+}
+
+impl TestApp {
+    /// A patient `first_name` Prueba of `clinic`, created now.
+    pub async fn seed_patient(&self, clinic: ClinicId, first_name: &str) -> PatientId {
+        let mut tx = self.owner_tx(clinic).await;
+        let id: PatientId = sqlx::query_scalar(
+            "INSERT INTO patients (clinic_id, first_name, last_name, search_name)
+             VALUES ($1, $2, 'Prueba', lower($2) || ' prueba') RETURNING id",
+        )
+        .bind(clinic)
+        .bind(first_name)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("insert patient");
+        tx.commit().await.expect("commit patient");
+        id
+    }
+
+    /// A patient Paciente Prueba of `clinic`, created (and last updated) at `created_at`.
+    pub async fn seed_patient_created_at(
+        &self,
+        clinic: ClinicId,
+        created_at: DateTime<Utc>,
+    ) -> PatientId {
+        let mut tx = self.owner_tx(clinic).await;
+        let id = sqlx::query_scalar(
+            "INSERT INTO patients (clinic_id, first_name, last_name, search_name, created_at, updated_at)
+             VALUES ($1, 'Paciente', 'Prueba', 'paciente prueba', $2, $2) RETURNING id",
+        )
+        .bind(clinic)
+        .bind(created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("insert patient");
+        tx.commit().await.expect("commit patient");
+        id
+    }
+
+    /// Inserts `seed` into `clinic`'s agenda, bypassing the booking window.
+    pub async fn seed_appointment(&self, clinic: ClinicId, seed: AppointmentSeed<'_>) {
+        let mut tx = self.owner_tx(clinic).await;
+        sqlx::query(
+            "INSERT INTO appointments (clinic_id, patient_id, dentist_id, starts_at, ends_at, status,
+                                       procedure_code)
+             VALUES ($1, $2, $3, $4, $5, $6::appointment_status, $7)",
+        )
+        .bind(clinic)
+        .bind(seed.patient)
+        .bind(seed.dentist)
+        .bind(seed.starts_at)
+        .bind(seed.starts_at + TimeDelta::minutes(seed.minutes))
+        .bind(seed.status)
+        .bind(seed.procedure)
+        .execute(&mut *tx)
+        .await
+        .expect("insert appointment");
+        tx.commit().await.expect("commit appointment");
+    }
+}
+
+/// Runs a worker over `state` with `handlers` until nothing is left to do, and asserts it
+/// stopped because it was idle (20 s without getting there is a test failure).
+pub async fn drain_jobs(state: AppState, handlers: Handlers) -> DrainReport {
+    drain_worker(&Worker::new(state, handlers)).await
+}
+
+/// [`drain_jobs`] with a worker the test keeps (to inspect or drain again).
+pub async fn drain_worker(worker: &Worker) -> DrainReport {
+    let report = worker
+        .drain(
+            Drain {
+                stop_at: Some(Instant::now() + Duration::from_secs(20)),
+                finish_by: Some(Instant::now() + Duration::from_secs(25)),
+                stop_when_idle: true,
+            },
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(report.stopped_by, StopReason::Idle, "{report:?}");
+    report
+}
