@@ -1,36 +1,24 @@
 //! The admin cache view: counters and Redis facts, invalidation by scope, roles, and what
 //! happens when Redis is away.
 
-use http::Method;
-use pulso_tests::{TestApp, TestOptions};
+use pulso_tests::{Client, TestApp, TestOptions};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::auth::Role;
 
-async fn register_patient(app: &TestApp, router: &axum::Router, token: &str) -> String {
-    let created = app
-        .call(
-            router,
-            Method::POST,
+async fn register_patient(client: &Client) -> String {
+    let created = client
+        .post(
             "/patients",
-            Some(token),
-            Some(json!({"first_name": "Lucía", "last_name": "Prieto"})),
+            &json!({"first_name": "Lucía", "last_name": "Prieto"}),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     created.body["id"].as_str().unwrap().to_string()
 }
 
-async fn read_patient(app: &TestApp, router: &axum::Router, token: &str, id: &str) -> Value {
-    let shown = app
-        .call(
-            router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(token),
-            None,
-        )
-        .await;
+async fn read_patient(client: &Client, id: &str) -> Value {
+    let shown = client.get(&format!("/patients/{id}")).await;
     assert_eq!(shown.status, 200, "{}", shown.body);
     shown.body
 }
@@ -41,21 +29,14 @@ async fn admins_see_their_clinics_counters_and_the_redis_facts() {
     let patients = shared::patients::router(app.state.clone());
     let admin = shared::admin::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
-    let id = register_patient(&app, &patients, &token).await;
+    let patients_client = app.client(&patients, &token);
+    let id = register_patient(&patients_client).await;
     for _ in 0..4 {
-        read_patient(&app, &patients, &token, &id).await;
+        read_patient(&patients_client, &id).await;
     }
 
     let admin_a = app.token(&app.clinic_a, Role::Admin);
-    let stats = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/cache/stats",
-            Some(&admin_a),
-            None,
-        )
-        .await;
+    let stats = app.client(&admin, &admin_a).get("/admin/cache/stats").await;
     assert_eq!(stats.status, 200, "{}", stats.body);
     let body = &stats.body;
     assert_eq!(body["scope"], "clinic");
@@ -82,27 +63,14 @@ async fn admins_see_their_clinics_counters_and_the_redis_facts() {
 
     // Clinic B's admin sees none of clinic A's reads.
     let admin_b = app.token(&app.clinic_b, Role::Admin);
-    let other = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/cache/stats",
-            Some(&admin_b),
-            None,
-        )
-        .await;
+    let other = app.client(&admin, &admin_b).get("/admin/cache/stats").await;
     assert_eq!(other.body["caches"]["patient_profile"]["misses"], 0);
 
     // A platform admin sees every clinic together, and the shared caches.
     let platform = app.platform_admin_token(&app.clinic_b);
     let all = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/cache/stats?scope=platform",
-            Some(&platform),
-            None,
-        )
+        .client(&admin, &platform)
+        .get("/admin/cache/stats?scope=platform")
         .await;
     assert_eq!(all.status, 200, "{}", all.body);
     assert_eq!(all.body["scope"], "platform");
@@ -117,46 +85,30 @@ async fn only_admins_use_the_cache_view_and_only_platform_admins_go_global() {
     let admin = shared::admin::router(app.state.clone());
     for role in [Role::Dentist, Role::Receptionist] {
         let token = app.token(&app.clinic_a, role);
-        app.call(
-            &admin,
-            Method::GET,
-            "/admin/cache/stats",
-            Some(&token),
-            None,
-        )
-        .await
-        .problem(403);
-        app.call(
-            &admin,
-            Method::POST,
-            "/admin/cache/invalidate",
-            Some(&token),
-            Some(json!({"scope": "clinic"})),
-        )
-        .await
-        .problem(403);
+        app.client(&admin, &token)
+            .get("/admin/cache/stats")
+            .await
+            .problem(403);
+        app.client(&admin, &token)
+            .post("/admin/cache/invalidate", &json!({"scope": "clinic"}))
+            .await
+            .problem(403);
     }
-    app.call(&admin, Method::GET, "/admin/cache/stats", None, None)
+    app.anonymous(&admin)
+        .get("/admin/cache/stats")
         .await
         .problem(401);
 
     let clinic_admin = app.token(&app.clinic_a, Role::Admin);
-    app.call(
-        &admin,
-        Method::GET,
-        "/admin/cache/stats?scope=platform",
-        Some(&clinic_admin),
-        None,
-    )
-    .await
-    .problem(403);
-    let refused = app
-        .call(
-            &admin,
-            Method::POST,
+    let admin_as_clinic_admin = app.client(&admin, &clinic_admin);
+    admin_as_clinic_admin
+        .get("/admin/cache/stats?scope=platform")
+        .await
+        .problem(403);
+    let refused = admin_as_clinic_admin
+        .post(
             "/admin/cache/invalidate",
-            Some(&clinic_admin),
-            Some(json!({"scope": "global_catalog"})),
+            &json!({"scope": "global_catalog"}),
         )
         .await;
     assert!(
@@ -167,12 +119,10 @@ async fn only_admins_use_the_cache_view_and_only_platform_admins_go_global() {
     );
     let platform = app.platform_admin_token(&app.clinic_a);
     let done = app
-        .call(
-            &admin,
-            Method::POST,
+        .client(&admin, &platform)
+        .post(
             "/admin/cache/invalidate",
-            Some(&platform),
-            Some(json!({"scope": "global_catalog"})),
+            &json!({"scope": "global_catalog"}),
         )
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
@@ -186,8 +136,9 @@ async fn invalidating_a_patient_or_the_clinic_makes_the_next_read_fresh() {
     let admin = shared::admin::router(app.state.clone());
     let staff = app.token(&app.clinic_a, Role::Receptionist);
     let admin_token = app.token(&app.clinic_a, Role::Admin);
-    let id = register_patient(&app, &patients, &staff).await;
-    read_patient(&app, &patients, &staff, &id).await;
+    let admin_as_admin_token = app.client(&admin, &admin_token);
+    let id = register_patient(&app.client(&patients, &staff)).await;
+    read_patient(&app.client(&patients, &staff), &id).await;
 
     // A change made behind the API's back (a data fix in SQL) is not seen while cached...
     let rename = |name: &'static str| {
@@ -205,17 +156,14 @@ async fn invalidating_a_patient_or_the_clinic_makes_the_next_read_fresh() {
         }
     };
     rename("Lucía María").await;
-    let cached = read_patient(&app, &patients, &staff, &id).await;
+    let cached = read_patient(&app.client(&patients, &staff), &id).await;
     assert_eq!(cached["first_name"], "Lucía");
 
     // ...until an admin invalidates that patient.
-    let done = app
-        .call(
-            &admin,
-            Method::POST,
+    let done = admin_as_admin_token
+        .post(
             "/admin/cache/invalidate",
-            Some(&admin_token),
-            Some(json!({"scope": "patient", "patient_id": id})),
+            &json!({"scope": "patient", "patient_id": id}),
         )
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
@@ -230,40 +178,28 @@ async fn invalidating_a_patient_or_the_clinic_makes_the_next_read_fresh() {
     let gone: Option<Vec<u8>> = app.redis().await.get(&key.value).await.unwrap();
     assert_eq!(gone, None);
     assert_eq!(
-        read_patient(&app, &patients, &staff, &id).await["first_name"],
+        read_patient(&app.client(&patients, &staff), &id).await["first_name"],
         "Lucía María"
     );
 
     // The same through the clinic scope (a new clinic generation, O(1)).
     rename("María").await;
     assert_eq!(
-        read_patient(&app, &patients, &staff, &id).await["first_name"],
+        read_patient(&app.client(&patients, &staff), &id).await["first_name"],
         "Lucía María"
     );
-    let done = app
-        .call(
-            &admin,
-            Method::POST,
-            "/admin/cache/invalidate",
-            Some(&admin_token),
-            Some(json!({"scope": "clinic"})),
-        )
+    let done = admin_as_admin_token
+        .post("/admin/cache/invalidate", &json!({"scope": "clinic"}))
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(
-        read_patient(&app, &patients, &staff, &id).await["first_name"],
+        read_patient(&app.client(&patients, &staff), &id).await["first_name"],
         "María"
     );
 
     for scope in ["catalog", "dashboard"] {
-        let done = app
-            .call(
-                &admin,
-                Method::POST,
-                "/admin/cache/invalidate",
-                Some(&admin_token),
-                Some(json!({ "scope": scope })),
-            )
+        let done = admin_as_admin_token
+            .post("/admin/cache/invalidate", &json!({ "scope": scope }))
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
         assert_eq!(done.body["scope"], scope);
@@ -275,6 +211,7 @@ async fn malformed_invalidations_are_rejected_naming_the_field() {
     let app = TestApp::spawn().await;
     let admin = shared::admin::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Admin);
+    let admin_client = app.client(&admin, &token);
     for (body, field) in [
         (json!({"scope": "everything"}), "scope"),
         (json!({}), "scope"),
@@ -288,15 +225,7 @@ async fn malformed_invalidations_are_rejected_naming_the_field() {
             "clinic_id",
         ),
     ] {
-        let rejected = app
-            .call(
-                &admin,
-                Method::POST,
-                "/admin/cache/invalidate",
-                Some(&token),
-                Some(body.clone()),
-            )
-            .await;
+        let rejected = admin_client.post("/admin/cache/invalidate", &body).await;
         let problem = rejected.problem(422);
         assert!(
             problem["field"].as_str().unwrap_or("").contains(field)
@@ -304,15 +233,10 @@ async fn malformed_invalidations_are_rejected_naming_the_field() {
             "{body} → {problem}"
         );
     }
-    app.call(
-        &admin,
-        Method::GET,
-        "/admin/cache/stats?scope=galaxy",
-        Some(&token),
-        None,
-    )
-    .await
-    .problem(400);
+    admin_client
+        .get("/admin/cache/stats?scope=galaxy")
+        .await
+        .problem(400);
 }
 
 #[tokio::test]
@@ -324,27 +248,14 @@ async fn without_redis_the_view_says_so_and_invalidation_is_a_503() {
     .await;
     let admin = shared::admin::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Admin);
-    let stats = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/cache/stats",
-            Some(&token),
-            None,
-        )
-        .await;
+    let admin_client = app.client(&admin, &token);
+    let stats = admin_client.get("/admin/cache/stats").await;
     assert_eq!(stats.status, 200, "{}", stats.body);
     assert_eq!(stats.body["redis"], json!({"reachable": false}));
     assert_eq!(stats.body["caches"]["patient_profile"]["hits"], 0);
 
-    let refused = app
-        .call(
-            &admin,
-            Method::POST,
-            "/admin/cache/invalidate",
-            Some(&token),
-            Some(json!({"scope": "clinic"})),
-        )
+    let refused = admin_client
+        .post("/admin/cache/invalidate", &json!({"scope": "clinic"}))
         .await;
     refused.problem(503);
     assert!(refused.headers.get("retry-after").is_some());

@@ -1,7 +1,6 @@
 //! `shared::cache` against the real Redis: no stale set after an invalidation, one load per
 //! missing key however many callers miss it, and recovery when a loader dies or fails.
 
-use http::Method;
 use pulso_tests::{TestApp, TestOptions};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -276,28 +275,18 @@ async fn reads_are_served_while_redis_stalls_and_the_breaker_skips_it() {
     .await;
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
-    let created = app
-        .call(
-            &router,
-            Method::POST,
+    let client = app.client(&router, &token);
+    let created = client
+        .post(
             "/patients",
-            Some(&token),
-            Some(json!({"first_name": "Inés", "last_name": "Vega"})),
+            &json!({"first_name": "Inés", "last_name": "Vega"}),
         )
         .await;
     assert_eq!(created.status, 201);
     let id = created.body["id"].as_str().unwrap().to_string();
 
     for _ in 0..5 {
-        let shown = app
-            .call(
-                &router,
-                Method::GET,
-                &format!("/patients/{id}"),
-                Some(&token),
-                None,
-            )
-            .await;
+        let shown = client.get(&format!("/patients/{id}")).await;
         assert_eq!(shown.status, 200, "{}", shown.body);
         assert_eq!(shown.body["first_name"], "Inés");
     }
@@ -310,15 +299,7 @@ async fn reads_are_served_while_redis_stalls_and_the_breaker_skips_it() {
     // While open, reads never touch Redis: no new connection attempts.
     let attempts = accepted.load(Ordering::SeqCst);
     for _ in 0..5 {
-        let shown = app
-            .call(
-                &router,
-                Method::GET,
-                &format!("/patients/{id}"),
-                Some(&token),
-                None,
-            )
-            .await;
+        let shown = client.get(&format!("/patients/{id}")).await;
         assert_eq!(shown.status, 200);
     }
     assert_eq!(accepted.load(Ordering::SeqCst), attempts);

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use http::Method;
-use pulso_tests::{TestApp, TestClinic};
+use pulso_tests::{Client, TestApp, TestClinic};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::auth::Role;
@@ -16,8 +16,8 @@ fn router(app: &TestApp) -> Router {
     shared::catalogs::router(app.state.clone())
 }
 
-async fn get(app: &TestApp, router: &Router, token: &str, uri: &str) -> Value {
-    let response = app.call(router, Method::GET, uri, Some(token), None).await;
+async fn get(client: &Client, uri: &str) -> Value {
+    let response = client.get(uri).await;
     assert_eq!(response.status, 200, "GET {uri}: {}", response.body);
     response.body
 }
@@ -80,7 +80,7 @@ async fn every_role_reads_the_global_catalog_seeded_by_migration() {
     let router = router(&app);
 
     let receptionist = app.token(&app.clinic_a, Role::Receptionist);
-    let view = get(&app, &router, &receptionist, "/catalogs/procedure").await;
+    let view = get(&app.client(&router, &receptionist), "/catalogs/procedure").await;
     assert_eq!(view["kind"], "procedure");
     let listed = codes(&view);
     assert!(listed.len() >= 18, "{listed:?}");
@@ -111,7 +111,7 @@ async fn every_role_reads_the_global_catalog_seeded_by_migration() {
     assert_eq!(names, sorted);
 
     let dentist = app.token(&app.clinic_b, Role::Dentist);
-    let insurers = get(&app, &router, &dentist, "/catalogs/insurer").await;
+    let insurers = get(&app.client(&router, &dentist), "/catalogs/insurer").await;
     assert_eq!(insurers["kind"], "insurer");
     for code in ["SANITAS", "ADESLAS", "DKV", "MAPFRE", "ASISA"] {
         let insurer = item(&insurers, code).unwrap_or_else(|| panic!("{code} missing"));
@@ -120,9 +120,7 @@ async fn every_role_reads_the_global_catalog_seeded_by_migration() {
         assert_eq!(insurer["source"], "global");
     }
 
-    let anonymous = app
-        .call(&router, Method::GET, "/catalogs/procedure", None, None)
-        .await;
+    let anonymous = app.anonymous(&router).get("/catalogs/procedure").await;
     assert_eq!(anonymous.problem(401)["type"], "/problems/unauthorized");
 }
 
@@ -131,15 +129,13 @@ async fn an_override_changes_one_clinic_only_and_can_be_removed() {
     let app = TestApp::spawn().await;
     let router = router(&app);
     let admin_a = app.token(&app.clinic_a, Role::Admin);
+    let as_admin_a = app.client(&router, &admin_a);
     let reception_b = app.token(&app.clinic_b, Role::Receptionist);
 
-    let created = app
-        .call(
-            &router,
-            Method::PUT,
+    let created = as_admin_a
+        .put(
             "/catalogs/procedure/LIMP",
-            Some(&admin_a),
-            Some(json!({"price_cents": 4900, "name": "Limpieza con pulido"})),
+            &json!({"price_cents": 4900, "name": "Limpieza con pulido"}),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -164,23 +160,17 @@ async fn an_override_changes_one_clinic_only_and_can_be_removed() {
     );
 
     // Fields left out stay as the override had them; a second PUT is an update.
-    let updated = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/LIMP",
-            Some(&admin_a),
-            Some(json!({"price_cents": 5000})),
-        )
+    let updated = as_admin_a
+        .put("/catalogs/procedure/LIMP", &json!({"price_cents": 5000}))
         .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
     assert_eq!(updated.body["name"], "Limpieza con pulido");
     assert_eq!(updated.body["price_cents"], 5000);
     assert_eq!(app.count("catalog_items", app.clinic_a.id).await, 1);
 
-    let view_a = get(&app, &router, &admin_a, "/catalogs/procedure").await;
+    let view_a = get(&as_admin_a, "/catalogs/procedure").await;
     assert_eq!(item(&view_a, "LIMP"), Some(&updated.body));
-    let view_b = get(&app, &router, &reception_b, "/catalogs/procedure").await;
+    let view_b = get(&app.client(&router, &reception_b), "/catalogs/procedure").await;
     let limp_b = item(&view_b, "LIMP").expect("LIMP for clinic B");
     assert_eq!(limp_b["price_cents"], 5500);
     assert_eq!(limp_b["name"], "Limpieza dental (profilaxis)");
@@ -188,14 +178,8 @@ async fn an_override_changes_one_clinic_only_and_can_be_removed() {
     assert_eq!(app.count("catalog_items", app.clinic_b.id).await, 0);
 
     // `null` gives a field back to the global catalog.
-    let reverted = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/LIMP",
-            Some(&admin_a),
-            Some(json!({"name": null})),
-        )
+    let reverted = as_admin_a
+        .put("/catalogs/procedure/LIMP", &json!({"name": null}))
         .await;
     assert_eq!(reverted.status, 200, "{}", reverted.body);
     assert_eq!(reverted.body["name"], "Limpieza dental (profilaxis)");
@@ -205,51 +189,22 @@ async fn an_override_changes_one_clinic_only_and_can_be_removed() {
     // Another clinic cannot remove it: it has no override of its own.
     let admin_b = app.token(&app.clinic_b, Role::Admin);
     let foreign = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/procedure/LIMP",
-            Some(&admin_b),
-            None,
-        )
+        .client(&router, &admin_b)
+        .delete("/catalogs/procedure/LIMP")
         .await;
     assert_eq!(foreign.problem(404)["type"], "/problems/not-found");
     assert_eq!(app.count("catalog_items", app.clinic_a.id).await, 1);
 
-    let removed = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/procedure/LIMP",
-            Some(&admin_a),
-            None,
-        )
-        .await;
+    let removed = as_admin_a.delete("/catalogs/procedure/LIMP").await;
     assert_eq!(removed.status, 204, "{}", removed.body);
     assert_eq!(app.count("catalog_items", app.clinic_a.id).await, 0);
-    let view_a = get(&app, &router, &admin_a, "/catalogs/procedure").await;
+    let view_a = get(&as_admin_a, "/catalogs/procedure").await;
     assert_eq!(item(&view_a, "LIMP"), item(&view_b, "LIMP"));
 
     // Nothing left to delete.
-    let again = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/procedure/LIMP",
-            Some(&admin_a),
-            None,
-        )
-        .await;
+    let again = as_admin_a.delete("/catalogs/procedure/LIMP").await;
     assert_eq!(again.problem(404)["type"], "/problems/not-found");
-    let never = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/insurer/NOPE",
-            Some(&admin_a),
-            None,
-        )
-        .await;
+    let never = as_admin_a.delete("/catalogs/insurer/NOPE").await;
     never.problem(404);
 }
 
@@ -260,10 +215,7 @@ async fn a_clinic_adds_its_own_items_with_a_name_and_a_duration() {
     let admin = app.token(&app.clinic_a, Role::Admin);
     let put = |uri: &'static str, body: Value| {
         let (app, router, admin) = (&app, &router, &admin);
-        async move {
-            app.call(router, Method::PUT, uri, Some(admin), Some(body))
-                .await
-        }
+        async move { app.client(router, admin).put(uri, &body).await }
     };
 
     let nameless = put("/catalogs/procedure/INJERTO", json!({"price_cents": 30000})).await;
@@ -301,12 +253,13 @@ async fn a_clinic_adds_its_own_items_with_a_name_and_a_duration() {
     assert_eq!(priced.problem(422)["field"], "price_cents");
     assert_eq!(app.count("catalog_items", app.clinic_a.id).await, 2);
 
-    let view = get(&app, &router, &admin, "/catalogs/procedure").await;
+    let view = get(&app.client(&router, &admin), "/catalogs/procedure").await;
     assert_eq!(item(&view, "INJERTO"), Some(&created.body));
     let other = app.token(&app.clinic_b, Role::Admin);
-    let view_b = get(&app, &router, &other, "/catalogs/procedure").await;
+    let as_other = app.client(&router, &other);
+    let view_b = get(&as_other, "/catalogs/procedure").await;
     assert!(item(&view_b, "INJERTO").is_none());
-    let insurers_b = get(&app, &router, &other, "/catalogs/insurer").await;
+    let insurers_b = get(&as_other, "/catalogs/insurer").await;
     assert!(item(&insurers_b, "MUTUA-LOCAL").is_none());
 }
 
@@ -315,52 +268,34 @@ async fn inactive_items_are_hidden_unless_asked_for() {
     let app = TestApp::spawn().await;
     let router = router(&app);
     let admin = app.token(&app.clinic_a, Role::Admin);
+    let as_admin = app.client(&router, &admin);
     let reception = app.token(&app.clinic_a, Role::Receptionist);
+    let as_reception = app.client(&router, &reception);
 
-    let hidden = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/BLANQ",
-            Some(&admin),
-            Some(json!({"active": false})),
-        )
+    let hidden = as_admin
+        .put("/catalogs/procedure/BLANQ", &json!({"active": false}))
         .await;
     assert_eq!(hidden.status, 201, "{}", hidden.body);
     assert_eq!(hidden.body["active"], false);
 
-    let view = get(&app, &router, &reception, "/catalogs/procedure").await;
+    let view = get(&as_reception, "/catalogs/procedure").await;
     assert!(item(&view, "BLANQ").is_none());
-    let all = get(
-        &app,
-        &router,
-        &admin,
-        "/catalogs/procedure?include_inactive=true",
-    )
-    .await;
+    let all = get(&as_admin, "/catalogs/procedure?include_inactive=true").await;
     let blanq = item(&all, "BLANQ").expect("listed when asked for");
     assert_eq!(blanq["active"], false);
     assert_eq!(blanq["source"], "override");
     let view_b = get(
-        &app,
-        &router,
-        &app.token(&app.clinic_b, Role::Receptionist),
+        &app.client(&router, &app.token(&app.clinic_b, Role::Receptionist)),
         "/catalogs/procedure",
     )
     .await;
     assert!(item(&view_b, "BLANQ").is_some());
 
-    let shown = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/BLANQ",
-            Some(&admin),
-            Some(json!({"active": true})),
-        )
+    let shown = as_admin
+        .put("/catalogs/procedure/BLANQ", &json!({"active": true}))
         .await;
     assert_eq!(shown.status, 200);
-    let view = get(&app, &router, &reception, "/catalogs/procedure").await;
+    let view = get(&as_reception, "/catalogs/procedure").await;
     assert_eq!(
         item(&view, "BLANQ").map(|i| &i["active"]),
         Some(&json!(true))
@@ -372,13 +307,14 @@ async fn the_cached_view_is_invalidated_by_put_and_delete() {
     let app = TestApp::spawn().await;
     let router = router(&app);
     let admin = app.token(&app.clinic_a, Role::Admin);
+    let as_admin = app.client(&router, &admin);
     let key = app
         .state
         .keys
         .catalog_view(app.clinic_a.id, CatalogKind::Procedure.as_str());
     let mut redis = app.redis().await;
 
-    let first = get(&app, &router, &admin, "/catalogs/procedure").await;
+    let first = get(&as_admin, "/catalogs/procedure").await;
     let exists: bool = redis.exists(&key.value).await.expect("redis");
     assert!(exists, "the view is cached after a read");
     let ttl: i64 = redis.ttl(&key.value).await.expect("redis");
@@ -395,41 +331,30 @@ async fn the_cached_view_is_invalidated_by_put_and_delete() {
          VALUES ($1, 'procedure', 'EXT', 100)",
     )
     .await;
-    let hit = get(&app, &router, &admin, "/catalogs/procedure").await;
+    let hit = get(&as_admin, "/catalogs/procedure").await;
     assert_eq!(hit, first);
 
     // A PUT through the API commits, then invalidates: the next read loads the new rows.
-    let put = app
-        .call(
-            &router,
-            Method::PUT,
+    let put = as_admin
+        .put(
             "/catalogs/procedure/EXT",
-            Some(&admin),
-            Some(json!({"name": "Extracción simple"})),
+            &json!({"name": "Extracción simple"}),
         )
         .await;
     assert_eq!(put.status, 200, "{}", put.body);
-    let after_put = get(&app, &router, &admin, "/catalogs/procedure").await;
+    let after_put = get(&as_admin, "/catalogs/procedure").await;
     let ext = item(&after_put, "EXT").expect("EXT");
     assert_eq!(ext["name"], "Extracción simple");
     assert_eq!(ext["price_cents"], 100);
 
     // So does a DELETE.
-    let deleted = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/procedure/EXT",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let deleted = as_admin.delete("/catalogs/procedure/EXT").await;
     assert_eq!(deleted.status, 204);
-    let after_delete = get(&app, &router, &admin, "/catalogs/procedure").await;
+    let after_delete = get(&as_admin, "/catalogs/procedure").await;
     assert_eq!(item(&after_delete, "EXT"), item(&first, "EXT"));
 
     // A change to one kind leaves the other kind's cached view alone.
-    let insurers = get(&app, &router, &admin, "/catalogs/insurer").await;
+    let insurers = get(&as_admin, "/catalogs/insurer").await;
     write_behind(
         &app,
         &app.clinic_a,
@@ -437,18 +362,10 @@ async fn the_cached_view_is_invalidated_by_put_and_delete() {
          VALUES ($1, 'insurer', 'SECRETA', 'Aseguradora oculta')",
     )
     .await;
-    app.call(
-        &router,
-        Method::PUT,
-        "/catalogs/procedure/REV",
-        Some(&admin),
-        Some(json!({"price_cents": 3000})),
-    )
-    .await;
-    assert_eq!(
-        get(&app, &router, &admin, "/catalogs/insurer").await,
-        insurers
-    );
+    as_admin
+        .put("/catalogs/procedure/REV", &json!({"price_cents": 3000}))
+        .await;
+    assert_eq!(get(&as_admin, "/catalogs/insurer").await, insurers);
 }
 
 #[tokio::test]
@@ -456,24 +373,22 @@ async fn a_global_change_reaches_every_clinic_at_once() {
     let app = TestApp::spawn().await;
     let router = router(&app);
     let platform = app.platform_admin_token(&app.clinic_a);
+    let as_platform = app.client(&router, &platform);
     let reception_a = app.token(&app.clinic_a, Role::Receptionist);
+    let as_reception_a = app.client(&router, &reception_a);
     let reception_b = app.token(&app.clinic_b, Role::Receptionist);
+    let as_reception_b = app.client(&router, &reception_b);
     let admin_b = app.token(&app.clinic_b, Role::Admin);
+    let as_admin_b = app.client(&router, &admin_b);
     let mut redis = app.redis().await;
 
     // Clinic B renamed REV for itself; both clinics' views are cached.
-    let renamed = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/REV",
-            Some(&admin_b),
-            Some(json!({"name": "Revisión"})),
-        )
+    let renamed = as_admin_b
+        .put("/catalogs/procedure/REV", &json!({"name": "Revisión"}))
         .await;
     assert_eq!(renamed.status, 201, "{}", renamed.body);
-    let before_a = get(&app, &router, &reception_a, "/catalogs/procedure").await;
-    let before_b = get(&app, &router, &reception_b, "/catalogs/procedure").await;
+    let before_a = get(&as_reception_a, "/catalogs/procedure").await;
+    let before_b = get(&as_reception_b, "/catalogs/procedure").await;
     for clinic in [&app.clinic_a, &app.clinic_b] {
         let key = app.state.keys.catalog_view(clinic.id, "procedure");
         let exists: bool = redis.exists(&key.value).await.expect("redis");
@@ -487,13 +402,10 @@ async fn a_global_change_reaches_every_clinic_at_once() {
     );
 
     // One global write; no clinic's key is touched one by one.
-    let changed = app
-        .call(
-            &router,
-            Method::PUT,
+    let changed = as_platform
+        .put(
             "/catalogs/procedure/REV?scope=global",
-            Some(&platform),
-            Some(json!({"price_cents": 3900})),
+            &json!({"price_cents": 3900}),
         )
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
@@ -502,8 +414,8 @@ async fn a_global_change_reaches_every_clinic_at_once() {
     assert_eq!(changed.body["name"], "Revisión general");
     assert_eq!(global_price(&app, "REV").await, Some(3900));
 
-    let after_a = get(&app, &router, &reception_a, "/catalogs/procedure").await;
-    let after_b = get(&app, &router, &reception_b, "/catalogs/procedure").await;
+    let after_a = get(&as_reception_a, "/catalogs/procedure").await;
+    let after_b = get(&as_reception_b, "/catalogs/procedure").await;
     assert_eq!(item(&after_a, "REV").unwrap()["price_cents"], 3900);
     let rev_b = item(&after_b, "REV").unwrap();
     assert_eq!(rev_b["price_cents"], 3900);
@@ -512,92 +424,59 @@ async fn a_global_change_reaches_every_clinic_at_once() {
 
     // A new global item appears for everyone.
     let globals = global_rows(&app).await;
-    let added = app
-        .call(
-            &router,
-            Method::PUT,
+    let added = as_platform
+        .put(
             "/catalogs/procedure/CBCT?scope=global",
-            Some(&platform),
-            Some(json!({"name": "TAC dental (CBCT)", "default_minutes": 20, "price_cents": 9000})),
+            &json!({"name": "TAC dental (CBCT)", "default_minutes": 20, "price_cents": 9000}),
         )
         .await;
     assert_eq!(added.status, 201, "{}", added.body);
     assert_eq!(global_rows(&app).await, globals + 1);
     assert_eq!(app.count("catalog_items", app.clinic_a.id).await, 0);
     for token in [&reception_a, &reception_b] {
-        let view = get(&app, &router, token, "/catalogs/procedure").await;
+        let view = get(&app.client(&router, token), "/catalogs/procedure").await;
         assert_eq!(item(&view, "CBCT").unwrap()["source"], "global");
     }
-    let incomplete = app
-        .call(
-            &router,
-            Method::PUT,
+    let incomplete = as_platform
+        .put(
             "/catalogs/procedure/NUEVO?scope=global",
-            Some(&platform),
-            Some(json!({"name": "Sin duración"})),
+            &json!({"name": "Sin duración"}),
         )
         .await;
     assert_eq!(incomplete.problem(422)["field"], "default_minutes");
     assert_eq!(global_rows(&app).await, globals + 1);
 
     // DELETE with scope=global retires the item for everyone; the row stays.
-    let retired = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/procedure/CBCT?scope=global",
-            Some(&platform),
-            None,
-        )
+    let retired = as_platform
+        .delete("/catalogs/procedure/CBCT?scope=global")
         .await;
     assert_eq!(retired.status, 204, "{}", retired.body);
     assert_eq!(global_rows(&app).await, globals + 1);
     for token in [&reception_a, &reception_b] {
-        let view = get(&app, &router, token, "/catalogs/procedure").await;
+        let view = get(&app.client(&router, token), "/catalogs/procedure").await;
         assert!(item(&view, "CBCT").is_none());
     }
-    let all = get(
-        &app,
-        &router,
-        &admin_b,
-        "/catalogs/procedure?include_inactive=true",
-    )
-    .await;
+    let all = get(&as_admin_b, "/catalogs/procedure?include_inactive=true").await;
     assert_eq!(item(&all, "CBCT").unwrap()["active"], false);
     // A clinic cannot revive what the platform retired.
-    let revived = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/CBCT",
-            Some(&admin_b),
-            Some(json!({"active": true})),
-        )
+    let revived = as_admin_b
+        .put("/catalogs/procedure/CBCT", &json!({"active": true}))
         .await;
     assert_eq!(revived.status, 201, "{}", revived.body);
     assert_eq!(revived.body["active"], false);
     // The platform can.
-    let back = app
-        .call(
-            &router,
-            Method::PUT,
+    let back = as_platform
+        .put(
             "/catalogs/procedure/CBCT?scope=global",
-            Some(&platform),
-            Some(json!({"active": true})),
+            &json!({"active": true}),
         )
         .await;
     assert_eq!(back.status, 200, "{}", back.body);
-    let view = get(&app, &router, &reception_b, "/catalogs/procedure").await;
+    let view = get(&as_reception_b, "/catalogs/procedure").await;
     assert_eq!(item(&view, "CBCT").unwrap()["active"], true);
 
-    let unknown = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/procedure/NOPE?scope=global",
-            Some(&platform),
-            None,
-        )
+    let unknown = as_platform
+        .delete("/catalogs/procedure/NOPE?scope=global")
         .await;
     assert_eq!(unknown.problem(404)["type"], "/problems/not-found");
 }
@@ -611,49 +490,28 @@ async fn only_admins_edit_and_only_platform_admins_edit_the_global_catalog() {
     for role in [Role::Receptionist, Role::Dentist] {
         let token = app.token(&app.clinic_a, role);
         let put = app
-            .call(
-                &router,
-                Method::PUT,
-                "/catalogs/procedure/REV",
-                Some(&token),
-                Some(body.clone()),
-            )
+            .client(&router, &token)
+            .put("/catalogs/procedure/REV", &body)
             .await;
         let problem = put.problem(403);
         assert_eq!(problem["type"], "/problems/forbidden");
         assert!(problem["detail"].as_str().unwrap().contains("admin"));
         let delete = app
-            .call(
-                &router,
-                Method::DELETE,
-                "/catalogs/procedure/REV",
-                Some(&token),
-                None,
-            )
+            .client(&router, &token)
+            .delete("/catalogs/procedure/REV")
             .await;
         delete.problem(403);
     }
 
     // A clinic admin without the platform claim changes only their own clinic.
     let admin = app.token(&app.clinic_a, Role::Admin);
-    let global_put = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/REV?scope=global",
-            Some(&admin),
-            Some(body.clone()),
-        )
+    let as_admin = app.client(&router, &admin);
+    let global_put = as_admin
+        .put("/catalogs/procedure/REV?scope=global", &body)
         .await;
     assert_eq!(global_put.problem(403)["type"], "/problems/forbidden");
-    let global_delete = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/procedure/REV?scope=global",
-            Some(&admin),
-            None,
-        )
+    let global_delete = as_admin
+        .delete("/catalogs/procedure/REV?scope=global")
         .await;
     global_delete.problem(403);
     // Even a platform-admin claim on a non-admin token is not honoured.
@@ -671,13 +529,8 @@ async fn only_admins_edit_and_only_platform_admins_edit_the_global_catalog() {
     let claims_token =
         shared::auth::mint_hs256(pulso_tests::JWT_SECRET.as_bytes(), &claims).expect("sign");
     let dentist_global = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/REV?scope=global",
-            Some(&claims_token),
-            Some(body.clone()),
-        )
+        .client(&router, &claims_token)
+        .put("/catalogs/procedure/REV?scope=global", &body)
         .await;
     dentist_global.problem(403);
 
@@ -687,13 +540,8 @@ async fn only_admins_edit_and_only_platform_admins_edit_the_global_catalog() {
     // A platform admin is a clinic admin too: without scope it writes their clinic.
     let platform = app.platform_admin_token(&app.clinic_a);
     let own = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedure/REV",
-            Some(&platform),
-            Some(body),
-        )
+        .client(&router, &platform)
+        .put("/catalogs/procedure/REV", &body)
         .await;
     assert_eq!(own.status, 201, "{}", own.body);
     assert_eq!(own.body["source"], "override");
@@ -705,155 +553,45 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
     let app = TestApp::spawn().await;
     let router = router(&app);
     let admin = app.token(&app.clinic_a, Role::Admin);
+    let as_admin = app.client(&router, &admin);
     let platform = app.platform_admin_token(&app.clinic_a);
     let globals = global_rows(&app).await;
 
-    let unknown_kind = app
-        .call(
-            &router,
-            Method::GET,
-            "/catalogs/treatment",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let unknown_kind = as_admin.get("/catalogs/treatment").await;
     assert_eq!(unknown_kind.problem(404)["type"], "/problems/not-found");
-    let unknown_kind = app
-        .call(
-            &router,
-            Method::PUT,
-            "/catalogs/procedures/REV",
-            Some(&admin),
-            Some(json!({"price_cents": 1})),
-        )
+    let unknown_kind = as_admin
+        .put("/catalogs/procedures/REV", &json!({"price_cents": 1}))
         .await;
     unknown_kind.problem(404);
-    let unknown_kind = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/catalogs/drug/REV",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let unknown_kind = as_admin.delete("/catalogs/drug/REV").await;
     unknown_kind.problem(404);
 
     let long_code = format!("/catalogs/procedure/{}", "X".repeat(33));
     let rev = "/catalogs/procedure/REV";
+    #[rustfmt::skip]
     let cases: Vec<(&str, &str, Value, u16, Option<&str>)> = vec![
-        (
-            "PUT",
-            "/catalogs/procedure/bad%20code",
-            json!({"price_cents": 1}),
-            422,
-            Some("code"),
-        ),
-        (
-            "PUT",
-            "/catalogs/procedure/%C3%91U",
-            json!({"price_cents": 1}),
-            422,
-            Some("code"),
-        ),
-        (
-            "PUT",
-            &long_code,
-            json!({"name": "x", "default_minutes": 30}),
-            422,
-            Some("code"),
-        ),
-        (
-            "PUT",
-            rev,
-            json!({"price_cents": -1}),
-            422,
-            Some("price_cents"),
-        ),
-        (
-            "PUT",
-            rev,
-            json!({"price_cents": 100_000_001}),
-            422,
-            Some("price_cents"),
-        ),
-        (
-            "PUT",
-            rev,
-            json!({"price_cents": "35"}),
-            422,
-            Some("price_cents"),
-        ),
-        (
-            "PUT",
-            rev,
-            json!({"price_cents": 12.5}),
-            422,
-            Some("price_cents"),
-        ),
-        (
-            "PUT",
-            rev,
-            json!({"default_minutes": 1000}),
-            422,
-            Some("default_minutes"),
-        ),
+        ("PUT", "/catalogs/procedure/bad%20code", json!({"price_cents": 1}), 422, Some("code")),
+        ("PUT", "/catalogs/procedure/%C3%91U", json!({"price_cents": 1}), 422, Some("code")),
+        ("PUT", &long_code, json!({"name": "x", "default_minutes": 30}), 422, Some("code")),
+        ("PUT", rev, json!({"price_cents": -1}), 422, Some("price_cents")),
+        ("PUT", rev, json!({"price_cents": 100_000_001}), 422, Some("price_cents")),
+        ("PUT", rev, json!({"price_cents": "35"}), 422, Some("price_cents")),
+        ("PUT", rev, json!({"price_cents": 12.5}), 422, Some("price_cents")),
+        ("PUT", rev, json!({"default_minutes": 1000}), 422, Some("default_minutes")),
         ("PUT", rev, json!({"name": ""}), 422, Some("name")),
         ("PUT", rev, json!({"name": "a\u{7}b"}), 422, Some("name")),
         ("PUT", rev, json!({"active": null}), 422, Some("active")),
         ("PUT", rev, json!({"active": "no"}), 422, Some("active")),
         ("PUT", rev, json!({"colour": "red"}), 422, Some("colour")),
-        (
-            "PUT",
-            rev,
-            json!({"currency": "USD"}),
-            422,
-            Some("currency"),
-        ),
-        (
-            "PUT",
-            "/catalogs/insurer/DKV",
-            json!({"default_minutes": 30}),
-            422,
-            Some("default_minutes"),
-        ),
+        ("PUT", rev, json!({"currency": "USD"}), 422, Some("currency")),
+        ("PUT", "/catalogs/insurer/DKV", json!({"default_minutes": 30}), 422, Some("default_minutes")),
         ("PUT", rev, json!({}), 400, None),
         ("PUT", rev, json!([1, 2]), 422, None),
-        (
-            "PUT",
-            "/catalogs/procedure/REV?scope=everyone",
-            json!({"price_cents": 1}),
-            400,
-            Some("scope"),
-        ),
-        (
-            "DELETE",
-            "/catalogs/procedure/REV?scope=everyone",
-            Value::Null,
-            400,
-            Some("scope"),
-        ),
-        (
-            "DELETE",
-            "/catalogs/procedure/bad%20code",
-            Value::Null,
-            422,
-            Some("code"),
-        ),
-        (
-            "GET",
-            "/catalogs/procedure?include_inactive=maybe",
-            Value::Null,
-            400,
-            Some("include_inactive"),
-        ),
-        (
-            "GET",
-            "/catalogs/procedure?colour=red",
-            Value::Null,
-            400,
-            Some("colour"),
-        ),
+        ("PUT", "/catalogs/procedure/REV?scope=everyone", json!({"price_cents": 1}), 400, Some("scope")),
+        ("DELETE", "/catalogs/procedure/REV?scope=everyone", Value::Null, 400, Some("scope")),
+        ("DELETE", "/catalogs/procedure/bad%20code", Value::Null, 422, Some("code")),
+        ("GET", "/catalogs/procedure?include_inactive=maybe", Value::Null, 400, Some("include_inactive")),
+        ("GET", "/catalogs/procedure?colour=red", Value::Null, 400, Some("colour")),
     ];
     for (method, uri, body, status, field) in cases {
         for token in [&admin, &platform] {
@@ -864,7 +602,8 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
                 uri.to_string()
             };
             let response = app
-                .call(&router, method.parse().unwrap(), &uri, Some(token), body)
+                .client(&router, token)
+                .send(method.parse().unwrap(), &uri, body.as_ref())
                 .await;
             let problem = response.problem(status);
             if let Some(field) = field {
@@ -873,23 +612,19 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
         }
     }
 
-    let malformed = app
-        .call_raw(
-            &router,
+    let malformed = as_admin
+        .send_bytes(
             Method::PUT,
             "/catalogs/procedure/REV",
-            Some(&admin),
             Some("application/json"),
             r#"{"price_cents": 1"#,
         )
         .await;
     assert_eq!(malformed.problem(400)["type"], "/problems/bad-request");
-    let not_json = app
-        .call_raw(
-            &router,
+    let not_json = as_admin
+        .send_bytes(
             Method::PUT,
             "/catalogs/procedure/REV",
-            Some(&admin),
             Some("text/plain"),
             "price=1",
         )

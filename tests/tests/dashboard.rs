@@ -5,8 +5,7 @@
 //! tests use the real clock and only figures that cannot straddle a boundary.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use http::Method;
-use pulso_tests::{TestApp, TestClinic};
+use pulso_tests::{AppointmentSeed, TestApp, TestClinic};
 use serde_json::Value;
 use shared::auth::Role;
 use shared::dashboard::{Dashboard, DashboardService, StatusCounts};
@@ -36,21 +35,6 @@ async fn local(app: &TestApp, timezone: &str, wall_clock: &str) -> DateTime<Utc>
         .expect("local time")
 }
 
-async fn patient(app: &TestApp, clinic: ClinicId, created_at: DateTime<Utc>) -> PatientId {
-    let mut tx = app.owner_tx(clinic).await;
-    let id = sqlx::query_scalar(
-        "INSERT INTO patients (clinic_id, first_name, last_name, search_name, created_at, updated_at)
-         VALUES ($1, 'Paciente', 'Prueba', 'paciente prueba', $2, $2) RETURNING id",
-    )
-    .bind(clinic)
-    .bind(created_at)
-    .fetch_one(&mut *tx)
-    .await
-    .expect("insert patient");
-    tx.commit().await.expect("commit patient");
-    id
-}
-
 async fn archive(app: &TestApp, clinic: ClinicId, patient: PatientId) {
     let mut tx = app.owner_tx(clinic).await;
     sqlx::query("UPDATE patients SET archived_at = now() WHERE clinic_id = $1 AND id = $2")
@@ -60,38 +44,6 @@ async fn archive(app: &TestApp, clinic: ClinicId, patient: PatientId) {
         .await
         .expect("archive patient");
     tx.commit().await.expect("commit archive");
-}
-
-/// Inserts an appointment as it would be after its life so far (status included), bypassing
-/// the API's booking window so past and present can be laid out freely.
-#[allow(clippy::too_many_arguments)]
-async fn appointment(
-    app: &TestApp,
-    clinic: ClinicId,
-    patient: PatientId,
-    dentist: UserId,
-    starts_at: DateTime<Utc>,
-    minutes: i64,
-    status: &str,
-    procedure: Option<&str>,
-) {
-    let mut tx = app.owner_tx(clinic).await;
-    sqlx::query(
-        "INSERT INTO appointments (clinic_id, patient_id, dentist_id, starts_at, ends_at, status,
-                                   procedure_code)
-         VALUES ($1, $2, $3, $4, $5, $6::appointment_status, $7)",
-    )
-    .bind(clinic)
-    .bind(patient)
-    .bind(dentist)
-    .bind(starts_at)
-    .bind(starts_at + TimeDelta::minutes(minutes))
-    .bind(status)
-    .bind(procedure)
-    .execute(&mut *tx)
-    .await
-    .expect("insert appointment");
-    tx.commit().await.expect("commit appointment");
 }
 
 /// A clinic's own price for a procedure (`None`: an override that renames, not reprices).
@@ -136,19 +88,15 @@ async fn get_dashboard(
 ) -> pulso_tests::TestResponse {
     let router = shared::dashboard::router(app.state.clone());
     let token = app.token(clinic, role);
-    app.call(&router, Method::GET, "/dashboard", Some(&token), None)
-        .await
+    app.client(&router, &token).get("/dashboard").await
 }
 
-#[tokio::test]
-async fn figures_follow_the_clinic_calendar_prices_and_statuses() {
-    let app = TestApp::spawn().await;
-    let a = app.clinic_a;
-    let b = app.clinic_b;
-    // Wednesday 2026-03-18, 11:00 in Madrid (UTC+1 until the end of March).
-    let now = utc("2026-03-18T10:00:00Z");
+/// Clinic A's agenda around Wednesday 2026-03-18 (Madrid), its prices and new patients, and
+/// clinic B's day that must stay out of A's figures.
+async fn seed_march_in_madrid(app: &TestApp, now: DateTime<Utc>) {
+    let (a, b) = (app.clinic_a, app.clinic_b);
     let old = now - TimeDelta::days(400);
-    let p = patient(&app, a.id, old).await;
+    let p = app.seed_patient_created_at(a.id, old).await;
     let d1 = a.dentist;
     let d2 = a.second_dentist;
 
@@ -184,45 +132,64 @@ async fn figures_follow_the_clinic_calendar_prices_and_statuses() {
         ("2026-02-10 09:00", d1, 30, "no_show", Some("REV")),
     ];
     for (wall_clock, dentist, minutes, status, procedure) in agenda {
-        let starts_at = local(&app, MADRID, wall_clock).await;
-        appointment(
-            &app, a.id, p, dentist, starts_at, minutes, status, procedure,
-        )
-        .await;
+        let starts_at = local(app, MADRID, wall_clock).await;
+        let seed = AppointmentSeed {
+            patient: p,
+            dentist,
+            starts_at,
+            minutes,
+            status,
+            procedure,
+        };
+        app.seed_appointment(a.id, seed).await;
     }
 
     // Prices: the clinic's REV override wins; its LIMP override sets no price, so the global
     // price stands; clinic B's override must not leak into A.
-    price_override(&app, a.id, "REV", Some(4_000)).await;
-    price_override(&app, a.id, "LIMP", None).await;
-    price_override(&app, b.id, "REV", Some(99_999)).await;
+    price_override(app, a.id, "REV", Some(4_000)).await;
+    price_override(app, a.id, "LIMP", None).await;
+    price_override(app, b.id, "REV", Some(99_999)).await;
 
     // New patients: 2 and 6 days ago (and one archived 3 days ago), 10 and 29 days ago, 40.
     for days in [2, 6, 10, 29, 40] {
-        patient(&app, a.id, now - TimeDelta::days(days)).await;
+        app.seed_patient_created_at(a.id, now - TimeDelta::days(days))
+            .await;
     }
-    let duplicate = patient(&app, a.id, now - TimeDelta::days(3)).await;
-    archive(&app, a.id, duplicate).await;
+    let duplicate = app
+        .seed_patient_created_at(a.id, now - TimeDelta::days(3))
+        .await;
+    archive(app, a.id, duplicate).await;
 
     // Clinic B's day must stay out of A's figures.
-    let pb = patient(&app, b.id, now - TimeDelta::days(1)).await;
+    let pb = app
+        .seed_patient_created_at(b.id, now - TimeDelta::days(1))
+        .await;
     for (wall_clock, status) in [
         ("2026-03-18 09:00", "no_show"),
         ("2026-03-11 09:00", "completed"),
     ] {
-        let starts_at = local(&app, MADRID, wall_clock).await;
-        appointment(
-            &app,
-            b.id,
-            pb,
-            b.dentist,
+        let starts_at = local(app, MADRID, wall_clock).await;
+        let seed = AppointmentSeed {
+            patient: pb,
+            dentist: b.dentist,
             starts_at,
-            30,
+            minutes: 30,
             status,
-            Some("REV"),
-        )
-        .await;
+            procedure: Some("REV"),
+        };
+        app.seed_appointment(b.id, seed).await;
     }
+}
+
+#[tokio::test]
+async fn figures_follow_the_clinic_calendar_prices_and_statuses() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let b = app.clinic_b;
+    // Wednesday 2026-03-18, 11:00 in Madrid (UTC+1 until the end of March).
+    let now = utc("2026-03-18T10:00:00Z");
+    seed_march_in_madrid(&app, now).await;
+    let (d1, d2) = (a.dentist, a.second_dentist);
 
     let dashboard = compute(&app, a.id, now).await;
     assert_eq!(dashboard.generated_at, now);
@@ -372,11 +339,21 @@ async fn a_clinic_in_another_time_zone_has_its_own_today() {
         .await
         .expect("set time zone");
     tx.commit().await.expect("commit");
-    let p = patient(&app, a.id, Utc::now() - TimeDelta::days(100)).await;
+    let p = app
+        .seed_patient_created_at(a.id, Utc::now() - TimeDelta::days(100))
+        .await;
     // 2026-11-23 at 23:30 in New York is 04:30 on the 24th in UTC.
     let late = local(&app, "America/New_York", "2026-11-23 23:30").await;
     assert_eq!(late, utc("2026-11-24T04:30:00Z"));
-    appointment(&app, a.id, p, a.dentist, late, 30, "scheduled", None).await;
+    let seed = AppointmentSeed {
+        patient: p,
+        dentist: a.dentist,
+        starts_at: late,
+        minutes: 30,
+        status: "scheduled",
+        procedure: None,
+    };
+    app.seed_appointment(a.id, seed).await;
 
     let dashboard = compute(&app, a.id, utc("2026-11-23T20:00:00Z")).await;
     assert_eq!(dashboard.timezone, "America/New_York");
@@ -453,18 +430,11 @@ async fn admins_and_dentists_read_the_dashboard_reception_does_not() {
     );
 
     let router = shared::dashboard::router(app.state.clone());
-    let anonymous = app
-        .call(&router, Method::GET, "/dashboard", None, None)
-        .await;
+    let anonymous = app.anonymous(&router).get("/dashboard").await;
     assert_eq!(anonymous.problem(401)["type"], "/problems/unauthorized");
     let wrong_method = app
-        .call(
-            &router,
-            Method::POST,
-            "/dashboard",
-            Some(&app.token(&a, Role::Admin)),
-            None,
-        )
+        .client(&router, &app.token(&a, Role::Admin))
+        .post_empty("/dashboard")
         .await;
     wrong_method.problem(405);
 }
@@ -478,7 +448,8 @@ async fn a_second_read_is_served_from_the_cache_until_a_refresh() {
     assert_eq!(first.body["new_patients"]["last_7_days"], 0);
 
     // Written straight to PostgreSQL: nothing tells the cache.
-    patient(&app, a.id, Utc::now() - TimeDelta::hours(1)).await;
+    app.seed_patient_created_at(a.id, Utc::now() - TimeDelta::hours(1))
+        .await;
     let second = get_dashboard(&app, &a, Role::Dentist).await;
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(
@@ -531,7 +502,8 @@ async fn the_scheduler_refreshes_every_active_clinic_once_per_cycle() {
     for clinic in [&a, &b] {
         let cached = get_dashboard(&app, clinic, Role::Admin).await;
         assert_eq!(cached.body["new_patients"]["last_30_days"], 0);
-        patient(&app, clinic.id, Utc::now() - TimeDelta::days(2)).await;
+        app.seed_patient_created_at(clinic.id, Utc::now() - TimeDelta::days(2))
+            .await;
     }
 
     let scheduler = Scheduler::new(app.system_state());
@@ -588,7 +560,8 @@ async fn only_the_system_role_lists_every_clinic() {
     let system = app.system_state();
     assert_eq!(count(system.db.clone()).await, 2);
     // pulso_system reads clinics, nothing else across tenants: its other tables stay tenant-scoped.
-    patient(&app, app.clinic_a.id, Utc::now()).await;
+    app.seed_patient_created_at(app.clinic_a.id, Utc::now())
+        .await;
     let patients: i64 = sqlx::query_scalar("SELECT count(*) FROM patients")
         .fetch_one(&system.db)
         .await

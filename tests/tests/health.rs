@@ -1,13 +1,12 @@
 //! `GET /health`: per-dependency status and latency; 503 only when PostgreSQL is down.
 
-use http::Method;
 use pulso_tests::{TestApp, TestOptions};
 
 #[tokio::test]
 async fn healthy_when_both_dependencies_answer() {
     let app = TestApp::spawn().await;
     let router = shared::health::router(app.state.clone());
-    let response = app.call(&router, Method::GET, "/health", None, None).await;
+    let response = app.anonymous(&router).get("/health").await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.body["status"], "ok");
     assert_eq!(response.body["database"]["status"], "up");
@@ -26,7 +25,7 @@ async fn degraded_but_200_when_only_redis_is_down() {
     })
     .await;
     let router = shared::health::router(app.state.clone());
-    let response = app.call(&router, Method::GET, "/health", None, None).await;
+    let response = app.anonymous(&router).get("/health").await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.body["status"], "degraded");
     assert_eq!(response.body["database"]["status"], "up");
@@ -43,7 +42,7 @@ async fn unavailable_when_postgres_is_down() {
     })
     .await;
     let health = shared::health::router(app.state.clone());
-    let response = app.call(&health, Method::GET, "/health", None, None).await;
+    let response = app.anonymous(&health).get("/health").await;
     assert_eq!(response.status, 503, "{}", response.body);
     assert_eq!(response.body["status"], "down");
     assert_eq!(response.body["database"]["status"], "down");
@@ -52,9 +51,7 @@ async fn unavailable_when_postgres_is_down() {
     // Every other route answers 503 problem+json with Retry-After, not a 500.
     let patients = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, shared::auth::Role::Receptionist);
-    let response = app
-        .call(&patients, Method::GET, "/patients", Some(&token), None)
-        .await;
+    let response = app.client(&patients, &token).get("/patients").await;
     let problem = response.problem(503);
     assert_eq!(problem["type"], "/problems/unavailable");
     assert!(response.headers.contains_key("retry-after"));

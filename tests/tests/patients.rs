@@ -1,7 +1,7 @@
 //! `/patients` through the real router, PostgreSQL and Redis.
 
 use http::Method;
-use pulso_tests::{TestApp, TestOptions};
+use pulso_tests::{Client, TestApp, TestOptions};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::auth::Role;
@@ -19,10 +19,8 @@ fn maria() -> Value {
     })
 }
 
-async fn create(app: &TestApp, router: &axum::Router, token: &str, body: Value) -> Value {
-    let response = app
-        .call(router, Method::POST, "/patients", Some(token), Some(body))
-        .await;
+async fn create(client: &Client, body: Value) -> Value {
+    let response = client.post("/patients", &body).await;
     assert_eq!(response.status, 201, "{}", response.body);
     response.body
 }
@@ -32,16 +30,9 @@ async fn register_read_update_and_archive_a_patient() {
     let app = TestApp::spawn().await;
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
+    let client = app.client(&router, &token);
 
-    let created = app
-        .call(
-            &router,
-            Method::POST,
-            "/patients",
-            Some(&token),
-            Some(maria()),
-        )
-        .await;
+    let created = client.post("/patients", &maria()).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_str().expect("id").to_string();
     assert_eq!(
@@ -58,25 +49,14 @@ async fn register_read_update_and_archive_a_patient() {
     assert_eq!(created.body["archived_at"], Value::Null);
     assert!(created.headers.get("x-request-id").is_some());
 
-    let shown = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let shown = client.get(&format!("/patients/{id}")).await;
     assert_eq!(shown.status, 200);
     assert_eq!(shown.body, created.body);
 
-    let updated = app
-        .call(
-            &router,
-            Method::PATCH,
+    let updated = client
+        .patch(
             &format!("/patients/{id}"),
-            Some(&token),
-            Some(json!({"phone": null, "last_name": "García López"})),
+            &json!({"phone": null, "last_name": "García López"}),
         )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
@@ -85,62 +65,22 @@ async fn register_read_update_and_archive_a_patient() {
     assert_eq!(updated.body["first_name"], "María José");
     assert_eq!(updated.body["email"], "mj.garcia@example.es");
 
-    let archived = app
-        .call(
-            &router,
-            Method::DELETE,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let archived = client.delete(&format!("/patients/{id}")).await;
     assert_eq!(archived.status, 204);
     // Archived, not erased: still readable, hidden from lists, no longer editable.
-    let shown = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let shown = client.get(&format!("/patients/{id}")).await;
     assert_eq!(shown.status, 200);
     assert!(shown.body["archived_at"].is_string());
-    let listed = app
-        .call(&router, Method::GET, "/patients", Some(&token), None)
-        .await;
+    let listed = client.get("/patients").await;
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(0));
-    let listed = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?include_archived=true",
-            Some(&token),
-            None,
-        )
-        .await;
+    let listed = client.get("/patients?include_archived=true").await;
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
-    let patch = app
-        .call(
-            &router,
-            Method::PATCH,
-            &format!("/patients/{id}"),
-            Some(&token),
-            Some(json!({"first_name": "Ana"})),
-        )
+    let patch = client
+        .patch(&format!("/patients/{id}"), &json!({"first_name": "Ana"}))
         .await;
     assert_eq!(patch.problem(409)["type"], "/problems/patient-archived");
     // Archiving twice is harmless.
-    let again = app
-        .call(
-            &router,
-            Method::DELETE,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let again = client.delete(&format!("/patients/{id}")).await;
     assert_eq!(again.status, 204);
 }
 
@@ -149,18 +89,15 @@ async fn search_by_name_without_accents_and_by_phone_prefix() {
     let app = TestApp::spawn().await;
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
-    create(&app, &router, &token, maria()).await;
+    let client = app.client(&router, &token);
+    create(&client, maria()).await;
     create(
-        &app,
-        &router,
-        &token,
+        &client,
         json!({"first_name": "José", "last_name": "Martínez Ruiz", "phone": "915550101"}),
     )
     .await;
     create(
-        &app,
-        &router,
-        &token,
+        &client,
         json!({"first_name": "Lucía", "last_name": "Garcés", "phone": "+34 611 000 000"}),
     )
     .await;
@@ -179,79 +116,23 @@ async fn search_by_name_without_accents_and_by_phone_prefix() {
             })
             .collect()
     };
-    let found = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?search=garcia",
-            Some(&token),
-            None,
-        )
-        .await;
+    let found = client.get("/patients?search=garcia").await;
     assert_eq!(names(&found.body), vec!["María José García Núñez"]);
-    let found = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?search=GAR",
-            Some(&token),
-            None,
-        )
-        .await;
+    let found = client.get("/patients?search=GAR").await;
     assert_eq!(
         names(&found.body),
         vec!["Lucía Garcés", "María José García Núñez"]
     );
-    let found = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?search=jose%20nu",
-            Some(&token),
-            None,
-        )
-        .await;
+    let found = client.get("/patients?search=jose%20nu").await;
     assert_eq!(names(&found.body), vec!["María José García Núñez"]);
     // With or without the country code, spaces as typed.
-    let found = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?search=600%2012",
-            Some(&token),
-            None,
-        )
-        .await;
+    let found = client.get("/patients?search=600%2012").await;
     assert_eq!(names(&found.body), vec!["María José García Núñez"]);
-    let found = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?search=%2B3461",
-            Some(&token),
-            None,
-        )
-        .await;
+    let found = client.get("/patients?search=%2B3461").await;
     assert_eq!(names(&found.body), vec!["Lucía Garcés"]);
-    let found = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?search=9155",
-            Some(&token),
-            None,
-        )
-        .await;
+    let found = client.get("/patients?search=9155").await;
     assert_eq!(names(&found.body), vec!["José Martínez Ruiz"]);
-    let found = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?search=zzz",
-            Some(&token),
-            None,
-        )
-        .await;
+    let found = client.get("/patients?search=zzz").await;
     assert!(names(&found.body).is_empty());
 }
 
@@ -260,11 +141,10 @@ async fn cursor_pagination_walks_every_patient_once() {
     let app = TestApp::spawn().await;
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Admin);
+    let client = app.client(&router, &token);
     for i in 0..7 {
         create(
-            &app,
-            &router,
-            &token,
+            &client,
             json!({"first_name": format!("Paciente{i}"), "last_name": "Pérez"}),
         )
         .await;
@@ -272,9 +152,7 @@ async fn cursor_pagination_walks_every_patient_once() {
     let mut seen = Vec::new();
     let mut uri = "/patients?limit=3".to_string();
     loop {
-        let page = app
-            .call(&router, Method::GET, &uri, Some(&token), None)
-            .await;
+        let page = client.get(&uri).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let items = page.body["items"].as_array().expect("items").clone();
         assert!(items.len() <= 3);
@@ -291,45 +169,13 @@ async fn cursor_pagination_walks_every_patient_once() {
     let expected: Vec<String> = (0..7).map(|i| format!("Paciente{i}")).collect();
     assert_eq!(seen, expected);
 
-    let bad = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?cursor=garbage",
-            Some(&token),
-            None,
-        )
-        .await;
+    let bad = client.get("/patients?cursor=garbage").await;
     assert_eq!(bad.problem(400)["field"], "cursor");
-    let bad = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?limit=0",
-            Some(&token),
-            None,
-        )
-        .await;
+    let bad = client.get("/patients?limit=0").await;
     assert_eq!(bad.problem(400)["field"], "limit");
-    let bad = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?limit=ten",
-            Some(&token),
-            None,
-        )
-        .await;
+    let bad = client.get("/patients?limit=ten").await;
     assert_eq!(bad.problem(400)["field"], "limit");
-    let bad = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?colour=red",
-            Some(&token),
-            None,
-        )
-        .await;
+    let bad = client.get("/patients?colour=red").await;
     assert_eq!(bad.problem(400)["field"], "colour");
 }
 
@@ -338,7 +184,8 @@ async fn profile_is_cached_and_invalidated_by_every_change() {
     let app = TestApp::spawn().await;
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Dentist);
-    let id: PatientId = create(&app, &router, &token, maria()).await["id"]
+    let client = app.client(&router, &token);
+    let id: PatientId = create(&client, maria()).await["id"]
         .as_str()
         .unwrap()
         .parse()
@@ -346,15 +193,7 @@ async fn profile_is_cached_and_invalidated_by_every_change() {
     let key = app.state.keys.patient_profile(app.clinic_a.id, id).value;
     let mut redis = app.redis().await;
 
-    let first = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let first = client.get(&format!("/patients/{id}")).await;
     assert_eq!(first.status, 200);
     let cached: Option<String> = redis.get(&key).await.unwrap();
     assert!(
@@ -375,72 +214,32 @@ async fn profile_is_cached_and_invalidated_by_every_change() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let hit = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let hit = client.get(&format!("/patients/{id}")).await;
     assert_eq!(hit.body["first_name"], "María José");
 
     // A PATCH through the API invalidates: the next read loads the new row.
-    let patched = app
-        .call(
-            &router,
-            Method::PATCH,
+    let patched = client
+        .patch(
             &format!("/patients/{id}"),
-            Some(&token),
-            Some(json!({"first_name": "Mariajo"})),
+            &json!({"first_name": "Mariajo"}),
         )
         .await;
     assert_eq!(patched.status, 200);
     let exists: bool = redis.exists(&key).await.unwrap();
     assert!(!exists, "PATCH removed the cached profile");
-    let fresh = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let fresh = client.get(&format!("/patients/{id}")).await;
     assert_eq!(fresh.body["first_name"], "Mariajo");
 
     // Archiving invalidates too.
-    app.call(
-        &router,
-        Method::DELETE,
-        &format!("/patients/{id}"),
-        Some(&app.token(&app.clinic_a, Role::Admin)),
-        None,
-    )
-    .await;
-    let archived = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
+    app.client(&router, &app.token(&app.clinic_a, Role::Admin))
+        .delete(&format!("/patients/{id}"))
         .await;
+    let archived = client.get(&format!("/patients/{id}")).await;
     assert!(archived.body["archived_at"].is_string());
 
     // A value that no longer decodes (an older format, corruption) is a miss, then overwritten.
     let _: () = redis.set(&key, "{not json").await.unwrap();
-    let reread = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let reread = client.get(&format!("/patients/{id}")).await;
     assert_eq!(reread.status, 200);
     assert_eq!(reread.body["first_name"], "Mariajo");
     let repaired: String = redis.get(&key).await.unwrap();
@@ -456,42 +255,21 @@ async fn reads_and_writes_work_while_redis_is_unreachable() {
     .await;
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
-    let id = create(&app, &router, &token, maria()).await["id"]
+    let client = app.client(&router, &token);
+    let id = create(&client, maria()).await["id"]
         .as_str()
         .unwrap()
         .to_string();
     for _ in 0..3 {
-        let shown = app
-            .call(
-                &router,
-                Method::GET,
-                &format!("/patients/{id}"),
-                Some(&token),
-                None,
-            )
-            .await;
+        let shown = client.get(&format!("/patients/{id}")).await;
         assert_eq!(shown.status, 200, "{}", shown.body);
         assert_eq!(shown.body["first_name"], "María José");
     }
-    let patched = app
-        .call(
-            &router,
-            Method::PATCH,
-            &format!("/patients/{id}"),
-            Some(&token),
-            Some(json!({"notes": ""})),
-        )
+    let patched = client
+        .patch(&format!("/patients/{id}"), &json!({"notes": ""}))
         .await;
     assert_eq!(patched.status, 200);
-    let shown = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let shown = client.get(&format!("/patients/{id}")).await;
     assert_eq!(shown.body["notes"], "");
 }
 
@@ -500,23 +278,16 @@ async fn duplicate_national_id_is_a_conflict() {
     let app = TestApp::spawn().await;
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
-    create(&app, &router, &token, maria()).await;
-    let again = app
-        .call(
-            &router,
-            Method::POST,
-            "/patients",
-            Some(&token),
-            Some(maria()),
-        )
-        .await;
+    let client = app.client(&router, &token);
+    create(&client, maria()).await;
+    let again = client.post("/patients", &maria()).await;
     let problem = again.problem(409);
     assert_eq!(problem["type"], "/problems/duplicate-national-id");
     assert_eq!(problem["field"], "national_id");
     assert_eq!(app.count("patients", app.clinic_a.id).await, 1);
     // Another clinic may register the same person.
     let other = app.token(&app.clinic_b, Role::Receptionist);
-    create(&app, &router, &other, maria()).await;
+    create(&app.client(&router, &other), maria()).await;
 }
 
 #[tokio::test]
@@ -528,117 +299,30 @@ async fn bad_input_is_rejected_with_a_problem_and_writes_nothing() {
     .await;
     let router = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
+    let client = app.client(&router, &token);
     let clinic = app.clinic_a.id;
 
     // (case, content type, body, expected status, expected field)
     type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, Option<&'a str>);
+    #[rustfmt::skip]
     let cases: Vec<Case> = vec![
-        (
-            "malformed JSON",
-            Some("application/json"),
-            b"{\"first_name\": \"Ana\",".to_vec(),
-            400,
-            None,
-        ),
-        (
-            "trailing garbage",
-            Some("application/json"),
-            b"{\"first_name\":\"A\",\"last_name\":\"B\"} x".to_vec(),
-            400,
-            None,
-        ),
-        (
-            "wrong type",
-            Some("application/json"),
-            br#"{"first_name": 42, "last_name": "B"}"#.to_vec(),
-            422,
-            Some("first_name"),
-        ),
-        (
-            "unknown field",
-            Some("application/json"),
-            br#"{"first_name": "A", "last_name": "B", "clinic_id": "x"}"#.to_vec(),
-            422,
-            Some("clinic_id"),
-        ),
-        (
-            "missing field",
-            Some("application/json"),
-            br#"{"first_name": "A"}"#.to_vec(),
-            422,
-            Some("last_name"),
-        ),
-        (
-            "empty name",
-            Some("application/json"),
-            br#"{"first_name": "  ", "last_name": "B"}"#.to_vec(),
-            422,
-            Some("first_name"),
-        ),
-        (
-            "bad phone",
-            Some("application/json"),
-            br#"{"first_name": "A", "last_name": "B", "phone": "call me"}"#.to_vec(),
-            422,
-            Some("phone"),
-        ),
-        (
-            "bad email",
-            Some("application/json"),
-            br#"{"first_name": "A", "last_name": "B", "email": "nope"}"#.to_vec(),
-            422,
-            Some("email"),
-        ),
-        (
-            "impossible date",
-            Some("application/json"),
-            br#"{"first_name": "A", "last_name": "B", "birth_date": "2023-02-30"}"#.to_vec(),
-            422,
-            Some("birth_date"),
-        ),
-        (
-            "future birth",
-            Some("application/json"),
-            br#"{"first_name": "A", "last_name": "B", "birth_date": "2999-01-01"}"#.to_vec(),
-            422,
-            Some("birth_date"),
-        ),
-        (
-            "not JSON content type",
-            Some("text/plain"),
-            br#"{"first_name": "A", "last_name": "B"}"#.to_vec(),
-            415,
-            None,
-        ),
-        (
-            "no content type",
-            None,
-            br#"{"first_name": "A", "last_name": "B"}"#.to_vec(),
-            415,
-            None,
-        ),
-        (
-            "body over the limit",
-            Some("application/json"),
-            format!(
-                r#"{{"first_name": "A", "last_name": "B", "notes": "{}"}}"#,
-                "x".repeat(5000)
-            )
-            .into_bytes(),
-            413,
-            None,
-        ),
+        ("malformed JSON", Some("application/json"), b"{\"first_name\": \"Ana\",".to_vec(), 400, None),
+        ("trailing garbage", Some("application/json"), b"{\"first_name\":\"A\",\"last_name\":\"B\"} x".to_vec(), 400, None),
+        ("wrong type", Some("application/json"), br#"{"first_name": 42, "last_name": "B"}"#.to_vec(), 422, Some("first_name")),
+        ("unknown field", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "clinic_id": "x"}"#.to_vec(), 422, Some("clinic_id")),
+        ("missing field", Some("application/json"), br#"{"first_name": "A"}"#.to_vec(), 422, Some("last_name")),
+        ("empty name", Some("application/json"), br#"{"first_name": "  ", "last_name": "B"}"#.to_vec(), 422, Some("first_name")),
+        ("bad phone", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "phone": "call me"}"#.to_vec(), 422, Some("phone")),
+        ("bad email", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "email": "nope"}"#.to_vec(), 422, Some("email")),
+        ("impossible date", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "birth_date": "2023-02-30"}"#.to_vec(), 422, Some("birth_date")),
+        ("future birth", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "birth_date": "2999-01-01"}"#.to_vec(), 422, Some("birth_date")),
+        ("not JSON content type", Some("text/plain"), br#"{"first_name": "A", "last_name": "B"}"#.to_vec(), 415, None),
+        ("no content type", None, br#"{"first_name": "A", "last_name": "B"}"#.to_vec(), 415, None),
+        ("body over the limit", Some("application/json"), format!(r#"{{"first_name": "A", "last_name": "B", "notes": "{}"}}"#, "x".repeat(5000)).into_bytes(), 413, None),
     ];
     for (name, content_type, body, status, field) in cases {
-        let response = app
-            .call_raw(
-                &router,
-                Method::POST,
-                "/patients",
-                Some(&token),
-                content_type,
-                body,
-            )
+        let response = client
+            .send_bytes(Method::POST, "/patients", content_type, body)
             .await;
         let problem = response.problem(status);
         assert_eq!(problem["field"].as_str(), field, "{name}: {problem}");
@@ -652,20 +336,11 @@ async fn bad_input_is_rejected_with_a_problem_and_writes_nothing() {
     );
 
     // Updates: same rules, plus an empty change set and a bad id.
-    let id = create(&app, &router, &token, maria()).await["id"]
+    let id = create(&client, maria()).await["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let before = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await
-        .body;
+    let before = client.get(&format!("/patients/{id}")).await.body;
     for (body, status, field) in [
         (json!({}), 400, None),
         (json!({"first_name": ""}), 422, Some("first_name")),
@@ -677,65 +352,24 @@ async fn bad_input_is_rejected_with_a_problem_and_writes_nothing() {
         ),
         (json!({"email": 5}), 422, Some("email")),
     ] {
-        let response = app
-            .call(
-                &router,
-                Method::PATCH,
-                &format!("/patients/{id}"),
-                Some(&token),
-                Some(body.clone()),
-            )
-            .await;
+        let response = client.patch(&format!("/patients/{id}"), &body).await;
         assert_eq!(response.problem(status)["field"].as_str(), field, "{body}");
     }
-    let after = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&token),
-            None,
-        )
-        .await
-        .body;
+    let after = client.get(&format!("/patients/{id}")).await.body;
     assert_eq!(before, after, "rejected PATCHes changed nothing");
 
-    let bad_id = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients/not-a-uuid",
-            Some(&token),
-            None,
-        )
+    let bad_id = client.get("/patients/not-a-uuid").await;
+    assert_eq!(bad_id.problem(400)["field"], "id");
+    let bad_id = client
+        .patch("/patients/123", &json!({"first_name": "A"}))
         .await;
     assert_eq!(bad_id.problem(400)["field"], "id");
-    let bad_id = app
-        .call(
-            &router,
-            Method::PATCH,
-            "/patients/123",
-            Some(&token),
-            Some(json!({"first_name": "A"})),
-        )
-        .await;
-    assert_eq!(bad_id.problem(400)["field"], "id");
-    let missing = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{}", uuid::Uuid::new_v4()),
-            Some(&token),
-            None,
-        )
+    let missing = client
+        .get(&format!("/patients/{}", uuid::Uuid::new_v4()))
         .await;
     assert_eq!(missing.problem(404)["type"], "/problems/not-found");
-    let wrong_method = app
-        .call(&router, Method::PUT, "/patients", Some(&token), None)
-        .await;
+    let wrong_method = client.put_empty("/patients").await;
     wrong_method.problem(405);
-    let unknown = app
-        .call(&router, Method::GET, "/nothing-here", Some(&token), None)
-        .await;
+    let unknown = client.get("/nothing-here").await;
     unknown.problem(404);
 }

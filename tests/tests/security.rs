@@ -18,12 +18,10 @@ async fn patient(
 ) -> String {
     let token = app.token(clinic, Role::Receptionist);
     let response = app
-        .call(
-            router,
-            Method::POST,
+        .client(router, &token)
+        .post(
             "/patients",
-            Some(&token),
-            Some(json!({"first_name": name, "last_name": "Ruiz"})),
+            &json!({"first_name": name, "last_name": "Ruiz"}),
         )
         .await;
     assert_eq!(response.status, 201, "{}", response.body);
@@ -66,47 +64,22 @@ async fn tokens_that_are_missing_expired_or_forged_get_401() {
         .unwrap()
     };
 
+    #[rustfmt::skip]
     let cases: Vec<(&str, Option<String>, &str)> = vec![
         ("no token", None, "bearer token"),
-        (
-            "expired",
-            Some(app.token_for(
-                clinic.id,
-                user,
-                Role::Receptionist,
-                -3600,
-                pulso_tests::JWT_SECRET,
-            )),
-            "expired",
-        ),
-        (
-            "wrong signature",
-            Some(app.token_for(
-                clinic.id,
-                user,
-                Role::Receptionist,
-                600,
-                "another-secret-that-is-long-enough-0123",
-            )),
-            "not valid",
-        ),
+        ("expired", Some(app.token_for(clinic.id, user, Role::Receptionist, -3600, pulso_tests::JWT_SECRET)), "expired"),
+        ("wrong signature", Some(app.token_for(clinic.id, user, Role::Receptionist, 600, "another-secret-that-is-long-enough-0123")), "not valid"),
         ("alg none", Some(unsigned), "not valid"),
-        (
-            "wrong issuer",
-            Some(sign(&claims("evil-issuer", "pulso"))),
-            "not valid",
-        ),
-        (
-            "wrong audience",
-            Some(sign(&claims("pulso-local", "other-app"))),
-            "not valid",
-        ),
+        ("wrong issuer", Some(sign(&claims("evil-issuer", "pulso"))), "not valid"),
+        ("wrong audience", Some(sign(&claims("pulso-local", "other-app"))), "not valid"),
         ("unknown role", Some(bad_role), "not valid"),
         ("garbage", Some("not.a.jwt".into()), "not valid"),
     ];
     for (name, token, detail) in cases {
         let response = app
-            .call(&router, Method::GET, "/patients", token.as_deref(), None)
+            .anonymous(&router)
+            .with_token(token.as_deref())
+            .get("/patients")
             .await;
         let problem = response.problem(401);
         assert_eq!(problem["type"], "/problems/unauthorized", "{name}");
@@ -119,14 +92,8 @@ async fn tokens_that_are_missing_expired_or_forged_get_401() {
 
     // Not a bearer scheme.
     let response = app
-        .call_raw(
-            &router,
-            Method::GET,
-            "/patients",
-            None,
-            None,
-            axum::body::Body::empty(),
-        )
+        .anonymous(&router)
+        .send_bytes(Method::GET, "/patients", None, axum::body::Body::empty())
         .await;
     response.problem(401);
 
@@ -139,13 +106,8 @@ async fn tokens_that_are_missing_expired_or_forged_get_401() {
         "another-secret-that-is-long-enough-0123",
     );
     let response = app
-        .call(
-            &router,
-            Method::POST,
-            "/patients",
-            Some(&forged),
-            Some(json!({"first_name": "A", "last_name": "B"})),
-        )
+        .client(&router, &forged)
+        .post("/patients", &json!({"first_name": "A", "last_name": "B"}))
         .await;
     response.problem(401);
     assert_eq!(app.count("patients", clinic.id).await, 0);
@@ -157,15 +119,8 @@ async fn the_wrong_role_gets_403_and_changes_nothing() {
     let router = shared::patients::router(app.state.clone());
     let id = patient(&app, &router, &app.clinic_a, "Ana").await;
     let dentist = app.token(&app.clinic_a, Role::Dentist);
-    let response = app
-        .call(
-            &router,
-            Method::DELETE,
-            &format!("/patients/{id}"),
-            Some(&dentist),
-            None,
-        )
-        .await;
+    let as_dentist = app.client(&router, &dentist);
+    let response = as_dentist.delete(&format!("/patients/{id}")).await;
     let problem = response.problem(403);
     assert_eq!(problem["type"], "/problems/forbidden");
     assert!(
@@ -174,15 +129,7 @@ async fn the_wrong_role_gets_403_and_changes_nothing() {
             .unwrap()
             .contains("admin, receptionist")
     );
-    let shown = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{id}"),
-            Some(&dentist),
-            None,
-        )
-        .await;
+    let shown = as_dentist.get(&format!("/patients/{id}")).await;
     assert_eq!(shown.body["archived_at"], Value::Null, "not archived");
 }
 
@@ -193,42 +140,27 @@ async fn another_clinics_patients_are_invisible() {
     let own = patient(&app, &router, &app.clinic_a, "Propia").await;
     let foreign = patient(&app, &router, &app.clinic_b, "Ajena").await;
     let token = app.token(&app.clinic_a, Role::Admin);
+    let client = app.client(&router, &token);
 
-    let missing = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{}", uuid::Uuid::new_v4()),
-            Some(&token),
-            None,
-        )
+    let missing = client
+        .get(&format!("/patients/{}", uuid::Uuid::new_v4()))
         .await;
     for (method, body) in [
         (Method::GET, None),
         (Method::PATCH, Some(json!({"first_name": "Robada"}))),
         (Method::DELETE, None),
     ] {
-        let response = app
-            .call(
-                &router,
+        let response = client
+            .send(
                 method.clone(),
                 &format!("/patients/{foreign}"),
-                Some(&token),
-                body,
+                body.as_ref(),
             )
             .await;
         // Exactly the answer for a row that does not exist: nothing reveals it does.
         assert_eq!(response.problem(404), &missing.body, "{method}");
     }
-    let listed = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?include_archived=true",
-            Some(&token),
-            None,
-        )
-        .await;
+    let listed = client.get("/patients?include_archived=true").await;
     let ids: Vec<&str> = listed.body["items"]
         .as_array()
         .unwrap()
@@ -236,27 +168,14 @@ async fn another_clinics_patients_are_invisible() {
         .map(|p| p["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec![own.as_str()]);
-    let searched = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients?search=ajena",
-            Some(&token),
-            None,
-        )
-        .await;
+    let searched = client.get("/patients?search=ajena").await;
     assert_eq!(searched.body["items"].as_array().map(Vec::len), Some(0));
 
     // Clinic B's patient is untouched.
     let b = app.token(&app.clinic_b, Role::Admin);
     let theirs = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/patients/{foreign}"),
-            Some(&b),
-            None,
-        )
+        .client(&router, &b)
+        .get(&format!("/patients/{foreign}"))
         .await;
     assert_eq!(theirs.body["first_name"], "Ajena");
     assert_eq!(theirs.body["archived_at"], Value::Null);
@@ -388,29 +307,17 @@ async fn rs256_tokens_are_verified_against_a_jwks_endpoint() {
     };
 
     let ok = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients",
-            Some(&sign("pulso-test-key-1")),
-            None,
-        )
+        .client(&router, &sign("pulso-test-key-1"))
+        .get("/patients")
         .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let unknown_kid = app
-        .call(
-            &router,
-            Method::GET,
-            "/patients",
-            Some(&sign("rotated-away")),
-            None,
-        )
+        .client(&router, &sign("rotated-away"))
+        .get("/patients")
         .await;
     unknown_kid.problem(401);
     // An HS256 token must not be accepted where RS256 is configured (algorithm confusion).
     let hs = app.token(&app.clinic_a, Role::Receptionist);
-    let confused = app
-        .call(&router, Method::GET, "/patients", Some(&hs), None)
-        .await;
+    let confused = app.client(&router, &hs).get("/patients").await;
     confused.problem(401);
 }
