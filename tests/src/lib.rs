@@ -224,46 +224,6 @@ impl TestApp {
         Client::new(router.clone(), None)
     }
 
-    // The five-argument helpers below remain only until every test file uses `client`.
-
-    /// Sends one request through `router` in-process.
-    pub async fn call(
-        &self,
-        router: &Router,
-        method: http::Method,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<serde_json::Value>,
-    ) -> TestResponse {
-        Client::new(router.clone(), token.map(str::to_string))
-            .send(method, uri, body.as_ref())
-            .await
-    }
-
-    /// Sends a raw body with an explicit content type (malformed JSON, oversize bodies…).
-    pub async fn call_raw(
-        &self,
-        router: &Router,
-        method: http::Method,
-        uri: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: impl Into<axum::body::Body>,
-    ) -> TestResponse {
-        Client::new(router.clone(), token.map(str::to_string))
-            .send_bytes(method, uri, content_type, body)
-            .await
-    }
-
-    /// Sends a request built by the test (custom headers such as `Idempotency-Key`).
-    pub async fn send(
-        &self,
-        router: &Router,
-        request: http::Request<axum::body::Body>,
-    ) -> TestResponse {
-        Client::new(router.clone(), None).raw(request).await
-    }
-
     /// A transaction on the owner pool scoped to `clinic` (the owner is subject to FORCE RLS).
     pub async fn owner_tx(&self, clinic: ClinicId) -> TenantTx {
         shared::db::begin_tenant(&self.owner, clinic)

@@ -3,7 +3,7 @@
 use axum::Router;
 use chrono::{DateTime, NaiveTime, SecondsFormat, TimeDelta, Utc};
 use http::Method;
-use pulso_tests::{TestApp, TestClinic};
+use pulso_tests::{Client, TestApp, TestClinic};
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::ids::{ClinicId, PatientId, UserId};
@@ -32,21 +32,6 @@ fn q(at: DateTime<Utc>) -> String {
     ts(at).replace('+', "%2B")
 }
 
-async fn patient(app: &TestApp, clinic: ClinicId, name: &str) -> PatientId {
-    let mut tx = app.owner_tx(clinic).await;
-    let id: PatientId = sqlx::query_scalar(
-        "INSERT INTO patients (clinic_id, first_name, last_name, search_name)
-         VALUES ($1, $2, 'Prueba', lower($2) || ' prueba') RETURNING id",
-    )
-    .bind(clinic)
-    .bind(name)
-    .fetch_one(&mut *tx)
-    .await
-    .expect("insert patient");
-    tx.commit().await.expect("commit patient");
-    id
-}
-
 fn booking(patient: PatientId, dentist: UserId, starts_at: DateTime<Utc>, minutes: u32) -> Value {
     json!({
         "patient_id": patient,
@@ -56,16 +41,8 @@ fn booking(patient: PatientId, dentist: UserId, starts_at: DateTime<Utc>, minute
     })
 }
 
-async fn book(app: &TestApp, router: &Router, token: &str, body: Value) -> Value {
-    let response = app
-        .call(
-            router,
-            Method::POST,
-            "/appointments",
-            Some(token),
-            Some(body),
-        )
-        .await;
+async fn book(client: &Client, body: Value) -> Value {
+    let response = client.post("/appointments", &body).await;
     assert_eq!(response.status, 201, "{}", response.body);
     response.body
 }
@@ -74,33 +51,14 @@ fn id_of(body: &Value) -> String {
     body["id"].as_str().expect("id").to_string()
 }
 
-async fn act(
-    app: &TestApp,
-    router: &Router,
-    token: &str,
-    id: &str,
-    action: &str,
-) -> pulso_tests::TestResponse {
-    app.call(
-        router,
-        Method::POST,
-        &format!("/appointments/{id}/{action}"),
-        Some(token),
-        None,
-    )
-    .await
+async fn act(client: &Client, id: &str, action: &str) -> pulso_tests::TestResponse {
+    client
+        .post_empty(&format!("/appointments/{id}/{action}"))
+        .await
 }
 
-async fn show(app: &TestApp, router: &Router, token: &str, id: &str) -> Value {
-    let response = app
-        .call(
-            router,
-            Method::GET,
-            &format!("/appointments/{id}"),
-            Some(token),
-            None,
-        )
-        .await;
+async fn show(client: &Client, id: &str) -> Value {
+    let response = client.get(&format!("/appointments/{id}")).await;
     assert_eq!(response.status, 200, "{}", response.body);
     response.body
 }
@@ -127,7 +85,7 @@ async fn setup() -> Setup {
     let router = shared::appointments::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
     let a = app.clinic_a;
-    let maria = patient(&app, a.id, "María").await;
+    let maria = app.seed_patient(a.id, "María").await;
     Setup {
         app,
         router,
@@ -146,26 +104,24 @@ async fn book_read_reschedule_and_edit_an_appointment() {
         a,
         maria,
     } = setup().await;
+    let client = app.client(&router, &token);
 
     // The time is given with an offset: 12:00+02:00 is 10:00Z.
     let start = tomorrow_at(10, 0);
     let local = (start + TimeDelta::hours(2))
         .format("%Y-%m-%dT%H:%M:%S+02:00")
         .to_string();
-    let created = app
-        .call(
-            &router,
-            Method::POST,
+    let created = client
+        .post(
             "/appointments",
-            Some(&token),
-            Some(json!({
+            &json!({
                 "patient_id": maria,
                 "dentist_id": a.dentist,
                 "starts_at": local,
                 "ends_at": ts(start + TimeDelta::minutes(45)),
                 "reason": "  Revisión anual ",
                 "procedure_code": "REV",
-            })),
+            }),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -199,19 +155,14 @@ async fn book_read_reschedule_and_edit_an_appointment() {
     tx.rollback().await.unwrap();
     assert_eq!(created_by, Some(a.receptionist));
 
-    assert_eq!(show(&app, &router, &token, &id).await, created.body);
+    assert_eq!(show(&client, &id).await, created.body);
 
     let patch = |body: Value| {
         let (app, router, token, id) = (&app, &router, &token, &id);
         async move {
             let response = app
-                .call(
-                    router,
-                    Method::PATCH,
-                    &format!("/appointments/{id}"),
-                    Some(token),
-                    Some(body),
-                )
+                .client(router, token)
+                .patch(&format!("/appointments/{id}"), &body)
                 .await;
             assert_eq!(response.status, 200, "{}", response.body);
             response.body
@@ -242,15 +193,13 @@ async fn book_read_reschedule_and_edit_an_appointment() {
     assert_eq!(handed_over["procedure_code"], Value::Null);
     assert_eq!(handed_over["reason"], "Dolor");
     assert_eq!(handed_over["patient_id"], json!(maria));
-    assert_eq!(show(&app, &router, &token, &id).await, handed_over);
+    assert_eq!(show(&client, &id).await, handed_over);
 
     // Dentists and admins book too; everyone reads.
     for role in [Role::Dentist, Role::Admin] {
         let hour = if role == Role::Dentist { 8 } else { 9 };
         book(
-            &app,
-            &router,
-            &app.token(&a, role),
+            &app.client(&router, &app.token(&a, role)),
             booking(maria, a.dentist, tomorrow_at(hour, 0), 30),
         )
         .await;
@@ -268,8 +217,69 @@ async fn a_walk_in_may_be_recorded_a_few_hours_late() {
         maria,
     } = setup().await;
     let start = Utc::now() - TimeDelta::hours(3);
-    let created = book(&app, &router, &token, booking(maria, a.dentist, start, 20)).await;
+    let created = book(
+        &app.client(&router, &token),
+        booking(maria, a.dentist, start, 20),
+    )
+    .await;
     assert_eq!(created["status"], "scheduled");
+}
+
+/// Every malformed or contradictory list query is a 400 naming its parameter.
+async fn refuses_bad_list_queries(
+    client: &Client,
+    clinic_b: ClinicId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
+    let day = TimeDelta::days(1);
+    let range = format!("from={}&to={}", q(from), q(to));
+    for (query, field) in [
+        (
+            format!("?{range}&status=scheduled&status=confirmed"),
+            "status",
+        ),
+        (format!("?{range}&status=pending"), "status"),
+        (format!("?{range}&status=no-show"), "status"),
+        (format!("?from={}&to={}", q(to), q(from)), "to"),
+        (format!("?from={}&to={}", q(from), q(from)), "to"),
+        (format!("?from={}&to={}", q(from), q(from + day * 93)), "to"),
+        (format!("?from={}", q(to)).replace("Z", ""), "from"),
+        ("?from=tomorrow".to_string(), "from"),
+        ("?to=2030-13-01T00:00:00Z".to_string(), "to"),
+        (format!("?{range}&dentist_id=dr-who"), "dentist_id"),
+        (format!("?{range}&patient_id=42"), "patient_id"),
+        (format!("?{range}&clinic_id={}", clinic_b), "clinic_id"),
+        ("?limit=0".to_string(), "limit"),
+        ("?cursor=garbage".to_string(), "cursor"),
+    ] {
+        let response = client.get(&format!("/appointments{query}")).await;
+        assert_eq!(response.problem(400)["field"], field, "{query}");
+    }
+}
+
+/// Every listed item carries the documented fields (`range` holds one confirmed appointment).
+async fn lists_items_with_their_documented_fields(client: &Client, range: &str) {
+    let response = client
+        .get(&format!("/appointments?{range}&status=confirmed"))
+        .await;
+    let item = &response.body["items"][0];
+    for field in [
+        "id",
+        "patient_id",
+        "dentist_id",
+        "starts_at",
+        "ends_at",
+        "status",
+        "reason",
+        "procedure_code",
+        "created_at",
+        "updated_at",
+        "status_changed_at",
+    ] {
+        assert!(item.get(field).is_some(), "{field} missing: {item}");
+    }
+    assert_eq!(response.body["next_cursor"], Value::Null);
 }
 
 #[tokio::test]
@@ -281,69 +291,26 @@ async fn list_filters_by_range_dentist_patient_and_status() {
         a,
         maria,
     } = setup().await;
-    let jose = patient(&app, a.id, "José").await;
+    let client = app.client(&router, &token);
+    let jose = app.seed_patient(a.id, "José").await;
     let day = TimeDelta::days(1);
 
-    let m1 = id_of(
-        &book(
-            &app,
-            &router,
-            &token,
-            booking(maria, a.dentist, tomorrow_at(9, 0), 30),
-        )
-        .await,
-    );
-    let j1 = id_of(
-        &book(
-            &app,
-            &router,
-            &token,
-            booking(jose, a.second_dentist, tomorrow_at(9, 0), 30),
-        )
-        .await,
-    );
-    let j2 = id_of(
-        &book(
-            &app,
-            &router,
-            &token,
-            booking(jose, a.dentist, tomorrow_at(11, 0), 30),
-        )
-        .await,
-    );
-    let m2 = id_of(
-        &book(
-            &app,
-            &router,
-            &token,
-            booking(maria, a.second_dentist, tomorrow_at(12, 0) + day, 30),
-        )
-        .await,
-    );
-    let far = id_of(
-        &book(
-            &app,
-            &router,
-            &token,
-            booking(maria, a.dentist, tomorrow_at(9, 0) + day * 10, 30),
-        )
-        .await,
-    );
-    assert_eq!(act(&app, &router, &token, &j1, "confirm").await.status, 200);
-    assert_eq!(act(&app, &router, &token, &m2, "cancel").await.status, 200);
+    let book30 = |patient: PatientId, dentist: UserId, starts_at: DateTime<Utc>| {
+        let client = &client;
+        async move { id_of(&book(client, booking(patient, dentist, starts_at, 30)).await) }
+    };
+    let m1 = book30(maria, a.dentist, tomorrow_at(9, 0)).await;
+    let j1 = book30(jose, a.second_dentist, tomorrow_at(9, 0)).await;
+    let j2 = book30(jose, a.dentist, tomorrow_at(11, 0)).await;
+    let m2 = book30(maria, a.second_dentist, tomorrow_at(12, 0) + day).await;
+    let far = book30(maria, a.dentist, tomorrow_at(9, 0) + day * 10).await;
+    assert_eq!(act(&client, &j1, "confirm").await.status, 200);
+    assert_eq!(act(&client, &m2, "cancel").await.status, 200);
 
     let list = |query: String| {
-        let (app, router, token) = (&app, &router, &token);
+        let client = &client;
         async move {
-            let response = app
-                .call(
-                    router,
-                    Method::GET,
-                    &format!("/appointments{query}"),
-                    Some(token),
-                    None,
-                )
-                .await;
+            let response = client.get(&format!("/appointments{query}")).await;
             assert_eq!(response.status, 200, "{query}: {}", response.body);
             ids(&response.body)
         }
@@ -425,67 +392,8 @@ async fn list_filters_by_range_dentist_patient_and_status() {
         Vec::<String>::new()
     );
 
-    // Every item carries the documented fields.
-    let response = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/appointments?{range}&status=confirmed"),
-            Some(&token),
-            None,
-        )
-        .await;
-    let item = &response.body["items"][0];
-    for field in [
-        "id",
-        "patient_id",
-        "dentist_id",
-        "starts_at",
-        "ends_at",
-        "status",
-        "reason",
-        "procedure_code",
-        "created_at",
-        "updated_at",
-        "status_changed_at",
-    ] {
-        assert!(item.get(field).is_some(), "{field} missing: {item}");
-    }
-    assert_eq!(response.body["next_cursor"], Value::Null);
-
-    for (query, field) in [
-        (
-            format!("?{range}&status=scheduled&status=confirmed"),
-            "status",
-        ),
-        (format!("?{range}&status=pending"), "status"),
-        (format!("?{range}&status=no-show"), "status"),
-        (format!("?from={}&to={}", q(to), q(from)), "to"),
-        (format!("?from={}&to={}", q(from), q(from)), "to"),
-        (format!("?from={}&to={}", q(from), q(from + day * 93)), "to"),
-        (format!("?from={}", q(to)).replace("Z", ""), "from"),
-        ("?from=tomorrow".to_string(), "from"),
-        ("?to=2030-13-01T00:00:00Z".to_string(), "to"),
-        (format!("?{range}&dentist_id=dr-who"), "dentist_id"),
-        (format!("?{range}&patient_id=42"), "patient_id"),
-        (
-            format!("?{range}&clinic_id={}", app.clinic_b.id),
-            "clinic_id",
-        ),
-        ("?limit=0".to_string(), "limit"),
-        ("?cursor=garbage".to_string(), "cursor"),
-    ] {
-        let response = app
-            .call(
-                &router,
-                Method::GET,
-                &format!("/appointments{query}"),
-                Some(&token),
-                None,
-            )
-            .await;
-        assert_eq!(response.problem(400)["field"], field, "{query}");
-    }
+    lists_items_with_their_documented_fields(&client, &range).await;
+    refuses_bad_list_queries(&client, app.clinic_b.id, from, to).await;
     // A 92-day range is allowed.
     list(format!("?from={}&to={}", q(from), q(from + day * 92))).await;
 }
@@ -499,12 +407,13 @@ async fn cursor_pagination_walks_every_appointment_once_in_order() {
         a,
         maria,
     } = setup().await;
+    let client = app.client(&router, &token);
     // Pairs with the same start (two dentists) exercise the id tie-break.
     let mut expected = Vec::new();
     for slot in 0..4 {
         let start = tomorrow_at(9, 0) + TimeDelta::minutes(30 * slot);
         for dentist in [a.dentist, a.second_dentist] {
-            let body = book(&app, &router, &token, booking(maria, dentist, start, 30)).await;
+            let body = book(&client, booking(maria, dentist, start, 30)).await;
             expected.push((start, id_of(&body)));
         }
     }
@@ -516,9 +425,7 @@ async fn cursor_pagination_walks_every_appointment_once_in_order() {
     let mut uri = format!("/appointments?{range}&limit=3");
     let mut pages = 0;
     loop {
-        let page = app
-            .call(&router, Method::GET, &uri, Some(&token), None)
-            .await;
+        let page = client.get(&uri).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let items = ids(&page.body);
         assert!(items.len() <= 3);
@@ -542,14 +449,9 @@ async fn overlaps_are_conflicts_and_cancelled_slots_are_free() {
         a,
         maria,
     } = setup().await;
-    let jose = patient(&app, a.id, "José").await;
-    let first = book(
-        &app,
-        &router,
-        &token,
-        booking(maria, a.dentist, tomorrow_at(10, 0), 30),
-    )
-    .await;
+    let client = app.client(&router, &token);
+    let jose = app.seed_patient(a.id, "José").await;
+    let first = book(&client, booking(maria, a.dentist, tomorrow_at(10, 0), 30)).await;
 
     for (start, minutes) in [
         (tomorrow_at(10, 15), 30), // starts inside
@@ -558,14 +460,8 @@ async fn overlaps_are_conflicts_and_cancelled_slots_are_free() {
         (tomorrow_at(10, 5), 10),  // inside it
         (tomorrow_at(10, 0), 30),  // the very same slot
     ] {
-        let response = app
-            .call(
-                &router,
-                Method::POST,
-                "/appointments",
-                Some(&token),
-                Some(booking(jose, a.dentist, start, minutes)),
-            )
+        let response = client
+            .post("/appointments", &booking(jose, a.dentist, start, minutes))
             .await;
         let problem = response.problem(409);
         assert_eq!(problem["type"], "/problems/appointment-overlap");
@@ -585,52 +481,25 @@ async fn overlaps_are_conflicts_and_cancelled_slots_are_free() {
     );
 
     // Back to back on both sides is fine, and so is the same slot with another dentist.
+    book(&client, booking(jose, a.dentist, tomorrow_at(10, 30), 30)).await;
+    book(&client, booking(jose, a.dentist, tomorrow_at(9, 30), 30)).await;
     book(
-        &app,
-        &router,
-        &token,
-        booking(jose, a.dentist, tomorrow_at(10, 30), 30),
-    )
-    .await;
-    book(
-        &app,
-        &router,
-        &token,
-        booking(jose, a.dentist, tomorrow_at(9, 30), 30),
-    )
-    .await;
-    book(
-        &app,
-        &router,
-        &token,
+        &client,
         booking(jose, a.second_dentist, tomorrow_at(10, 0), 30),
     )
     .await;
     // Another clinic's dentist timetable is its own.
     let other = app.token(&app.clinic_b, Role::Receptionist);
-    let b_patient = patient(&app, app.clinic_b.id, "Lucía").await;
+    let b_patient = app.seed_patient(app.clinic_b.id, "Lucía").await;
     book(
-        &app,
-        &router,
-        &other,
+        &app.client(&router, &other),
         booking(b_patient, app.clinic_b.dentist, tomorrow_at(10, 0), 30),
     )
     .await;
 
     // A cancelled appointment frees its slot.
-    assert_eq!(
-        act(&app, &router, &token, &id_of(&first), "cancel")
-            .await
-            .status,
-        200
-    );
-    let again = book(
-        &app,
-        &router,
-        &token,
-        booking(jose, a.dentist, tomorrow_at(10, 0), 30),
-    )
-    .await;
+    assert_eq!(act(&client, &id_of(&first), "cancel").await.status, 200);
+    let again = book(&client, booking(jose, a.dentist, tomorrow_at(10, 0), 30)).await;
     assert_eq!(again["status"], "scheduled");
     assert_eq!(app.count("appointments", a.id).await, 5);
 }
@@ -645,15 +514,8 @@ async fn concurrent_bookings_of_one_slot_let_exactly_one_through() {
         maria,
     } = setup().await;
     let body = booking(maria, a.dentist, tomorrow_at(10, 0), 30);
-    let call = || {
-        app.call(
-            &router,
-            Method::POST,
-            "/appointments",
-            Some(&token),
-            Some(body.clone()),
-        )
-    };
+    let client = app.client(&router, &token);
+    let call = || client.post("/appointments", &body);
     let responses = tokio::join!(call(), call(), call(), call());
     let responses = [responses.0, responses.1, responses.2, responses.3];
     let created = responses.iter().filter(|r| r.status == 201).count();
@@ -691,13 +553,9 @@ async fn a_booking_that_loses_a_race_is_stopped_by_the_exclusion_constraint() {
     .execute(&mut *racer)
     .await
     .unwrap();
-    let booking_call = app.call(
-        &router,
-        Method::POST,
-        "/appointments",
-        Some(&token),
-        Some(booking(maria, a.dentist, tomorrow_at(10, 0), 30)),
-    );
+    let client = app.client(&router, &token);
+    let body = booking(maria, a.dentist, tomorrow_at(10, 0), 30);
+    let booking_call = client.post("/appointments", &body);
     let commit_once_blocked = async {
         for _ in 0..500 {
             let waiting: i64 = sqlx::query_scalar(
@@ -727,20 +585,14 @@ async fn a_booking_that_loses_a_race_is_stopped_by_the_exclusion_constraint() {
 
 type RawCase<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, Option<&'a str>);
 
-#[tokio::test]
-async fn bad_bookings_are_rejected_with_a_problem_and_write_nothing() {
-    let Setup {
-        app,
-        router,
-        token,
-        a,
-        maria,
-    } = setup().await;
-    let b = app.clinic_b;
-    let b_patient = patient(&app, b.id, "Lucía").await;
-    let archived = patient(&app, a.id, "Archivada").await;
+/// An archived patient and an inactive dentist of `clinic`: neither may be booked.
+async fn archived_patient_and_inactive_dentist(
+    app: &TestApp,
+    clinic: ClinicId,
+) -> (PatientId, UserId) {
+    let archived = app.seed_patient(clinic, "Archivada").await;
     let inactive_dentist = UserId::new_random();
-    let mut tx = app.owner_tx(a.id).await;
+    let mut tx = app.owner_tx(clinic).await;
     sqlx::query("UPDATE patients SET archived_at = now() WHERE id = $1")
         .bind(archived)
         .execute(&mut *tx)
@@ -751,11 +603,27 @@ async fn bad_bookings_are_rejected_with_a_problem_and_write_nothing() {
          VALUES ($1, $2, 'gone@clinic-a.pulso.test', 'Test gone', 'dentist', false)",
     )
     .bind(inactive_dentist)
-    .bind(a.id)
+    .bind(clinic)
     .execute(&mut *tx)
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    (archived, inactive_dentist)
+}
+
+#[tokio::test]
+async fn bad_bookings_are_rejected_with_a_problem_and_write_nothing() {
+    let Setup {
+        app,
+        router,
+        token,
+        a,
+        maria,
+    } = setup().await;
+    let client = app.client(&router, &token);
+    let b = app.clinic_b;
+    let b_patient = app.seed_patient(b.id, "Lucía").await;
+    let (archived, inactive_dentist) = archived_patient_and_inactive_dentist(&app, a.id).await;
 
     let start = tomorrow_at(10, 0);
     let valid = booking(maria, a.dentist, start, 30);
@@ -772,242 +640,44 @@ async fn bad_bookings_are_rejected_with_a_problem_and_write_nothing() {
     };
     let json = Some("application/json");
     // (name, content type, body, status, field)
+    #[rustfmt::skip]
     let cases: Vec<RawCase> = vec![
-        (
-            "malformed JSON",
-            json,
-            b"{\"patient_id\": ".to_vec(),
-            400,
-            None,
-        ),
-        (
-            "wrong type",
-            json,
-            with(json!({"duration_minutes": "thirty"})),
-            422,
-            Some("duration_minutes"),
-        ),
-        (
-            "negative duration",
-            json,
-            with(json!({"duration_minutes": -30})),
-            422,
-            Some("duration_minutes"),
-        ),
-        (
-            "unknown field",
-            json,
-            with(json!({"clinic_id": b.id})),
-            422,
-            Some("clinic_id"),
-        ),
-        (
-            "status is not settable",
-            json,
-            with(json!({"status": "confirmed"})),
-            422,
-            Some("status"),
-        ),
-        (
-            "missing patient",
-            json,
-            with(json!({"patient_id": null})),
-            422,
-            Some("patient_id"),
-        ),
-        (
-            "missing dentist",
-            json,
-            with(json!({"dentist_id": null})),
-            422,
-            Some("dentist_id"),
-        ),
-        (
-            "missing start",
-            json,
-            with(json!({"starts_at": null})),
-            422,
-            Some("starts_at"),
-        ),
-        (
-            "no end",
-            json,
-            with(json!({"duration_minutes": null})),
-            422,
-            Some("ends_at"),
-        ),
-        (
-            "both end and duration",
-            json,
-            with(json!({"ends_at": ts(start + TimeDelta::minutes(30))})),
-            422,
-            Some("duration_minutes"),
-        ),
-        (
-            "end before start",
-            json,
-            with(json!({"duration_minutes": null, "ends_at": ts(start - TimeDelta::minutes(30))})),
-            422,
-            Some("ends_at"),
-        ),
-        (
-            "end at start",
-            json,
-            with(json!({"duration_minutes": null, "ends_at": ts(start)})),
-            422,
-            Some("ends_at"),
-        ),
-        (
-            "shorter than 5 minutes",
-            json,
-            with(json!({"duration_minutes": null, "ends_at": ts(start + TimeDelta::minutes(4))})),
-            422,
-            Some("ends_at"),
-        ),
-        (
-            "longer than 12 hours",
-            json,
-            with(json!({"duration_minutes": null, "ends_at": ts(start + TimeDelta::minutes(721))})),
-            422,
-            Some("ends_at"),
-        ),
-        (
-            "duration too short",
-            json,
-            with(json!({"duration_minutes": 4})),
-            422,
-            Some("duration_minutes"),
-        ),
-        (
-            "duration too long",
-            json,
-            with(json!({"duration_minutes": 721})),
-            422,
-            Some("duration_minutes"),
-        ),
-        (
-            "start without offset",
-            json,
-            with(json!({"starts_at": "2030-05-06T10:00:00"})),
-            422,
-            Some("starts_at"),
-        ),
-        (
-            "impossible date",
-            json,
-            with(json!({"starts_at": "2030-02-30T10:00:00Z"})),
-            422,
-            Some("starts_at"),
-        ),
-        (
-            "more than two years ahead",
-            json,
-            with(json!({"starts_at": ts(Utc::now() + TimeDelta::days(3 * 365))})),
-            422,
-            Some("starts_at"),
-        ),
-        (
-            "more than a day late",
-            json,
-            with(json!({"starts_at": ts(Utc::now() - TimeDelta::hours(25))})),
-            422,
-            Some("starts_at"),
-        ),
-        (
-            "bad patient id",
-            json,
-            with(json!({"patient_id": "42"})),
-            422,
-            Some("patient_id"),
-        ),
-        (
-            "unknown patient",
-            json,
-            with(json!({"patient_id": PatientId::new_random()})),
-            422,
-            Some("patient_id"),
-        ),
-        (
-            "another clinic's patient",
-            json,
-            with(json!({"patient_id": b_patient})),
-            422,
-            Some("patient_id"),
-        ),
-        (
-            "archived patient",
-            json,
-            with(json!({"patient_id": archived})),
-            422,
-            Some("patient_id"),
-        ),
-        (
-            "unknown dentist",
-            json,
-            with(json!({"dentist_id": UserId::new_random()})),
-            422,
-            Some("dentist_id"),
-        ),
-        (
-            "another clinic's dentist",
-            json,
-            with(json!({"dentist_id": b.dentist})),
-            422,
-            Some("dentist_id"),
-        ),
-        (
-            "receptionist as dentist",
-            json,
-            with(json!({"dentist_id": a.receptionist})),
-            422,
-            Some("dentist_id"),
-        ),
-        (
-            "admin as dentist",
-            json,
-            with(json!({"dentist_id": a.admin})),
-            422,
-            Some("dentist_id"),
-        ),
-        (
-            "inactive dentist",
-            json,
-            with(json!({"dentist_id": inactive_dentist})),
-            422,
-            Some("dentist_id"),
-        ),
-        (
-            "reason too long",
-            json,
-            with(json!({"reason": "x".repeat(501)})),
-            422,
-            Some("reason"),
-        ),
-        (
-            "bad procedure code",
-            json,
-            with(json!({"procedure_code": "LIMP 2"})),
-            422,
-            Some("procedure_code"),
-        ),
-        (
-            "not JSON content type",
-            Some("text/plain"),
-            with(json!({})),
-            415,
-            None,
-        ),
+        ("malformed JSON", json, b"{\"patient_id\": ".to_vec(), 400, None),
+        ("wrong type", json, with(json!({"duration_minutes": "thirty"})), 422, Some("duration_minutes")),
+        ("negative duration", json, with(json!({"duration_minutes": -30})), 422, Some("duration_minutes")),
+        ("unknown field", json, with(json!({"clinic_id": b.id})), 422, Some("clinic_id")),
+        ("status is not settable", json, with(json!({"status": "confirmed"})), 422, Some("status")),
+        ("missing patient", json, with(json!({"patient_id": null})), 422, Some("patient_id")),
+        ("missing dentist", json, with(json!({"dentist_id": null})), 422, Some("dentist_id")),
+        ("missing start", json, with(json!({"starts_at": null})), 422, Some("starts_at")),
+        ("no end", json, with(json!({"duration_minutes": null})), 422, Some("ends_at")),
+        ("both end and duration", json, with(json!({"ends_at": ts(start + TimeDelta::minutes(30))})), 422, Some("duration_minutes")),
+        ("end before start", json, with(json!({"duration_minutes": null, "ends_at": ts(start - TimeDelta::minutes(30))})), 422, Some("ends_at")),
+        ("end at start", json, with(json!({"duration_minutes": null, "ends_at": ts(start)})), 422, Some("ends_at")),
+        ("shorter than 5 minutes", json, with(json!({"duration_minutes": null, "ends_at": ts(start + TimeDelta::minutes(4))})), 422, Some("ends_at")),
+        ("longer than 12 hours", json, with(json!({"duration_minutes": null, "ends_at": ts(start + TimeDelta::minutes(721))})), 422, Some("ends_at")),
+        ("duration too short", json, with(json!({"duration_minutes": 4})), 422, Some("duration_minutes")),
+        ("duration too long", json, with(json!({"duration_minutes": 721})), 422, Some("duration_minutes")),
+        ("start without offset", json, with(json!({"starts_at": "2030-05-06T10:00:00"})), 422, Some("starts_at")),
+        ("impossible date", json, with(json!({"starts_at": "2030-02-30T10:00:00Z"})), 422, Some("starts_at")),
+        ("more than two years ahead", json, with(json!({"starts_at": ts(Utc::now() + TimeDelta::days(3 * 365))})), 422, Some("starts_at")),
+        ("more than a day late", json, with(json!({"starts_at": ts(Utc::now() - TimeDelta::hours(25))})), 422, Some("starts_at")),
+        ("bad patient id", json, with(json!({"patient_id": "42"})), 422, Some("patient_id")),
+        ("unknown patient", json, with(json!({"patient_id": PatientId::new_random()})), 422, Some("patient_id")),
+        ("another clinic's patient", json, with(json!({"patient_id": b_patient})), 422, Some("patient_id")),
+        ("archived patient", json, with(json!({"patient_id": archived})), 422, Some("patient_id")),
+        ("unknown dentist", json, with(json!({"dentist_id": UserId::new_random()})), 422, Some("dentist_id")),
+        ("another clinic's dentist", json, with(json!({"dentist_id": b.dentist})), 422, Some("dentist_id")),
+        ("receptionist as dentist", json, with(json!({"dentist_id": a.receptionist})), 422, Some("dentist_id")),
+        ("admin as dentist", json, with(json!({"dentist_id": a.admin})), 422, Some("dentist_id")),
+        ("inactive dentist", json, with(json!({"dentist_id": inactive_dentist})), 422, Some("dentist_id")),
+        ("reason too long", json, with(json!({"reason": "x".repeat(501)})), 422, Some("reason")),
+        ("bad procedure code", json, with(json!({"procedure_code": "LIMP 2"})), 422, Some("procedure_code")),
+        ("not JSON content type", Some("text/plain"), with(json!({})), 415, None),
     ];
     for (name, content_type, body, status, field) in cases {
-        let response = app
-            .call_raw(
-                &router,
-                Method::POST,
-                "/appointments",
-                Some(&token),
-                content_type,
-                body,
-            )
+        let response = client
+            .send_bytes(Method::POST, "/appointments", content_type, body)
             .await;
         let problem = response.problem(status);
         assert_eq!(problem["field"].as_str(), field, "{name}: {problem}");
@@ -1016,27 +686,18 @@ async fn bad_bookings_are_rejected_with_a_problem_and_write_nothing() {
             "{name}: reasons are never echoed"
         );
     }
-    let unknown = app
-        .call(
-            &router,
-            Method::POST,
+    let unknown = client
+        .post(
             "/appointments",
-            Some(&token),
-            Some(booking(PatientId::new_random(), a.dentist, start, 30)),
+            &booking(PatientId::new_random(), a.dentist, start, 30),
         )
         .await;
     assert_eq!(
         unknown.problem(422)["detail"],
         "no such patient in your clinic"
     );
-    let receptionist = app
-        .call(
-            &router,
-            Method::POST,
-            "/appointments",
-            Some(&token),
-            Some(booking(maria, a.receptionist, start, 30)),
-        )
+    let receptionist = client
+        .post("/appointments", &booking(maria, a.receptionist, start, 30))
         .await;
     assert!(
         receptionist.problem(422)["detail"]
@@ -1056,15 +717,11 @@ async fn bad_bookings_are_rejected_with_a_problem_and_write_nothing() {
         "nothing was written"
     );
     // The valid body itself books fine: the cases above failed for their own reason.
-    book(&app, &router, &token, valid).await;
+    book(&client, valid).await;
 
-    let anonymous = app
-        .call(&router, Method::GET, "/appointments", None, None)
-        .await;
+    let anonymous = app.anonymous(&router).get("/appointments").await;
     anonymous.problem(401);
-    let wrong_method = app
-        .call(&router, Method::DELETE, "/appointments", Some(&token), None)
-        .await;
+    let wrong_method = client.delete("/appointments").await;
     wrong_method.problem(405);
 }
 
@@ -1077,180 +734,70 @@ async fn reschedules_follow_the_booking_rules_and_change_nothing_when_refused() 
         a,
         maria,
     } = setup().await;
-    let jose = patient(&app, a.id, "José").await;
-    let id = id_of(
-        &book(
-            &app,
-            &router,
-            &token,
-            booking(maria, a.dentist, tomorrow_at(10, 0), 30),
-        )
-        .await,
-    );
+    let client = app.client(&router, &token);
+    let jose = app.seed_patient(a.id, "José").await;
+    let id = id_of(&book(&client, booking(maria, a.dentist, tomorrow_at(10, 0), 30)).await);
+    book(&client, booking(jose, a.dentist, tomorrow_at(11, 0), 30)).await;
     book(
-        &app,
-        &router,
-        &token,
-        booking(jose, a.dentist, tomorrow_at(11, 0), 30),
-    )
-    .await;
-    book(
-        &app,
-        &router,
-        &token,
+        &client,
         booking(jose, a.second_dentist, tomorrow_at(10, 0), 30),
     )
     .await;
-    let before = show(&app, &router, &token, &id).await;
+    let before = show(&client, &id).await;
     let uri = format!("/appointments/{id}");
 
+    #[rustfmt::skip]
     let cases: Vec<(Value, u16, Option<&str>, &str)> = vec![
         (json!({}), 400, None, "/problems/bad-request"),
-        (
-            json!({"patient_id": jose}),
-            422,
-            Some("patient_id"),
-            "/problems/validation",
-        ),
-        (
-            json!({"status": "confirmed"}),
-            422,
-            Some("status"),
-            "/problems/validation",
-        ),
-        (
-            json!({"starts_at": null}),
-            422,
-            Some("starts_at"),
-            "/problems/validation",
-        ),
-        (
-            json!({"dentist_id": null}),
-            422,
-            Some("dentist_id"),
-            "/problems/validation",
-        ),
-        (
-            json!({"reason": null}),
-            422,
-            Some("reason"),
-            "/problems/validation",
-        ),
-        (
-            json!({"starts_at": 1700000000}),
-            422,
-            Some("starts_at"),
-            "/problems/validation",
-        ),
-        (
-            json!({"ends_at": ts(tomorrow_at(9, 0))}),
-            422,
-            Some("ends_at"),
-            "/problems/validation",
-        ),
-        (
-            json!({"ends_at": ts(tomorrow_at(11, 0)), "duration_minutes": 60}),
-            422,
-            Some("duration_minutes"),
-            "/problems/validation",
-        ),
-        (
-            json!({"duration_minutes": 0}),
-            422,
-            Some("duration_minutes"),
-            "/problems/validation",
-        ),
-        (
-            json!({"starts_at": ts(Utc::now() + TimeDelta::days(800))}),
-            422,
-            Some("starts_at"),
-            "/problems/validation",
-        ),
-        (
-            json!({"dentist_id": a.receptionist}),
-            422,
-            Some("dentist_id"),
-            "/problems/validation",
-        ),
-        (
-            json!({"dentist_id": app.clinic_b.dentist}),
-            422,
-            Some("dentist_id"),
-            "/problems/validation",
-        ),
+        (json!({"patient_id": jose}), 422, Some("patient_id"), "/problems/validation"),
+        (json!({"status": "confirmed"}), 422, Some("status"), "/problems/validation"),
+        (json!({"starts_at": null}), 422, Some("starts_at"), "/problems/validation"),
+        (json!({"dentist_id": null}), 422, Some("dentist_id"), "/problems/validation"),
+        (json!({"reason": null}), 422, Some("reason"), "/problems/validation"),
+        (json!({"starts_at": 1700000000}), 422, Some("starts_at"), "/problems/validation"),
+        (json!({"ends_at": ts(tomorrow_at(9, 0))}), 422, Some("ends_at"), "/problems/validation"),
+        (json!({"ends_at": ts(tomorrow_at(11, 0)), "duration_minutes": 60}), 422, Some("duration_minutes"), "/problems/validation"),
+        (json!({"duration_minutes": 0}), 422, Some("duration_minutes"), "/problems/validation"),
+        (json!({"starts_at": ts(Utc::now() + TimeDelta::days(800))}), 422, Some("starts_at"), "/problems/validation"),
+        (json!({"dentist_id": a.receptionist}), 422, Some("dentist_id"), "/problems/validation"),
+        (json!({"dentist_id": app.clinic_b.dentist}), 422, Some("dentist_id"), "/problems/validation"),
         // Into the 11:00 appointment of the same dentist.
-        (
-            json!({"starts_at": ts(tomorrow_at(10, 45))}),
-            409,
-            Some("starts_at"),
-            "/problems/appointment-overlap",
-        ),
-        (
-            json!({"duration_minutes": 61}),
-            409,
-            Some("starts_at"),
-            "/problems/appointment-overlap",
-        ),
+        (json!({"starts_at": ts(tomorrow_at(10, 45))}), 409, Some("starts_at"), "/problems/appointment-overlap"),
+        (json!({"duration_minutes": 61}), 409, Some("starts_at"), "/problems/appointment-overlap"),
         // To a dentist who is busy then.
-        (
-            json!({"dentist_id": a.second_dentist}),
-            409,
-            Some("starts_at"),
-            "/problems/appointment-overlap",
-        ),
+        (json!({"dentist_id": a.second_dentist}), 409, Some("starts_at"), "/problems/appointment-overlap"),
     ];
     for (body, status, field, kind) in cases {
-        let response = app
-            .call(
-                &router,
-                Method::PATCH,
-                &uri,
-                Some(&token),
-                Some(body.clone()),
-            )
-            .await;
+        let response = client.patch(&uri, &body).await;
         let problem = response.problem(status);
         assert_eq!(problem["field"].as_str(), field, "{body}: {problem}");
         assert_eq!(problem["type"], kind, "{body}");
     }
-    let malformed = app
-        .call_raw(
-            &router,
+    let malformed = client
+        .send_bytes(
             Method::PATCH,
             &uri,
-            Some(&token),
             Some("application/json"),
             "{\"reason\": ",
         )
         .await;
     malformed.problem(400);
     assert_eq!(
-        show(&app, &router, &token, &id).await,
+        show(&client, &id).await,
         before,
         "refused PATCHes changed nothing"
     );
 
-    let bad_id = app
-        .call(
-            &router,
-            Method::PATCH,
-            "/appointments/not-a-uuid",
-            Some(&token),
-            Some(json!({"reason": "x"})),
-        )
+    let bad_id = client
+        .patch("/appointments/not-a-uuid", &json!({"reason": "x"}))
         .await;
     assert_eq!(bad_id.problem(400)["field"], "id");
-    let bad_id = app
-        .call(&router, Method::GET, "/appointments/42", Some(&token), None)
-        .await;
+    let bad_id = client.get("/appointments/42").await;
     assert_eq!(bad_id.problem(400)["field"], "id");
-    let missing = app
-        .call(
-            &router,
-            Method::PATCH,
+    let missing = client
+        .patch(
             &format!("/appointments/{}", uuid::Uuid::new_v4()),
-            Some(&token),
-            Some(json!({"reason": "x"})),
+            &json!({"reason": "x"}),
         )
         .await;
     assert_eq!(missing.problem(404)["type"], "/problems/not-found");
@@ -1272,60 +819,46 @@ async fn reschedules_follow_the_booking_rules_and_change_nothing_when_refused() 
     .unwrap();
     tx.commit().await.unwrap();
     let stale_uri = format!("/appointments/{stale}");
-    let stale_before = show(&app, &router, &token, &stale.to_string()).await;
-    let resent = app
-        .call(
-            &router,
-            Method::PATCH,
+    let stale_before = show(&client, &stale.to_string()).await;
+    let resent = client
+        .patch(
             &stale_uri,
-            Some(&token),
-            Some(json!({"starts_at": stale_before["starts_at"], "reason": "Urgencia"})),
+            &json!({"starts_at": stale_before["starts_at"], "reason": "Urgencia"}),
         )
         .await;
     assert_eq!(resent.status, 200, "{}", resent.body);
     assert_eq!(resent.body["reason"], "Urgencia");
-    let moved_back = app
-        .call(
-            &router,
-            Method::PATCH,
+    let moved_back = client
+        .patch(
             &stale_uri,
-            Some(&token),
-            Some(json!({"starts_at": ts(stale_start + TimeDelta::hours(1))})),
+            &json!({"starts_at": ts(stale_start + TimeDelta::hours(1))}),
         )
         .await;
     assert_eq!(moved_back.problem(422)["field"], "starts_at");
 
     // Closed appointments are history: no more edits.
-    assert_eq!(act(&app, &router, &token, &id, "cancel").await.status, 200);
-    let closed = app
-        .call(
-            &router,
-            Method::PATCH,
-            &uri,
-            Some(&token),
-            Some(json!({"starts_at": ts(tomorrow_at(15, 0))})),
-        )
+    assert_eq!(act(&client, &id, "cancel").await.status, 200);
+    let closed = client
+        .patch(&uri, &json!({"starts_at": ts(tomorrow_at(15, 0))}))
         .await;
     let problem = closed.problem(409);
     assert_eq!(problem["type"], "/problems/appointment-closed");
     assert!(problem["detail"].as_str().unwrap().contains("cancelled"));
-    let after = show(&app, &router, &token, &id).await;
+    let after = show(&client, &id).await;
     assert_eq!(after["starts_at"], before["starts_at"]);
 }
 
 /// Books an appointment that started an hour or so ago (so every action is possible) and
 /// brings it to `status` through the API.
 async fn appointment_in(
-    app: &TestApp,
-    router: &Router,
-    token: &str,
+    client: &Client,
     patient: PatientId,
     dentist: UserId,
     index: i64,
     status: &str,
 ) -> String {
     let start = Utc::now() - TimeDelta::hours(20) + TimeDelta::minutes(10 * index);
-    let id = id_of(&book(app, router, token, booking(patient, dentist, start, 5)).await);
+    let id = id_of(&book(client, booking(patient, dentist, start, 5)).await);
     let action = match status {
         "scheduled" => None,
         "confirmed" => Some("confirm"),
@@ -1335,7 +868,7 @@ async fn appointment_in(
         other => panic!("unknown status {other}"),
     };
     if let Some(action) = action {
-        let response = act(app, router, token, &id, action).await;
+        let response = act(client, &id, action).await;
         assert_eq!(response.status, 200, "{}", response.body);
         assert_eq!(response.body["status"], status);
     }
@@ -1351,6 +884,7 @@ async fn the_whole_transition_table_through_the_api() {
         a,
         maria,
     } = setup().await;
+    let client = app.client(&router, &token);
     let statuses = [
         "scheduled",
         "confirmed",
@@ -1375,9 +909,9 @@ async fn the_whole_transition_table_through_the_api() {
     for from in statuses {
         for (action, target) in actions {
             index += 1;
-            let id = appointment_in(&app, &router, &token, maria, a.dentist, index, from).await;
-            let before = show(&app, &router, &token, &id).await;
-            let response = act(&app, &router, &token, &id, action).await;
+            let id = appointment_in(&client, maria, a.dentist, index, from).await;
+            let before = show(&client, &id).await;
+            let response = act(&client, &id, action).await;
             if allowed(from, action) {
                 assert_eq!(response.status, 200, "{from} + {action}: {}", response.body);
                 assert_eq!(response.body["status"], target, "{from} + {action}");
@@ -1400,17 +934,13 @@ async fn the_whole_transition_table_through_the_api() {
                 let from_words = if from == "no_show" { "no-show" } else { from };
                 assert!(detail.contains(from_words), "{from} + {action}: {detail}");
                 assert!(detail.contains(action), "{from} + {action}: {detail}");
-                assert_eq!(
-                    show(&app, &router, &token, &id).await,
-                    before,
-                    "{from} + {action}"
-                );
+                assert_eq!(show(&client, &id).await, before, "{from} + {action}");
             }
         }
     }
     // The wording the desk sees.
-    let id = appointment_in(&app, &router, &token, maria, a.dentist, 30, "cancelled").await;
-    let response = act(&app, &router, &token, &id, "complete").await;
+    let id = appointment_in(&client, maria, a.dentist, 30, "cancelled").await;
+    let response = act(&client, &id, "complete").await;
     assert_eq!(
         response.problem(409)["detail"],
         "Cannot complete an appointment that is cancelled."
@@ -1426,17 +956,10 @@ async fn complete_and_no_show_wait_for_the_start() {
         a,
         maria,
     } = setup().await;
-    let id = id_of(
-        &book(
-            &app,
-            &router,
-            &token,
-            booking(maria, a.dentist, tomorrow_at(10, 0), 30),
-        )
-        .await,
-    );
+    let client = app.client(&router, &token);
+    let id = id_of(&book(&client, booking(maria, a.dentist, tomorrow_at(10, 0), 30)).await);
     for action in ["complete", "no-show"] {
-        let response = act(&app, &router, &token, &id, action).await;
+        let response = act(&client, &id, action).await;
         let problem = response.problem(409);
         assert_eq!(problem["type"], "/problems/appointment-not-started");
         assert!(
@@ -1446,15 +969,12 @@ async fn complete_and_no_show_wait_for_the_start() {
                 .contains(&ts(tomorrow_at(10, 0)))
         );
     }
-    assert_eq!(
-        show(&app, &router, &token, &id).await["status"],
-        "scheduled"
-    );
+    assert_eq!(show(&client, &id).await["status"], "scheduled");
     // Confirming and cancelling ahead of time is what they are for.
-    let confirmed = act(&app, &router, &token, &id, "confirm").await;
+    let confirmed = act(&client, &id, "confirm").await;
     assert_eq!(confirmed.body["status"], "confirmed");
     let dentist = app.token(&a, Role::Dentist);
-    let cancelled = act(&app, &router, &dentist, &id, "cancel").await;
+    let cancelled = act(&app.client(&router, &dentist), &id, "cancel").await;
     assert_eq!(cancelled.body["status"], "cancelled");
 }
 
@@ -1467,104 +987,54 @@ async fn action_routes_take_no_body_and_only_known_actions() {
         a,
         maria,
     } = setup().await;
-    let id = id_of(
-        &book(
-            &app,
-            &router,
-            &token,
-            booking(maria, a.dentist, tomorrow_at(10, 0), 30),
-        )
-        .await,
-    );
-    let before = show(&app, &router, &token, &id).await;
+    let client = app.client(&router, &token);
+    let id = id_of(&book(&client, booking(maria, a.dentist, tomorrow_at(10, 0), 30)).await);
+    let before = show(&client, &id).await;
 
     for action in ["delete", "no_show", "Confirm", "reschedule"] {
-        let response = act(&app, &router, &token, &id, action).await;
+        let response = act(&client, &id, action).await;
         assert_eq!(
             response.problem(404)["type"],
             "/problems/not-found",
             "{action}"
         );
     }
-    let bad_id = act(&app, &router, &token, "not-a-uuid", "confirm").await;
+    let bad_id = act(&client, "not-a-uuid", "confirm").await;
     assert_eq!(bad_id.problem(400)["field"], "id");
-    let missing = act(
-        &app,
-        &router,
-        &token,
-        &uuid::Uuid::new_v4().to_string(),
-        "confirm",
-    )
-    .await;
+    let missing = act(&client, &uuid::Uuid::new_v4().to_string(), "confirm").await;
     assert_eq!(
         missing.problem(404)["detail"],
         "No appointment with that id exists in your clinic."
     );
-    let wrong_method = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/appointments/{id}/confirm"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let wrong_method = client.get(&format!("/appointments/{id}/confirm")).await;
     wrong_method.problem(405);
 
     let uri = format!("/appointments/{id}/cancel");
-    let with_reason = app
-        .call(
-            &router,
-            Method::POST,
-            &uri,
-            Some(&token),
-            Some(json!({"reason": "xxxxxxxx"})),
-        )
-        .await;
+    let with_reason = client.post(&uri, &json!({"reason": "xxxxxxxx"})).await;
     let problem = with_reason.problem(422);
     assert_eq!(problem["field"], "reason");
     assert!(!problem.to_string().contains("xxxxxxxx"));
-    let malformed = app
-        .call_raw(
-            &router,
-            Method::POST,
-            &uri,
-            Some(&token),
-            Some("application/json"),
-            "{",
-        )
+    let malformed = client
+        .send_bytes(Method::POST, &uri, Some("application/json"), "{")
         .await;
     malformed.problem(400);
-    let text = app
-        .call_raw(
-            &router,
-            Method::POST,
-            &uri,
-            Some(&token),
-            Some("text/plain"),
-            "cancel please",
-        )
+    let text = client
+        .send_bytes(Method::POST, &uri, Some("text/plain"), "cancel please")
         .await;
     text.problem(415);
     assert_eq!(
-        show(&app, &router, &token, &id).await,
+        show(&client, &id).await,
         before,
         "refused actions changed nothing"
     );
 
     // `{}` is accepted for clients that always send a JSON body.
-    let confirmed = app
-        .call(
-            &router,
-            Method::POST,
-            &format!("/appointments/{id}/confirm"),
-            Some(&token),
-            Some(json!({})),
-        )
+    let confirmed = client
+        .post(&format!("/appointments/{id}/confirm"), &json!({}))
         .await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);
     assert_eq!(confirmed.body["status"], "confirmed");
-    let anonymous = app.call(&router, Method::POST, &uri, None, None).await;
+    let anonymous = app.anonymous(&router).post_empty(&uri).await;
     anonymous.problem(401);
 }
 
@@ -1577,33 +1047,21 @@ async fn another_clinic_can_neither_see_nor_touch_an_appointment() {
         a,
         maria,
     } = setup().await;
-    let created = book(
-        &app,
-        &router,
-        &token,
-        booking(maria, a.dentist, tomorrow_at(10, 0), 30),
-    )
-    .await;
+    let client = app.client(&router, &token);
+    let created = book(&client, booking(maria, a.dentist, tomorrow_at(10, 0), 30)).await;
     let id = id_of(&created);
     let uri = format!("/appointments/{id}");
     for role in [Role::Admin, Role::Receptionist, Role::Dentist] {
         let other = app.token(&app.clinic_b, role);
-        let shown = app
-            .call(&router, Method::GET, &uri, Some(&other), None)
-            .await;
+        let shown = app.client(&router, &other).get(&uri).await;
         assert_eq!(shown.problem(404)["type"], "/problems/not-found");
         let patched = app
-            .call(
-                &router,
-                Method::PATCH,
-                &uri,
-                Some(&other),
-                Some(json!({"reason": "x"})),
-            )
+            .client(&router, &other)
+            .patch(&uri, &json!({"reason": "x"}))
             .await;
         patched.problem(404);
         for action in ["confirm", "cancel", "complete", "no-show"] {
-            let response = act(&app, &router, &other, &id, action).await;
+            let response = act(&app.client(&router, &other), &id, action).await;
             response.problem(404);
         }
         let range = format!("from={}&to={}", q(tomorrow_at(0, 0)), q(tomorrow_at(23, 0)));
@@ -1614,29 +1072,22 @@ async fn another_clinic_can_neither_see_nor_touch_an_appointment() {
             format!("?{range}&dentist_id={}", a.dentist),
         ] {
             let listed = app
-                .call(
-                    &router,
-                    Method::GET,
-                    &format!("/appointments{query}"),
-                    Some(&other),
-                    None,
-                )
+                .client(&router, &other)
+                .get(&format!("/appointments{query}"))
                 .await;
             assert_eq!(listed.status, 200);
             assert!(ids(&listed.body).is_empty(), "{query}: {}", listed.body);
         }
         // Booking into clinic A's calendar from clinic B is not possible either.
         let booked = app
-            .call(
-                &router,
-                Method::POST,
+            .client(&router, &other)
+            .post(
                 "/appointments",
-                Some(&other),
-                Some(booking(maria, a.dentist, tomorrow_at(12, 0), 30)),
+                &booking(maria, a.dentist, tomorrow_at(12, 0), 30),
             )
             .await;
         booked.problem(422);
     }
-    assert_eq!(show(&app, &router, &token, &id).await, created, "untouched");
+    assert_eq!(show(&client, &id).await, created, "untouched");
     assert_eq!(app.count("appointments", app.clinic_b.id).await, 0);
 }

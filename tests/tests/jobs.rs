@@ -7,21 +7,18 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http::{HeaderMap, Method, Request, StatusCode, header};
-use pulso_tests::{TestApp, TestOptions, TestResponse};
+use http::{HeaderMap, Method, StatusCode, header};
+use pulso_tests::{Client, TestApp, TestOptions, TestResponse, drain_jobs};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::{Principal, Role};
 use shared::http::{ApiError, ApiJson, ApiPath};
 use shared::ids::JobId;
-use shared::queue::{
-    Drain, Handlers, IdempotencyKey, JobFailure, JobKind, NewJob, Queue, StopReason, Worker,
-};
+use shared::queue::{Handlers, IdempotencyKey, JobFailure, JobKind, NewJob, Queue};
 use shared::redis::RedisConnector;
 use shared::{AppState, db};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 const ECHO: JobKind = JobKind::new("test.echo");
 const BROKEN: JobKind = JobKind::new("test.broken");
@@ -92,36 +89,9 @@ fn handlers() -> Handlers {
         })
 }
 
-async fn drain(app: &TestApp) {
-    drain_state(app.system_state()).await;
-}
-
-async fn drain_state(state: AppState) {
-    let report = Worker::new(state, handlers())
-        .drain(
-            Drain {
-                stop_at: Some(Instant::now() + Duration::from_secs(20)),
-                finish_by: Some(Instant::now() + Duration::from_secs(25)),
-                stop_when_idle: true,
-            },
-            std::future::pending(),
-        )
-        .await;
-    assert_eq!(report.stopped_by, StopReason::Idle, "{report:?}");
-}
-
-async fn post_job(
-    app: &TestApp,
-    router: &Router,
-    token: &str,
-    kind: &str,
-    key: Option<&str>,
-    body: Value,
-) -> TestResponse {
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/test/{kind}"))
-        .header("authorization", format!("Bearer {token}"))
+async fn post_job(client: &Client, kind: &str, key: Option<&str>, body: Value) -> TestResponse {
+    let mut request = client
+        .request(Method::POST, &format!("/test/{kind}"))
         .header("content-type", "application/json");
     if let Some(key) = key {
         request = request.header("idempotency-key", key);
@@ -129,7 +99,7 @@ async fn post_job(
     let request = request
         .body(axum::body::Body::from(body.to_string()))
         .unwrap();
-    app.send(router, request).await
+    client.raw(request).await
 }
 
 fn job_id(response: &TestResponse) -> String {
@@ -151,27 +121,18 @@ async fn a_job_is_accepted_then_its_status_and_result_are_shown_to_its_clinic_on
     let enqueue = enqueue_router(app.state.clone());
     let jobs = shared::queue::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
+    let jobs_client = app.client(&jobs, &token);
 
     let id = job_id(
         &post_job(
-            &app,
-            &enqueue,
-            &token,
+            &app.client(&enqueue, &token),
             "echo",
             None,
             json!({"message": "hola"}),
         )
         .await,
     );
-    let queued = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let queued = jobs_client.get(&format!("/jobs/{id}")).await;
     assert_eq!(queued.status, 200, "{}", queued.body);
     assert_eq!(queued.body["status"], "queued");
     assert_eq!(queued.body["kind"], "test.echo");
@@ -183,16 +144,8 @@ async fn a_job_is_accepted_then_its_status_and_result_are_shown_to_its_clinic_on
         app.clinic_a.receptionist.to_string()
     );
 
-    drain(&app).await;
-    let done = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    drain_jobs(app.system_state(), handlers()).await;
+    let done = jobs_client.get(&format!("/jobs/{id}")).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.body["status"], "succeeded");
     assert_eq!(done.body["attempts"], 1);
@@ -205,23 +158,10 @@ async fn a_job_is_accepted_then_its_status_and_result_are_shown_to_its_clinic_on
 
     // Another clinic: exactly like a job that does not exist.
     let other = app.token(&app.clinic_b, Role::Admin);
-    let hidden = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{id}"),
-            Some(&other),
-            None,
-        )
-        .await;
-    let missing = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{}", JobId::new_random()),
-            Some(&other),
-            None,
-        )
+    let jobs_as_other = app.client(&jobs, &other);
+    let hidden = jobs_as_other.get(&format!("/jobs/{id}")).await;
+    let missing = jobs_as_other
+        .get(&format!("/jobs/{}", JobId::new_random()))
         .await;
     assert_eq!(hidden.problem(404), missing.problem(404));
     assert_eq!(hidden.body["type"], "/problems/not-found");
@@ -232,34 +172,42 @@ async fn a_repeated_request_with_the_same_idempotency_key_gets_the_same_job() {
     let app = TestApp::spawn().await;
     let enqueue = enqueue_router(app.state.clone());
     let a = app.token(&app.clinic_a, Role::Dentist);
+    let enqueue_as_a = app.client(&enqueue, &a);
     let b = app.token(&app.clinic_b, Role::Dentist);
     let body = json!({"message": "once"});
 
-    let first = job_id(&post_job(&app, &enqueue, &a, "echo", Some("key-1"), body.clone()).await);
-    let again = job_id(&post_job(&app, &enqueue, &a, "echo", Some("key-1"), body.clone()).await);
+    let first = job_id(&post_job(&enqueue_as_a, "echo", Some("key-1"), body.clone()).await);
+    let again = job_id(&post_job(&enqueue_as_a, "echo", Some("key-1"), body.clone()).await);
     assert_eq!(first, again);
     // The IETF draft's quoted form is the same key.
-    let quoted =
-        job_id(&post_job(&app, &enqueue, &a, "echo", Some("\"key-1\""), body.clone()).await);
+    let quoted = job_id(&post_job(&enqueue_as_a, "echo", Some("\"key-1\""), body.clone()).await);
     assert_eq!(first, quoted);
     assert_eq!(app.count("jobs", app.clinic_a.id).await, 1);
     let sizes = app.state.queue.redis_sizes().await.unwrap();
     assert_eq!(sizes.ready, 1, "pushed once");
 
     // Keys are per clinic: another clinic's identical key is another job.
-    let theirs = job_id(&post_job(&app, &enqueue, &b, "echo", Some("key-1"), body.clone()).await);
+    let theirs = job_id(
+        &post_job(
+            &app.client(&enqueue, &b),
+            "echo",
+            Some("key-1"),
+            body.clone(),
+        )
+        .await,
+    );
     assert_ne!(first, theirs);
 
     // The same key for a different request (another job kind): 422, nothing written.
-    let reused = post_job(&app, &enqueue, &a, "broken", Some("key-1"), body.clone()).await;
+    let reused = post_job(&enqueue_as_a, "broken", Some("key-1"), body.clone()).await;
     let problem = reused.problem(422);
     assert_eq!(problem["type"], "/problems/validation");
     assert_eq!(problem["field"], "Idempotency-Key");
     assert_eq!(app.count("jobs", app.clinic_a.id).await, 1);
 
     // Without a key every request is a new job.
-    post_job(&app, &enqueue, &a, "echo", None, body.clone()).await;
-    post_job(&app, &enqueue, &a, "echo", None, body).await;
+    post_job(&enqueue_as_a, "echo", None, body.clone()).await;
+    post_job(&enqueue_as_a, "echo", None, body).await;
     assert_eq!(app.count("jobs", app.clinic_a.id).await, 3);
 }
 
@@ -271,9 +219,7 @@ async fn a_malformed_idempotency_key_is_a_400_naming_the_header() {
     let too_long = "k".repeat(256);
     for key in ["", "two words", too_long.as_str()] {
         let response = post_job(
-            &app,
-            &enqueue,
-            &token,
+            &app.client(&enqueue, &token),
             "echo",
             Some(key),
             json!({"message": "x"}),
@@ -297,13 +243,12 @@ async fn redis_down_at_enqueue_still_answers_202_and_the_sweep_dispatches_the_jo
     let enqueue = enqueue_router(app.state.clone());
     let jobs = shared::queue::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
+    let jobs_client = app.client(&jobs, &token);
 
     let started = std::time::Instant::now();
     let id = job_id(
         &post_job(
-            &app,
-            &enqueue,
-            &token,
+            &app.client(&enqueue, &token),
             "echo",
             None,
             json!({"message": "later"}),
@@ -314,15 +259,7 @@ async fn redis_down_at_enqueue_still_answers_202_and_the_sweep_dispatches_the_jo
         started.elapsed() < Duration::from_secs(2),
         "Redis being down does not stall it"
     );
-    let queued = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let queued = jobs_client.get(&format!("/jobs/{id}")).await;
     assert_eq!(queued.body["status"], "queued", "{}", queued.body);
 
     // Redis is back: the scheduler's sweep finds the job PostgreSQL has and Redis lacks.
@@ -339,19 +276,37 @@ async fn redis_down_at_enqueue_still_answers_202_and_the_sweep_dispatches_the_jo
     };
     let report = healed.queue.maintain(&healed.db).await.unwrap();
     assert_eq!(report.sweep.pushed, 1, "{report:?}");
-    drain_state(healed).await;
+    drain_jobs(healed, handlers()).await;
 
-    let done = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let done = jobs_client.get(&format!("/jobs/{id}")).await;
     assert_eq!(done.body["status"], "succeeded", "{}", done.body);
     assert_eq!(done.body["result"]["echo"], "later");
+}
+
+/// The queue figures after two of clinic A's jobs and one of clinic B's died and one of A's
+/// succeeded: this clinic's from PostgreSQL, counters from the workers.
+async fn assert_dead_letter_figures(admin_as_admin_a: &Client, admin_as_platform: &Client) {
+    let queues = admin_as_admin_a.get("/admin/queues").await;
+    assert_eq!(queues.status, 200, "{}", queues.body);
+    assert_eq!(queues.body["scope"], "clinic");
+    assert_eq!(queues.body["dead"], 2);
+    assert_eq!(queues.body["depth"], 0);
+    assert_eq!(queues.body["processing"], 0);
+    assert_eq!(queues.body["delayed"], 0);
+    assert_eq!(queues.body["oldest_waiting_seconds"], Value::Null);
+    assert_eq!(queues.body["counters"]["processed"], 1);
+    assert_eq!(queues.body["counters"]["failed"], 2);
+    assert_eq!(queues.body["counters"]["dead"], 2);
+    assert!(
+        queues.body.get("redis").is_none(),
+        "shared structures: platform only"
+    );
+    let platform_queues = admin_as_platform.get("/admin/queues?scope=platform").await;
+    assert_eq!(platform_queues.body["scope"], "platform");
+    assert_eq!(platform_queues.body["dead"], 3);
+    assert_eq!(platform_queues.body["counters"]["dead"], 3);
+    assert_eq!(platform_queues.body["redis"]["reachable"], true);
+    assert_eq!(platform_queues.body["redis"]["ready"], 0);
 }
 
 #[tokio::test]
@@ -361,65 +316,30 @@ async fn admins_list_the_dead_letter_queue_and_replay_a_job() {
     let admin = shared::admin::router(app.state.clone());
     let jobs = shared::queue::router(app.state.clone());
     let staff_a = app.token(&app.clinic_a, Role::Receptionist);
+    let enqueue_as_staff_a = app.client(&enqueue, &staff_a);
     let staff_b = app.token(&app.clinic_b, Role::Receptionist);
     let admin_a = app.token(&app.clinic_a, Role::Admin);
+    let admin_as_admin_a = app.client(&admin, &admin_a);
     let admin_b = app.token(&app.clinic_b, Role::Admin);
 
-    let dead_a1 = job_id(
-        &post_job(
-            &app,
-            &enqueue,
-            &staff_a,
-            "broken",
-            None,
-            json!({"message": "1"}),
-        )
-        .await,
-    );
-    let dead_a2 = job_id(
-        &post_job(
-            &app,
-            &enqueue,
-            &staff_a,
-            "broken",
-            None,
-            json!({"message": "2"}),
-        )
-        .await,
-    );
+    let dead_a1 =
+        job_id(&post_job(&enqueue_as_staff_a, "broken", None, json!({"message": "1"})).await);
+    let dead_a2 =
+        job_id(&post_job(&enqueue_as_staff_a, "broken", None, json!({"message": "2"})).await);
     let dead_b = job_id(
         &post_job(
-            &app,
-            &enqueue,
-            &staff_b,
+            &app.client(&enqueue, &staff_b),
             "broken",
             None,
             json!({"message": "3"}),
         )
         .await,
     );
-    let fine_a = job_id(
-        &post_job(
-            &app,
-            &enqueue,
-            &staff_a,
-            "echo",
-            None,
-            json!({"message": "4"}),
-        )
-        .await,
-    );
-    drain(&app).await;
+    let fine_a =
+        job_id(&post_job(&enqueue_as_staff_a, "echo", None, json!({"message": "4"})).await);
+    drain_jobs(app.system_state(), handlers()).await;
 
-    let listed = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/jobs?status=dead",
-            Some(&admin_a),
-            None,
-        )
-        .await;
+    let listed = admin_as_admin_a.get("/admin/jobs?status=dead").await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     let ids: Vec<&str> = listed.body["items"]
         .as_array()
@@ -438,45 +358,26 @@ async fn admins_list_the_dead_letter_queue_and_replay_a_job() {
     assert!(item.get("clinic_id").is_none());
 
     // Pages.
-    let first = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/jobs?status=dead&limit=1",
-            Some(&admin_a),
-            None,
-        )
+    let first = admin_as_admin_a
+        .get("/admin/jobs?status=dead&limit=1")
         .await;
     assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
     let cursor = first.body["next_cursor"].as_str().expect("a second page");
-    let second = app
-        .call(
-            &admin,
-            Method::GET,
-            &format!("/admin/jobs?status=dead&limit=1&cursor={cursor}"),
-            Some(&admin_a),
-            None,
-        )
+    let second = admin_as_admin_a
+        .get(&format!("/admin/jobs?status=dead&limit=1&cursor={cursor}"))
         .await;
     assert_eq!(second.body["items"][0]["id"], dead_a1);
     assert_eq!(second.body["next_cursor"], Value::Null);
 
     // Every status when none is given.
-    let all = app
-        .call(&admin, Method::GET, "/admin/jobs", Some(&admin_a), None)
-        .await;
+    let all = admin_as_admin_a.get("/admin/jobs").await;
     assert_eq!(all.body["items"].as_array().unwrap().len(), 3);
 
     // A platform admin sees every clinic's, each with its clinic.
     let platform = app.platform_admin_token(&app.clinic_b);
-    let everyone = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/jobs?status=dead&scope=platform",
-            Some(&platform),
-            None,
-        )
+    let admin_as_platform = app.client(&admin, &platform);
+    let everyone = admin_as_platform
+        .get("/admin/jobs?status=dead&scope=platform")
         .await;
     assert_eq!(everyone.status, 200, "{}", everyone.body);
     let clinics: Vec<&str> = everyone.body["items"]
@@ -487,62 +388,17 @@ async fn admins_list_the_dead_letter_queue_and_replay_a_job() {
         .collect();
     assert_eq!(clinics.len(), 3);
     assert!(clinics.contains(&app.clinic_b.id.to_string().as_str()));
-    let b_only = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/jobs?status=dead",
-            Some(&platform),
-            None,
-        )
-        .await;
+    let b_only = admin_as_platform.get("/admin/jobs?status=dead").await;
     assert_eq!(
         b_only.body["items"][0]["id"], dead_b,
         "default scope is the clinic"
     );
 
-    // Figures: this clinic's from PostgreSQL, counters from the workers.
-    let queues = app
-        .call(&admin, Method::GET, "/admin/queues", Some(&admin_a), None)
-        .await;
-    assert_eq!(queues.status, 200, "{}", queues.body);
-    assert_eq!(queues.body["scope"], "clinic");
-    assert_eq!(queues.body["dead"], 2);
-    assert_eq!(queues.body["depth"], 0);
-    assert_eq!(queues.body["processing"], 0);
-    assert_eq!(queues.body["delayed"], 0);
-    assert_eq!(queues.body["oldest_waiting_seconds"], Value::Null);
-    assert_eq!(queues.body["counters"]["processed"], 1);
-    assert_eq!(queues.body["counters"]["failed"], 2);
-    assert_eq!(queues.body["counters"]["dead"], 2);
-    assert!(
-        queues.body.get("redis").is_none(),
-        "shared structures: platform only"
-    );
-    let platform_queues = app
-        .call(
-            &admin,
-            Method::GET,
-            "/admin/queues?scope=platform",
-            Some(&platform),
-            None,
-        )
-        .await;
-    assert_eq!(platform_queues.body["scope"], "platform");
-    assert_eq!(platform_queues.body["dead"], 3);
-    assert_eq!(platform_queues.body["counters"]["dead"], 3);
-    assert_eq!(platform_queues.body["redis"]["reachable"], true);
-    assert_eq!(platform_queues.body["redis"]["ready"], 0);
+    assert_dead_letter_figures(&admin_as_admin_a, &admin_as_platform).await;
 
     // Replay: 202, queued again; runs on the next drain.
-    let replayed = app
-        .call(
-            &admin,
-            Method::POST,
-            &format!("/admin/jobs/{dead_a1}/retry"),
-            Some(&admin_a),
-            None,
-        )
+    let replayed = admin_as_admin_a
+        .post_empty(&format!("/admin/jobs/{dead_a1}/retry"))
         .await;
     assert_eq!(replayed.status, 202, "{}", replayed.body);
     assert_eq!(replayed.body["status"], "queued");
@@ -552,44 +408,26 @@ async fn admins_list_the_dead_letter_queue_and_replay_a_job() {
         replayed.headers.get(header::LOCATION).unwrap(),
         &format!("/jobs/{dead_a1}")
     );
-    let waiting = app
-        .call(&admin, Method::GET, "/admin/queues", Some(&admin_a), None)
-        .await;
+    let waiting = admin_as_admin_a.get("/admin/queues").await;
     assert_eq!(waiting.body["depth"], 1);
     assert!(waiting.body["oldest_waiting_seconds"].as_f64().unwrap() >= 0.0);
-    drain(&app).await;
+    drain_jobs(app.system_state(), handlers()).await;
     let after = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{dead_a1}"),
-            Some(&staff_a),
-            None,
-        )
+        .client(&jobs, &staff_a)
+        .get(&format!("/jobs/{dead_a1}"))
         .await;
     assert_eq!(after.body["status"], "dead", "still broken: dead again");
     assert_eq!(after.body["replays"], 1);
 
     // Another clinic's admin: 404, and the job is untouched.
     let foreign = app
-        .call(
-            &admin,
-            Method::POST,
-            &format!("/admin/jobs/{dead_a2}/retry"),
-            Some(&admin_b),
-            None,
-        )
+        .client(&admin, &admin_b)
+        .post_empty(&format!("/admin/jobs/{dead_a2}/retry"))
         .await;
     foreign.problem(404);
     // A job that is not dead or failed: 409.
-    let not_dead = app
-        .call(
-            &admin,
-            Method::POST,
-            &format!("/admin/jobs/{fine_a}/retry"),
-            Some(&admin_a),
-            None,
-        )
+    let not_dead = admin_as_admin_a
+        .post_empty(&format!("/admin/jobs/{fine_a}/retry"))
         .await;
     let problem = not_dead.problem(409);
     assert_eq!(problem["type"], "/problems/job-not-replayable");
@@ -603,30 +441,21 @@ async fn bad_input_and_wrong_callers_get_problem_json() {
     let admin = shared::admin::router(app.state.clone());
     let jobs = shared::queue::router(app.state.clone());
     let staff = app.token(&app.clinic_a, Role::Dentist);
+    let enqueue_as_staff = app.client(&enqueue, &staff);
+    let jobs_as_staff = app.client(&jobs, &staff);
+    let admin_as_staff = app.client(&admin, &staff);
     let admin_a = app.token(&app.clinic_a, Role::Admin);
+    let admin_as_admin_a = app.client(&admin, &admin_a);
 
-    let bad_id = app
-        .call(&jobs, Method::GET, "/jobs/not-a-uuid", Some(&staff), None)
-        .await;
+    let bad_id = jobs_as_staff.get("/jobs/not-a-uuid").await;
     assert_eq!(bad_id.problem(400)["field"], "id");
     let anonymous = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{}", JobId::new_random()),
-            None,
-            None,
-        )
+        .anonymous(&jobs)
+        .get(&format!("/jobs/{}", JobId::new_random()))
         .await;
     anonymous.problem(401);
-    let wrong_method = app
-        .call(
-            &jobs,
-            Method::DELETE,
-            &format!("/jobs/{}", JobId::new_random()),
-            Some(&staff),
-            None,
-        )
+    let wrong_method = jobs_as_staff
+        .delete(&format!("/jobs/{}", JobId::new_random()))
         .await;
     wrong_method.problem(405);
 
@@ -637,76 +466,37 @@ async fn bad_input_and_wrong_callers_get_problem_json() {
         ("/admin/jobs?colour=red", "colour"),
         ("/admin/queues?scope=galaxy", "scope"),
     ] {
-        let response = app
-            .call(&admin, Method::GET, uri, Some(&admin_a), None)
-            .await;
+        let response = admin_as_admin_a.get(uri).await;
         assert_eq!(response.problem(400)["field"], field, "{uri}");
     }
     for uri in ["/admin/jobs", "/admin/queues"] {
-        let response = app.call(&admin, Method::GET, uri, Some(&staff), None).await;
+        let response = admin_as_staff.get(uri).await;
         response.problem(403);
-        let platform = app
-            .call(
-                &admin,
-                Method::GET,
-                &format!("{uri}?scope=platform"),
-                Some(&admin_a),
-                None,
-            )
-            .await;
+        let platform = admin_as_admin_a.get(&format!("{uri}?scope=platform")).await;
         platform.problem(403);
     }
-    let retry_by_staff = app
-        .call(
-            &admin,
-            Method::POST,
-            &format!("/admin/jobs/{}/retry", JobId::new_random()),
-            Some(&staff),
-            None,
-        )
+    let retry_by_staff = admin_as_staff
+        .post_empty(&format!("/admin/jobs/{}/retry", JobId::new_random()))
         .await;
     retry_by_staff.problem(403);
-    let retry_missing = app
-        .call(
-            &admin,
-            Method::POST,
-            &format!("/admin/jobs/{}/retry", JobId::new_random()),
-            Some(&admin_a),
-            None,
-        )
+    let retry_missing = admin_as_admin_a
+        .post_empty(&format!("/admin/jobs/{}/retry", JobId::new_random()))
         .await;
     retry_missing.problem(404);
-    let retry_bad_id = app
-        .call(
-            &admin,
-            Method::POST,
-            "/admin/jobs/nope/retry",
-            Some(&admin_a),
-            None,
-        )
-        .await;
+    let retry_bad_id = admin_as_admin_a.post_empty("/admin/jobs/nope/retry").await;
     assert_eq!(retry_bad_id.problem(400)["field"], "id");
 
     // The enqueueing route's body: the queue writes nothing for a rejected request.
     let unknown_field = post_job(
-        &app,
-        &enqueue,
-        &staff,
+        &enqueue_as_staff,
         "echo",
         None,
         json!({"message": "x", "extra": 1}),
     )
     .await;
     assert_eq!(unknown_field.problem(422)["field"], "extra");
-    let not_json = app
-        .call_raw(
-            &enqueue,
-            Method::POST,
-            "/test/echo",
-            Some(&staff),
-            Some("application/json"),
-            "{",
-        )
+    let not_json = enqueue_as_staff
+        .send_bytes(Method::POST, "/test/echo", Some("application/json"), "{")
         .await;
     not_json.problem(400);
     assert_eq!(app.count("jobs", app.clinic_a.id).await, 0);
@@ -723,9 +513,7 @@ async fn postgres_down_at_enqueue_is_a_503_with_retry_after() {
     let jobs = shared::queue::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Dentist);
     let refused = post_job(
-        &app,
-        &enqueue,
-        &token,
+        &app.client(&enqueue, &token),
         "echo",
         None,
         json!({"message": "x"}),
@@ -734,13 +522,8 @@ async fn postgres_down_at_enqueue_is_a_503_with_retry_after() {
     refused.problem(503);
     assert!(refused.headers.get(header::RETRY_AFTER).is_some());
     let status = app
-        .call(
-            &jobs,
-            Method::GET,
-            &format!("/jobs/{}", JobId::new_random()),
-            Some(&token),
-            None,
-        )
+        .client(&jobs, &token)
+        .get(&format!("/jobs/{}", JobId::new_random()))
         .await;
     status.problem(503);
 }

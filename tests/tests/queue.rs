@@ -3,13 +3,13 @@
 //! data loses no job; retries back off, end dead, and a replay runs the job again; a panic is
 //! a failed attempt; long jobs keep their lease; the deadline is honoured.
 
-use pulso_tests::{TestApp, TestOptions};
+use pulso_tests::{TestApp, TestOptions, drain_worker};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::ids::{ClinicId, JobId};
 use shared::queue::{
-    Drain, DrainReport, Handlers, Job, JobFailure, JobKind, JobStatus, NewJob, Outcome, Replay,
-    StopReason, Worker,
+    Drain, Handlers, Job, JobFailure, JobKind, JobStatus, NewJob, Outcome, Replay, StopReason,
+    Worker,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -139,22 +139,6 @@ fn worker(app: &TestApp, seen: &Seen) -> Worker {
     Worker::new(app.system_state(), handlers(seen))
 }
 
-/// Drains until nothing is left to do (or 20 s pass: a test failure).
-async fn drain(worker: &Worker) -> DrainReport {
-    let report = worker
-        .drain(
-            Drain {
-                stop_at: Some(Instant::now() + Duration::from_secs(20)),
-                finish_by: Some(Instant::now() + Duration::from_secs(25)),
-                stop_when_idle: true,
-            },
-            std::future::pending(),
-        )
-        .await;
-    assert_eq!(report.stopped_by, StopReason::Idle, "{report:?}");
-    report
-}
-
 async fn enqueue(app: &TestApp, clinic: ClinicId, kind: JobKind, payload: Value) -> JobId {
     let staged = app
         .state
@@ -218,7 +202,7 @@ async fn an_enqueued_job_runs_once_and_succeeds() {
     assert_eq!(queued.status, JobStatus::Queued);
     assert_eq!(sizes(&app).await, (1, 0, 0, 1), "pushed to ready and known");
 
-    let report = drain(&worker(&app, &seen)).await;
+    let report = drain_worker(&worker(&app, &seen)).await;
     assert_eq!((report.claimed, report.succeeded), (1, 1), "{report:?}");
 
     let done = row(&app, app.clinic_a.id, id).await;
@@ -268,7 +252,7 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_job_is_done_once() {
 
     // Another worker: the reaper requeues the job once its lease expires, and it runs.
     let started = Instant::now();
-    let report = drain(&worker(&app, &seen)).await;
+    let report = drain_worker(&worker(&app, &seen)).await;
     assert!(report.reaped >= 1, "{report:?}");
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -300,7 +284,7 @@ async fn a_late_outcome_from_an_expired_lease_never_overwrites_the_newer_one() {
     let mut stale = app.state.queue.claim(&system.db, 1).await.expect("claim");
     let stale_lease = stale.leases.pop().expect("one job");
     // ...meanwhile the job is reaped, delivered again and finished by another worker.
-    drain(&worker(&app, &seen)).await;
+    drain_worker(&worker(&app, &seen)).await;
     assert_eq!(
         row(&app, app.clinic_a.id, id).await.status,
         JobStatus::Succeeded
@@ -368,7 +352,7 @@ async fn jobs_queued_when_redis_lost_everything_still_run_after_the_sweep() {
     assert_eq!(again.sweep.pushed, 0);
     assert_eq!(sizes(&app).await, (5, 0, 0, 5));
 
-    let drained = drain(&worker(&app, &seen)).await;
+    let drained = drain_worker(&worker(&app, &seen)).await;
     assert_eq!(drained.succeeded, 5, "{drained:?}");
     for (clinic, id) in ids {
         assert_eq!(row(&app, clinic, id).await.status, JobStatus::Succeeded);
@@ -404,7 +388,7 @@ async fn retries_back_off_then_the_job_is_dead_and_a_replay_runs_it_again() {
     let id = enqueue(&app, app.clinic_a.id, FLAKY, json!({})).await;
     let worker = worker(&app, &seen);
 
-    let report = drain(&worker).await;
+    let report = drain_worker(&worker).await;
     assert_eq!((report.retried, report.dead), (2, 1), "{report:?}");
     let dead = row(&app, app.clinic_a.id, id).await;
     assert_eq!((dead.status, dead.attempts), (JobStatus::Dead, 3));
@@ -466,7 +450,7 @@ async fn retries_back_off_then_the_job_is_dead_and_a_replay_runs_it_again() {
     };
     assert_eq!((record.status, record.attempts), (JobStatus::Queued, 0));
     assert_eq!(sizes(&app).await, (1, 0, 0, 1));
-    drain(&worker).await;
+    drain_worker(&worker).await;
     let replayed = row(&app, app.clinic_a.id, id).await;
     assert_eq!(
         (replayed.status, replayed.attempts, replayed.replays),
@@ -496,7 +480,7 @@ async fn a_permanent_failure_is_dead_at_once_and_a_panic_is_a_failed_attempt() {
     let at_once = enqueue(&app, app.clinic_a.id, PANICS_AT_ONCE, json!({})).await;
     let after = enqueue(&app, app.clinic_a.id, ECHO, json!({})).await;
 
-    let report = drain(&worker(&app, &seen)).await;
+    let report = drain_worker(&worker(&app, &seen)).await;
     assert_eq!(
         (report.succeeded, report.dead, report.retried),
         (1, 3, 1),
@@ -555,7 +539,7 @@ async fn a_job_whose_worker_died_during_its_last_attempt_is_dead_not_run_again()
     assert_eq!(claim.leases.len(), 1);
     drop(claim);
 
-    let report = drain(&worker(&app, &seen)).await;
+    let report = drain_worker(&worker(&app, &seen)).await;
     assert_eq!(report.dead, 1, "{report:?}");
     let dead = row(&app, app.clinic_a.id, staged.id).await;
     assert_eq!((dead.status, dead.attempts), (JobStatus::Dead, 1));
@@ -572,7 +556,7 @@ async fn a_long_job_renews_its_lease_and_is_not_delivered_twice() {
     let app = spawn().await;
     let seen = Seen::default();
     let id = enqueue(&app, app.clinic_a.id, SLOW, json!({"ms": 2_500})).await;
-    let report = drain(&worker(&app, &seen)).await;
+    let report = drain_worker(&worker(&app, &seen)).await;
     assert_eq!(
         (report.reaped, report.succeeded, report.stale),
         (0, 1, 0),

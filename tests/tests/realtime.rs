@@ -6,7 +6,7 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use chrono::{DateTime, TimeDelta, Utc};
-use http::{Method, Request};
+use http::Method;
 use pulso_tests::{TestApp, TestClinic, TestOptions};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -542,7 +542,9 @@ async fn the_inbox_resolves_audiences_pages_in_order_and_keeps_read_marks() {
     let (a, b) = (app.clinic_a, app.clinic_b);
     let router = realtime::router(state.clone());
     let desk = app.token(&a, Role::Receptionist);
+    let as_desk = app.client(&router, &desk);
     let dentist = app.token(&a, Role::Dentist);
+    let as_dentist = app.client(&router, &dentist);
 
     let to_dentist = note(
         state,
@@ -568,15 +570,7 @@ async fn the_inbox_resolves_audiences_pages_in_order_and_keeps_read_marks() {
     assert!(to_dentist < to_desk && to_desk < to_clinic && to_clinic < to_b && to_b < to_all);
 
     // Catch-up (since): oldest first, only what is addressed to the caller.
-    let page = app
-        .call(
-            &router,
-            Method::GET,
-            "/notifications?since=0",
-            Some(&desk),
-            None,
-        )
-        .await;
+    let page = as_desk.get("/notifications?since=0").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(
         titles(&page.body),
@@ -588,160 +582,71 @@ async fn the_inbox_resolves_audiences_pages_in_order_and_keeps_read_marks() {
     assert_eq!(page.body["items"][0]["audience"], "role");
     assert_eq!(page.body["items"][0]["kind"], "announcement");
 
-    let page = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/notifications?since={to_desk}&limit=1"),
-            Some(&desk),
-            None,
-        )
+    let page = as_desk
+        .get(&format!("/notifications?since={to_desk}&limit=1"))
         .await;
     assert_eq!(titles(&page.body), vec!["clinic a"]);
     assert_eq!(page.body["has_more"], true);
     assert_eq!(page.body["next_since"], to_clinic);
 
     // The list (no since): newest first, paged backwards.
-    let page = app
-        .call(
-            &router,
-            Method::GET,
-            "/notifications?limit=2",
-            Some(&dentist),
-            None,
-        )
-        .await;
+    let page = as_dentist.get("/notifications?limit=2").await;
     assert_eq!(titles(&page.body), vec!["everyone", "clinic a"]);
     assert_eq!(page.body["has_more"], true);
     assert_eq!(page.body["next_before"], to_clinic);
-    let page = app
-        .call(
-            &router,
-            Method::GET,
-            &format!("/notifications?limit=2&before={to_clinic}"),
-            Some(&dentist),
-            None,
-        )
+    let page = as_dentist
+        .get(&format!("/notifications?limit=2&before={to_clinic}"))
         .await;
     assert_eq!(titles(&page.body), vec!["dentist only"]);
     assert_eq!(page.body["has_more"], false);
     assert!(page.body.get("next_before").is_none());
 
     // Read marks are per user.
-    let read = app
-        .call(
-            &router,
-            Method::POST,
-            &format!("/notifications/{to_clinic}/read"),
-            Some(&desk),
-            None,
-        )
+    let read = as_desk
+        .post_empty(&format!("/notifications/{to_clinic}/read"))
         .await;
     assert_eq!(read.status, 204);
-    let again = app
-        .call(
-            &router,
-            Method::POST,
-            &format!("/notifications/{to_clinic}/read"),
-            Some(&desk),
-            None,
-        )
+    let again = as_desk
+        .post_empty(&format!("/notifications/{to_clinic}/read"))
         .await;
     assert_eq!(again.status, 204);
-    let page = app
-        .call(
-            &router,
-            Method::GET,
-            "/notifications?since=0",
-            Some(&desk),
-            None,
-        )
-        .await;
+    let page = as_desk.get("/notifications?since=0").await;
     let read_flags: Vec<bool> = page.body["items"]
         .as_array()
         .map(|items| items.iter().map(|i| i["read"] == true).collect())
         .unwrap_or_default();
     assert_eq!(read_flags, vec![false, true, false]);
-    let page = app
-        .call(
-            &router,
-            Method::GET,
-            "/notifications?since=0",
-            Some(&dentist),
-            None,
-        )
-        .await;
+    let page = as_dentist.get("/notifications?since=0").await;
     assert!(
         page.body["items"]
             .as_array()
             .is_some_and(|items| items.iter().all(|i| i["read"] == false))
     );
 
-    let all = app
-        .call(
-            &router,
-            Method::POST,
-            "/notifications/read-all",
-            Some(&desk),
-            None,
-        )
-        .await;
+    let all = as_desk.post_empty("/notifications/read-all").await;
     assert_eq!(all.status, 200);
     assert_eq!(all.body, json!({"marked": 2}));
-    let all = app
-        .call(
-            &router,
-            Method::POST,
-            "/notifications/read-all",
-            Some(&desk),
-            None,
-        )
-        .await;
+    let all = as_desk.post_empty("/notifications/read-all").await;
     assert_eq!(all.body, json!({"marked": 0}));
 
     // Clinic B sees only its own and the announcement to everyone; A's are 404 to B.
     let b_desk = app.token(&b, Role::Receptionist);
-    let page = app
-        .call(
-            &router,
-            Method::GET,
-            "/notifications?since=0",
-            Some(&b_desk),
-            None,
-        )
-        .await;
+    let as_b_desk = app.client(&router, &b_desk);
+    let page = as_b_desk.get("/notifications?since=0").await;
     assert_eq!(titles(&page.body), vec!["clinic b", "everyone"]);
     for id in [to_dentist, to_desk, to_clinic] {
-        let answer = app
-            .call(
-                &router,
-                Method::POST,
-                &format!("/notifications/{id}/read"),
-                Some(&b_desk),
-                None,
-            )
+        let answer = as_b_desk
+            .post_empty(&format!("/notifications/{id}/read"))
             .await;
         assert_eq!(answer.problem(404)["type"], "/problems/not-found");
     }
     // Another user's or another role's notification is 404 too.
-    let answer = app
-        .call(
-            &router,
-            Method::POST,
-            &format!("/notifications/{to_dentist}/read"),
-            Some(&desk),
-            None,
-        )
+    let answer = as_desk
+        .post_empty(&format!("/notifications/{to_dentist}/read"))
         .await;
     answer.problem(404);
-    let answer = app
-        .call(
-            &router,
-            Method::POST,
-            &format!("/notifications/{to_desk}/read"),
-            Some(&dentist),
-            None,
-        )
+    let answer = as_dentist
+        .post_empty(&format!("/notifications/{to_desk}/read"))
         .await;
     answer.problem(404);
 }
@@ -751,23 +656,18 @@ async fn inbox_routes_answer_problems_for_bad_requests() {
     let app = TestApp::spawn().await;
     let router = realtime::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Dentist);
+    let client = app.client(&router, &token);
 
-    let answer = app
-        .call(&router, Method::GET, "/notifications", None, None)
-        .await;
+    let answer = app.anonymous(&router).get("/notifications").await;
     assert_eq!(answer.problem(401)["type"], "/problems/unauthorized");
     let answer = app
-        .call(
-            &router,
-            Method::POST,
-            "/notifications/read-all",
-            Some("not-a-token"),
-            None,
-        )
+        .client(&router, "not-a-token")
+        .post_empty("/notifications/read-all")
         .await;
     answer.problem(401);
     let answer = app
-        .call(&router, Method::POST, "/notifications/1/read", None, None)
+        .anonymous(&router)
+        .post_empty("/notifications/1/read")
         .await;
     answer.problem(401);
 
@@ -780,44 +680,20 @@ async fn inbox_routes_answer_problems_for_bad_requests() {
         ("/notifications?since=1&before=5", "before"),
         ("/notifications?colour=red", "colour"),
     ] {
-        let answer = app
-            .call(&router, Method::GET, uri, Some(&token), None)
-            .await;
+        let answer = client.get(uri).await;
         let problem = answer.problem(400);
         assert_eq!(problem["type"], "/problems/bad-request", "{uri}");
         assert_eq!(problem["field"], field, "{uri}: {problem}");
     }
     for id in ["0", "-3", "abc", "1.5"] {
-        let answer = app
-            .call(
-                &router,
-                Method::POST,
-                &format!("/notifications/{id}/read"),
-                Some(&token),
-                None,
-            )
+        let answer = client
+            .post_empty(&format!("/notifications/{id}/read"))
             .await;
         assert_eq!(answer.problem(400)["field"], "id", "{id}");
     }
-    let answer = app
-        .call(
-            &router,
-            Method::POST,
-            "/notifications/999999/read",
-            Some(&token),
-            None,
-        )
-        .await;
+    let answer = client.post_empty("/notifications/999999/read").await;
     assert_eq!(answer.problem(404)["type"], "/problems/not-found");
-    let answer = app
-        .call(
-            &router,
-            Method::DELETE,
-            "/notifications/1/read",
-            Some(&token),
-            None,
-        )
-        .await;
+    let answer = client.delete("/notifications/1/read").await;
     answer.problem(405);
     // A token whose user is not on the clinic's staff cannot keep read marks.
     let stranger = app.token_for(
@@ -829,13 +705,8 @@ async fn inbox_routes_answer_problems_for_bad_requests() {
     );
     let id = note(&app.state, Audience::Clinic(app.clinic_a.id), "hola").await;
     let answer = app
-        .call(
-            &router,
-            Method::POST,
-            &format!("/notifications/{id}/read"),
-            Some(&stranger),
-            None,
-        )
+        .client(&router, &stranger)
+        .post_empty(&format!("/notifications/{id}/read"))
         .await;
     assert_eq!(answer.problem(403)["type"], "/problems/forbidden");
 }
@@ -919,13 +790,8 @@ async fn ws_default_answers_ping_ack_replay_and_an_error_frame_for_anything_else
     assert_eq!(answer["error"], "not_found");
     let router = realtime::router(state.clone());
     let page = app
-        .call(
-            &router,
-            Method::GET,
-            "/notifications?since=0",
-            Some(&app.token(&a, Role::Receptionist)),
-            None,
-        )
+        .client(&router, &app.token(&a, Role::Receptionist))
+        .get("/notifications?since=0")
         .await;
     assert_eq!(page.body["items"][0]["read"], true);
 
@@ -1002,14 +868,7 @@ async fn admins_announce_to_their_clinic_and_platform_admins_to_everyone() {
     connected(&state, "a-desk", &app.token(&a, Role::Receptionist)).await;
     connected(&state, "b-desk", &app.token(&b, Role::Receptionist)).await;
 
-    let answer = app
-        .call(
-            &router,
-            Method::POST,
-            "/admin/announcements",
-            Some(&app.token(&a, Role::Admin)),
-            Some(json!({"title": "Cerrado el viernes", "message": "Festivo local.", "link": "/calendar"})),
-        )
+    let answer = app.client(&router, &app.token(&a, Role::Admin)).post("/admin/announcements", &json!({"title": "Cerrado el viernes", "message": "Festivo local.", "link": "/calendar"}))
         .await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     assert_eq!(answer.body["notification"]["audience"], "clinic");
@@ -1027,22 +886,18 @@ async fn admins_announce_to_their_clinic_and_platform_admins_to_everyone() {
 
     // `everyone` needs the platform-admin claim.
     let answer = app
-        .call(
-            &router,
-            Method::POST,
+        .client(&router, &app.token(&a, Role::Admin))
+        .post(
             "/admin/announcements",
-            Some(&app.token(&a, Role::Admin)),
-            Some(json!({"title": "Mantenimiento", "message": "Esta noche.", "everyone": true})),
+            &json!({"title": "Mantenimiento", "message": "Esta noche.", "everyone": true}),
         )
         .await;
     assert_eq!(answer.problem(403)["type"], "/problems/forbidden");
     let answer = app
-        .call(
-            &router,
-            Method::POST,
+        .client(&router, &app.platform_admin_token(&a))
+        .post(
             "/admin/announcements",
-            Some(&app.platform_admin_token(&a)),
-            Some(json!({"title": "Mantenimiento", "message": "Esta noche.", "everyone": true})),
+            &json!({"title": "Mantenimiento", "message": "Esta noche.", "everyone": true}),
         )
         .await;
     assert_eq!(answer.status, 201, "{}", answer.body);
@@ -1052,13 +907,8 @@ async fn admins_announce_to_their_clinic_and_platform_admins_to_everyone() {
     // Clinic B's inbox has it, though a clinic A admin sent it.
     let inbox = realtime::router(state.clone());
     let page = app
-        .call(
-            &inbox,
-            Method::GET,
-            "/notifications?since=0",
-            Some(&app.token(&b, Role::Dentist)),
-            None,
-        )
+        .client(&inbox, &app.token(&b, Role::Dentist))
+        .get("/notifications?since=0")
         .await;
     assert_eq!(titles(&page.body), vec!["Mantenimiento"]);
 }
@@ -1071,24 +921,14 @@ async fn announcements_check_role_input_and_idempotency_keys() {
     let body = json!({"title": "Aviso", "message": "Texto"});
 
     let answer = app
-        .call(
-            &router,
-            Method::POST,
-            "/admin/announcements",
-            None,
-            Some(body.clone()),
-        )
+        .anonymous(&router)
+        .post("/admin/announcements", &body)
         .await;
     answer.problem(401);
     for role in [Role::Dentist, Role::Receptionist] {
         let answer = app
-            .call(
-                &router,
-                Method::POST,
-                "/admin/announcements",
-                Some(&app.token(&app.clinic_a, role)),
-                Some(body.clone()),
-            )
+            .client(&router, &app.token(&app.clinic_a, role))
+            .post("/admin/announcements", &body)
             .await;
         assert_eq!(answer.problem(403)["type"], "/problems/forbidden");
     }
@@ -1120,13 +960,8 @@ async fn announcements_check_role_input_and_idempotency_keys() {
         (json!({"title": 5, "message": "x"}), "title"),
     ] {
         let answer = app
-            .call(
-                &router,
-                Method::POST,
-                "/admin/announcements",
-                Some(&admin),
-                Some(bad.clone()),
-            )
+            .client(&router, &admin)
+            .post("/admin/announcements", &bad)
             .await;
         let problem = answer.problem(422);
         assert_eq!(problem["type"], "/problems/validation");
@@ -1134,16 +969,15 @@ async fn announcements_check_role_input_and_idempotency_keys() {
     }
     assert_eq!(app.count("notifications", app.clinic_a.id).await, 0);
 
+    let as_admin = app.client(&router, &admin);
     let send = |key: &'static str, body: Value| {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/admin/announcements")
-            .header("authorization", format!("Bearer {admin}"))
+        let request = as_admin
+            .request(Method::POST, "/admin/announcements")
             .header("content-type", "application/json")
             .header("idempotency-key", key)
             .body(axum::body::Body::from(body.to_string()))
             .expect("request");
-        app.send(&router, request)
+        as_admin.raw(request)
     };
     let first = send("k-1", body.clone()).await;
     assert_eq!(first.status, 201);

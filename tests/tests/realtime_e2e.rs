@@ -145,23 +145,20 @@ async fn an_analysed_xray_reaches_the_desk_and_the_requester_over_websocket() {
     // The dentist uploads an X-ray; the upload stages the `xray.analyze` job.
     let patients = shared::patients::router(app.state.clone());
     let patient = app
-        .call(
-            &patients,
-            Method::POST,
+        .client(&patients, &app.token(&clinic, Role::Receptionist))
+        .post(
             "/patients",
-            Some(&app.token(&clinic, Role::Receptionist)),
-            Some(json!({"first_name": "Lucía", "last_name": "Serrano"})),
+            &json!({"first_name": "Lucía", "last_name": "Serrano"}),
         )
         .await;
     assert_eq!(patient.status, 201, "{}", patient.body);
     let patient = patient.body["id"].as_str().expect("patient id").to_owned();
     let xrays = shared::xrays::router(app.state.clone());
     let upload = app
-        .call_raw(
-            &xrays,
+        .client(&xrays, &app.token(&clinic, Role::Dentist))
+        .send_bytes(
             Method::POST,
             &format!("/patients/{patient}/xrays"),
-            Some(&app.token(&clinic, Role::Dentist)),
             Some("image/png"),
             png(320, 240),
         )

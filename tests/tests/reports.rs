@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use http::{Method, Request, StatusCode};
-use pulso_tests::{TestApp, TestClinic, TestResponse};
+use pulso_tests::{Client, TestApp, TestClinic, TestResponse};
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::ids::{ClinicId, JobId, PatientId, ReportId, UserId};
@@ -80,13 +80,8 @@ async fn override_item(app: &TestApp, clinic: &TestClinic, kind: &str, code: &st
     let catalogs = shared::catalogs::router(app.state.clone());
     let token = app.token(clinic, Role::Admin);
     let response = app
-        .call(
-            &catalogs,
-            Method::PUT,
-            &format!("/catalogs/{kind}/{code}"),
-            Some(&token),
-            Some(body),
-        )
+        .client(&catalogs, &token)
+        .put(&format!("/catalogs/{kind}/{code}"), &body)
         .await;
     assert!(response.status.is_success(), "{}", response.body);
 }
@@ -119,7 +114,9 @@ async fn send(
         }
         None => Body::empty(),
     };
-    app.send(router, request.body(body).expect("request")).await
+    app.anonymous(router)
+        .raw(request.body(body).expect("request"))
+        .await
 }
 
 fn request_body(patient: PatientId, from: &str, to: &str, insurer: &str) -> Value {
@@ -193,16 +190,8 @@ async fn run_job(app: &TestApp, clinic: ClinicId, id: JobId) -> Result<Value, Jo
     shared::reports::build_insurance_report(app.state.clone(), job(app, clinic, id, 1).await).await
 }
 
-async fn show(app: &TestApp, router: &Router, token: &str, id: ReportId) -> Value {
-    let response = app
-        .call(
-            router,
-            Method::GET,
-            &format!("/reports/{id}"),
-            Some(token),
-            None,
-        )
-        .await;
+async fn show(client: &Client, id: ReportId) -> Value {
+    let response = client.get(&format!("/reports/{id}")).await;
     assert_eq!(response.status, 200, "{}", response.body);
     response.body
 }
@@ -279,189 +268,40 @@ async fn count_where(app: &TestApp, clinic: ClinicId, sql: &str) -> i64 {
     count
 }
 
-#[tokio::test]
-async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_prices() {
-    let app = TestApp::spawn().await;
-    let router = router(&app);
-    let a = app.clinic_a;
-    let token = app.token(&a, Role::Receptionist);
-    let maria = patient(&app, a.id, "María José", "Núñez Peña", Some("12345678Z")).await;
-    let other = patient(&app, a.id, "Otro", "Paciente", None).await;
-    // The clinic charges 40 € for a cleaning instead of the global 55 €.
-    override_item(&app, &a, "procedure", "LIMP", json!({"price_cents": 4000})).await;
+/// Maria's April 2025 in clinic A (Madrid, UTC+2: from 2025-03-31T22:00Z to 2025-04-30T22:00Z),
+/// with what must stay out of her report around it. The clinic charges 40 € for a cleaning
+/// instead of the global 55 €.
+async fn seed_april_history(app: &TestApp) -> PatientId {
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    let maria = patient(app, a.id, "María José", "Núñez Peña", Some("12345678Z")).await;
+    let other = patient(app, a.id, "Otro", "Paciente", None).await;
+    override_item(app, &a, "procedure", "LIMP", json!({"price_cents": 4000})).await;
+    let in_b = patient(app, b.id, "María José", "Núñez Peña", Some("12345678Z")).await;
+    // The last six are not in the report: cancelled, no-show, still scheduled, outside April in
+    // Madrid (the first is 31 March at 23:30, the second 1 May at 00:30), another patient,
+    // another clinic.
+    #[rustfmt::skip]
+    let history = [
+        (a, maria, "2025-03-31T22:30:00Z", "completed", Some("REV")),
+        (a, maria, "2025-04-10T08:00:00Z", "completed", Some("LIMP")),
+        (a, maria, "2025-04-15T08:00:00Z", "completed", Some("EMP")),
+        (a, maria, "2025-04-16T08:00:00Z", "completed", None),
+        (a, maria, "2025-04-17T08:00:00Z", "cancelled", Some("EXT")),
+        (a, maria, "2025-04-18T08:00:00Z", "no_show", Some("ENDO")),
+        (a, maria, "2025-04-19T08:00:00Z", "scheduled", Some("CORONA")),
+        (a, maria, "2025-03-31T21:30:00Z", "completed", Some("IMPL")),
+        (a, maria, "2025-04-30T22:30:00Z", "completed", Some("PROT")),
+        (a, other, "2025-04-11T08:00:00Z", "completed", Some("BLANQ")),
+        (b, in_b, "2025-04-12T08:00:00Z", "completed", Some("PUENTE")),
+    ];
+    for (clinic, patient, starts_at, status, procedure) in history {
+        appointment(app, &clinic, patient, at(starts_at), status, procedure).await;
+    }
+    maria
+}
 
-    // April 2025 in Madrid (UTC+2): from 2025-03-31T22:00Z to 2025-04-30T22:00Z.
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-03-31T22:30:00Z"),
-        "completed",
-        Some("REV"),
-    )
-    .await;
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-04-10T08:00:00Z"),
-        "completed",
-        Some("LIMP"),
-    )
-    .await;
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-04-15T08:00:00Z"),
-        "completed",
-        Some("EMP"),
-    )
-    .await;
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-04-16T08:00:00Z"),
-        "completed",
-        None,
-    )
-    .await;
-    // Not in the report: cancelled, no-show, still scheduled, outside April in Madrid (the first
-    // is 31 March at 23:30, the second 1 May at 00:30), another patient, another clinic.
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-04-17T08:00:00Z"),
-        "cancelled",
-        Some("EXT"),
-    )
-    .await;
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-04-18T08:00:00Z"),
-        "no_show",
-        Some("ENDO"),
-    )
-    .await;
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-04-19T08:00:00Z"),
-        "scheduled",
-        Some("CORONA"),
-    )
-    .await;
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-03-31T21:30:00Z"),
-        "completed",
-        Some("IMPL"),
-    )
-    .await;
-    appointment(
-        &app,
-        &a,
-        maria,
-        at("2025-04-30T22:30:00Z"),
-        "completed",
-        Some("PROT"),
-    )
-    .await;
-    appointment(
-        &app,
-        &a,
-        other,
-        at("2025-04-11T08:00:00Z"),
-        "completed",
-        Some("BLANQ"),
-    )
-    .await;
-    let b = app.clinic_b;
-    let in_b = patient(&app, b.id, "María José", "Núñez Peña", Some("12345678Z")).await;
-    appointment(
-        &app,
-        &b,
-        in_b,
-        at("2025-04-12T08:00:00Z"),
-        "completed",
-        Some("PUENTE"),
-    )
-    .await;
-
-    let body = request_body(maria, "2025-04-01", "2025-04-30", "SANITAS");
-    let accepted = request_report(&app, &router, &token, &body, None).await;
-    let id = report_id(&accepted);
-    let job = job_id(&accepted);
-    assert_eq!(accepted["status"], "pending");
-    assert_eq!(accepted["links"]["self"], format!("/reports/{id}"));
-    assert_eq!(accepted["links"]["job"], format!("/jobs/{job}"));
-    assert_eq!(accepted["links"]["pdf"], Value::Null);
-
-    // The report and its job were written together; the job carries the report id only.
-    assert_eq!(app.count("reports", a.id).await, 1);
-    assert_eq!(
-        count_where(
-            &app,
-            a.id,
-            "SELECT count(*) FROM jobs WHERE clinic_id = $1 AND kind = 'report.insurance' \
-             AND status = 'queued'"
-        )
-        .await,
-        1
-    );
-    let queued = self::job(&app, a.id, job, 1).await;
-    assert_eq!(queued.payload, json!({"report_id": id.to_string()}));
-    assert_eq!(queued.created_by, Some(a.receptionist));
-
-    let pending = show(&app, &router, &token, id).await;
-    assert_eq!(pending["status"], "pending");
-    assert_eq!(pending["kind"], "insurance");
-    assert_eq!(pending["patient_id"], maria.to_string());
-    assert_eq!(pending["insurer"], "SANITAS");
-    assert_eq!(pending["from"], "2025-04-01");
-    assert_eq!(pending["to"], "2025-04-30");
-    assert_eq!(pending["requested_by"], a.receptionist.to_string());
-    assert_eq!(pending["pdf_bytes"], Value::Null);
-    assert_eq!(pending["completed_at"], Value::Null);
-
-    // No PDF while pending: 409 with a hint to come back.
-    let early = download(&app, &router, &token, id).await;
-    assert_eq!(header(&early, "retry-after"), Some("2"));
-    assert_eq!(early.problem(409)["type"], "/problems/report-not-ready");
-
-    let result = run_job(&app, a.id, job).await.expect("the job succeeds");
-    assert_eq!(result["built"], true);
-    assert_eq!(result["pages"], 1);
-    assert_eq!(result["procedures"], 4);
-    assert_eq!(result["unpriced"], 1);
-    // 35 € (REV, global) + 40 € (LIMP, the clinic's price) + 65 € (EMP, global).
-    assert_eq!(result["total_cents"], json!({"EUR": 14_000}));
-
-    let ready = show(&app, &router, &token, id).await;
-    assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["error"], Value::Null);
-    assert!(ready["completed_at"].is_string());
-    assert_eq!(ready["links"]["pdf"], format!("/reports/{id}/pdf"));
-
-    let pdf = download(&app, &router, &token, id).await;
-    assert_eq!(pdf.status, StatusCode::OK);
-    assert_eq!(header(&pdf, "content-type"), Some("application/pdf"));
-    assert_eq!(
-        header(&pdf, "content-disposition"),
-        Some("attachment; filename=\"informe-sanitas-2025-04-01-2025-04-30.pdf\"")
-    );
-    assert_eq!(header(&pdf, "cache-control"), Some("private, no-store"));
-    assert_eq!(ready["pdf_bytes"].as_u64(), Some(pdf.bytes.len() as u64));
-
-    let parsed = ParsedPdf::parse(&pdf.bytes);
-    assert_eq!(parsed.pages.len(), 1);
+/// The April report's text: the four completed visits with catalog prices, nothing else.
+fn assert_april_report_text(parsed: &ParsedPdf) {
     for line in [
         "Clínica clinic-a",
         "Informe de procedimientos para aseguradora",
@@ -507,6 +347,85 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
             parsed.pages
         );
     }
+}
+
+#[tokio::test]
+async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_prices() {
+    let app = TestApp::spawn().await;
+    let router = router(&app);
+    let a = app.clinic_a;
+    let token = app.token(&a, Role::Receptionist);
+    let client = app.client(&router, &token);
+    let maria = seed_april_history(&app).await;
+
+    let body = request_body(maria, "2025-04-01", "2025-04-30", "SANITAS");
+    let accepted = request_report(&app, &router, &token, &body, None).await;
+    let id = report_id(&accepted);
+    let job = job_id(&accepted);
+    assert_eq!(accepted["status"], "pending");
+    assert_eq!(accepted["links"]["self"], format!("/reports/{id}"));
+    assert_eq!(accepted["links"]["job"], format!("/jobs/{job}"));
+    assert_eq!(accepted["links"]["pdf"], Value::Null);
+
+    // The report and its job were written together; the job carries the report id only.
+    assert_eq!(app.count("reports", a.id).await, 1);
+    assert_eq!(
+        count_where(
+            &app,
+            a.id,
+            "SELECT count(*) FROM jobs WHERE clinic_id = $1 AND kind = 'report.insurance' \
+             AND status = 'queued'"
+        )
+        .await,
+        1
+    );
+    let queued = self::job(&app, a.id, job, 1).await;
+    assert_eq!(queued.payload, json!({"report_id": id.to_string()}));
+    assert_eq!(queued.created_by, Some(a.receptionist));
+
+    let pending = show(&client, id).await;
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(pending["kind"], "insurance");
+    assert_eq!(pending["patient_id"], maria.to_string());
+    assert_eq!(pending["insurer"], "SANITAS");
+    assert_eq!(pending["from"], "2025-04-01");
+    assert_eq!(pending["to"], "2025-04-30");
+    assert_eq!(pending["requested_by"], a.receptionist.to_string());
+    assert_eq!(pending["pdf_bytes"], Value::Null);
+    assert_eq!(pending["completed_at"], Value::Null);
+
+    // No PDF while pending: 409 with a hint to come back.
+    let early = download(&app, &router, &token, id).await;
+    assert_eq!(header(&early, "retry-after"), Some("2"));
+    assert_eq!(early.problem(409)["type"], "/problems/report-not-ready");
+
+    let result = run_job(&app, a.id, job).await.expect("the job succeeds");
+    assert_eq!(result["built"], true);
+    assert_eq!(result["pages"], 1);
+    assert_eq!(result["procedures"], 4);
+    assert_eq!(result["unpriced"], 1);
+    // 35 € (REV, global) + 40 € (LIMP, the clinic's price) + 65 € (EMP, global).
+    assert_eq!(result["total_cents"], json!({"EUR": 14_000}));
+
+    let ready = show(&client, id).await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["error"], Value::Null);
+    assert!(ready["completed_at"].is_string());
+    assert_eq!(ready["links"]["pdf"], format!("/reports/{id}/pdf"));
+
+    let pdf = download(&app, &router, &token, id).await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(header(&pdf, "content-type"), Some("application/pdf"));
+    assert_eq!(
+        header(&pdf, "content-disposition"),
+        Some("attachment; filename=\"informe-sanitas-2025-04-01-2025-04-30.pdf\"")
+    );
+    assert_eq!(header(&pdf, "cache-control"), Some("private, no-store"));
+    assert_eq!(ready["pdf_bytes"].as_u64(), Some(pdf.bytes.len() as u64));
+
+    let parsed = ParsedPdf::parse(&pdf.bytes);
+    assert_eq!(parsed.pages.len(), 1);
+    assert_april_report_text(&parsed);
 
     // A second delivery of the same job (at-least-once) changes nothing.
     let again = run_job(&app, a.id, job).await.expect("a repeat succeeds");
@@ -517,12 +436,13 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
 
     // An admin reads it too; a dentist does neither.
     let admin = app.token(&a, Role::Admin);
-    assert_eq!(show(&app, &router, &admin, id).await["status"], "ready");
+    assert_eq!(
+        show(&app.client(&router, &admin), id).await["status"],
+        "ready"
+    );
     let dentist = app.token(&a, Role::Dentist);
     for uri in [format!("/reports/{id}"), format!("/reports/{id}/pdf")] {
-        let response = app
-            .call(&router, Method::GET, &uri, Some(&dentist), None)
-            .await;
+        let response = app.client(&router, &dentist).get(&uri).await;
         response.problem(403);
     }
 }
@@ -650,123 +570,29 @@ async fn bad_requests_are_rejected_with_a_problem_naming_the_field_and_write_not
         body.as_object_mut().expect("object").remove(field);
         body
     };
+    #[rustfmt::skip]
     let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
-        (
-            "month without zero",
-            with("from", json!("2025-1-01")),
-            422,
-            Some("from"),
-        ),
-        (
-            "not a date",
-            with("to", json!("end of March")),
-            422,
-            Some("to"),
-        ),
-        (
-            "impossible date",
-            with("to", json!("2025-02-30")),
-            422,
-            Some("to"),
-        ),
-        (
-            "a time, not a date",
-            with("from", json!("2025-01-01T00:00:00Z")),
-            422,
-            Some("from"),
-        ),
-        (
-            "date as a number",
-            with("from", json!(20250101)),
-            422,
-            Some("from"),
-        ),
-        (
-            "to before from",
-            with("to", json!("2024-12-31")),
-            422,
-            Some("to"),
-        ),
-        (
-            "a year and a day",
-            with("to", json!("2026-01-01")),
-            422,
-            Some("to"),
-        ),
-        (
-            "last century",
-            with("from", json!("1999-12-01")),
-            422,
-            Some("from"),
-        ),
-        (
-            "unknown insurer",
-            with("insurer", json!("NOPE")),
-            422,
-            Some("insurer"),
-        ),
-        (
-            "hidden insurer",
-            with("insurer", json!("DKV")),
-            422,
-            Some("insurer"),
-        ),
-        (
-            "a procedure is no insurer",
-            with("insurer", json!("REV")),
-            422,
-            Some("insurer"),
-        ),
-        (
-            "malformed insurer",
-            with("insurer", json!("SAN ITAS")),
-            422,
-            Some("insurer"),
-        ),
-        (
-            "empty insurer",
-            with("insurer", json!("")),
-            422,
-            Some("insurer"),
-        ),
-        (
-            "insurer as a number",
-            with("insurer", json!(7)),
-            422,
-            Some("insurer"),
-        ),
+        ("month without zero", with("from", json!("2025-1-01")), 422, Some("from")),
+        ("not a date", with("to", json!("end of March")), 422, Some("to")),
+        ("impossible date", with("to", json!("2025-02-30")), 422, Some("to")),
+        ("a time, not a date", with("from", json!("2025-01-01T00:00:00Z")), 422, Some("from")),
+        ("date as a number", with("from", json!(20250101)), 422, Some("from")),
+        ("to before from", with("to", json!("2024-12-31")), 422, Some("to")),
+        ("a year and a day", with("to", json!("2026-01-01")), 422, Some("to")),
+        ("last century", with("from", json!("1999-12-01")), 422, Some("from")),
+        ("unknown insurer", with("insurer", json!("NOPE")), 422, Some("insurer")),
+        ("hidden insurer", with("insurer", json!("DKV")), 422, Some("insurer")),
+        ("a procedure is no insurer", with("insurer", json!("REV")), 422, Some("insurer")),
+        ("malformed insurer", with("insurer", json!("SAN ITAS")), 422, Some("insurer")),
+        ("empty insurer", with("insurer", json!("")), 422, Some("insurer")),
+        ("insurer as a number", with("insurer", json!(7)), 422, Some("insurer")),
         ("missing insurer", without("insurer"), 422, Some("insurer")),
         ("missing from", without("from"), 422, Some("from")),
-        (
-            "missing patient",
-            without("patient_id"),
-            422,
-            Some("patient_id"),
-        ),
-        (
-            "patient not a uuid",
-            with("patient_id", json!("maria")),
-            422,
-            Some("patient_id"),
-        ),
-        (
-            "unknown field",
-            with("notes", json!("urgente")),
-            422,
-            Some("notes"),
-        ),
-        (
-            "another clinic's patient",
-            with("patient_id", json!(in_b)),
-            404,
-            None,
-        ),
-        (
-            "no such patient",
-            with("patient_id", json!(PatientId::new_random())),
-            404,
-            None,
-        ),
+        ("missing patient", without("patient_id"), 422, Some("patient_id")),
+        ("patient not a uuid", with("patient_id", json!("maria")), 422, Some("patient_id")),
+        ("unknown field", with("notes", json!("urgente")), 422, Some("notes")),
+        ("another clinic's patient", with("patient_id", json!(in_b)), 404, None),
+        ("no such patient", with("patient_id", json!(PatientId::new_random())), 404, None),
     ];
     for (case, body, status, field) in cases {
         let response = send(
@@ -791,14 +617,8 @@ async fn bad_requests_are_rejected_with_a_problem_naming_the_field_and_write_not
     ];
     for (content_type, raw, status, field) in malformed {
         let response = app
-            .call_raw(
-                &router,
-                Method::POST,
-                "/reports/insurance",
-                Some(&token),
-                content_type,
-                raw,
-            )
+            .client(&router, &token)
+            .send_bytes(Method::POST, "/reports/insurance", content_type, raw)
             .await;
         assert_eq!(response.problem(status)["field"].as_str(), field);
     }
@@ -977,30 +797,21 @@ async fn another_clinics_report_is_not_found_anywhere() {
         .expect("the job succeeds");
 
     let token_b = app.token(&b, Role::Admin);
+    let as_token_b = app.client(&router, &token_b);
     for uri in [
         format!("/reports/{id}"),
         format!("/reports/{id}/pdf"),
         format!("/reports/{}", ReportId::new_random()),
         format!("/reports/{}/pdf", ReportId::new_random()),
     ] {
-        let response = app
-            .call(&router, Method::GET, &uri, Some(&token_b), None)
-            .await;
+        let response = as_token_b.get(&uri).await;
         assert_eq!(
             response.problem(404)["type"],
             "/problems/not-found",
             "{uri}"
         );
     }
-    let response = app
-        .call(
-            &router,
-            Method::GET,
-            "/reports/not-a-uuid",
-            Some(&token_b),
-            None,
-        )
-        .await;
+    let response = as_token_b.get("/reports/not-a-uuid").await;
     assert_eq!(response.problem(400)["field"], "id");
 
     // A job can only build a report of its own clinic: clinic B's job naming A's report fails
@@ -1011,7 +822,7 @@ async fn another_clinics_report_is_not_found_anywhere() {
         .await
         .expect_err("another clinic's report");
     assert!(matches!(failure, JobFailure::Permanent(_)), "{failure:?}");
-    let ready = show(&app, &router, &app.token(&a, Role::Admin), id).await;
+    let ready = show(&app.client(&router, &app.token(&a, Role::Admin)), id).await;
     assert_eq!(ready["status"], "ready");
 }
 
@@ -1055,7 +866,10 @@ async fn a_job_that_cannot_finish_leaves_the_report_pending_until_its_last_attem
     .await
     .expect_err("the time zone is unknown");
     assert!(matches!(first, JobFailure::Retry(_)), "{first:?}");
-    assert_eq!(show(&app, &router, &token, id).await["status"], "pending");
+    assert_eq!(
+        show(&app.client(&router, &token), id).await["status"],
+        "pending"
+    );
 
     let last = shared::reports::build_insurance_report(
         app.state.clone(),
@@ -1064,7 +878,7 @@ async fn a_job_that_cannot_finish_leaves_the_report_pending_until_its_last_attem
     .await
     .expect_err("still unknown");
     assert!(matches!(last, JobFailure::Retry(_)), "{last:?}");
-    let failed = show(&app, &router, &token, id).await;
+    let failed = show(&app.client(&router, &token), id).await;
     assert_eq!(failed["status"], "failed");
     assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()));
     assert_eq!(failed["links"]["pdf"], Value::Null);
@@ -1076,7 +890,7 @@ async fn a_job_that_cannot_finish_leaves_the_report_pending_until_its_last_attem
     run_job(&app, a.id, job_id)
         .await
         .expect("the replay succeeds");
-    let ready = show(&app, &router, &token, id).await;
+    let ready = show(&app.client(&router, &token), id).await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["error"], Value::Null);
     assert_eq!(
@@ -1091,6 +905,7 @@ async fn a_report_whose_job_died_without_a_word_reads_as_failed() {
     let router = router(&app);
     let a = app.clinic_a;
     let token = app.token(&a, Role::Receptionist);
+    let client = app.client(&router, &token);
     let maria = patient(&app, a.id, "María", "López", None).await;
     let accepted = request_report(
         &app,
@@ -1116,7 +931,7 @@ async fn a_report_whose_job_died_without_a_word_reads_as_failed() {
     .expect("bury the job");
     tx.commit().await.expect("commit");
 
-    let failed = show(&app, &router, &token, id).await;
+    let failed = show(&client, id).await;
     assert_eq!(failed["status"], "failed");
     assert_eq!(
         failed["error"],
@@ -1130,7 +945,7 @@ async fn a_report_whose_job_died_without_a_word_reads_as_failed() {
     run_job(&app, a.id, job_id(&accepted))
         .await
         .expect("the replay succeeds");
-    assert_eq!(show(&app, &router, &token, id).await["status"], "ready");
+    assert_eq!(show(&client, id).await["status"], "ready");
 }
 
 #[tokio::test]

@@ -1,20 +1,16 @@
 //! `/patients/{id}/xrays` and `/xrays/{id}…` through the real router, PostgreSQL and Redis, and
 //! the `xray.analyze` handler run directly on the staged job.
 
-use axum::Router;
 use axum::body::Body;
-use http::{Method, Request};
-use image::codecs::jpeg::JpegEncoder;
-use image::codecs::png::PngEncoder;
-use image::{ExtendedColorType, GrayImage, ImageEncoder, Luma};
-use pulso_tests::{TestApp, TestClinic, TestOptions, TestResponse};
+use http::Method;
+use image::{GrayImage, Luma};
+use pulso_tests::{Client, TestApp, TestClinic, TestOptions, TestResponse, drain_jobs};
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::ids::{ClinicId, JobId, UserId};
-use shared::queue::{Drain, Job, JobFailure, StopReason, Worker};
+use shared::queue::{Job, JobFailure};
 use shared::xrays::Sha256Digest;
-use std::time::Duration;
-use tokio::time::Instant;
+use shared::xrays::test_images::{jpeg, png, png_header_claiming};
 use uuid::Uuid;
 
 fn gradient(width: u32, height: u32) -> GrayImage {
@@ -29,32 +25,6 @@ fn gradient(width: u32, height: u32) -> GrayImage {
     })
 }
 
-fn png(image: &GrayImage) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    PngEncoder::new(&mut bytes)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::L8,
-        )
-        .expect("encode png");
-    bytes
-}
-
-fn jpeg(image: &GrayImage) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    JpegEncoder::new_with_quality(&mut bytes, 90)
-        .encode(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::L8,
-        )
-        .expect("encode jpeg");
-    bytes
-}
-
 /// Pixels that do not compress: a PNG of `side`² pixels is about `side`² bytes.
 fn incompressible_png(side: u32) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -66,54 +36,13 @@ fn incompressible_png(side: u32) -> Vec<u8> {
     }))
 }
 
-/// A PNG whose IHDR (valid CRC) claims `width`×`height`, with a token IDAT and IEND.
-fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &byte in bytes {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(
-        &mut out,
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    );
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
 async fn register_patient(app: &TestApp, clinic: &TestClinic) -> String {
     let router = shared::patients::router(app.state.clone());
     let response = app
-        .call(
-            &router,
-            Method::POST,
+        .client(&router, &app.token(clinic, Role::Receptionist))
+        .post(
             "/patients",
-            Some(&app.token(clinic, Role::Receptionist)),
-            Some(json!({"first_name": "Lucía", "last_name": "Serrano"})),
+            &json!({"first_name": "Lucía", "last_name": "Serrano"}),
         )
         .await;
     assert_eq!(response.status, 201, "{}", response.body);
@@ -124,30 +53,22 @@ async fn register_patient(app: &TestApp, clinic: &TestClinic) -> String {
 }
 
 async fn upload(
-    app: &TestApp,
-    router: &Router,
-    token: &str,
+    client: &Client,
     patient: &str,
     content_type: Option<&str>,
     idempotency_key: Option<&str>,
     bytes: Vec<u8>,
 ) -> TestResponse {
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/patients/{patient}/xrays"))
-        .header("authorization", format!("Bearer {token}"));
+    let mut request = client.request(Method::POST, &format!("/patients/{patient}/xrays"));
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
     }
     if let Some(key) = idempotency_key {
         request = request.header("idempotency-key", key);
     }
-    app.send(router, request.body(Body::from(bytes)).expect("request"))
+    client
+        .raw(request.body(Body::from(bytes)).expect("request"))
         .await
-}
-
-async fn get(app: &TestApp, router: &Router, token: &str, uri: &str) -> TestResponse {
-    app.call(router, Method::GET, uri, Some(token), None).await
 }
 
 /// The job the upload staged, as the worker would hand it to the handler.
@@ -189,25 +110,45 @@ async fn xray_row(app: &TestApp, clinic: ClinicId, id: &str) -> (String, Option<
     row
 }
 
+/// An analysed X-ray's metadata: a quality check (not a diagnosis) with every metric, and a
+/// thumbnail link.
+fn assert_quality_check_shown(shown: &Value, result: &Value, xray_id: &str) {
+    let analysis = &shown["analysis"];
+    assert_eq!(analysis["kind"], "image-quality-check");
+    assert!(
+        analysis["disclaimer"]
+            .as_str()
+            .is_some_and(|d| d.contains("not a diagnosis"))
+    );
+    assert_eq!(analysis["quality_score"], result["quality_score"]);
+    assert_eq!(analysis["findings"], json!([]));
+    assert_eq!(analysis["image"]["width"], 640);
+    for metric in [
+        &analysis["exposure"]["dark_share"],
+        &analysis["contrast"]["rms"],
+        &analysis["sharpness"]["laplacian_variance"],
+        &analysis["noise"]["sigma"],
+    ] {
+        assert!(metric.is_number(), "{analysis}");
+    }
+    assert!(shown["analysed_at"].is_string());
+    assert_eq!(
+        shown["links"]["thumbnail"],
+        format!("/xrays/{xray_id}/thumbnail")
+    );
+}
+
 #[tokio::test]
 async fn upload_analyse_and_serve_a_png() {
     let app = TestApp::spawn().await;
     let router = shared::xrays::router(app.state.clone());
     let clinic = app.clinic_a;
     let token = app.token(&clinic, Role::Receptionist);
+    let client = app.client(&router, &token);
     let patient = register_patient(&app, &clinic).await;
     let original = png(&gradient(640, 480));
 
-    let accepted = upload(
-        &app,
-        &router,
-        &token,
-        &patient,
-        Some("image/png"),
-        None,
-        original.clone(),
-    )
-    .await;
+    let accepted = upload(&client, &patient, Some("image/png"), None, original.clone()).await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     let xray_id = accepted.body["xray_id"]
         .as_str()
@@ -238,7 +179,7 @@ async fn upload_analyse_and_serve_a_png() {
     assert_eq!(job.payload, json!({"xray_id": xray_id}));
     assert_eq!(job.created_by, Some(clinic.receptionist));
 
-    let shown = get(&app, &router, &token, &format!("/xrays/{xray_id}")).await;
+    let shown = client.get(&format!("/xrays/{xray_id}")).await;
     assert_eq!(shown.status, 200, "{}", shown.body);
     assert_eq!(shown.body["status"], "pending");
     assert_eq!(shown.body["patient_id"], patient.as_str());
@@ -250,18 +191,12 @@ async fn upload_analyse_and_serve_a_png() {
     assert_eq!(shown.body["links"]["thumbnail"], Value::Null);
 
     // No thumbnail yet: a conflict that tells the client to come back.
-    let early = get(
-        &app,
-        &router,
-        &token,
-        &format!("/xrays/{xray_id}/thumbnail"),
-    )
-    .await;
+    let early = client.get(&format!("/xrays/{xray_id}/thumbnail")).await;
     assert_eq!(early.problem(409)["type"], "/problems/xray-not-ready");
     assert!(early.headers.get("retry-after").is_some());
 
     // The original, byte for byte, with its digest as ETag; 304 when the client has it.
-    let image = get(&app, &router, &token, &format!("/xrays/{xray_id}/image")).await;
+    let image = client.get(&format!("/xrays/{xray_id}/image")).await;
     assert_eq!(image.status, 200);
     assert_eq!(image.bytes, original);
     assert_eq!(image.headers["content-type"], "image/png");
@@ -274,11 +209,10 @@ async fn upload_analyse_and_serve_a_png() {
             .is_ok_and(|v| v.contains("private") && v.contains("immutable"))
     );
     assert_eq!(shown.body["sha256"], Sha256Digest::of(&original).hex());
-    let cached = app
-        .send(
-            &router,
-            Request::get(format!("/xrays/{xray_id}/image"))
-                .header("authorization", format!("Bearer {token}"))
+    let cached = client
+        .raw(
+            client
+                .request(Method::GET, &format!("/xrays/{xray_id}/image"))
                 .header("if-none-match", &etag)
                 .body(Body::empty())
                 .expect("request"),
@@ -295,49 +229,20 @@ async fn upload_analyse_and_serve_a_png() {
     assert_eq!(result["status"], "ready");
     assert!(result["quality_score"].as_u64().is_some_and(|s| s <= 100));
 
-    let shown = get(&app, &router, &token, &format!("/xrays/{xray_id}")).await;
+    let shown = client.get(&format!("/xrays/{xray_id}")).await;
     assert_eq!(shown.body["status"], "ready", "{}", shown.body);
-    let analysis = &shown.body["analysis"];
-    assert_eq!(analysis["kind"], "image-quality-check");
-    assert!(
-        analysis["disclaimer"]
-            .as_str()
-            .is_some_and(|d| d.contains("not a diagnosis"))
-    );
-    assert_eq!(analysis["quality_score"], result["quality_score"]);
-    assert_eq!(analysis["findings"], json!([]));
-    assert_eq!(analysis["image"]["width"], 640);
-    for metric in [
-        &analysis["exposure"]["dark_share"],
-        &analysis["contrast"]["rms"],
-        &analysis["sharpness"]["laplacian_variance"],
-        &analysis["noise"]["sigma"],
-    ] {
-        assert!(metric.is_number(), "{analysis}");
-    }
-    assert!(shown.body["analysed_at"].is_string());
-    assert_eq!(
-        shown.body["links"]["thumbnail"],
-        format!("/xrays/{xray_id}/thumbnail")
-    );
+    assert_quality_check_shown(&shown.body, &result, &xray_id);
 
-    let thumbnail = get(
-        &app,
-        &router,
-        &token,
-        &format!("/xrays/{xray_id}/thumbnail"),
-    )
-    .await;
+    let thumbnail = client.get(&format!("/xrays/{xray_id}/thumbnail")).await;
     assert_eq!(thumbnail.status, 200);
     assert_eq!(thumbnail.headers["content-type"], "image/jpeg");
     let decoded = image::load_from_memory(&thumbnail.bytes).expect("a decodable thumbnail");
     assert_eq!((decoded.width(), decoded.height()), (256, 192));
     let thumb_etag = thumbnail.headers["etag"].clone();
-    let cached = app
-        .send(
-            &router,
-            Request::get(format!("/xrays/{xray_id}/thumbnail"))
-                .header("authorization", format!("Bearer {token}"))
+    let cached = client
+        .raw(
+            client
+                .request(Method::GET, &format!("/xrays/{xray_id}/thumbnail"))
                 .header("if-none-match", thumb_etag)
                 .body(Body::empty())
                 .expect("request"),
@@ -350,7 +255,7 @@ async fn upload_analyse_and_serve_a_png() {
         .await
         .expect("a second run is harmless");
     assert_eq!(again["status"], "ready");
-    let reread = get(&app, &router, &token, &format!("/xrays/{xray_id}")).await;
+    let reread = client.get(&format!("/xrays/{xray_id}")).await;
     assert_eq!(reread.body, shown.body);
 }
 
@@ -363,19 +268,18 @@ async fn the_format_is_sniffed_and_every_role_may_upload_large_files() {
 
     // A JPEG sent as octet-stream, by a dentist: stored and served as image/jpeg.
     let dentist = app.token(&clinic, Role::Dentist);
+    let as_dentist = app.client(&router, &dentist);
     let accepted = upload(
-        &app,
-        &router,
-        &dentist,
+        &as_dentist,
         &patient,
         Some("application/octet-stream"),
         None,
-        jpeg(&gradient(320, 240)),
+        jpeg(&gradient(320, 240), 90),
     )
     .await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     let id = accepted.body["xray_id"].as_str().expect("id");
-    let image = get(&app, &router, &dentist, &format!("/xrays/{id}/image")).await;
+    let image = as_dentist.get(&format!("/xrays/{id}/image")).await;
     assert_eq!(image.headers["content-type"], "image/jpeg");
 
     // Far over the 64 KiB JSON limit, well under XRAY_MAX_BYTES, by an admin, without a
@@ -383,7 +287,7 @@ async fn the_format_is_sniffed_and_every_role_may_upload_large_files() {
     let large = incompressible_png(700);
     assert!(large.len() > 400 * 1024, "{}", large.len());
     let admin = app.token(&clinic, Role::Admin);
-    let accepted = upload(&app, &router, &admin, &patient, None, None, large).await;
+    let accepted = upload(&app.client(&router, &admin), &patient, None, None, large).await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
 
     assert_eq!(app.count("xrays", clinic.id).await, 2);
@@ -391,11 +295,10 @@ async fn the_format_is_sniffed_and_every_role_may_upload_large_files() {
 
     // No token: 401 before the body is read.
     let anonymous = app
-        .call_raw(
-            &router,
+        .anonymous(&router)
+        .send_bytes(
             Method::POST,
             &format!("/patients/{patient}/xrays"),
-            None,
             Some("image/png"),
             png(&gradient(64, 64)),
         )
@@ -413,9 +316,10 @@ async fn bad_uploads_are_refused_and_write_nothing() {
     let router = shared::xrays::router(app.state.clone());
     let clinic = app.clinic_a;
     let token = app.token(&clinic, Role::Dentist);
+    let client = app.client(&router, &token);
     let patient = register_patient(&app, &clinic).await;
 
-    let good_jpeg = jpeg(&gradient(320, 240));
+    let good_jpeg = jpeg(&gradient(320, 240), 90);
     // (what, Content-Type, body, status, problem type)
     type Case = (
         &'static str,
@@ -424,60 +328,19 @@ async fn bad_uploads_are_refused_and_write_nothing() {
         u16,
         &'static str,
     );
+    #[rustfmt::skip]
     let cases: Vec<Case> = vec![
         ("empty body", Some("image/png"), Vec::new(), 400, "bad-request"),
-        (
-            "text",
-            Some("text/plain"),
-            b"not an image at all".to_vec(),
-            415,
-            "unsupported-media-type",
-        ),
-        (
-            "GIF bytes sent as image/png",
-            Some("image/png"),
-            b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec(),
-            415,
-            "unsupported-media-type",
-        ),
-        (
-            "PDF bytes sent as image/png",
-            Some("image/png"),
-            b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n".to_vec(),
-            415,
-            "unsupported-media-type",
-        ),
-        (
-            "truncated JPEG",
-            Some("image/jpeg"),
-            good_jpeg[..good_jpeg.len() / 2].to_vec(),
-            422,
-            "validation",
-        ),
-        (
-            "JPEG cut inside its header",
-            Some("image/jpeg"),
-            good_jpeg[..30].to_vec(),
-            422,
-            "validation",
-        ),
-        (
-            "30000×30000 header bomb",
-            Some("image/png"),
-            png_header_claiming(30_000, 30_000),
-            422,
-            "validation",
-        ),
-        (
-            "over XRAY_MAX_BYTES",
-            Some("image/png"),
-            incompressible_png(600),
-            413,
-            "payload-too-large",
-        ),
+        ("text", Some("text/plain"), b"not an image at all".to_vec(), 415, "unsupported-media-type"),
+        ("GIF bytes sent as image/png", Some("image/png"), b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec(), 415, "unsupported-media-type"),
+        ("PDF bytes sent as image/png", Some("image/png"), b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n".to_vec(), 415, "unsupported-media-type"),
+        ("truncated JPEG", Some("image/jpeg"), good_jpeg[..good_jpeg.len() / 2].to_vec(), 422, "validation"),
+        ("JPEG cut inside its header", Some("image/jpeg"), good_jpeg[..30].to_vec(), 422, "validation"),
+        ("30000×30000 header bomb", Some("image/png"), png_header_claiming(30_000, 30_000), 422, "validation"),
+        ("over XRAY_MAX_BYTES", Some("image/png"), incompressible_png(600), 413, "payload-too-large"),
     ];
     for (name, content_type, bytes, status, kind) in cases {
-        let response = upload(&app, &router, &token, &patient, content_type, None, bytes).await;
+        let response = upload(&client, &patient, content_type, None, bytes).await;
         assert_eq!(
             response.status.as_u16(),
             status,
@@ -494,9 +357,7 @@ async fn bad_uploads_are_refused_and_write_nothing() {
     }
 
     let bomb = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/png"),
         None,
@@ -511,9 +372,7 @@ async fn bad_uploads_are_refused_and_write_nothing() {
         bomb.body
     );
     let truncated = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/jpeg"),
         None,
@@ -528,9 +387,7 @@ async fn bad_uploads_are_refused_and_write_nothing() {
         truncated.body
     );
     let too_large = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/png"),
         None,
@@ -546,11 +403,10 @@ async fn bad_uploads_are_refused_and_write_nothing() {
     );
 
     // A declared length over the limit is refused before the body is read.
-    let declared = app
-        .send(
-            &router,
-            Request::post(format!("/patients/{patient}/xrays"))
-                .header("authorization", format!("Bearer {token}"))
+    let declared = client
+        .raw(
+            client
+                .request(Method::POST, &format!("/patients/{patient}/xrays"))
                 .header("content-length", (10 * 1024 * 1024).to_string())
                 .body(Body::from(good_jpeg.clone()))
                 .expect("request"),
@@ -560,9 +416,7 @@ async fn bad_uploads_are_refused_and_write_nothing() {
 
     // A malformed Idempotency-Key and a malformed patient id are 400s naming the input.
     let bad_key = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/jpeg"),
         Some(""),
@@ -570,16 +424,7 @@ async fn bad_uploads_are_refused_and_write_nothing() {
     )
     .await;
     assert_eq!(bad_key.problem(400)["field"], "Idempotency-Key");
-    let bad_id = upload(
-        &app,
-        &router,
-        &token,
-        "not-a-uuid",
-        Some("image/jpeg"),
-        None,
-        good_jpeg,
-    )
-    .await;
+    let bad_id = upload(&client, "not-a-uuid", Some("image/jpeg"), None, good_jpeg).await;
     assert_eq!(bad_id.problem(400)["field"], "id");
     assert_eq!(app.count("xrays", clinic.id).await, 0);
     assert_eq!(app.count("jobs", clinic.id).await, 0);
@@ -591,6 +436,7 @@ async fn corrupt_data_behind_a_valid_header_fails_the_job_cleanly() {
     let router = shared::xrays::router(app.state.clone());
     let clinic = app.clinic_a;
     let token = app.token(&clinic, Role::Dentist);
+    let client = app.client(&router, &token);
     let patient = register_patient(&app, &clinic).await;
 
     // Chunk structure intact, compressed pixel data garbled: only decoding can tell.
@@ -598,16 +444,7 @@ async fn corrupt_data_behind_a_valid_header_fails_the_job_cleanly() {
     for byte in garbled.iter_mut().skip(60).take(200) {
         *byte ^= 0x5A;
     }
-    let accepted = upload(
-        &app,
-        &router,
-        &token,
-        &patient,
-        Some("image/png"),
-        None,
-        garbled,
-    )
-    .await;
+    let accepted = upload(&client, &patient, Some("image/png"), None, garbled).await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     let xray_id = accepted.body["xray_id"].as_str().expect("id").to_string();
     let job = staged_job(
@@ -629,7 +466,7 @@ async fn corrupt_data_behind_a_valid_header_fails_the_job_cleanly() {
     assert_eq!(error.as_deref(), Some(message.as_str()));
     assert!(!has_thumbnail);
 
-    let shown = get(&app, &router, &token, &format!("/xrays/{xray_id}")).await;
+    let shown = client.get(&format!("/xrays/{xray_id}")).await;
     assert_eq!(shown.body["status"], "failed");
     assert!(
         shown.body["error"]
@@ -637,19 +474,13 @@ async fn corrupt_data_behind_a_valid_header_fails_the_job_cleanly() {
             .is_some_and(|e| e.contains("corrupt"))
     );
     assert_eq!(shown.body["analysis"], Value::Null);
-    let thumbnail = get(
-        &app,
-        &router,
-        &token,
-        &format!("/xrays/{xray_id}/thumbnail"),
-    )
-    .await;
+    let thumbnail = client.get(&format!("/xrays/{xray_id}/thumbnail")).await;
     assert_eq!(
         thumbnail.problem(409)["type"],
         "/problems/xray-analysis-failed"
     );
     // The original stays available to the clinic.
-    let image = get(&app, &router, &token, &format!("/xrays/{xray_id}/image")).await;
+    let image = client.get(&format!("/xrays/{xray_id}/image")).await;
     assert_eq!(image.status, 200);
 
     // A job whose payload names no X-ray of the clinic fails for good, too.
@@ -677,12 +508,12 @@ async fn other_clinics_unknown_and_archived_patients() {
     let router = shared::xrays::router(app.state.clone());
     let (a, b) = (app.clinic_a, app.clinic_b);
     let token_a = app.token(&a, Role::Dentist);
+    let as_token_a = app.client(&router, &token_a);
     let token_b = app.token(&b, Role::Admin);
+    let as_token_b = app.client(&router, &token_b);
     let patient = register_patient(&app, &a).await;
     let accepted = upload(
-        &app,
-        &router,
-        &token_a,
+        &as_token_a,
         &patient,
         Some("image/png"),
         None,
@@ -702,7 +533,7 @@ async fn other_clinics_unknown_and_archived_patients() {
         format!("/xrays/{}/image", Uuid::new_v4()),
         format!("/xrays/{}/thumbnail", Uuid::new_v4()),
     ] {
-        let response = get(&app, &router, &token_b, &uri).await;
+        let response = as_token_b.get(&uri).await;
         assert_eq!(
             response.problem(404)["type"],
             "/problems/not-found",
@@ -710,9 +541,7 @@ async fn other_clinics_unknown_and_archived_patients() {
         );
     }
     let foreign = upload(
-        &app,
-        &router,
-        &token_b,
+        &as_token_b,
         &patient,
         Some("image/png"),
         None,
@@ -731,9 +560,7 @@ async fn other_clinics_unknown_and_archived_patients() {
     // Unknown patient in one's own clinic.
     let unknown = Uuid::new_v4().to_string();
     let response = upload(
-        &app,
-        &router,
-        &token_a,
+        &as_token_a,
         &unknown,
         Some("image/png"),
         None,
@@ -741,31 +568,20 @@ async fn other_clinics_unknown_and_archived_patients() {
     )
     .await;
     response.problem(404);
-    get(
-        &app,
-        &router,
-        &token_a,
-        &format!("/patients/{unknown}/xrays"),
-    )
-    .await
-    .problem(404);
+    as_token_a
+        .get(&format!("/patients/{unknown}/xrays"))
+        .await
+        .problem(404);
 
     // Archived patient: no new X-rays (409 like patients), the old ones stay readable.
     let patients = shared::patients::router(app.state.clone());
     let archived = app
-        .call(
-            &patients,
-            Method::DELETE,
-            &format!("/patients/{patient}"),
-            Some(&app.token(&a, Role::Admin)),
-            None,
-        )
+        .client(&patients, &app.token(&a, Role::Admin))
+        .delete(&format!("/patients/{patient}"))
         .await;
     assert_eq!(archived.status, 204);
     let refused = upload(
-        &app,
-        &router,
-        &token_a,
+        &as_token_a,
         &patient,
         Some("image/png"),
         None,
@@ -775,13 +591,7 @@ async fn other_clinics_unknown_and_archived_patients() {
     assert_eq!(refused.problem(409)["type"], "/problems/patient-archived");
     assert_eq!(app.count("xrays", a.id).await, 1);
     assert_eq!(app.count("jobs", a.id).await, 1);
-    let listed = get(
-        &app,
-        &router,
-        &token_a,
-        &format!("/patients/{patient}/xrays"),
-    )
-    .await;
+    let listed = as_token_a.get(&format!("/patients/{patient}/xrays")).await;
     assert_eq!(listed.status, 200);
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
 }
@@ -792,14 +602,13 @@ async fn the_same_idempotency_key_gives_the_same_xray_and_job() {
     let router = shared::xrays::router(app.state.clone());
     let clinic = app.clinic_a;
     let token = app.token(&clinic, Role::Receptionist);
+    let client = app.client(&router, &token);
     let patient = register_patient(&app, &clinic).await;
-    let bytes = jpeg(&gradient(320, 240));
+    let bytes = jpeg(&gradient(320, 240), 90);
     let key = "scan-2026-11-23-0001";
 
     let first = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/jpeg"),
         Some(key),
@@ -809,9 +618,7 @@ async fn the_same_idempotency_key_gives_the_same_xray_and_job() {
     assert_eq!(first.status, 202, "{}", first.body);
     assert!(first.headers.get("idempotent-replayed").is_none());
     let second = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/jpeg"),
         Some(key),
@@ -827,21 +634,17 @@ async fn the_same_idempotency_key_gives_the_same_xray_and_job() {
 
     // The same key for another file (or patient) is a client bug: 422, nothing written.
     let other_file = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/jpeg"),
         Some(key),
-        jpeg(&gradient(300, 200)),
+        jpeg(&gradient(300, 200), 90),
     )
     .await;
     assert_eq!(other_file.problem(422)["field"], "Idempotency-Key");
     let other_patient = register_patient(&app, &clinic).await;
     let response = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &other_patient,
         Some("image/jpeg"),
         Some(key),
@@ -855,9 +658,7 @@ async fn the_same_idempotency_key_gives_the_same_xray_and_job() {
     // Keys are per clinic: clinic B may use the same one for its own upload.
     let patient_b = register_patient(&app, &app.clinic_b).await;
     let in_b = upload(
-        &app,
-        &router,
-        &app.token(&app.clinic_b, Role::Dentist),
+        &app.client(&router, &app.token(&app.clinic_b, Role::Dentist)),
         &patient_b,
         Some("image/jpeg"),
         Some(key),
@@ -869,9 +670,7 @@ async fn the_same_idempotency_key_gives_the_same_xray_and_job() {
 
     // A new key is a new upload.
     let third = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/jpeg"),
         Some("scan-2026-11-23-0002"),
@@ -890,14 +689,13 @@ async fn a_patients_xrays_are_listed_newest_first_in_pages() {
     let router = shared::xrays::router(app.state.clone());
     let clinic = app.clinic_a;
     let token = app.token(&clinic, Role::Receptionist);
+    let client = app.client(&router, &token);
     let patient = register_patient(&app, &clinic).await;
     let other = register_patient(&app, &clinic).await;
     let mut ids = Vec::new();
     for size in [64, 80, 96] {
         let accepted = upload(
-            &app,
-            &router,
-            &token,
+            &client,
             &patient,
             Some("image/png"),
             None,
@@ -908,9 +706,7 @@ async fn a_patients_xrays_are_listed_newest_first_in_pages() {
         ids.push(accepted.body["xray_id"].as_str().expect("id").to_string());
     }
     upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &other,
         Some("image/png"),
         None,
@@ -918,13 +714,9 @@ async fn a_patients_xrays_are_listed_newest_first_in_pages() {
     )
     .await;
 
-    let first = get(
-        &app,
-        &router,
-        &token,
-        &format!("/patients/{patient}/xrays?limit=2"),
-    )
-    .await;
+    let first = client
+        .get(&format!("/patients/{patient}/xrays?limit=2"))
+        .await;
     assert_eq!(first.status, 200, "{}", first.body);
     let listed = |page: &TestResponse| -> Vec<String> {
         page.body["items"]
@@ -936,41 +728,27 @@ async fn a_patients_xrays_are_listed_newest_first_in_pages() {
     };
     assert_eq!(listed(&first), vec![ids[2].clone(), ids[1].clone()]);
     let cursor = first.body["next_cursor"].as_str().expect("a next page");
-    let second = get(
-        &app,
-        &router,
-        &token,
-        &format!("/patients/{patient}/xrays?limit=2&cursor={cursor}"),
-    )
-    .await;
+    let second = client
+        .get(&format!(
+            "/patients/{patient}/xrays?limit=2&cursor={cursor}"
+        ))
+        .await;
     assert_eq!(listed(&second), vec![ids[0].clone()]);
     assert_eq!(second.body["next_cursor"], Value::Null);
     // Metadata only: no bytes in a list.
     assert!(second.body["items"][0].get("image").is_none());
 
-    let bad = get(
-        &app,
-        &router,
-        &token,
-        &format!("/patients/{patient}/xrays?cursor=garbage"),
-    )
-    .await;
+    let bad = client
+        .get(&format!("/patients/{patient}/xrays?cursor=garbage"))
+        .await;
     assert_eq!(bad.problem(400)["field"], "cursor");
-    let bad = get(
-        &app,
-        &router,
-        &token,
-        &format!("/patients/{patient}/xrays?limit=0"),
-    )
-    .await;
+    let bad = client
+        .get(&format!("/patients/{patient}/xrays?limit=0"))
+        .await;
     assert_eq!(bad.problem(400)["field"], "limit");
-    let bad = get(
-        &app,
-        &router,
-        &token,
-        &format!("/patients/{patient}/xrays?sort=asc"),
-    )
-    .await;
+    let bad = client
+        .get(&format!("/patients/{patient}/xrays?sort=asc"))
+        .await;
     bad.problem(400);
 }
 
@@ -1000,37 +778,19 @@ async fn the_worker_runs_the_registered_handler() {
     let router = shared::xrays::router(app.state.clone());
     let clinic = app.clinic_a;
     let token = app.token(&clinic, Role::Dentist);
+    let client = app.client(&router, &token);
     let patient = register_patient(&app, &clinic).await;
-    let good = upload(
-        &app,
-        &router,
-        &token,
-        &patient,
-        None,
-        None,
-        jpeg(&gradient(400, 300)),
-    )
-    .await;
+    let good = upload(&client, &patient, None, None, jpeg(&gradient(400, 300), 90)).await;
     assert_eq!(good.status, 202, "{}", good.body);
     let mut garbled = png(&gradient(320, 240));
     for byte in garbled.iter_mut().skip(60).take(200) {
         *byte ^= 0x5A;
     }
-    let bad = upload(&app, &router, &token, &patient, None, None, garbled).await;
+    let bad = upload(&client, &patient, None, None, garbled).await;
     assert_eq!(bad.status, 202, "{}", bad.body);
 
     // The production registry (`shared::worker::handlers`), drained as the worker does.
-    let report = Worker::new(app.system_state(), shared::worker::handlers())
-        .drain(
-            Drain {
-                stop_at: Some(Instant::now() + Duration::from_secs(20)),
-                finish_by: Some(Instant::now() + Duration::from_secs(25)),
-                stop_when_idle: true,
-            },
-            std::future::pending(),
-        )
-        .await;
-    assert_eq!(report.stopped_by, StopReason::Idle, "{report:?}");
+    drain_jobs(app.system_state(), shared::worker::handlers()).await;
 
     let good_id = good.body["xray_id"].as_str().expect("id");
     let (status, _, result) = job_row(&app, clinic.id, &good.body["job_id"]).await;
@@ -1056,11 +816,10 @@ async fn an_xray_whose_job_died_before_recording_reads_as_failed() {
     let router = shared::xrays::router(app.state.clone());
     let clinic = app.clinic_a;
     let token = app.token(&clinic, Role::Receptionist);
+    let client = app.client(&router, &token);
     let patient = register_patient(&app, &clinic).await;
     let uploaded = upload(
-        &app,
-        &router,
-        &token,
+        &client,
         &patient,
         Some("image/png"),
         None,
@@ -1085,20 +844,20 @@ async fn an_xray_whose_job_died_before_recording_reads_as_failed() {
     .unwrap();
     tx.commit().await.unwrap();
 
-    let shown = get(&app, &router, &token, &format!("/xrays/{xray}")).await;
+    let shown = client.get(&format!("/xrays/{xray}")).await;
     assert_eq!(shown.status, 200, "{}", shown.body);
     assert_eq!(shown.body["status"], "failed");
     assert_eq!(
         shown.body["error"],
         "the worker stopped during the last attempt"
     );
-    let listed = get(&app, &router, &token, &format!("/patients/{patient}/xrays")).await;
+    let listed = client.get(&format!("/patients/{patient}/xrays")).await;
     assert_eq!(
         listed.body["items"][0]["status"], "failed",
         "{}",
         listed.body
     );
-    let thumbnail = get(&app, &router, &token, &format!("/xrays/{xray}/thumbnail")).await;
+    let thumbnail = client.get(&format!("/xrays/{xray}/thumbnail")).await;
     assert_eq!(
         thumbnail.problem(409)["type"],
         "/problems/xray-analysis-failed"
