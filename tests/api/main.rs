@@ -1,0 +1,18 @@
+//! Cross-function integration tests, one module per area, linked as one binary: on a 2-core
+//! machine one link instead of fourteen, and one process whose tests all run in parallel.
+//! The harness they share (`TestApp`, its `Client`, fixtures) is the `pulso_tests` library.
+
+mod admin;
+mod appointments;
+mod cache;
+mod catalogs;
+mod dashboard;
+mod health;
+mod jobs;
+mod patients;
+mod queue;
+mod realtime;
+mod realtime_e2e;
+mod reports;
+mod security;
+mod xrays;
