@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::body::Body;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use http::{Method, Request, StatusCode};
+use http::{Method, StatusCode};
 use pulso_tests::{Client, TestApp, TestClinic, TestResponse};
 use serde_json::{Value, json};
 use shared::auth::Role;
@@ -90,20 +90,15 @@ fn header<'a>(response: &'a TestResponse, name: &str) -> Option<&'a str> {
     response.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// One request with optional token, JSON body and Idempotency-Key.
+/// One request with an optional JSON body and Idempotency-Key.
 async fn send(
-    app: &TestApp,
-    router: &Router,
+    client: &Client,
     method: Method,
     uri: &str,
-    token: Option<&str>,
     body: Option<&Value>,
     idempotency_key: Option<&str>,
 ) -> TestResponse {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
+    let mut request = client.request(method, uri);
     if let Some(key) = idempotency_key {
         request = request.header("idempotency-key", key);
     }
@@ -114,9 +109,7 @@ async fn send(
         }
         None => Body::empty(),
     };
-    app.anonymous(router)
-        .raw(request.body(body).expect("request"))
-        .await
+    client.raw(request.body(body).expect("request")).await
 }
 
 fn request_body(patient: PatientId, from: &str, to: &str, insurer: &str) -> Value {
@@ -124,23 +117,8 @@ fn request_body(patient: PatientId, from: &str, to: &str, insurer: &str) -> Valu
 }
 
 /// `POST /reports/insurance`, expecting 202; returns the body.
-async fn request_report(
-    app: &TestApp,
-    router: &Router,
-    token: &str,
-    body: &Value,
-    key: Option<&str>,
-) -> Value {
-    let response = send(
-        app,
-        router,
-        Method::POST,
-        "/reports/insurance",
-        Some(token),
-        Some(body),
-        key,
-    )
-    .await;
+async fn request_report(client: &Client, body: &Value, key: Option<&str>) -> Value {
+    let response = send(client, Method::POST, "/reports/insurance", Some(body), key).await;
     let location = header(&response, "location").map(str::to_owned);
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.body);
     let report_id = response.body["report_id"].as_str().expect("report_id");
@@ -196,13 +174,11 @@ async fn show(client: &Client, id: ReportId) -> Value {
     response.body
 }
 
-async fn download(app: &TestApp, router: &Router, token: &str, id: ReportId) -> TestResponse {
+async fn download(client: &Client, id: ReportId) -> TestResponse {
     send(
-        app,
-        router,
+        client,
         Method::GET,
         &format!("/reports/{id}/pdf"),
-        Some(token),
         None,
         None,
     )
@@ -359,7 +335,7 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     let maria = seed_april_history(&app).await;
 
     let body = request_body(maria, "2025-04-01", "2025-04-30", "SANITAS");
-    let accepted = request_report(&app, &router, &token, &body, None).await;
+    let accepted = request_report(&client, &body, None).await;
     let id = report_id(&accepted);
     let job = job_id(&accepted);
     assert_eq!(accepted["status"], "pending");
@@ -395,7 +371,7 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     assert_eq!(pending["completed_at"], Value::Null);
 
     // No PDF while pending: 409 with a hint to come back.
-    let early = download(&app, &router, &token, id).await;
+    let early = download(&client, id).await;
     assert_eq!(header(&early, "retry-after"), Some("2"));
     assert_eq!(early.problem(409)["type"], "/problems/report-not-ready");
 
@@ -413,7 +389,7 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     assert!(ready["completed_at"].is_string());
     assert_eq!(ready["links"]["pdf"], format!("/reports/{id}/pdf"));
 
-    let pdf = download(&app, &router, &token, id).await;
+    let pdf = download(&client, id).await;
     assert_eq!(pdf.status, StatusCode::OK);
     assert_eq!(header(&pdf, "content-type"), Some("application/pdf"));
     assert_eq!(
@@ -430,19 +406,18 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     // A second delivery of the same job (at-least-once) changes nothing.
     let again = run_job(&app, a.id, job).await.expect("a repeat succeeds");
     assert_eq!(again["built"], false);
-    let same = download(&app, &router, &token, id).await;
+    let same = download(&client, id).await;
     assert_eq!(same.bytes, pdf.bytes);
     assert_eq!(app.count("reports", a.id).await, 1);
 
     // An admin reads it too; a dentist does neither.
     let admin = app.token(&a, Role::Admin);
-    assert_eq!(
-        show(&app.client(&router, &admin), id).await["status"],
-        "ready"
-    );
+    let as_admin = app.client(&router, &admin);
+    assert_eq!(show(&as_admin, id).await["status"], "ready");
     let dentist = app.token(&a, Role::Dentist);
+    let as_dentist = app.client(&router, &dentist);
     for uri in [format!("/reports/{id}"), format!("/reports/{id}/pdf")] {
-        let response = app.client(&router, &dentist).get(&uri).await;
+        let response = as_dentist.get(&uri).await;
         response.problem(403);
     }
 }
@@ -453,6 +428,7 @@ async fn a_long_history_runs_over_several_numbered_pages() {
     let router = router(&app);
     let a = app.clinic_a;
     let token = app.token(&a, Role::Admin);
+    let client = app.client(&router, &token);
     let ana = patient(&app, a.id, "Ana", "Ibáñez", None).await;
     let start = at("2025-01-02T09:00:00Z");
     for day in 0..90 {
@@ -468,7 +444,7 @@ async fn a_long_history_runs_over_several_numbered_pages() {
         .await;
     }
     let body = request_body(ana, "2025-01-01", "2025-12-31", "DKV");
-    let accepted = request_report(&app, &router, &token, &body, None).await;
+    let accepted = request_report(&client, &body, None).await;
     let result = run_job(&app, a.id, job_id(&accepted))
         .await
         .expect("the job succeeds");
@@ -476,7 +452,7 @@ async fn a_long_history_runs_over_several_numbered_pages() {
     // 45 × 35 € + 45 × 15 €.
     assert_eq!(result["total_cents"], json!({"EUR": 225_000}));
 
-    let pdf = download(&app, &router, &token, report_id(&accepted)).await;
+    let pdf = download(&client, report_id(&accepted)).await;
     assert_eq!(pdf.status, StatusCode::OK);
     let parsed = ParsedPdf::parse(&pdf.bytes);
     let pages = parsed.pages.len();
@@ -516,6 +492,7 @@ async fn an_empty_period_gives_a_one_page_pdf_that_says_so() {
     let router = router(&app);
     let a = app.clinic_a;
     let token = app.token(&a, Role::Receptionist);
+    let client = app.client(&router, &token);
     let luis = patient(&app, a.id, "Luis", "Gómez", Some("X1234567L")).await;
     appointment(
         &app,
@@ -528,14 +505,14 @@ async fn an_empty_period_gives_a_one_page_pdf_that_says_so() {
     .await;
 
     let body = request_body(luis, "2025-01-01", "2025-01-31", "MAPFRE");
-    let accepted = request_report(&app, &router, &token, &body, None).await;
+    let accepted = request_report(&client, &body, None).await;
     let result = run_job(&app, a.id, job_id(&accepted))
         .await
         .expect("the job succeeds");
     assert_eq!(result["procedures"], 0);
     assert_eq!(result["total_cents"], json!({}));
 
-    let pdf = download(&app, &router, &token, report_id(&accepted)).await;
+    let pdf = download(&client, report_id(&accepted)).await;
     let parsed = ParsedPdf::parse(&pdf.bytes);
     assert_eq!(parsed.pages.len(), 1);
     parsed.assert_has("No constan procedimientos completados de este paciente en el periodo.");
@@ -553,6 +530,7 @@ async fn bad_requests_are_rejected_with_a_problem_naming_the_field_and_write_not
     let router = router(&app);
     let a = app.clinic_a;
     let token = app.token(&a, Role::Receptionist);
+    let client = app.client(&router, &token);
     let maria = patient(&app, a.id, "María", "López", None).await;
     let in_b = patient(&app, app.clinic_b.id, "Berta", "Ruiz", None).await;
     // The clinic does not work with DKV (hidden) and adds an insurer of its own.
@@ -596,11 +574,9 @@ async fn bad_requests_are_rejected_with_a_problem_naming_the_field_and_write_not
     ];
     for (case, body, status, field) in cases {
         let response = send(
-            &app,
-            &router,
+            &client,
             Method::POST,
             "/reports/insurance",
-            Some(&token),
             Some(&body),
             None,
         )
@@ -616,40 +592,33 @@ async fn bad_requests_are_rejected_with_a_problem_naming_the_field_and_write_not
         (None, "{}", 415, None),
     ];
     for (content_type, raw, status, field) in malformed {
-        let response = app
-            .client(&router, &token)
+        let response = client
             .send_bytes(Method::POST, "/reports/insurance", content_type, raw)
             .await;
         assert_eq!(response.problem(status)["field"].as_str(), field);
     }
     let bad_key = send(
-        &app,
-        &router,
+        &client,
         Method::POST,
         "/reports/insurance",
-        Some(&token),
         Some(&good),
         Some("has space"),
     )
     .await;
     assert_eq!(bad_key.problem(400)["field"], "Idempotency-Key");
     let dentist = send(
-        &app,
-        &router,
+        &app.client(&router, &app.token(&a, Role::Dentist)),
         Method::POST,
         "/reports/insurance",
-        Some(&app.token(&a, Role::Dentist)),
         Some(&good),
         None,
     )
     .await;
     dentist.problem(403);
     let anonymous = send(
-        &app,
-        &router,
+        &app.anonymous(&router),
         Method::POST,
         "/reports/insurance",
-        None,
         Some(&good),
         None,
     )
@@ -660,7 +629,7 @@ async fn bad_requests_are_rejected_with_a_problem_naming_the_field_and_write_not
     assert_eq!(app.count("jobs", a.id).await, 0);
 
     let local = request_body(maria, "2025-01-01", "2025-03-31", "LOCAL");
-    request_report(&app, &router, &token, &local, None).await;
+    request_report(&client, &local, None).await;
     assert_eq!(app.count("reports", a.id).await, 1);
     assert_eq!(app.count("jobs", a.id).await, 1);
 }
@@ -671,18 +640,18 @@ async fn an_idempotency_key_repeat_returns_the_same_report_and_job() {
     let router = router(&app);
     let a = app.clinic_a;
     let token = app.token(&a, Role::Receptionist);
+    let client = app.client(&router, &token);
     let maria = patient(&app, a.id, "María", "López", None).await;
     let body = request_body(maria, "2025-01-01", "2025-03-31", "ADESLAS");
 
-    let first = request_report(&app, &router, &token, &body, Some("report-2025-q1")).await;
+    let first = request_report(&client, &body, Some("report-2025-q1")).await;
     // Another receptionist's client retries the same request (same key, same body).
     let other_receptionist = app.token(&a, Role::Admin);
+    let as_other_receptionist = app.client(&router, &other_receptionist);
     let repeat = send(
-        &app,
-        &router,
+        &as_other_receptionist,
         Method::POST,
         "/reports/insurance",
-        Some(&other_receptionist),
         Some(&body),
         Some("report-2025-q1"),
     )
@@ -696,11 +665,9 @@ async fn an_idempotency_key_repeat_returns_the_same_report_and_job() {
     // The same key for a different report is refused, and writes nothing.
     let different = request_body(maria, "2025-04-01", "2025-06-30", "ADESLAS");
     let refused = send(
-        &app,
-        &router,
+        &client,
         Method::POST,
         "/reports/insurance",
-        Some(&token),
         Some(&different),
         Some("report-2025-q1"),
     )
@@ -713,7 +680,7 @@ async fn an_idempotency_key_repeat_returns_the_same_report_and_job() {
     run_job(&app, a.id, job_id(&first))
         .await
         .expect("the job succeeds");
-    let later = request_report(&app, &router, &token, &body, Some("report-2025-q1")).await;
+    let later = request_report(&client, &body, Some("report-2025-q1")).await;
     assert_eq!(later["report_id"], first["report_id"]);
     assert_eq!(later["job_id"], first["job_id"]);
     assert_eq!(later["status"], "ready");
@@ -726,16 +693,14 @@ async fn an_idempotency_key_repeat_returns_the_same_report_and_job() {
     let b = app.clinic_b;
     let berta = patient(&app, b.id, "Berta", "Ruiz", None).await;
     let in_b = request_report(
-        &app,
-        &router,
-        &app.token(&b, Role::Receptionist),
+        &app.client(&router, &app.token(&b, Role::Receptionist)),
         &request_body(berta, "2025-01-01", "2025-03-31", "ADESLAS"),
         Some("report-2025-q1"),
     )
     .await;
     assert_ne!(in_b["report_id"], first["report_id"]);
-    let second = request_report(&app, &router, &token, &body, None).await;
-    let third = request_report(&app, &router, &token, &body, None).await;
+    let second = request_report(&client, &body, None).await;
+    let third = request_report(&client, &body, None).await;
     assert_ne!(second["report_id"], third["report_id"]);
     assert_eq!(app.count("reports", a.id).await, 3);
     assert_eq!(app.count("reports", b.id).await, 1);
@@ -747,15 +712,14 @@ async fn concurrent_requests_with_one_key_create_one_report() {
     let router = router(&app);
     let a = app.clinic_a;
     let token = app.token(&a, Role::Receptionist);
+    let client = app.client(&router, &token);
     let maria = patient(&app, a.id, "María", "López", None).await;
     let body = request_body(maria, "2025-01-01", "2025-03-31", "ASISA");
     let post = || {
         send(
-            &app,
-            &router,
+            &client,
             Method::POST,
             "/reports/insurance",
-            Some(&token),
             Some(&body),
             Some("double-click"),
         )
@@ -784,9 +748,7 @@ async fn another_clinics_report_is_not_found_anywhere() {
     let b = app.clinic_b;
     let maria = patient(&app, a.id, "María", "López", None).await;
     let accepted = request_report(
-        &app,
-        &router,
-        &app.token(&a, Role::Receptionist),
+        &app.client(&router, &app.token(&a, Role::Receptionist)),
         &request_body(maria, "2025-01-01", "2025-03-31", "SANITAS"),
         None,
     )
@@ -832,11 +794,10 @@ async fn a_job_that_cannot_finish_leaves_the_report_pending_until_its_last_attem
     let router = router(&app);
     let a = app.clinic_a;
     let token = app.token(&a, Role::Receptionist);
+    let client = app.client(&router, &token);
     let maria = patient(&app, a.id, "María", "López", None).await;
     let accepted = request_report(
-        &app,
-        &router,
-        &token,
+        &client,
         &request_body(maria, "2025-01-01", "2025-03-31", "SANITAS"),
         None,
     )
@@ -866,10 +827,7 @@ async fn a_job_that_cannot_finish_leaves_the_report_pending_until_its_last_attem
     .await
     .expect_err("the time zone is unknown");
     assert!(matches!(first, JobFailure::Retry(_)), "{first:?}");
-    assert_eq!(
-        show(&app.client(&router, &token), id).await["status"],
-        "pending"
-    );
+    assert_eq!(show(&client, id).await["status"], "pending");
 
     let last = shared::reports::build_insurance_report(
         app.state.clone(),
@@ -878,11 +836,11 @@ async fn a_job_that_cannot_finish_leaves_the_report_pending_until_its_last_attem
     .await
     .expect_err("still unknown");
     assert!(matches!(last, JobFailure::Retry(_)), "{last:?}");
-    let failed = show(&app.client(&router, &token), id).await;
+    let failed = show(&client, id).await;
     assert_eq!(failed["status"], "failed");
     assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()));
     assert_eq!(failed["links"]["pdf"], Value::Null);
-    let pdf = download(&app, &router, &token, id).await;
+    let pdf = download(&client, id).await;
     assert_eq!(pdf.problem(409)["type"], "/problems/report-failed");
 
     // An admin replays the dead job once the clinic is fixed: the report is built after all.
@@ -890,13 +848,10 @@ async fn a_job_that_cannot_finish_leaves_the_report_pending_until_its_last_attem
     run_job(&app, a.id, job_id)
         .await
         .expect("the replay succeeds");
-    let ready = show(&app.client(&router, &token), id).await;
+    let ready = show(&client, id).await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["error"], Value::Null);
-    assert_eq!(
-        download(&app, &router, &token, id).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(download(&client, id).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -908,9 +863,7 @@ async fn a_report_whose_job_died_without_a_word_reads_as_failed() {
     let client = app.client(&router, &token);
     let maria = patient(&app, a.id, "María", "López", None).await;
     let accepted = request_report(
-        &app,
-        &router,
-        &token,
+        &client,
         &request_body(maria, "2025-01-01", "2025-03-31", "SANITAS"),
         None,
     )
@@ -938,7 +891,7 @@ async fn a_report_whose_job_died_without_a_word_reads_as_failed() {
         "the worker running the last attempt stopped"
     );
     assert!(failed["completed_at"].is_string());
-    let pdf = download(&app, &router, &token, id).await;
+    let pdf = download(&client, id).await;
     assert_eq!(pdf.problem(409)["type"], "/problems/report-failed");
 
     // The admin's replay runs the handler again, which builds it.
