@@ -738,11 +738,8 @@ async fn reschedules_follow_the_booking_rules_and_change_nothing_when_refused() 
     let jose = app.seed_patient(a.id, "José").await;
     let id = id_of(&book(&client, booking(maria, a.dentist, tomorrow_at(10, 0), 30)).await);
     book(&client, booking(jose, a.dentist, tomorrow_at(11, 0), 30)).await;
-    book(
-        &client,
-        booking(jose, a.second_dentist, tomorrow_at(10, 0), 30),
-    )
-    .await;
+    let second_dentist_busy = booking(jose, a.second_dentist, tomorrow_at(10, 0), 30);
+    book(&client, second_dentist_busy).await;
     let before = show(&client, &id).await;
     let uri = format!("/appointments/{id}");
 

@@ -326,15 +326,9 @@ async fn admins_list_the_dead_letter_queue_and_replay_a_job() {
         job_id(&post_job(&enqueue_as_staff_a, "broken", None, json!({"message": "1"})).await);
     let dead_a2 =
         job_id(&post_job(&enqueue_as_staff_a, "broken", None, json!({"message": "2"})).await);
-    let dead_b = job_id(
-        &post_job(
-            &app.client(&enqueue, &staff_b),
-            "broken",
-            None,
-            json!({"message": "3"}),
-        )
-        .await,
-    );
+    let enqueue_as_staff_b = app.client(&enqueue, &staff_b);
+    let dead_b =
+        job_id(&post_job(&enqueue_as_staff_b, "broken", None, json!({"message": "3"})).await);
     let fine_a =
         job_id(&post_job(&enqueue_as_staff_a, "echo", None, json!({"message": "4"})).await);
     drain_jobs(app.system_state(), handlers()).await;

@@ -306,6 +306,56 @@ async fn the_format_is_sniffed_and_every_role_may_upload_large_files() {
     anonymous.problem(401);
 }
 
+/// A header bomb, a truncated file and one over XRAY_MAX_BYTES (256 KiB) are refused with a
+/// detail that says why.
+async fn refusals_say_why(client: &Client, patient: &str, good_jpeg: &[u8]) {
+    let bomb = upload(
+        client,
+        patient,
+        Some("image/png"),
+        None,
+        png_header_claiming(30_000, 30_000),
+    )
+    .await;
+    assert!(
+        bomb.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("30000×30000") && d.contains("megapixels")),
+        "{}",
+        bomb.body
+    );
+    let truncated = upload(
+        client,
+        patient,
+        Some("image/jpeg"),
+        None,
+        good_jpeg[..good_jpeg.len() / 2].to_vec(),
+    )
+    .await;
+    assert!(
+        truncated.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("truncated")),
+        "{}",
+        truncated.body
+    );
+    let too_large = upload(
+        client,
+        patient,
+        Some("image/png"),
+        None,
+        incompressible_png(600),
+    )
+    .await;
+    assert!(
+        too_large.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("262144")),
+        "{}",
+        too_large.body
+    );
+}
+
 #[tokio::test]
 async fn bad_uploads_are_refused_and_write_nothing() {
     let app = TestApp::spawn_with(TestOptions {
@@ -356,51 +406,7 @@ async fn bad_uploads_are_refused_and_write_nothing() {
         assert_eq!(app.count("jobs", clinic.id).await, 0, "{name}");
     }
 
-    let bomb = upload(
-        &client,
-        &patient,
-        Some("image/png"),
-        None,
-        png_header_claiming(30_000, 30_000),
-    )
-    .await;
-    assert!(
-        bomb.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("30000×30000") && d.contains("megapixels")),
-        "{}",
-        bomb.body
-    );
-    let truncated = upload(
-        &client,
-        &patient,
-        Some("image/jpeg"),
-        None,
-        good_jpeg[..good_jpeg.len() / 2].to_vec(),
-    )
-    .await;
-    assert!(
-        truncated.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("truncated")),
-        "{}",
-        truncated.body
-    );
-    let too_large = upload(
-        &client,
-        &patient,
-        Some("image/png"),
-        None,
-        incompressible_png(600),
-    )
-    .await;
-    assert!(
-        too_large.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("262144")),
-        "{}",
-        too_large.body
-    );
+    refusals_say_why(&client, &patient, &good_jpeg).await;
 
     // A declared length over the limit is refused before the body is read.
     let declared = client
