@@ -253,6 +253,28 @@ pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, jsonwebtoken
     )
 }
 
+/// How a failed authentication reads at the HTTP edge: 401, or 503 when the keys to check
+/// the token with could not be fetched.
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => ApiError::Unauthorized {
+                detail: "Send a bearer token in the Authorization header.".into(),
+            },
+            AuthError::Expired => ApiError::Unauthorized {
+                detail: "The token has expired; sign in again.".into(),
+            },
+            AuthError::Invalid(_) => ApiError::Unauthorized {
+                detail: "The token is not valid.".into(),
+            },
+            AuthError::KeysUnavailable(_) => ApiError::Unavailable {
+                source: Box::new(error),
+                retry_after_seconds: 5,
+            },
+        }
+    }
+}
+
 impl<S> FromRequestParts<S> for Principal
 where
     Arc<Authenticator>: FromRef<S>,

@@ -2,7 +2,6 @@
 //! path extractors that name the offending field, body limits, cursor pagination and the
 //! per-request tracing span.
 
-use crate::auth::AuthError;
 use crate::config::HttpConfig;
 use crate::db::DbError;
 use axum::Router;
@@ -232,26 +231,6 @@ impl From<DbError> for ApiError {
                 retry_after_seconds: 5,
             },
             DbError::Query(_) => ApiError::internal(error),
-        }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::Missing => ApiError::Unauthorized {
-                detail: "Send a bearer token in the Authorization header.".into(),
-            },
-            AuthError::Expired => ApiError::Unauthorized {
-                detail: "The token has expired; sign in again.".into(),
-            },
-            AuthError::Invalid(_) => ApiError::Unauthorized {
-                detail: "The token is not valid.".into(),
-            },
-            AuthError::KeysUnavailable(_) => ApiError::Unavailable {
-                source: Box::new(error),
-                retry_after_seconds: 5,
-            },
         }
     }
 }
