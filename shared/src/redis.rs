@@ -30,6 +30,15 @@ pub enum RedisUnavailable {
     BackingOff,
 }
 
+/// A Redis command that could not be run: no connection, or the command itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisFailure {
+    #[error("redis is unreachable")]
+    Unreachable(#[from] RedisUnavailable),
+    #[error("redis command failed")]
+    Failed(#[from] RedisError),
+}
+
 impl RedisConnector {
     pub fn new(config: &RedisConfig) -> Result<Self, RedisError> {
         let client = Client::open(config.url.expose())?;
@@ -176,7 +185,7 @@ impl ServerFacts {
 
 impl RedisConnector {
     /// The server's `INFO`, parsed. ElastiCache serves `INFO` too (some fields may be absent).
-    pub async fn server_facts(&self) -> Result<ServerFacts, crate::cache::CacheUnavailable> {
+    pub async fn server_facts(&self) -> Result<ServerFacts, RedisFailure> {
         let mut connection = self.connection().await?;
         let info: String = ::redis::cmd("INFO").query_async(&mut connection).await?;
         Ok(ServerFacts::parse(&info))
