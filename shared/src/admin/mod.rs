@@ -12,3 +12,8 @@ pub use announcements::{Announcement, AnnouncementBody, AnnouncementResponse, an
 pub use cache_view::{CacheStatsResponse, InvalidateBody, InvalidateRequest};
 pub use jobs_view::{QueueStatsResponse, RedisQueueView};
 pub use routes::router;
+
+use crate::auth::Role;
+
+/// Who may use the admin routes (the routes and the views they call check it alike).
+const ADMINS: &[Role] = &[Role::Admin];

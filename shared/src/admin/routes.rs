@@ -3,8 +3,8 @@
 
 use super::announcements::{self, Announcement, AnnouncementBody, AnnouncementResponse};
 use super::cache_view::{self, CacheStatsResponse, InvalidateBody, InvalidateRequest, Invalidated};
-use super::jobs_view;
-use crate::auth::{Principal, Role};
+use super::{ADMINS, jobs_view};
+use crate::auth::Principal;
 use crate::cache::CacheUnavailable;
 use crate::http::{self, ApiError, ApiJson, ApiQuery};
 use crate::queue::IdempotencyKey;
@@ -15,8 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-
-pub(super) const ADMINS: &[Role] = &[Role::Admin];
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
