@@ -4,7 +4,6 @@
 //! under `/_local/schedules` for tests and demos.
 
 pub mod expression;
-pub(crate) mod template;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,7 +21,6 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use self::expression::Timing;
-pub use self::template::ScheduleSource;
 use crate::invoke::InvokeError;
 use crate::invoke::{Invocation, Invoker};
 
@@ -30,6 +28,15 @@ use crate::invoke::{Invocation, Invoker};
 pub const LOCAL_ACCOUNT: &str = "123456789012";
 /// The fastest a sped-up rate may tick.
 const MIN_PERIOD: Duration = Duration::from_millis(10);
+
+/// Which EventBridge service a schedule belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleSource {
+    /// `Type: Schedule`: an EventBridge rule; sends a "Scheduled Event" from `aws.events`.
+    Rule,
+    /// `Type: ScheduleV2`: EventBridge Scheduler.
+    Scheduler,
+}
 
 /// One schedule event of one function, as the template declares it.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,6 @@
 pub mod connections;
 pub mod events;
 pub mod server;
-pub(crate) mod template;
 
 use std::fmt;
 

@@ -5,20 +5,10 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::ScheduleSpec;
-use super::expression::Timing;
-use crate::template::{
-    Parameters, Resolved, TemplateError, binary_name, function_number, malformed, plain_str,
-};
-
-/// Which EventBridge service a schedule belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScheduleSource {
-    /// `Type: Schedule`: an EventBridge rule; sends a "Scheduled Event" from `aws.events`.
-    Rule,
-    /// `Type: ScheduleV2`: EventBridge Scheduler.
-    Scheduler,
-}
+use super::TemplateError;
+use super::yaml::{Parameters, Resolved, binary_name, function_number, malformed, plain_str};
+use crate::schedule::expression::Timing;
+use crate::schedule::{ScheduleSource, ScheduleSpec};
 
 pub(crate) fn function_schedules(
     resource: &str,

@@ -3,8 +3,9 @@
 
 use serde_norway::{Mapping, Value};
 
-use super::{CONNECT, DEFAULT, DISCONNECT, RouteSelection, WebSocketApi, WsRoute};
-use crate::template::{Parameters, Resolved, TemplateError, binary_name, malformed, plain_str};
+use super::TemplateError;
+use super::yaml::{Parameters, Resolved, binary_name, malformed, plain_str};
+use crate::websocket::{CONNECT, DEFAULT, DISCONNECT, RouteSelection, WebSocketApi, WsRoute};
 
 const API: &str = "AWS::ApiGatewayV2::Api";
 const ROUTE: &str = "AWS::ApiGatewayV2::Route";

@@ -12,8 +12,14 @@ use crate::routes::{
     Route, RouteConflict, RouteKeyError, RouteMethod, RoutePath, RouteSource, RouteTable,
 };
 use crate::runtime::FunctionSpec;
-use crate::schedule::{self, ScheduleSpec};
-use crate::websocket::{self, WebSocketApi};
+use crate::schedule::ScheduleSpec;
+use crate::websocket::WebSocketApi;
+
+mod schedule_events;
+mod websocket_api;
+mod yaml;
+
+use self::yaml::{Parameters, Resolved, binary_name, function_number, malformed, plain_str};
 
 /// What the gateway needs from the template.
 #[derive(Debug, Clone)]
@@ -63,7 +69,7 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
             "AWS::Serverless::Function" => {
                 functions.push(function_spec(name, resource, globals, &parameters)?);
                 routes.extend(function_routes(name, resource)?);
-                schedules.extend(schedule::template::function_schedules(
+                schedules.extend(schedule_events::function_schedules(
                     name,
                     resource,
                     globals,
@@ -80,7 +86,7 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
         }
     }
     let mut notes = Vec::new();
-    let websocket = websocket::template::websocket_api(resources, &parameters, &mut notes)?;
+    let websocket = websocket_api::websocket_api(resources, &parameters, &mut notes)?;
     if routes.is_empty() && websocket.is_none() && schedules.is_empty() {
         return Err(TemplateError::NoRoutes);
     }
@@ -119,24 +125,6 @@ fn function_spec(
         reserved_concurrency: number("ReservedConcurrentExecutions")
             .and_then(|n| usize::try_from(n).ok()),
     })
-}
-
-/// A positive whole-number property of the function, else of `Globals.Function`, when it can
-/// be read without deploying.
-pub(crate) fn function_number(
-    definition: &Value,
-    globals: Option<&Value>,
-    parameters: &Parameters<'_>,
-    property: &str,
-) -> Option<u64> {
-    let value = definition
-        .get("Properties")
-        .and_then(|p| p.get(property))
-        .or_else(|| globals?.get("Function")?.get(property))?;
-    match parameters.resolve_scalar(value) {
-        Resolved::Text(text) => text.trim().parse::<u64>().ok().filter(|n| *n > 0),
-        Resolved::Unknown(_) => None,
-    }
 }
 
 /// The routes of one function: one per event of `Type: HttpApi`.
@@ -203,49 +191,6 @@ fn function_routes(resource: &str, definition: &Value) -> Result<Vec<Route>, Tem
         });
     }
     Ok(routes)
-}
-
-/// The binary that runs a function: `Metadata.BuildProperties.Binary` when
-/// set (a package with several binaries), else the crate folder named by `CodeUri`.
-pub(crate) fn binary_name(resource: &str, definition: &Value) -> Result<String, TemplateError> {
-    let binary = definition
-        .get("Metadata")
-        .and_then(|m| m.get("BuildProperties"))
-        .and_then(|b| b.get("Binary"));
-    if let Some(binary) = binary {
-        let at = format!("Resources.{resource}.Metadata.BuildProperties.Binary");
-        return plain_str(binary)
-            .filter(|b| !b.trim().is_empty())
-            .map(|b| b.trim().to_owned())
-            .ok_or_else(|| malformed(&at, "must be a non-empty plain string"));
-    }
-
-    let at = format!("Resources.{resource}.Properties.CodeUri");
-    let code_uri = definition
-        .get("Properties")
-        .and_then(|p| p.get("CodeUri"))
-        .ok_or_else(|| {
-            malformed(
-                &at,
-                "missing; set it to the crate folder, or set Metadata.BuildProperties.Binary",
-            )
-        })?;
-    let code_uri = plain_str(code_uri).ok_or_else(|| {
-        malformed(&at, "must be a plain string path to derive the binary name; otherwise set Metadata.BuildProperties.Binary")
-    })?;
-    code_uri
-        .trim()
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|last| !last.is_empty() && *last != "." && *last != "..")
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            malformed(
-                &at,
-                "has no folder name to use as the binary; set Metadata.BuildProperties.Binary",
-            )
-        })
 }
 
 /// One CORS policy for everything the gateway serves: every HttpApi shares the local port.
@@ -392,102 +337,6 @@ fn cors_config(
     })
 }
 
-/// A template value after resolving what can be resolved without deploying.
-pub(crate) enum Resolved {
-    Text(String),
-    Unknown(String),
-}
-
-/// The template's `Parameters`, used to resolve `!Ref` to a parameter's `Default`.
-pub(crate) struct Parameters<'a>(Option<&'a Mapping>);
-
-impl Parameters<'_> {
-    pub(crate) fn resolve_scalar(&self, value: &Value) -> Resolved {
-        match self.resolve_list(value).as_slice() {
-            [Resolved::Text(one)] => Resolved::Text(one.clone()),
-            [Resolved::Unknown(why)] => Resolved::Unknown(why.clone()),
-            _ => Resolved::Unknown("expected a single value".to_owned()),
-        }
-    }
-
-    fn resolve_list(&self, value: &Value) -> Vec<Resolved> {
-        match value {
-            Value::Sequence(items) => items
-                .iter()
-                .flat_map(|item| self.resolve_list(item))
-                .collect(),
-            Value::String(text) => vec![Resolved::Text(text.clone())],
-            Value::Bool(flag) => vec![Resolved::Text(flag.to_string())],
-            Value::Number(number) => vec![Resolved::Text(number.to_string())],
-            Value::Tagged(tagged) if tagged.tag == "Ref" => match plain_str(&tagged.value) {
-                Some(name) => self.parameter_default(name),
-                None => vec![Resolved::Unknown("`!Ref` needs a name".to_owned())],
-            },
-            Value::Mapping(map) if map.len() == 1 && map.get("Ref").is_some() => {
-                match map.get("Ref").and_then(plain_str) {
-                    Some(name) => self.parameter_default(name),
-                    None => vec![Resolved::Unknown("`Ref` needs a name".to_owned())],
-                }
-            }
-            Value::Tagged(tagged) => vec![Resolved::Unknown(format!(
-                "{} is only known at deploy time",
-                tagged.tag
-            ))],
-            _ => vec![Resolved::Unknown(
-                "expected a string or a list of strings".to_owned(),
-            )],
-        }
-    }
-
-    fn parameter_default(&self, name: &str) -> Vec<Resolved> {
-        let Some(parameter) = self.0.and_then(|p| p.get(name)) else {
-            return vec![Resolved::Unknown(format!(
-                "`!Ref {name}` is not a template parameter"
-            ))];
-        };
-        let default = match parameter.get("Default") {
-            Some(Value::String(text)) => text.clone(),
-            Some(Value::Number(number)) => number.to_string(),
-            Some(Value::Bool(flag)) => flag.to_string(),
-            _ => {
-                return vec![Resolved::Unknown(format!(
-                    "parameter {name} has no usable Default"
-                ))];
-            }
-        };
-        let is_list = parameter
-            .get("Type")
-            .and_then(plain_str)
-            .is_some_and(|t| t == "CommaDelimitedList" || t.starts_with("List<"));
-        if is_list {
-            default
-                .split(',')
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(|item| Resolved::Text(item.to_owned()))
-                .collect()
-        } else {
-            vec![Resolved::Text(default)]
-        }
-    }
-}
-
-/// A string written as such, not an intrinsic function: serde_norway's `as_str` would look
-/// through `!Sub "..."` and hand back the unexpanded text.
-pub(crate) fn plain_str(value: &Value) -> Option<&str> {
-    match value {
-        Value::String(text) => Some(text),
-        _ => None,
-    }
-}
-
-pub(crate) fn malformed(at: &str, problem: &str) -> TemplateError {
-    TemplateError::Malformed {
-        at: at.to_owned(),
-        problem: problem.to_owned(),
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {path}")]
@@ -531,9 +380,9 @@ mod tests {
 
     use crate::schedule::expression::Timing;
 
-    const FIXTURE: &str = include_str!("../tests/fixtures/template.yaml");
-    const WEBSOCKET_FIXTURE: &str = include_str!("../tests/fixtures/websocket.yaml");
-    const SCHEDULES_FIXTURE: &str = include_str!("../tests/fixtures/schedules.yaml");
+    const FIXTURE: &str = include_str!("../../tests/fixtures/template.yaml");
+    const WEBSOCKET_FIXTURE: &str = include_str!("../../tests/fixtures/websocket.yaml");
+    const SCHEDULES_FIXTURE: &str = include_str!("../../tests/fixtures/schedules.yaml");
 
     fn find<'a>(template: &'a Template, method: Method, path: &str) -> Option<&'a Route> {
         template.routes.find(&method, path)
