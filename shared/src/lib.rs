@@ -32,5 +32,8 @@ pub mod scheduler;
 // The worker's job handlers: composes contexts, like a function's main.
 pub mod worker;
 
+#[cfg(test)]
+mod layers;
+
 pub use config::Config;
 pub use state::AppState;

@@ -18,6 +18,11 @@ mod summary;
 pub mod template;
 pub mod websocket;
 
+/// The import-cycle check, shared with `shared` (one copy of the parser).
+#[cfg(test)]
+#[path = "../../../shared/src/layers.rs"]
+mod layers;
+
 use std::future::{Future, IntoFuture};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
