@@ -2,10 +2,10 @@
 
 use crate::auth::Authenticator;
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::keys::Keys;
 use crate::queue::Queue;
-use crate::realtime::Notifier;
+use crate::realtime::{Notifier, Realtime};
 use crate::redis::RedisConnector;
 use axum::extract::FromRef;
 use sqlx::PgPool;
@@ -65,5 +65,31 @@ impl AppState {
 impl FromRef<AppState> for Arc<Authenticator> {
     fn from_ref(state: &AppState) -> Self {
         state.auth.clone()
+    }
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for HttpConfig {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.http.clone()
+    }
+}
+
+/// What real-time delivery borrows from the state (see [`Realtime`]).
+impl<'a> From<&'a AppState> for Realtime<'a> {
+    fn from(state: &'a AppState) -> Self {
+        Realtime {
+            db: &state.db,
+            redis: &state.redis,
+            keys: &state.keys,
+            notifier: &state.notifier,
+            config: &state.config.realtime,
+            auth: &state.auth,
+        }
     }
 }

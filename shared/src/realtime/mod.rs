@@ -31,11 +31,28 @@ pub use registry::{ConnectionRegistry, LiveConnection, RegistryError};
 pub use routes::router;
 pub use types::*;
 
-use crate::auth::Role;
+use crate::auth::{Authenticator, Role};
+use crate::config::RealtimeConfig;
 use crate::db::{self, DbError};
 use crate::http::ErrorChain;
 use crate::ids::{ClinicId, JobId, ReportId, UserId, XrayId};
-use crate::state::AppState;
+use crate::keys::Keys;
+use crate::redis::RedisConnector;
+use sqlx::PgPool;
+
+/// What real-time delivery needs from a function's state, borrowed: the inbox's pool, the
+/// registry's Redis and keys, the notifier, the push limits and the token verifier. `AppState`
+/// converts into it (in `state.rs`), so callers pass `&state` and realtime never imports the
+/// state that holds it.
+#[derive(Clone, Copy)]
+pub struct Realtime<'a> {
+    pub db: &'a PgPool,
+    pub redis: &'a RedisConnector,
+    pub keys: &'a Keys,
+    pub notifier: &'a Notifier,
+    pub config: &'a RealtimeConfig,
+    pub auth: &'a Authenticator,
+}
 
 /// A finished document (an analysed X-ray, a generated report), as its job announces it.
 #[derive(Clone, Debug)]
@@ -91,17 +108,18 @@ fn ids<const N: usize>(pairs: [(&str, String); N]) -> serde_json::Map<String, se
 /// so a job delivered twice notifies once. Best effort: the document is ready whatever happens
 /// here, and the job has succeeded; a failure is logged.
 pub async fn document_ready(
-    state: &AppState,
+    realtime: impl Into<Realtime<'_>>,
     clinic: ClinicId,
     requested_by: Option<UserId>,
     notice: DocumentReady,
 ) {
+    let realtime = realtime.into();
     let mut body = notice.details.clone();
     body.insert("link".into(), notice.link.clone().into());
     let body = serde_json::Value::Object(body);
 
     let requester = match requested_by {
-        Some(user) => match requester_role(state, clinic, user).await {
+        Some(user) => match requester_role(realtime, clinic, user).await {
             Ok(Some(Role::Receptionist)) => None,
             Ok(Some(_)) => Some(user),
             // Not (or no longer) on the clinic's staff: only the desk hears of it.
@@ -137,7 +155,7 @@ pub async fn document_ready(
         );
     }
     for new in notices {
-        if let Err(error) = notify(state, new).await {
+        if let Err(error) = notify(realtime, new).await {
             tracing::error!(
                 kind = %notice.kind,
                 error = %ErrorChain(&error),
@@ -148,11 +166,11 @@ pub async fn document_ready(
 }
 
 async fn requester_role(
-    state: &AppState,
+    realtime: Realtime<'_>,
     clinic: ClinicId,
     user: UserId,
 ) -> Result<Option<Role>, DbError> {
-    let mut tx = db::begin_tenant(&state.db, clinic).await?;
+    let mut tx = db::begin_tenant(realtime.db, clinic).await?;
     let role: Option<Role> =
         sqlx::query_scalar("SELECT role FROM users WHERE clinic_id = $1 AND id = $2 AND active")
             .bind(clinic)

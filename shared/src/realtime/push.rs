@@ -2,6 +2,7 @@
 //! connection of its audience, many at once. Each post has its own timeout, so one slow or dead
 //! connection never holds up the others; a 410 Gone removes that connection from the registry.
 
+use super::Realtime;
 use super::inbox;
 use super::notifier::PostOutcome;
 use super::registry::{ConnectionRegistry, Target};
@@ -9,7 +10,6 @@ use super::types::{Audience, NewNotification, Notification, RealtimeError, push_
 use crate::auth::Principal;
 use crate::db::{self, TenantTx};
 use crate::http::ErrorChain;
-use crate::state::AppState;
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
@@ -52,25 +52,30 @@ pub struct Delivery {
 
 /// Stores `new` for its clinic audience and pushes it. Announcements to everyone go through
 /// [`notify_everyone`].
-pub async fn notify(state: &AppState, new: NewNotification) -> Result<Delivery, RealtimeError> {
+pub async fn notify(
+    realtime: impl Into<Realtime<'_>>,
+    new: NewNotification,
+) -> Result<Delivery, RealtimeError> {
+    let realtime = realtime.into();
     new.check()?;
     let Some(clinic) = new.audience.clinic() else {
         return Err(RealtimeError::Invalid(
             "a notification to everyone needs a platform admin (notify_everyone)".into(),
         ));
     };
-    let tx = db::begin_tenant(&state.db, clinic).await?;
-    store_and_push(state, tx, new).await
+    let tx = db::begin_tenant(realtime.db, clinic).await?;
+    store_and_push(realtime, tx, new).await
 }
 
 /// Stores an announcement to every clinic and pushes it to every live connection. Only a
 /// platform admin may: the row has no clinic, which row-level security admits only in a
 /// platform transaction.
 pub async fn notify_everyone(
-    state: &AppState,
+    realtime: impl Into<Realtime<'_>>,
     author: &Principal,
     new: NewNotification,
 ) -> Result<Delivery, RealtimeError> {
+    let realtime = realtime.into();
     new.check()?;
     if new.audience != Audience::Everyone {
         return Err(RealtimeError::Invalid(
@@ -80,12 +85,12 @@ pub async fn notify_everyone(
     if !author.platform_admin {
         return Err(RealtimeError::NotPlatformAdmin);
     }
-    let tx = db::begin_platform(&state.db, author.clinic_id).await?;
-    store_and_push(state, tx, new).await
+    let tx = db::begin_platform(realtime.db, author.clinic_id).await?;
+    store_and_push(realtime, tx, new).await
 }
 
 async fn store_and_push(
-    state: &AppState,
+    realtime: Realtime<'_>,
     mut tx: TenantTx,
     new: NewNotification,
 ) -> Result<Delivery, RealtimeError> {
@@ -115,7 +120,7 @@ async fn store_and_push(
             push: PushReport::skipped("duplicate"),
         });
     }
-    let push = push(state, new.audience, &notification).await;
+    let push = push(realtime, new.audience, &notification).await;
     Ok(Delivery {
         notification,
         created,
@@ -126,12 +131,17 @@ async fn store_and_push(
 /// Posts `notification` to every live connection of `audience`, `WS_PUSH_CONCURRENCY` at a time,
 /// each within `WS_PUSH_TIMEOUT_MS`. Never fails: what could not be pushed is counted, and the
 /// inbox still holds the notification.
-pub async fn push(state: &AppState, audience: Audience, notification: &Notification) -> PushReport {
-    if state.notifier.is_off() {
+pub async fn push(
+    realtime: impl Into<Realtime<'_>>,
+    audience: Audience,
+    notification: &Notification,
+) -> PushReport {
+    let realtime = realtime.into();
+    if realtime.notifier.is_off() {
         return PushReport::skipped("off");
     }
     let started = Instant::now();
-    let registry = ConnectionRegistry::new(state);
+    let registry = ConnectionRegistry::new(realtime);
     let targets = match registry.audience(audience).await {
         Ok(targets) => targets,
         Err(error) => {
@@ -144,12 +154,12 @@ pub async fn push(state: &AppState, audience: Audience, notification: &Notificat
         }
     };
     let payload: Arc<[u8]> = push_payload(notification).into();
-    let timeout = state.config.realtime.push_timeout;
-    let concurrency = state.config.realtime.push_concurrency.max(1);
+    let timeout = realtime.config.push_timeout;
+    let concurrency = realtime.config.push_concurrency.max(1);
     let connections = targets.len();
     // Owned items: each post's future borrows only `state`, never the stream's item.
     let outcomes: Vec<PostOutcome> = futures_util::stream::iter(targets)
-        .map(|target| post_one(state, target, payload.clone(), timeout))
+        .map(|target| post_one(realtime, target, payload.clone(), timeout))
         .buffer_unordered(concurrency)
         .collect()
         .await;
@@ -180,15 +190,15 @@ pub async fn push(state: &AppState, audience: Audience, notification: &Notificat
 }
 
 async fn post_one(
-    state: &AppState,
+    realtime: Realtime<'_>,
     target: Target,
     payload: Arc<[u8]>,
     timeout: std::time::Duration,
 ) -> PostOutcome {
-    let registry = ConnectionRegistry::new(state);
+    let registry = ConnectionRegistry::new(realtime);
     let outcome = tokio::time::timeout(
         timeout,
-        state.notifier.post(&target.connection_id, &payload),
+        realtime.notifier.post(&target.connection_id, &payload),
     )
     .await
     .unwrap_or_else(|_| PostOutcome::Failed(format!("no answer within {timeout:?}")));

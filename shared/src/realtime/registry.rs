@@ -17,12 +17,12 @@
 //! vanished without `$disconnect` stays in its sets until the first push to it gets 410 Gone
 //! (then it is removed from every index) or until the sets expire.
 
+use super::Realtime;
 use super::types::{Audience, CONNECTION_LIFETIME};
 use crate::auth::Role;
 use crate::ids::{ClinicId, UserId};
 use crate::keys::Keys;
 use crate::redis::{RedisConnector, RedisUnavailable};
-use crate::state::AppState;
 use ::redis::{AsyncCommands, RedisError, Script};
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -80,10 +80,11 @@ pub struct ConnectionRegistry<'a> {
 }
 
 impl<'a> ConnectionRegistry<'a> {
-    pub fn new(state: &'a AppState) -> Self {
+    pub fn new(realtime: impl Into<Realtime<'a>>) -> Self {
+        let realtime = realtime.into();
         Self {
-            redis: &state.redis,
-            keys: &state.keys,
+            redis: realtime.redis,
+            keys: realtime.keys,
         }
     }
 

@@ -3,21 +3,33 @@
 
 use super::inbox::{self, Reader, Window};
 use super::types::{Notification, NotificationId, RealtimeError};
+use crate::auth::Authenticator;
 use crate::auth::Principal;
+use crate::config::HttpConfig;
 use crate::db::DbError;
 use crate::http::{self, ApiError, ApiPath, ApiQuery, MAX_PAGE_SIZE};
-use crate::state::AppState;
 use ::http::StatusCode;
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use std::sync::Arc;
 
 const DEFAULT_LIMIT: u32 = 50;
 
-pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
+/// The routes over any state that hands out what they use (a function passes its `AppState`):
+/// the pool, the token verifier and the HTTP limits.
+pub fn router<S>(state: S) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    PgPool: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
+    HttpConfig: FromRef<S>,
+{
+    let config = HttpConfig::from_ref(&state);
     http::finish(
         Router::new()
             .route("/notifications", get(list))
@@ -49,7 +61,7 @@ struct InboxPage {
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<InboxPage>, ApiError> {
@@ -76,13 +88,8 @@ async fn list(
         }
         (None, before) => Window::Before(before),
     };
-    let mut items = inbox::load_page(
-        &state.db,
-        Reader::from(&principal),
-        window,
-        i64::from(limit) + 1,
-    )
-    .await?;
+    let mut items =
+        inbox::load_page(&db, Reader::from(&principal), window, i64::from(limit) + 1).await?;
     let has_more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let last = items.last().map(|item| item.id);
@@ -104,7 +111,7 @@ async fn list(
 }
 
 async fn read_one(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
@@ -113,7 +120,7 @@ async fn read_one(
             .into(),
         field: Some("id".into()),
     })?;
-    let found = inbox::acknowledge(&state.db, Reader::from(&principal), id.get())
+    let found = inbox::acknowledge(&db, Reader::from(&principal), id.get())
         .await
         .map_err(unknown_user)?;
     if !found {
@@ -131,10 +138,10 @@ struct MarkedRead {
 }
 
 async fn read_all(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
     principal: Principal,
 ) -> Result<Json<MarkedRead>, ApiError> {
-    let marked = inbox::acknowledge_all(&state.db, Reader::from(&principal))
+    let marked = inbox::acknowledge_all(&db, Reader::from(&principal))
         .await
         .map_err(unknown_user)?;
     Ok(Json(MarkedRead { marked }))

@@ -19,13 +19,13 @@
 //!
 //! Logs carry the connection id, clinic, user and role; never the query string (the token).
 
+use super::Realtime;
 use super::inbox::{self, Reader, Window};
 use super::registry::{ConnectionRegistry, LiveConnection, now_ms};
 use super::types::{ClientFrame, MESSAGE_LIMIT, Notification, NotificationId, ServerFrame};
 use crate::auth::AuthError;
 use crate::db::DbError;
 use crate::http::{ErrorChain, Problem};
-use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, header};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
@@ -40,9 +40,10 @@ const CONNECTION_ID_LIMIT: usize = 128;
 
 /// `$connect`: checks the token, registers the connection; any non-2xx refuses the handshake.
 pub async fn connect(
-    state: &AppState,
+    realtime: impl Into<Realtime<'_>>,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    let realtime = realtime.into();
     let span = tracing::info_span!(
         "ws_connect",
         request_id = event.request_context.request_id.as_deref().unwrap_or("-"),
@@ -51,7 +52,7 @@ pub async fn connect(
         user_id = tracing::field::Empty,
         role = tracing::field::Empty,
     );
-    let answer = accept(state, &event).instrument(span.clone()).await;
+    let answer = accept(realtime, &event).instrument(span.clone()).await;
     span.in_scope(|| {
         tracing::info!(status = answer.status_code, "WebSocket connect answered");
     });
@@ -59,7 +60,7 @@ pub async fn connect(
 }
 
 async fn accept(
-    state: &AppState,
+    realtime: Realtime<'_>,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
     let context = &event.request_context;
@@ -91,7 +92,7 @@ async fn accept(
             None,
         );
     };
-    let principal = match state.auth.authenticate(token).await {
+    let principal = match realtime.auth.authenticate(token).await {
         Ok(principal) => principal,
         Err(AuthError::KeysUnavailable(source)) => {
             tracing::warn!(error = ?source.map(|e| e.to_string()), "signing keys unavailable at WebSocket connect");
@@ -146,7 +147,10 @@ async fn accept(
         },
         since,
     };
-    match ConnectionRegistry::new(state).register(&connection).await {
+    match ConnectionRegistry::new(realtime)
+        .register(&connection)
+        .await
+    {
         Ok(()) => accepted(),
         Err(error) => {
             tracing::warn!(error = %ErrorChain(&error), "WebSocket connect refused: the registry is unavailable");
@@ -164,9 +168,10 @@ async fn accept(
 
 /// `$disconnect`: removes the connection from the registry. API Gateway ignores the answer.
 pub async fn disconnect(
-    state: &AppState,
+    realtime: impl Into<Realtime<'_>>,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    let realtime = realtime.into();
     let span = tracing::info_span!(
         "ws_disconnect",
         request_id = event.request_context.request_id.as_deref().unwrap_or("-"),
@@ -174,7 +179,7 @@ pub async fn disconnect(
     );
     async {
         if let Some(id) = connection_id(&event) {
-            match ConnectionRegistry::new(state).unregister(id).await {
+            match ConnectionRegistry::new(realtime).unregister(id).await {
                 Ok(registered) => tracing::info!(
                     registered,
                     close_code = event.request_context.disconnect_status_code,
@@ -196,9 +201,10 @@ pub async fn disconnect(
 /// `$default`: answers one client frame through the route response (always 200; the frame says
 /// what happened).
 pub async fn default(
-    state: &AppState,
+    realtime: impl Into<Realtime<'_>>,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    let realtime = realtime.into();
     let span = tracing::info_span!(
         "ws_message",
         request_id = event.request_context.request_id.as_deref().unwrap_or("-"),
@@ -207,7 +213,7 @@ pub async fn default(
         user_id = tracing::field::Empty,
         action = tracing::field::Empty,
     );
-    let frame = answer(state, connection_id(&event), event.body.as_deref())
+    let frame = answer(realtime, connection_id(&event), event.body.as_deref())
         .instrument(span)
         .await;
     let mut response = accepted();
@@ -221,10 +227,11 @@ pub async fn default(
 
 /// The answer to one frame from `connection_id`.
 pub async fn answer(
-    state: &AppState,
+    realtime: impl Into<Realtime<'_>>,
     connection_id: Option<&str>,
     body: Option<&str>,
 ) -> ServerFrame {
+    let realtime = realtime.into();
     let frame = match parse_frame(body.unwrap_or_default()) {
         Ok(frame) => frame,
         Err(error) => return error,
@@ -238,7 +245,7 @@ pub async fn answer(
             ClientFrame::Replay { .. } => "replay",
         },
     );
-    let registry = ConnectionRegistry::new(state);
+    let registry = ConnectionRegistry::new(realtime);
     let connection = match connection_id {
         Some(id) => registry.lookup(id).await,
         None => Ok(None),
@@ -280,7 +287,7 @@ pub async fn answer(
                     "ack needs the positive id of a notification.",
                 );
             };
-            match inbox::acknowledge(&state.db, reader, id.get()).await {
+            match inbox::acknowledge(realtime.db, reader, id.get()).await {
                 Ok(true) => ServerFrame::Ack { id: id.get() },
                 Ok(false) => {
                     ServerFrame::error("not_found", format!("No notification {id} in your inbox."))
@@ -294,7 +301,7 @@ pub async fn answer(
                 return ServerFrame::error("bad_frame", "since must be 0 or more.");
             }
             match inbox::load_page(
-                &state.db,
+                realtime.db,
                 reader,
                 Window::After(since),
                 REPLAY_LIMIT as i64 + 1,
