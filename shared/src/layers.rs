@@ -15,10 +15,6 @@ type ModulePath = Vec<String>;
 /// Where one module refers to another: `file:line`.
 type Evidence = BTreeMap<(ModulePath, ModulePath), String>;
 
-/// Imports not yet untangled, as `(from, to)` top-level modules: left out of the graph until
-/// the move that breaks them lands. Keep this empty.
-const NOT_YET: &[(&str, &str)] = &[("state", "queue"), ("state", "realtime")];
-
 /// Every cycle found in the crate whose sources are under `src`, one line per cycle naming
 /// each import that closes it. Empty when the layers are clean.
 pub fn cycles(src: &Path) -> Vec<String> {
@@ -29,7 +25,6 @@ pub fn cycles(src: &Path) -> Vec<String> {
         for (line, reference) in references(&module.path, &module.text) {
             if let Some(target) = resolve(&known, &reference)
                 && target != module.path
-                && !NOT_YET.contains(&(module.path[0].as_str(), target[0].as_str()))
             {
                 evidence
                     .entry((module.path.clone(), target))

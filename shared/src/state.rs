@@ -74,6 +74,18 @@ impl FromRef<AppState> for PgPool {
     }
 }
 
+impl FromRef<AppState> for Queue {
+    fn from_ref(state: &AppState) -> Self {
+        state.queue.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<RedisConnector> {
+    fn from_ref(state: &AppState) -> Self {
+        state.redis.clone()
+    }
+}
+
 impl FromRef<AppState> for HttpConfig {
     fn from_ref(state: &AppState) -> Self {
         state.config.http.clone()

@@ -3,8 +3,57 @@
 //!
 //! A context that adds a job kind registers its handler here, one line per kind:
 //! `.on(crate::xrays::XRAY_ANALYZE, crate::xrays::analyze)`.
+//!
+//! The queue's worker and handler registry are generic over the state handlers get; here they
+//! are bound to `AppState`, and the worker's start-up (its own pool) is built.
 
-use crate::queue::Handlers;
+use crate::config::Config;
+use crate::queue;
+use crate::state::{AppState, StartupError};
+
+/// The handlers of Pulso's worker: each gets the `AppState` and the job.
+pub type Handlers = queue::Handlers<AppState>;
+/// Pulso's worker: drains the queue with `AppState` as its handlers' state.
+pub type Worker = queue::Worker<AppState>;
+
+/// Database connections of the worker besides the handlers' (claims, records, the sweep),
+/// and the most the handlers get however high the concurrency.
+const WORKER_CONNECTIONS: u32 = 2;
+const HANDLER_CONNECTIONS_MAX: u32 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerStartupError {
+    #[error(
+        "SYSTEM_DATABASE_URL is not set: the worker claims and records jobs of every clinic, \
+         which only the pulso_system role may do; set it to a pulso_system connection string \
+         (locally infra/run-local writes it to .dev/env)"
+    )]
+    MissingSystemDatabaseUrl,
+    #[error(transparent)]
+    State(#[from] StartupError),
+}
+
+impl Worker {
+    /// The worker's state: like any function's, except that its pool connects with
+    /// `SYSTEM_DATABASE_URL` (pulso_system: one statement claims or records jobs of several
+    /// clinics) and holds enough connections for the handlers running at once plus the
+    /// worker's own (at most 16 for handlers; more handlers wait for a connection).
+    pub fn from_config(config: Config, handlers: Handlers) -> Result<Self, WorkerStartupError> {
+        let mut config = config;
+        config.database.url = config
+            .database
+            .system_url
+            .clone()
+            .ok_or(WorkerStartupError::MissingSystemDatabaseUrl)?;
+        let handler_connections =
+            u32::try_from(config.queue.worker_concurrency).unwrap_or(u32::MAX);
+        config.database.max_connections = config
+            .database
+            .max_connections
+            .max(handler_connections.min(HANDLER_CONNECTIONS_MAX) + WORKER_CONNECTIONS);
+        Ok(Self::new(AppState::build(config)?, handlers))
+    }
+}
 
 /// Every job kind Pulso runs in production. Tests and benchmarks build their own registry.
 pub fn handlers() -> Handlers {

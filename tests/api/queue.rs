@@ -8,9 +8,9 @@ use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::ids::{ClinicId, JobId};
 use shared::queue::{
-    Drain, Handlers, Job, JobFailure, JobKind, JobStatus, NewJob, Outcome, Replay, StopReason,
-    Worker,
+    Drain, Job, JobFailure, JobKind, JobStatus, NewJob, Outcome, Replay, StopReason,
 };
+use shared::worker::{Handlers, Worker};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -16,7 +16,8 @@ use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::AppState;
 use shared::ids::{ClinicId, JobId};
-use shared::queue::{Drain, DrainReport, Handlers, JobKind, NewJob, Queue, Worker};
+use shared::queue::{Drain, DrainReport, JobKind, NewJob, Queue};
+use shared::worker::{Handlers, Worker};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 

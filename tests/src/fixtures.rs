@@ -6,7 +6,8 @@ use crate::TestApp;
 use chrono::{DateTime, TimeDelta, Utc};
 use shared::AppState;
 use shared::ids::{ClinicId, PatientId, UserId};
-use shared::queue::{Drain, DrainReport, Handlers, StopReason, Worker};
+use shared::queue::{Drain, DrainReport, StopReason};
+use shared::worker::{Handlers, Worker};
 use std::time::Duration;
 use tokio::time::Instant;
 

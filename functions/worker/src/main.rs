@@ -8,7 +8,8 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::Config;
-use shared::queue::{DrainReport, Worker};
+use shared::queue::DrainReport;
+use shared::worker::Worker;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

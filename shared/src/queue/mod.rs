@@ -44,7 +44,7 @@ pub use maintenance::{MaintenanceReport, SweepReport};
 pub use routes::router;
 pub use types::*;
 pub use view::{JobView, QueueCounters, QueueFigures, RedisQueueSizes};
-pub use worker::{Drain, DrainReport, StopReason, Worker, WorkerStartupError};
+pub use worker::{Drain, DrainReport, StopReason, Worker};
 
 use crate::config::QueueConfig;
 use crate::db::{self, DbError, TenantTx};

@@ -1,16 +1,30 @@
 //! `/jobs` routes of the `jobs` function: a job's status, for the staff of its clinic.
 
+use super::Queue;
 use super::view::JobView;
+use crate::auth::Authenticator;
 use crate::auth::Principal;
+use crate::config::HttpConfig;
 use crate::http::{self, ApiError, ApiPath};
 use crate::ids::JobId;
-use crate::state::AppState;
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use sqlx::PgPool;
+use std::sync::Arc;
 
-pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
+/// The routes over any state that hands out what they use (a function passes its `AppState`):
+/// the pool, the token verifier and the HTTP limits.
+pub fn router<S>(state: S) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    PgPool: FromRef<S>,
+    Queue: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
+    HttpConfig: FromRef<S>,
+{
+    let config = HttpConfig::from_ref(&state);
     http::finish(
         Router::new()
             .route("/jobs/{id}", get(show))
@@ -21,13 +35,13 @@ pub fn router(state: AppState) -> Router {
 
 /// Any staff member of the job's clinic; another clinic's job is a 404 like a missing one.
 async fn show(
-    State(state): State<AppState>,
+    State(queue): State<Queue>,
+    State(db): State<PgPool>,
     principal: Principal,
     ApiPath(id): ApiPath<JobId>,
 ) -> Result<Json<JobView>, ApiError> {
-    let record = state
-        .queue
-        .status(&state.db, principal.clinic_id, id)
+    let record = queue
+        .status(&db, principal.clinic_id, id)
         .await?
         .ok_or(ApiError::NotFound { what: "job" })?;
     Ok(Json(JobView::of(record)))

@@ -17,10 +17,10 @@
 
 use super::handlers::Handlers;
 use super::{JobFailure, JobLease, Outcome, Queue, Recorded};
-use crate::config::Config;
 use crate::http::ErrorChain;
 use crate::ids::JobId;
-use crate::state::{AppState, StartupError};
+use crate::redis::RedisConnector;
+use axum::extract::FromRef;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::future::Future;
@@ -56,23 +56,6 @@ const PLAUSIBLE_EPOCH_MS: u64 = 1_500_000_000_000;
 /// Lambda's own longest run, so only `worker --loop` can get there, and one stuck job does not
 /// hold a slot (and renew its lease) forever.
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// Database connections of the worker besides the handlers' (claims, records, the sweep),
-/// and the most the handlers get however high the concurrency.
-const WORKER_CONNECTIONS: u32 = 2;
-const HANDLER_CONNECTIONS_MAX: u32 = 16;
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerStartupError {
-    #[error(
-        "SYSTEM_DATABASE_URL is not set: the worker claims and records jobs of every clinic, \
-         which only the pulso_system role may do; set it to a pulso_system connection string \
-         (locally infra/run-local writes it to .dev/env)"
-    )]
-    MissingSystemDatabaseUrl,
-    #[error(transparent)]
-    State(#[from] StartupError),
-}
-
 /// When a drain stops.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Drain {
@@ -119,42 +102,46 @@ pub struct DrainReport {
     pub swept: u64,
 }
 
-#[derive(Clone)]
-pub struct Worker {
-    state: AppState,
-    handlers: Arc<Handlers>,
+/// Drains the queue, running each job's handler with a clone of the worker's state `S` (in
+/// Pulso, `AppState`: see `shared::worker`).
+pub struct Worker<S> {
+    state: S,
+    queue: Queue,
+    db: sqlx::PgPool,
+    redis: Arc<RedisConnector>,
+    handlers: Arc<Handlers<S>>,
 }
 
-impl Worker {
-    /// The worker's state: like any function's, except that its pool connects with
-    /// `SYSTEM_DATABASE_URL` (pulso_system: one statement claims or records jobs of several
-    /// clinics) and holds enough connections for the handlers running at once plus the
-    /// worker's own (at most 16 for handlers; more handlers wait for a connection).
-    pub fn from_config(config: Config, handlers: Handlers) -> Result<Self, WorkerStartupError> {
-        let mut config = config;
-        config.database.url = config
-            .database
-            .system_url
-            .clone()
-            .ok_or(WorkerStartupError::MissingSystemDatabaseUrl)?;
-        let handler_connections =
-            u32::try_from(config.queue.worker_concurrency).unwrap_or(u32::MAX);
-        config.database.max_connections = config
-            .database
-            .max_connections
-            .max(handler_connections.min(HANDLER_CONNECTIONS_MAX) + WORKER_CONNECTIONS);
-        Ok(Self::new(AppState::build(config)?, handlers))
-    }
-
-    /// A worker over `state`, whose pool must connect as pulso_system (tests build it so).
-    pub fn new(state: AppState, handlers: Handlers) -> Self {
+impl<S: Clone> Clone for Worker<S> {
+    fn clone(&self) -> Self {
         Self {
+            state: self.state.clone(),
+            queue: self.queue.clone(),
+            db: self.db.clone(),
+            redis: self.redis.clone(),
+            handlers: self.handlers.clone(),
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Worker<S> {
+    /// A worker over `state`, whose pool must connect as pulso_system (tests build it so).
+    pub fn new(state: S, handlers: Handlers<S>) -> Self
+    where
+        Queue: FromRef<S>,
+        sqlx::PgPool: FromRef<S>,
+        Arc<RedisConnector>: FromRef<S>,
+    {
+        Self {
+            queue: Queue::from_ref(&state),
+            db: sqlx::PgPool::from_ref(&state),
+            redis: Arc::<RedisConnector>::from_ref(&state),
             state,
             handlers: Arc::new(handlers),
         }
     }
 
-    pub fn state(&self) -> &AppState {
+    pub fn state(&self) -> &S {
         &self.state
     }
 
@@ -162,7 +149,7 @@ impl Worker {
     pub async fn invocation(&self, deadline_epoch_ms: u64) -> DrainReport {
         let until = drain_for_deadline(
             deadline_epoch_ms,
-            self.state.queue.config().worker_deadline_margin,
+            self.queue.config().worker_deadline_margin,
         );
         let report = self.drain(until, std::future::pending()).await;
         tracing::info!(report = ?report, "worker invocation finished");
@@ -185,9 +172,9 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> DrainReport {
         let started = Instant::now();
-        let queue = self.state.queue.clone();
+        let queue = self.queue.clone();
         let config = queue.config().clone();
-        let db = self.state.db.clone();
+        let db = self.db.clone();
         let slots = Arc::new(Semaphore::new(config.worker_concurrency));
         let held = Held::default();
         let counters = Arc::new(Counters::default());
@@ -337,8 +324,8 @@ impl Worker {
 }
 
 /// The feeder's working set for one drain.
-struct Feeder<'a> {
-    worker: &'a Worker,
+struct Feeder<'a, W> {
+    worker: &'a Worker<W>,
     queue: &'a Queue,
     db: &'a sqlx::PgPool,
     slots: &'a Arc<Semaphore>,
@@ -351,7 +338,7 @@ struct Feeder<'a> {
     blocking: Option<::redis::aio::MultiplexedConnection>,
 }
 
-impl Feeder<'_> {
+impl<W: Clone + Send + Sync + 'static> Feeder<'_, W> {
     async fn run<S>(&mut self, until: Drain, shutdown: &mut std::pin::Pin<&mut S>) -> StopReason
     where
         S: Future<Output = ()> + Send,
@@ -516,11 +503,7 @@ impl Feeder<'_> {
     async fn queue_redis_dedicated(
         &self,
     ) -> Result<::redis::aio::MultiplexedConnection, crate::redis::RedisUnavailable> {
-        self.worker
-            .state
-            .redis
-            .dedicated(BLOCK_RESPONSE_TIMEOUT)
-            .await
+        self.worker.redis.dedicated(BLOCK_RESPONSE_TIMEOUT).await
     }
 }
 
