@@ -4,6 +4,7 @@
 
 use crate::config::HttpConfig;
 use crate::db::DbError;
+use crate::telemetry::ErrorChain;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -205,21 +206,6 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
-    }
-}
-
-/// Displays an error with its `source()` chain, for logs only.
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
     }
 }
 

@@ -2,7 +2,8 @@
 //! (`request_id`, `clinic_id`, `user_id`) attached, ready for CloudWatch Logs Insights.
 //!
 //! What is logged is decided at the call sites: identifiers and outcomes, never tokens,
-//! passwords or patient clinical text.
+//! passwords or patient clinical text. An error goes into a log line with its cause chain
+//! through [`ErrorChain`]; a response body never carries it.
 
 use tracing_subscriber::EnvFilter;
 
@@ -25,5 +26,20 @@ pub fn init(service: &'static str) {
             version = env!("CARGO_PKG_VERSION"),
             "telemetry ready"
         );
+    }
+}
+
+/// Displays an error with its `source()` chain, for logs only.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
     }
 }

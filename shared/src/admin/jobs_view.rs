@@ -6,12 +6,13 @@
 //! clinic's (`?scope=platform`), together with the Redis structures all clinics share.
 
 use crate::auth::Principal;
-use crate::http::{ApiError, ApiPath, ApiQuery, ErrorChain, Page, PageRequest};
+use crate::http::{ApiError, ApiPath, ApiQuery, Page, PageRequest};
 use crate::ids::{ClinicId, JobId};
 use crate::queue::{
     JobScope, JobStatus, JobView, QueueCounters, QueueFigures, RedisQueueSizes, Replay,
 };
 use crate::state::AppState;
+use crate::telemetry::ErrorChain;
 use ::http::{HeaderValue, StatusCode, header};
 use axum::Json;
 use axum::extract::State;

@@ -11,9 +11,9 @@
 //! none starts after the caller's deadline, and one clinic's failure never stops the others.
 
 use super::service::DashboardService;
-use crate::http::ErrorChain;
 use crate::ids::ClinicId;
 use crate::state::AppState;
+use crate::telemetry::ErrorChain;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;

@@ -48,10 +48,11 @@ pub use worker::{Drain, DrainReport, StopReason, Worker};
 
 use crate::config::QueueConfig;
 use crate::db::{self, DbError, TenantTx};
-use crate::http::{ApiError, ErrorChain, Page, PageRequest};
+use crate::http::{ApiError, Page, PageRequest};
 use crate::ids::{ClinicId, JobId};
 use crate::keys::{Keys, QueueKeys};
 use crate::redis::{RedisConnector, RedisUnavailable};
+use crate::telemetry::ErrorChain;
 use ::redis::Script;
 use chrono::{DateTime, Utc};
 use rand::Rng;

@@ -208,7 +208,7 @@ impl fmt::Display for JobFailure {
 /// A database failure inside a handler is worth retrying (`?` on repository calls).
 impl From<DbError> for JobFailure {
     fn from(error: DbError) -> Self {
-        JobFailure::Retry(crate::http::ErrorChain(&error).to_string())
+        JobFailure::Retry(crate::telemetry::ErrorChain(&error).to_string())
     }
 }
 

@@ -17,9 +17,9 @@
 
 use super::handlers::Handlers;
 use super::{JobFailure, JobLease, Outcome, Queue, Recorded};
-use crate::http::ErrorChain;
 use crate::ids::JobId;
 use crate::redis::RedisConnector;
+use crate::telemetry::ErrorChain;
 use axum::extract::FromRef;
 use serde::Serialize;
 use std::collections::HashSet;

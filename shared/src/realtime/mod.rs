@@ -34,10 +34,10 @@ pub use types::*;
 use crate::auth::{Authenticator, Role};
 use crate::config::RealtimeConfig;
 use crate::db::{self, DbError};
-use crate::http::ErrorChain;
 use crate::ids::{ClinicId, JobId, ReportId, UserId, XrayId};
 use crate::keys::Keys;
 use crate::redis::RedisConnector;
+use crate::telemetry::ErrorChain;
 use sqlx::PgPool;
 
 /// What real-time delivery needs from a function's state, borrowed: the inbox's pool, the

@@ -9,7 +9,7 @@ use super::registry::{ConnectionRegistry, Target};
 use super::types::{Audience, NewNotification, Notification, RealtimeError, push_payload};
 use crate::auth::Principal;
 use crate::db::{self, TenantTx};
-use crate::http::ErrorChain;
+use crate::telemetry::ErrorChain;
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;

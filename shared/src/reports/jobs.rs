@@ -205,7 +205,7 @@ async fn record_failure(db: &PgPool, clinic: ClinicId, id: ReportId, message: &s
     if let Err(error) = result {
         tracing::error!(
             report_id = %id,
-            error = %crate::http::ErrorChain(&error),
+            error = %crate::telemetry::ErrorChain(&error),
             "the report's job failed for good, but the report could not be marked failed"
         );
     }

@@ -18,8 +18,8 @@ pub use reminders::NoticeReport;
 
 use crate::config::{Config, ConfigError};
 use crate::dashboard::refresh::{self as dashboard_refresh, RefreshReport};
-use crate::http::ErrorChain;
 use crate::state::{AppState, StartupError};
+use crate::telemetry::ErrorChain;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -14,12 +14,12 @@
 
 use crate::auth::Role;
 use crate::db::{self, DbError};
-use crate::http::ErrorChain;
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
 use crate::realtime::{
     self, APPOINTMENT_REMINDER, Audience, NewNotification, NotificationKind, POSSIBLE_NO_SHOW,
 };
 use crate::state::AppState;
+use crate::telemetry::ErrorChain;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
