@@ -12,6 +12,7 @@ pub mod health;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod pagination;
 pub mod queue;
 pub mod realtime;
 pub mod redis;

@@ -6,8 +6,9 @@
 //! clinic's (`?scope=platform`), together with the Redis structures all clinics share.
 
 use crate::auth::Principal;
-use crate::http::{ApiError, ApiPath, ApiQuery, Page, PageRequest};
+use crate::http::{ApiError, ApiPath, ApiQuery};
 use crate::ids::{ClinicId, JobId};
+use crate::pagination::{Page, PageRequest};
 use crate::queue::{
     JobScope, JobStatus, JobView, QueueCounters, QueueFigures, RedisQueueSizes, Replay,
 };

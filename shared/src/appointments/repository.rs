@@ -6,8 +6,8 @@ use super::types::{
     TimeSlot,
 };
 use crate::auth::Role;
-use crate::http::PageRequest;
 use crate::ids::{AppointmentId, ClinicId, UserId};
+use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 

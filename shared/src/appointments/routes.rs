@@ -9,8 +9,9 @@ use super::types::{
     ListAppointmentsQuery, NewAppointment, UpdateAppointmentRequest,
 };
 use crate::auth::{Principal, Role};
-use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, Page, PageRequest};
+use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::AppointmentId;
+use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use ::http::{HeaderValue, StatusCode, header};
 use axum::body::HttpBody;

@@ -8,8 +8,9 @@ use super::types::{
 };
 use crate::auth::Role;
 use crate::db::{self, DbError, TenantTx};
-use crate::http::{ApiError, Page, PageRequest};
+use crate::http::ApiError;
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
+use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::PgPool;

@@ -2,8 +2,8 @@
 //! filters on `clinic_id`, which is what the `(clinic_id, …)` indexes are built for.
 
 use super::types::{NewPatient, PatientChanges, PatientRecord, PatientSearch};
-use crate::http::PageRequest;
 use crate::ids::{ClinicId, PatientId};
+use crate::pagination::PageRequest;
 use sqlx::PgConnection;
 
 const COLUMNS: &str = "id, clinic_id, first_name, last_name, search_name, phone, email, birth_date, \

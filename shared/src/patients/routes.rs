@@ -6,8 +6,9 @@ use super::types::{
     PatientSearch, UpdatePatientRequest,
 };
 use crate::auth::{Principal, Role};
-use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, Page, PageRequest};
+use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::PatientId;
+use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use ::http::{HeaderValue, StatusCode, header};
 use axum::extract::State;

@@ -4,9 +4,10 @@ use super::repository;
 use super::types::{NewPatient, PatientChanges, PatientRecord, PatientSearch};
 use crate::cache::{Cache, PATIENT_PROFILE};
 use crate::db::{self, DbError};
-use crate::http::{ApiError, Page, PageRequest};
+use crate::http::ApiError;
 use crate::ids::{ClinicId, PatientId};
 use crate::keys::Keys;
+use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use sqlx::PgPool;
 

@@ -48,9 +48,10 @@ pub use worker::{Drain, DrainReport, StopReason, Worker};
 
 use crate::config::QueueConfig;
 use crate::db::{self, DbError, TenantTx};
-use crate::http::{ApiError, Page, PageRequest};
+use crate::http::ApiError;
 use crate::ids::{ClinicId, JobId};
 use crate::keys::{Keys, QueueKeys};
+use crate::pagination::{Page, PageRequest};
 use crate::redis::{RedisConnector, RedisUnavailable};
 use crate::telemetry::ErrorChain;
 use ::redis::Script;

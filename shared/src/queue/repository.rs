@@ -3,8 +3,8 @@
 //! run as pulso_system, whose `jobs_system` policy lets one statement cover every clinic.
 
 use super::types::{JobRecord, JobStatus};
-use crate::http::PageRequest;
 use crate::ids::{ClinicId, JobId, UserId};
+use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;

@@ -4,8 +4,8 @@
 use super::types::{
     IfNoneMatch, NewXray, Sha256Digest, StoredImage, StoredThumbnail, XrayRecord, XrayStatus,
 };
-use crate::http::PageRequest;
 use crate::ids::{ClinicId, JobId, PatientId, XrayId};
+use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 

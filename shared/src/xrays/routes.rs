@@ -6,8 +6,9 @@ use super::types::{
     IfNoneMatch, ListXraysQuery, NewXray, Sha256Digest, UploadAccepted, XrayResponse, XrayStatus,
 };
 use crate::auth::{Principal, Role};
-use crate::http::{self, ApiError, ApiPath, ApiQuery, Page, PageRequest};
+use crate::http::{self, ApiError, ApiPath, ApiQuery};
 use crate::ids::{PatientId, XrayId};
+use crate::pagination::{Page, PageRequest};
 use crate::queue::IdempotencyKey;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -8,8 +8,9 @@ use super::types::{
     AnalyzePayload, IfNoneMatch, NewXray, StoredImage, StoredThumbnail, XrayRecord, XrayStatus,
 };
 use crate::db::{self, DbError};
-use crate::http::{ApiError, Page, PageRequest};
+use crate::http::ApiError;
 use crate::ids::{ClinicId, JobId, PatientId, XrayId};
+use crate::pagination::{Page, PageRequest};
 use crate::queue::{IdempotencyKey, Job, JobFailure, NewJob, QueueError};
 use crate::realtime::DocumentReady;
 use crate::state::AppState;
