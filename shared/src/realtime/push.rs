@@ -59,9 +59,7 @@ pub async fn notify(
     let realtime = realtime.into();
     new.check()?;
     let Some(clinic) = new.audience.clinic() else {
-        return Err(RealtimeError::Invalid(
-            "a notification to everyone needs a platform admin (notify_everyone)".into(),
-        ));
+        return Err(RealtimeError::EveryoneNeedsNotifyEveryone);
     };
     let tx = db::begin_tenant(realtime.db, clinic).await?;
     store_and_push(realtime, tx, new).await
@@ -78,9 +76,7 @@ pub async fn notify_everyone(
     let realtime = realtime.into();
     new.check()?;
     if new.audience != Audience::Everyone {
-        return Err(RealtimeError::Invalid(
-            "notify_everyone is for the audience everyone".into(),
-        ));
+        return Err(RealtimeError::NotForEveryone);
     }
     if !author.platform_admin {
         return Err(RealtimeError::NotPlatformAdmin);
@@ -101,9 +97,7 @@ async fn store_and_push(
             let key = new.dedupe_key.as_deref().unwrap_or_default();
             let existing = inbox::find_by_dedupe_key(&mut tx, new.audience.clinic(), key)
                 .await?
-                .ok_or_else(|| {
-                    RealtimeError::Invalid("the notification conflicts with another one".into())
-                })?;
+                .ok_or(RealtimeError::DedupeConflict)?;
             (existing, false)
         }
     };

@@ -173,7 +173,14 @@ impl From<RealtimeError> for ApiError {
             RealtimeError::NotPlatformAdmin => ApiError::Forbidden {
                 detail: "Announcing to every clinic needs a platform admin.".into(),
             },
-            RealtimeError::Invalid(_) => ApiError::internal(error),
+            // A caller's bug (the routes never build such a notification), not the client's.
+            RealtimeError::TitleLength
+            | RealtimeError::BodyNotObject
+            | RealtimeError::BodyTooLarge { .. }
+            | RealtimeError::DedupeKeyLength
+            | RealtimeError::EveryoneNeedsNotifyEveryone
+            | RealtimeError::NotForEveryone
+            | RealtimeError::DedupeConflict => ApiError::internal(error),
         }
     }
 }

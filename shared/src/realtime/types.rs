@@ -148,29 +148,21 @@ impl NewNotification {
     pub fn check(&self) -> Result<(), RealtimeError> {
         let title = self.title.chars().count();
         if title == 0 || title > TITLE_LIMIT {
-            return Err(RealtimeError::Invalid(format!(
-                "the title must have 1 to {TITLE_LIMIT} characters"
-            )));
+            return Err(RealtimeError::TitleLength);
         }
         if !self.body.is_object() {
-            return Err(RealtimeError::Invalid(
-                "the body must be a JSON object".into(),
-            ));
+            return Err(RealtimeError::BodyNotObject);
         }
         let size = serde_json::to_vec(&self.body).map_or(usize::MAX, |bytes| bytes.len());
         if size > BODY_LIMIT {
-            return Err(RealtimeError::Invalid(format!(
-                "the body is {size} bytes; at most {BODY_LIMIT} (send large content as a link)"
-            )));
+            return Err(RealtimeError::BodyTooLarge { size });
         }
         if self
             .dedupe_key
             .as_ref()
             .is_some_and(|key| key.is_empty() || key.chars().count() > DEDUPE_KEY_LIMIT)
         {
-            return Err(RealtimeError::Invalid(format!(
-                "the dedupe key must have 1 to {DEDUPE_KEY_LIMIT} characters"
-            )));
+            return Err(RealtimeError::DedupeKeyLength);
         }
         Ok(())
     }
@@ -223,8 +215,25 @@ impl fmt::Display for NotificationId {
 pub enum RealtimeError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("invalid notification: {0}")]
-    Invalid(String),
+    #[error("invalid notification: the title must have 1 to {TITLE_LIMIT} characters")]
+    TitleLength,
+    #[error("invalid notification: the body must be a JSON object")]
+    BodyNotObject,
+    #[error(
+        "invalid notification: the body is {size} bytes; at most {BODY_LIMIT} (send large content as a link)"
+    )]
+    BodyTooLarge { size: usize },
+    #[error("invalid notification: the dedupe key must have 1 to {DEDUPE_KEY_LIMIT} characters")]
+    DedupeKeyLength,
+    #[error(
+        "invalid notification: a notification to everyone needs a platform admin (notify_everyone)"
+    )]
+    EveryoneNeedsNotifyEveryone,
+    #[error("invalid notification: notify_everyone is for the audience everyone")]
+    NotForEveryone,
+    /// Its dedupe key was taken, yet no row with that key is visible.
+    #[error("invalid notification: the notification conflicts with another one")]
+    DedupeConflict,
     #[error("only a platform admin may notify every clinic")]
     NotPlatformAdmin,
 }
@@ -430,6 +439,22 @@ mod tests {
         };
         assert!(not_object.check().is_err());
         assert!(ok.clone().with_dedupe_key("").check().is_err());
+    }
+
+    #[test]
+    fn named_refusals_read_as_the_strings_they_replace() {
+        assert_eq!(
+            RealtimeError::TitleLength.to_string(),
+            "invalid notification: the title must have 1 to 200 characters"
+        );
+        assert_eq!(
+            RealtimeError::BodyTooLarge { size: 20000 }.to_string(),
+            "invalid notification: the body is 20000 bytes; at most 16384 (send large content as a link)"
+        );
+        assert_eq!(
+            RealtimeError::DedupeKeyLength.to_string(),
+            "invalid notification: the dedupe key must have 1 to 255 characters"
+        );
     }
 
     #[test]
