@@ -6,7 +6,7 @@
 //! scans, one per audience (migration `20261123000009`), each already in id order and cut at the
 //! page size, merged, then joined with the caller's read marks.
 
-use super::types::{Audience, NewNotification, Notification};
+use super::types::{Audience, NewNotification, Notification, NotificationId};
 use crate::auth::Principal;
 use crate::auth::Role;
 use crate::db::{DbError, TenantTx};
@@ -150,7 +150,7 @@ pub(super) async fn page(
 pub(super) async fn mark_read(
     tx: &mut TenantTx,
     reader: Reader,
-    id: i64,
+    id: NotificationId,
 ) -> Result<bool, sqlx::Error> {
     let sql = format!(
         "WITH target AS (SELECT n.id FROM notifications n WHERE {ADDRESSED_TO_READER}), \
@@ -164,7 +164,7 @@ pub(super) async fn mark_read(
         .bind(reader.clinic)
         .bind(reader.user)
         .bind(reader.role)
-        .bind(id)
+        .bind(id.get())
         .fetch_one(&mut **tx)
         .await
 }
@@ -202,7 +202,11 @@ pub(super) async fn load_page(
 }
 
 /// [`mark_read`] in its own tenant transaction.
-pub(super) async fn acknowledge(db: &PgPool, reader: Reader, id: i64) -> Result<bool, DbError> {
+pub(super) async fn acknowledge(
+    db: &PgPool,
+    reader: Reader,
+    id: NotificationId,
+) -> Result<bool, DbError> {
     let mut tx = crate::db::begin_tenant(db, reader.clinic).await?;
     let found = mark_read(&mut tx, reader, id).await?;
     tx.commit().await?;

@@ -121,7 +121,7 @@ async fn read_one(
             .into(),
         field: Some("id".into()),
     })?;
-    let found = inbox::acknowledge(&db, Reader::from(&principal), id.get())
+    let found = inbox::acknowledge(&db, Reader::from(&principal), id)
         .await
         .map_err(unknown_user)?;
     if !found {

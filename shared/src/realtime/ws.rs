@@ -288,7 +288,7 @@ pub async fn answer(
                     "ack needs the positive id of a notification.",
                 );
             };
-            match inbox::acknowledge(realtime.db, reader, id.get()).await {
+            match inbox::acknowledge(realtime.db, reader, id).await {
                 Ok(true) => ServerFrame::Ack { id: id.get() },
                 Ok(false) => {
                     ServerFrame::error("not_found", format!("No notification {id} in your inbox."))
