@@ -92,7 +92,8 @@ impl ApiError {
         }
     }
 
-    fn problem(&self) -> Problem {
+    /// The RFC 9457 body of this error, as the HTTP edge (and the WebSocket handshake) sends it.
+    pub fn problem(&self) -> Problem {
         let (kind, title, detail, field) = match self {
             ApiError::BadRequest { detail, field } => (
                 "bad-request",

@@ -25,7 +25,7 @@ use super::registry::{ConnectionRegistry, LiveConnection, now_ms};
 use super::types::{ClientFrame, MESSAGE_LIMIT, Notification, NotificationId, ServerFrame};
 use crate::auth::AuthError;
 use crate::db::DbError;
-use crate::http::Problem;
+use crate::http::ApiError;
 use crate::telemetry::ErrorChain;
 use ::http::{HeaderMap, HeaderValue, header};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -67,11 +67,10 @@ async fn accept(
     let context = &event.request_context;
     let Some(connection_id) = connection_id(event) else {
         return refuse(
-            400,
-            "bad-request",
-            "Malformed request",
-            "The event names no connection.",
-            None,
+            ApiError::BadRequest {
+                detail: "The event names no connection.".into(),
+                field: None,
+            },
             None,
         );
     };
@@ -85,26 +84,20 @@ async fn accept(
     let Some(token) = token else {
         tracing::info!("WebSocket connect without a token");
         return refuse(
-            401,
-            "unauthorized",
-            "Not authenticated",
-            "Pass the access token as ?token= on the WebSocket URL.",
-            None,
+            ApiError::Unauthorized {
+                detail: "Pass the access token as ?token= on the WebSocket URL.".into(),
+            },
             None,
         );
     };
     let principal = match realtime.auth.authenticate(token).await {
         Ok(principal) => principal,
-        Err(AuthError::KeysUnavailable(source)) => {
-            tracing::warn!(error = ?source.map(|e| e.to_string()), "signing keys unavailable at WebSocket connect");
-            return refuse(
-                503,
-                "unavailable",
-                "Service unavailable",
-                "A service Pulso depends on is unavailable; retry shortly.",
-                None,
-                Some(5),
-            );
+        Err(error @ AuthError::KeysUnavailable(_)) => {
+            if let AuthError::KeysUnavailable(source) = &error {
+                tracing::warn!(error = ?source.as_ref().map(|e| e.to_string()), "signing keys unavailable at WebSocket connect");
+            }
+            // The same 503 an HTTP request gets when the keys cannot be fetched.
+            return refuse(ApiError::from(error), None);
         }
         Err(error) => {
             tracing::info!(reason = %error, "WebSocket connect not authenticated");
@@ -112,7 +105,12 @@ async fn accept(
                 AuthError::Expired => "The token has expired; sign in again.",
                 _ => "The token is not valid.",
             };
-            return refuse(401, "unauthorized", "Not authenticated", detail, None, None);
+            return refuse(
+                ApiError::Unauthorized {
+                    detail: detail.into(),
+                },
+                None,
+            );
         }
     };
     let span = tracing::Span::current();
@@ -126,11 +124,12 @@ async fn accept(
             Ok(since) if since >= 0 => Some(since),
             _ => {
                 return refuse(
-                    400,
-                    "bad-request",
-                    "Malformed request",
-                    "since must be the id of the last notification received (0 or more).",
-                    Some("since"),
+                    ApiError::BadRequest {
+                        detail:
+                            "since must be the id of the last notification received (0 or more)."
+                                .into(),
+                        field: Some("since".into()),
+                    },
                     None,
                 );
             }
@@ -156,12 +155,13 @@ async fn accept(
         Err(error) => {
             tracing::warn!(error = %ErrorChain(&error), "WebSocket connect refused: the registry is unavailable");
             refuse(
-                503,
-                "unavailable",
-                "Service unavailable",
-                "Live notifications are unavailable right now; retry shortly (GET /notifications still works).",
-                None,
-                Some(5),
+                ApiError::Unavailable {
+                    source: Box::new(error),
+                    retry_after_seconds: 5,
+                },
+                Some(
+                    "Live notifications are unavailable right now; retry shortly (GET /notifications still works).",
+                ),
             )
         }
     }
@@ -410,22 +410,22 @@ fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Option<&str> {
         .filter(|id| !id.is_empty() && id.len() <= CONNECTION_ID_LIMIT)
 }
 
-/// A refused handshake: the status API Gateway answers the client with, a problem+json body.
-fn refuse(
-    status: u16,
-    kind: &str,
-    title: &'static str,
-    detail: &str,
-    field: Option<&str>,
-    retry_after_seconds: Option<u32>,
-) -> ApiGatewayProxyResponse {
-    let problem = Problem {
-        problem_type: format!("/problems/{kind}"),
-        title,
-        status,
-        detail: detail.to_owned(),
-        field: field.map(str::to_owned),
+/// A refused handshake: the status API Gateway answers the client with, and the problem+json
+/// body the HTTP edge writes for `error` (with `detail` in place of its own when given). Only
+/// the content type and `Retry-After` go along: no `WWW-Authenticate` on a WebSocket.
+fn refuse(error: ApiError, detail: Option<&str>) -> ApiGatewayProxyResponse {
+    let mut problem = error.problem();
+    if let Some(detail) = detail {
+        problem.detail = detail.to_owned();
+    }
+    let retry_after_seconds = match &error {
+        ApiError::Unavailable {
+            retry_after_seconds,
+            ..
+        } => Some(*retry_after_seconds),
+        _ => None,
     };
+    let status = problem.status;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -453,6 +453,41 @@ fn accepted() -> ApiGatewayProxyResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_read_as_the_problems_they_replace() {
+        let since = refuse(
+            ApiError::BadRequest {
+                detail: "since must be the id of the last notification received (0 or more)."
+                    .into(),
+                field: Some("since".into()),
+            },
+            None,
+        );
+        assert_eq!(since.status_code, 400);
+        assert_eq!(
+            since.body,
+            Some(Body::Text(
+                r#"{"type":"/problems/bad-request","title":"Malformed request","status":400,"detail":"since must be the id of the last notification received (0 or more).","field":"since"}"#.into()
+            ))
+        );
+        let down = refuse(
+            ApiError::Unavailable {
+                source: "registry down".into(),
+                retry_after_seconds: 5,
+            },
+            Some("Live notifications are unavailable right now."),
+        );
+        assert_eq!(down.status_code, 503);
+        assert_eq!(down.headers[header::RETRY_AFTER], "5");
+        assert!(!down.headers.contains_key(header::WWW_AUTHENTICATE));
+        assert_eq!(
+            down.body,
+            Some(Body::Text(
+                r#"{"type":"/problems/unavailable","title":"Service unavailable","status":503,"detail":"Live notifications are unavailable right now."}"#.into()
+            ))
+        );
+    }
     use crate::realtime::types::AudienceKind;
 
     fn row(id: i64, body_bytes: usize) -> Notification {
