@@ -121,6 +121,12 @@ impl From<AppointmentError> for ApiError {
     }
 }
 
+impl From<SlotError> for ApiError {
+    fn from(error: SlotError) -> Self {
+        ApiError::validation(error.field(), error.to_string())
+    }
+}
+
 /// The outcome of a status change; `from == record.status` when it was a repeat.
 #[derive(Debug)]
 pub struct Transitioned {

@@ -242,12 +242,6 @@ impl SlotError {
     }
 }
 
-impl From<SlotError> for ApiError {
-    fn from(error: SlotError) -> Self {
-        ApiError::validation(error.field(), error.to_string())
-    }
-}
-
 /// A half-open interval `[starts_at, ends_at)` of 5 minutes to 12 hours: back-to-back
 /// appointments (one ends at 10:30, the next starts at 10:30) do not overlap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

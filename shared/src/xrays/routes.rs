@@ -1,6 +1,6 @@
 //! Routes of the `xrays` function: upload, list, metadata, image and thumbnail.
 
-use super::analysis::{self, ImageFault, PixelLimits, XrayFormat};
+use super::analysis::{self, PixelLimits, XrayFormat};
 use super::service::{XrayError, XrayService};
 use super::types::{
     IfNoneMatch, ListXraysQuery, NewXray, Sha256Digest, UploadAccepted, XrayResponse, XrayStatus,
@@ -47,22 +47,6 @@ pub fn router(state: AppState) -> Router {
             .with_state(state),
         &config,
     )
-}
-
-impl From<ImageFault> for ApiError {
-    fn from(fault: ImageFault) -> Self {
-        match fault {
-            ImageFault::Empty => ApiError::BadRequest {
-                detail: "The body is empty: send the PNG or JPEG file itself as the body.".into(),
-                field: None,
-            },
-            ImageFault::UnsupportedFormat => ApiError::UnsupportedMediaType {
-                expected: "a PNG or JPEG image (the file's own bytes are checked, not its \
-                           Content-Type)",
-            },
-            other => ApiError::validation("image", other.to_string()),
-        }
-    }
 }
 
 /// `POST /patients/{id}/xrays`: the body is the image itself (any Content-Type; the format is

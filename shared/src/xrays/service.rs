@@ -83,6 +83,22 @@ impl From<XrayError> for ApiError {
     }
 }
 
+impl From<ImageFault> for ApiError {
+    fn from(fault: ImageFault) -> Self {
+        match fault {
+            ImageFault::Empty => ApiError::BadRequest {
+                detail: "The body is empty: send the PNG or JPEG file itself as the body.".into(),
+                field: None,
+            },
+            ImageFault::UnsupportedFormat => ApiError::UnsupportedMediaType {
+                expected: "a PNG or JPEG image (the file's own bytes are checked, not its \
+                           Content-Type)",
+            },
+            other => ApiError::validation("image", other.to_string()),
+        }
+    }
+}
+
 /// What an upload produced: the X-ray, its job, and whether this was a replay of an earlier
 /// request with the same idempotency key.
 pub struct Uploaded {
