@@ -1,0 +1,12 @@
+//! The HTTP edge shared by every function: RFC 9457 problem+json errors (`problem`), strict
+//! JSON / query / path extractors that name the offending field (`extract`), and the router
+//! wrapping with body limits and the per-request tracing span (`router`). Cursor pagination is
+//! `crate::pagination`'s.
+
+mod extract;
+mod problem;
+mod router;
+
+pub use extract::{ApiJson, ApiPath, ApiQuery, not_null, nullable, parse_json};
+pub use problem::{ApiError, PROBLEM_JSON, Problem};
+pub use router::finish;

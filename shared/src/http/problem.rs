@@ -1,0 +1,209 @@
+//! Every error a client can see, and the RFC 9457 `application/problem+json` body it becomes.
+
+use crate::db::DbError;
+use crate::telemetry::ErrorChain;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Every error a client can see. The body never carries a cause chain; the log line does.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request: {detail}")]
+    BadRequest {
+        detail: String,
+        field: Option<String>,
+    },
+    #[error("invalid field: {detail}")]
+    Validation { detail: String, field: String },
+    #[error("not authenticated: {detail}")]
+    Unauthorized { detail: String },
+    #[error("forbidden: {detail}")]
+    Forbidden { detail: String },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {detail}")]
+    Conflict {
+        /// A stable, machine-readable slug (the problem `type`'s last segment).
+        kind: &'static str,
+        detail: String,
+        field: Option<String>,
+    },
+    #[error("body over {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("dependency unavailable")]
+    Unavailable {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+        retry_after_seconds: u32,
+    },
+    #[error("internal error")]
+    Internal {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::Validation {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal {
+            source: Box::new(source),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The RFC 9457 body of this error, as the HTTP edge (and the WebSocket handshake) sends it.
+    pub fn problem(&self) -> Problem {
+        let (kind, title, detail, field) = match self {
+            ApiError::BadRequest { detail, field } => (
+                "bad-request",
+                "Malformed request",
+                detail.clone(),
+                field.clone(),
+            ),
+            ApiError::Validation { detail, field } => (
+                "validation",
+                "Invalid field",
+                detail.clone(),
+                Some(field.clone()),
+            ),
+            ApiError::Unauthorized { detail } => {
+                ("unauthorized", "Not authenticated", detail.clone(), None)
+            }
+            ApiError::Forbidden { detail } => ("forbidden", "Forbidden", detail.clone(), None),
+            ApiError::NotFound { what } => (
+                "not-found",
+                "Not found",
+                format!("No {what} with that id exists in your clinic."),
+                None,
+            ),
+            ApiError::MethodNotAllowed => (
+                "method-not-allowed",
+                "Method not allowed",
+                "This resource does not support that method.".into(),
+                None,
+            ),
+            ApiError::Conflict {
+                kind,
+                detail,
+                field,
+            } => (*kind, "Conflict", detail.clone(), field.clone()),
+            ApiError::PayloadTooLarge { limit } => (
+                "payload-too-large",
+                "Payload too large",
+                format!("The request body is larger than the limit of {limit} bytes."),
+                None,
+            ),
+            ApiError::UnsupportedMediaType { expected } => (
+                "unsupported-media-type",
+                "Unsupported media type",
+                format!("Send the body as {expected}."),
+                None,
+            ),
+            ApiError::Unavailable { .. } => (
+                "unavailable",
+                "Service unavailable",
+                "A service Pulso depends on is unavailable; retry shortly.".into(),
+                None,
+            ),
+            ApiError::Internal { .. } => (
+                "internal",
+                "Internal error",
+                "Something went wrong on our side; it has been logged.".into(),
+                None,
+            ),
+        };
+        Problem {
+            problem_type: format!("/problems/{kind}"),
+            title,
+            status: self.status().as_u16(),
+            detail,
+            field,
+        }
+    }
+}
+
+/// RFC 9457 problem details; `field` is the extension member naming the offending input.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal { source } => {
+                tracing::error!(error = %ErrorChain(source.as_ref()), "request failed")
+            }
+            ApiError::Unavailable { source, .. } => {
+                tracing::warn!(error = %ErrorChain(source.as_ref()), "dependency unavailable")
+            }
+            _ => {}
+        }
+        let mut response = (self.status(), axum::Json(self.problem())).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match &self {
+            ApiError::Unavailable {
+                retry_after_seconds,
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+            }
+            ApiError::Unauthorized { .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"pulso\""),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(_) => ApiError::Unavailable {
+                source: Box::new(error),
+                retry_after_seconds: 5,
+            },
+            DbError::Query(_) => ApiError::internal(error),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! What every Pulso HTTP function wraps its routes in: problem+json fallbacks, the body limit
+//! and one tracing span per request.
+
+use super::extract::BodyLimit;
+use super::problem::ApiError;
+use crate::config::HttpConfig;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use http::HeaderValue;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Wraps a function's routes with what every Pulso HTTP function needs: the request span,
+/// the body limit, and problem+json answers for unknown routes and wrong methods.
+pub fn finish(routes: Router, config: &HttpConfig) -> Router {
+    let limit = config.max_body_bytes;
+    routes
+        .fallback(|| async { ApiError::NotFound { what: "resource" } })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(
+            move |mut request: Request, next: Next| async move {
+                request.extensions_mut().insert(BodyLimit(limit));
+                traced(request, next).await
+            },
+        ))
+}
+
+/// One span per request, carrying `request_id`, and `clinic_id` / `user_id` once the token is
+/// verified. Only the route template is logged, never the path or query (they can hold names).
+async fn traced(request: Request, next: Next) -> Response {
+    let request_id = request_id(&request);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %request.method(),
+        route = %route,
+        clinic_id = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+        role = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, duration_ms, "request finished");
+        } else {
+            tracing::info!(status, duration_ms, "request finished");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// The Lambda request id when running on Lambda; else a well-formed caller-supplied
+/// `x-request-id`; else a fresh one.
+fn request_id(request: &Request) -> String {
+    use lambda_http::RequestExt;
+    if let Some(context) = request.extensions().lambda_context_ref() {
+        return context.request_id.clone();
+    }
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| {
+            !value.is_empty()
+                && value.len() <= 64
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
