@@ -1,0 +1,306 @@
+//! The worker side of delivery: claim a batch with leases, record outcomes and settle them
+//! in Redis, renew leases, promote due retries and reap expired leases.
+
+use super::*;
+
+impl Queue {
+    /// Takes up to `max` ready jobs and marks them running (one Redis script, one statement).
+    /// `system_db` connects as pulso_system. If PostgreSQL fails, the jobs go back to the head
+    /// of the ready list.
+    pub async fn claim(&self, system_db: &PgPool, max: usize) -> Result<Claim, QueueError> {
+        let taken = self.take_ready(max).await?;
+        if taken.is_empty() {
+            return Ok(Claim::default());
+        }
+        let mut ids = Vec::with_capacity(taken.len());
+        let mut unreadable = Vec::new();
+        for raw in &taken {
+            match Uuid::parse_str(raw) {
+                Ok(id) => ids.push(id),
+                Err(_) => unreadable.push(raw.clone()),
+            }
+        }
+        let rows = match repository::claim(system_db, &ids).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                if let Err(release) = self.release(&taken).await {
+                    tracing::warn!(
+                        error = %ErrorChain(&release),
+                        "claimed jobs not released; they return when their lease expires"
+                    );
+                }
+                return Err(error.into());
+            }
+        };
+
+        let mut claim = Claim::default();
+        let mut settled: Vec<String> = unreadable;
+        let mut runnable: HashSet<Uuid> = HashSet::with_capacity(rows.len());
+        let mut dead_by_clinic: HashMap<ClinicId, Counts> = HashMap::new();
+        for row in rows {
+            runnable.insert(row.id.as_uuid());
+            if row.status == JobStatus::Dead {
+                tracing::warn!(
+                    job_id = %row.id,
+                    clinic_id = %row.clinic_id,
+                    kind = %row.kind,
+                    "job dead: its worker stopped during the last attempt"
+                );
+                settled.push(row.id.to_string());
+                claim.exhausted += 1;
+                let counts = dead_by_clinic.entry(row.clinic_id).or_default();
+                counts.failed += 1;
+                counts.dead += 1;
+                continue;
+            }
+            claim.leases.push(JobLease {
+                job: Job {
+                    id: row.id,
+                    clinic: row.clinic_id,
+                    kind: row.kind,
+                    payload: row.payload,
+                    attempt: u32::try_from(row.attempts).unwrap_or(0),
+                    max_attempts: u32::try_from(row.max_attempts).unwrap_or(0),
+                    created_by: row.created_by,
+                },
+                delivery: row.deliveries,
+            });
+        }
+        for id in &ids {
+            if !runnable.contains(id) {
+                settled.push(id.to_string());
+                claim.duplicates += 1;
+            }
+        }
+        if !settled.is_empty()
+            && let Err(error) = self.ack(&settled, &[], &dead_by_clinic).await
+        {
+            // Harmless: they come back after their lease, and PostgreSQL settles them again.
+            tracing::warn!(error = %ErrorChain(&error), "settled jobs not removed from Redis");
+        }
+        Ok(claim)
+    }
+
+    async fn take_ready(&self, max: usize) -> Result<Vec<String>, QueueError> {
+        let mut connection = self.redis.connection().await?;
+        let keys = &self.queue_keys;
+        Ok(CLAIM
+            .key(&keys.ready)
+            .key(&keys.processing)
+            .arg(max)
+            .arg(now_ms() + self.config.lease.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await?)
+    }
+
+    async fn release(&self, ids: &[String]) -> Result<(), QueueError> {
+        let mut connection = self.redis.connection().await?;
+        let keys = &self.queue_keys;
+        let mut invocation = RELEASE.prepare_invoke();
+        invocation.key(&keys.processing).key(&keys.ready);
+        for id in ids {
+            invocation.arg(id);
+        }
+        let _: i64 = invocation.invoke_async(&mut connection).await?;
+        Ok(())
+    }
+
+    /// Records a batch of outcomes (one statement) and settles them in Redis (one script).
+    /// A failed attempt with attempts left is retried after an exponential backoff with
+    /// jitter; otherwise a failure is final (`dead`). Fails only when PostgreSQL does: the
+    /// caller keeps the outcomes (and their leases) and tries again. Redis failing afterwards is
+    /// logged: the leases expire and PostgreSQL, already final, settles the redelivery.
+    pub async fn record(
+        &self,
+        system_db: &PgPool,
+        outcomes: &[Outcome],
+    ) -> Result<Recorded, QueueError> {
+        if outcomes.is_empty() {
+            return Ok(Recorded::default());
+        }
+        let mut rows = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            let job = &outcome.lease.job;
+            let (status, retry_in, error, result) = match &outcome.result {
+                Ok(value) => (JobStatus::Succeeded, None, None, Some(value.to_string())),
+                Err(JobFailure::Retry(message)) if job.attempt < job.max_attempts => (
+                    JobStatus::Failed,
+                    Some(self.retry_delay(job.attempt)),
+                    Some(message.as_str()),
+                    None,
+                ),
+                Err(failure) => (JobStatus::Dead, None, Some(failure.message()), None),
+            };
+            rows.push(repository::OutcomeRow {
+                id: job.id,
+                delivery: outcome.lease.delivery,
+                status,
+                retry_in_ms: retry_in.map_or(0, |delay| delay.as_millis() as i64),
+                error: error.map(types::truncate_error),
+                result,
+            });
+        }
+        let accepted: HashSet<JobId> = repository::record(system_db, &rows)
+            .await?
+            .into_iter()
+            .collect();
+
+        let mut recorded = Recorded::default();
+        let mut finished = Vec::new();
+        let mut retries = Vec::new();
+        let mut by_clinic: HashMap<ClinicId, Counts> = HashMap::new();
+        let now = now_ms();
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            let job = &outcome.lease.job;
+            if !accepted.contains(&row.id) {
+                recorded.stale += 1;
+                tracing::info!(
+                    job_id = %job.id,
+                    clinic_id = %job.clinic,
+                    "outcome ignored: the job was delivered again after this lease expired"
+                );
+                continue;
+            }
+            let counts = by_clinic.entry(job.clinic).or_default();
+            match row.status {
+                JobStatus::Succeeded => {
+                    recorded.succeeded += 1;
+                    counts.processed += 1;
+                    finished.push(row.id.to_string());
+                }
+                JobStatus::Failed => {
+                    recorded.retried += 1;
+                    counts.failed += 1;
+                    counts.retried += 1;
+                    retries.push((row.id.to_string(), now + row.retry_in_ms as u64));
+                }
+                _ => {
+                    recorded.dead += 1;
+                    counts.failed += 1;
+                    counts.dead += 1;
+                    finished.push(row.id.to_string());
+                }
+            }
+        }
+        if let Err(error) = self.ack(&finished, &retries, &by_clinic).await {
+            tracing::warn!(
+                error = %ErrorChain(&error),
+                "recorded jobs not settled in Redis; their leases expire and they settle then"
+            );
+        }
+        Ok(recorded)
+    }
+
+    /// `ack.lua` over the queue's keys, and the per-clinic counters beside it (another slot,
+    /// so another command, sent together on the multiplexed connection).
+    async fn ack(
+        &self,
+        finished: &[String],
+        retries: &[(String, u64)],
+        by_clinic: &HashMap<ClinicId, Counts>,
+    ) -> Result<(), QueueError> {
+        let mut connection = self.redis.connection().await?;
+        let keys = &self.queue_keys;
+        let total = by_clinic.values().fold(Counts::default(), |sum, c| Counts {
+            processed: sum.processed + c.processed,
+            failed: sum.failed + c.failed,
+            retried: sum.retried + c.retried,
+            dead: sum.dead + c.dead,
+        });
+        let now_seconds = now_ms() / 1000;
+        let mut invocation = ACK.prepare_invoke();
+        invocation
+            .key(&keys.processing)
+            .key(&keys.delayed)
+            .key(&keys.known)
+            .key(&keys.stats)
+            .arg(finished.len())
+            .arg(retries.len())
+            .arg(total.processed)
+            .arg(total.failed)
+            .arg(total.retried)
+            .arg(total.dead)
+            .arg(now_seconds);
+        for id in finished {
+            invocation.arg(id);
+        }
+        for (id, due) in retries {
+            invocation.arg(id).arg(*due);
+        }
+        let mut counters = ::redis::pipe();
+        for (clinic, counts) in by_clinic.iter().filter(|(_, counts)| !counts.is_zero()) {
+            let key = self.keys.queue_stats(*clinic);
+            for (field, count) in [
+                ("processed", counts.processed),
+                ("failed", counts.failed),
+                ("retried", counts.retried),
+                ("dead", counts.dead),
+            ] {
+                if count > 0 {
+                    counters.hincr(&key, field, count).ignore();
+                }
+            }
+            counters.hset_nx(&key, "since", now_seconds).ignore();
+        }
+        let mut counter_connection = connection.clone();
+        let (acked, counted) =
+            tokio::join!(invocation.invoke_async::<i64>(&mut connection), async {
+                if by_clinic.is_empty() {
+                    Ok(())
+                } else {
+                    counters.query_async::<()>(&mut counter_connection).await
+                }
+            });
+        acked?;
+        counted?;
+        Ok(())
+    }
+
+    /// Extends the leases of jobs still running (only those still leased: `ZADD XX`).
+    pub async fn renew(&self, ids: &[JobId]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.redis.connection().await?;
+        let deadline = now_ms() + self.config.lease.as_millis() as u64;
+        let mut command = ::redis::cmd("ZADD");
+        command.arg(&self.queue_keys.processing).arg("XX");
+        for id in ids {
+            command.arg(deadline).arg(id.to_string());
+        }
+        command.query_async::<()>(&mut connection).await?;
+        Ok(())
+    }
+
+    /// Moves retries whose time has come to the ready list; returns how many.
+    pub async fn promote_due(&self) -> Result<usize, QueueError> {
+        self.move_due(&self.queue_keys.delayed).await
+    }
+
+    /// The reaper: requeues jobs whose lease expired (their worker died or froze).
+    pub async fn reap_expired(&self) -> Result<usize, QueueError> {
+        let reaped = self.move_due(&self.queue_keys.processing).await?;
+        if reaped > 0 {
+            tracing::warn!(reaped, "expired job leases requeued");
+        }
+        Ok(reaped)
+    }
+
+    async fn move_due(&self, from: &str) -> Result<usize, QueueError> {
+        let mut connection = self.redis.connection().await?;
+        let mut moved = 0;
+        loop {
+            let ids: Vec<String> = MOVE_DUE
+                .key(from)
+                .key(&self.queue_keys.ready)
+                .arg(now_ms())
+                .arg(MOVE_DUE_LIMIT)
+                .invoke_async(&mut connection)
+                .await?;
+            moved += ids.len();
+            if ids.len() < MOVE_DUE_LIMIT {
+                return Ok(moved);
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Enqueue: stage a job in the caller's transaction (the outbox), dispatch it after the
+//! commit, or both at once.
+
+use super::*;
+
+impl Queue {
+    /// Writes the job inside the caller's tenant transaction (the outbox): it exists exactly when
+    /// that transaction commits. With an idempotency key this clinic already used for a job of
+    /// the same kind, nothing is written and the earlier job is returned (`created: false`); for
+    /// another kind, [`QueueError::IdempotencyKeyReused`] (422).
+    pub async fn stage(
+        &self,
+        tx: &mut TenantTx,
+        clinic: ClinicId,
+        job: NewJob,
+    ) -> Result<StagedJob, QueueError> {
+        let max_attempts = job.max_attempts.unwrap_or(job.kind.max_attempts());
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+            return Err(QueueError::InvalidMaxAttempts(max_attempts));
+        }
+        let row = repository::StageRow {
+            clinic,
+            kind: job.kind.as_str(),
+            payload: &job.payload,
+            idempotency_key: job.idempotency_key.as_ref().map(IdempotencyKey::as_str),
+            created_by: job.created_by,
+            max_attempts: i32::from(max_attempts),
+        };
+        let (id, existing_kind) = repository::stage(tx, &row).await?;
+        match existing_kind {
+            None => Ok(StagedJob { id, created: true }),
+            Some(kind) if kind == job.kind.as_str() => Ok(StagedJob { id, created: false }),
+            Some(existing_kind) => Err(QueueError::IdempotencyKeyReused { existing_kind }),
+        }
+    }
+
+    /// Pushes a job staged by a committed transaction to Redis. Never fails: when Redis cannot
+    /// take it the job waits in PostgreSQL and the sweep pushes it (within the sweep grace plus
+    /// a scheduler tick). A job that was not created (idempotent repeat) is already on its way.
+    pub async fn dispatch(&self, job: &StagedJob) {
+        if !job.created {
+            return;
+        }
+        if let Err(error) = self.push(&[(job.id, 0)]).await {
+            tracing::warn!(
+                job_id = %job.id,
+                error = %ErrorChain(&error),
+                "job not pushed to Redis; the sweep will push it"
+            );
+        }
+    }
+
+    /// Stages the job in a transaction of its own, commits and dispatches: for callers whose
+    /// job is the whole change.
+    pub async fn enqueue(
+        &self,
+        db: &PgPool,
+        clinic: ClinicId,
+        job: NewJob,
+    ) -> Result<StagedJob, QueueError> {
+        let mut tx = db::begin_tenant(db, clinic).await?;
+        let staged = self.stage(&mut tx, clinic, job).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        self.dispatch(&staged).await;
+        Ok(staged)
+    }
+
+    /// Adds jobs to Redis unless it has them: `(id, due Unix ms)`, 0 meaning ready now.
+    pub(super) async fn push(&self, jobs: &[(JobId, u64)]) -> Result<usize, QueueError> {
+        let mut connection = self.redis.connection().await?;
+        let keys = &self.queue_keys;
+        let mut invocation = DISPATCH.prepare_invoke();
+        invocation
+            .key(&keys.ready)
+            .key(&keys.delayed)
+            .key(&keys.known);
+        for (id, due) in jobs {
+            invocation.arg(id.to_string()).arg(*due);
+        }
+        Ok(invocation.invoke_async(&mut connection).await?)
+    }
+}
