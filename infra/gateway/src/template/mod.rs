@@ -2,23 +2,23 @@
 //! configuration, the WebSocket API (raw `AWS::ApiGatewayV2::*` resources) and the functions'
 //! schedules, so that local routing comes from the same tables as the deployment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use crate::cors::{CorsConfig, CorsError, CorsPolicy, OriginRule};
-use crate::routes::{
-    Route, RouteConflict, RouteKeyError, RouteMethod, RoutePath, RouteSource, RouteTable,
-};
+use crate::cors::{CorsConfig, CorsPolicy, OriginRule};
+use crate::routes::{Route, RouteMethod, RoutePath, RouteSource, RouteTable};
 use crate::runtime::FunctionSpec;
 use crate::schedule::ScheduleSpec;
 use crate::websocket::WebSocketApi;
 
+mod error;
 mod schedule_events;
 mod websocket_api;
 mod yaml;
 
+pub use self::error::TemplateError;
 use self::yaml::{Parameters, Resolved, binary_name, function_number, malformed, plain_str};
 
 /// What the gateway needs from the template.
@@ -335,42 +335,6 @@ fn cors_config(
         max_age,
         allow_credentials,
     })
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TemplateError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("not valid YAML")]
-    Yaml(#[source] serde_norway::Error),
-    #[error("{at}: {problem}")]
-    Malformed { at: String, problem: String },
-    #[error("{at}")]
-    RouteKey {
-        at: String,
-        #[source]
-        source: RouteKeyError,
-    },
-    #[error("{at}")]
-    Cors {
-        at: String,
-        #[source]
-        source: CorsError,
-    },
-    #[error(transparent)]
-    Conflict(#[from] RouteConflict),
-    #[error(
-        "nothing to serve: no AWS::Serverless::Function has an event of `Type: HttpApi` or `Schedule`, and there is no WebSocket API"
-    )]
-    NoRoutes,
-    #[error(
-        "HttpApi resources {first} and {second} have different CorsConfiguration; the local gateway serves every API on one port and needs one"
-    )]
-    DivergentCors { first: String, second: String },
 }
 
 #[cfg(test)]

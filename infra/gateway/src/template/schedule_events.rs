@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::TemplateError;
+use super::error::TemplateError;
 use super::yaml::{Parameters, Resolved, binary_name, function_number, malformed, plain_str};
 use crate::schedule::expression::Timing;
 use crate::schedule::{ScheduleSource, ScheduleSpec};

@@ -3,7 +3,7 @@
 
 use serde_norway::{Mapping, Value};
 
-use super::TemplateError;
+use super::error::TemplateError;
 use super::yaml::{Parameters, Resolved, binary_name, malformed, plain_str};
 use crate::websocket::{CONNECT, DEFAULT, DISCONNECT, RouteSelection, WebSocketApi, WsRoute};
 

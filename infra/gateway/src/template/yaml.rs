@@ -4,7 +4,7 @@
 
 use serde_norway::{Mapping, Value};
 
-use super::TemplateError;
+use super::error::TemplateError;
 
 /// A positive whole-number property of the function, else of `Globals.Function`, when it can
 /// be read without deploying.
