@@ -5,7 +5,7 @@ use pulso_tests::{TestApp, TestOptions};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::auth::Role;
-use shared::cache::CachePolicy;
+use shared::cache::{CachePolicy, Ttl};
 use shared::ids::ClinicId;
 use shared::keys::{CacheKey, Keys};
 use std::convert::Infallible;
@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 const POLICY: CachePolicy = CachePolicy {
     name: "test",
-    ttl: Duration::from_secs(60),
+    ttl: Ttl::Fixed(Duration::from_secs(60)),
     serve_stale_for: Duration::ZERO,
     lease: Duration::from_secs(3),
     max_wait: Duration::from_secs(2),
@@ -503,7 +503,7 @@ async fn past_its_freshness_a_value_is_served_stale_while_one_caller_recomputes(
     let cache = app.state.cache.clone();
     let swr = CachePolicy {
         name: "swr",
-        ttl: Duration::from_millis(50),
+        ttl: Ttl::Fixed(Duration::from_millis(50)),
         serve_stale_for: Duration::from_secs(60),
         ..POLICY
     };

@@ -99,12 +99,40 @@ impl CacheValue for RawJson {
     }
 }
 
+/// Where a cache's freshness (before ±10 % jitter) comes from. Every production cache names
+/// its `CACHE_TTL_*` setting here, so a new cache cannot silently go without one, as it could
+/// when the setting was looked up by the policy's name.
+#[derive(Clone, Copy)]
+pub enum Ttl {
+    /// The setting in [`CacheConfig`] that holds it.
+    Configured(fn(&CacheConfig) -> Duration),
+    /// A fixed freshness, for a cache with no setting (tests).
+    Fixed(Duration),
+}
+
+impl Ttl {
+    pub fn resolve(self, config: &CacheConfig) -> Duration {
+        match self {
+            Self::Configured(setting) => setting(config),
+            Self::Fixed(ttl) => ttl,
+        }
+    }
+}
+
+impl std::fmt::Debug for Ttl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Configured(_) => f.write_str("Configured"),
+            Self::Fixed(ttl) => f.debug_tuple("Fixed").field(ttl).finish(),
+        }
+    }
+}
+
 /// A named cache: its freshness and how its misses are coordinated.
 #[derive(Clone, Copy, Debug)]
 pub struct CachePolicy {
     pub name: &'static str,
-    /// How long a value is fresh (before ±10 % jitter); `CACHE_TTL_*` settings override it.
-    pub ttl: Duration,
+    pub ttl: Ttl,
     /// How long past its freshness a value may still be served while one caller recomputes it
     /// (stale-while-revalidate). Zero: an expired value is a miss.
     pub serve_stale_for: Duration,
@@ -119,7 +147,7 @@ pub struct CachePolicy {
 
 pub const PATIENT_PROFILE: CachePolicy = CachePolicy {
     name: "patient_profile",
-    ttl: Duration::from_secs(15 * 60),
+    ttl: Ttl::Configured(|config| config.patient_profile_ttl),
     serve_stale_for: Duration::ZERO,
     lease: Duration::from_secs(3),
     max_wait: Duration::from_millis(300),
@@ -128,7 +156,7 @@ pub const PATIENT_PROFILE: CachePolicy = CachePolicy {
 
 pub const CATALOG_VIEW: CachePolicy = CachePolicy {
     name: "catalog_view",
-    ttl: Duration::from_secs(60 * 60),
+    ttl: Ttl::Configured(|config| config.catalog_view_ttl),
     serve_stale_for: Duration::ZERO,
     lease: Duration::from_secs(3),
     max_wait: Duration::from_millis(500),
@@ -139,7 +167,7 @@ pub const CATALOG_VIEW: CachePolicy = CachePolicy {
 /// recomputes, and refreshed ahead of expiry by the scheduler.
 pub const DASHBOARD: CachePolicy = CachePolicy {
     name: "dashboard",
-    ttl: Duration::from_secs(5 * 60),
+    ttl: Ttl::Configured(|config| config.dashboard_ttl),
     serve_stale_for: Duration::from_secs(60 * 60),
     lease: Duration::from_secs(10),
     max_wait: Duration::from_secs(2),
@@ -148,7 +176,7 @@ pub const DASHBOARD: CachePolicy = CachePolicy {
 
 pub const CLINIC_LIST: CachePolicy = CachePolicy {
     name: "clinic_list",
-    ttl: Duration::from_secs(24 * 60 * 60),
+    ttl: Ttl::Configured(|config| config.clinic_list_ttl),
     serve_stale_for: Duration::from_secs(60 * 60),
     lease: Duration::from_secs(5),
     max_wait: Duration::from_secs(1),
@@ -225,13 +253,7 @@ impl Cache {
 
     /// The policy's freshness, as configured.
     fn fresh_for(&self, policy: CachePolicy) -> Duration {
-        match policy.name {
-            name if name == PATIENT_PROFILE.name => self.config.patient_profile_ttl,
-            name if name == CATALOG_VIEW.name => self.config.catalog_view_ttl,
-            name if name == DASHBOARD.name => self.config.dashboard_ttl,
-            name if name == CLINIC_LIST.name => self.config.clinic_list_ttl,
-            _ => policy.ttl,
-        }
+        policy.ttl.resolve(&self.config)
     }
 
     fn record(&self, policy: CachePolicy, key: &CacheKey, event: Event) {
@@ -815,5 +837,26 @@ mod tests {
             assert!((90_000..=110_000).contains(&ms), "{ms}");
         }
         assert_eq!(jittered(Duration::from_millis(5)), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn each_production_cache_takes_its_own_setting() {
+        let config = CacheConfig {
+            patient_profile_ttl: Duration::from_secs(1),
+            catalog_view_ttl: Duration::from_secs(2),
+            dashboard_ttl: Duration::from_secs(3),
+            clinic_list_ttl: Duration::from_secs(4),
+            metrics_emf: false,
+            metrics_flush: Duration::from_secs(10),
+        };
+        let resolved: Vec<u64> = [PATIENT_PROFILE, CATALOG_VIEW, DASHBOARD, CLINIC_LIST]
+            .iter()
+            .map(|policy| policy.ttl.resolve(&config).as_secs())
+            .collect();
+        assert_eq!(resolved, [1, 2, 3, 4]);
+        assert_eq!(
+            Ttl::Fixed(Duration::from_secs(9)).resolve(&config),
+            Duration::from_secs(9)
+        );
     }
 }
