@@ -346,10 +346,8 @@ impl Host {
         stop(&mut pool, number, StopReason::TimedOut);
         let secs = INIT_TIMEOUT.as_secs();
         tracing::error!(function, resource = %f.spec.resource, instance = number, "instance did not finish its init within {secs} s: killed (see its lines in the functions' log)");
-        if pool.instances.values().all(|i| i.retiring) {
-            let message = format!("Init timed out after {secs}.00 seconds");
-            pool.fail_queue("Runtime.InitTimeout", &message);
-        }
+        let message = format!("Init timed out after {secs}.00 seconds");
+        pool.fail_queue_if_none_left("Runtime.InitTimeout", &message);
         self.schedule(f, &mut pool);
     }
 
@@ -365,33 +363,31 @@ impl Host {
         };
         let described = process::describe(&status);
         let mut pool = lock(&f.pool);
-        let Some(instance) = pool.instances.remove(&number) else {
+        let Some(instance) = pool.instances.get(&number) else {
             // Stopped by the host (timeout, rebuild, fault, shutdown): already accounted for.
             tracing::debug!(function, instance = number, status = %described, "stopped instance exited");
             return;
         };
+        let busy_with = match &instance.state {
+            State::Busy { request_id, .. } => Some(request_id.clone()),
+            _ => None,
+        };
+        let starting = matches!(instance.state, State::Starting);
         pool.counters.crashes += 1;
-        match instance.state {
-            State::Busy {
-                request_id, reply, ..
-            } => {
-                pool.counters.errors += 1;
-                let message = format!(
-                    "RequestId: {request_id} Error: Runtime exited with error: {described}"
-                );
-                let _ = reply.send(Outcome::host_error("Runtime.ExitError", &message));
-                tracing::warn!(function, instance = number, status = %described, "instance died during an invocation (its caller got an error); the next invocation starts a new one");
-            }
-            State::Starting => {
-                tracing::error!(function, resource = %f.spec.resource, instance = number, status = %described, "instance exited during init: see its lines in the functions' log");
-                if pool.instances.values().all(|i| i.retiring) {
-                    let message = format!("Runtime exited during init with error: {described}");
-                    pool.fail_queue("Runtime.ExitError", &message);
-                }
-            }
-            State::Idle { .. } | State::Between { .. } => {
-                tracing::warn!(function, instance = number, status = %described, "idle instance exited; the next invocation starts a new one");
-            }
+        if let Some(request_id) = &busy_with {
+            let message =
+                format!("RequestId: {request_id} Error: Runtime exited with error: {described}");
+            pool.finish(number, Outcome::host_error("Runtime.ExitError", &message));
+        }
+        pool.instances.remove(&number);
+        if busy_with.is_some() {
+            tracing::warn!(function, instance = number, status = %described, "instance died during an invocation (its caller got an error); the next invocation starts a new one");
+        } else if starting {
+            tracing::error!(function, resource = %f.spec.resource, instance = number, status = %described, "instance exited during init: see its lines in the functions' log");
+            let message = format!("Runtime exited during init with error: {described}");
+            pool.fail_queue_if_none_left("Runtime.ExitError", &message);
+        } else {
+            tracing::warn!(function, instance = number, status = %described, "idle instance exited; the next invocation starts a new one");
         }
         self.schedule(f, &mut pool);
     }

@@ -190,8 +190,7 @@ impl Pool {
     fn idle_instance(&self) -> Option<u64> {
         self.instances
             .iter()
-            .filter(|(_, i)| !i.retiring && !i.frozen)
-            .chain(self.instances.iter().filter(|(_, i)| i.frozen))
+            .filter(|(_, i)| !i.retiring)
             .find(|(_, i)| matches!(&i.state, State::Idle { waiter } if !waiter.is_closed()))
             .map(|(number, _)| *number)
     }
@@ -244,13 +243,19 @@ impl Pool {
     }
 
     /// Fails every queued invocation, e.g. when the function cannot start at all.
-    pub fn fail_queue(&mut self, error_type: &str, message: &str) -> usize {
-        let failed = self.queue.len();
+    pub fn fail_queue(&mut self, error_type: &str, message: &str) {
+        self.counters.errors += self.queue.len() as u64;
         for pending in self.queue.drain(..) {
             let _ = pending.reply.send(Outcome::host_error(error_type, message));
         }
-        self.counters.errors += failed as u64;
-        failed
+    }
+
+    /// After an instance failed to start: fails the queue unless another instance will take
+    /// it, so a function that cannot start is not restarted in a loop.
+    pub fn fail_queue_if_none_left(&mut self, error_type: &str, message: &str) {
+        if self.instances.values().all(|i| i.retiring) {
+            self.fail_queue(error_type, message);
+        }
     }
 
     pub fn status(&self) -> Value {
