@@ -97,14 +97,6 @@ impl FunctionError {
 }
 
 impl Invoker {
-    /// The runtime host, when the gateway runs the functions itself.
-    pub fn host(&self) -> Option<&Arc<Host>> {
-        match self {
-            Self::Host(host) => Some(host),
-            Self::Remote(_) => None,
-        }
-    }
-
     /// Sends `event` to `function` and waits up to `wait` for its answer.
     pub async fn invoke(
         &self,
@@ -113,15 +105,6 @@ impl Invoker {
         wait: Duration,
     ) -> Result<Invocation, InvokeError> {
         let event = Bytes::from(event.to_string());
-        self.invoke_bytes(function, event, wait).await
-    }
-
-    pub async fn invoke_bytes(
-        &self,
-        function: &str,
-        event: Bytes,
-        wait: Duration,
-    ) -> Result<Invocation, InvokeError> {
         match self {
             Self::Host(host) => Ok(match host.invoke(function, event, wait).await? {
                 Outcome::Returned(output) => Invocation::Returned(output),
