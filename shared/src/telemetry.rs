@@ -6,14 +6,18 @@
 //! through [`ErrorChain`]; a response body never carries it.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Directive;
+
+/// Where `lambda_runtime` logs every raw event it receives, at `trace`: whole API Gateway
+/// events, bearer tokens and request bodies included. Off whatever `RUST_LOG` says.
+const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
 
 /// Installs the global subscriber once per process. `RUST_LOG` filters (default `info`).
 /// A second call (tests building several apps) is a no-op.
 pub fn init(service: &'static str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let installed = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_env_filter(filter(std::env::var("RUST_LOG").ok().as_deref()))
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
@@ -29,6 +33,19 @@ pub fn init(service: &'static str) {
     }
 }
 
+/// The filter `RUST_LOG` asks for (`info` when unset or unreadable), with the runtime's
+/// raw-event logging switched off. Added last, the directive wins over any `RUST_LOG` entry
+/// for the same or a broader target.
+fn filter(rust_log: Option<&str>) -> EnvFilter {
+    let requested = rust_log
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let raw_events_off: Directive = format!("{RAW_EVENT_TARGET}=off")
+        .parse()
+        .expect("a constant, valid directive");
+    requested.add_directive(raw_events_off)
+}
+
 /// Displays an error with its `source()` chain, for logs only.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
@@ -41,5 +58,71 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = error.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// Counts the events that pass the filter.
+    struct Count(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> Layer<S> for Count {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// How many of a raw-event trace line and an ordinary info line get through.
+    fn passed(rust_log: Option<&str>) -> (usize, usize) {
+        let raw = Arc::new(AtomicUsize::new(0));
+        let ordinary = Arc::new(AtomicUsize::new(0));
+        let only = |raw_events: bool| {
+            tracing_subscriber::filter::filter_fn(move |meta| {
+                (meta.target() == RAW_EVENT_TARGET) == raw_events
+            })
+        };
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                Count(Arc::clone(&raw))
+                    .with_filter(filter(rust_log))
+                    .with_filter(only(true)),
+            )
+            .with(
+                Count(Arc::clone(&ordinary))
+                    .with_filter(filter(rust_log))
+                    .with_filter(only(false)),
+            );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "lambda_runtime::layers::api_response", body = "{}", "raw");
+            tracing::info!(target: "shared::patients", "ordinary");
+        });
+        (raw.load(Ordering::SeqCst), ordinary.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn raw_events_are_never_logged_whatever_rust_log_says() {
+        for rust_log in [
+            None,
+            Some("trace"),
+            Some("lambda_runtime=trace"),
+            Some("lambda_runtime::layers::api_response=trace"),
+            Some("info,lambda_runtime::layers=trace"),
+            Some("not a [valid filter"),
+        ] {
+            assert_eq!(passed(rust_log).0, 0, "RUST_LOG={rust_log:?}");
+        }
+    }
+
+    #[test]
+    fn other_logs_follow_rust_log() {
+        assert_eq!(passed(None).1, 1);
+        assert_eq!(passed(Some("trace")).1, 1);
+        assert_eq!(passed(Some("warn")).1, 0);
     }
 }
