@@ -1015,6 +1015,9 @@ async fn action_routes_take_no_body_and_only_known_actions() {
         .send_bytes(Method::POST, &uri, Some("application/json"), "{")
         .await;
     malformed.problem(400);
+    // serde would read `[]` as the empty object; an array is no body for an action.
+    let array = client.post(&uri, &json!([])).await;
+    assert_eq!(array.problem(422)["field"], ".");
     let text = client
         .send_bytes(Method::POST, &uri, Some("text/plain"), "cancel please")
         .await;

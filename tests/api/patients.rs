@@ -316,6 +316,10 @@ async fn bad_input_is_rejected_with_a_problem_and_writes_nothing() {
         ("bad email", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "email": "nope"}"#.to_vec(), 422, Some("email")),
         ("impossible date", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "birth_date": "2023-02-30"}"#.to_vec(), 422, Some("birth_date")),
         ("future birth", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "birth_date": "2999-01-01"}"#.to_vec(), 422, Some("birth_date")),
+        ("an array for an object", Some("application/json"), br#"["A", "B"]"#.to_vec(), 422, Some(".")),
+        ("a string for an object", Some("application/json"), br#""A B""#.to_vec(), 422, Some(".")),
+        ("not UTF-8", Some("application/json"), b"{\"first_name\": \"\xff\", \"last_name\": \"B\"}".to_vec(), 400, None),
+        ("UTF-16", Some("application/json"), utf16le(r#"{"first_name": "A", "last_name": "B"}"#), 400, None),
         ("not JSON content type", Some("text/plain"), br#"{"first_name": "A", "last_name": "B"}"#.to_vec(), 415, None),
         ("no content type", None, br#"{"first_name": "A", "last_name": "B"}"#.to_vec(), 415, None),
         ("body over the limit", Some("application/json"), format!(r#"{{"first_name": "A", "last_name": "B", "notes": "{}"}}"#, "x".repeat(5000)).into_bytes(), 413, None),
@@ -372,4 +376,12 @@ async fn bad_input_is_rejected_with_a_problem_and_writes_nothing() {
     wrong_method.problem(405);
     let unknown = client.get("/nothing-here").await;
     unknown.problem(404);
+}
+
+/// Text as a Windows tool might send it: UTF-16LE with a byte-order mark.
+fn utf16le(text: &str) -> Vec<u8> {
+    [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect()
 }

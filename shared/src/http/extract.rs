@@ -48,15 +48,42 @@ where
     }
 }
 
-/// Parses a JSON document, classifying failures as the API reports them.
+/// Where an error is about the body as a whole (`serde_path_to_error`'s name for the root).
+const WHOLE_BODY: &str = ".";
+
+/// Parses a JSON document, classifying failures as the API reports them. Only an object is a
+/// request body: serde's derived structs also accept an array of the fields in order, which
+/// would let `[]` stand for `{}` and `["Ana", …]` for a patient.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    refuse_non_object(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
-    deserializer.end().map_err(|error| ApiError::BadRequest {
+    deserializer.end().map_err(|error| not_json(&error))?;
+    Ok(value)
+}
+
+/// Lets an object through to the parser; anything else is 422 when it is well-formed JSON and
+/// 400 when it is not JSON at all (the parser must not see it: `[1,` would be "element 0 is
+/// not a string" rather than malformed).
+fn refuse_non_object(bytes: &[u8]) -> Result<(), ApiError> {
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first == Some(&b'{') {
+        return Ok(());
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        Ok(_) => Err(ApiError::validation(
+            WHOLE_BODY,
+            "The request body must be a JSON object.",
+        )),
+        Err(error) => Err(not_json(&error)),
+    }
+}
+
+fn not_json(error: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest {
         detail: format!("The body is not valid JSON: {error}."),
         field: None,
-    })?;
-    Ok(value)
+    }
 }
 
 fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -75,10 +102,7 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
                 field,
             }
         }
-        _ => ApiError::BadRequest {
-            detail: format!("The body is not valid JSON: {inner}."),
-            field: None,
-        },
+        _ => not_json(&inner),
     }
 }
 
@@ -273,5 +297,30 @@ mod tests {
             field_of(parse_json(br#"{"name":"a"} trailing"#)),
             (400, None)
         );
+    }
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        let whole_body = (422, Some(".".to_string()));
+        for body in [
+            &b"[]"[..],
+            b" [\"a\", null]",
+            b"\"a\"",
+            b"5",
+            b"null",
+            b"true",
+        ] {
+            assert_eq!(field_of(parse_json(body)), whole_body, "{body:?}");
+        }
+        // Not JSON at all stays malformed, whatever its first byte.
+        for body in [
+            &b"[1,"[..],
+            b"nonsense",
+            b"",
+            b"\xff\xfe{\x00}\x00",
+            b"{\"name\":\"\xff\"}",
+        ] {
+            assert_eq!(field_of(parse_json(body)), (400, None), "{body:?}");
+        }
     }
 }
