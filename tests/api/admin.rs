@@ -24,7 +24,7 @@ async fn read_patient(client: &Client, id: &str) -> Value {
 }
 
 #[tokio::test]
-async fn admins_see_their_clinics_counters_and_the_redis_facts() {
+async fn admins_see_their_clinics_counters_and_only_platform_admins_the_redis_facts() {
     let app = TestApp::spawn().await;
     let patients = shared::patients::router(app.state.clone());
     let admin = shared::admin::router(app.state.clone());
@@ -51,22 +51,15 @@ async fn admins_see_their_clinics_counters_and_the_redis_facts() {
     }
     assert!(body["counting_since"].is_string());
     assert_eq!(body["circuit_open"], false);
-    let redis = &body["redis"];
-    assert_eq!(redis["reachable"], true);
-    assert!(redis["used_memory_bytes"].as_u64().unwrap() > 0);
-    assert!(redis["connected_clients"].as_u64().unwrap() >= 1);
-    assert!(redis["keys"].as_u64().unwrap() >= 1);
-    assert!(redis["version"].is_string());
-    for fact in ["evicted_keys", "keyspace_hit_ratio", "maxmemory_policy"] {
-        assert!(redis.get(fact).is_some(), "{fact} reported");
-    }
+    // The server's facts are shared by every clinic: platform scope only.
+    assert_eq!(body["redis"], json!({"reachable": true}));
 
     // Clinic B's admin sees none of clinic A's reads.
     let admin_b = app.token(&app.clinic_b, Role::Admin);
     let other = app.client(&admin, &admin_b).get("/admin/cache/stats").await;
     assert_eq!(other.body["caches"]["patient_profile"]["misses"], 0);
 
-    // A platform admin sees every clinic together, and the shared caches.
+    // A platform admin sees every clinic together, the shared caches and the server.
     let platform = app.platform_admin_token(&app.clinic_b);
     let all = app
         .client(&admin, &platform)
@@ -77,6 +70,15 @@ async fn admins_see_their_clinics_counters_and_the_redis_facts() {
     assert!(all.body.get("clinic_id").is_none());
     assert_eq!(all.body["caches"]["patient_profile"]["hits"], 3);
     assert!(all.body["caches"]["clinic_list"].is_object());
+    let redis = &all.body["redis"];
+    assert_eq!(redis["reachable"], true);
+    assert!(redis["used_memory_bytes"].as_u64().unwrap() > 0);
+    assert!(redis["connected_clients"].as_u64().unwrap() >= 1);
+    assert!(redis["keys"].as_u64().unwrap() >= 1);
+    assert!(redis["version"].is_string());
+    for fact in ["evicted_keys", "keyspace_hit_ratio", "maxmemory_policy"] {
+        assert!(redis.get(fact).is_some(), "{fact} reported");
+    }
 }
 
 #[tokio::test]

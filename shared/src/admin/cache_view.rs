@@ -29,6 +29,8 @@ pub struct CacheStatsResponse {
     pub redis: RedisView,
 }
 
+/// The server's own facts (version, memory, hit ratio of every tenant together) are Pulso's
+/// operators' business: a clinic admin sees only whether Redis answered.
 #[derive(Debug, Serialize)]
 pub struct RedisView {
     pub reachable: bool,
@@ -39,7 +41,14 @@ pub struct RedisView {
 pub async fn stats(state: &AppState, clinic: Option<ClinicId>) -> CacheStatsResponse {
     // This environment's own recent counts go in first, so the answer includes them.
     state.cache.flush_metrics().await;
-    let (counters, server) = tokio::join!(state.cache.stats(clinic), state.redis.server_facts());
+    let server_facts = async {
+        match clinic {
+            Some(_) => None,
+            None => Some(state.redis.server_facts().await),
+        }
+    };
+    let (counters, server) = tokio::join!(state.cache.stats(clinic), server_facts);
+    let counters_read = counters.is_ok();
     let (mut caches, since) = counters
         .inspect_err(|error| tracing::warn!(%error, "cache counters unavailable"))
         .unwrap_or_default();
@@ -50,9 +59,15 @@ pub async fn stats(state: &AppState, clinic: Option<ClinicId>) -> CacheStatsResp
     for policy in known {
         caches.entry(policy.name.to_string()).or_default();
     }
-    let server = server
-        .inspect_err(|error| tracing::warn!(%error, "Redis INFO unavailable"))
-        .ok();
+    let (reachable, server) = match server {
+        None => (counters_read, None),
+        Some(facts) => {
+            let facts = facts
+                .inspect_err(|error| tracing::warn!(%error, "Redis INFO unavailable"))
+                .ok();
+            (facts.is_some(), facts)
+        }
+    };
     CacheStatsResponse {
         scope: if clinic.is_some() {
             "clinic"
@@ -63,10 +78,7 @@ pub async fn stats(state: &AppState, clinic: Option<ClinicId>) -> CacheStatsResp
         counting_since: since.and_then(|seconds| DateTime::from_timestamp(seconds, 0)),
         caches,
         circuit_open: state.cache.circuit_open(),
-        redis: RedisView {
-            reachable: server.is_some(),
-            server,
-        },
+        redis: RedisView { reachable, server },
     }
 }
 
