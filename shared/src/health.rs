@@ -1,8 +1,14 @@
-//! `GET /health`: is each dependency reachable, and how fast. 503 when PostgreSQL is down
-//! (nothing works without it); 200 "degraded" when only Redis is (reads fall back).
+//! `GET /health` answers whether the function runs at all (liveness): anyone may ask, so it
+//! touches neither PostgreSQL nor Redis, and a flood of it costs nothing but the invocation.
+//! `GET /health/deep` (platform admins) probes each dependency and reports the queue's lag:
+//! 503 when PostgreSQL is down (nothing works without it); 200 "degraded" when only Redis is
+//! (reads fall back).
 
-use crate::http;
+use crate::auth::{Principal, Role};
+use crate::http::{self, ApiError};
+use crate::queue::{JobScope, QueueFigures};
 use crate::state::AppState;
+use crate::telemetry::ErrorChain;
 use ::redis::AsyncCommands;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -14,12 +20,21 @@ use std::time::{Duration, Instant};
 /// A health probe must answer quickly even when a dependency hangs.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What anyone learns: the function answers, and which build it runs.
+#[derive(Debug, Serialize)]
+pub struct Liveness {
+    pub status: Overall,
+    pub version: &'static str,
+}
+
 #[derive(Debug, Serialize)]
 pub struct HealthReport {
     pub status: Overall,
     pub version: &'static str,
     pub database: Probe,
     pub redis: Probe,
+    /// The queue as PostgreSQL sees it, every clinic together; absent when it cannot be read.
+    pub queue: Option<QueueFigures>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -49,14 +64,35 @@ pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
     http::finish(
         Router::new()
-            .route("/health", get(health))
+            .route("/health", get(live))
+            .route("/health/deep", get(deep))
             .with_state(state),
         &config,
     )
 }
 
-async fn health(State(state): State<AppState>) -> Response {
-    let (database, redis) = tokio::join!(probe_database(&state), probe_redis(&state));
+async fn live() -> Response {
+    uncached(
+        ::http::StatusCode::OK,
+        Liveness {
+            status: Overall::Ok,
+            version: env!("CARGO_PKG_VERSION"),
+        },
+    )
+}
+
+/// Platform admins only: the figures are every clinic's together.
+async fn deep(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    principal.require(&[Role::Admin])?;
+    principal.require_platform_admin()?;
+    let scope = JobScope::Platform {
+        caller: principal.clinic_id,
+    };
+    let (database, redis, queue) = tokio::join!(
+        probe_database(&state),
+        probe_redis(&state),
+        queue_figures(&state, scope)
+    );
     let status = match (&database.status, &redis.status) {
         (ProbeStatus::Down, _) => Overall::Down,
         (ProbeStatus::Up, ProbeStatus::Down) => Overall::Degraded,
@@ -67,21 +103,36 @@ async fn health(State(state): State<AppState>) -> Response {
     } else {
         ::http::StatusCode::OK
     };
+    if status != Overall::Ok {
+        tracing::warn!(database = ?database.status, redis = ?redis.status, "health degraded");
+    }
     let report = HealthReport {
         status,
         version: env!("CARGO_PKG_VERSION"),
         database,
         redis,
+        queue,
     };
-    if report.status != Overall::Ok {
-        tracing::warn!(database = ?report.database.status, redis = ?report.redis.status, "health degraded");
-    }
-    let mut response = (code, Json(report)).into_response();
+    Ok(uncached(code, report))
+}
+
+fn uncached(code: ::http::StatusCode, body: impl Serialize) -> Response {
+    let mut response = (code, Json(body)).into_response();
     response.headers_mut().insert(
         ::http::header::CACHE_CONTROL,
         ::http::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+async fn queue_figures(state: &AppState, scope: JobScope) -> Option<QueueFigures> {
+    tokio::time::timeout(PROBE_TIMEOUT, state.queue.figures(&state.db, scope))
+        .await
+        .ok()?
+        .inspect_err(
+            |error| tracing::warn!(error = %ErrorChain(error), "queue figures unavailable"),
+        )
+        .ok()
 }
 
 async fn probe_database(state: &AppState) -> Probe {
@@ -124,7 +175,7 @@ async fn timed(check: impl std::future::Future<Output = Result<(), String>>) -> 
             error: None,
         },
         Err(error) => {
-            // The endpoint is public: the cause goes to the log, the body only says "down".
+            // The cause (hosts, error chains) goes to the log; the body only says "down".
             tracing::warn!(%error, "health probe failed");
             Probe {
                 status: ProbeStatus::Down,

@@ -1,12 +1,53 @@
-//! `GET /health`: per-dependency status and latency; 503 only when PostgreSQL is down.
+//! `GET /health`: liveness for anyone, touching nothing; `GET /health/deep`: per-dependency
+//! status and latency and the queue's figures for platform admins, 503 only when PostgreSQL is
+//! down.
 
-use pulso_tests::{TestApp, TestOptions};
+use pulso_tests::{TestApp, TestOptions, TestResponse};
+use serde_json::json;
+use shared::auth::Role;
+
+#[tokio::test]
+async fn liveness_answers_anyone_without_touching_a_dependency() {
+    // With both dependencies unreachable, liveness still answers: it asks neither.
+    let app = TestApp::spawn_with(TestOptions {
+        database_unreachable: true,
+        redis_unreachable: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let router = shared::health::router(app.state.clone());
+    let response = app.anonymous(&router).get("/health").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(
+        response.body,
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})
+    );
+    assert_eq!(response.headers.get("cache-control").unwrap(), "no-store");
+}
+
+#[tokio::test]
+async fn the_deep_check_is_for_platform_admins() {
+    let app = TestApp::spawn().await;
+    let router = shared::health::router(app.state.clone());
+    app.anonymous(&router)
+        .get("/health/deep")
+        .await
+        .problem(401);
+    for role in [Role::Admin, Role::Dentist, Role::Receptionist] {
+        let token = app.token(&app.clinic_a, role);
+        let response = app.client(&router, &token).get("/health/deep").await;
+        assert_eq!(
+            response.problem(403)["type"],
+            "/problems/forbidden",
+            "{role:?}"
+        );
+    }
+}
 
 #[tokio::test]
 async fn healthy_when_both_dependencies_answer() {
     let app = TestApp::spawn().await;
-    let router = shared::health::router(app.state.clone());
-    let response = app.anonymous(&router).get("/health").await;
+    let response = deep(&app).await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.body["status"], "ok");
     assert_eq!(response.body["database"]["status"], "up");
@@ -14,6 +55,7 @@ async fn healthy_when_both_dependencies_answer() {
     assert!(response.body["database"]["latency_ms"].as_f64().is_some());
     assert!(response.body["redis"]["latency_ms"].as_f64().is_some());
     assert_eq!(response.body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(response.body["queue"]["depth"], 0);
     assert_eq!(response.headers.get("cache-control").unwrap(), "no-store");
 }
 
@@ -24,13 +66,12 @@ async fn degraded_but_200_when_only_redis_is_down() {
         ..TestOptions::default()
     })
     .await;
-    let router = shared::health::router(app.state.clone());
-    let response = app.anonymous(&router).get("/health").await;
+    let response = deep(&app).await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.body["status"], "degraded");
     assert_eq!(response.body["database"]["status"], "up");
     assert_eq!(response.body["redis"]["status"], "down");
-    // The public body says what is down, not why (no hosts, no error chains).
+    // The body says what is down, not why (no hosts, no error chains).
     assert_eq!(response.body["redis"]["error"], "unreachable");
 }
 
@@ -41,16 +82,16 @@ async fn unavailable_when_postgres_is_down() {
         ..TestOptions::default()
     })
     .await;
-    let health = shared::health::router(app.state.clone());
-    let response = app.anonymous(&health).get("/health").await;
+    let response = deep(&app).await;
     assert_eq!(response.status, 503, "{}", response.body);
     assert_eq!(response.body["status"], "down");
     assert_eq!(response.body["database"]["status"], "down");
     assert_eq!(response.body["redis"]["status"], "up");
+    assert_eq!(response.body["queue"], serde_json::Value::Null);
 
     // Every other route answers 503 problem+json with Retry-After, not a 500.
     let patients = shared::patients::router(app.state.clone());
-    let token = app.token(&app.clinic_a, shared::auth::Role::Receptionist);
+    let token = app.token(&app.clinic_a, Role::Receptionist);
     let response = app.client(&patients, &token).get("/patients").await;
     let problem = response.problem(503);
     assert_eq!(problem["type"], "/problems/unavailable");
@@ -59,4 +100,10 @@ async fn unavailable_when_postgres_is_down() {
         !problem.to_string().contains("127.0.0.1"),
         "no connection details in the body"
     );
+}
+
+async fn deep(app: &TestApp) -> TestResponse {
+    let router = shared::health::router(app.state.clone());
+    let token = app.platform_admin_token(&app.clinic_a);
+    app.client(&router, &token).get("/health/deep").await
 }
