@@ -22,6 +22,8 @@ const CLINIC_LIST_FORMAT: u32 = 1;
 const QUEUE_FORMAT: u32 = 1;
 /// Bumped if the WebSocket registry's hashes or sets change shape.
 const WS_REGISTRY_FORMAT: u32 = 1;
+/// Bumped if a rate-limit bucket's value (a theoretical arrival time in Unix µs) changes.
+const RATE_FORMAT: u32 = 1;
 
 /// Where a cached value lives and what invalidates it besides its own deletion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,6 +239,23 @@ impl Keys {
     pub fn ws_live_clinics(&self) -> String {
         format!(
             "{}:ws:{{global}}:clinics:v{WS_REGISTRY_FORMAT}",
+            self.prefix
+        )
+    }
+
+    /// The rate-limit bucket of a whole clinic for one class of routes.
+    pub fn rate_clinic_bucket(&self, clinic: ClinicId, class: &str) -> String {
+        format!(
+            "{}:rate:{{{clinic}}}:clinic:{class}:v{RATE_FORMAT}",
+            self.prefix
+        )
+    }
+
+    /// The rate-limit bucket of one user of a clinic for one class of routes: under the
+    /// clinic's hash tag, so it is checked together with the clinic's in one script.
+    pub fn rate_user_bucket(&self, clinic: ClinicId, user: UserId, class: &str) -> String {
+        format!(
+            "{}:rate:{{{clinic}}}:user:{user}:{class}:v{RATE_FORMAT}",
             self.prefix
         )
     }

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod keys;
 pub mod pagination;
 pub mod queue;
+pub mod ratelimit;
 pub mod realtime;
 pub mod redis;
 pub mod state;

@@ -11,6 +11,7 @@ mod health;
 mod jobs;
 mod patients;
 mod queue;
+mod ratelimit;
 mod realtime;
 mod realtime_e2e;
 mod reports;
