@@ -420,6 +420,20 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
         let response = as_dentist.get(&uri).await;
         response.problem(403);
     }
+    // Nor through the job's result, which names the report and its totals.
+    let jobs = shared::queue::router(app.state.clone());
+    let job_uri = format!("/jobs/{job}");
+    let refused = app.client(&jobs, &dentist).get(&job_uri).await;
+    assert!(!refused.body.to_string().contains("result"));
+    assert_eq!(
+        refused.problem(403)["detail"],
+        "A dentist may not read a job of kind report.insurance."
+    );
+    for reader in [&token, &admin] {
+        let readable = app.client(&jobs, reader).get(&job_uri).await;
+        assert_eq!(readable.status, 200, "{}", readable.body);
+        assert_eq!(readable.body["kind"], "report.insurance");
+    }
 }
 
 #[tokio::test]

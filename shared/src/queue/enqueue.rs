@@ -25,6 +25,7 @@ impl Queue {
             idempotency_key: job.idempotency_key.as_ref().map(IdempotencyKey::as_str),
             created_by: job.created_by,
             max_attempts: i32::from(max_attempts),
+            readers: job.kind.readers(),
         };
         let (id, existing_kind) = repository::stage(tx, &row).await?;
         match existing_kind {

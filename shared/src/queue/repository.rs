@@ -3,6 +3,7 @@
 //! run as pulso_system, whose `jobs_system` policy lets one statement cover every clinic.
 
 use super::types::{JobRecord, JobStatus};
+use crate::auth::Role;
 use crate::ids::{ClinicId, JobId, UserId};
 use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
@@ -10,7 +11,8 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 pub(super) const COLUMNS: &str = "id, clinic_id, kind, status, attempts, max_attempts, replays, \
-     run_at, started_at, finished_at, last_error, result, created_by, created_at, updated_at";
+     run_at, started_at, finished_at, last_error, result, created_by, created_at, updated_at, \
+     readers";
 
 /// Stored when the worker running a job's last attempt vanished (its lease expired).
 pub(super) const LOST_LAST_ATTEMPT: &str =
@@ -23,6 +25,7 @@ pub(super) struct StageRow<'a> {
     pub idempotency_key: Option<&'a str>,
     pub created_by: Option<UserId>,
     pub max_attempts: i32,
+    pub readers: Option<&'a [Role]>,
 }
 
 /// Inserts the job, or finds the one this clinic already created with the same idempotency key.
@@ -32,8 +35,9 @@ pub(super) async fn stage(
     row: &StageRow<'_>,
 ) -> Result<(JobId, Option<String>), sqlx::Error> {
     let inserted: Option<JobId> = sqlx::query_scalar(
-        "INSERT INTO jobs (clinic_id, kind, payload, idempotency_key, created_by, max_attempts)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO jobs (clinic_id, kind, payload, idempotency_key, created_by, max_attempts,
+                           readers)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (clinic_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING id",
     )
@@ -43,6 +47,7 @@ pub(super) async fn stage(
     .bind(row.idempotency_key)
     .bind(row.created_by)
     .bind(row.max_attempts)
+    .bind(row.readers)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = inserted {

@@ -33,7 +33,8 @@ where
     )
 }
 
-/// Any staff member of the job's clinic; another clinic's job is a 404 like a missing one.
+/// A member of the job's clinic whose role its kind lets read it (403 otherwise); another
+/// clinic's job is a 404 like a missing one.
 async fn show(
     State(queue): State<Queue>,
     State(db): State<PgPool>,
@@ -44,5 +45,14 @@ async fn show(
         .status(&db, principal.clinic_id, id)
         .await?
         .ok_or(ApiError::NotFound { what: "job" })?;
+    if !record.readable_by(principal.role) {
+        return Err(ApiError::Forbidden {
+            detail: format!(
+                "A {} may not read a job of kind {}.",
+                principal.role.as_str(),
+                record.kind
+            ),
+        });
+    }
     Ok(Json(JobView::of(record)))
 }

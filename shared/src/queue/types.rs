@@ -1,6 +1,7 @@
 //! The queue's vocabulary: what a context stages, what a handler receives and answers, and the
 //! states a job goes through.
 
+use crate::auth::Role;
 use crate::db::DbError;
 use crate::http::ApiError;
 use crate::ids::{ClinicId, JobId, UserId};
@@ -20,11 +21,13 @@ pub const LAST_ERROR_LIMIT: usize = 4_000;
 ///
 /// Contexts declare theirs as constants, so a misspelt name fails the build, not a job:
 /// `pub const XRAY_ANALYZE: JobKind = JobKind::new("xray.analyze");`. A kind may ask for more or
-/// fewer attempts than the default three: `JobKind::new("report.render").with_max_attempts(5)`.
+/// fewer attempts than the default three: `JobKind::new("report.render").with_max_attempts(5)`,
+/// and may keep its jobs from some of the clinic's staff: `.readable_by(&[Role::Admin])`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct JobKind {
     name: &'static str,
     max_attempts: u8,
+    readers: Option<&'static [Role]>,
 }
 
 impl JobKind {
@@ -37,6 +40,7 @@ impl JobKind {
         Self {
             name,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            readers: None,
         }
     }
 
@@ -50,6 +54,20 @@ impl JobKind {
             max_attempts,
             ..self
         }
+    }
+
+    /// Only these roles of the clinic may read its jobs (`GET /jobs/{id}`); by default, every
+    /// member. Stored on each job when it is staged.
+    pub const fn readable_by(self, roles: &'static [Role]) -> Self {
+        assert!(!roles.is_empty(), "a job kind needs at least one reader");
+        Self {
+            readers: Some(roles),
+            ..self
+        }
+    }
+
+    pub const fn readers(&self) -> Option<&'static [Role]> {
+        self.readers
     }
 
     pub const fn as_str(&self) -> &'static str {
@@ -268,6 +286,16 @@ pub struct JobRecord {
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The roles that may read the job; `None`: every member of its clinic.
+    pub readers: Option<Vec<Role>>,
+}
+
+impl JobRecord {
+    pub fn readable_by(&self, role: Role) -> bool {
+        self.readers
+            .as_ref()
+            .is_none_or(|readers| readers.contains(&role))
+    }
 }
 
 /// Cuts `message` to what `jobs.last_error` holds, on a character boundary.

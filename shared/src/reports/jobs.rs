@@ -4,6 +4,7 @@
 //! Delivery is at least once, so a run finds the report as it is: ready means a previous run
 //! finished (nothing to do), pending or failed (an admin replaying a dead job) means build it.
 
+use super::REPORTERS;
 use super::pdf;
 use super::repository;
 use super::types::{
@@ -17,7 +18,7 @@ use crate::state::AppState;
 use sqlx::PgPool;
 use std::collections::HashMap;
 
-pub const REPORT_INSURANCE: JobKind = JobKind::new("report.insurance");
+pub const REPORT_INSURANCE: JobKind = JobKind::new("report.insurance").readable_by(REPORTERS);
 
 /// The `reports.error` check constraint, in characters.
 const ERROR_LIMIT: usize = 4_000;

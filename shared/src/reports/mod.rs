@@ -10,6 +10,13 @@ mod service;
 mod types;
 
 pub use jobs::{REPORT_INSURANCE, build_insurance_report};
+
+use crate::auth::Role;
+
+/// Insurance reports are billing documents: reception and the clinic's management request and
+/// read them (their routes and their jobs' results). Dentists see the procedures in the
+/// appointments themselves.
+const REPORTERS: &[Role] = &[Role::Admin, Role::Receptionist];
 pub use routes::router;
 pub use service::{ReportError, ReportPdf, ReportService, Requested};
 pub use types::*;

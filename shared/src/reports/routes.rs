@@ -4,12 +4,13 @@
 //! `report.insurance` job builds the PDF. `GET /reports/{id}` tells its status, and
 //! `GET /reports/{id}/pdf` serves the PDF once it is ready (409 before, or when it failed).
 
+use super::REPORTERS;
 use super::service::{ReportError, ReportPdf, ReportService, Requested};
 use super::types::{
     AcceptedResponse, InsuranceReportParams, InsuranceReportRequest, ReportResponse, ReportStatus,
     report_path,
 };
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::http::{self, ApiError, ApiJson, ApiPath};
 use crate::ids::ReportId;
 use crate::queue::IdempotencyKey;
@@ -19,10 +20,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-
-/// Insurance reports are billing documents: reception and the clinic's management request and
-/// read them. Dentists see the procedures in the appointments themselves.
-const REPORTERS: &[Role] = &[Role::Admin, Role::Receptionist];
 
 /// How long a client polling a pending report is asked to wait.
 const PENDING_RETRY_AFTER_SECONDS: u32 = 2;
