@@ -1091,3 +1091,66 @@ async fn another_clinic_can_neither_see_nor_touch_an_appointment() {
     assert_eq!(show(&client, &id).await, created, "untouched");
     assert_eq!(app.count("appointments", app.clinic_b.id).await, 0);
 }
+
+#[tokio::test]
+async fn a_booking_names_a_procedure_its_clinic_offers() {
+    let Setup {
+        app,
+        router,
+        token,
+        a,
+        maria,
+    } = setup().await;
+    let client = app.client(&router, &token);
+    let b = app.clinic_b;
+    // Clinic B's own item, clinic A's own item, and a global one clinic A hides.
+    let item = |name| json!({"name": name, "default_minutes": 30});
+    app.put_catalog_item(&b, "procedure", "B-ONLY", &item("Solo en B"))
+        .await;
+    app.put_catalog_item(&a, "procedure", "A-ONLY", &item("Solo en A"))
+        .await;
+    app.put_catalog_item(&a, "procedure", "EXT", &json!({"active": false}))
+        .await;
+
+    let at = |hour| booking(maria, a.dentist, tomorrow_at(hour, 0), 30);
+    let with_code = |hour, code: &str| {
+        let mut body = at(hour);
+        body["procedure_code"] = json!(code);
+        body
+    };
+    for code in ["B-ONLY", "NOPE", "EXT"] {
+        let refused = client.post("/appointments", &with_code(9, code)).await;
+        assert_eq!(refused.problem(422)["field"], "procedure_code", "{code}");
+    }
+    assert_eq!(
+        app.count("appointments", a.id).await,
+        0,
+        "nothing was booked"
+    );
+
+    // The global catalog and the clinic's own items are offered.
+    let global = book(&client, with_code(9, "REV")).await;
+    book(&client, with_code(10, "A-ONLY")).await;
+
+    // A change of procedure is checked the same way; nothing changes when refused.
+    let id = id_of(&global);
+    let moved = client
+        .patch(
+            &format!("/appointments/{id}"),
+            &json!({"procedure_code": "B-ONLY"}),
+        )
+        .await;
+    assert_eq!(moved.problem(422)["field"], "procedure_code");
+    assert_eq!(show(&client, &id).await["procedure_code"], "REV");
+
+    // An open appointment keeps a procedure retired after it was booked.
+    app.put_catalog_item(&a, "procedure", "REV", &json!({"active": false}))
+        .await;
+    let edited = client
+        .patch(
+            &format!("/appointments/{id}"),
+            &json!({"procedure_code": "REV", "reason": "Control"}),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+}

@@ -76,16 +76,6 @@ async fn appointment(
 }
 
 /// Sets one of the clinic's catalog overrides through the catalogs API, as an admin would.
-async fn override_item(app: &TestApp, clinic: &TestClinic, kind: &str, code: &str, body: Value) {
-    let catalogs = shared::catalogs::router(app.state.clone());
-    let token = app.token(clinic, Role::Admin);
-    let response = app
-        .client(&catalogs, &token)
-        .put(&format!("/catalogs/{kind}/{code}"), &body)
-        .await;
-    assert!(response.status.is_success(), "{}", response.body);
-}
-
 fn header<'a>(response: &'a TestResponse, name: &str) -> Option<&'a str> {
     response.headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -251,7 +241,8 @@ async fn seed_april_history(app: &TestApp) -> PatientId {
     let (a, b) = (app.clinic_a, app.clinic_b);
     let maria = patient(app, a.id, "María José", "Núñez Peña", Some("12345678Z")).await;
     let other = patient(app, a.id, "Otro", "Paciente", None).await;
-    override_item(app, &a, "procedure", "LIMP", json!({"price_cents": 4000})).await;
+    app.put_catalog_item(&a, "procedure", "LIMP", &json!({"price_cents": 4000}))
+        .await;
     let in_b = patient(app, b.id, "María José", "Núñez Peña", Some("12345678Z")).await;
     // The last six are not in the report: cancelled, no-show, still scheduled, outside April in
     // Madrid (the first is 31 March at 23:30, the second 1 May at 00:30), another patient,
@@ -548,8 +539,10 @@ async fn bad_requests_are_rejected_with_a_problem_naming_the_field_and_write_not
     let maria = patient(&app, a.id, "María", "López", None).await;
     let in_b = patient(&app, app.clinic_b.id, "Berta", "Ruiz", None).await;
     // The clinic does not work with DKV (hidden) and adds an insurer of its own.
-    override_item(&app, &a, "insurer", "DKV", json!({"active": false})).await;
-    override_item(&app, &a, "insurer", "LOCAL", json!({"name": "Mutua Local"})).await;
+    app.put_catalog_item(&a, "insurer", "DKV", &json!({"active": false}))
+        .await;
+    app.put_catalog_item(&a, "insurer", "LOCAL", &json!({"name": "Mutua Local"}))
+        .await;
 
     let good = request_body(maria, "2025-01-01", "2025-03-31", "SANITAS");
     let with = |field: &str, value: Value| {

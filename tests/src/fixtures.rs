@@ -2,9 +2,10 @@
 //! database (bypassing the API's rules, so past and present can be laid out freely), and a
 //! worker drained until the queue is idle.
 
-use crate::TestApp;
+use crate::{TestApp, TestClinic};
 use chrono::{DateTime, TimeDelta, Utc};
 use shared::AppState;
+use shared::auth::Role;
 use shared::ids::{ClinicId, PatientId, UserId};
 use shared::queue::{Drain, DrainReport, StopReason};
 use shared::worker::{Handlers, Worker};
@@ -23,6 +24,24 @@ pub struct AppointmentSeed<'a> {
 }
 
 impl TestApp {
+    /// Puts a catalog item of `clinic` through the API, as its admin would (`kind` is
+    /// `procedure` or `insurer`; `body` the fields to set).
+    pub async fn put_catalog_item(
+        &self,
+        clinic: &TestClinic,
+        kind: &str,
+        code: &str,
+        body: &serde_json::Value,
+    ) {
+        let catalogs = shared::catalogs::router(self.state.clone());
+        let token = self.token(clinic, Role::Admin);
+        let response = self
+            .client(&catalogs, &token)
+            .put(&format!("/catalogs/{kind}/{code}"), body)
+            .await;
+        assert!(response.status.is_success(), "{}", response.body);
+    }
+
     /// A patient `first_name` Prueba of `clinic`, created now.
     pub async fn seed_patient(&self, clinic: ClinicId, first_name: &str) -> PatientId {
         let mut tx = self.owner_tx(clinic).await;

@@ -7,6 +7,7 @@ use super::types::{
     InvalidTransition, NewAppointment, SlotError, TimeSlot, overlap_detail, transition,
 };
 use crate::auth::Role;
+use crate::catalogs::{self, CatalogKind};
 use crate::db::{self, DbError, TenantTx};
 use crate::http::ApiError;
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
@@ -29,6 +30,9 @@ pub enum AppointmentError {
     DentistInactive,
     #[error("user is a {}, not a dentist", .0.as_str())]
     NotADentist(Role),
+    /// Not in the clinic's merged catalog (another clinic's item included), or retired.
+    #[error("procedure is not offered by the clinic")]
+    NoSuchProcedure,
     /// The overlapping appointment's slot, when the check found it (not when the constraint
     /// caught a concurrent booking).
     #[error("the dentist has an overlapping appointment")]
@@ -84,6 +88,10 @@ impl From<AppointmentError> for ApiError {
             AppointmentError::NotADentist(role) => ApiError::validation(
                 "dentist_id",
                 format!("must be a dentist; this user is a {}", role.as_str()),
+            ),
+            AppointmentError::NoSuchProcedure => ApiError::validation(
+                "procedure_code",
+                "no such procedure in your clinic's catalog (or it is no longer offered)",
             ),
             AppointmentError::Overlap(other) => ApiError::Conflict {
                 kind: "appointment-overlap",
@@ -158,6 +166,9 @@ impl<'a> AppointmentService<'a> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         check_patient(&mut tx, clinic, appointment.patient_id).await?;
         check_dentist(&mut tx, clinic, appointment.dentist_id).await?;
+        if let Some(code) = &appointment.procedure_code {
+            check_procedure(&mut tx, clinic, code.as_str()).await?;
+        }
         check_free(
             &mut tx,
             clinic,
@@ -219,6 +230,12 @@ impl<'a> AppointmentService<'a> {
         let dentist = changes.dentist_id.unwrap_or(current.dentist_id);
         if dentist != current.dentist_id {
             check_dentist(&mut tx, clinic, dentist).await?;
+        }
+        // Only a code that changes: an open appointment keeps a procedure retired since.
+        if let Some(Some(code)) = &changes.procedure_code
+            && current.procedure_code.as_deref() != Some(code.as_str())
+        {
+            check_procedure(&mut tx, clinic, code.as_str()).await?;
         }
         if dentist != current.dentist_id || slot != current.slot() {
             check_free(&mut tx, clinic, dentist, &slot, Some(current.id)).await?;
@@ -283,6 +300,18 @@ async fn check_dentist(
         Some((Role::Dentist, true)) => Ok(()),
         Some((Role::Dentist, false)) => Err(AppointmentError::DentistInactive),
         Some((role, _)) => Err(AppointmentError::NotADentist(role)),
+    }
+}
+
+async fn check_procedure(
+    tx: &mut TenantTx,
+    clinic: ClinicId,
+    code: &str,
+) -> Result<(), AppointmentError> {
+    if catalogs::repository::offers(tx, clinic, CatalogKind::Procedure, code).await? {
+        Ok(())
+    } else {
+        Err(AppointmentError::NoSuchProcedure)
     }
 }
 

@@ -48,6 +48,25 @@ pub(crate) async fn merged(
         .await
 }
 
+/// Whether the clinic's catalog offers `code` of `kind` now: merged as [`merged`] merges, so
+/// it is the clinic's own item or a global one, and active on both sides. Another clinic's
+/// items are invisible here (row-level security and the `clinic_id = $1` filter both say so).
+pub(crate) async fn offers(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    kind: CatalogKind,
+    code: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM ({MERGED}) AS item WHERE item.active)"
+    ))
+    .bind(clinic)
+    .bind(kind.as_str())
+    .bind(code)
+    .fetch_one(conn)
+    .await
+}
+
 /// The stored row of `owner` (a clinic, or `None` for the global catalog), locked for the rest
 /// of the transaction when `lock`.
 pub(super) async fn find(
