@@ -109,6 +109,16 @@ pub enum AuthError {
 /// How often an unknown `kid` may trigger a JWKS refetch (key rotation), at most.
 const JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a fetched key set is trusted: a key the provider withdrew (rotated out, or
+/// compromised) stops verifying tokens within this time.
+const JWKS_FRESH_FOR: Duration = Duration::from_secs(10 * 60);
+/// While the provider cannot be reached, the last key set keeps serving for this long past
+/// its freshness (sign-in must not fail with every hiccup), and no longer.
+const JWKS_STALE_GRACE: Duration = Duration::from_secs(60 * 60);
+/// After a failed fetch, the next try waits this long, doubling per failure up to the cap, so
+/// an unreachable provider does not cost every request a fetch timeout.
+const JWKS_BACKOFF_FIRST: Duration = Duration::from_secs(5);
+const JWKS_BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
 /// Clock skew tolerated between the identity provider and Lambda.
 const LEEWAY_SECONDS: u64 = 30;
 
@@ -132,14 +142,68 @@ struct JwksCache {
 struct JwksState {
     keys: HashMap<String, DecodingKey>,
     fetched_at: Option<Instant>,
+    /// Failed fetches since the last good one, and when the last one failed.
+    failures: u32,
+    failed_at: Option<Instant>,
+}
+
+/// What to do for a token's `kid`, given the key set as it is.
+#[derive(Debug, PartialEq, Eq)]
+enum KeyPlan {
+    /// Verify with the key held.
+    Use,
+    /// Fetch the key set first (stale, never fetched, or a `kid` that may be a rotation).
+    Fetch,
+    /// A `kid` the set does not have, right after a fetch: a forged or foreign token.
+    Unknown,
+    /// No usable key and no fetch allowed yet (backing off after failures).
+    Unavailable,
 }
 
 impl JwksState {
-    /// An unknown `kid` right after a fetch is a foreign token, not a key rotation: do not
-    /// let such tokens make every request refetch the key set.
-    fn recently_fetched(&self) -> bool {
-        self.fetched_at
-            .is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH)
+    fn plan(&self, kid: &str, now: Instant) -> KeyPlan {
+        let age = self.fetched_at.map(|at| now.duration_since(at));
+        let known = self.keys.contains_key(kid);
+        let fresh = age.is_some_and(|age| age < JWKS_FRESH_FOR);
+        if known && fresh {
+            return KeyPlan::Use;
+        }
+        if !self.backing_off(now) {
+            // An unknown `kid` right after a fetch is not a rotation: do not let such tokens
+            // make every request refetch the key set.
+            return match age {
+                Some(age) if !known && age < JWKS_MIN_REFRESH => KeyPlan::Unknown,
+                _ => KeyPlan::Fetch,
+            };
+        }
+        match age {
+            Some(age) if known && age < JWKS_FRESH_FOR + JWKS_STALE_GRACE => KeyPlan::Use,
+            Some(_) if !known && fresh => KeyPlan::Unknown,
+            _ => KeyPlan::Unavailable,
+        }
+    }
+
+    fn backing_off(&self, now: Instant) -> bool {
+        let Some(failed_at) = self.failed_at else {
+            return false;
+        };
+        let doublings = self.failures.saturating_sub(1).min(16);
+        let backoff = JWKS_BACKOFF_FIRST
+            .saturating_mul(1 << doublings)
+            .min(JWKS_BACKOFF_CAP);
+        now.duration_since(failed_at) < backoff
+    }
+
+    fn fetched(&mut self, keys: HashMap<String, DecodingKey>, now: Instant) {
+        self.keys = keys;
+        self.fetched_at = Some(now);
+        self.failures = 0;
+        self.failed_at = None;
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.failures = self.failures.saturating_add(1);
+        self.failed_at = Some(now);
     }
 }
 
@@ -153,8 +217,11 @@ impl Authenticator {
             JwtVerification::Jwks { url } => (
                 Keys::Jwks(JwksCache {
                     url: url.clone(),
+                    // A redirect would let whoever answers the configured URL choose where the
+                    // keys come from.
                     http: reqwest::Client::builder()
                         .timeout(JWKS_FETCH_TIMEOUT)
+                        .redirect(reqwest::redirect::Policy::none())
                         .build()?,
                     state: RwLock::new(JwksState::default()),
                 }),
@@ -166,6 +233,8 @@ impl Authenticator {
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.leeway = LEEWAY_SECONDS;
+        // A token that says it is not valid yet is not valid yet (checked when `nbf` is there).
+        validation.validate_nbf = true;
         Ok(Self {
             keys,
             validation_template: validation,
@@ -206,41 +275,56 @@ impl Authenticator {
 
 impl JwksCache {
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        {
-            let state = self.state.read().await;
-            if let Some(key) = state.keys.get(kid) {
-                return Ok(key.clone());
-            }
-            if state.recently_fetched() {
-                // Fetched recently and the kid is still unknown: a forged or foreign token.
-                return Err(AuthError::Invalid(None));
+        let plan = self.state.read().await.plan(kid, Instant::now());
+        if plan == KeyPlan::Fetch {
+            let mut state = self.state.write().await;
+            // Another caller may have fetched while this one waited for the lock.
+            if state.plan(kid, Instant::now()) == KeyPlan::Fetch {
+                self.refresh(&mut state).await;
             }
         }
-        let mut state = self.state.write().await;
-        // Another caller may have refreshed while this one waited for the lock.
-        if !state.keys.contains_key(kid) && !state.recently_fetched() {
-            let set: JwkSet = self
-                .http
-                .get(&self.url)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| AuthError::KeysUnavailable(Some(e)))?
-                .json()
-                .await
-                .map_err(|e| AuthError::KeysUnavailable(Some(e)))?;
-            state.keys = set
-                .keys
-                .iter()
-                .filter_map(|jwk| {
-                    let kid = jwk.common.key_id.clone()?;
-                    DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
-                })
-                .collect();
-            state.fetched_at = Some(Instant::now());
-            tracing::info!(keys = state.keys.len(), "JWKS refreshed");
+        let state = self.state.read().await;
+        match state.plan(kid, Instant::now()) {
+            KeyPlan::Use => state.keys.get(kid).cloned().ok_or(AuthError::Invalid(None)),
+            KeyPlan::Unknown => Err(AuthError::Invalid(None)),
+            // A fetch just failed or is backing off, and no key may stand in.
+            KeyPlan::Fetch | KeyPlan::Unavailable => Err(AuthError::KeysUnavailable(None)),
         }
-        state.keys.get(kid).cloned().ok_or(AuthError::Invalid(None))
+    }
+
+    async fn refresh(&self, state: &mut JwksState) {
+        match self.fetch().await {
+            Ok(set) => {
+                let keys = set
+                    .keys
+                    .iter()
+                    .filter_map(|jwk| {
+                        let kid = jwk.common.key_id.clone()?;
+                        DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
+                    })
+                    .collect::<HashMap<_, _>>();
+                tracing::info!(keys = keys.len(), "JWKS refreshed");
+                state.fetched(keys, Instant::now());
+            }
+            Err(error) => {
+                state.failed(Instant::now());
+                tracing::warn!(
+                    error = %crate::telemetry::ErrorChain(&error),
+                    failures = state.failures,
+                    "JWKS fetch failed; the last key set serves while it may"
+                );
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<JwkSet, reqwest::Error> {
+        self.http
+            .get(&self.url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await
     }
 }
 
@@ -310,4 +394,76 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|token| !token.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    /// A key set holding `kid-1`, fetched at `at`.
+    fn fetched_at(at: Instant) -> JwksState {
+        let mut state = JwksState::default();
+        let keys = HashMap::from([("kid-1".to_string(), DecodingKey::from_secret(b"k"))]);
+        state.fetched(keys, at);
+        state
+    }
+
+    #[test]
+    fn a_fresh_key_set_answers_and_an_unknown_kid_right_after_a_fetch_is_foreign() {
+        let t0 = Instant::now();
+        let state = fetched_at(t0);
+        assert_eq!(state.plan("kid-1", t0 + 9 * MINUTE), KeyPlan::Use);
+        assert_eq!(
+            state.plan("other", t0 + Duration::from_secs(30)),
+            KeyPlan::Unknown
+        );
+        // A minute on, an unknown kid may be a rotation: fetch.
+        assert_eq!(state.plan("other", t0 + 2 * MINUTE), KeyPlan::Fetch);
+        assert_eq!(JwksState::default().plan("kid-1", t0), KeyPlan::Fetch);
+    }
+
+    #[test]
+    fn keys_expire_after_ten_minutes() {
+        let t0 = Instant::now();
+        assert_eq!(
+            fetched_at(t0).plan("kid-1", t0 + 10 * MINUTE),
+            KeyPlan::Fetch
+        );
+    }
+
+    #[test]
+    fn while_the_provider_is_down_stale_keys_serve_for_an_hour_with_backoff() {
+        let t0 = Instant::now();
+        let mut state = fetched_at(t0);
+        let failed = t0 + 11 * MINUTE;
+        state.failed(failed);
+        // Backing off: no fetch, the stale key serves.
+        assert_eq!(
+            state.plan("kid-1", failed + Duration::from_secs(4)),
+            KeyPlan::Use
+        );
+        assert_eq!(
+            state.plan("kid-1", failed + Duration::from_secs(5)),
+            KeyPlan::Fetch
+        );
+        // Each failure doubles the wait, up to five minutes.
+        for _ in 0..10 {
+            state.failed(failed);
+        }
+        assert_eq!(state.plan("kid-1", failed + 4 * MINUTE), KeyPlan::Use);
+        assert_eq!(state.plan("kid-1", failed + 5 * MINUTE), KeyPlan::Fetch);
+        // Past the grace (an hour beyond freshness) nothing stands in for a fetch.
+        let late = t0 + 71 * MINUTE;
+        state.failed(late);
+        assert_eq!(state.plan("kid-1", late), KeyPlan::Unavailable);
+        // Never fetched and failing: unavailable, not a 401 for a token that may be good.
+        let mut empty = JwksState::default();
+        empty.failed(t0);
+        assert_eq!(empty.plan("kid-1", t0), KeyPlan::Unavailable);
+        // A good fetch clears the failures.
+        state.fetched(HashMap::new(), late + MINUTE);
+        assert!(!state.backing_off(late + MINUTE));
+    }
 }

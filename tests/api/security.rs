@@ -53,12 +53,13 @@ async fn tokens_that_are_missing_expired_or_forged_get_401() {
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims("pulso-local", "pulso")).unwrap())
     );
-    let bad_role = {
-        let mut value = serde_json::to_value(claims("pulso-local", "pulso")).unwrap();
-        value["role"] = json!("superuser");
+    // The good claims with one changed, signed with the right key.
+    let with = |name: &str, value: Value| {
+        let mut claims = serde_json::to_value(claims("pulso-local", "pulso")).unwrap();
+        claims[name] = value;
         jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
-            &value,
+            &claims,
             &jsonwebtoken::EncodingKey::from_secret(pulso_tests::JWT_SECRET.as_bytes()),
         )
         .unwrap()
@@ -72,7 +73,8 @@ async fn tokens_that_are_missing_expired_or_forged_get_401() {
         ("alg none", Some(unsigned), "not valid"),
         ("wrong issuer", Some(sign(&claims("evil-issuer", "pulso"))), "not valid"),
         ("wrong audience", Some(sign(&claims("pulso-local", "other-app"))), "not valid"),
-        ("unknown role", Some(bad_role), "not valid"),
+        ("unknown role", Some(with("role", json!("superuser"))), "not valid"),
+        ("not valid before an hour from now", Some(with("nbf", json!(now + 3600))), "not valid"),
         ("garbage", Some("not.a.jwt".into()), "not valid"),
     ];
     for (name, token, detail) in cases {
@@ -89,6 +91,12 @@ async fn tokens_that_are_missing_expired_or_forged_get_401() {
         );
         assert!(response.headers.contains_key("www-authenticate"), "{name}");
     }
+    // A token valid since a minute ago is valid.
+    let since = app
+        .client(&router, &with("nbf", json!(now - 60)))
+        .get("/patients")
+        .await;
+    assert_eq!(since.status, 200, "{}", since.body);
 
     // Not a bearer scheme.
     let response = app
@@ -269,23 +277,27 @@ async fn row_level_security_holds_without_any_where_clause() {
     assert!(deleted.is_err());
 }
 
-#[tokio::test]
-async fn rs256_tokens_are_verified_against_a_jwks_endpoint() {
+/// Serves the test key set at `/jwks.json`, and `/moved` redirecting there; answers the
+/// server's address.
+async fn jwks_server() -> std::net::SocketAddr {
     let jwks: Value = serde_json::from_str(include_str!("../fixtures/jwks-test.json")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let server = Router::new().route(
-        "/jwks.json",
-        axum::routing::get(move || async move { axum::Json(jwks) }),
-    );
+    let server = Router::new()
+        .route(
+            "/jwks.json",
+            axum::routing::get(move || async move { axum::Json(jwks) }),
+        )
+        .route(
+            "/moved",
+            axum::routing::get(|| async { axum::response::Redirect::temporary("/jwks.json") }),
+        );
     tokio::spawn(async move { axum::serve(listener, server).await });
+    address
+}
 
-    let app = TestApp::spawn_with(TestOptions {
-        jwks_url: Some(format!("http://{address}/jwks.json")),
-        ..TestOptions::default()
-    })
-    .await;
-    let router = shared::patients::router(app.state.clone());
+/// An RS256 token of clinic A's receptionist signed with the test key under `kid`.
+fn rs256_token(app: &TestApp, kid: &str) -> String {
     let key =
         jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../fixtures/jwks-test-key.pem"))
             .unwrap();
@@ -300,11 +312,21 @@ async fn rs256_tokens_are_verified_against_a_jwks_endpoint() {
         exp: now + 600,
         platform_admin: false,
     };
-    let sign = |kid: &str| {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(kid.into());
-        jsonwebtoken::encode(&header, &claims, &key).unwrap()
-    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn rs256_tokens_are_verified_against_a_jwks_endpoint() {
+    let address = jwks_server().await;
+    let app = TestApp::spawn_with(TestOptions {
+        jwks_url: Some(format!("http://{address}/jwks.json")),
+        ..TestOptions::default()
+    })
+    .await;
+    let router = shared::patients::router(app.state.clone());
+    let sign = |kid: &str| rs256_token(&app, kid);
 
     let ok = app
         .client(&router, &sign("pulso-test-key-1"))
@@ -320,4 +342,19 @@ async fn rs256_tokens_are_verified_against_a_jwks_endpoint() {
     let hs = app.token(&app.clinic_a, Role::Receptionist);
     let confused = app.client(&router, &hs).get("/patients").await;
     confused.problem(401);
+}
+
+#[tokio::test]
+async fn the_jwks_client_does_not_follow_redirects() {
+    let address = jwks_server().await;
+    let app = TestApp::spawn_with(TestOptions {
+        jwks_url: Some(format!("http://{address}/moved")),
+        ..TestOptions::default()
+    })
+    .await;
+    let router = shared::patients::router(app.state.clone());
+    let token = rs256_token(&app, "pulso-test-key-1");
+    // The keys could not be fetched: the token can be judged neither way.
+    let response = app.client(&router, &token).get("/patients").await;
+    assert_eq!(response.problem(503)["type"], "/problems/unavailable");
 }
