@@ -14,6 +14,7 @@ use crate::schedule::ScheduleSpec;
 use crate::websocket::WebSocketApi;
 
 mod error;
+mod intrinsics;
 mod schedule_events;
 mod websocket_api;
 mod yaml;
