@@ -5,22 +5,23 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_norway::{Mapping, Value};
+use serde_norway::Value;
 
-use crate::cors::{CorsConfig, CorsPolicy, OriginRule};
-use crate::routes::{Route, RouteMethod, RoutePath, RouteSource, RouteTable};
+use crate::cors::CorsPolicy;
+use crate::routes::RouteTable;
 use crate::runtime::FunctionSpec;
 use crate::schedule::ScheduleSpec;
 use crate::websocket::WebSocketApi;
 
 mod error;
+mod http_api;
 mod intrinsics;
 mod schedule_events;
 mod websocket_api;
 mod yaml;
 
 pub use self::error::TemplateError;
-use self::yaml::{Parameters, Resolved, binary_name, function_number, malformed, plain_str};
+use self::yaml::{Parameters, binary_name, function_number, malformed, plain_str};
 
 /// What the gateway needs from the template.
 #[derive(Debug, Clone)]
@@ -69,7 +70,7 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
         match kind {
             "AWS::Serverless::Function" => {
                 functions.push(function_spec(name, resource, globals, &parameters)?);
-                routes.extend(function_routes(name, resource)?);
+                routes.extend(http_api::function_routes(name, resource)?);
                 schedules.extend(schedule_events::function_schedules(
                     name,
                     resource,
@@ -97,7 +98,7 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
         .and_then(|h| h.get("CorsConfiguration"));
     Ok(Template {
         routes: RouteTable::new(routes)?,
-        cors: http_api_cors(api_cors, global_cors, &parameters)?,
+        cors: http_api::http_api_cors(api_cors, global_cors, &parameters)?,
         websocket,
         schedules,
         functions,
@@ -125,216 +126,6 @@ fn function_spec(
         memory_mb: u32::try_from(memory_mb).unwrap_or(u32::MAX),
         reserved_concurrency: number("ReservedConcurrentExecutions")
             .and_then(|n| usize::try_from(n).ok()),
-    })
-}
-
-/// The routes of one function: one per event of `Type: HttpApi`.
-fn function_routes(resource: &str, definition: &Value) -> Result<Vec<Route>, TemplateError> {
-    let events_at = format!("Resources.{resource}.Properties.Events");
-    let Some(events) = definition.get("Properties").and_then(|p| p.get("Events")) else {
-        return Ok(Vec::new());
-    };
-    let events = events
-        .as_mapping()
-        .ok_or_else(|| malformed(&events_at, "must map event names to events"))?;
-    let http_events: Vec<(&Value, &Value)> = events
-        .iter()
-        .filter(|(_, event)| event.get("Type").and_then(plain_str) == Some("HttpApi"))
-        .collect();
-    if http_events.is_empty() {
-        // Schedule-only functions (worker, scheduler) need no binary name here.
-        return Ok(Vec::new());
-    }
-
-    let function = binary_name(resource, definition)?;
-    let mut routes = Vec::with_capacity(http_events.len());
-    for (event_name, event) in http_events {
-        let event_name = plain_str(event_name)
-            .ok_or_else(|| malformed(&events_at, "an event name is not a string"))?;
-        let at = format!("{events_at}.{event_name}.Properties");
-        let properties = event.get("Properties");
-        let path = properties.and_then(|p| p.get("Path"));
-        let method = properties.and_then(|p| p.get("Method"));
-        let (method, path) = match (method, path) {
-            // SAM turns an HttpApi event without Path and Method into the `$default` route.
-            (None, None) => (RouteMethod::Any, RoutePath::Default),
-            (Some(method), Some(path)) => {
-                let method = plain_str(method)
-                    .ok_or_else(|| malformed(&format!("{at}.Method"), "must be a plain string"))?;
-                let path = plain_str(path)
-                    .ok_or_else(|| malformed(&format!("{at}.Path"), "must be a plain string"))?;
-                let method =
-                    RouteMethod::parse(method).map_err(|source| TemplateError::RouteKey {
-                        at: format!("{at}.Method"),
-                        source,
-                    })?;
-                let path = RoutePath::parse(path).map_err(|source| TemplateError::RouteKey {
-                    at: format!("{at}.Path"),
-                    source,
-                })?;
-                (method, path)
-            }
-            _ => {
-                return Err(malformed(
-                    &at,
-                    "set both `Path` and `Method`, or neither for $default",
-                ));
-            }
-        };
-        routes.push(Route {
-            method,
-            path,
-            function: function.clone(),
-            source: RouteSource {
-                resource: resource.to_owned(),
-                event: event_name.to_owned(),
-            },
-        });
-    }
-    Ok(routes)
-}
-
-/// One CORS policy for everything the gateway serves: every HttpApi shares the local port.
-fn http_api_cors(
-    apis: Vec<(String, Option<&Value>, String)>,
-    global: Option<&Value>,
-    parameters: &Parameters<'_>,
-) -> Result<Option<CorsPolicy>, TemplateError> {
-    let global_policy = match global {
-        Some(config) => cors_policy("Globals.HttpApi.CorsConfiguration", config, parameters)?,
-        None => None,
-    };
-    if apis.is_empty() {
-        // Only the implicit API SAM creates for events without `ApiId`; Globals still apply to it.
-        return Ok(global_policy);
-    }
-
-    let mut chosen: Option<(String, Option<CorsPolicy>)> = None;
-    for (name, config, at) in apis {
-        let policy = match config {
-            Some(config) => cors_policy(
-                &format!("{at}.Properties.CorsConfiguration"),
-                config,
-                parameters,
-            )?,
-            None => global_policy.clone(),
-        };
-        match &chosen {
-            None => chosen = Some((name, policy)),
-            Some((first, first_policy)) if *first_policy != policy => {
-                return Err(TemplateError::DivergentCors {
-                    first: first.clone(),
-                    second: name,
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(chosen.and_then(|(_, policy)| policy))
-}
-
-fn cors_policy(
-    at: &str,
-    config: &Value,
-    parameters: &Parameters<'_>,
-) -> Result<Option<CorsPolicy>, TemplateError> {
-    let config = match config {
-        Value::Bool(false) => return Ok(None),
-        Value::Bool(true) => CorsConfig {
-            allow_origins: vec![OriginRule::Any],
-            ..CorsConfig::default()
-        },
-        // SAM's short form: the one origin to allow.
-        Value::String(origin) => CorsConfig {
-            allow_origins: vec![OriginRule::parse(origin)],
-            ..CorsConfig::default()
-        },
-        Value::Mapping(fields) => cors_config(at, fields, parameters)?,
-        _ => {
-            return Err(malformed(
-                at,
-                "must be true, an origin string, or a mapping",
-            ));
-        }
-    };
-    CorsPolicy::new(config)
-        .map(Some)
-        .map_err(|source| TemplateError::Cors {
-            at: at.to_owned(),
-            source,
-        })
-}
-
-fn cors_config(
-    at: &str,
-    fields: &Mapping,
-    parameters: &Parameters<'_>,
-) -> Result<CorsConfig, TemplateError> {
-    let field_at = |field: &str| format!("{at}.{field}");
-    let list = |field: &str| -> Result<Vec<String>, TemplateError> {
-        let Some(value) = fields.get(field) else {
-            return Ok(Vec::new());
-        };
-        parameters
-            .resolve_list(value)
-            .into_iter()
-            .map(|item| match item {
-                Resolved::Text(text) => Ok(text),
-                Resolved::Unknown(why) => Err(malformed(&field_at(field), &why)),
-            })
-            .collect()
-    };
-    let scalar = |field: &str| -> Result<Option<String>, TemplateError> {
-        let Some(value) = fields.get(field) else {
-            return Ok(None);
-        };
-        match parameters.resolve_scalar(value) {
-            Resolved::Text(text) => Ok(Some(text)),
-            Resolved::Unknown(why) => Err(malformed(&field_at(field), &why)),
-        }
-    };
-
-    let mut allow_origins = Vec::new();
-    if let Some(value) = fields.get("AllowOrigins") {
-        for item in parameters.resolve_list(value) {
-            let rule = match item {
-                Resolved::Text(origin) => OriginRule::parse(&origin),
-                // A deploy-time value (a parameter without Default, !Sub, ...): let the local
-                // frontend in from any dev port instead of refusing to start.
-                Resolved::Unknown(_) => OriginRule::Localhost,
-            };
-            if !allow_origins.contains(&rule) {
-                allow_origins.push(rule);
-            }
-        }
-    }
-
-    let max_age = scalar("MaxAge")?
-        .map(|text| {
-            text.trim()
-                .parse::<u64>()
-                .map_err(|_| malformed(&field_at("MaxAge"), "must be a whole number of seconds"))
-        })
-        .transpose()?;
-    let allow_credentials = match scalar("AllowCredentials")?.as_deref().map(str::trim) {
-        None => false,
-        Some(text) if text.eq_ignore_ascii_case("true") => true,
-        Some(text) if text.eq_ignore_ascii_case("false") => false,
-        Some(_) => {
-            return Err(malformed(
-                &field_at("AllowCredentials"),
-                "must be true or false",
-            ));
-        }
-    };
-
-    Ok(CorsConfig {
-        allow_origins,
-        allow_headers: list("AllowHeaders")?,
-        allow_methods: list("AllowMethods")?,
-        expose_headers: list("ExposeHeaders")?,
-        max_age,
-        allow_credentials,
     })
 }
 

@@ -4,6 +4,8 @@
 use super::*;
 use http::Method;
 
+use crate::cors::OriginRule;
+use crate::routes::Route;
 use crate::schedule::expression::Timing;
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/template.yaml");
