@@ -34,64 +34,14 @@ pub(crate) fn function_schedules(
         };
         let event_name = plain_str(event_name)
             .ok_or_else(|| malformed(&events_at, "an event name is not a string"))?;
-        let at = format!("{events_at}.{event_name}.Properties");
-        let properties = event.get("Properties");
-        let property = |name: &str| properties.and_then(|p| p.get(name));
-        let text = |name: &str| -> Result<Option<String>, TemplateError> {
-            match property(name) {
-                None => Ok(None),
-                Some(value) => match parameters.resolve_scalar(value) {
-                    Resolved::Text(text) => Ok(Some(text.trim().to_owned())),
-                    Resolved::Unknown(why) => Err(malformed(&format!("{at}.{name}"), &why)),
-                },
-            }
+        let properties = EventProperties {
+            at: format!("{events_at}.{event_name}.Properties"),
+            properties: event.get("Properties"),
+            parameters,
         };
-
-        let expression_field = match source {
-            ScheduleSource::Rule => "Schedule",
-            ScheduleSource::Scheduler => "ScheduleExpression",
-        };
-        let expression = text(expression_field)?
-            .ok_or_else(|| malformed(&format!("{at}.{expression_field}"), "missing"))?;
-        let timezone = match source {
-            ScheduleSource::Rule => None,
-            ScheduleSource::Scheduler => text("ScheduleExpressionTimezone")?,
-        };
-        let timing = Timing::parse(&expression, timezone.as_deref())
-            .map_err(|problem| malformed(&format!("{at}.{expression_field}"), &problem))?;
-
-        let mut enabled = true;
-        if let Some(flag) = text("Enabled")? {
-            enabled = parse_bool(&flag)
-                .ok_or_else(|| malformed(&format!("{at}.Enabled"), "must be true or false"))?;
-        }
-        if let Some(state) = text("State")? {
-            enabled = match state.to_ascii_uppercase().as_str() {
-                "ENABLED" => true,
-                "DISABLED" => false,
-                _ => {
-                    return Err(malformed(
-                        &format!("{at}.State"),
-                        "must be ENABLED or DISABLED",
-                    ));
-                }
-            };
-        }
-        let input = match property("Input") {
-            None => None,
-            Some(Value::String(json)) => Some(serde_json::from_str(json).map_err(|error| {
-                malformed(
-                    &format!("{at}.Input"),
-                    &format!("is not valid JSON: {error}"),
-                )
-            })?),
-            Some(_) => {
-                return Err(malformed(
-                    &format!("{at}.Input"),
-                    "must be a JSON document written as a string",
-                ));
-            }
-        };
+        let (expression, timing) = properties.timing(source)?;
+        let enabled = properties.enabled()?;
+        let input = properties.input()?;
 
         let function = match &binary {
             Some(binary) => String::clone(binary),
@@ -110,12 +60,93 @@ pub(crate) fn function_schedules(
             timing,
             enabled,
             input,
-            name: text("Name")?,
+            name: properties.text("Name")?,
             timeout: function_number(definition, globals, parameters, "Timeout")
                 .map(Duration::from_secs),
         });
     }
     Ok(schedules)
+}
+
+/// The `Properties` of one schedule event, at their place in the template.
+struct EventProperties<'a> {
+    at: String,
+    properties: Option<&'a Value>,
+    parameters: &'a Parameters<'a>,
+}
+
+impl EventProperties<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.properties.and_then(|p| p.get(name))
+    }
+
+    /// A property as trimmed text, when it can be read without deploying.
+    fn text(&self, name: &str) -> Result<Option<String>, TemplateError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(value) => match self.parameters.resolve_scalar(value) {
+                Resolved::Text(text) => Ok(Some(text.trim().to_owned())),
+                Resolved::Unknown(why) => Err(malformed(&format!("{}.{name}", self.at), &why)),
+            },
+        }
+    }
+
+    /// The schedule expression as written, and when it ticks.
+    fn timing(&self, source: ScheduleSource) -> Result<(String, Timing), TemplateError> {
+        let expression_field = match source {
+            ScheduleSource::Rule => "Schedule",
+            ScheduleSource::Scheduler => "ScheduleExpression",
+        };
+        let at = format!("{}.{expression_field}", self.at);
+        let expression = self
+            .text(expression_field)?
+            .ok_or_else(|| malformed(&at, "missing"))?;
+        let timezone = match source {
+            ScheduleSource::Rule => None,
+            ScheduleSource::Scheduler => self.text("ScheduleExpressionTimezone")?,
+        };
+        let timing = Timing::parse(&expression, timezone.as_deref())
+            .map_err(|problem| malformed(&at, &problem))?;
+        Ok((expression, timing))
+    }
+
+    /// `Enabled: false` (Schedule) or `State: DISABLED` (both) turn a schedule off.
+    fn enabled(&self) -> Result<bool, TemplateError> {
+        let mut enabled = true;
+        if let Some(flag) = self.text("Enabled")? {
+            enabled = parse_bool(&flag).ok_or_else(|| {
+                malformed(&format!("{}.Enabled", self.at), "must be true or false")
+            })?;
+        }
+        if let Some(state) = self.text("State")? {
+            enabled = match state.to_ascii_uppercase().as_str() {
+                "ENABLED" => true,
+                "DISABLED" => false,
+                _ => {
+                    return Err(malformed(
+                        &format!("{}.State", self.at),
+                        "must be ENABLED or DISABLED",
+                    ));
+                }
+            };
+        }
+        Ok(enabled)
+    }
+
+    /// `Input`: the JSON document EventBridge sends instead of the Scheduled Event.
+    fn input(&self) -> Result<Option<serde_json::Value>, TemplateError> {
+        let at = format!("{}.Input", self.at);
+        match self.get("Input") {
+            None => Ok(None),
+            Some(Value::String(json)) => serde_json::from_str(json)
+                .map(Some)
+                .map_err(|error| malformed(&at, &format!("is not valid JSON: {error}"))),
+            Some(_) => Err(malformed(
+                &at,
+                "must be a JSON document written as a string",
+            )),
+        }
+    }
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
