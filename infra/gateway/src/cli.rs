@@ -2,7 +2,9 @@
 //! dev tool's dependency tree small.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -137,155 +139,11 @@ pub fn parse(
     args: impl IntoIterator<Item = String>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Command, CliError> {
-    let mut template = None;
-    let mut listen = None;
-    let mut ws_listen = None;
-    let mut functions_dir = None;
-    let mut functions_log = None;
-    let mut runtime_listen = None;
-    let mut max_instances = None;
-    let mut idle_reap = None;
-    let mut rebuild = false;
-    let mut invoke_url = None;
-    let mut timeout = None;
-    let mut idle = None;
-    let mut max_duration = None;
-    let mut schedules = None;
-    let mut speed = None;
-    let mut region = None;
-    let mut tick_now = false;
-    let mut print_env = false;
-
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--tick-now" => {
-                tick_now = true;
-                continue;
-            }
-            "--print-env" => {
-                print_env = true;
-                continue;
-            }
-            "--rebuild" => {
-                rebuild = true;
-                continue;
-            }
-            _ => {}
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let slot = match flag.as_str() {
-            "--template" => &mut template,
-            "--listen" => &mut listen,
-            "--ws-listen" => &mut ws_listen,
-            "--functions-dir" => &mut functions_dir,
-            "--functions-log" => &mut functions_log,
-            "--runtime-listen" => &mut runtime_listen,
-            "--max-instances" => &mut max_instances,
-            "--idle-reap-secs" => &mut idle_reap,
-            "--invoke-url" => &mut invoke_url,
-            "--timeout-secs" => &mut timeout,
-            "--ws-idle-timeout-secs" => &mut idle,
-            "--ws-max-connection-secs" => &mut max_duration,
-            "--schedules" => &mut schedules,
-            "--schedule-speed" => &mut speed,
-            "--region" => &mut region,
-            _ => return Err(CliError::UnknownArgument(arg)),
-        };
-        let value = match inline {
-            Some(value) => value,
-            None => args
-                .next()
-                .ok_or_else(|| CliError::MissingValue(flag.clone()))?,
-        };
-        *slot = Some((flag, value));
-    }
-
-    let from_env = |name: &str| env(name).map(|value| (name.to_owned(), value));
-    let default = |value: &str| ("default".to_owned(), value.to_owned());
-    let (listen_origin, listen) = listen
-        .or_else(|| from_env(LISTEN_ENV))
-        .unwrap_or_else(|| default("127.0.0.1:3000"));
-    let (ws_listen_origin, ws_listen) = ws_listen
-        .or_else(|| from_env(WS_LISTEN_ENV))
-        .unwrap_or_else(|| default("127.0.0.1:3001"));
-    let functions_dir = functions_dir
-        .or_else(|| from_env(FUNCTIONS_DIR_ENV))
-        .map_or_else(|| PathBuf::from("target/debug"), |(_, v)| PathBuf::from(v));
-    let (schedules_origin, schedules) = schedules
-        .or_else(|| from_env(SCHEDULES_ENV))
-        .unwrap_or_else(|| default("on"));
-    let region = region
-        .or_else(|| from_env(REGION_ENV))
-        .map(|(_, value)| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| "us-east-1".to_owned());
-
-    let address = |origin: String, text: &str| {
-        text.parse::<SocketAddr>()
-            .map_err(|_| invalid(origin, text, "expected an address such as 127.0.0.1:3000"))
+    let Some(flags) = Flags::read(args)? else {
+        return Ok(Command::Help);
     };
-    let listen = address(listen_origin, &listen)?;
-    let ws_listen = address(ws_listen_origin, &ws_listen)?;
-    let runtime_listen = match runtime_listen {
-        Some((origin, text)) => address(origin, &text)?,
-        None => SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-
-    let config = Config {
-        template: PathBuf::from(template.map_or_else(|| "template.yaml".to_owned(), |(_, v)| v)),
-        listen,
-        ws_listen,
-        functions_dir,
-        functions_log: functions_log.map(|(_, path)| PathBuf::from(path)),
-        runtime_listen,
-        max_instances: match max_instances {
-            None => DEFAULT_MAX_INSTANCES,
-            Some((origin, text)) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| invalid(origin, &text, "expected a whole number from 1 to 64"))?,
-        },
-        idle_reap: seconds(idle_reap, DEFAULT_IDLE_REAP_SECS)?,
-        rebuild,
-        invoke_url: match invoke_url.or_else(|| from_env(INVOKE_URL_ENV)) {
-            None => None,
-            Some((origin, text)) => Some(parse_http_url(&text).ok_or_else(|| {
-                invalid(
-                    origin,
-                    &text,
-                    "expected a URL such as http://127.0.0.1:3001",
-                )
-            })?),
-        },
-        timeout: seconds(timeout, 30)?,
-        ws_idle_timeout: seconds(idle, WS_IDLE_TIMEOUT.as_secs())?,
-        ws_max_duration: seconds(max_duration, WS_MAX_DURATION.as_secs())?,
-        schedules: match schedules.trim().to_ascii_lowercase().as_str() {
-            "on" => ScheduleMode::On,
-            "off" => ScheduleMode::Off,
-            _ => return Err(invalid(schedules_origin, &schedules, "expected on or off")),
-        },
-        schedule_speed: match speed {
-            None => 1,
-            Some((origin, text)) => text
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=86_400).contains(n))
-                .ok_or_else(|| invalid(origin, &text, "expected a whole number from 1 to 86400"))?,
-        },
-        tick_now,
-        region,
-    };
+    let print_env = flags.print_env;
+    let config = flags.into_config(env)?;
     Ok(if print_env {
         Command::PrintEnv(config)
     } else {
@@ -293,14 +151,213 @@ pub fn parse(
     })
 }
 
+/// A value as given, with where it came from (the flag or the environment variable), which an
+/// error about it names.
+type Given = Option<(String, String)>;
+
+/// The command line as given, before any value is checked.
+#[derive(Default)]
+struct Flags {
+    template: Given,
+    listen: Given,
+    ws_listen: Given,
+    functions_dir: Given,
+    functions_log: Given,
+    runtime_listen: Given,
+    max_instances: Given,
+    idle_reap: Given,
+    invoke_url: Given,
+    timeout: Given,
+    idle: Given,
+    max_duration: Given,
+    schedules: Given,
+    speed: Given,
+    region: Given,
+    rebuild: bool,
+    tick_now: bool,
+    print_env: bool,
+}
+
+impl Flags {
+    /// Reads every argument; `None` when one of them asks for help.
+    fn read(args: impl IntoIterator<Item = String>) -> Result<Option<Self>, CliError> {
+        let mut flags = Self::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if matches!(arg.as_str(), "-h" | "--help") {
+                return Ok(None);
+            }
+            if let Some(switch) = flags.switch(&arg) {
+                *switch = true;
+                continue;
+            }
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => {
+                    (flag.to_owned(), Some(value.to_owned()))
+                }
+                _ => (arg.clone(), None),
+            };
+            let Some(slot) = flags.slot(&flag) else {
+                return Err(CliError::UnknownArgument(arg));
+            };
+            let value = match inline {
+                Some(value) => value,
+                None => args
+                    .next()
+                    .ok_or_else(|| CliError::MissingValue(flag.clone()))?,
+            };
+            *slot = Some((flag, value));
+        }
+        Ok(Some(flags))
+    }
+
+    /// The flags that take no value.
+    fn switch(&mut self, arg: &str) -> Option<&mut bool> {
+        match arg {
+            "--tick-now" => Some(&mut self.tick_now),
+            "--print-env" => Some(&mut self.print_env),
+            "--rebuild" => Some(&mut self.rebuild),
+            _ => None,
+        }
+    }
+
+    /// Where the value of a flag that takes one goes; `None` for an unknown flag.
+    fn slot(&mut self, flag: &str) -> Option<&mut Given> {
+        Some(match flag {
+            "--template" => &mut self.template,
+            "--listen" => &mut self.listen,
+            "--ws-listen" => &mut self.ws_listen,
+            "--functions-dir" => &mut self.functions_dir,
+            "--functions-log" => &mut self.functions_log,
+            "--runtime-listen" => &mut self.runtime_listen,
+            "--max-instances" => &mut self.max_instances,
+            "--idle-reap-secs" => &mut self.idle_reap,
+            "--invoke-url" => &mut self.invoke_url,
+            "--timeout-secs" => &mut self.timeout,
+            "--ws-idle-timeout-secs" => &mut self.idle,
+            "--ws-max-connection-secs" => &mut self.max_duration,
+            "--schedules" => &mut self.schedules,
+            "--schedule-speed" => &mut self.speed,
+            "--region" => &mut self.region,
+            _ => return None,
+        })
+    }
+
+    /// Checks every value, taking the environment's where no flag was given and the defaults
+    /// of [`Config::new`] where neither was; the first invalid value is the error.
+    fn into_config(self, env: impl Fn(&str) -> Option<String>) -> Result<Config, CliError> {
+        let from_env = |name: &str| env(name).map(|value| (name.to_owned(), value));
+        let template = self
+            .template
+            .map_or_else(|| PathBuf::from("template.yaml"), |(_, v)| PathBuf::from(v));
+        let functions_dir = self
+            .functions_dir
+            .or_else(|| from_env(FUNCTIONS_DIR_ENV))
+            .map_or_else(|| PathBuf::from("target/debug"), |(_, v)| PathBuf::from(v));
+        let defaults = Config::new(template, functions_dir);
+        let region = self
+            .region
+            .or_else(|| from_env(REGION_ENV))
+            .map(|(_, value)| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+            .unwrap_or_else(|| defaults.region.clone());
+        Ok(Config {
+            listen: address(
+                self.listen.or_else(|| from_env(LISTEN_ENV)),
+                defaults.listen,
+            )?,
+            ws_listen: address(
+                self.ws_listen.or_else(|| from_env(WS_LISTEN_ENV)),
+                defaults.ws_listen,
+            )?,
+            runtime_listen: address(self.runtime_listen, defaults.runtime_listen)?,
+            functions_log: self.functions_log.map(|(_, path)| PathBuf::from(path)),
+            max_instances: number(
+                self.max_instances,
+                defaults.max_instances,
+                1..=64,
+                "expected a whole number from 1 to 64",
+            )?,
+            idle_reap: seconds(self.idle_reap, defaults.idle_reap)?,
+            rebuild: self.rebuild,
+            invoke_url: invoke_url(self.invoke_url.or_else(|| from_env(INVOKE_URL_ENV)))?,
+            timeout: seconds(self.timeout, defaults.timeout)?,
+            ws_idle_timeout: seconds(self.idle, defaults.ws_idle_timeout)?,
+            ws_max_duration: seconds(self.max_duration, defaults.ws_max_duration)?,
+            schedules: schedule_mode(
+                self.schedules.or_else(|| from_env(SCHEDULES_ENV)),
+                defaults.schedules,
+            )?,
+            schedule_speed: number(
+                self.speed,
+                defaults.schedule_speed,
+                1..=86_400,
+                "expected a whole number from 1 to 86400",
+            )?,
+            tick_now: self.tick_now,
+            region,
+            ..defaults
+        })
+    }
+}
+
+fn address(given: Given, default: SocketAddr) -> Result<SocketAddr, CliError> {
+    let Some((origin, text)) = given else {
+        return Ok(default);
+    };
+    text.parse::<SocketAddr>()
+        .map_err(|_| invalid(origin, &text, "expected an address such as 127.0.0.1:3000"))
+}
+
+/// A whole number within `range`, or the default.
+fn number<N: FromStr + PartialOrd>(
+    given: Given,
+    default: N,
+    range: RangeInclusive<N>,
+    expected: &'static str,
+) -> Result<N, CliError> {
+    let Some((origin, text)) = given else {
+        return Ok(default);
+    };
+    text.trim()
+        .parse::<N>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| invalid(origin, &text, expected))
+}
+
+fn invoke_url(given: Given) -> Result<Option<Url>, CliError> {
+    let Some((origin, text)) = given else {
+        return Ok(None);
+    };
+    parse_http_url(&text).map(Some).ok_or_else(|| {
+        invalid(
+            origin,
+            &text,
+            "expected a URL such as http://127.0.0.1:3001",
+        )
+    })
+}
+
+fn schedule_mode(given: Given, default: ScheduleMode) -> Result<ScheduleMode, CliError> {
+    let Some((origin, text)) = given else {
+        return Ok(default);
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" => Ok(ScheduleMode::On),
+        "off" => Ok(ScheduleMode::Off),
+        _ => Err(invalid(origin, &text, "expected on or off")),
+    }
+}
+
 /// The longest a duration flag may be: a week is more than any local run needs, and keeps
 /// deadlines computed from it far from overflowing.
 const MAX_SECONDS: u64 = 7 * 24 * 60 * 60;
 
 /// A whole number of seconds from 1 to a week from a flag, or the default.
-fn seconds(flag: Option<(String, String)>, default: u64) -> Result<Duration, CliError> {
-    let Some((origin, text)) = flag else {
-        return Ok(Duration::from_secs(default));
+fn seconds(given: Given, default: Duration) -> Result<Duration, CliError> {
+    let Some((origin, text)) = given else {
+        return Ok(default);
     };
     text.trim()
         .parse::<u64>()
@@ -345,148 +402,4 @@ pub enum CliError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Command, CliError> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        parse(args.iter().map(|a| a.to_string()), lookup)
-    }
-
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, CliError> {
-        match parse_with(args, env)? {
-            Command::Run(config) => Ok(config),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults() {
-        let config = run(&[], &[]).expect("defaults");
-        assert_eq!(config.template, PathBuf::from("template.yaml"));
-        assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
-        assert_eq!(config.ws_listen.to_string(), "127.0.0.1:3001");
-        assert_eq!(config.functions_dir, PathBuf::from("target/debug"));
-        assert_eq!(config.functions_log, None);
-        assert_eq!(config.runtime_listen.to_string(), "127.0.0.1:0");
-        assert_eq!(config.max_instances, 4);
-        assert_eq!(config.idle_reap, Duration::from_secs(600));
-        assert!(!config.rebuild);
-        assert_eq!(config.invoke_url, None);
-        assert_eq!(config.timeout, Duration::from_secs(30));
-        assert_eq!(config.ws_idle_timeout, Duration::from_secs(600));
-        assert_eq!(config.ws_max_duration, Duration::from_secs(7200));
-        assert_eq!(config.schedules, ScheduleMode::On);
-        assert_eq!(config.schedule_speed, 1);
-        assert!(!config.tick_now);
-        assert_eq!(config.region, "us-east-1");
-        let new = Config::new(config.template.clone(), config.functions_dir.clone());
-        assert_eq!(new, config);
-    }
-
-    #[test]
-    fn flags_beat_environment_which_beats_defaults() {
-        let env = [
-            ("PULSO_GATEWAY_LISTEN", "127.0.0.1:4000"),
-            ("PULSO_GATEWAY_WS_LISTEN", "127.0.0.1:4001"),
-            ("PULSO_FUNCTIONS_DIR", "/opt/fns"),
-            ("PULSO_GATEWAY_SCHEDULES", "off"),
-            ("AWS_REGION", "eu-west-1"),
-        ];
-        let config = run(&[], &env).expect("env");
-        assert_eq!(config.listen.port(), 4000);
-        assert_eq!(config.ws_listen.port(), 4001);
-        assert_eq!(config.functions_dir, PathBuf::from("/opt/fns"));
-        assert_eq!(config.schedules, ScheduleMode::Off);
-        assert_eq!(config.region, "eu-west-1");
-
-        let config = run(
-            &[
-                "--listen",
-                "0.0.0.0:5000",
-                "--ws-listen=127.0.0.1:5001",
-                "--functions-dir=target/release",
-                "--functions-log",
-                ".dev/functions.log",
-                "--runtime-listen=127.0.0.1:9100",
-                "--max-instances",
-                "8",
-                "--idle-reap-secs=60",
-                "--rebuild",
-                "--invoke-url=http://[::1]:9200",
-                "--template",
-                "t.yaml",
-                "--timeout-secs=5",
-                "--ws-idle-timeout-secs",
-                "7",
-                "--ws-max-connection-secs=8",
-                "--schedules",
-                "ON",
-                "--schedule-speed",
-                "60",
-                "--tick-now",
-                "--region",
-                "eu-south-2",
-            ],
-            &env,
-        )
-        .expect("flags");
-        assert_eq!(config.listen.port(), 5000);
-        assert_eq!(config.ws_listen.port(), 5001);
-        assert_eq!(config.functions_dir, PathBuf::from("target/release"));
-        assert_eq!(
-            config.functions_log,
-            Some(PathBuf::from(".dev/functions.log"))
-        );
-        assert_eq!(config.runtime_listen.port(), 9100);
-        assert_eq!(config.max_instances, 8);
-        assert_eq!(config.idle_reap, Duration::from_secs(60));
-        assert!(config.rebuild);
-        assert_eq!(config.invoke_url.and_then(|u| u.port()), Some(9200));
-        assert_eq!(config.template, PathBuf::from("t.yaml"));
-        assert_eq!(config.timeout, Duration::from_secs(5));
-        assert_eq!(config.ws_idle_timeout, Duration::from_secs(7));
-        assert_eq!(config.ws_max_duration, Duration::from_secs(8));
-        assert_eq!(config.schedules, ScheduleMode::On);
-        assert_eq!(config.schedule_speed, 60);
-        assert!(config.tick_now);
-        assert_eq!(config.region, "eu-south-2");
-    }
-
-    #[test]
-    fn print_env_is_its_own_command() {
-        match parse_with(&["--print-env", "--ws-listen", "127.0.0.1:4001"], &[]) {
-            Ok(Command::PrintEnv(config)) => assert_eq!(config.ws_listen.port(), 4001),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn help_and_errors() {
-        assert_eq!(
-            parse(["--help".to_owned()], |_| None).ok(),
-            Some(Command::Help)
-        );
-        let message = |args: &[&str], env: &[(&str, &str)]| {
-            run(args, env).expect_err("should fail").to_string()
-        };
-        assert_eq!(message(&["--port", "1"], &[]), "unknown argument `--port`");
-        assert_eq!(message(&["--listen"], &[]), "--listen needs a value");
-        assert!(message(&["--timeout-secs", "0"], &[]).contains("invalid --timeout-secs `0`"));
-        assert!(message(&["--ws-max-connection-secs", "604801"], &[]).contains("from 1 to 604800"));
-        assert!(message(&["--max-instances", "0"], &[]).contains("invalid --max-instances"));
-        assert!(message(&["--invoke-url", "localhost:9000"], &[]).contains("invalid --invoke-url"));
-        assert!(message(&["--runtime-listen", "9000"], &[]).contains("invalid --runtime-listen"));
-        assert!(message(&["--schedules", "sometimes"], &[]).contains("expected on or off"));
-        assert!(message(&["--schedule-speed", "0"], &[]).contains("invalid --schedule-speed"));
-        assert!(message(&["--ws-listen", "3001"], &[]).contains("invalid --ws-listen `3001`"));
-        assert!(
-            message(&[], &[("PULSO_GATEWAY_LISTEN", "localhost")])
-                .contains("invalid PULSO_GATEWAY_LISTEN `localhost`")
-        );
-    }
-}
+mod tests;
