@@ -1,111 +1,29 @@
 //! EventBridge's part: ticks each scheduled function at its template rate with a "Scheduled
 //! Event", never two ticks of one function at once (like reserved concurrency 1: a tick that
 //! finds the previous one running is skipped and logged), plus a manual trigger and a listing
-//! under `/_local/schedules` for tests and demos.
+//! under `/_local/schedules` for tests and demos. What a schedule is and what it sends are in
+//! `spec.rs`; the listing and the trigger in `listing.rs` and `endpoints.rs`.
 
+mod endpoints;
 pub mod expression;
+mod listing;
+mod spec;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use chrono::{DateTime, SecondsFormat, Utc};
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
+pub use self::endpoints::router;
 use self::expression::Timing;
-use crate::invoke::InvokeError;
-use crate::invoke::{Invocation, Invoker};
+pub use self::listing::human;
+pub use self::spec::{LOCAL_ACCOUNT, ScheduleSource, ScheduleSpec};
+use crate::invoke::{Invocation, InvokeError, Invoker};
 
-/// The account named in events (AWS's documentation account).
-pub const LOCAL_ACCOUNT: &str = "123456789012";
 /// The fastest a sped-up rate may tick.
 const MIN_PERIOD: Duration = Duration::from_millis(10);
-
-/// Which EventBridge service a schedule belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScheduleSource {
-    /// `Type: Schedule`: an EventBridge rule; sends a "Scheduled Event" from `aws.events`.
-    Rule,
-    /// `Type: ScheduleV2`: EventBridge Scheduler.
-    Scheduler,
-}
-
-/// One schedule event of one function, as the template declares it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScheduleSpec {
-    /// Logical id of the function.
-    pub function_resource: String,
-    /// Name of the event under `Events`.
-    pub event: String,
-    /// The function's binary (`target/debug/<bin>` locally).
-    pub function: String,
-    pub source: ScheduleSource,
-    pub expression: String,
-    pub timing: Timing,
-    /// `Enabled: false` or `State: DISABLED` turn it off.
-    pub enabled: bool,
-    /// `Input`: sent instead of the Scheduled Event, as EventBridge does.
-    pub input: Option<Value>,
-    /// `Name`, which names the rule (SAM otherwise derives it from the logical ids).
-    pub name: Option<String>,
-    /// The function's `Timeout`.
-    pub timeout: Option<Duration>,
-}
-
-impl ScheduleSpec {
-    /// `SchedulerFunction.Tick`: how listings, logs and the manual trigger name it.
-    pub fn id(&self) -> String {
-        format!("{}.{}", self.function_resource, self.event)
-    }
-
-    fn rule_name(&self) -> String {
-        self.name
-            .clone()
-            .unwrap_or_else(|| format!("{}{}", self.function_resource, self.event))
-    }
-
-    /// What EventBridge would send at `at`.
-    pub fn event_payload(&self, region: &str, at: DateTime<Utc>) -> Value {
-        if let Some(input) = &self.input {
-            return input.clone();
-        }
-        let (source, resource) = match self.source {
-            ScheduleSource::Rule => (
-                "aws.events",
-                format!(
-                    "arn:aws:events:{region}:{LOCAL_ACCOUNT}:rule/{}",
-                    self.rule_name()
-                ),
-            ),
-            ScheduleSource::Scheduler => (
-                "aws.scheduler",
-                format!(
-                    "arn:aws:scheduler:{region}:{LOCAL_ACCOUNT}:schedule/default/{}",
-                    self.rule_name()
-                ),
-            ),
-        };
-        json!({
-            "version": "0",
-            "id": Uuid::new_v4().to_string(),
-            "detail-type": "Scheduled Event",
-            "source": source,
-            "account": LOCAL_ACCOUNT,
-            "time": at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "region": region,
-            "resources": [resource],
-            "detail": {},
-        })
-    }
-}
 
 /// Why a function was invoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -403,66 +321,6 @@ impl Scheduler {
         }
     }
 
-    /// Every schedule with its state, as `GET /_local/schedules` shows it.
-    pub fn listing(&self) -> Value {
-        let running = self.running().clone();
-        let schedules: Vec<Value> = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| {
-                let spec = &entry.spec;
-                let state = self.state(index);
-                let ticking = if !spec.enabled {
-                    "disabled".to_owned()
-                } else if !self.options.automatic {
-                    "manual only (--schedules off)".to_owned()
-                } else {
-                    match &spec.timing {
-                        Timing::Rate(_) => match self.period(spec) {
-                            Some(period) => format!("every {}", human(period)),
-                            None => "manual only".to_owned(),
-                        },
-                        Timing::Cron(cron) => format!("{cron} (UTC)"),
-                        Timing::ManualOnly(why) => format!("manual only: {why}"),
-                    }
-                };
-                let last = state.last.as_ref().map(|run| {
-                    json!({
-                        "trigger": run.trigger.as_str(),
-                        "startedAt": iso(run.started_at),
-                        "durationMs": run.duration.as_millis() as u64,
-                        "outcome": run.outcome,
-                        "error": run.error,
-                    })
-                });
-                let automatic = self.options.automatic
-                    && spec.enabled
-                    && !matches!(spec.timing, Timing::ManualOnly(_));
-                json!({
-                    "id": spec.id(),
-                    "function": spec.function_resource,
-                    "event": spec.event,
-                    "binary": spec.function,
-                    "expression": spec.expression,
-                    "enabled": spec.enabled,
-                    "ticking": ticking,
-                    "nextRunAt": if automatic { state.next_at.map(iso) } else { None },
-                    "running": running.contains(&spec.function),
-                    "runs": state.runs,
-                    "failures": state.failures,
-                    "skipped": state.skipped,
-                    "lastRun": last,
-                })
-            })
-            .collect();
-        json!({
-            "automatic": self.options.automatic,
-            "speed": self.options.speed,
-            "schedules": schedules,
-        })
-    }
-
     fn state(&self, index: usize) -> MutexGuard<'_, ScheduleState> {
         self.entries[index]
             .state
@@ -475,24 +333,6 @@ impl Scheduler {
     }
 }
 
-fn iso(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// `60 s`, `1.5 s`, `100 ms`.
-pub fn human(period: Duration) -> String {
-    if period >= Duration::from_secs(1) {
-        let secs = period.as_secs_f64();
-        if secs.fract() == 0.0 {
-            format!("{} s", period.as_secs())
-        } else {
-            format!("{secs:.1} s")
-        }
-    } else {
-        format!("{} ms", period.as_millis())
-    }
-}
-
 fn cause_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -502,130 +342,4 @@ fn cause_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// `GET /_local/schedules` and `POST /_local/schedules/{name}/trigger`.
-pub fn router(scheduler: Arc<Scheduler>) -> Router {
-    Router::new()
-        .route("/_local/schedules", get(list))
-        .route("/_local/schedules/{name}/trigger", post(trigger))
-        .with_state(scheduler)
-}
-
-async fn list(State(scheduler): State<Arc<Scheduler>>) -> Response {
-    json_response(StatusCode::OK, &scheduler.listing())
-}
-
-/// Runs the schedule's function now and answers with its output (200), its error (502), or
-/// why it could not run.
-async fn trigger(State(scheduler): State<Arc<Scheduler>>, Path(name): Path<String>) -> Response {
-    let index = match scheduler.find(&name) {
-        Ok(index) => index,
-        Err(candidates) if candidates.is_empty() => {
-            let known: Vec<String> = scheduler.specs().map(ScheduleSpec::id).collect();
-            return json_response(
-                StatusCode::NOT_FOUND,
-                &json!({"message": format!("no schedule named `{name}`"), "schedules": known}),
-            );
-        }
-        Err(candidates) => {
-            return json_response(
-                StatusCode::CONFLICT,
-                &json!({
-                    "message": format!("`{name}` has several schedules: name one as Function.Event"),
-                    "schedules": candidates,
-                }),
-            );
-        }
-    };
-    let id = scheduler.entries[index].spec.id();
-    let function = scheduler.entries[index].spec.function.clone();
-    let mut response = match scheduler.tick(index, Trigger::Manual).await {
-        TickOutcome::Busy => json_response(
-            StatusCode::CONFLICT,
-            &json!({
-                "message": format!("{function} is still running a tick; ticks of one function never overlap, try again when it ends"),
-            }),
-        ),
-        TickOutcome::Ran(Ok(Invocation::Returned(output))) => raw_json(StatusCode::OK, output),
-        TickOutcome::Ran(Ok(Invocation::Failed(error))) => {
-            raw_json(StatusCode::BAD_GATEWAY, error.body)
-        }
-        TickOutcome::Ran(Err(error)) => {
-            let status = match error {
-                InvokeError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
-                _ => StatusCode::BAD_GATEWAY,
-            };
-            json_response(status, &json!({ "message": cause_chain(&error) }))
-        }
-    };
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("x-pulso-schedule"), value);
-    }
-    response
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    raw_json(status, body.to_string().into())
-}
-
-fn raw_json(status: StatusCode, body: bytes::Bytes) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    (status, headers, body).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(input: Option<Value>, source: ScheduleSource) -> ScheduleSpec {
-        ScheduleSpec {
-            function_resource: "SchedulerFunction".into(),
-            event: "Tick".into(),
-            function: "scheduler".into(),
-            source,
-            expression: "rate(1 minute)".into(),
-            timing: Timing::Rate(Duration::from_secs(60)),
-            enabled: true,
-            input,
-            name: None,
-            timeout: None,
-        }
-    }
-
-    #[test]
-    fn scheduled_event_shape() {
-        let at = DateTime::parse_from_rfc3339("2026-11-23T14:28:00.123Z")
-            .expect("time")
-            .with_timezone(&Utc);
-        let event = spec(None, ScheduleSource::Rule).event_payload("eu-west-1", at);
-        assert_eq!(event["version"], "0");
-        assert_eq!(event["detail-type"], "Scheduled Event");
-        assert_eq!(event["source"], "aws.events");
-        assert_eq!(event["account"], "123456789012");
-        assert_eq!(event["time"], "2026-11-23T14:28:00Z");
-        assert_eq!(event["region"], "eu-west-1");
-        assert_eq!(
-            event["resources"],
-            json!(["arn:aws:events:eu-west-1:123456789012:rule/SchedulerFunctionTick"])
-        );
-        assert_eq!(event["detail"], json!({}));
-        assert!(Uuid::parse_str(event["id"].as_str().expect("id")).is_ok());
-
-        let v2 = spec(None, ScheduleSource::Scheduler).event_payload("eu-west-1", at);
-        assert_eq!(v2["source"], "aws.scheduler");
-        let input = spec(Some(json!({"task": "reminders"})), ScheduleSource::Rule)
-            .event_payload("eu-west-1", at);
-        assert_eq!(input, json!({"task": "reminders"}));
-    }
-
-    #[test]
-    fn human_periods() {
-        assert_eq!(human(Duration::from_secs(60)), "60 s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5 s");
-        assert_eq!(human(Duration::from_millis(100)), "100 ms");
-    }
 }
