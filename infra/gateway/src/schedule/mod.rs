@@ -52,6 +52,30 @@ struct RunRecord {
     error: Option<String>,
 }
 
+impl RunRecord {
+    /// What an invocation came to, as the listing and the log name it.
+    fn new(
+        trigger: Trigger,
+        started_at: DateTime<Utc>,
+        duration: Duration,
+        result: &Result<Invocation, InvokeError>,
+    ) -> Self {
+        let (outcome, error) = match result {
+            Ok(Invocation::Returned(_)) => ("ok", None),
+            Ok(Invocation::Failed(failure)) => ("error", Some(failure.message())),
+            Err(timed_out @ InvokeError::TimedOut(_)) => ("timeout", Some(timed_out.to_string())),
+            Err(other) => ("not invoked", Some(cause_chain(other))),
+        };
+        Self {
+            trigger,
+            started_at,
+            duration,
+            outcome,
+            error,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct ScheduleState {
     runs: u64,
@@ -241,51 +265,20 @@ impl Scheduler {
             .timeout
             .map_or(self.options.timeout, |own| own.max(self.options.timeout));
         let result = self.invoker.invoke(&spec.function, &event, timeout).await;
-        let duration = started.elapsed();
-
-        let (outcome, error) = match &result {
-            Ok(Invocation::Returned(_)) => ("ok", None),
-            Ok(Invocation::Failed(failure)) => ("error", Some(failure.message())),
-            Err(InvokeError::TimedOut(_)) => {
-                ("timeout", result.as_ref().err().map(ToString::to_string))
-            }
-            Err(other) => ("not invoked", Some(cause_chain(other))),
-        };
-        {
-            let mut state = self.state(index);
-            state.runs += 1;
-            if outcome != "ok" {
-                state.failures += 1;
-            }
-            state.last = Some(RunRecord {
-                trigger,
-                started_at,
-                duration,
-                outcome,
-                error: error.clone(),
-            });
-        }
-        let ms = duration.as_millis() as u64;
-        match &error {
-            None => tracing::info!(
-                schedule = %spec.id(),
-                function = %spec.function,
-                trigger = trigger.as_str(),
-                outcome,
-                ms,
-                "schedule tick"
-            ),
-            Some(error) => tracing::warn!(
-                schedule = %spec.id(),
-                function = %spec.function,
-                trigger = trigger.as_str(),
-                outcome,
-                %error,
-                ms,
-                "schedule tick"
-            ),
-        }
+        let run = RunRecord::new(trigger, started_at, started.elapsed(), &result);
+        self.record(index, run.clone());
+        log_tick(spec, &run);
         TickOutcome::Ran(result)
+    }
+
+    /// Counts a finished tick and keeps it as the schedule's last run.
+    fn record(&self, index: usize, run: RunRecord) {
+        let mut state = self.state(index);
+        state.runs += 1;
+        if run.outcome != "ok" {
+            state.failures += 1;
+        }
+        state.last = Some(run);
     }
 
     fn try_start(&self, function: &str) -> Option<RunningGuard<'_>> {
@@ -330,6 +323,31 @@ impl Scheduler {
 
     fn running(&self) -> MutexGuard<'_, HashSet<String>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One line per tick: info when it succeeded, a warning with the error otherwise.
+fn log_tick(spec: &ScheduleSpec, run: &RunRecord) {
+    let ms = run.duration.as_millis() as u64;
+    let (trigger, outcome) = (run.trigger.as_str(), run.outcome);
+    match &run.error {
+        None => tracing::info!(
+            schedule = %spec.id(),
+            function = %spec.function,
+            trigger,
+            outcome,
+            ms,
+            "schedule tick"
+        ),
+        Some(error) => tracing::warn!(
+            schedule = %spec.id(),
+            function = %spec.function,
+            trigger,
+            outcome,
+            %error,
+            ms,
+            "schedule tick"
+        ),
     }
 }
 
