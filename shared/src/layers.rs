@@ -5,6 +5,10 @@
 //!
 //! Comments and string literals are skipped, test code counts like any other code, and a
 //! parent's own use of its children (or a child's of its parent) is not a cycle.
+//!
+//! It also keeps the leaves of [`LEAVES`] leaves: modules the layers build on (typed ids, the
+//! domain's input errors) import nothing of their crate, so they can never close a cycle nor
+//! drag a layer (the HTTP edge, say) into the domain types that use them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -15,23 +19,21 @@ type ModulePath = Vec<String>;
 /// Where one module refers to another: `file:line`.
 type Evidence = BTreeMap<(ModulePath, ModulePath), String>;
 
+/// The modules of each crate that must import nothing of it, by package name, and why.
+pub const LEAVES: &[(&str, &[&str])] = &[(
+    "shared",
+    &[
+        // Every layer names its rows with them.
+        "ids",
+        // The domain's parsers answer with it; the HTTP edge converts it, never the reverse.
+        "input",
+    ],
+)];
+
 /// Every cycle found in the crate whose sources are under `src`, one line per cycle naming
 /// each import that closes it. Empty when the layers are clean.
 pub fn cycles(src: &Path) -> Vec<String> {
-    let modules = read_modules(src, src);
-    let known: BTreeSet<ModulePath> = modules.iter().map(|m| m.path.clone()).collect();
-    let mut evidence = Evidence::new();
-    for module in &modules {
-        for (line, reference) in references(&module.path, &module.text) {
-            if let Some(target) = resolve(&known, &reference)
-                && target != module.path
-            {
-                evidence
-                    .entry((module.path.clone(), target))
-                    .or_insert_with(|| format!("{}:{line}", module.file));
-            }
-        }
-    }
+    let (known, evidence) = imports(src);
     let mut found = Vec::new();
     // Top level: collapse every module to its first segment.
     found.extend(report(
@@ -55,6 +57,57 @@ pub fn cycles(src: &Path) -> Vec<String> {
         ));
     }
     found
+}
+
+/// Each import by which a module of `leaves` (paths such as `input` or `template::yaml`)
+/// refers to a module of the crate under `src` outside itself, and each leaf that is no module
+/// of it. Empty when every leaf is one.
+pub fn leaf_imports(src: &Path, leaves: &[&str]) -> Vec<String> {
+    let (known, evidence) = imports(src);
+    report_leaves(&known, &evidence, leaves)
+}
+
+fn report_leaves(
+    known: &BTreeSet<ModulePath>,
+    evidence: &Evidence,
+    leaves: &[&str],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for leaf in leaves {
+        let leaf_path: ModulePath = leaf.split("::").map(str::to_owned).collect();
+        if !known.contains(&leaf_path) {
+            found.push(format!(
+                "{leaf} is listed as a leaf but is no module of the crate"
+            ));
+            continue;
+        }
+        let inside = |m: &ModulePath| m.starts_with(&leaf_path);
+        for ((from, to), place) in evidence {
+            if inside(from) && !inside(to) {
+                found.push(format!("leaf {leaf} imports {} ({place})", to.join("::")));
+            }
+        }
+    }
+    found
+}
+
+/// The modules of the crate under `src`, and where each refers to another.
+fn imports(src: &Path) -> (BTreeSet<ModulePath>, Evidence) {
+    let modules = read_modules(src, src);
+    let known: BTreeSet<ModulePath> = modules.iter().map(|m| m.path.clone()).collect();
+    let mut evidence = Evidence::new();
+    for module in &modules {
+        for (line, reference) in references(&module.path, &module.text) {
+            if let Some(target) = resolve(&known, &reference)
+                && target != module.path
+            {
+                evidence
+                    .entry((module.path.clone(), target))
+                    .or_insert_with(|| format!("{}:{line}", module.file));
+            }
+        }
+    }
+    (known, evidence)
 }
 
 struct Module {
@@ -414,6 +467,38 @@ mod tests {
     fn this_crate_has_no_import_cycle() {
         let found = cycles(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
         assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+    }
+
+    #[test]
+    fn this_crate_has_leaves_that_import_nothing_of_it() {
+        let leaves = LEAVES
+            .iter()
+            .find(|(package, _)| *package == env!("CARGO_PKG_NAME"))
+            .map_or(&[][..], |(_, leaves)| *leaves);
+        let found = leaf_imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), leaves);
+        assert!(
+            found.is_empty(),
+            "leaves that import:\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn a_leaf_may_use_its_own_children_only() {
+        let path = |p: &str| p.split("::").map(str::to_owned).collect::<ModulePath>();
+        let known: BTreeSet<ModulePath> = ["a", "a::x", "b", "c"].map(path).into();
+        let mut evidence = Evidence::new();
+        evidence.insert((path("a"), path("a::x")), "a.rs:2".into());
+        evidence.insert((path("a::x"), path("b")), "a/x.rs:3".into());
+        evidence.insert((path("c"), path("a")), "c.rs:1".into());
+        assert_eq!(
+            report_leaves(&known, &evidence, &["a", "c", "gone"]),
+            [
+                "leaf a imports b (a/x.rs:3)",
+                "leaf c imports a (c.rs:1)",
+                "gone is listed as a leaf but is no module of the crate",
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Everything two Pulso functions need: infrastructure (config, telemetry, db, redis, keys, auth,
-//! http, cache, the job queue, real-time notifications, health) and one module per bounded
-//! context (patients, appointments, catalogs, dashboard, xrays, reports, admin).
+//! http, cache, the job queue, real-time notifications, health), the leaves every layer builds
+//! on (ids, the input errors of the domain's parsers) and one module per bounded context
+//! (patients, appointments, catalogs, dashboard, xrays, reports, admin).
 //!
 //! Infrastructure never imports a context; a context may use any infrastructure.
 
@@ -11,6 +12,7 @@ pub mod db;
 pub mod health;
 pub mod http;
 pub mod ids;
+pub mod input;
 pub mod keys;
 pub mod pagination;
 pub mod queue;

@@ -1,6 +1,7 @@
 //! Every error a client can see, and the RFC 9457 `application/problem+json` body it becomes.
 
 use crate::db::DbError;
+use crate::input::InputError;
 use crate::telemetry::ErrorChain;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -205,5 +206,45 @@ impl From<DbError> for ApiError {
             },
             DbError::Query(_) => ApiError::internal(error),
         }
+    }
+}
+
+/// A refused input is the client's to fix: malformed is a 400, invalid a 422, naming the field.
+impl From<InputError> for ApiError {
+    fn from(error: InputError) -> Self {
+        match error {
+            InputError::Malformed { field, detail } => ApiError::BadRequest { detail, field },
+            InputError::Invalid { field, detail } => ApiError::Validation { detail, field },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_errors_become_400_or_422_naming_their_field() {
+        let problem =
+            ApiError::from(InputError::malformed("limit", "limit must be 1 or more.")).problem();
+        assert_eq!(
+            (
+                problem.status,
+                problem.field.as_deref(),
+                problem.detail.as_str()
+            ),
+            (400, Some("limit"), "limit must be 1 or more.")
+        );
+        let problem = ApiError::from(InputError::malformed_request("Nothing changes.")).problem();
+        assert_eq!((problem.status, problem.field), (400, None));
+        let problem = ApiError::from(InputError::invalid("reason", "must be shorter")).problem();
+        assert_eq!(
+            (
+                problem.status,
+                problem.problem_type.as_str(),
+                problem.field.as_deref()
+            ),
+            (422, "/problems/validation", Some("reason"))
+        );
     }
 }
