@@ -1,6 +1,6 @@
 //! Text normalisation shared by writers and searchers, so both sides agree byte for byte.
 
-use crate::http::ApiError;
+use crate::input::InputError;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -38,25 +38,37 @@ pub fn phone_digits(input: &str) -> Option<String> {
 }
 
 /// A name as people type it: trimmed, 1 to `max_chars` characters, no control characters
-/// (a 422 naming `field` otherwise).
-pub fn single_line(field: &str, raw: &str, max_chars: usize) -> Result<String, ApiError> {
+/// (invalid, naming `field`, otherwise).
+pub fn single_line(field: &str, raw: &str, max_chars: usize) -> Result<String, InputError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
-        return Err(ApiError::validation(field, "must not be empty"));
+        return Err(InputError::invalid(field, "must not be empty"));
     }
-    if trimmed.chars().count() > max_chars {
-        return Err(ApiError::validation(
-            field,
-            format!("must be at most {max_chars} characters"),
-        ));
-    }
+    at_most(field, trimmed, max_chars)?;
     if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(InputError::invalid(
             field,
             "must not contain control characters",
         ));
     }
     Ok(trimmed.to_string())
+}
+
+/// Free text as people type it (a visit's reason, clinical notes): line breaks and all, at most
+/// `max_chars` characters (invalid, naming `field`, otherwise). The caller decides whether to
+/// trim; the checks every free text gets live here, beside those of a name.
+pub fn free_text(field: &str, text: &str, max_chars: usize) -> Result<(), InputError> {
+    at_most(field, text, max_chars)
+}
+
+fn at_most(field: &str, text: &str, max_chars: usize) -> Result<(), InputError> {
+    if text.chars().count() > max_chars {
+        return Err(InputError::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -69,6 +81,27 @@ mod tests {
         assert_eq!(search_key("MARÍA Ángeles"), "maria angeles");
         assert_eq!(search_key("100%_o'brien"), "100 o brien");
         assert_eq!(search_key(""), "");
+    }
+
+    #[test]
+    fn names_and_free_text_name_the_field_they_refuse() {
+        assert_eq!(single_line("name", "  Ana  ", 100).as_deref(), Ok("Ana"));
+        assert_eq!(
+            single_line("name", " \t ", 100),
+            Err(InputError::invalid("name", "must not be empty"))
+        );
+        assert_eq!(
+            single_line("name", "Ana\u{7}", 100).map_err(|e| e.field().map(str::to_owned)),
+            Err(Some("name".to_owned()))
+        );
+        assert_eq!(free_text("notes", "línea\nlínea", 11), Ok(()));
+        assert_eq!(
+            free_text("notes", "línea\nlínea", 10),
+            Err(InputError::invalid(
+                "notes",
+                "must be at most 10 characters"
+            ))
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub struct ItemName(String);
 
 impl ItemName {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
-        crate::text::single_line(field, raw, 200).map(Self)
+        Ok(Self(crate::text::single_line(field, raw, 200)?))
     }
 
     pub fn as_str(&self) -> &str {

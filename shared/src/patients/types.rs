@@ -1,9 +1,9 @@
 //! Patient types: validated domain values built once at the edge, the stored row, and the
 //! request/response shapes of the API.
 
-use crate::http::{ApiError, not_null, nullable};
 use crate::ids::{ClinicId, PatientId};
-use crate::text::{phone_digits, search_key};
+use crate::input::{InputError, not_null, nullable};
+use crate::text::{free_text, phone_digits, search_key, single_line};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct PersonName(String);
 
 impl PersonName {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
-        crate::text::single_line(field, raw, 100).map(Self)
+    pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
+        single_line(field, raw, 100).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -27,16 +27,16 @@ impl PersonName {
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
         let digits = phone_digits(raw).ok_or_else(|| {
-            ApiError::validation(
+            InputError::invalid(
                 field,
                 "must contain only digits, spaces, dashes, dots, parentheses and a leading +",
             )
         })?;
         let count = digits.trim_start_matches('+').len();
         if !(6..=15).contains(&count) {
-            return Err(ApiError::validation(
+            return Err(InputError::invalid(
                 field,
                 "must have between 6 and 15 digits",
             ));
@@ -54,7 +54,7 @@ impl PhoneNumber {
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
         let email = raw.trim().to_lowercase();
         let valid = email.len() <= 254
             && !email.chars().any(char::is_whitespace)
@@ -64,7 +64,7 @@ impl Email {
         if valid {
             Ok(Self(email))
         } else {
-            Err(ApiError::validation(
+            Err(InputError::invalid(
                 field,
                 "must be an email address like name@example.com",
             ))
@@ -81,16 +81,13 @@ impl Email {
 pub struct BirthDate(NaiveDate);
 
 impl BirthDate {
-    pub fn parse(field: &str, date: NaiveDate) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, date: NaiveDate) -> Result<Self, InputError> {
         let earliest = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN);
         if date < earliest {
-            return Err(ApiError::validation(
-                field,
-                "must be on or after 1900-01-01",
-            ));
+            return Err(InputError::invalid(field, "must be on or after 1900-01-01"));
         }
         if date > Utc::now().date_naive() {
-            return Err(ApiError::validation(field, "must not be in the future"));
+            return Err(InputError::invalid(field, "must not be in the future"));
         }
         Ok(Self(date))
     }
@@ -105,13 +102,13 @@ impl BirthDate {
 pub struct NationalId(String);
 
 impl NationalId {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
         let value: String = raw.trim().to_uppercase();
         if value.is_empty()
             || value.len() > 32
             || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(ApiError::validation(
+            return Err(InputError::invalid(
                 field,
                 "must be 1 to 32 letters, digits or dashes",
             ));
@@ -131,13 +128,8 @@ pub struct ClinicalNotes(String);
 impl ClinicalNotes {
     pub const MAX_CHARS: usize = 10_000;
 
-    pub fn parse(field: &str, raw: String) -> Result<Self, ApiError> {
-        if raw.chars().count() > Self::MAX_CHARS {
-            return Err(ApiError::validation(
-                field,
-                "must be at most 10000 characters",
-            ));
-        }
+    pub fn parse(field: &str, raw: String) -> Result<Self, InputError> {
+        free_text(field, &raw, Self::MAX_CHARS)?;
         Ok(Self(raw))
     }
 
@@ -203,15 +195,15 @@ pub enum PatientSearch {
 }
 
 impl PatientSearch {
-    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(raw: Option<&str>) -> Result<Self, InputError> {
         let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok(PatientSearch::All);
         };
         if raw.chars().count() > 100 {
-            return Err(ApiError::BadRequest {
-                detail: "search must be at most 100 characters.".into(),
-                field: Some("search".into()),
-            });
+            return Err(InputError::malformed(
+                "search",
+                "search must be at most 100 characters.",
+            ));
         }
         if let Some(digits) = phone_digits(raw).filter(|d| d.trim_start_matches('+').len() >= 3) {
             return Ok(PatientSearch::PhonePrefix(digits));
@@ -222,10 +214,10 @@ impl PatientSearch {
             .map(str::to_owned)
             .collect();
         if words.is_empty() {
-            return Err(ApiError::BadRequest {
-                detail: "search needs at least one letter or three digits.".into(),
-                field: Some("search".into()),
-            });
+            return Err(InputError::malformed(
+                "search",
+                "search needs at least one letter or three digits.",
+            ));
         }
         Ok(PatientSearch::Name(words))
     }
@@ -269,9 +261,9 @@ pub struct CreatePatientRequest {
 }
 
 impl TryFrom<CreatePatientRequest> for NewPatient {
-    type Error = ApiError;
+    type Error = InputError;
 
-    fn try_from(request: CreatePatientRequest) -> Result<Self, ApiError> {
+    fn try_from(request: CreatePatientRequest) -> Result<Self, InputError> {
         Ok(NewPatient {
             first_name: PersonName::parse("first_name", &request.first_name)?,
             last_name: PersonName::parse("last_name", &request.last_name)?,
@@ -320,9 +312,9 @@ pub struct UpdatePatientRequest {
 }
 
 impl TryFrom<UpdatePatientRequest> for PatientChanges {
-    type Error = ApiError;
+    type Error = InputError;
 
-    fn try_from(request: UpdatePatientRequest) -> Result<Self, ApiError> {
+    fn try_from(request: UpdatePatientRequest) -> Result<Self, InputError> {
         let changes = PatientChanges {
             first_name: not_null("first_name", request.first_name)?
                 .map(|n| PersonName::parse("first_name", &n))
@@ -359,10 +351,9 @@ impl TryFrom<UpdatePatientRequest> for PatientChanges {
                 .transpose()?,
         };
         if changes.is_empty() {
-            return Err(ApiError::BadRequest {
-                detail: "The body changes nothing: send at least one field.".into(),
-                field: None,
-            });
+            return Err(InputError::malformed_request(
+                "The body changes nothing: send at least one field.",
+            ));
         }
         Ok(changes)
     }
@@ -433,6 +424,37 @@ mod tests {
             PatientSearch::Name(vec!["garcia".into(), "mar".into()])
         );
         assert!(PatientSearch::parse(Some("%%")).is_err());
+    }
+
+    #[test]
+    fn refusals_keep_their_kind_and_field() {
+        assert_eq!(
+            PatientSearch::parse(Some(&"a".repeat(101))),
+            Err(InputError::malformed(
+                "search",
+                "search must be at most 100 characters."
+            ))
+        );
+        assert_eq!(
+            ClinicalNotes::parse("notes", "x".repeat(10_001)),
+            Err(InputError::invalid(
+                "notes",
+                "must be at most 10000 characters"
+            ))
+        );
+        let nothing: UpdatePatientRequest = serde_json::from_str("{}").expect("empty patch");
+        assert_eq!(
+            PatientChanges::try_from(nothing).map(|_| ()),
+            Err(InputError::malformed_request(
+                "The body changes nothing: send at least one field."
+            ))
+        );
+        let cleared: UpdatePatientRequest =
+            serde_json::from_str(r#"{"first_name": null}"#).expect("null name");
+        assert_eq!(
+            PatientChanges::try_from(cleared).map(|_| ()),
+            Err(InputError::invalid("first_name", "cannot be null"))
+        );
     }
 
     #[test]
