@@ -22,6 +22,11 @@ use axum::{Json, Router};
 /// Prices and availability are the clinic management's decision.
 const EDITORS: &[Role] = &[Role::Admin];
 
+/// An unknown kind is a path the API does not have: 404, like any other unknown route.
+fn kind_of(segment: &str) -> Result<CatalogKind, ApiError> {
+    CatalogKind::from_path(segment).ok_or(ApiError::NotFound { what: "resource" })
+}
+
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
     http::finish(
@@ -39,7 +44,7 @@ async fn show(
     ApiPath(kind): ApiPath<String>,
     ApiQuery(query): ApiQuery<ViewQuery>,
 ) -> Result<Json<CatalogViewResponse>, ApiError> {
-    let kind = CatalogKind::from_path(&kind)?;
+    let kind = kind_of(&kind)?;
     let mut items = CatalogService::new(&state)
         .view(principal.clinic_id, kind)
         .await?;
@@ -56,7 +61,7 @@ async fn save(
     ApiQuery(query): ApiQuery<WriteQuery>,
     ApiJson(request): ApiJson<PutItemRequest>,
 ) -> Result<Response, ApiError> {
-    let kind = CatalogKind::from_path(&kind)?;
+    let kind = kind_of(&kind)?;
     authorize(&principal, query.scope)?;
     let code = CatalogCode::parse("code", &code)?;
     let changes = ItemChanges::parse(kind, request)?;
@@ -100,7 +105,7 @@ async fn remove(
     ApiPath((kind, code)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<WriteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let kind = CatalogKind::from_path(&kind)?;
+    let kind = kind_of(&kind)?;
     authorize(&principal, query.scope)?;
     let code = CatalogCode::parse("code", &code)?;
     let service = CatalogService::new(&state);

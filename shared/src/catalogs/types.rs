@@ -1,7 +1,7 @@
 //! Catalog types: the kind and code from the path, the validated values of an override, the
 //! stored and merged rows, and the request/response shapes of the API.
 
-use crate::http::{ApiError, not_null, nullable};
+use crate::input::{InputError, not_null, nullable};
 use serde::{Deserialize, Serialize};
 
 /// Which catalog: the path segment of `/catalogs/{kind}`, spelled as the database stores it.
@@ -17,12 +17,9 @@ pub enum CatalogKind {
 impl CatalogKind {
     pub const ALL: [CatalogKind; 2] = [CatalogKind::Procedure, CatalogKind::Insurer];
 
-    /// An unknown kind is a path the API does not have: 404, like any other unknown route.
-    pub fn from_path(segment: &str) -> Result<Self, ApiError> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == segment)
-            .ok_or(ApiError::NotFound { what: "resource" })
+    /// The kind named by the path segment; `None` for anything the API does not have.
+    pub fn from_path(segment: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == segment)
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -44,7 +41,7 @@ impl CatalogKind {
 pub struct CatalogCode(String);
 
 impl CatalogCode {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
         let valid = !raw.is_empty()
             && raw.len() <= 32
             && raw
@@ -53,7 +50,7 @@ impl CatalogCode {
         if valid {
             Ok(Self(raw.to_string()))
         } else {
-            Err(ApiError::validation(
+            Err(InputError::invalid(
                 field,
                 "must be 1 to 32 letters, digits, dots, underscores or dashes",
             ))
@@ -70,8 +67,8 @@ impl CatalogCode {
 pub struct ItemName(String);
 
 impl ItemName {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
-        Ok(Self(crate::text::single_line(field, raw, 200)?))
+    pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
+        crate::text::single_line(field, raw, 200).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -84,10 +81,10 @@ impl ItemName {
 pub struct DefaultMinutes(i32);
 
 impl DefaultMinutes {
-    pub fn parse(field: &str, raw: i64) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: i64) -> Result<Self, InputError> {
         match i32::try_from(raw) {
             Ok(minutes) if (5..=720).contains(&minutes) => Ok(Self(minutes)),
-            _ => Err(ApiError::validation(
+            _ => Err(InputError::invalid(
                 field,
                 "must be between 5 and 720 minutes",
             )),
@@ -107,12 +104,12 @@ pub struct PriceCents(i64);
 impl PriceCents {
     pub const MAX: i64 = 100_000_000;
 
-    pub fn parse(field: &str, raw: i64) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: i64) -> Result<Self, InputError> {
         if raw < 0 {
-            return Err(ApiError::validation(field, "must be zero or more"));
+            return Err(InputError::invalid(field, "must be zero or more"));
         }
         if raw > Self::MAX {
-            return Err(ApiError::validation(
+            return Err(InputError::invalid(
                 field,
                 "must be at most 100000000 (1,000,000.00)",
             ));
@@ -138,8 +135,8 @@ pub enum Change<T> {
 impl<T> Change<T> {
     fn parse<R>(
         value: Option<Option<R>>,
-        parse: impl FnOnce(R) -> Result<T, ApiError>,
-    ) -> Result<Self, ApiError> {
+        parse: impl FnOnce(R) -> Result<T, InputError>,
+    ) -> Result<Self, InputError> {
         match value {
             None => Ok(Change::Keep),
             Some(None) => Ok(Change::Clear),
@@ -181,7 +178,7 @@ pub struct ItemChanges {
 }
 
 impl ItemChanges {
-    pub fn parse(kind: CatalogKind, request: PutItemRequest) -> Result<Self, ApiError> {
+    pub fn parse(kind: CatalogKind, request: PutItemRequest) -> Result<Self, InputError> {
         if !kind.is_billable() {
             // `null` is harmless (there is nothing to clear), a value is a mistake.
             for (field, present) in [
@@ -192,7 +189,7 @@ impl ItemChanges {
                 ("price_cents", matches!(request.price_cents, Some(Some(_)))),
             ] {
                 if present {
-                    return Err(ApiError::validation(
+                    return Err(InputError::invalid(
                         field,
                         "insurers have no default duration and no price",
                     ));
@@ -210,12 +207,10 @@ impl ItemChanges {
             active: not_null("active", request.active)?,
         };
         if changes.is_empty() {
-            return Err(ApiError::BadRequest {
-                detail: "The body changes nothing: send at least one of name, default_minutes, \
-                         price_cents, active."
-                    .into(),
-                field: None,
-            });
+            return Err(InputError::malformed_request(
+                "The body changes nothing: send at least one of name, default_minutes, \
+                 price_cents, active.",
+            ));
         }
         Ok(changes)
     }
@@ -405,10 +400,7 @@ mod tests {
             CatalogKind::from_path("procedure").unwrap(),
             CatalogKind::Procedure
         );
-        assert!(matches!(
-            CatalogKind::from_path("procedures"),
-            Err(ApiError::NotFound { .. })
-        ));
+        assert_eq!(CatalogKind::from_path("procedures"), None);
         assert_eq!(
             CatalogCode::parse("code", "ENDO-MR").unwrap().as_str(),
             "ENDO-MR"
@@ -438,7 +430,7 @@ mod tests {
     #[test]
     fn bad_values_name_their_field() {
         let field = |kind, json: &str| match ItemChanges::parse(kind, request(json)) {
-            Err(ApiError::Validation { field, .. }) => field,
+            Err(InputError::Invalid { field, .. }) => field,
             other => panic!("{json}: {other:?}"),
         };
         let procedure = CatalogKind::Procedure;
@@ -455,7 +447,7 @@ mod tests {
         );
         assert!(matches!(
             ItemChanges::parse(procedure, request("{}")),
-            Err(ApiError::BadRequest { .. })
+            Err(InputError::Malformed { .. })
         ));
     }
 
