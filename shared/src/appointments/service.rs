@@ -11,6 +11,7 @@ use crate::catalogs::{self, CatalogKind};
 use crate::db::{self, DbError, TenantTx};
 use crate::http::ApiError;
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
+use crate::input::InputError;
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -131,7 +132,7 @@ impl From<AppointmentError> for ApiError {
 
 impl From<SlotError> for ApiError {
     fn from(error: SlotError) -> Self {
-        ApiError::validation(error.field(), error.to_string())
+        InputError::from(error).into()
     }
 }
 

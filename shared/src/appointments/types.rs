@@ -1,8 +1,9 @@
 //! Appointment types: validated domain values built once at the edge (time slots, statuses
 //! and their transitions, list filters), the stored row, and the request/response shapes.
 
-use crate::http::{ApiError, not_null, nullable};
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
+use crate::input::{InputError, not_null, nullable};
+use crate::text::free_text;
 use chrono::{DateTime, Months, NaiveTime, SecondsFormat, SubsecRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -195,10 +196,10 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 pub struct LengthMinutes(u32);
 
 impl LengthMinutes {
-    pub fn parse(field: &str, minutes: u32) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, minutes: u32) -> Result<Self, InputError> {
         let length = TimeDelta::minutes(i64::from(minutes));
         if length < MIN_LENGTH || length > MAX_LENGTH {
-            return Err(ApiError::validation(
+            return Err(InputError::invalid(
                 field,
                 "must be between 5 and 720 minutes",
             ));
@@ -239,6 +240,13 @@ impl SlotError {
             SlotError::EndsNotAfterStart | SlotError::TooShort | SlotError::TooLong => "ends_at",
             SlotError::StartsTooLongAgo | SlotError::StartsTooFarAhead => "starts_at",
         }
+    }
+}
+
+/// A slot refused in a request is an invalid field, named by the error.
+impl From<SlotError> for InputError {
+    fn from(error: SlotError) -> Self {
+        InputError::invalid(error.field(), error.to_string())
     }
 }
 
@@ -311,14 +319,9 @@ pub struct Reason(String);
 impl Reason {
     pub const MAX_CHARS: usize = 500;
 
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
         let trimmed = raw.trim();
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(ApiError::validation(
-                field,
-                "must be at most 500 characters",
-            ));
-        }
+        free_text(field, trimmed, Self::MAX_CHARS)?;
         Ok(Self(trimmed.to_string()))
     }
 
@@ -333,7 +336,7 @@ impl Reason {
 pub struct ProcedureCode(String);
 
 impl ProcedureCode {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
         let code = raw.trim();
         if code.is_empty()
             || code.len() > 32
@@ -341,7 +344,7 @@ impl ProcedureCode {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
-            return Err(ApiError::validation(
+            return Err(InputError::invalid(
                 field,
                 "must be 1 to 32 letters, digits, dots, underscores or dashes",
             ));
@@ -405,9 +408,9 @@ impl AppointmentChanges {
 fn slot_end(
     ends_at: Option<DateTime<Utc>>,
     duration_minutes: Option<u32>,
-) -> Result<Option<SlotEnd>, ApiError> {
+) -> Result<Option<SlotEnd>, InputError> {
     match (ends_at, duration_minutes) {
-        (Some(_), Some(_)) => Err(ApiError::validation(
+        (Some(_), Some(_)) => Err(InputError::invalid(
             "duration_minutes",
             "send either ends_at or duration_minutes, not both",
         )),
@@ -463,12 +466,12 @@ pub struct CreateAppointmentRequest {
 }
 
 impl TryFrom<CreateAppointmentRequest> for NewAppointment {
-    type Error = ApiError;
+    type Error = InputError;
 
-    fn try_from(request: CreateAppointmentRequest) -> Result<Self, ApiError> {
+    fn try_from(request: CreateAppointmentRequest) -> Result<Self, InputError> {
         let starts_at = instant(request.starts_at);
         let end = slot_end(request.ends_at, request.duration_minutes)?
-            .ok_or_else(|| ApiError::validation("ends_at", "send ends_at or duration_minutes"))?;
+            .ok_or_else(|| InputError::invalid("ends_at", "send ends_at or duration_minutes"))?;
         let slot = TimeSlot::new(starts_at, end)?;
         slot.check_bookable(Utc::now())?;
         Ok(NewAppointment {
@@ -504,9 +507,9 @@ pub struct UpdateAppointmentRequest {
 }
 
 impl TryFrom<UpdateAppointmentRequest> for AppointmentChanges {
-    type Error = ApiError;
+    type Error = InputError;
 
-    fn try_from(request: UpdateAppointmentRequest) -> Result<Self, ApiError> {
+    fn try_from(request: UpdateAppointmentRequest) -> Result<Self, InputError> {
         let starts_at = not_null("starts_at", request.starts_at)?.map(instant);
         let ends_at = not_null("ends_at", request.ends_at)?;
         let duration_minutes = not_null("duration_minutes", request.duration_minutes)?;
@@ -527,10 +530,9 @@ impl TryFrom<UpdateAppointmentRequest> for AppointmentChanges {
                 .transpose()?,
         };
         if changes.is_empty() {
-            return Err(ApiError::BadRequest {
-                detail: "The body changes nothing: send at least one field.".into(),
-                field: None,
-            });
+            return Err(InputError::malformed_request(
+                "The body changes nothing: send at least one field.",
+            ));
         }
         Ok(changes)
     }
@@ -563,16 +565,9 @@ pub struct AppointmentFilter {
     pub statuses: Option<Vec<AppointmentStatus>>,
 }
 
-fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        detail: detail.into(),
-        field: Some(field.into()),
-    }
-}
-
 impl AppointmentFilter {
     /// Without `from`, the list starts at 00:00 UTC today; without `to`, it spans a week.
-    pub fn parse(query: &ListAppointmentsQuery, now: DateTime<Utc>) -> Result<Self, ApiError> {
+    pub fn parse(query: &ListAppointmentsQuery, now: DateTime<Utc>) -> Result<Self, InputError> {
         let from = match query.from.as_deref() {
             Some(raw) => parse_query_instant("from", raw)?,
             None => now.date_naive().and_time(NaiveTime::MIN).and_utc(),
@@ -581,13 +576,13 @@ impl AppointmentFilter {
             Some(raw) => parse_query_instant("to", raw)?,
             None => from
                 .checked_add_signed(DEFAULT_LIST_RANGE)
-                .ok_or_else(|| bad_query("from", "from is too far in the future."))?,
+                .ok_or_else(|| InputError::malformed("from", "from is too far in the future."))?,
         };
         if to <= from {
-            return Err(bad_query("to", "to must be after from."));
+            return Err(InputError::malformed("to", "to must be after from."));
         }
         if to - from > MAX_LIST_RANGE {
-            return Err(bad_query(
+            return Err(InputError::malformed(
                 "to",
                 "The range from..to must be at most 92 days.",
             ));
@@ -611,7 +606,7 @@ impl AppointmentFilter {
 
 /// An RFC 3339 instant with an offset. A query string decodes an unencoded `+` to a space,
 /// so `10:00:00 02:00` is read as `10:00:00+02:00`.
-fn parse_query_instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+fn parse_query_instant(field: &str, raw: &str) -> Result<DateTime<Utc>, InputError> {
     let raw = raw.trim();
     DateTime::parse_from_rfc3339(raw)
         .or_else(|error| match raw.rsplit_once(' ') {
@@ -622,7 +617,7 @@ fn parse_query_instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError
         })
         .map(|at| instant(at.with_timezone(&Utc)))
         .map_err(|_| {
-            bad_query(
+            InputError::malformed(
                 field,
                 format!(
                     "{field} must be an RFC 3339 time with an offset, like \
@@ -632,11 +627,11 @@ fn parse_query_instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError
         })
 }
 
-fn parse_statuses(raw: &str) -> Result<Vec<AppointmentStatus>, ApiError> {
+fn parse_statuses(raw: &str) -> Result<Vec<AppointmentStatus>, InputError> {
     let mut statuses = Vec::new();
     for part in raw.split(',') {
         let status: AppointmentStatus = part.trim().parse().map_err(|_| {
-            bad_query(
+            InputError::malformed(
                 "status",
                 "status must be one or more of scheduled, confirmed, completed, cancelled, \
                  no_show, separated by commas.",
@@ -912,7 +907,7 @@ mod tests {
         assert_eq!(filter.statuses, Some(vec![Confirmed, Scheduled]));
 
         let field = |q: ListAppointmentsQuery| match AppointmentFilter::parse(&q, now) {
-            Err(ApiError::BadRequest { field, .. }) => field,
+            Err(InputError::Malformed { field, .. }) => field,
             other => panic!("expected a 400, got {other:?}"),
         };
         assert_eq!(
@@ -972,7 +967,7 @@ mod tests {
         assert!(ProcedureCode::parse("c", &"A".repeat(33)).is_err());
         assert!(matches!(
             slot_end(Some(at("2030-05-06T10:00:00Z")), Some(30)),
-            Err(ApiError::Validation { field, .. }) if field == "duration_minutes"
+            Err(InputError::Invalid { field, .. }) if field == "duration_minutes"
         ));
         assert_eq!(slot_end(None, None).unwrap(), None);
     }
