@@ -2,8 +2,8 @@
 //! request/response shapes of the API.
 
 use crate::catalogs::CatalogCode;
-use crate::http::ApiError;
 use crate::ids::{JobId, PatientId, ReportId, UserId};
+use crate::input::InputError;
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,24 +54,24 @@ pub struct ReportPeriod {
 }
 
 impl ReportPeriod {
-    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, ApiError> {
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, InputError> {
         for (field, date) in [("from", from), ("to", to)] {
             if !(EARLIEST_YEAR..=LATEST_YEAR).contains(&date.year()) {
-                return Err(ApiError::validation(
+                return Err(InputError::invalid(
                     field,
                     format!("must be a date between {EARLIEST_YEAR}-01-01 and {LATEST_YEAR}-12-31"),
                 ));
             }
         }
         if to < from {
-            return Err(ApiError::validation("to", "must be on or after from"));
+            return Err(InputError::invalid("to", "must be on or after from"));
         }
         // `from + 12 months` exists for every date (chrono clamps 29 February).
         if from
             .checked_add_months(MAX_PERIOD)
             .is_none_or(|limit| to >= limit)
         {
-            return Err(ApiError::validation(
+            return Err(InputError::invalid(
                 "to",
                 "the period must be shorter than one year (for example 2026-01-01 to 2026-12-31)",
             ));
@@ -89,7 +89,7 @@ impl ReportPeriod {
 }
 
 /// A date exactly as `YYYY-MM-DD`: chrono alone would also take `2026-5-4` or a leading `+`.
-pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, ApiError> {
+pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, InputError> {
     let shaped = raw.len() == 10
         && raw.bytes().enumerate().all(|(index, byte)| match index {
             4 | 7 => byte == b'-',
@@ -98,7 +98,7 @@ pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, ApiError> {
     shaped
         .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
         .flatten()
-        .ok_or_else(|| ApiError::validation(field, "must be a date as YYYY-MM-DD, like 2026-05-04"))
+        .ok_or_else(|| InputError::invalid(field, "must be a date as YYYY-MM-DD, like 2026-05-04"))
 }
 
 /// `POST /reports/insurance`.
@@ -121,9 +121,9 @@ pub struct InsuranceReportParams {
 }
 
 impl TryFrom<InsuranceReportRequest> for InsuranceReportParams {
-    type Error = ApiError;
+    type Error = InputError;
 
-    fn try_from(request: InsuranceReportRequest) -> Result<Self, ApiError> {
+    fn try_from(request: InsuranceReportRequest) -> Result<Self, InputError> {
         let from = parse_date("from", &request.from)?;
         let to = parse_date("to", &request.to)?;
         Ok(Self {
@@ -363,9 +363,9 @@ mod tests {
         NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
     }
 
-    fn field_of(error: ApiError) -> String {
+    fn field_of(error: InputError) -> String {
         match error {
-            ApiError::Validation { field, .. } => field,
+            InputError::Invalid { field, .. } => field,
             other => panic!("expected a 422, got {other:?}"),
         }
     }
