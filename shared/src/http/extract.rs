@@ -1,5 +1,6 @@
 //! Strict extractors: JSON bodies, query strings and path parameters that answer 400/413/415/422
-//! as problem+json naming the offending field, and the PATCH helpers for `null`.
+//! as problem+json naming the offending field. The PATCH helpers for `null` are the domain's
+//! (`crate::input`).
 
 use super::problem::ApiError;
 use axum::body::Bytes;
@@ -8,7 +9,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use http::{StatusCode, header};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 
 /// A JSON body deserialized strictly: 415 without a JSON content type, 413 over the limit,
 /// 400 when it is not JSON, 422 naming the field when it is JSON of the wrong shape.
@@ -229,25 +229,6 @@ where
     }
 }
 
-/// Distinguishes an absent field (leave unchanged) from an explicit `null` (clear it) in PATCH
-/// bodies: use with `#[serde(default, deserialize_with = "nullable")]` on `Option<Option<T>>`.
-pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// A PATCH field that may be omitted but, when present, cannot be cleared: 422 on `null`.
-pub fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
-    match value {
-        Some(None) => Err(ApiError::validation(field, "cannot be null")),
-        Some(Some(value)) => Ok(Some(value)),
-        None => Ok(None),
-    }
-}
-
 /// The configured body limit, visible to extractors so a 413 can state it.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct BodyLimit(pub(super) usize);
@@ -255,6 +236,7 @@ pub(super) struct BodyLimit(pub(super) usize);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

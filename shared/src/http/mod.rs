@@ -7,6 +7,6 @@ mod extract;
 mod problem;
 mod router;
 
-pub use extract::{ApiJson, ApiPath, ApiQuery, not_null, nullable, parse_json};
+pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
 pub use problem::{ApiError, PROBLEM_JSON, Problem};
 pub use router::finish;
