@@ -1,7 +1,12 @@
-//! Catalog types: the kind and code from the path, the validated values of an override, the
-//! stored and merged rows, and the request/response shapes of the API.
+//! Catalog types: the kind and code from the path, the validated values of an item and of its
+//! changes, the stored and merged rows, and the item a clinic sees. The query strings and
+//! bodies of the API, and how a PUT body becomes [`ItemChanges`], are `api`'s, re-exported here.
 
-use crate::input::{InputError, not_null, nullable};
+mod api;
+
+pub use api::{CatalogViewResponse, PutItemRequest, Scope, ViewQuery, WriteQuery};
+
+use crate::input::InputError;
 use serde::{Deserialize, Serialize};
 
 /// Which catalog: the path segment of `/catalogs/{kind}`, spelled as the database stores it.
@@ -178,43 +183,6 @@ pub struct ItemChanges {
 }
 
 impl ItemChanges {
-    pub fn parse(kind: CatalogKind, request: PutItemRequest) -> Result<Self, InputError> {
-        if !kind.is_billable() {
-            // `null` is harmless (there is nothing to clear), a value is a mistake.
-            for (field, present) in [
-                (
-                    "default_minutes",
-                    matches!(request.default_minutes, Some(Some(_))),
-                ),
-                ("price_cents", matches!(request.price_cents, Some(Some(_)))),
-            ] {
-                if present {
-                    return Err(InputError::invalid(
-                        field,
-                        "insurers have no default duration and no price",
-                    ));
-                }
-            }
-        }
-        let changes = ItemChanges {
-            name: Change::parse(request.name, |n| ItemName::parse("name", &n))?,
-            default_minutes: Change::parse(request.default_minutes, |m| {
-                DefaultMinutes::parse("default_minutes", m)
-            })?,
-            price_cents: Change::parse(request.price_cents, |p| {
-                PriceCents::parse("price_cents", p)
-            })?,
-            active: not_null("active", request.active)?,
-        };
-        if changes.is_empty() {
-            return Err(InputError::malformed_request(
-                "The body changes nothing: send at least one of name, default_minutes, \
-                 price_cents, active.",
-            ));
-        }
-        Ok(changes)
-    }
-
     pub fn is_empty(&self) -> bool {
         self.name.is_keep()
             && self.default_minutes.is_keep()
@@ -326,73 +294,9 @@ impl From<MergedRow> for CatalogItem {
     }
 }
 
-/// `GET /catalogs/{kind}` query string.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ViewQuery {
-    /// Inactive items (retired globally, or hidden by the clinic) are left out unless asked
-    /// for; an admin asks to see what can be switched back on.
-    #[serde(default)]
-    pub include_inactive: bool,
-}
-
-/// Whose catalog a write changes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// The caller's clinic: its overrides and extra items (clinic admins).
-    #[default]
-    Clinic,
-    /// The global catalog every clinic shares (platform admins).
-    Global,
-}
-
-impl Scope {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Scope::Clinic => "clinic",
-            Scope::Global => "global",
-        }
-    }
-}
-
-/// `PUT` / `DELETE /catalogs/{kind}/{code}` query string.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WriteQuery {
-    #[serde(default)]
-    pub scope: Scope,
-}
-
-/// `PUT /catalogs/{kind}/{code}`: only the fields present change; `null` returns a field of an
-/// override to the global value.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutItemRequest {
-    #[serde(default, deserialize_with = "nullable")]
-    pub name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    pub default_minutes: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
-    pub price_cents: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
-    pub active: Option<Option<bool>>,
-}
-
-/// `GET /catalogs/{kind}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CatalogViewResponse {
-    pub kind: CatalogKind,
-    pub items: Vec<CatalogItem>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(json: &str) -> PutItemRequest {
-        serde_json::from_str(json).expect("request json")
-    }
 
     #[test]
     fn kinds_and_codes_are_parsed_at_the_edge() {
@@ -415,49 +319,12 @@ mod tests {
     }
 
     #[test]
-    fn absent_null_and_values_are_three_different_changes() {
-        let changes = ItemChanges::parse(
-            CatalogKind::Procedure,
-            request(r#"{"price_cents": 4500, "name": null}"#),
-        )
-        .unwrap();
-        assert_eq!(changes.price_cents, Change::Set(PriceCents(4500)));
-        assert_eq!(changes.name, Change::Clear);
-        assert_eq!(changes.default_minutes, Change::Keep);
-        assert_eq!(changes.active, None);
-    }
-
-    #[test]
-    fn bad_values_name_their_field() {
-        let field = |kind, json: &str| match ItemChanges::parse(kind, request(json)) {
-            Err(InputError::Invalid { field, .. }) => field,
-            other => panic!("{json}: {other:?}"),
-        };
-        let procedure = CatalogKind::Procedure;
-        assert_eq!(field(procedure, r#"{"price_cents": -1}"#), "price_cents");
-        assert_eq!(
-            field(procedure, r#"{"default_minutes": 4}"#),
-            "default_minutes"
-        );
-        assert_eq!(field(procedure, r#"{"name": "  "}"#), "name");
-        assert_eq!(field(procedure, r#"{"active": null}"#), "active");
-        assert_eq!(
-            field(CatalogKind::Insurer, r#"{"price_cents": 100}"#),
-            "price_cents"
-        );
-        assert!(matches!(
-            ItemChanges::parse(procedure, request("{}")),
-            Err(InputError::Malformed { .. })
-        ));
-    }
-
-    #[test]
     fn standalone_items_need_a_name_and_a_duration() {
-        let changes = ItemChanges::parse(
-            CatalogKind::Procedure,
-            request(r#"{"name": "Injerto óseo"}"#),
-        )
-        .unwrap();
+        // What a PUT of `{"name": "Injerto óseo"}` parses into.
+        let changes = ItemChanges {
+            name: Change::Set(ItemName::parse("name", "Injerto óseo").unwrap()),
+            ..ItemChanges::default()
+        };
         let missing = changes.check_complete(CatalogKind::Procedure, None, "new item");
         assert_eq!(missing.map_err(|e| e.field), Err("default_minutes"));
         assert!(
