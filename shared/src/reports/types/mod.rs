@@ -1,5 +1,13 @@
-//! Report types: the validated request, the stored row, what an insurance report shows, and the
-//! request/response shapes of the API.
+//! Report types: the period and request a report is for, its status, the stored row and the
+//! job's payload, and what an insurance report shows. The request/response shapes of the API,
+//! and how a request becomes [`InsuranceReportParams`], are `api`'s, re-exported here.
+
+mod api;
+
+pub use api::{
+    AcceptedResponse, InsuranceReportRequest, ReportLinks, ReportResponse, job_path, pdf_path,
+    report_path,
+};
 
 use crate::catalogs::CatalogCode;
 use crate::ids::{JobId, PatientId, ReportId, UserId};
@@ -101,16 +109,6 @@ pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, InputError> {
         .ok_or_else(|| InputError::invalid(field, "must be a date as YYYY-MM-DD, like 2026-05-04"))
 }
 
-/// `POST /reports/insurance`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InsuranceReportRequest {
-    pub patient_id: PatientId,
-    pub from: String,
-    pub to: String,
-    pub insurer: String,
-}
-
 /// An insurance report request, validated as far as the request alone allows; the service then
 /// checks the patient and the insurer against the clinic's data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,20 +116,6 @@ pub struct InsuranceReportParams {
     pub patient_id: PatientId,
     pub period: ReportPeriod,
     pub insurer: CatalogCode,
-}
-
-impl TryFrom<InsuranceReportRequest> for InsuranceReportParams {
-    type Error = InputError;
-
-    fn try_from(request: InsuranceReportRequest) -> Result<Self, InputError> {
-        let from = parse_date("from", &request.from)?;
-        let to = parse_date("to", &request.to)?;
-        Ok(Self {
-            patient_id: request.patient_id,
-            period: ReportPeriod::new(from, to)?,
-            insurer: CatalogCode::parse("insurer", request.insurer.trim())?,
-        })
-    }
 }
 
 impl InsuranceReportParams {
@@ -192,100 +176,6 @@ impl ReportRecord {
     /// another body must not silently return a different patient's report.
     pub fn answers(&self, params: &InsuranceReportParams) -> bool {
         self.patient_id == params.patient_id && self.params.0 == params.stored()
-    }
-}
-
-pub fn report_path(id: ReportId) -> String {
-    format!("/reports/{id}")
-}
-
-pub fn pdf_path(id: ReportId) -> String {
-    format!("/reports/{id}/pdf")
-}
-
-pub fn job_path(id: JobId) -> String {
-    format!("/jobs/{id}")
-}
-
-/// Where to look next: the report's status, its PDF (once ready) and the job building it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ReportLinks {
-    #[serde(rename = "self")]
-    pub report: String,
-    pub pdf: Option<String>,
-    pub job: Option<String>,
-}
-
-impl ReportLinks {
-    fn of(record: &ReportRecord) -> Self {
-        ReportLinks {
-            report: report_path(record.id),
-            pdf: (record.status == ReportStatus::Ready).then(|| pdf_path(record.id)),
-            job: record.job_id.map(job_path),
-        }
-    }
-}
-
-/// `202 Accepted` for `POST /reports/insurance` (also for a replayed Idempotency-Key, whatever
-/// the report's status is by then).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AcceptedResponse {
-    pub report_id: ReportId,
-    pub job_id: Option<JobId>,
-    pub status: ReportStatus,
-    pub links: ReportLinks,
-}
-
-impl From<&ReportRecord> for AcceptedResponse {
-    fn from(record: &ReportRecord) -> Self {
-        AcceptedResponse {
-            report_id: record.id,
-            job_id: record.job_id,
-            status: record.status,
-            links: ReportLinks::of(record),
-        }
-    }
-}
-
-/// `GET /reports/{id}`: what the report covers and where it is, never its content.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ReportResponse {
-    pub id: ReportId,
-    pub kind: String,
-    pub patient_id: PatientId,
-    pub insurer: String,
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub status: ReportStatus,
-    pub error: Option<String>,
-    pub job_id: Option<JobId>,
-    pub requested_by: Option<UserId>,
-    pub created_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub pdf_bytes: Option<i32>,
-    pub links: ReportLinks,
-}
-
-impl From<ReportRecord> for ReportResponse {
-    fn from(record: ReportRecord) -> Self {
-        let links = ReportLinks::of(&record);
-        let params = record.params.0;
-        ReportResponse {
-            id: record.id,
-            kind: "insurance".into(),
-            patient_id: record.patient_id,
-            insurer: params.insurer,
-            from: params.from,
-            to: params.to,
-            status: record.status,
-            error: record.error,
-            job_id: record.job_id,
-            requested_by: record.requested_by,
-            created_at: record.created_at,
-            completed_at: record.completed_at,
-            pdf_bytes: record.pdf_bytes,
-            links,
-        }
     }
 }
 
@@ -355,20 +245,24 @@ impl InsuranceReport {
     }
 }
 
+/// A `YYYY-MM-DD` date, for the tests of this module and of its children.
+#[cfg(test)]
+fn date(raw: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
+}
+
+/// The field an invalid input names; any other refusal fails the test.
+#[cfg(test)]
+fn field_of(error: InputError) -> String {
+    match error {
+        InputError::Invalid { field, .. } => field,
+        other => panic!("expected a 422, got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn date(raw: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
-    }
-
-    fn field_of(error: InputError) -> String {
-        match error {
-            InputError::Invalid { field, .. } => field,
-            other => panic!("expected a 422, got {other:?}"),
-        }
-    }
 
     #[test]
     fn dates_are_strictly_yyyy_mm_dd() {
@@ -417,36 +311,6 @@ mod tests {
         assert_eq!(
             field_of(ReportPeriod::new(date("2099-12-01"), date("2100-01-05")).unwrap_err()),
             "to"
-        );
-    }
-
-    #[test]
-    fn requests_are_checked_field_by_field() {
-        let request = |from: &str, to: &str, insurer: &str| InsuranceReportRequest {
-            patient_id: PatientId::new_random(),
-            from: from.into(),
-            to: to.into(),
-            insurer: insurer.into(),
-        };
-        let params =
-            InsuranceReportParams::try_from(request("2026-01-01", "2026-03-31", " SANITAS "))
-                .unwrap();
-        assert_eq!(params.insurer.as_str(), "SANITAS");
-        assert_eq!(
-            params.stored(),
-            StoredParams {
-                from: date("2026-01-01"),
-                to: date("2026-03-31"),
-                insurer: "SANITAS".into()
-            }
-        );
-        let field = |r| field_of(InsuranceReportParams::try_from(r).unwrap_err());
-        assert_eq!(field(request("2026-1-01", "2026-03-31", "SANITAS")), "from");
-        assert_eq!(field(request("2026-01-01", "tomorrow", "SANITAS")), "to");
-        assert_eq!(field(request("2026-01-01", "2026-03-31", "")), "insurer");
-        assert_eq!(
-            field(request("2026-01-01", "2026-03-31", "SAN ITAS")),
-            "insurer"
         );
     }
 
