@@ -1,5 +1,6 @@
-//! How the figures row becomes a [`Dashboard`]: zeros filled in where nothing was booked, and
-//! a row out of step with the code refused rather than trusted.
+//! How the figures row becomes a [`Dashboard`]: each section assembled in its own step, zeros
+//! filled in where nothing was booked, and a row out of step with the code refused rather than
+//! trusted.
 
 use super::{
     AppointmentsToday, DEFAULT_CURRENCY, Dashboard, DayLoad, DentistLoad, EstimatedRevenue,
@@ -12,101 +13,23 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
+/// A dentist's (appointments, booked minutes) on each of the seven days, today first.
+type WeekLoad = [(i64, i64); LOAD_DAYS];
+
 impl Dashboard {
     /// Builds the response from the query's row, filling zeros where nothing was booked.
     pub fn assemble(row: FiguresRow, now: DateTime<Utc>) -> Result<Self, MalformedFigures> {
+        check_lengths(&row)?;
         let today = row.today;
-        let same_length = |a: usize, b: usize, what| {
-            if a == b {
-                Ok(())
-            } else {
-                Err(MalformedFigures(what))
-            }
-        };
-        same_length(
-            row.today_statuses.len(),
-            row.today_counts.len(),
-            "today's statuses",
-        )?;
-        same_length(
-            row.dentist_ids.len(),
-            row.dentist_names.len(),
-            "dentist names",
-        )?;
-        for len in [
-            row.load_days.len(),
-            row.load_appointments.len(),
-            row.load_minutes.len(),
-        ] {
-            same_length(row.load_dentists.len(), len, "load entries")?;
-        }
-        for len in [row.revenue_prices.len(), row.revenue_currencies.len()] {
-            same_length(row.revenue_appointments.len(), len, "revenue entries")?;
-        }
-
-        let mut by_status = StatusCounts::default();
-        for (status, count) in row.today_statuses.iter().zip(&row.today_counts) {
-            let status = status
-                .parse::<AppointmentStatus>()
-                .map_err(|_| MalformedFigures("unknown appointment status"))?;
-            by_status.add(status, *count);
-        }
-
-        let dates: Vec<NaiveDate> = (0..LOAD_DAYS as u64)
-            .map(|offset| today + chrono::Days::new(offset))
-            .collect();
-        let mut load: HashMap<Uuid, [(i64, i64); LOAD_DAYS]> = HashMap::new();
-        for (((dentist, day), appointments), minutes) in row
-            .load_dentists
-            .iter()
-            .zip(&row.load_days)
-            .zip(&row.load_appointments)
-            .zip(&row.load_minutes)
-        {
-            let day = usize::try_from(*day)
-                .ok()
-                .filter(|day| *day < LOAD_DAYS)
-                .ok_or(MalformedFigures("load day out of range"))?;
-            let entry = &mut load.entry(*dentist).or_insert([(0, 0); LOAD_DAYS])[day];
-            entry.0 += appointments;
-            entry.1 += minutes;
-        }
-        let dentists = row
-            .dentist_ids
-            .iter()
-            .zip(row.dentist_names)
-            .map(|(id, name)| {
-                let days = load.get(id).copied().unwrap_or([(0, 0); LOAD_DAYS]);
-                DentistLoad {
-                    dentist_id: UserId(*id),
-                    name,
-                    appointments: days.iter().map(|d| d.0).sum(),
-                    booked_minutes: days.iter().map(|d| d.1).sum(),
-                    days: dates
-                        .iter()
-                        .zip(days)
-                        .map(|(date, (appointments, booked_minutes))| DayLoad {
-                            date: *date,
-                            appointments,
-                            booked_minutes,
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-
-        let procedures: Vec<PricedProcedure> = row
-            .revenue_appointments
-            .iter()
-            .zip(row.revenue_prices)
-            .zip(row.revenue_currencies)
-            .map(|((appointments, price_cents), currency)| PricedProcedure {
-                appointments: *appointments,
-                price_cents,
-                currency,
-            })
-            .collect();
-
+        let by_status = count_statuses(&row.today_statuses, &row.today_counts)?;
+        let bookings = bookings_by_dentist(&row)?;
+        let dates = week_from(today);
+        let dentists = dentist_loads(&row.dentist_ids, row.dentist_names, &dates, &bookings);
+        let procedures = priced_procedures(
+            &row.revenue_appointments,
+            row.revenue_prices,
+            row.revenue_currencies,
+        );
         Ok(Dashboard {
             generated_at: now,
             timezone: row.timezone,
@@ -136,6 +59,128 @@ impl Dashboard {
             ),
         })
     }
+}
+
+/// The row's parallel arrays must pair up: zipping arrays of different lengths would silently
+/// drop figures.
+fn check_lengths(row: &FiguresRow) -> Result<(), MalformedFigures> {
+    let same_length = |a: usize, b: usize, what| {
+        if a == b {
+            Ok(())
+        } else {
+            Err(MalformedFigures(what))
+        }
+    };
+    same_length(
+        row.today_statuses.len(),
+        row.today_counts.len(),
+        "today's statuses",
+    )?;
+    same_length(
+        row.dentist_ids.len(),
+        row.dentist_names.len(),
+        "dentist names",
+    )?;
+    for len in [
+        row.load_days.len(),
+        row.load_appointments.len(),
+        row.load_minutes.len(),
+    ] {
+        same_length(row.load_dentists.len(), len, "load entries")?;
+    }
+    for len in [row.revenue_prices.len(), row.revenue_currencies.len()] {
+        same_length(row.revenue_appointments.len(), len, "revenue entries")?;
+    }
+    Ok(())
+}
+
+/// Today's count per status, zeros included.
+fn count_statuses(statuses: &[String], counts: &[i64]) -> Result<StatusCounts, MalformedFigures> {
+    let mut by_status = StatusCounts::default();
+    for (status, count) in statuses.iter().zip(counts) {
+        let status = status
+            .parse::<AppointmentStatus>()
+            .map_err(|_| MalformedFigures("unknown appointment status"))?;
+        by_status.add(status, *count);
+    }
+    Ok(by_status)
+}
+
+/// Today and the six days after it.
+fn week_from(today: NaiveDate) -> Vec<NaiveDate> {
+    (0..LOAD_DAYS as u64)
+        .map(|offset| today + chrono::Days::new(offset))
+        .collect()
+}
+
+/// The row's (dentist, day) entries summed per dentist; a day outside the seven is refused.
+fn bookings_by_dentist(row: &FiguresRow) -> Result<HashMap<Uuid, WeekLoad>, MalformedFigures> {
+    let mut load: HashMap<Uuid, WeekLoad> = HashMap::new();
+    for (((dentist, day), appointments), minutes) in row
+        .load_dentists
+        .iter()
+        .zip(&row.load_days)
+        .zip(&row.load_appointments)
+        .zip(&row.load_minutes)
+    {
+        let day = usize::try_from(*day)
+            .ok()
+            .filter(|day| *day < LOAD_DAYS)
+            .ok_or(MalformedFigures("load day out of range"))?;
+        let entry = &mut load.entry(*dentist).or_insert([(0, 0); LOAD_DAYS])[day];
+        entry.0 += appointments;
+        entry.1 += minutes;
+    }
+    Ok(load)
+}
+
+/// Every dentist of the row, in its order, with seven days of load (zeros where nothing was
+/// booked) and the week's totals.
+fn dentist_loads(
+    ids: &[Uuid],
+    names: Vec<String>,
+    dates: &[NaiveDate],
+    bookings: &HashMap<Uuid, WeekLoad>,
+) -> Vec<DentistLoad> {
+    ids.iter()
+        .zip(names)
+        .map(|(id, name)| {
+            let days = bookings.get(id).copied().unwrap_or([(0, 0); LOAD_DAYS]);
+            DentistLoad {
+                dentist_id: UserId(*id),
+                name,
+                appointments: days.iter().map(|d| d.0).sum(),
+                booked_minutes: days.iter().map(|d| d.1).sum(),
+                days: dates
+                    .iter()
+                    .zip(days)
+                    .map(|(date, (appointments, booked_minutes))| DayLoad {
+                        date: *date,
+                        appointments,
+                        booked_minutes,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The month's completed appointments per procedure, with the price that applies to them.
+fn priced_procedures(
+    appointments: &[i64],
+    prices: Vec<Option<i64>>,
+    currencies: Vec<Option<String>>,
+) -> Vec<PricedProcedure> {
+    appointments
+        .iter()
+        .zip(prices)
+        .zip(currencies)
+        .map(|((appointments, price_cents), currency)| PricedProcedure {
+            appointments: *appointments,
+            price_cents,
+            currency,
+        })
+        .collect()
 }
 
 /// A share to four decimals (0.0812 is 8.12 %); `None` without a denominator.
