@@ -3,7 +3,8 @@
 //!
 //! Domain types are built from requests at the edge (`TryFrom`, `parse`) and must not know the
 //! HTTP layer, so they answer with [`InputError`]; `crate::http` turns it into a 400 or a 422
-//! problem. This module is a leaf: it imports nothing of the crate (`layers.rs` checks it).
+//! problem. The PATCH helpers for `null` ([`nullable`], [`not_null`]) are here for the same
+//! reason. This module is a leaf: it imports nothing of the crate (`layers.rs` checks it).
 
 use serde::{Deserialize, Deserializer};
 

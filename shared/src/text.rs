@@ -1,4 +1,5 @@
-//! Text normalisation shared by writers and searchers, so both sides agree byte for byte.
+//! Text as people type it: the normalisation writers and searchers share, so both sides agree
+//! byte for byte, and the checks every name and free-text field passes, kept in one place.
 
 use crate::input::InputError;
 use unicode_normalization::UnicodeNormalization;
