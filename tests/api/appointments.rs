@@ -672,6 +672,8 @@ async fn bad_bookings_are_rejected_with_a_problem_and_write_nothing() {
         ("admin as dentist", json, with(json!({"dentist_id": a.admin})), 422, Some("dentist_id")),
         ("inactive dentist", json, with(json!({"dentist_id": inactive_dentist})), 422, Some("dentist_id")),
         ("reason too long", json, with(json!({"reason": "x".repeat(501)})), 422, Some("reason")),
+        ("NUL in the reason", json, with(json!({"reason": "dolor\u{0}"})), 422, Some("reason")),
+        ("bidi override in the reason", json, with(json!({"reason": "x\u{202E}y"})), 422, Some("reason")),
         ("bad procedure code", json, with(json!({"procedure_code": "LIMP 2"})), 422, Some("procedure_code")),
         ("not JSON content type", Some("text/plain"), with(json!({})), 415, None),
     ];

@@ -953,6 +953,24 @@ async fn announcements_check_role_input_and_idempotency_keys() {
             "link",
         ),
         (
+            json!({"title": "t", "message": "x", "link": "/\\evil.example"}),
+            "link",
+        ),
+        (
+            json!({"title": "t", "message": "x", "link": "https://evil.example/"}),
+            "link",
+        ),
+        (
+            json!({"title": "t", "message": "x", "link": "/\tevil"}),
+            "link",
+        ),
+        (json!({"title": "t\u{0}", "message": "x"}), "title"),
+        (
+            json!({"title": "Cierre \u{202E}odacilpa", "message": "x"}),
+            "title",
+        ),
+        (json!({"title": "t", "message": "x\u{0}y"}), "message"),
+        (
             json!({"title": "t", "message": "x", "urgent": true}),
             "urgent",
         ),

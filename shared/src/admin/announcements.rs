@@ -3,15 +3,19 @@
 
 use crate::auth::Principal;
 use crate::http::ApiError;
+use crate::input::InputError;
 use crate::realtime::{
     self, ANNOUNCEMENT, Audience, Delivery, NewNotification, Notification, PushReport,
 };
 use crate::state::AppState;
+use crate::text;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 const MESSAGE_LIMIT: usize = 2_000;
 const LINK_LIMIT: usize = 500;
+/// Any origin does: a link is checked for staying on whichever origin the app is served from.
+const APP_ORIGIN: &str = "https://app.pulso.invalid/";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,45 +39,16 @@ pub struct Announcement {
 }
 
 impl TryFrom<AnnouncementBody> for Announcement {
-    type Error = ApiError;
+    type Error = InputError;
 
-    fn try_from(body: AnnouncementBody) -> Result<Self, ApiError> {
-        let title = body.title.trim().to_owned();
-        let length = title.chars().count();
-        if length == 0 || length > realtime::TITLE_LIMIT {
-            return Err(ApiError::validation(
-                "title",
-                format!("must have 1 to {} characters", realtime::TITLE_LIMIT),
-            ));
-        }
+    fn try_from(body: AnnouncementBody) -> Result<Self, InputError> {
+        let title = text::single_line("title", &body.title, realtime::TITLE_LIMIT)?;
         let message = body.message.trim().to_owned();
-        let length = message.chars().count();
-        if length == 0 || length > MESSAGE_LIMIT {
-            return Err(ApiError::validation(
-                "message",
-                format!("must have 1 to {MESSAGE_LIMIT} characters"),
-            ));
+        if message.is_empty() {
+            return Err(InputError::invalid("message", "must not be empty"));
         }
-        let link = match body.link.map(|link| link.trim().to_owned()) {
-            None => None,
-            Some(link)
-                if link.len() <= LINK_LIMIT
-                    && (link.starts_with('/') || link.starts_with("https://"))
-                    && !link.starts_with("//")
-                    && !link.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-            {
-                Some(link)
-            }
-            Some(_) => {
-                return Err(ApiError::validation(
-                    "link",
-                    format!(
-                        "must be a path of the app (/…) or an https:// URL, at most {LINK_LIMIT} \
-                         characters, without spaces"
-                    ),
-                ));
-            }
-        };
+        text::free_text("message", &message, MESSAGE_LIMIT)?;
+        let link = body.link.map(|link| in_app_path(link.trim())).transpose()?;
         Ok(Self {
             title,
             message,
@@ -81,6 +56,31 @@ impl TryFrom<AnnouncementBody> for Announcement {
             everyone: body.everyone,
         })
     }
+}
+
+/// A link a browser resolves to a page of the app itself: parsed as the browser will parse it
+/// (WHATWG URL, against the app's own origin), so `//evil.example`, `/\\evil.example`,
+/// `https://evil.example` and `javascript:` all name another origin and are refused. Answered
+/// as the path, query and fragment, normalised by the parse.
+fn in_app_path(link: &str) -> Result<String, InputError> {
+    let refused = || {
+        InputError::invalid(
+            "link",
+            format!(
+                "must be a path of the app (/…), at most {LINK_LIMIT} characters, without \
+                 spaces or control characters"
+            ),
+        )
+    };
+    if link.len() > LINK_LIMIT || !link.starts_with('/') || !text::is_plain_token(link) {
+        return Err(refused());
+    }
+    let origin = url::Url::parse(APP_ORIGIN).map_err(|_| refused())?;
+    let resolved = origin.join(link).map_err(|_| refused())?;
+    if resolved.origin() != origin.origin() {
+        return Err(refused());
+    }
+    Ok(resolved[url::Position::BeforePath..].to_owned())
 }
 
 impl Announcement {
@@ -140,4 +140,38 @@ pub async fn announce(
         ));
     }
     Ok(delivery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_must_stay_on_the_apps_own_origin() {
+        for (link, path) in [
+            ("/calendar", "/calendar"),
+            (
+                "/appointments?day=2026-12-05#10h",
+                "/appointments?day=2026-12-05#10h",
+            ),
+            ("/a/../patients", "/patients"),
+            ("/búsqueda", "/b%C3%BAsqueda"),
+        ] {
+            assert_eq!(in_app_path(link).as_deref(), Ok(path), "{link}");
+        }
+        for link in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\\\\evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "calendar",
+            "/a b",
+            "/a\u{0}",
+            "/\u{202E}moc.live",
+            "",
+        ] {
+            assert!(in_app_path(link).is_err(), "{link:?} accepted");
+        }
+    }
 }

@@ -62,7 +62,7 @@ impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Self, InputError> {
         let email = raw.trim().to_lowercase();
         let valid = email.len() <= 254
-            && !email.chars().any(char::is_whitespace)
+            && crate::text::is_plain_token(&email)
             && matches!(email.split_once('@'), Some((local, domain))
                 if !local.is_empty() && domain.contains('.') && !domain.contains('@')
                     && !domain.starts_with('.') && !domain.ends_with('.'));
