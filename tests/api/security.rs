@@ -358,3 +358,56 @@ async fn the_jwks_client_does_not_follow_redirects() {
     let response = app.client(&router, &token).get("/patients").await;
     assert_eq!(response.problem(503)["type"], "/problems/unavailable");
 }
+
+#[tokio::test]
+async fn forged_cursors_are_a_400_on_every_list() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let patient = app.seed_patient(a.id, "Ana").await;
+    let admin = app.token(&a, Role::Admin);
+    let id = uuid::Uuid::new_v4();
+    // Lists sorted by time, then the patients list, sorted by folded name.
+    let by_time = [
+        format!(r#"["-100000-01-01T00:00:00Z", "{id}"]"#),
+        format!(r#"["+200000-01-01T00:00:00Z", "{id}"]"#),
+        format!(r#"["2026-01-01T00:00:00Z\u0000", "{id}"]"#),
+        r#"{"after": 1}"#.to_string(),
+    ];
+    let by_name = [
+        format!(r#"["a\u0000b", "{id}"]"#),
+        format!(r#"["{}", "{id}"]"#, "a".repeat(1001)),
+        r#"["ana", "not-a-uuid"]"#.to_string(),
+    ];
+    let lists = [
+        (
+            shared::appointments::router(app.state.clone()),
+            "/appointments".to_string(),
+            &by_time[..],
+        ),
+        (
+            shared::admin::router(app.state.clone()),
+            "/admin/jobs".to_string(),
+            &by_time[..],
+        ),
+        (
+            shared::xrays::router(app.state.clone()),
+            format!("/patients/{patient}/xrays"),
+            &by_time[..],
+        ),
+        (
+            shared::patients::router(app.state.clone()),
+            "/patients".to_string(),
+            &by_name[..],
+        ),
+    ];
+    for (router, path, forged) in &lists {
+        for cursor in forged.iter() {
+            let encoded = URL_SAFE_NO_PAD.encode(cursor);
+            let response = app
+                .client(router, &admin)
+                .get(&format!("{path}?cursor={encoded}"))
+                .await;
+            assert_eq!(response.problem(400)["field"], "cursor", "{path} {cursor}");
+        }
+    }
+}
