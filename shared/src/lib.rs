@@ -38,6 +38,8 @@ pub mod worker;
 
 #[cfg(test)]
 mod layers;
+#[cfg(test)]
+mod parsing_properties;
 
 pub use config::Config;
 pub use state::AppState;
