@@ -1,0 +1,165 @@
+//! The drain loop of the `worker` function (and of `worker --loop` locally).
+//!
+//! One feeder claims as many jobs as there are free handler slots (`WORKER_CONCURRENCY`, at
+//! most `WORKER_BATCH` per round trip) and starts each in its own task; when the ready list is
+//! empty it waits on a blocking `BLMOVE ready ready RIGHT RIGHT` (the tail rotated onto itself:
+//! it returns as soon as the list has an element, takes nothing and reorders nothing) on a
+//! connection of its own. A recorder collects finished outcomes and records whatever has
+//! accumulated in one statement and one script. Beside them, a renewer extends the leases of
+//! the jobs held every third of a lease, and housekeeping promotes due retries and reaps
+//! expired leases (and sweeps once a minute).
+//!
+//! Because jobs are claimed only into free slots, every claimed job starts at once: when the
+//! deadline comes near the feeder stops claiming and nothing is left claimed-but-not-started.
+//! Running handlers get until the hard stop to finish; one still running then is abandoned and,
+//! its lease expiring, runs again elsewhere (handlers are idempotent). A handler that panics is
+//! a failed attempt (retried), never a crashed worker.
+
+mod admission;
+mod background;
+mod counters;
+mod feeder;
+mod held;
+mod idle;
+mod run;
+mod stop;
+
+pub use stop::{Drain, StopReason, drain_for_deadline};
+
+use super::handlers::Handlers;
+use super::{Outcome, Queue};
+use crate::redis::RedisConnector;
+use axum::extract::FromRef;
+use background::Background;
+use counters::Counters;
+use feeder::Feeder;
+use held::Held;
+use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What one drain did: the worker invocation's answer, and its summary log line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DrainReport {
+    pub stopped_by: StopReason,
+    pub duration_ms: u64,
+    /// Jobs started.
+    pub claimed: u64,
+    /// Claims that took jobs (`claimed / batches` is the mean batch).
+    pub batches: u64,
+    pub succeeded: u64,
+    /// Failed attempts scheduled for a retry.
+    pub retried: u64,
+    pub dead: u64,
+    /// Deliveries of jobs already finished (or unknown), settled without running.
+    pub duplicates: u64,
+    /// Outcomes ignored because the job had been delivered again after this worker's lease
+    /// expired.
+    pub stale: u64,
+    /// Jobs still running, or finished but not recorded (PostgreSQL down), at the hard stop:
+    /// they run again after their lease.
+    pub abandoned: u64,
+    pub promoted: u64,
+    pub reaped: u64,
+    pub swept: u64,
+}
+
+/// Drains the queue, running each job's handler with a clone of the worker's state `S` (in
+/// Pulso, `AppState`: see `shared::worker`).
+pub struct Worker<S> {
+    state: S,
+    queue: Queue,
+    db: sqlx::PgPool,
+    redis: Arc<RedisConnector>,
+    handlers: Arc<Handlers<S>>,
+}
+
+impl<S: Clone> Clone for Worker<S> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            queue: self.queue.clone(),
+            db: self.db.clone(),
+            redis: self.redis.clone(),
+            handlers: self.handlers.clone(),
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Worker<S> {
+    /// A worker over `state`, whose pool must connect as pulso_system (tests build it so).
+    pub fn new(state: S, handlers: Handlers<S>) -> Self
+    where
+        Queue: FromRef<S>,
+        sqlx::PgPool: FromRef<S>,
+        Arc<RedisConnector>: FromRef<S>,
+    {
+        Self {
+            queue: Queue::from_ref(&state),
+            db: sqlx::PgPool::from_ref(&state),
+            redis: Arc::<RedisConnector>::from_ref(&state),
+            state,
+            handlers: Arc::new(handlers),
+        }
+    }
+
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// One scheduled Lambda invocation: drain until the deadline (epoch ms) minus the margin.
+    pub async fn invocation(&self, deadline_epoch_ms: u64) -> DrainReport {
+        let until = drain_for_deadline(
+            deadline_epoch_ms,
+            self.queue.config().worker_deadline_margin,
+        );
+        let report = self.drain(until, std::future::pending()).await;
+        tracing::info!(report = ?report, "worker invocation finished");
+        report
+    }
+
+    /// `worker --loop`: drains until SIGINT or SIGTERM, then lets running jobs finish (up to the
+    /// deadline margin) and returns.
+    pub async fn run_forever(&self) -> DrainReport {
+        tracing::info!(handlers = ?self.handlers, "worker draining until stopped");
+        let report = self.drain(Drain::default(), stop::shutdown_signal()).await;
+        tracing::info!(report = ?report, "worker stopped");
+        report
+    }
+
+    /// Drains the queue until `until` says stop or `shutdown` completes.
+    pub async fn drain(
+        &self,
+        until: Drain,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> DrainReport {
+        let started = Instant::now();
+        let config = self.queue.config().clone();
+        let held = Held::default();
+        let counters = Arc::new(Counters::default());
+        let (outcomes, finished) = mpsc::unbounded_channel::<Outcome>();
+        let background =
+            Background::spawn(&self.queue, &self.db, &config, finished, &held, &counters);
+
+        tokio::pin!(shutdown);
+        let feeder = Feeder::new(self, &config, &held, &counters, outcomes, until);
+        let stopped_by = feeder.run(shutdown).await;
+
+        // Every claimed job has started; wait for the running ones and their records.
+        let finish_by = match stopped_by {
+            StopReason::Shutdown => Some(Instant::now() + config.worker_deadline_margin),
+            _ => until.finish_by,
+        };
+        background.finish(finish_by).await;
+        let abandoned = held.len() as u64;
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "jobs still running or unrecorded at the stop; they run again after their lease"
+            );
+        }
+        counters.report(stopped_by, started.elapsed(), abandoned)
+    }
+}
