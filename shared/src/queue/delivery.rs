@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// Ids to take out of Redis in one `ack.lua`: finished (gone), or failed with a retry due at
+/// a time (to `delayed`); and the counts of each clinic to add to its stats.
+#[derive(Default)]
+struct Settlement {
+    finished: Vec<String>,
+    retries: Vec<(String, u64)>,
+    by_clinic: HashMap<ClinicId, Counts>,
+}
+
 impl Queue {
     /// Takes up to `max` ready jobs and marks them running (one Redis script, one statement).
     /// `system_db` connects as pulso_system. If PostgreSQL fails, the jobs go back to the head
@@ -32,48 +41,9 @@ impl Queue {
                 return Err(error.into());
             }
         };
-
-        let mut claim = Claim::default();
-        let mut settled: Vec<String> = unreadable;
-        let mut runnable: HashSet<Uuid> = HashSet::with_capacity(rows.len());
-        let mut dead_by_clinic: HashMap<ClinicId, Counts> = HashMap::new();
-        for row in rows {
-            runnable.insert(row.id.as_uuid());
-            if row.status == JobStatus::Dead {
-                tracing::warn!(
-                    job_id = %row.id,
-                    clinic_id = %row.clinic_id,
-                    kind = %row.kind,
-                    "job dead: its worker stopped during the last attempt"
-                );
-                settled.push(row.id.to_string());
-                claim.exhausted += 1;
-                let counts = dead_by_clinic.entry(row.clinic_id).or_default();
-                counts.failed += 1;
-                counts.dead += 1;
-                continue;
-            }
-            claim.leases.push(JobLease {
-                job: Job {
-                    id: row.id,
-                    clinic: row.clinic_id,
-                    kind: row.kind,
-                    payload: row.payload,
-                    attempt: u32::try_from(row.attempts).unwrap_or(0),
-                    max_attempts: u32::try_from(row.max_attempts).unwrap_or(0),
-                    created_by: row.created_by,
-                },
-                delivery: row.deliveries,
-            });
-        }
-        for id in &ids {
-            if !runnable.contains(id) {
-                settled.push(id.to_string());
-                claim.duplicates += 1;
-            }
-        }
-        if !settled.is_empty()
-            && let Err(error) = self.ack(&settled, &[], &dead_by_clinic).await
+        let (claim, settle) = sort_claimed(rows, &ids, unreadable);
+        if !settle.finished.is_empty()
+            && let Err(error) = self.ack(&settle).await
         {
             // Harmless: they come back after their lease, and PostgreSQL settles them again.
             tracing::warn!(error = %ErrorChain(&error), "settled jobs not removed from Redis");
@@ -118,71 +88,16 @@ impl Queue {
         if outcomes.is_empty() {
             return Ok(Recorded::default());
         }
-        let mut rows = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
-            let job = &outcome.lease.job;
-            let (status, retry_in, error, result) = match &outcome.result {
-                Ok(value) => (JobStatus::Succeeded, None, None, Some(value.to_string())),
-                Err(JobFailure::Retry(message)) if job.attempt < job.max_attempts => (
-                    JobStatus::Failed,
-                    Some(self.retry_delay(job.attempt)),
-                    Some(message.as_str()),
-                    None,
-                ),
-                Err(failure) => (JobStatus::Dead, None, Some(failure.message()), None),
-            };
-            rows.push(repository::OutcomeRow {
-                id: job.id,
-                delivery: outcome.lease.delivery,
-                status,
-                retry_in_ms: retry_in.map_or(0, |delay| delay.as_millis() as i64),
-                error: error.map(types::truncate_error),
-                result,
-            });
-        }
+        let rows: Vec<_> = outcomes
+            .iter()
+            .map(|outcome| self.outcome_row(outcome))
+            .collect();
         let accepted: HashSet<JobId> = repository::record(system_db, &rows)
             .await?
             .into_iter()
             .collect();
-
-        let mut recorded = Recorded::default();
-        let mut finished = Vec::new();
-        let mut retries = Vec::new();
-        let mut by_clinic: HashMap<ClinicId, Counts> = HashMap::new();
-        let now = now_ms();
-        for (row, outcome) in rows.iter().zip(outcomes) {
-            let job = &outcome.lease.job;
-            if !accepted.contains(&row.id) {
-                recorded.stale += 1;
-                tracing::info!(
-                    job_id = %job.id,
-                    clinic_id = %job.clinic,
-                    "outcome ignored: the job was delivered again after this lease expired"
-                );
-                continue;
-            }
-            let counts = by_clinic.entry(job.clinic).or_default();
-            match row.status {
-                JobStatus::Succeeded => {
-                    recorded.succeeded += 1;
-                    counts.processed += 1;
-                    finished.push(row.id.to_string());
-                }
-                JobStatus::Failed => {
-                    recorded.retried += 1;
-                    counts.failed += 1;
-                    counts.retried += 1;
-                    retries.push((row.id.to_string(), now + row.retry_in_ms as u64));
-                }
-                _ => {
-                    recorded.dead += 1;
-                    counts.failed += 1;
-                    counts.dead += 1;
-                    finished.push(row.id.to_string());
-                }
-            }
-        }
-        if let Err(error) = self.ack(&finished, &retries, &by_clinic).await {
+        let (recorded, settle) = sort_recorded(&rows, outcomes, &accepted);
+        if let Err(error) = self.ack(&settle).await {
             tracing::warn!(
                 error = %ErrorChain(&error),
                 "recorded jobs not settled in Redis; their leases expire and they settle then"
@@ -191,42 +106,94 @@ impl Queue {
         Ok(recorded)
     }
 
+    /// The row that records `outcome`: succeeded, failed with a retry due, or dead.
+    fn outcome_row(&self, outcome: &Outcome) -> repository::OutcomeRow {
+        let job = &outcome.lease.job;
+        let (status, retry_in, error, result) = match &outcome.result {
+            Ok(value) => (JobStatus::Succeeded, None, None, Some(value.to_string())),
+            Err(JobFailure::Retry(message)) if job.attempt < job.max_attempts => (
+                JobStatus::Failed,
+                Some(self.retry_delay(job.attempt)),
+                Some(message.as_str()),
+                None,
+            ),
+            Err(failure) => (JobStatus::Dead, None, Some(failure.message()), None),
+        };
+        repository::OutcomeRow {
+            id: job.id,
+            delivery: outcome.lease.delivery,
+            status,
+            retry_in_ms: retry_in.map_or(0, |delay| delay.as_millis() as i64),
+            error: error.map(types::truncate_error),
+            result,
+        }
+    }
+
     /// `ack.lua` over the queue's keys, and the per-clinic counters beside it (another slot,
     /// so another command, sent together on the multiplexed connection).
-    async fn ack(
-        &self,
-        finished: &[String],
-        retries: &[(String, u64)],
-        by_clinic: &HashMap<ClinicId, Counts>,
-    ) -> Result<(), QueueError> {
+    async fn ack(&self, settle: &Settlement) -> Result<(), QueueError> {
         let mut connection = self.redis.connection().await?;
-        let keys = &self.queue_keys;
-        let total = by_clinic.values().fold(Counts::default(), |sum, c| Counts {
-            processed: sum.processed + c.processed,
-            failed: sum.failed + c.failed,
-            retried: sum.retried + c.retried,
-            dead: sum.dead + c.dead,
-        });
         let now_seconds = now_ms() / 1000;
+        let invocation = self.ack_invocation(settle, now_seconds);
+        let counters = self.clinic_counters(&settle.by_clinic, now_seconds);
+        let mut counter_connection = connection.clone();
+        let (acked, counted) =
+            tokio::join!(invocation.invoke_async::<i64>(&mut connection), async {
+                if settle.by_clinic.is_empty() {
+                    Ok(())
+                } else {
+                    counters.query_async::<()>(&mut counter_connection).await
+                }
+            });
+        acked?;
+        counted?;
+        Ok(())
+    }
+
+    /// The `ack.lua` call: the ids to settle and the queue-wide counts to add.
+    fn ack_invocation(
+        &self,
+        settle: &Settlement,
+        now_seconds: u64,
+    ) -> ::redis::ScriptInvocation<'static> {
+        let keys = &self.queue_keys;
+        let total = settle
+            .by_clinic
+            .values()
+            .fold(Counts::default(), |sum, c| Counts {
+                processed: sum.processed + c.processed,
+                failed: sum.failed + c.failed,
+                retried: sum.retried + c.retried,
+                dead: sum.dead + c.dead,
+            });
         let mut invocation = ACK.prepare_invoke();
         invocation
             .key(&keys.processing)
             .key(&keys.delayed)
             .key(&keys.known)
             .key(&keys.stats)
-            .arg(finished.len())
-            .arg(retries.len())
+            .arg(settle.finished.len())
+            .arg(settle.retries.len())
             .arg(total.processed)
             .arg(total.failed)
             .arg(total.retried)
             .arg(total.dead)
             .arg(now_seconds);
-        for id in finished {
+        for id in &settle.finished {
             invocation.arg(id);
         }
-        for (id, due) in retries {
+        for (id, due) in &settle.retries {
             invocation.arg(id).arg(*due);
         }
+        invocation
+    }
+
+    /// Each clinic's counts, added to its own stats hash.
+    fn clinic_counters(
+        &self,
+        by_clinic: &HashMap<ClinicId, Counts>,
+        now_seconds: u64,
+    ) -> ::redis::Pipeline {
         let mut counters = ::redis::pipe();
         for (clinic, counts) in by_clinic.iter().filter(|(_, counts)| !counts.is_zero()) {
             let key = self.keys.queue_stats(*clinic);
@@ -242,18 +209,7 @@ impl Queue {
             }
             counters.hset_nx(&key, "since", now_seconds).ignore();
         }
-        let mut counter_connection = connection.clone();
-        let (acked, counted) =
-            tokio::join!(invocation.invoke_async::<i64>(&mut connection), async {
-                if by_clinic.is_empty() {
-                    Ok(())
-                } else {
-                    counters.query_async::<()>(&mut counter_connection).await
-                }
-            });
-        acked?;
-        counted?;
-        Ok(())
+        counters
     }
 
     /// Extends the leases of jobs still running (only those still leased: `ZADD XX`).
@@ -303,4 +259,103 @@ impl Queue {
             }
         }
     }
+}
+
+/// What PostgreSQL's answer to a claim means for each id taken from Redis: a lease to run, or
+/// an id to settle at once (unreadable, dead with the worker of its last attempt, or already
+/// final or unknown: a duplicate delivery).
+fn sort_claimed(
+    rows: Vec<repository::ClaimedRow>,
+    ids: &[Uuid],
+    unreadable: Vec<String>,
+) -> (Claim, Settlement) {
+    let mut claim = Claim::default();
+    let mut settle = Settlement {
+        finished: unreadable,
+        ..Settlement::default()
+    };
+    let mut runnable: HashSet<Uuid> = HashSet::with_capacity(rows.len());
+    for row in rows {
+        runnable.insert(row.id.as_uuid());
+        if row.status == JobStatus::Dead {
+            tracing::warn!(
+                job_id = %row.id,
+                clinic_id = %row.clinic_id,
+                kind = %row.kind,
+                "job dead: its worker stopped during the last attempt"
+            );
+            settle.finished.push(row.id.to_string());
+            claim.exhausted += 1;
+            let counts = settle.by_clinic.entry(row.clinic_id).or_default();
+            counts.failed += 1;
+            counts.dead += 1;
+            continue;
+        }
+        claim.leases.push(JobLease {
+            job: Job {
+                id: row.id,
+                clinic: row.clinic_id,
+                kind: row.kind,
+                payload: row.payload,
+                attempt: u32::try_from(row.attempts).unwrap_or(0),
+                max_attempts: u32::try_from(row.max_attempts).unwrap_or(0),
+                created_by: row.created_by,
+            },
+            delivery: row.deliveries,
+        });
+    }
+    for id in ids {
+        if !runnable.contains(id) {
+            settle.finished.push(id.to_string());
+            claim.duplicates += 1;
+        }
+    }
+    (claim, settle)
+}
+
+/// What recording `rows` did, given the ids PostgreSQL `accepted` (an outcome it did not was
+/// fenced out: stale), and what to settle in Redis for them.
+fn sort_recorded(
+    rows: &[repository::OutcomeRow],
+    outcomes: &[Outcome],
+    accepted: &HashSet<JobId>,
+) -> (Recorded, Settlement) {
+    let mut recorded = Recorded::default();
+    let mut settle = Settlement::default();
+    let now = now_ms();
+    for (row, outcome) in rows.iter().zip(outcomes) {
+        let job = &outcome.lease.job;
+        if !accepted.contains(&row.id) {
+            recorded.stale += 1;
+            tracing::info!(
+                job_id = %job.id,
+                clinic_id = %job.clinic,
+                "outcome ignored: the job was delivered again after this lease expired"
+            );
+            continue;
+        }
+        let counts = settle.by_clinic.entry(job.clinic).or_default();
+        match row.status {
+            JobStatus::Succeeded => {
+                recorded.succeeded += 1;
+                counts.processed += 1;
+                settle.finished.push(row.id.to_string());
+            }
+            JobStatus::Failed => {
+                recorded.retried += 1;
+                counts.failed += 1;
+                counts.retried += 1;
+                settle
+                    .retries
+                    .push((row.id.to_string(), now + row.retry_in_ms as u64));
+            }
+            _ => {
+                recorded.dead += 1;
+                counts.failed += 1;
+                counts.dead += 1;
+                settle.finished.push(row.id.to_string());
+            }
+        }
+    }
+    (recorded, settle)
 }

@@ -8,14 +8,15 @@ use super::REPORTERS;
 use super::pdf;
 use super::repository;
 use super::types::{
-    InsurancePayload, InsuranceReport, Money, ReportLine, ReportPeriod, ReportStatus, Totals,
+    InsurancePayload, InsuranceReport, Money, ReportLine, ReportPeriod, ReportRecord, ReportStatus,
+    Totals,
 };
 use crate::catalogs::{self, CatalogCode, CatalogKind, MergedRow};
 use crate::db;
 use crate::ids::{ClinicId, ReportId};
 use crate::queue::{Job, JobFailure, JobKind};
 use crate::state::AppState;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 
 pub const REPORT_INSURANCE: JobKind = JobKind::new("report.insurance").readable_by(REPORTERS);
@@ -96,18 +97,38 @@ async fn build(db: &PgPool, clinic: ClinicId, id: ReportId) -> Result<Outcome, J
             totals: Totals::default(),
         });
     }
+    let report = gather(&mut tx, clinic, &record).await?;
+    let rendered = pdf::render(&report);
+    repository::mark_ready(&mut tx, clinic, id, &rendered.bytes).await?;
+    tx.commit().await?;
+    Ok(Outcome {
+        built: true,
+        pages: rendered.pages,
+        procedures: report.lines.len(),
+        bytes: rendered.bytes.len(),
+        totals: report.totals(),
+    })
+}
+
+/// Everything the PDF shows, read in the report's transaction: the stored request, the patient
+/// and clinic, and each completed procedure of the period, named and priced.
+async fn gather(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    record: &ReportRecord,
+) -> Result<InsuranceReport, JobFailure> {
     let params = &record.params.0;
     let period = ReportPeriod::new(params.from, params.to)
         .map_err(|_| JobFailure::permanent("the report's stored period is not valid"))?;
     let insurer_code = CatalogCode::parse("insurer", &params.insurer)
         .map_err(|_| JobFailure::permanent("the report's stored insurer code is not valid"))?;
-    let subject = repository::subject(&mut tx, clinic, record.patient_id)
+    let subject = repository::subject(conn, clinic, record.patient_id)
         .await?
         .ok_or_else(|| JobFailure::permanent("the report's patient or clinic does not exist"))?;
     // The insurer was active when the report was requested; if the clinic hid it since, the
     // report still names it.
     let insurer_name = catalogs::repository::merged(
-        &mut tx,
+        conn,
         Some(clinic),
         CatalogKind::Insurer,
         Some(&insurer_code),
@@ -116,7 +137,7 @@ async fn build(db: &PgPool, clinic: ClinicId, id: ReportId) -> Result<Outcome, J
     .pop()
     .map_or_else(|| insurer_code.as_str().to_owned(), |row| row.name);
     let appointments = repository::completed_procedures(
-        &mut tx,
+        conn,
         clinic,
         record.patient_id,
         period.from(),
@@ -127,7 +148,7 @@ async fn build(db: &PgPool, clinic: ClinicId, id: ReportId) -> Result<Outcome, J
     // Every procedure the clinic has priced, inactive ones included: a treatment done before
     // the clinic stopped offering it is still billed at its catalog price.
     let catalog: HashMap<String, MergedRow> =
-        catalogs::repository::merged(&mut tx, Some(clinic), CatalogKind::Procedure, None)
+        catalogs::repository::merged(conn, Some(clinic), CatalogKind::Procedure, None)
             .await?
             .into_iter()
             .map(|row| (row.code.clone(), row))
@@ -136,7 +157,7 @@ async fn build(db: &PgPool, clinic: ClinicId, id: ReportId) -> Result<Outcome, J
         .into_iter()
         .map(|(date, code)| line(date, code, &catalog))
         .collect();
-    let report = InsuranceReport {
+    Ok(InsuranceReport {
         clinic_name: subject.clinic_name,
         timezone: subject.timezone,
         generated_at: subject.generated_at,
@@ -147,16 +168,6 @@ async fn build(db: &PgPool, clinic: ClinicId, id: ReportId) -> Result<Outcome, J
         insurer_name,
         period,
         lines,
-    };
-    let rendered = pdf::render(&report);
-    repository::mark_ready(&mut tx, clinic, id, &rendered.bytes).await?;
-    tx.commit().await?;
-    Ok(Outcome {
-        built: true,
-        pages: rendered.pages,
-        procedures: report.lines.len(),
-        bytes: rendered.bytes.len(),
-        totals: report.totals(),
     })
 }
 
