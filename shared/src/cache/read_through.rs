@@ -1,0 +1,339 @@
+//! The read path: a hit in one round trip, a miss filled once across all callers, and values
+//! recomputed before they expire or while served stale.
+
+use super::envelope::{self, Freshness};
+use super::lease::{Lease, lease, lease_token};
+use super::metrics::Event;
+use super::{Cache, CachePolicy, CacheValue, new_generation};
+use crate::keys::CacheKey;
+use ::redis::aio::ConnectionManager;
+use ::redis::{Script, Value};
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+/// Between two looks at a key another caller is filling.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+static GENERATION: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("generation.lua")));
+
+/// Who was picked to recompute a value that is still servable.
+#[derive(Clone, Copy)]
+enum Recompute {
+    Early,
+    Stale,
+}
+
+impl Recompute {
+    /// What serving the value in hand counts as.
+    fn served(self) -> Event {
+        match self {
+            Recompute::Early => Event::Hit,
+            Recompute::Stale => Event::StaleServe,
+        }
+    }
+
+    /// What recomputing it counts as.
+    fn recomputed(self) -> Event {
+        match self {
+            Recompute::Early => Event::EarlyRefresh,
+            Recompute::Stale => Event::Miss,
+        }
+    }
+}
+
+/// What a value found in Redis is worth to this read.
+enum Found<T> {
+    Fresh(T),
+    /// Still servable, but to be recomputed (its bytes and the value, and why).
+    Servable(Vec<u8>, T, Recompute),
+    /// A miss; its bytes tell `lease.lua` which value this caller refused.
+    Rejected(Vec<u8>),
+}
+
+/// Decodes `bytes` and weighs them against the current `generations` and the policy.
+fn judge<T: CacheValue>(policy: CachePolicy, bytes: Vec<u8>, generations: &[u64]) -> Found<T> {
+    match envelope::decode::<T>(&bytes) {
+        Some(found) if found.generations == generations => {
+            match found.freshness(envelope::now_ms(), policy.xfetch_beta) {
+                Freshness::Fresh => Found::Fresh(found.value),
+                Freshness::RefreshEarly => Found::Servable(bytes, found.value, Recompute::Early),
+                Freshness::Stale if !policy.serve_stale_for.is_zero() => {
+                    Found::Servable(bytes, found.value, Recompute::Stale)
+                }
+                // Past its freshness (another environment's clock ran ahead): a miss.
+                Freshness::Stale => Found::Rejected(bytes),
+            }
+        }
+        // Loaded before an invalidation of its clinic or of the global catalog.
+        Some(_) => Found::Rejected(bytes),
+        None => {
+            tracing::warn!(
+                cache = policy.name,
+                "cached value does not decode; treating it as a miss"
+            );
+            Found::Rejected(bytes)
+        }
+    }
+}
+
+impl Cache {
+    /// Returns the cached value, or loads it (once across all callers) and caches it.
+    /// `Ok(None)` from the loader (not found) is not cached.
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let result = self.read_through(policy, key, load).await;
+        self.flush_metrics_if_due().await;
+        result
+    }
+
+    async fn read_through<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        if self.breaker.is_open() {
+            self.record(policy, key, Event::Bypass);
+            return self.load_uncached(policy, key, load).await;
+        }
+        let mut connection = match self.redis.connection().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                self.failed(policy, key, "cache unavailable", &error);
+                return self.load_uncached(policy, key, load).await;
+            }
+        };
+        let (current, generations) = match read(&mut connection, key).await {
+            Ok(found) => found,
+            Err(error) => {
+                self.failed(policy, key, "cache read failed", &error);
+                return self.load_uncached(policy, key, load).await;
+            }
+        };
+        self.breaker.record_success();
+
+        let rejected = match current.map(|bytes| judge::<T>(policy, bytes, &generations)) {
+            None => Vec::new(),
+            Some(Found::Fresh(value)) => {
+                self.record(policy, key, Event::Hit);
+                return Ok(Some(value));
+            }
+            Some(Found::Servable(bytes, value, why)) => {
+                return self
+                    .recompute_or_serve(
+                        policy,
+                        key,
+                        &mut connection,
+                        (&generations, bytes, value),
+                        why,
+                        load,
+                    )
+                    .await;
+            }
+            Some(Found::Rejected(bytes)) => bytes,
+        };
+        self.record(policy, key, Event::Miss);
+        self.fill_or_wait(policy, key, &mut connection, &generations, rejected, load)
+            .await
+    }
+
+    /// A miss: take the lease and fill, or wait for whoever holds it.
+    async fn fill_or_wait<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        connection: &mut ConnectionManager,
+        generations: &[u64],
+        mut rejected: Vec<u8>,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let token = lease_token();
+        let waiting_since = Instant::now();
+        loop {
+            match lease(connection, key, &token, policy.lease, &rejected, false).await {
+                Ok(Lease::Hit(bytes)) => match envelope::decode::<T>(&bytes) {
+                    // A value another caller just stored. (If it was loaded under other
+                    // generations — an invalidation raced this read — it is rejected and this
+                    // caller loads: one extra load, never a stale answer.)
+                    Some(found)
+                        if found.generations == generations
+                            && (found.freshness(envelope::now_ms(), 0.0) != Freshness::Stale
+                                || !policy.serve_stale_for.is_zero()) =>
+                    {
+                        return Ok(Some(found.value));
+                    }
+                    _ => rejected = bytes,
+                },
+                Ok(Lease::Granted) => {
+                    return self
+                        .fill(policy, key, connection, generations, &token, load)
+                        .await;
+                }
+                Ok(Lease::Busy) if waiting_since.elapsed() < policy.max_wait => {
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+                Ok(Lease::Busy) => {
+                    // The filler is slow or gone: serve this caller from the database; the lease
+                    // expires on its own and the next miss fills the key.
+                    tracing::debug!(cache = policy.name, "lease wait exceeded; loading uncached");
+                    return self.load_uncached(policy, key, load).await;
+                }
+                Err(error) => {
+                    self.failed(policy, key, "cache lease failed", &error);
+                    return self.load_uncached(policy, key, load).await;
+                }
+            }
+        }
+    }
+
+    /// A servable value that should be recomputed (XFetch picked this caller, or it is past its
+    /// freshness): the lease holder recomputes it; everyone else is served what is there.
+    async fn recompute_or_serve<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        connection: &mut ConnectionManager,
+        (generations, bytes, current): (&[u64], Vec<u8>, T),
+        why: Recompute,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let served = why.served();
+        let token = lease_token();
+        match lease(connection, key, &token, policy.lease, &bytes, false).await {
+            Ok(Lease::Granted) => {
+                self.record(policy, key, why.recomputed());
+                match self
+                    .fill(policy, key, connection, generations, &token, load)
+                    .await
+                {
+                    Ok(fresh) => Ok(fresh),
+                    Err(_) => {
+                        // PostgreSQL failed the recompute: the value in hand is still the best
+                        // answer (the failure is logged and counted by `fill`).
+                        self.record(policy, key, served);
+                        Ok(Some(current))
+                    }
+                }
+            }
+            Ok(Lease::Hit(newer)) => {
+                self.record(policy, key, Event::Hit);
+                Ok(Some(
+                    envelope::decode::<T>(&newer)
+                        .filter(|found| found.generations == generations)
+                        .map_or(current, |found| found.value),
+                ))
+            }
+            Ok(Lease::Busy) => {
+                self.record(policy, key, served);
+                Ok(Some(current))
+            }
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache lease failed; serving the cached value");
+                self.record(policy, key, Event::RedisError);
+                self.breaker.record_failure();
+                self.record(policy, key, served);
+                Ok(Some(current))
+            }
+        }
+    }
+
+    /// Recomputes and stores a value now, unless another caller is already filling it (`false`).
+    /// For the scheduler, which keeps aggregates fresh before anyone asks for them.
+    pub async fn refresh<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<bool, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let mut connection = match self.redis.connection().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache unavailable; refresh skipped");
+                return Ok(false);
+            }
+        };
+        let generations = match read(&mut connection, key).await {
+            Ok((_, generations)) => generations,
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache read failed; refresh skipped");
+                return Ok(false);
+            }
+        };
+        let token = lease_token();
+        match lease(&mut connection, key, &token, policy.lease, &[], true).await {
+            Ok(Lease::Granted) => self
+                .fill(policy, key, &mut connection, &generations, &token, load)
+                .await
+                .map(|loaded| loaded.is_some()),
+            Ok(_) => Ok(false),
+            Err(error) => {
+                tracing::warn!(cache = policy.name, %error, "cache lease failed; refresh skipped");
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The value and the current generations it must carry, in one round trip. A generation that
+/// does not exist yet (first use, Redis restarted or evicted it) is created with a random value.
+async fn read(
+    connection: &mut ConnectionManager,
+    key: &CacheKey,
+) -> Result<(Option<Vec<u8>>, Vec<u64>), ::redis::RedisError> {
+    let mut pipe = ::redis::pipe();
+    pipe.get(&key.value);
+    for generation in &key.generations {
+        pipe.get(generation);
+    }
+    let mut replies: Vec<Value> = pipe.query_async(connection).await?;
+    let generation_replies = replies.split_off(1.min(replies.len()));
+    let value: Option<Vec<u8>> = match replies.pop() {
+        Some(reply) => ::redis::from_redis_value(reply)?,
+        None => None,
+    };
+    let mut generations = Vec::with_capacity(key.generations.len());
+    for (reply, generation_key) in generation_replies.into_iter().zip(&key.generations) {
+        let generation = match ::redis::from_redis_value::<Option<u64>>(reply)? {
+            Some(generation) => generation,
+            None => {
+                GENERATION
+                    .key(generation_key)
+                    .arg(new_generation())
+                    .invoke_async::<u64>(connection)
+                    .await?
+            }
+        };
+        generations.push(generation);
+    }
+    Ok((value, generations))
+}
