@@ -1,0 +1,46 @@
+//! What one request may carry: a JSON body, an X-ray upload.
+
+use super::vars::Vars;
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Largest JSON body accepted; larger ones get 413 before any parsing.
+    pub max_body_bytes: usize,
+}
+
+/// X-ray uploads (`shared::xrays`).
+#[derive(Clone, Debug)]
+pub struct XrayConfig {
+    /// Largest image accepted by `POST /patients/{id}/xrays`; larger ones get 413.
+    pub max_upload_bytes: usize,
+}
+
+/// API Gateway base64-encodes binary bodies into Lambda's 6 MB (6,291,456-byte) invocation
+/// payload: 4/3 of the image plus the event's headers and context must fit. At 4.5 MiB the
+/// base64 alone fills the payload, so no larger setting can ever work; the 4 MiB default
+/// leaves room for the envelope.
+pub const XRAY_MAX_BYTES_CEILING: usize = 4_608 * 1024;
+
+impl HttpConfig {
+    pub(super) fn read(vars: &mut Vars) -> Self {
+        Self {
+            max_body_bytes: vars.parsed("MAX_BODY_BYTES", 64 * 1024, "a number of bytes"),
+        }
+    }
+}
+
+impl XrayConfig {
+    pub(super) fn read(vars: &mut Vars) -> Self {
+        let max_upload_bytes = vars.parsed("XRAY_MAX_BYTES", 4 * 1024 * 1024, "a number of bytes");
+        vars.check(
+            (1..=XRAY_MAX_BYTES_CEILING).contains(&max_upload_bytes),
+            || {
+                format!(
+                    "XRAY_MAX_BYTES: must be between 1 and {XRAY_MAX_BYTES_CEILING} (base64 in \
+                     Lambda's 6 MB payload)"
+                )
+            },
+        );
+        Self { max_upload_bytes }
+    }
+}

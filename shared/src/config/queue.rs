@@ -1,0 +1,62 @@
+//! The job queue's settings and the worker's (`shared::queue`).
+
+use super::vars::Vars;
+use std::time::Duration;
+
+/// The job queue and the worker that drains it (`shared::queue`).
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// How long a claimed job stays invisible to other workers without a renewal; the worker
+    /// renews every third of it while a handler runs, and the reaper requeues expired leases.
+    pub lease: Duration,
+    /// First retry delay; doubled on every failed attempt (with jitter) up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// A job that is not finished, has not changed for this long and is unknown to Redis is
+    /// pushed again by the sweep (enqueue's own push failed, or Redis lost it).
+    pub sweep_grace: Duration,
+    /// Jobs one worker process runs at once.
+    pub worker_concurrency: usize,
+    /// Most jobs claimed (and recorded) in one round trip.
+    pub worker_batch: usize,
+    /// The worker stops taking jobs this long before its Lambda deadline, so the ones it holds
+    /// can finish: at least the p99 time of the slowest job kind.
+    pub worker_deadline_margin: Duration,
+}
+
+impl QueueConfig {
+    pub(super) fn read(vars: &mut Vars) -> Self {
+        let lease = vars.seconds("JOB_LEASE_SECONDS", 60);
+        vars.check_range("JOB_LEASE_SECONDS", lease.as_secs(), 1..=3_600);
+        let retry_base = vars.millis("JOB_RETRY_BASE_MS", 1_000);
+        vars.check_range(
+            "JOB_RETRY_BASE_MS",
+            retry_base.as_millis() as u64,
+            1..=3_600_000,
+        );
+        let retry_max = vars.millis("JOB_RETRY_MAX_MS", 10 * 60 * 1_000);
+        vars.check(retry_max >= retry_base, || {
+            "JOB_RETRY_MAX_MS: must be at least JOB_RETRY_BASE_MS".into()
+        });
+        let sweep_grace = vars.seconds("JOB_SWEEP_GRACE_SECONDS", 30);
+        let worker_concurrency = vars.parsed("WORKER_CONCURRENCY", 4, "a number of jobs");
+        vars.check_range("WORKER_CONCURRENCY", worker_concurrency as u64, 1..=1_024);
+        let worker_batch = vars.parsed("WORKER_BATCH", 64, "a number of jobs");
+        vars.check_range("WORKER_BATCH", worker_batch as u64, 1..=1_000);
+        let worker_deadline_margin = vars.seconds("WORKER_DEADLINE_MARGIN_SECONDS", 30);
+        vars.check_range(
+            "WORKER_DEADLINE_MARGIN_SECONDS",
+            worker_deadline_margin.as_secs(),
+            1..=600,
+        );
+        Self {
+            lease,
+            retry_base,
+            retry_max,
+            sweep_grace,
+            worker_concurrency,
+            worker_batch,
+            worker_deadline_margin,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Where Pulso's state lives: the PostgreSQL and Redis settings, and the cache's freshness.
+
+use super::Secret;
+use super::vars::Vars;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    pub url: Secret,
+    /// Lambda runs one request at a time per environment: a couple of connections is plenty,
+    /// and a thousand warm environments must not exhaust PostgreSQL's connection slots.
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+    /// `SYSTEM_DATABASE_URL`: the pulso_system role, which may also list every clinic and claim
+    /// every clinic's jobs. Only the scheduler and the worker have it (and need it); every other
+    /// function leaves it unset.
+    pub system_url: Option<Secret>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    pub url: Secret,
+    pub key_prefix: String,
+    /// Per-command response timeout; the cache fails open when it passes.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Consecutive Redis failures after which the cache stops asking Redis for a while.
+    pub breaker_threshold: u32,
+    /// How long the cache skips Redis once the breaker opened; then it tries again.
+    pub breaker_cooldown: Duration,
+}
+
+/// Freshness of each cache (before jitter) and how its counters are reported.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    pub patient_profile_ttl: Duration,
+    pub catalog_view_ttl: Duration,
+    pub dashboard_ttl: Duration,
+    pub clinic_list_ttl: Duration,
+    /// Write counters as CloudWatch Embedded Metric Format lines to stdout.
+    pub metrics_emf: bool,
+    /// How often a process adds its counters to Redis (the admin view) and the logs.
+    pub metrics_flush: Duration,
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl DatabaseConfig {
+    pub(super) fn read(vars: &mut Vars) -> Self {
+        let url = Secret::new(vars.required("DATABASE_URL").unwrap_or_default());
+        let max_connections = vars.parsed("DATABASE_MAX_CONNECTIONS", 2, "a number of connections");
+        let acquire_timeout = vars.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 3_000);
+        let statement_timeout = vars.millis("DATABASE_STATEMENT_TIMEOUT_MS", 5_000);
+        let system_url = vars.optional("SYSTEM_DATABASE_URL").map(Secret::new);
+        vars.check(max_connections > 0, || {
+            "DATABASE_MAX_CONNECTIONS: must be at least 1".into()
+        });
+        vars.check(
+            url.expose().is_empty() || is_postgres_url(url.expose()),
+            || "DATABASE_URL: must start with postgres:// or postgresql://".into(),
+        );
+        vars.check(
+            system_url
+                .as_ref()
+                .is_none_or(|url| is_postgres_url(url.expose())),
+            || "SYSTEM_DATABASE_URL: must start with postgres:// or postgresql://".into(),
+        );
+        Self {
+            url,
+            max_connections,
+            acquire_timeout,
+            statement_timeout,
+            system_url,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// `env` is the default key prefix.
+    pub(super) fn read(vars: &mut Vars, env: &str) -> Self {
+        let url = Secret::new(
+            vars.optional("REDIS_URL")
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+        );
+        vars.check(
+            url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"),
+            || "REDIS_URL: must start with redis:// or rediss://".into(),
+        );
+        Self {
+            url,
+            key_prefix: vars
+                .optional("REDIS_KEY_PREFIX")
+                .unwrap_or_else(|| env.to_owned()),
+            timeout: vars.millis("REDIS_TIMEOUT_MS", 250),
+            connect_timeout: vars.millis("REDIS_CONNECT_TIMEOUT_MS", 500),
+            breaker_threshold: vars.parsed("REDIS_BREAKER_THRESHOLD", 5, "a number of failures"),
+            breaker_cooldown: vars.millis("REDIS_BREAKER_COOLDOWN_MS", 10_000),
+        }
+    }
+}
+
+impl CacheConfig {
+    pub(super) fn read(vars: &mut Vars) -> Self {
+        let mut at_least_a_second = |name: &str, default_seconds: u64| {
+            let ttl = vars.seconds(name, default_seconds);
+            vars.check(!ttl.is_zero(), || format!("{name}: must be at least 1"));
+            ttl
+        };
+        let patient_profile_ttl = at_least_a_second("CACHE_TTL_PATIENT_PROFILE_SECONDS", 15 * 60);
+        let catalog_view_ttl = at_least_a_second("CACHE_TTL_CATALOG_SECONDS", 60 * 60);
+        let dashboard_ttl = at_least_a_second("CACHE_TTL_DASHBOARD_SECONDS", 5 * 60);
+        let clinic_list_ttl = at_least_a_second("CACHE_TTL_CLINIC_LIST_SECONDS", 24 * 60 * 60);
+        let metrics_emf = vars.parsed("CACHE_METRICS_EMF", true, "true or false");
+        let metrics_flush = vars.seconds("CACHE_METRICS_FLUSH_SECONDS", 10);
+        vars.check(!metrics_flush.is_zero(), || {
+            "CACHE_METRICS_FLUSH_SECONDS: must be at least 1".into()
+        });
+        Self {
+            patient_profile_ttl,
+            catalog_view_ttl,
+            dashboard_ttl,
+            clinic_list_ttl,
+            metrics_emf,
+            metrics_flush,
+        }
+    }
+}
