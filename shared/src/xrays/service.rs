@@ -2,7 +2,7 @@
 //! and the `xray.analyze` job handler.
 
 use super::XRAY_ANALYZE;
-use super::analysis::{self, ImageFault, PixelLimits};
+use super::analysis::{self, Analysed, ImageFault, PixelLimits};
 use super::repository::{self, AnalysisSource};
 use super::types::{
     AnalyzePayload, IfNoneMatch, NewXray, StoredImage, StoredThumbnail, XrayRecord, XrayStatus,
@@ -263,46 +263,8 @@ pub async fn analyze(state: AppState, job: Job) -> Result<serde_json::Value, Job
                 ))
             });
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-
     match outcome {
-        Ok(analysed) => {
-            let report = serde_json::to_value(&analysed.report).map_err(|error| {
-                JobFailure::permanent(format!("the report did not serialise: {error}"))
-            })?;
-            let mut tx = db::begin_tenant(&state.db, clinic).await?;
-            let found = repository::mark_ready(
-                &mut tx,
-                clinic,
-                id,
-                &report,
-                &analysed.thumbnail.bytes,
-                analysed.report.image.width,
-                analysed.report.image.height,
-            )
-            .await?;
-            tx.commit().await?;
-            if !found {
-                return Err(JobFailure::permanent("the X-ray does not exist (any more)"));
-            }
-            tracing::info!(
-                xray_id = %id,
-                quality_score = analysed.report.quality_score,
-                findings = analysed.report.findings.len(),
-                duration_ms,
-                "x-ray analysed"
-            );
-            // Realtime (issue 6): the requester and the reception desk hear it is ready; once.
-            let ready = DocumentReady::xray_analysed(id, job.id);
-            crate::realtime::document_ready(&state, clinic, job.created_by, ready).await;
-            // `location` becomes the job's `result_url` in GET /jobs/{id}.
-            Ok(json!({
-                "location": format!("/xrays/{id}"),
-                "xray_id": id,
-                "status": XrayStatus::Ready,
-                "quality_score": analysed.report.quality_score,
-                "findings": analysed.report.findings,
-            }))
-        }
+        Ok(analysed) => store_analysis(&state, &job, id, analysed, duration_ms).await,
         Err(fault) => {
             let message = fault.to_string();
             let mut tx = db::begin_tenant(&state.db, clinic).await?;
@@ -312,4 +274,51 @@ pub async fn analyze(state: AppState, job: Job) -> Result<serde_json::Value, Job
             Err(JobFailure::Permanent(message))
         }
     }
+}
+
+/// Stores the report and thumbnail of X-ray `id` (status `ready`) and tells the requester and
+/// the reception desk.
+async fn store_analysis(
+    state: &AppState,
+    job: &Job,
+    id: XrayId,
+    analysed: Analysed,
+    duration_ms: f64,
+) -> Result<serde_json::Value, JobFailure> {
+    let clinic = job.clinic;
+    let report = serde_json::to_value(&analysed.report)
+        .map_err(|error| JobFailure::permanent(format!("the report did not serialise: {error}")))?;
+    let mut tx = db::begin_tenant(&state.db, clinic).await?;
+    let found = repository::mark_ready(
+        &mut tx,
+        clinic,
+        id,
+        &report,
+        &analysed.thumbnail.bytes,
+        analysed.report.image.width,
+        analysed.report.image.height,
+    )
+    .await?;
+    tx.commit().await?;
+    if !found {
+        return Err(JobFailure::permanent("the X-ray does not exist (any more)"));
+    }
+    tracing::info!(
+        xray_id = %id,
+        quality_score = analysed.report.quality_score,
+        findings = analysed.report.findings.len(),
+        duration_ms,
+        "x-ray analysed"
+    );
+    // Realtime (issue 6): the requester and the reception desk hear it is ready; once.
+    let ready = DocumentReady::xray_analysed(id, job.id);
+    crate::realtime::document_ready(state, clinic, job.created_by, ready).await;
+    // `location` becomes the job's `result_url` in GET /jobs/{id}.
+    Ok(json!({
+        "location": format!("/xrays/{id}"),
+        "xray_id": id,
+        "status": XrayStatus::Ready,
+        "quality_score": analysed.report.quality_score,
+        "findings": analysed.report.findings,
+    }))
 }
