@@ -27,6 +27,13 @@ pub const LEAVES: &[(&str, &[&str])] = &[(
         "ids",
         // The domain's parsers answer with it; the HTTP edge converts it, never the reverse.
         "input",
+        // Every function reads its settings first; each section reads only its variables.
+        "config",
+        // How a cached value is encoded: the envelope and every cached type build on it.
+        "cache::value",
+        // An upload's bytes are untrusted: reading and measuring them touch nothing else.
+        "xrays::analysis::decode",
+        "xrays::analysis::measure",
     ],
 )];
 
