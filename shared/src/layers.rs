@@ -377,7 +377,8 @@ fn is_ident(byte: u8) -> bool {
 }
 
 /// `text` with comments and the contents of string and char literals blanked out (newlines
-/// kept, so line numbers still hold).
+/// kept, so line numbers still hold). Long on purpose: one scanner whose branches (one per kind
+/// of token) share the cursor, which split into functions would be passed through every one.
 fn strip_comments_and_strings(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
