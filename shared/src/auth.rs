@@ -7,13 +7,11 @@
 use crate::config::{AuthConfig, JwtVerification};
 use crate::http::ApiError;
 use crate::ids::{ClinicId, UserId};
-use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
@@ -359,31 +357,8 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl<S> FromRequestParts<S> for Principal
-where
-    Arc<Authenticator>: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let authenticator = Arc::<Authenticator>::from_ref(state);
-        let token = bearer_token(parts).ok_or(AuthError::Missing)?;
-        let principal = authenticator
-            .authenticate(token)
-            .await
-            .inspect_err(|error| {
-                tracing::info!(reason = %error, "request not authenticated");
-            })?;
-        let span = tracing::Span::current();
-        span.record("clinic_id", tracing::field::display(principal.clinic_id));
-        span.record("user_id", tracing::field::display(principal.user_id));
-        span.record("role", principal.role.as_str());
-        Ok(principal)
-    }
-}
-
-fn bearer_token(parts: &Parts) -> Option<&str> {
+/// The bearer token of a request, if it carries one.
+pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts
         .headers
         .get(http::header::AUTHORIZATION)?

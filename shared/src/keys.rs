@@ -24,6 +24,8 @@ const QUEUE_FORMAT: u32 = 1;
 const WS_REGISTRY_FORMAT: u32 = 1;
 /// Bumped if a rate-limit bucket's value (a theoretical arrival time in Unix µs) changes.
 const RATE_FORMAT: u32 = 1;
+/// Bumped if a caller's cached standing (`shared::access::standing`) changes shape.
+const CALLER_FORMAT: u32 = 1;
 
 /// Where a cached value lives and what invalidates it besides its own deletion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,6 +241,22 @@ impl Keys {
     pub fn ws_live_clinics(&self) -> String {
         format!(
             "{}:ws:{{global}}:clinics:v{WS_REGISTRY_FORMAT}",
+            self.prefix
+        )
+    }
+
+    /// A user's cached standing in a clinic (`shared::access`): role, active, operator.
+    pub fn caller_user(&self, clinic: ClinicId, user: UserId) -> String {
+        format!(
+            "{}:caller:{{{clinic}}}:user:{user}:v{CALLER_FORMAT}",
+            self.prefix
+        )
+    }
+
+    /// A clinic's cached standing (`shared::access`): whether it is archived.
+    pub fn caller_clinic(&self, clinic: ClinicId) -> String {
+        format!(
+            "{}:caller:{{{clinic}}}:clinic:v{CALLER_FORMAT}",
             self.prefix
         )
     }

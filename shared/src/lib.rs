@@ -5,6 +5,7 @@
 //!
 //! Infrastructure never imports a context; a context may use any infrastructure.
 
+pub mod access;
 pub mod auth;
 pub mod cache;
 pub mod config;

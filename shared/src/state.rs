@@ -1,5 +1,6 @@
 //! The state every HTTP function builds once at cold start and reuses across warm invocations.
 
+use crate::access::Access;
 use crate::auth::Authenticator;
 use crate::cache::Cache;
 use crate::config::{Config, HttpConfig};
@@ -21,7 +22,8 @@ pub struct AppState {
     /// Pushes stored notifications to live WebSocket connections (`shared::realtime`).
     pub notifier: Notifier,
     pub keys: Keys,
-    pub auth: Arc<Authenticator>,
+    /// The gate of every authenticated request: token, standing, rate limits.
+    pub access: Arc<Access>,
     pub config: Arc<Config>,
 }
 
@@ -41,8 +43,15 @@ impl AppState {
     pub fn build(config: Config) -> Result<Self, StartupError> {
         let db = crate::db::pool(&config.database).map_err(StartupError::Database)?;
         let redis = Arc::new(RedisConnector::new(&config.redis).map_err(StartupError::Redis)?);
-        let auth = Arc::new(Authenticator::new(&config.auth).map_err(StartupError::Auth)?);
+        let authenticator = Authenticator::new(&config.auth).map_err(StartupError::Auth)?;
         let keys = Keys::new(config.redis.key_prefix.clone());
+        let access = Arc::new(Access::new(
+            authenticator,
+            db.clone(),
+            redis.clone(),
+            keys.clone(),
+            &config.access,
+        ));
         Ok(Self {
             db,
             cache: Cache::new(
@@ -56,15 +65,15 @@ impl AppState {
             notifier: Notifier::from_config(&config.realtime),
             redis,
             keys,
-            auth,
+            access,
             config: Arc::new(config),
         })
     }
 }
 
-impl FromRef<AppState> for Arc<Authenticator> {
+impl FromRef<AppState> for Arc<Access> {
     fn from_ref(state: &AppState) -> Self {
-        state.auth.clone()
+        state.access.clone()
     }
 }
 
@@ -101,7 +110,7 @@ impl<'a> From<&'a AppState> for Realtime<'a> {
             keys: &state.keys,
             notifier: &state.notifier,
             config: &state.config.realtime,
-            auth: &state.auth,
+            access: &state.access,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! machine one link instead of fourteen, and one process whose tests all run in parallel.
 //! The harness they share (`TestApp`, its `Client`, fixtures) is the `pulso_tests` library.
 
+mod access;
 mod admin;
 mod appointments;
 mod cache;

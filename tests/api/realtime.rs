@@ -695,7 +695,7 @@ async fn inbox_routes_answer_problems_for_bad_requests() {
     assert_eq!(answer.problem(404)["type"], "/problems/not-found");
     let answer = client.delete("/notifications/1/read").await;
     answer.problem(405);
-    // A token whose user is not on the clinic's staff cannot keep read marks.
+    // A token whose user is not on the clinic's staff is not let in at all.
     let stranger = app.token_for(
         app.clinic_a.id,
         UserId::new_random(),
@@ -708,7 +708,7 @@ async fn inbox_routes_answer_problems_for_bad_requests() {
         .client(&router, &stranger)
         .post_empty(&format!("/notifications/{id}/read"))
         .await;
-    assert_eq!(answer.problem(403)["type"], "/problems/forbidden");
+    assert_eq!(answer.problem(401)["type"], "/problems/unknown-user");
 }
 
 // ---------------------------------------------------------------------------------- frames

@@ -32,6 +32,10 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
+/// Rate limits no test reaches unless it means to.
+pub const ROOMY_RATE_LIMITS: &str =
+    "reads=100000,writes=100000,uploads=100000,reports=100000,admin=100000";
+
 pub fn admin_url() -> String {
     env_or(
         "TEST_ADMIN_DATABASE_URL",
@@ -151,6 +155,9 @@ impl TestApp {
             ("REDIS_KEY_PREFIX", redis_prefix.clone()),
             // EMF lines are for CloudWatch; in tests they would only bury the failures.
             ("CACHE_METRICS_EMF", "false".to_string()),
+            // Tables of bad requests send dozens in a second; the limits' own tests set theirs.
+            ("RATE_LIMITS_PER_USER", ROOMY_RATE_LIMITS.to_string()),
+            ("RATE_LIMITS_PER_CLINIC", ROOMY_RATE_LIMITS.to_string()),
         ]);
         match options.jwks_url {
             Some(url) => vars.insert("JWT_JWKS_URL", url),
@@ -496,6 +503,13 @@ async fn seed_clinic(owner: &PgPool, slug: &str) -> TestClinic {
         .await
         .expect("seed user");
     }
+    // Each clinic's admin may act as a platform operator when its token says so
+    // (`platform_admin_token`); the claim alone would not be enough.
+    sqlx::query("INSERT INTO platform_operators (user_id, reason) VALUES ($1, 'test harness')")
+        .bind(users[0].0)
+        .execute(&mut *tx)
+        .await
+        .expect("seed platform operator");
     tx.commit().await.expect("commit seed");
     TestClinic {
         id: clinic,

@@ -8,12 +8,13 @@ use crate::auth::Principal;
 use crate::cache::CacheUnavailable;
 use crate::http::{self, ApiError, ApiJson, ApiQuery};
 use crate::queue::IdempotencyKey;
+use crate::ratelimit::RouteClass;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 pub fn router(state: AppState) -> Router {
@@ -26,6 +27,8 @@ pub fn router(state: AppState) -> Router {
             .route("/admin/jobs", get(jobs_view::jobs))
             .route("/admin/jobs/{id}/retry", post(jobs_view::retry))
             .route("/admin/announcements", post(announce))
+            // Every admin route counts against the admin rate limits (`RouteClass::Admin`).
+            .route_layer(Extension(RouteClass::Admin))
             .with_state(state),
         &config,
     )

@@ -4,6 +4,7 @@
 //! error instead of fixing them one deploy at a time. Secrets never appear in `Debug` output.
 //! Each section reads its own variables (`DatabaseConfig::read`…) and checks each next to it.
 
+mod access;
 mod auth;
 mod limits;
 mod queue;
@@ -11,6 +12,10 @@ mod realtime;
 mod stores;
 mod vars;
 
+pub use access::{
+    AccessConfig, CALLER_CACHE_TTL_CEILING_SECONDS, Quota, QuotaError, Quotas, RateLimits,
+    RouteClass,
+};
 pub use auth::{AuthConfig, JwtVerification};
 pub use limits::{HttpConfig, XRAY_MAX_BYTES_CEILING, XrayConfig};
 pub use queue::QueueConfig;
@@ -29,6 +34,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub queue: QueueConfig,
     pub auth: AuthConfig,
+    /// Rate limits and how long a caller's standing is reused.
+    pub access: AccessConfig,
     pub http: HttpConfig,
     pub xrays: XrayConfig,
     pub realtime: RealtimeConfig,
@@ -74,6 +81,7 @@ impl Config {
         let cache = CacheConfig::read(&mut vars);
         let queue = QueueConfig::read(&mut vars);
         let auth = AuthConfig::read(&mut vars);
+        let access = AccessConfig::read(&mut vars);
         let http = HttpConfig::read(&mut vars);
         let xrays = XrayConfig::read(&mut vars);
         let realtime = RealtimeConfig::read(&mut vars);
@@ -85,6 +93,7 @@ impl Config {
                 cache,
                 queue,
                 auth,
+                access,
                 http,
                 xrays,
                 realtime,

@@ -9,4 +9,4 @@ mod router;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
 pub use problem::{ApiError, PROBLEM_JSON, Problem};
-pub use router::finish;
+pub use router::{LateHeaders, finish};

@@ -4,7 +4,7 @@ use crate::db::DbError;
 use crate::input::InputError;
 use crate::telemetry::ErrorChain;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -23,6 +23,20 @@ pub enum ApiError {
     Unauthorized { detail: String },
     #[error("forbidden: {detail}")]
     Forbidden { detail: String },
+    /// The token verifies, but its user is not (or no longer) a member of its clinic.
+    #[error("unknown user")]
+    UnknownUser,
+    #[error("user deactivated")]
+    UserDeactivated,
+    #[error("clinic archived")]
+    ClinicArchived,
+    /// Over a rate limit: `detail` says which, `headers` are the limit's `RateLimit` fields.
+    #[error("rate limited")]
+    RateLimited {
+        retry_after_seconds: u64,
+        detail: String,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("method not allowed")]
@@ -71,6 +85,9 @@ impl ApiError {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::UnknownUser | ApiError::UserDeactivated => StatusCode::UNAUTHORIZED,
+            ApiError::ClinicArchived => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -100,6 +117,27 @@ impl ApiError {
                 ("unauthorized", "Not authenticated", detail.clone(), None)
             }
             ApiError::Forbidden { detail } => ("forbidden", "Forbidden", detail.clone(), None),
+            ApiError::UnknownUser => (
+                "unknown-user",
+                "Unknown user",
+                "The token's user is not a member of its clinic.".into(),
+                None,
+            ),
+            ApiError::UserDeactivated => (
+                "user-deactivated",
+                "User deactivated",
+                "This account has been deactivated; ask your clinic's admin.".into(),
+                None,
+            ),
+            ApiError::ClinicArchived => (
+                "clinic-archived",
+                "Clinic archived",
+                "This clinic has been archived; its data can no longer be used.".into(),
+                None,
+            ),
+            ApiError::RateLimited { detail, .. } => {
+                ("rate-limited", "Too many requests", detail.clone(), None)
+            }
             ApiError::NotFound { what } => (
                 "not-found",
                 "Not found",
@@ -185,11 +223,19 @@ impl IntoResponse for ApiError {
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }
-            ApiError::Unauthorized { .. } => {
+            ApiError::Unauthorized { .. } | ApiError::UnknownUser | ApiError::UserDeactivated => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"pulso\""),
                 );
+            }
+            ApiError::RateLimited {
+                retry_after_seconds,
+                headers: limit,
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+                headers.extend(limit.iter().cloned());
             }
             _ => {}
         }

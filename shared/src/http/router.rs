@@ -1,5 +1,5 @@
-//! What every Pulso HTTP function wraps its routes in: problem+json fallbacks, the body limit
-//! and one tracing span per request.
+//! What every Pulso HTTP function wraps its routes in: problem+json fallbacks, the body limit,
+//! one tracing span per request, and the `RateLimit` headers of the request's usage.
 
 use super::extract::BodyLimit;
 use super::problem::ApiError;
@@ -8,7 +8,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -23,9 +24,31 @@ pub fn finish(routes: Router, config: &HttpConfig) -> Router {
         .layer(middleware::from_fn(
             move |mut request: Request, next: Next| async move {
                 request.extensions_mut().insert(BodyLimit(limit));
-                traced(request, next).await
+                let late = LateHeaders::default();
+                request.extensions_mut().insert(late.clone());
+                let mut response = traced(request, next).await;
+                if let Some(late) = late.0.get() {
+                    let headers = response.headers_mut();
+                    for (name, value) in late {
+                        headers.entry(name).or_insert_with(|| value.clone());
+                    }
+                }
+                response
             },
         ))
+}
+
+/// Headers a request earns on its way through (its rate-limit usage, `shared::access`) that
+/// its response leaves with, whatever the handler answers: `finish` puts an empty one in every
+/// request and copies what was filled in onto the response.
+#[derive(Clone, Debug, Default)]
+pub struct LateHeaders(Arc<OnceLock<Vec<(HeaderName, HeaderValue)>>>);
+
+impl LateHeaders {
+    /// A request fills them once; a second fill (none today) keeps the first.
+    pub fn fill(&self, headers: Vec<(HeaderName, HeaderValue)>) {
+        let _ = self.0.set(headers);
+    }
 }
 
 /// One span per request, carrying `request_id`, and `clinic_id` / `user_id` once the token is

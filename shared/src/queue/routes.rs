@@ -2,7 +2,7 @@
 
 use super::Queue;
 use super::view::JobView;
-use crate::auth::Authenticator;
+use crate::access::Access;
 use crate::auth::Principal;
 use crate::config::HttpConfig;
 use crate::http::{self, ApiError, ApiPath};
@@ -21,7 +21,7 @@ where
     S: Clone + Send + Sync + 'static,
     PgPool: FromRef<S>,
     Queue: FromRef<S>,
-    Arc<Authenticator>: FromRef<S>,
+    Arc<Access>: FromRef<S>,
     HttpConfig: FromRef<S>,
 {
     let config = HttpConfig::from_ref(&state);

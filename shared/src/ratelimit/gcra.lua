@@ -1,19 +1,22 @@
 -- GCRA (the generic cell rate algorithm) over several buckets at once: a request passes only
 -- when every bucket has room, and only then is each bucket charged, so a refused request
 -- costs the caller nothing and one bucket never drifts from the others.
--- KEYS: one per bucket (all under one clinic's hash tag).
+-- KEYS: one per bucket, then the keys the request also reads (all under one clinic's hash tag:
+--       the caller's cached standing rides this round trip instead of taking one of its own).
 -- ARGV: per bucket, its emission interval and its burst tolerance, both in microseconds
 --       (interval = window / quota; tolerance = window, so a full quota may come at once).
 -- Each bucket keeps its theoretical arrival time (TAT, Unix µs). Time is Redis's own, so the
 -- Lambda environments' clocks never disagree about it.
--- Returns {allowed (1|0), retry after µs, then per bucket: remaining, µs until it is full}.
+-- Returns {allowed (1|0), retry after µs, then per bucket: remaining, µs until it is full,
+-- then the value of each read key (false when absent)}.
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 
+local count = #ARGV / 2
 local buckets = {}
 local allowed = 1
 local retry_after = 0
-for i = 1, #KEYS do
+for i = 1, count do
     local interval = tonumber(ARGV[2 * i - 1])
     local tolerance = tonumber(ARGV[2 * i])
     local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
@@ -29,7 +32,7 @@ for i = 1, #KEYS do
 end
 
 local reply = { allowed, retry_after }
-for i = 1, #KEYS do
+for i = 1, count do
     local bucket = buckets[i]
     local tat = bucket.tat
     if allowed == 1 then
@@ -40,5 +43,8 @@ for i = 1, #KEYS do
     local remaining = math.floor((bucket.tolerance - (tat - now)) / bucket.interval)
     reply[#reply + 1] = math.max(remaining, 0)
     reply[#reply + 1] = tat - now
+end
+for i = count + 1, #KEYS do
+    reply[#reply + 1] = redis.call('GET', KEYS[i])
 end
 return reply

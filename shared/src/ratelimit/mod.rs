@@ -14,168 +14,19 @@
 //! refusing every clinic because Redis is down would take away what it protects. The outage is
 //! logged once, and once more when Redis answers again.
 
+pub use crate::config::{Quota, QuotaError, Quotas, RateLimits, RouteClass};
+
 use crate::ids::{ClinicId, UserId};
 use crate::keys::Keys;
 use crate::redis::{RedisConnector, RedisFailure};
 use crate::telemetry::ErrorChain;
 use ::redis::Script;
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gcra.lua")));
-
-/// What a route does, as far as its cost to the others is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RouteClass {
-    Reads,
-    Writes,
-    Uploads,
-    Reports,
-    Admin,
-}
-
-impl RouteClass {
-    pub const ALL: [RouteClass; 5] = [
-        RouteClass::Reads,
-        RouteClass::Writes,
-        RouteClass::Uploads,
-        RouteClass::Reports,
-        RouteClass::Admin,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteClass::Reads => "reads",
-            RouteClass::Writes => "writes",
-            RouteClass::Uploads => "uploads",
-            RouteClass::Reports => "reports",
-            RouteClass::Admin => "admin",
-        }
-    }
-
-    /// The class of a route that declares none: reads for safe methods, writes otherwise.
-    pub fn for_method(method: &Method) -> RouteClass {
-        if method.is_safe() {
-            RouteClass::Reads
-        } else {
-            RouteClass::Writes
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// `requests` per `window`, of which all may come at once after a quiet window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Quota {
-    pub requests: u32,
-    pub window: Duration,
-}
-
-impl Quota {
-    pub const fn per_minute(requests: u32) -> Quota {
-        Quota {
-            requests,
-            window: Duration::from_secs(60),
-        }
-    }
-
-    /// GCRA's emission interval: one request's share of the window (at least 1 µs).
-    fn interval_micros(&self) -> u64 {
-        (self.window_micros() / u64::from(self.requests.max(1))).max(1)
-    }
-
-    /// GCRA's burst tolerance: the whole window, so a full quota may arrive at once.
-    fn window_micros(&self) -> u64 {
-        u64::try_from(self.window.as_micros()).unwrap_or(u64::MAX)
-    }
-}
-
-/// One quota per route class.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Quotas([Quota; 5]);
-
-impl Quotas {
-    /// Per minute, in `RouteClass::ALL` order.
-    pub const fn per_minute(
-        reads: u32,
-        writes: u32,
-        uploads: u32,
-        reports: u32,
-        admin: u32,
-    ) -> Self {
-        Quotas([
-            Quota::per_minute(reads),
-            Quota::per_minute(writes),
-            Quota::per_minute(uploads),
-            Quota::per_minute(reports),
-            Quota::per_minute(admin),
-        ])
-    }
-
-    pub fn get(&self, class: RouteClass) -> Quota {
-        self.0[class.index()]
-    }
-
-    /// These quotas with the ones `raw` names changed: `reads=600,uploads=20` (requests per
-    /// minute, each at least 1); a class left out keeps its quota.
-    pub fn with_overrides(&self, raw: &str) -> Result<Quotas, QuotaError> {
-        let mut quotas = self.clone();
-        for entry in raw
-            .split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-        {
-            let (name, requests) = entry
-                .split_once('=')
-                .ok_or_else(|| QuotaError::Entry(entry.to_string()))?;
-            let class = RouteClass::ALL
-                .into_iter()
-                .find(|class| class.as_str() == name.trim())
-                .ok_or_else(|| QuotaError::Class(name.trim().to_string()))?;
-            let requests = requests
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|requests| *requests >= 1)
-                .ok_or_else(|| QuotaError::Requests(entry.to_string()))?;
-            quotas.0[class.index()] = Quota::per_minute(requests);
-        }
-        Ok(quotas)
-    }
-}
-
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum QuotaError {
-    #[error("`{0}` is not `class=requests`")]
-    Entry(String),
-    #[error("`{0}` is not a route class (reads, writes, uploads, reports, admin)")]
-    Class(String),
-    #[error("`{0}`: requests per minute must be a whole number of at least 1")]
-    Requests(String),
-}
-
-/// The limits every function applies: per user and per clinic, by route class.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RateLimits {
-    pub per_user: Quotas,
-    pub per_clinic: Quotas,
-}
-
-impl Default for RateLimits {
-    /// Generous for a person at a desk (a busy receptionist reads a few times a second at
-    /// most); the clinic's are sized for a large clinic's whole staff at once.
-    fn default() -> Self {
-        RateLimits {
-            per_user: Quotas::per_minute(600, 120, 30, 10, 60),
-            per_clinic: Quotas::per_minute(3000, 600, 120, 30, 300),
-        }
-    }
-}
 
 /// Whose bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,6 +142,19 @@ impl RateLimiter {
 
     /// Charges one request of `user` in `clinic` to its class's buckets, if both have room.
     pub async fn check(&self, clinic: ClinicId, user: UserId, class: RouteClass) -> Verdict {
+        self.check_and_read(clinic, user, class, &[]).await.0
+    }
+
+    /// [`check`](Self::check), reading `reads` (keys under the clinic's hash tag) in the same
+    /// round trip. The values are `None` when absent, and all `None` when Redis could not be
+    /// asked.
+    pub async fn check_and_read(
+        &self,
+        clinic: ClinicId,
+        user: UserId,
+        class: RouteClass,
+        reads: &[String],
+    ) -> (Verdict, Vec<Option<String>>) {
         let policies = [
             Policy {
                 scope: Scope::User,
@@ -307,12 +171,13 @@ impl RateLimiter {
             self.keys.rate_user_bucket(clinic, user, class.as_str()),
             self.keys.rate_clinic_bucket(clinic, class.as_str()),
         ];
-        match self.charge(&keys, &policies).await {
+        match self.charge(&keys, &policies, reads).await {
             Ok(reply) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("rate limits enforced again: Redis answers");
                 }
-                verdict(policies, &reply)
+                let (numbers, values) = split_reply(reply, reads.len());
+                (verdict(policies, &numbers), values)
             }
             Err(error) => {
                 if !self.failing.swap(true, Ordering::Relaxed) {
@@ -321,26 +186,50 @@ impl RateLimiter {
                         "rate limits not enforced: Redis cannot be asked; requests pass"
                     );
                 }
-                Verdict::Unchecked
+                (Verdict::Unchecked, vec![None; reads.len()])
             }
         }
     }
 
     async fn charge(
         &self,
-        keys: &[String; 2],
+        buckets: &[String; 2],
         policies: &[Policy; 2],
-    ) -> Result<Vec<i64>, RedisFailure> {
+        reads: &[String],
+    ) -> Result<Vec<::redis::Value>, RedisFailure> {
         let mut connection = self.redis.connection().await?;
         let mut invocation = GCRA.prepare_invoke();
-        for (key, policy) in keys.iter().zip(policies) {
+        for (key, policy) in buckets.iter().zip(policies) {
             invocation
                 .key(key)
                 .arg(policy.quota.interval_micros())
                 .arg(policy.quota.window_micros());
         }
+        for key in reads {
+            invocation.key(key);
+        }
         Ok(invocation.invoke_async(&mut connection).await?)
     }
+}
+
+/// The script's numbers (verdict and buckets) and the values of the keys read after them.
+fn split_reply(reply: Vec<::redis::Value>, reads: usize) -> (Vec<i64>, Vec<Option<String>>) {
+    let numbers_end = reply.len().saturating_sub(reads);
+    let mut numbers = Vec::with_capacity(numbers_end);
+    let mut values = Vec::with_capacity(reads);
+    for (index, value) in reply.into_iter().enumerate() {
+        if index < numbers_end {
+            numbers.push(::redis::from_redis_value::<i64>(value).unwrap_or(-1));
+        } else {
+            values.push(
+                ::redis::from_redis_value::<Option<String>>(value)
+                    .ok()
+                    .flatten(),
+            );
+        }
+    }
+    values.resize(reads, None);
+    (numbers, values)
 }
 
 /// Reads the script's reply: allowed, retry-after µs, then remaining and reset µs per bucket.

@@ -33,33 +33,6 @@ fn headers_follow_the_ietf_draft() {
 }
 
 #[test]
-fn overrides_change_only_the_classes_they_name() {
-    let defaults = RateLimits::default().per_user;
-    let changed = defaults.with_overrides(" uploads=5, admin=1 ").unwrap();
-    assert_eq!(changed.get(RouteClass::Uploads), Quota::per_minute(5));
-    assert_eq!(changed.get(RouteClass::Admin), Quota::per_minute(1));
-    assert_eq!(
-        changed.get(RouteClass::Reads),
-        defaults.get(RouteClass::Reads)
-    );
-    assert_eq!(defaults.with_overrides("").unwrap(), defaults);
-}
-
-#[test]
-fn bad_overrides_say_what_is_wrong() {
-    let defaults = RateLimits::default().per_user;
-    for (raw, error) in [
-        ("reads", QuotaError::Entry("reads".into())),
-        ("deletes=5", QuotaError::Class("deletes".into())),
-        ("reads=0", QuotaError::Requests("reads=0".into())),
-        ("reads=-1", QuotaError::Requests("reads=-1".into())),
-        ("reads=lots", QuotaError::Requests("reads=lots".into())),
-    ] {
-        assert_eq!(defaults.with_overrides(raw), Err(error), "{raw}");
-    }
-}
-
-#[test]
 fn the_script_reply_becomes_a_verdict_naming_the_tightest_bucket() {
     let [user, clinic] = usage(0, 0).policies;
     // allowed, retry, user (remaining, reset µs), clinic (remaining, reset µs)
@@ -80,25 +53,4 @@ fn the_script_reply_becomes_a_verdict_naming_the_tightest_bucket() {
         other => panic!("{other:?}"),
     }
     assert_eq!(verdict([user, clinic], &[]), Verdict::Unchecked);
-}
-
-#[test]
-fn safe_methods_read_and_the_rest_write() {
-    assert_eq!(RouteClass::for_method(&Method::GET), RouteClass::Reads);
-    assert_eq!(RouteClass::for_method(&Method::HEAD), RouteClass::Reads);
-    for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-        assert_eq!(RouteClass::for_method(&method), RouteClass::Writes);
-    }
-}
-
-#[test]
-fn a_quota_spreads_its_requests_over_the_window() {
-    let quota = Quota::per_minute(120);
-    assert_eq!(quota.interval_micros(), 500_000);
-    assert_eq!(quota.window_micros(), 60_000_000);
-    let absurd = Quota {
-        requests: u32::MAX,
-        window: Duration::from_secs(1),
-    };
-    assert_eq!(absurd.interval_micros(), 1, "never zero");
 }

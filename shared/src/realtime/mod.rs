@@ -31,7 +31,8 @@ pub use registry::{ConnectionRegistry, LiveConnection, RegistryError};
 pub use routes::router;
 pub use types::*;
 
-use crate::auth::{Authenticator, Role};
+use crate::access::Access;
+use crate::auth::Role;
 use crate::config::RealtimeConfig;
 use crate::db::{self, DbError};
 use crate::ids::{ClinicId, JobId, ReportId, UserId, XrayId};
@@ -41,7 +42,7 @@ use crate::telemetry::ErrorChain;
 use sqlx::PgPool;
 
 /// What real-time delivery needs from a function's state, borrowed: the inbox's pool, the
-/// registry's Redis and keys, the notifier, the push limits and the token verifier. `AppState`
+/// registry's Redis and keys, the notifier, the push limits and the gate that admits a caller. `AppState`
 /// converts into it (in `state.rs`), so callers pass `&state` and realtime never imports the
 /// state that holds it.
 #[derive(Clone, Copy)]
@@ -51,7 +52,7 @@ pub struct Realtime<'a> {
     pub keys: &'a Keys,
     pub notifier: &'a Notifier,
     pub config: &'a RealtimeConfig,
-    pub auth: &'a Authenticator,
+    pub access: &'a Access,
 }
 
 /// A finished document (an analysed X-ray, a generated report), as its job announces it.

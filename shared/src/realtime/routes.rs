@@ -3,7 +3,7 @@
 
 use super::inbox::{self, Reader, Window};
 use super::types::{Notification, NotificationId, RealtimeError};
-use crate::auth::Authenticator;
+use crate::access::Access;
 use crate::auth::Principal;
 use crate::config::HttpConfig;
 use crate::db::DbError;
@@ -27,7 +27,7 @@ pub fn router<S>(state: S) -> Router
 where
     S: Clone + Send + Sync + 'static,
     PgPool: FromRef<S>,
-    Arc<Authenticator>: FromRef<S>,
+    Arc<Access>: FromRef<S>,
     HttpConfig: FromRef<S>,
 {
     let config = HttpConfig::from_ref(&state);

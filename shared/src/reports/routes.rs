@@ -14,12 +14,14 @@ use crate::auth::Principal;
 use crate::http::{self, ApiError, ApiJson, ApiPath};
 use crate::ids::ReportId;
 use crate::queue::IdempotencyKey;
+use crate::ratelimit::RouteClass;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 
 /// How long a client polling a pending report is asked to wait.
 const PENDING_RETRY_AFTER_SECONDS: u32 = 2;
@@ -28,7 +30,10 @@ pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
     http::finish(
         Router::new()
-            .route("/reports/insurance", post(request_insurance))
+            .route(
+                "/reports/insurance",
+                post(request_insurance.layer(Extension(RouteClass::Reports))),
+            )
             .route("/reports/{id}", get(show))
             .route("/reports/{id}/pdf", get(download))
             .with_state(state),

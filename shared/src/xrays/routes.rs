@@ -10,14 +10,16 @@ use crate::http::{self, ApiError, ApiPath, ApiQuery};
 use crate::ids::{PatientId, XrayId};
 use crate::pagination::{Page, PageRequest};
 use crate::queue::IdempotencyKey;
+use crate::ratelimit::RouteClass;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
+use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Json};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Every role on staff takes or imports X-rays (the dentist at the chair, reception scanning a
@@ -40,7 +42,10 @@ pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
     http::finish(
         Router::new()
-            .route("/patients/{id}/xrays", get(list).post(upload))
+            .route(
+                "/patients/{id}/xrays",
+                get(list).post(upload.layer(Extension(RouteClass::Uploads))),
+            )
             .route("/xrays/{id}", get(show))
             .route("/xrays/{id}/image", get(image))
             .route("/xrays/{id}/thumbnail", get(thumbnail))

@@ -2,8 +2,9 @@
 //! `?token=`, its `?since=`), registered, or the refusal API Gateway answers the client with.
 
 use super::{accepted, connection_id};
-use crate::auth::{AuthError, Principal};
+use crate::auth::Principal;
 use crate::http::ApiError;
+use crate::ratelimit::RouteClass;
 use crate::realtime::Realtime;
 use crate::realtime::registry::{ConnectionRegistry, LiveConnection, now_ms};
 use crate::telemetry::ErrorChain;
@@ -72,8 +73,9 @@ async fn requested_connection(
     })
 }
 
-/// The principal of the `?token=`: 401 without one or with one that does not verify, 503 when
-/// the signing keys cannot be fetched.
+/// The principal of the `?token=`, through the same gate as an HTTP request: 401 without a
+/// token or with one that does not verify (or of a deactivated or unknown user), 403 for an
+/// archived clinic, 429 over the read limits, 503 when the signing keys cannot be fetched.
 async fn authenticate(
     realtime: Realtime<'_>,
     event: &ApiGatewayWebsocketProxyRequest,
@@ -89,26 +91,13 @@ async fn authenticate(
             detail: "Pass the access token as ?token= on the WebSocket URL.".into(),
         });
     };
-    match realtime.auth.authenticate(token).await {
-        Ok(principal) => Ok(principal),
-        Err(error @ AuthError::KeysUnavailable(_)) => {
-            if let AuthError::KeysUnavailable(source) = &error {
-                tracing::warn!(error = ?source.as_ref().map(|e| e.to_string()), "signing keys unavailable at WebSocket connect");
-            }
-            // The same 503 an HTTP request gets when the keys cannot be fetched.
-            Err(ApiError::from(error))
-        }
-        Err(error) => {
-            tracing::info!(reason = %error, "WebSocket connect not authenticated");
-            let detail = match error {
-                AuthError::Expired => "The token has expired; sign in again.",
-                _ => "The token is not valid.",
-            };
-            Err(ApiError::Unauthorized {
-                detail: detail.into(),
-            })
-        }
-    }
+    // A WebSocket is a session of reads: the same gate and limits as an HTTP read.
+    realtime
+        .access
+        .admit(token, RouteClass::Reads)
+        .await
+        .map(|admitted| admitted.principal)
+        .inspect_err(|error| tracing::info!(reason = %error, "WebSocket connect refused"))
 }
 
 /// `?since=<id>` (optional): the default of the connection's `replay`.

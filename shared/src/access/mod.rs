@@ -1,0 +1,236 @@
+//! The gate every authenticated request passes: the token says who is calling, the database
+//! says what they may do, the rate limiter says whether now.
+//!
+//! 1. The token is verified (`shared::auth`): 401 when missing, expired or forged.
+//! 2. One Redis call charges the request to the caller's and the clinic's buckets of the route's
+//!    class (`shared::ratelimit`) and reads the caller's cached standing beside them: 429 when a
+//!    bucket is full.
+//! 3. The standing (`standing.rs`) comes from that read, or from PostgreSQL on a miss (then it
+//!    is cached for `CALLER_CACHE_TTL_SECONDS`): 401 `/problems/unknown-user` when the token's
+//!    user is not in its clinic (or the clinic does not exist), 401 `/problems/user-deactivated`,
+//!    403 `/problems/clinic-archived`. The role used is the database's, not the token's; the
+//!    platform-operator power needs the token's claim *and* a `platform_operators` row.
+//!
+//! Whatever changes a user or a clinic calls [`Access::forget_user`] / [`Access::forget_clinic`]
+//! after its commit, so the change takes effect at the next request; a change made behind the
+//! API's back takes effect within the cache's lifetime. Redis down: requests pass unthrottled and
+//! every standing is read from PostgreSQL.
+
+mod standing;
+
+pub use standing::{ClinicStanding, Standing, UserStanding};
+
+use crate::auth::{AuthError, Authenticator, Principal, Role, bearer_token};
+use crate::config::AccessConfig;
+use crate::db::DbError;
+use crate::http::ApiError;
+use crate::http::LateHeaders;
+use crate::ids::{ClinicId, UserId};
+use crate::keys::Keys;
+use crate::ratelimit::{RateLimiter, RouteClass, Scope, Usage, Verdict, whole_seconds};
+use crate::redis::{RedisConnector, RedisFailure};
+use crate::telemetry::ErrorChain;
+use ::redis::AsyncCommands;
+use axum::extract::{FromRef, FromRequestParts};
+use http::request::Parts;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Access {
+    authenticator: Authenticator,
+    db: PgPool,
+    redis: Arc<RedisConnector>,
+    keys: Keys,
+    limiter: RateLimiter,
+    standing_ttl: Duration,
+}
+
+/// A caller let in, and where they stand against their rate limits (`None`: not checked).
+#[derive(Debug)]
+pub struct Admitted {
+    pub principal: Principal,
+    pub usage: Option<Usage>,
+}
+
+impl Access {
+    pub fn new(
+        authenticator: Authenticator,
+        db: PgPool,
+        redis: Arc<RedisConnector>,
+        keys: Keys,
+        config: &AccessConfig,
+    ) -> Self {
+        Self {
+            authenticator,
+            limiter: RateLimiter::new(redis.clone(), keys.clone(), config.limits.clone()),
+            db,
+            redis,
+            keys,
+            standing_ttl: config.standing_ttl,
+        }
+    }
+
+    /// Lets the holder of `token` make a request of `class`, or says why not.
+    pub async fn admit(&self, token: &str, class: RouteClass) -> Result<Admitted, ApiError> {
+        let claimed =
+            self.authenticator.authenticate(token).await.inspect_err(
+                |error| tracing::info!(reason = %error, "request not authenticated"),
+            )?;
+        let (clinic, user) = (claimed.clinic_id, claimed.user_id);
+        let entries = [
+            self.keys.caller_user(clinic, user),
+            self.keys.caller_clinic(clinic),
+        ];
+        let (verdict, cached) = self
+            .limiter
+            .check_and_read(clinic, user, class, &entries)
+            .await;
+        let usage = match verdict {
+            Verdict::Allowed(usage) => Some(usage),
+            Verdict::Unchecked => None,
+            Verdict::Limited { usage, retry_after } => {
+                tracing::info!(
+                    class = class.as_str(),
+                    policy = %usage.tightest.name(),
+                    "rate limited"
+                );
+                return Err(limited(&usage, whole_seconds(retry_after)));
+            }
+        };
+        let standing = match Standing::from_cache(cached[0].as_deref(), cached[1].as_deref()) {
+            Some(standing) => standing,
+            None => {
+                let standing = self.load(clinic, user).await?;
+                if usage.is_some() {
+                    self.remember(clinic, user, &standing, &entries).await;
+                }
+                standing
+            }
+        };
+        let principal = judge(claimed, standing)?;
+        Ok(Admitted { principal, usage })
+    }
+
+    /// The next request of `user` reads their standing from the database again.
+    pub async fn forget_user(&self, clinic: ClinicId, user: UserId) -> Result<(), RedisFailure> {
+        self.forget(self.keys.caller_user(clinic, user)).await
+    }
+
+    /// The next request of anyone in `clinic` reads the clinic's standing again.
+    pub async fn forget_clinic(&self, clinic: ClinicId) -> Result<(), RedisFailure> {
+        self.forget(self.keys.caller_clinic(clinic)).await
+    }
+
+    async fn forget(&self, key: String) -> Result<(), RedisFailure> {
+        let mut connection = self.redis.connection().await?;
+        connection.del::<_, ()>(key).await?;
+        Ok(())
+    }
+
+    async fn load(&self, clinic: ClinicId, user: UserId) -> Result<Standing, ApiError> {
+        match Standing::load(&self.db, clinic, user).await {
+            Ok(Some(standing)) => Ok(standing),
+            Ok(None) => {
+                tracing::info!("token of a user who is not a member of its clinic");
+                Err(ApiError::UnknownUser)
+            }
+            Err(error @ DbError::Unavailable(_)) => Err(error.into()),
+            Err(error) => Err(ApiError::internal(error)),
+        }
+    }
+
+    /// Caches both entries; a failure only costs the next request a query.
+    async fn remember(
+        &self,
+        clinic: ClinicId,
+        user: UserId,
+        standing: &Standing,
+        entries: &[String; 2],
+    ) {
+        let ttl = u64::try_from(self.standing_ttl.as_millis()).unwrap_or(u64::MAX);
+        let user_entry = serde_json::to_string(&standing.user).unwrap_or_default();
+        let clinic_entry = serde_json::to_string(&standing.clinic).unwrap_or_default();
+        let stored = async {
+            let mut connection = self.redis.connection().await?;
+            ::redis::pipe()
+                .pset_ex(&entries[0], user_entry, ttl)
+                .ignore()
+                .pset_ex(&entries[1], clinic_entry, ttl)
+                .ignore()
+                .query_async::<()>(&mut connection)
+                .await?;
+            Ok::<_, RedisFailure>(())
+        };
+        if let Err(error) = stored.await {
+            tracing::warn!(%clinic, %user, error = %ErrorChain(&error), "caller standing not cached");
+        }
+    }
+}
+
+/// The 429 of a full bucket, naming whose.
+fn limited(usage: &Usage, retry_after_seconds: u64) -> ApiError {
+    let whose = match usage.tightest.scope {
+        Scope::User => "you",
+        Scope::Clinic => "your clinic",
+    };
+    ApiError::RateLimited {
+        retry_after_seconds,
+        detail: format!(
+            "Too many {} requests from {whose}; retry in {retry_after_seconds} s.",
+            usage.tightest.class.as_str()
+        ),
+        headers: usage.headers().into(),
+    }
+}
+
+/// The principal the request runs as: the token's identity with the database's role.
+fn judge(claimed: Principal, standing: Standing) -> Result<Principal, ApiError> {
+    if !standing.user.active {
+        tracing::info!("token of a deactivated user");
+        return Err(ApiError::UserDeactivated);
+    }
+    if standing.clinic.archived {
+        tracing::info!("token of an archived clinic");
+        return Err(ApiError::ClinicArchived);
+    }
+    let role = standing.user.role;
+    Ok(Principal {
+        role,
+        platform_admin: claimed.platform_admin && standing.user.operator && role == Role::Admin,
+        ..claimed
+    })
+}
+
+/// Any route with a `Principal` argument is behind the gate. The route's class is the one its
+/// router declared (`Extension(RouteClass::…)`), else what its method says.
+impl<S> FromRequestParts<S> for Principal
+where
+    Arc<Access>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let access = Arc::<Access>::from_ref(state);
+        let token = bearer_token(parts).ok_or(AuthError::Missing)?;
+        let class = parts
+            .extensions
+            .get::<RouteClass>()
+            .copied()
+            .unwrap_or_else(|| RouteClass::for_method(&parts.method));
+        let admitted = access.admit(token, class).await?;
+        if let (Some(late), Some(usage)) = (parts.extensions.get::<LateHeaders>(), admitted.usage) {
+            late.fill(usage.headers().into());
+        }
+        let principal = admitted.principal;
+        let span = tracing::Span::current();
+        span.record("clinic_id", tracing::field::display(principal.clinic_id));
+        span.record("user_id", tracing::field::display(principal.user_id));
+        span.record("role", principal.role.as_str());
+        Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests;
