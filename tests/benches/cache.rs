@@ -2,7 +2,9 @@
 //! raw Redis GET and raw PostgreSQL primary-key select beside `GET /patients/{id}` on a hit and
 //! a miss, `GET /dashboard` on a miss and a hit for a clinic of 20,000 patients and 200,000
 //! appointments, requests/s at 1, 8 and 32 concurrent callers, and a Zipf(1.0) read workload
-//! over the 20,000 patients with 5 % writes, reporting the hit rate.
+//! over the 20,000 patients with 5 % writes, reporting the hit rate. The request gate's rate
+//! limiter is measured by what it adds to the one Redis call every request makes anyway (issue
+//! 11 §3: ≤ 20 µs p50).
 //!
 //! Run: `cargo bench -p pulso-tests --bench cache` (services from infra/scripts/services.sh).
 //! `BENCH_ITERATIONS` scales the sample count (default 20000). Prints figures; asserts nothing.
@@ -22,7 +24,8 @@ use rand_distr::{Distribution, Zipf};
 use redis::AsyncCommands;
 use shared::auth::Role;
 use shared::cache::{DASHBOARD, PATIENT_PROFILE};
-use shared::ids::{ClinicId, PatientId};
+use shared::ids::{ClinicId, PatientId, UserId};
+use shared::ratelimit::{Quotas, RateLimiter, RateLimits, RouteClass, Verdict};
 use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
@@ -77,6 +80,8 @@ async fn run() {
     };
     let raw_redis = measure(iterations, redis_get.clone()).await;
     report("raw Redis GET (same connection type)", &raw_redis);
+
+    gate(&app, iterations).await;
 
     let pk_pool = app_pool(&app, clinic).await;
     let pk_select = {
@@ -335,4 +340,60 @@ async fn seed_large_clinic(app: &TestApp, clinic: ClinicId) -> (Vec<PatientId>, 
         .expect("generate the large clinic");
     let appointments = large.appointment_count();
     (large.patient_ids, appointments)
+}
+
+/// What the rate limiter adds to a request: every authenticated request reads the caller's
+/// cached standing (two keys) in one Redis call; the limiter's buckets ride the same call.
+/// Measured side by side: that read alone (an MGET), and the gate's script charging both
+/// buckets and reading both keys. The difference is the limiter's cost.
+async fn gate(app: &TestApp, iterations: usize) {
+    let (clinic, user) = (app.clinic_a.id, app.clinic_a.receptionist);
+    let reads = [
+        app.state.keys.caller_user(clinic, user),
+        app.state.keys.caller_clinic(clinic),
+    ];
+    let redis = app.state.redis.connection().await.expect("redis");
+    let mget = {
+        let reads = reads.clone();
+        move |_: usize| {
+            let mut redis = redis.clone();
+            let reads = reads.clone();
+            async move {
+                let _: Vec<Option<String>> = redis.mget(&reads).await.expect("MGET");
+            }
+        }
+    };
+    let standing_only = measure(iterations, mget).await;
+    report(
+        "caller standing read alone (MGET of 2 keys)",
+        &standing_only,
+    );
+
+    let limiter = Arc::new(RateLimiter::new(
+        app.state.redis.clone(),
+        app.state.keys.clone(),
+        // Quotas no run reaches: every charge is a full one (read, compute, write back).
+        RateLimits {
+            per_user: Quotas::per_minute(u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX),
+            per_clinic: Quotas::per_minute(u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX),
+        },
+    ));
+    let charge = move |i: usize| {
+        let limiter = limiter.clone();
+        let reads = reads.clone();
+        let user = UserId(uuid::Uuid::from_u128(i as u128 % 50));
+        async move {
+            let (verdict, _) = limiter
+                .check_and_read(clinic, user, RouteClass::Reads, &reads)
+                .await;
+            assert!(matches!(verdict, Verdict::Allowed(_)), "{verdict:?}");
+        }
+    };
+    let gated = measure(iterations, charge).await;
+    report("gate: 2 buckets charged + the same 2 keys read", &gated);
+    println!(
+        "{:<52} {:>10.1}   (target ≤ 20 µs)",
+        "rate limiter added, p50",
+        gated.p50_us - standing_only.p50_us
+    );
 }

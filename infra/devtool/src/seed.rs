@@ -22,6 +22,9 @@ use std::io::Write as _;
 use std::time::Instant;
 use uuid::Uuid;
 
+/// The clinic whose admins the demo lists as platform operators.
+const DEMO_OPERATOR_CLINIC: &str = "sonrisa";
+
 /// Tables holding clinic rows, children before parents: `--reset` deletes in this order.
 /// A migration that adds a table referencing clinics adds it here too (the reset names the
 /// table if it is forgotten).
@@ -99,7 +102,16 @@ pub async fn reset_clinics(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
     let mut tables: Vec<&str> = TENANT_TABLES.to_vec();
     tables.push("clinics");
     let mut unscoped = Unscoped::begin(pool, &tables).await?;
-    let mut deleted = 0;
+    // Operators are listed by user, not by clinic: they go before their users.
+    let mut deleted = sqlx::query(
+        "DELETE FROM platform_operators
+          WHERE user_id IN (SELECT id FROM users WHERE clinic_id = ANY($1))",
+    )
+    .bind(ids)
+    .execute(&mut *unscoped.tx)
+    .await
+    .context("deleting the demo clinics' platform operators")?
+    .rows_affected();
     for table in TENANT_TABLES {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(table)
@@ -207,6 +219,20 @@ async fn insert_clinic(
     .execute(&mut *tx)
     .await
     .context("inserting the staff")?;
+
+    // The demo's platform operator: `infra/token --clinic sonrisa --role admin --platform-admin`
+    // mints a token the API honours (a claim alone is not enough, `shared::access`).
+    if clinic.slug == DEMO_OPERATOR_CLINIC {
+        sqlx::query(
+            "INSERT INTO platform_operators (user_id, reason)
+             SELECT id, 'demo: the local platform operator' FROM users
+              WHERE clinic_id = $1 AND role = 'admin'",
+        )
+        .bind(clinic.id)
+        .execute(&mut *tx)
+        .await
+        .context("listing the demo's platform operator")?;
+    }
 
     insert_patients(&mut tx, clinic.id, &data.patients).await?;
     insert_appointments(&mut tx, clinic.id, TIMEZONE, &data.appointments).await?;

@@ -142,6 +142,14 @@ pub async fn issue(
             user.role.as_str()
         );
     }
+    if request.platform_admin && !is_operator(pool, user.id).await? {
+        bail!(
+            "--platform-admin: {} is not listed in platform_operators, so the API would not \
+             honour the claim (the demo lists sonrisa's admin; `pulso-devtool seed --reset` \
+             restores it)",
+            user.email
+        );
+    }
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         sub: UserId(user.id),
@@ -166,6 +174,15 @@ pub async fn issue(
         request.ttl_hours
     );
     Ok(token)
+}
+
+/// Whether the API will honour a `platform_admin` claim of `user` (`shared::access`).
+async fn is_operator(pool: &PgPool, user: Uuid) -> anyhow::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM platform_operators WHERE user_id = $1)")
+        .bind(user)
+        .fetch_one(pool)
+        .await
+        .context("looking up the platform operators")
 }
 
 async fn find_user(pool: &PgPool, request: &TokenRequest) -> anyhow::Result<UserRow> {
