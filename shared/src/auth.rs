@@ -239,7 +239,8 @@ impl Authenticator {
         })
     }
 
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+    /// The caller the token names, and until when it may (Unix seconds, its `exp`).
+    pub async fn authenticate(&self, token: &str) -> Result<(Principal, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(Some(e)))?;
         if header.alg != self.validation_template.algorithms[0] {
             // Never let the token choose its own algorithm (the classic `alg` confusion attack).
@@ -253,12 +254,13 @@ impl Authenticator {
                 self.decode(token, &key)?
             }
         };
-        Ok(Principal {
+        let principal = Principal {
             user_id: claims.sub,
             clinic_id: claims.clinic_id,
             role: claims.role,
             platform_admin: claims.platform_admin && claims.role == Role::Admin,
-        })
+        };
+        Ok((principal, claims.exp))
     }
 
     fn decode(&self, token: &str, key: &DecodingKey) -> Result<Claims, AuthError> {

@@ -174,7 +174,14 @@ async fn members(app: &TestApp, key: &str) -> Vec<String> {
 async fn connect_registers_in_every_index_for_the_two_hour_connection_limit() {
     let app = TestApp::spawn().await;
     let clinic = app.clinic_a;
-    let token = app.token(&clinic, Role::Receptionist);
+    // A day-long token: the connection's own two hours are the shorter limit.
+    let token = app.token_for(
+        clinic.id,
+        clinic.receptionist,
+        Role::Receptionist,
+        24 * 3600,
+        pulso_tests::JWT_SECRET,
+    );
     let answer = connect(&app.state, "L0SM9cOFvHcCIhw=", &token).await;
     assert_eq!(answer.status_code, 200);
     assert!(answer.body.is_none());
@@ -374,6 +381,22 @@ async fn connect_answers_503_when_redis_is_down() {
 }
 
 #[tokio::test]
+async fn a_registration_ends_with_its_token_when_that_is_sooner() {
+    let app = TestApp::spawn().await;
+    let clinic = app.clinic_a;
+    let hour = app.token(&clinic, Role::Dentist);
+    assert_eq!(connect(&app.state, "c-1h", &hour).await.status_code, 200);
+    let keys = app
+        .state
+        .keys
+        .ws_connection(clinic.id, Role::Dentist, clinic.dentist, "c-1h");
+    for key in [&keys.connection, &keys.locator] {
+        let ttl = pttl(&app, key).await;
+        assert!((3_500_000..=3_600_000).contains(&ttl), "{key}: {ttl}");
+    }
+}
+
+#[tokio::test]
 async fn a_gone_connection_is_removed_from_every_index_on_the_first_410() {
     let app = TestApp::spawn().await;
     let (state, recorder) = with_recorder(&app);
@@ -407,7 +430,8 @@ async fn a_gone_connection_is_removed_from_every_index_on_the_first_410() {
             first.push.gone,
             first.push.failed
         ),
-        (3, 1, 2, 0)
+        // "stale" has no registration left: dropped before any post, not counted.
+        (2, 1, 1, 0)
     );
     for set in [
         state.keys.ws_clinic_connections(clinic.id),

@@ -236,6 +236,46 @@ async fn a_missing_expired_or_forged_token_is_refused_with_401() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_ends_with_its_token() {
+    let app = TestApp::spawn().await;
+    let gateway = LocalGateway::start(&app).await;
+    let clinic = app.clinic_a;
+    // Valid for two more seconds (within the verifier's leeway the handshake still passes).
+    let short = app.token_for(
+        clinic.id,
+        clinic.receptionist,
+        Role::Receptionist,
+        2,
+        pulso_tests::JWT_SECRET,
+    );
+    let mut socket = open(&gateway, &format!("token={short}")).await;
+    wait_for_connections(&app, &clinic, clinic.receptionist, 1).await;
+    send(&mut socket, r#"{"action":"ping"}"#).await;
+    assert_eq!(next_frame(&mut socket).await["registered"], true);
+
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    // No push reaches it any more, and it leaves the indexes the push looked in (the others
+    // drop it the same way when a push looks there, or when they expire).
+    let delivery = realtime::notify(
+        &gateway.state,
+        NewNotification::new(desk(&clinic), ANNOUNCEMENT, "after expiry", json!({})),
+    )
+    .await
+    .expect("notify");
+    assert_eq!(delivery.push.connections, 0, "{:?}", delivery.push);
+    let mut redis = app.redis().await;
+    let clinic_set: Vec<String> = redis
+        .smembers(app.state.keys.ws_clinic_connections(clinic.id))
+        .await
+        .expect("SMEMBERS");
+    assert!(clinic_set.is_empty(), "{clinic_set:?}");
+    // Its reads are refused: the client is told to reconnect with a fresh token.
+    send(&mut socket, r#"{"action":"replay","since":0}"#).await;
+    let refused = next_frame(&mut socket).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_socket_removes_the_connection_from_the_registry() {
     let app = TestApp::spawn().await;
     let gateway = LocalGateway::start(&app).await;
@@ -281,6 +321,7 @@ async fn a_connection_that_vanished_without_disconnect_is_removed_on_the_first_4
             role: Role::Receptionist,
             connected_at_ms: Utc::now().timestamp_millis(),
             since: None,
+            token_expires_at_ms: None,
         })
         .await
         .expect("register");

@@ -46,10 +46,13 @@ pub struct Access {
     standing_ttl: Duration,
 }
 
-/// A caller let in, and where they stand against their rate limits (`None`: not checked).
+/// A caller let in, until when their token is valid, and where they stand against their rate
+/// limits (`None`: not checked).
 #[derive(Debug)]
 pub struct Admitted {
     pub principal: Principal,
+    /// The token's `exp` (Unix seconds): a WebSocket lives no longer.
+    pub token_expires_at: i64,
     pub usage: Option<Usage>,
 }
 
@@ -73,7 +76,7 @@ impl Access {
 
     /// Lets the holder of `token` make a request of `class`, or says why not.
     pub async fn admit(&self, token: &str, class: RouteClass) -> Result<Admitted, ApiError> {
-        let claimed =
+        let (claimed, token_expires_at) =
             self.authenticator.authenticate(token).await.inspect_err(
                 |error| tracing::info!(reason = %error, "request not authenticated"),
             )?;
@@ -109,7 +112,11 @@ impl Access {
             }
         };
         let principal = judge(claimed, standing)?;
-        Ok(Admitted { principal, usage })
+        Ok(Admitted {
+            principal,
+            token_expires_at,
+            usage,
+        })
     }
 
     /// The next request of `user` reads their standing from the database again.

@@ -137,6 +137,10 @@ pub async fn push(
     let started = Instant::now();
     let registry = ConnectionRegistry::new(realtime);
     let targets = match registry.audience(audience).await {
+        Ok(targets) => registry.still_registered(targets).await,
+        Err(error) => Err(error),
+    };
+    let targets = match targets {
         Ok(targets) => targets,
         Err(error) => {
             tracing::warn!(

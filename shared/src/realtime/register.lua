@@ -3,9 +3,10 @@
 -- KEYS[4] the user's set (one hash tag: the clinic).
 -- ARGV[1] connection id, ARGV[2] clinic id, ARGV[3] user id, ARGV[4] role,
 -- ARGV[5] connected_at (Unix ms), ARGV[6] since ('' when none),
--- ARGV[7] when the connection ends (Unix ms: connected_at + 2 h), ARGV[8] the sets' TTL (ms).
+-- ARGV[7] when the registration ends (Unix ms: connected_at + 2 h, or the token's expiry if
+-- sooner), ARGV[8] the sets' TTL (ms), ARGV[9] the token's expiry (Unix ms, '' when unknown).
 redis.call('HSET', KEYS[1], 'clinic', ARGV[2], 'user', ARGV[3], 'role', ARGV[4],
-    'connected_at', ARGV[5], 'since', ARGV[6])
+    'connected_at', ARGV[5], 'since', ARGV[6], 'token_expires_at', ARGV[9])
 redis.call('PEXPIREAT', KEYS[1], ARGV[7])
 for i = 2, 4 do
     redis.call('SADD', KEYS[i], ARGV[1])

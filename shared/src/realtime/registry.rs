@@ -54,13 +54,26 @@ pub struct LiveConnection {
     pub connected_at_ms: i64,
     /// The `?since=` the client connected with: the default of its `replay`.
     pub since: Option<i64>,
+    /// When the token it connected with expires (Unix ms); `None` for registrations written
+    /// before this was kept.
+    pub token_expires_at_ms: Option<i64>,
 }
 
 impl LiveConnection {
-    /// When API Gateway closes it at the latest (Unix ms).
+    /// When its registration ends (Unix ms): when API Gateway closes it at the latest, or when
+    /// its token expires if that is sooner. After that it is refused `ack` and `replay`, and
+    /// pushes skip it.
     pub fn ends_at_ms(&self) -> i64 {
         let lifetime = CONNECTION_LIFETIME.as_millis() as i64;
-        (self.connected_at_ms + lifetime).max(now_ms() + MINIMUM_LIFETIME_MS)
+        let closed = (self.connected_at_ms + lifetime).max(now_ms() + MINIMUM_LIFETIME_MS);
+        self.token_expires_at_ms
+            .map_or(closed, |expires| closed.min(expires))
+    }
+
+    /// Whether its token has expired by `now_ms`.
+    pub fn token_expired(&self, now_ms: i64) -> bool {
+        self.token_expires_at_ms
+            .is_some_and(|expires| expires <= now_ms)
     }
 }
 
@@ -116,6 +129,12 @@ impl<'a> ConnectionRegistry<'a> {
             )
             .arg(ends_at)
             .arg(CONNECTION_LIFETIME.as_millis() as u64)
+            .arg(
+                connection
+                    .token_expires_at_ms
+                    .map(|expires| expires.to_string())
+                    .unwrap_or_default(),
+            )
             .invoke_async(&mut redis)
             .await?;
         // Other slots: the locator (by connection id) and the live-clinic index. Each write is
@@ -239,6 +258,41 @@ impl<'a> ConnectionRegistry<'a> {
             .collect())
     }
 
+    /// The `targets` whose registration has not ended; the others (their token expired, or API
+    /// Gateway's two hours are up) are removed from every index instead of being pushed to.
+    pub async fn still_registered(
+        &self,
+        targets: Vec<Target>,
+    ) -> Result<Vec<Target>, RegistryError> {
+        if targets.is_empty() {
+            return Ok(targets);
+        }
+        let mut redis = self.redis.connection().await?;
+        let mut pipe = ::redis::pipe();
+        for target in &targets {
+            pipe.cmd("EXISTS").arg(
+                self.keys
+                    .ws_connection_hash(target.clinic, &target.connection_id),
+            );
+        }
+        let exists: Vec<bool> = pipe.query_async(&mut redis).await?;
+        let mut live = Vec::with_capacity(targets.len());
+        for (target, exists) in targets.into_iter().zip(exists) {
+            if exists {
+                live.push(target);
+            } else {
+                self.remove_from(
+                    &mut redis,
+                    target.clinic,
+                    &target.connection_id,
+                    Some(&target.found_in),
+                )
+                .await?;
+            }
+        }
+        Ok(live)
+    }
+
     /// Clinics with a connection that has not ended yet; ended entries are dropped on the way.
     async fn live_clinics(
         &self,
@@ -322,6 +376,9 @@ fn parse_connection(
         role: parse_role(fields.get("role")?)?,
         connected_at_ms: fields.get("connected_at")?.parse().ok()?,
         since: fields.get("since").and_then(|since| since.parse().ok()),
+        token_expires_at_ms: fields
+            .get("token_expires_at")
+            .and_then(|expires| expires.parse().ok()),
     })
 }
 
@@ -368,6 +425,7 @@ mod tests {
                 role: Role::Dentist,
                 connected_at_ms: 1_795_432_000_000,
                 since: Some(12),
+                token_expires_at_ms: None,
             })
         );
         let mut no_since = fields.clone();
@@ -392,8 +450,22 @@ mod tests {
             role: Role::Admin,
             connected_at_ms: now,
             since: None,
+            token_expires_at_ms: None,
         };
         assert_eq!(connection.ends_at_ms(), now + 7_200_000);
+        // A token that expires sooner ends the registration with it.
+        let short = LiveConnection {
+            token_expires_at_ms: Some(now + 600_000),
+            ..connection.clone()
+        };
+        assert_eq!(short.ends_at_ms(), now + 600_000);
+        assert!(!short.token_expired(now + 599_999));
+        assert!(short.token_expired(now + 600_000));
+        let long = LiveConnection {
+            token_expires_at_ms: Some(now + 86_400_000),
+            ..connection.clone()
+        };
+        assert_eq!(long.ends_at_ms(), now + 7_200_000);
         let ancient = LiveConnection {
             connected_at_ms: 0,
             ..connection

@@ -54,7 +54,7 @@ async fn requested_connection(
         });
     };
     tracing::Span::current().record("connection_id", connection_id);
-    let principal = authenticate(realtime, event).await?;
+    let (principal, token_expires_at) = authenticate(realtime, event).await?;
     let span = tracing::Span::current();
     span.record("clinic_id", tracing::field::display(principal.clinic_id));
     span.record("user_id", tracing::field::display(principal.user_id));
@@ -70,6 +70,7 @@ async fn requested_connection(
             now_ms()
         },
         since: since(event)?,
+        token_expires_at_ms: Some(token_expires_at.saturating_mul(1000)),
     })
 }
 
@@ -79,7 +80,7 @@ async fn requested_connection(
 async fn authenticate(
     realtime: Realtime<'_>,
     event: &ApiGatewayWebsocketProxyRequest,
-) -> Result<Principal, ApiError> {
+) -> Result<(Principal, i64), ApiError> {
     let token = event
         .query_string_parameters
         .first("token")
@@ -96,7 +97,7 @@ async fn authenticate(
         .access
         .admit(token, RouteClass::Reads)
         .await
-        .map(|admitted| admitted.principal)
+        .map(|admitted| (admitted.principal, admitted.token_expires_at))
         .inspect_err(|error| tracing::info!(reason = %error, "WebSocket connect refused"))
 }
 

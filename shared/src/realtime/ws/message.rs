@@ -4,7 +4,7 @@
 use crate::db::DbError;
 use crate::realtime::Realtime;
 use crate::realtime::inbox::{self, Reader, Window};
-use crate::realtime::registry::{ConnectionRegistry, LiveConnection};
+use crate::realtime::registry::{ConnectionRegistry, LiveConnection, now_ms};
 use crate::realtime::types::{
     ClientFrame, MESSAGE_LIMIT, Notification, NotificationId, ServerFrame,
 };
@@ -72,6 +72,17 @@ async fn registered(
         None => Ok(None),
     };
     match connection {
+        // Between the token's expiry and the registration's (they are the same instant, give
+        // or take Redis's expiry sweep), nothing but a ping is answered.
+        Ok(Some(connection))
+            if connection.token_expired(now_ms()) && *frame != ClientFrame::Ping =>
+        {
+            Err(ServerFrame::error(
+                "token_expired",
+                "The token this connection was opened with has expired; reconnect with a fresh \
+                 ?token=.",
+            ))
+        }
         Ok(Some(connection)) => Ok(connection),
         Ok(None) if *frame == ClientFrame::Ping => Err(ServerFrame::Pong { registered: false }),
         Ok(None) => Err(ServerFrame::error(
