@@ -387,6 +387,7 @@ async fn bad_uploads_are_refused_and_write_nothing() {
         ("truncated JPEG", Some("image/jpeg"), good_jpeg[..good_jpeg.len() / 2].to_vec(), 422, "validation"),
         ("JPEG cut inside its header", Some("image/jpeg"), good_jpeg[..30].to_vec(), 422, "validation"),
         ("30000×30000 header bomb", Some("image/png"), png_header_claiming(30_000, 30_000), 422, "validation"),
+        ("40 MP of 16-bit RGB (280 MB to analyse)", Some("image/png"), shared::xrays::test_images::png_header_claiming_layout(6324, 6324, 16, 2), 422, "validation"),
         ("over XRAY_MAX_BYTES", Some("image/png"), incompressible_png(600), 413, "payload-too-large"),
     ];
     for (name, content_type, bytes, status, kind) in cases {

@@ -34,9 +34,20 @@ pub fn jpeg(image: &GrayImage, quality: u8) -> Vec<u8> {
     bytes
 }
 
-/// A PNG whose IHDR (with a valid CRC) claims `width`×`height`, followed by a token IDAT and
-/// IEND: a header bomb, refused before decoding.
+/// A PNG whose IHDR (with a valid CRC) claims `width`×`height` of 8-bit grey, followed by a
+/// token IDAT and IEND: a header bomb, refused before decoding.
 pub fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
+    png_header_claiming_layout(width, height, 8, 0)
+}
+
+/// [`png_header_claiming`] with another pixel layout: PNG `bit_depth` and `color_type` (0 grey,
+/// 2 RGB, 4 grey + alpha, 6 RGBA).
+pub fn png_header_claiming_layout(
+    width: u32,
+    height: u32,
+    bit_depth: u8,
+    color_type: u8,
+) -> Vec<u8> {
     fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
         let start = out.len();
@@ -48,7 +59,8 @@ pub fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grey, deflate, no filter, no interlace
+    // Deflate, no filter, no interlace.
+    ihdr.extend_from_slice(&[bit_depth, color_type, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     chunk(&mut out, b"IHDR", &ihdr);
     chunk(

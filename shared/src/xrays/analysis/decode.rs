@@ -2,7 +2,7 @@
 //! against decompression bombs before a pixel is decoded, the structure walked to its end
 //! marker, and decoding under a memory limit.
 
-use image::{GrayImage, ImageFormat, ImageReader, Limits};
+use image::{GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
 
 /// The two formats Pulso accepts, told apart by their first bytes (never by a header a client
@@ -69,6 +69,11 @@ pub struct PixelLimits {
     /// Everything the decoder may allocate at once (`image::Limits::max_alloc`), output buffer
     /// included: 40 MP of 8-bit RGB is 120 MB, of 16-bit grey 80 MB.
     pub max_alloc: u64,
+    /// What analysing it may hold at its peak: the decoded pixels (width × height × bytes per
+    /// pixel of the file's own layout) plus the 8-bit grey copy the metrics read. Checked at
+    /// upload from the header, so a file that could never be analysed is refused there (422)
+    /// and four at once always fit the worker's memory (see `WORKER_CONCURRENCY`).
+    pub max_decoded_bytes: u64,
 }
 
 impl Default for PixelLimits {
@@ -79,6 +84,10 @@ impl Default for PixelLimits {
             max_side: 12_000,
             max_pixels: 40_000_000,
             max_alloc: 256 * 1024 * 1024,
+            // 40 MP of 16-bit grey (80 MB + 40 MB grey copy) or 30 MP of 8-bit RGB pass; 40 MP
+            // of 8-bit RGB (160 MB) or any 16-bit colour of that size do not. Four at once stay
+            // under 60 % of a 1024 MB worker.
+            max_decoded_bytes: 150_000_000,
         }
     }
 }
@@ -98,6 +107,27 @@ impl PixelLimits {
         limits.max_image_height = Some(self.max_side);
         limits.max_alloc = Some(self.max_alloc);
         limits
+    }
+
+    /// The decoded pixels in the file's layout plus the 8-bit grey copy, against the budget.
+    fn check_decoded_bytes(
+        &self,
+        width: u32,
+        height: u32,
+        layout: image::ColorType,
+    ) -> Result<(), ImageFault> {
+        let pixels = u64::from(width) * u64::from(height);
+        let bytes = pixels * (u64::from(layout.bytes_per_pixel()) + 1);
+        if bytes > self.max_decoded_bytes {
+            return Err(ImageFault::TooManyBytes {
+                width,
+                height,
+                layout: format!("{layout:?}"),
+                megabytes: bytes.div_ceil(1_000_000),
+                limit_megabytes: self.max_decoded_bytes / 1_000_000,
+            });
+        }
+        Ok(())
     }
 
     fn check_dimensions(&self, width: u32, height: u32) -> Result<(), ImageFault> {
@@ -151,6 +181,17 @@ pub enum ImageFault {
     },
     #[error("decoding the image would need more than the {limit_mib} MiB allowed")]
     MemoryLimit { limit_mib: u64 },
+    #[error(
+        "the image is {width}×{height} pixels of {layout}: analysing it would take {megabytes} MB, \
+         and at most {limit_megabytes} MB are accepted; save it as 8-bit greyscale"
+    )]
+    TooManyBytes {
+        width: u32,
+        height: u32,
+        layout: String,
+        megabytes: u64,
+        limit_megabytes: u64,
+    },
     #[error("the file is truncated: {0}")]
     Truncated(&'static str),
     #[error("the image data is corrupt: {0}")]
@@ -190,13 +231,15 @@ fn read_header(
 ) -> Result<ImageHeader, ImageFault> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
     reader.limits(limits.header_limits());
-    let (width, height) = reader.into_dimensions().map_err(|error| match error {
+    let decoder = reader.into_decoder().map_err(|error| match error {
         image::ImageError::Limits(_) => ImageFault::MemoryLimit {
             limit_mib: limits.max_alloc / (1024 * 1024),
         },
         other => ImageFault::UnreadableHeader(describe(&other)),
     })?;
+    let (width, height) = decoder.dimensions();
     limits.check_dimensions(width, height)?;
+    limits.check_decoded_bytes(width, height, decoder.color_type())?;
     Ok(ImageHeader {
         format,
         width,

@@ -210,6 +210,42 @@ fn a_header_bomb_is_refused_before_decoding() {
 }
 
 #[test]
+fn an_image_whose_pixels_would_not_fit_the_worker_is_refused_from_its_header() {
+    use crate::xrays::test_images::png_header_claiming_layout as claiming;
+    let limits = PixelLimits::default();
+    // 40 MP of 16-bit RGB: 240 MB decoded plus a 40 MB grey copy.
+    match inspect(&claiming(6324, 6324, 16, 2), &limits) {
+        Err(ImageFault::TooManyBytes {
+            megabytes,
+            limit_megabytes,
+            ref layout,
+            ..
+        }) => {
+            assert_eq!((megabytes, limit_megabytes), (280, 150));
+            assert_eq!(layout, "Rgb16");
+        }
+        other => panic!("{other:?}"),
+    }
+    // 40 MP of 8-bit RGB (160 MB) is over too; RGBA of it more so.
+    for (depth, colour) in [(8, 2), (8, 6), (16, 4)] {
+        assert!(
+            matches!(
+                inspect(&claiming(6324, 6324, depth, colour), &limits),
+                Err(ImageFault::TooManyBytes { .. })
+            ),
+            "{depth}-bit colour type {colour}"
+        );
+    }
+    // The same size in 16-bit grey (120 MB), and 25 MP of 8-bit RGB (100 MB), are accepted.
+    for (width, depth, colour) in [(6324, 16, 0), (5000, 8, 2)] {
+        assert_eq!(
+            inspect(&claiming(width, width, depth, colour), &limits).map(|h| h.width),
+            Ok(width)
+        );
+    }
+}
+
+#[test]
 fn the_memory_limit_applies_when_decoding() {
     let image = good_image(512, 512);
     let limits = PixelLimits {
