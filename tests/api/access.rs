@@ -208,9 +208,7 @@ async fn an_upload_counts_as_an_upload_not_as_a_write() {
     let patient = app.seed_patient(a.id, "Ana").await;
     let xrays = shared::xrays::router(app.state.clone());
     let client = app.client(&xrays, &token);
-    let image = shared::xrays::test_images::png(&image::GrayImage::from_fn(64, 64, |x, y| {
-        image::Luma([((x * 3 + y * 5) % 256) as u8])
-    }));
+    let image = pulso_tests::small_png();
     let path = format!("/patients/{patient}/xrays");
     let upload = || client.send_bytes(http::Method::POST, &path, Some("image/png"), image.clone());
     assert_eq!(upload().await.status, 202);

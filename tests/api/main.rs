@@ -12,6 +12,7 @@ mod health;
 mod jobs;
 mod patients;
 mod queue;
+mod quotas;
 mod ratelimit;
 mod realtime;
 mod realtime_e2e;

@@ -121,3 +121,9 @@ pub async fn drain_worker(worker: &Worker) -> DrainReport {
     assert_eq!(report.stopped_by, StopReason::Idle, "{report:?}");
     report
 }
+
+/// A small PNG that passes every upload check (64×64 of 8-bit grey with some texture).
+pub fn small_png() -> Vec<u8> {
+    use shared::xrays::test_images::{png, textured};
+    png(&textured(64, 64))
+}

@@ -12,7 +12,7 @@ pub mod fixtures;
 pub mod realtime;
 
 pub use client::{Client, Problem, TestResponse};
-pub use fixtures::{AppointmentSeed, drain_jobs, drain_worker};
+pub use fixtures::{AppointmentSeed, drain_jobs, drain_worker, small_png};
 
 use axum::Router;
 use shared::auth::{Claims, Role, mint_hs256};

@@ -22,6 +22,9 @@ pub struct QueueConfig {
     /// The worker stops taking jobs this long before its Lambda deadline, so the ones it holds
     /// can finish: at least the p99 time of the slowest job kind.
     pub worker_deadline_margin: Duration,
+    /// Most unfinished jobs (queued, running, waiting for a retry) one clinic may have: one
+    /// clinic's flood of uploads cannot fill the queue every clinic shares.
+    pub max_pending_per_clinic: u32,
 }
 
 impl QueueConfig {
@@ -49,6 +52,13 @@ impl QueueConfig {
             worker_deadline_margin.as_secs(),
             1..=600,
         );
+        let max_pending_per_clinic =
+            vars.parsed("QUEUE_MAX_PENDING_PER_CLINIC", 1_000, "a number of jobs");
+        vars.check_range(
+            "QUEUE_MAX_PENDING_PER_CLINIC",
+            u64::from(max_pending_per_clinic),
+            1..=1_000_000,
+        );
         Self {
             lease,
             retry_base,
@@ -57,6 +67,7 @@ impl QueueConfig {
             worker_concurrency,
             worker_batch,
             worker_deadline_margin,
+            max_pending_per_clinic,
         }
     }
 }

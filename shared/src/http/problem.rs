@@ -30,6 +30,12 @@ pub enum ApiError {
     UserDeactivated,
     #[error("clinic archived")]
     ClinicArchived,
+    /// Over a quota (a clinic's pending jobs, daily uploads…): `detail` says which.
+    #[error("quota exceeded")]
+    QuotaExceeded {
+        detail: String,
+        retry_after_seconds: u64,
+    },
     /// Over a rate limit: `detail` says which, `headers` are the limit's `RateLimit` fields.
     #[error("rate limited")]
     RateLimited {
@@ -87,7 +93,9 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::UnknownUser | ApiError::UserDeactivated => StatusCode::UNAUTHORIZED,
             ApiError::ClinicArchived => StatusCode::FORBIDDEN,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -137,6 +145,9 @@ impl ApiError {
             ),
             ApiError::RateLimited { detail, .. } => {
                 ("rate-limited", "Too many requests", detail.clone(), None)
+            }
+            ApiError::QuotaExceeded { detail, .. } => {
+                ("quota-exceeded", "Quota exceeded", detail.clone(), None)
             }
             ApiError::NotFound { what } => (
                 "not-found",
@@ -228,6 +239,12 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"pulso\""),
                 );
+            }
+            ApiError::QuotaExceeded {
+                retry_after_seconds,
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }
             ApiError::RateLimited {
                 retry_after_seconds,

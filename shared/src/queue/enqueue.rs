@@ -29,7 +29,15 @@ impl Queue {
         };
         let (id, existing_kind) = repository::stage(tx, &row).await?;
         match existing_kind {
-            None => Ok(StagedJob { id, created: true }),
+            None => {
+                // Counted with the new job in: over the quota, the error rolls the caller's
+                // transaction back, job and all. A repeat (below) is never refused.
+                let limit = self.config().max_pending_per_clinic;
+                if repository::pending_over(tx, clinic, limit).await? {
+                    return Err(QueueError::ClinicQueueFull { limit });
+                }
+                Ok(StagedJob { id, created: true })
+            }
             Some(kind) if kind == job.kind.as_str() => Ok(StagedJob { id, created: false }),
             Some(existing_kind) => Err(QueueError::IdempotencyKeyReused { existing_kind }),
         }

@@ -87,6 +87,9 @@ pub enum QueueError {
     /// The clinic already used this idempotency key for a job of another kind.
     #[error("the idempotency key was already used for a job of kind {existing_kind}")]
     IdempotencyKeyReused { existing_kind: String },
+    /// The clinic already has `limit` unfinished jobs (`QUEUE_MAX_PENDING_PER_CLINIC`).
+    #[error("the clinic has {limit} unfinished jobs already")]
+    ClinicQueueFull { limit: u32 },
     /// A bug in the caller: the `jobs.max_attempts` check would reject it.
     #[error("max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {0}")]
     InvalidMaxAttempts(u8),
@@ -112,6 +115,13 @@ impl From<QueueError> for ApiError {
                     "This Idempotency-Key was already used for a different request (a job of \
                      kind {existing_kind}); send a new key for a new request."
                 ),
+            },
+            QueueError::ClinicQueueFull { limit } => ApiError::QuotaExceeded {
+                detail: format!(
+                    "Your clinic has {limit} jobs waiting or running already; retry when some \
+                     have finished."
+                ),
+                retry_after_seconds: 30,
             },
             QueueError::InvalidMaxAttempts(_) => ApiError::internal(error),
         }
@@ -270,6 +280,7 @@ mod tests {
             worker_concurrency: 4,
             worker_batch: 64,
             worker_deadline_margin: Duration::from_secs(30),
+            max_pending_per_clinic: 1_000,
         };
         Queue::new(
             Arc::new(RedisConnector::new(&redis).expect("redis url")),

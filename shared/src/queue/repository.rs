@@ -64,6 +64,25 @@ pub(super) async fn stage(
     Ok((id, Some(kind)))
 }
 
+/// Whether `clinic` has more than `limit` unfinished jobs; reads at most `limit + 1` entries
+/// of `jobs_clinic_status_idx`.
+pub(super) async fn pending_over(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    limit: u32,
+) -> Result<bool, sqlx::Error> {
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM jobs
+                                WHERE clinic_id = $1 AND status IN ('queued', 'running', 'failed')
+                                LIMIT $2) AS pending",
+    )
+    .bind(clinic)
+    .bind(i64::from(limit) + 1)
+    .fetch_one(conn)
+    .await?;
+    Ok(counted > i64::from(limit))
+}
+
 pub(super) async fn find(
     conn: &mut PgConnection,
     clinic: ClinicId,

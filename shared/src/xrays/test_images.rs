@@ -34,6 +34,13 @@ pub fn jpeg(image: &GrayImage, quality: u8) -> Vec<u8> {
     bytes
 }
 
+/// An image with some texture (a diagonal ramp), enough for every upload check.
+pub fn textured(width: u32, height: u32) -> GrayImage {
+    GrayImage::from_fn(width, height, |x, y| {
+        image::Luma([((x * 3 + y * 5) % 256) as u8])
+    })
+}
+
 /// A PNG whose IHDR (with a valid CRC) claims `width`×`height` of 8-bit grey, followed by a
 /// token IDAT and IEND: a header bomb, refused before decoding.
 pub fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
