@@ -1,0 +1,132 @@
+//! The demo's patients: realistic Spanish names, contacts and unique national ids (DNI).
+
+use super::names::{FEMALE_NAMES, MALE_NAMES, SURNAMES};
+use super::random_uuid;
+use chrono::{Duration, NaiveDate};
+use rand::Rng;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use shared::text::search_key;
+use std::collections::HashSet;
+use uuid::Uuid;
+
+pub struct DemoPatient {
+    pub id: Uuid,
+    pub first_name: String,
+    pub last_name: String,
+    pub search_name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub national_id: Option<String>,
+    pub notes: String,
+    pub registered_days_ago: i32,
+}
+
+const PATIENT_NOTES: &[&str] = &[
+    "Alergia a la penicilina.",
+    "Hipertensión controlada; avisar antes de anestesiar.",
+    "Prefiere citas por la tarde.",
+    "Portador de prótesis removible superior.",
+    "Diabetes tipo 2.",
+    "Ansiedad dental: explicar cada paso.",
+    "Toma anticoagulantes (Sintrom); consultar antes de extracciones.",
+    "Bruxismo; usa férula de descarga.",
+    "Embarazada (2.º trimestre).",
+    "Sensibilidad al frío en el cuadrante inferior izquierdo.",
+];
+
+const EMAIL_DOMAINS: &[&str] = &["correo.test", "mail.test", "ejemplo.test"];
+
+/// The DNI control letter: the number modulo 23 indexes this table.
+const DNI_LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+
+pub fn dni(number: u32) -> String {
+    let letter = DNI_LETTERS[(number % 23) as usize] as char;
+    format!("{number:08}{letter}")
+}
+
+/// Picks with a bias towards the start of the list (its most common entries).
+fn skewed<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
+    let position = rng.random::<f64>().powf(1.7) * list.len() as f64;
+    list[(position as usize).min(list.len() - 1)]
+}
+
+/// `count` patients with realistic Spanish names, contacts and unique national ids.
+pub fn patients(rng: &mut StdRng, count: usize) -> Vec<DemoPatient> {
+    let mut national_ids = HashSet::new();
+    let earliest_birth = NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or(NaiveDate::MIN);
+    let birth_span_days = (NaiveDate::from_ymd_opt(2020, 12, 31).unwrap_or(NaiveDate::MIN)
+        - earliest_birth)
+        .num_days();
+
+    (0..count)
+        .map(|_| {
+            let id = random_uuid(rng);
+            let names = if rng.random_bool(0.55) {
+                FEMALE_NAMES
+            } else {
+                MALE_NAMES
+            };
+            let first_name = skewed(rng, names).to_string();
+            let first_surname = skewed(rng, SURNAMES);
+            let second_surname = skewed(rng, SURNAMES);
+            let last_name = format!("{first_surname} {second_surname}");
+            let search_name = search_key(&format!("{first_name} {last_name}"));
+
+            let phone = match rng.random_range(0..100) {
+                0..55 => Some(format!("+346{:08}", rng.random_range(0..100_000_000u32))),
+                55..90 => Some(format!("6{:08}", rng.random_range(0..100_000_000u32))),
+                _ => None,
+            };
+            let email = rng.random_bool(0.4).then(|| {
+                let login = format!(
+                    "{}.{}",
+                    search_key(&first_name).replace(' ', ""),
+                    search_key(first_surname).replace(' ', "")
+                );
+                let suffix = if rng.random_bool(0.5) {
+                    format!("{}", rng.random_range(10..99))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{login}{suffix}@{}",
+                    EMAIL_DOMAINS.choose(rng).unwrap_or(&"correo.test")
+                )
+            });
+            let birth_date = rng
+                .random_bool(0.92)
+                .then(|| earliest_birth + Duration::days(rng.random_range(0..=birth_span_days)));
+            let national_id = rng.random_bool(0.6).then(|| {
+                loop {
+                    let candidate = dni(rng.random_range(1_000_000..99_999_999));
+                    if national_ids.insert(candidate.clone()) {
+                        break candidate;
+                    }
+                }
+            });
+            let notes = if rng.random_bool(0.12) {
+                PATIENT_NOTES
+                    .choose(rng)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                String::new()
+            };
+            DemoPatient {
+                id,
+                first_name,
+                last_name,
+                search_name,
+                phone,
+                email,
+                birth_date,
+                national_id,
+                notes,
+                registered_days_ago: rng.random_range(90..1500),
+            }
+        })
+        .collect()
+}
