@@ -6,3 +6,9 @@ pub mod demo;
 pub mod large_clinic;
 pub mod rls;
 pub mod seed;
+
+/// The import-cycle check, shared with `shared` (one copy of the parser). It reads all of
+/// `src/`, so it also covers the modules of the binary (`main.rs`).
+#[cfg(test)]
+#[path = "../../../shared/src/layers.rs"]
+mod layers;
