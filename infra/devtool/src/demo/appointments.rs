@@ -96,39 +96,10 @@ pub(crate) fn appointment(
 ) -> DemoAppointment {
     let starts_at = slot.starts_at;
     let ends_at = starts_at + minutes(slot.procedure.minutes);
-    let (status, created_at, status_changed_at) = if ends_at <= now {
-        let created_at = starts_at
-            - Duration::days(rng.random_range(rates.booked_days_before.clone()))
-            - minutes(rng.random_range(0..600));
-        match rng.random_range(0..100) {
-            percent if percent < rates.no_show_percent => {
-                ("no_show", created_at, starts_at + minutes(20))
-            }
-            percent if percent < 15 => {
-                let cancelled_at =
-                    (starts_at - minutes(rng.random_range(60..4_000))).max(created_at + minutes(5));
-                ("cancelled", created_at, cancelled_at)
-            }
-            _ => ("completed", created_at, ends_at),
-        }
+    let outcome = if ends_at <= now {
+        Outcome::ended(rng, starts_at, ends_at, rates)
     } else {
-        let created_at = now
-            - Duration::days(rng.random_range(rates.booked_days_ago.clone()))
-            - minutes(rng.random_range(5..600));
-        let changed_at = between(rng, created_at, now.min(starts_at));
-        if starts_at <= now {
-            ("confirmed", created_at, changed_at)
-        } else if rng.random_bool(rates.future_cancelled) {
-            ("cancelled", created_at, changed_at)
-        } else if rng.random_bool(if (starts_at.date() - now.date()).num_days() <= 2 {
-            0.75
-        } else {
-            0.3
-        }) {
-            ("confirmed", created_at, changed_at)
-        } else {
-            ("scheduled", created_at, created_at)
-        }
+        Outcome::not_ended(rng, starts_at, now, rates)
     };
     DemoAppointment {
         id: random_uuid(rng),
@@ -136,7 +107,7 @@ pub(crate) fn appointment(
         dentist_id: slot.dentist_id,
         starts_at,
         ends_at,
-        status,
+        status: outcome.status,
         reason: slot
             .procedure
             .reasons
@@ -148,8 +119,77 @@ pub(crate) fn appointment(
             .choose(rng)
             .copied()
             .unwrap_or(slot.dentist_id),
-        created_at,
-        status_changed_at,
+        created_at: outcome.created_at,
+        status_changed_at: outcome.status_changed_at,
+    }
+}
+
+/// What became of an appointment by now: its status, when it was booked and when its status
+/// last changed.
+struct Outcome {
+    status: &'static str,
+    created_at: NaiveDateTime,
+    status_changed_at: NaiveDateTime,
+}
+
+impl Outcome {
+    /// A visit over by now: mostly completed, some no-shows, some cancelled beforehand.
+    fn ended(
+        rng: &mut StdRng,
+        starts_at: NaiveDateTime,
+        ends_at: NaiveDateTime,
+        rates: &OutcomeRates,
+    ) -> Self {
+        let created_at = starts_at
+            - Duration::days(rng.random_range(rates.booked_days_before.clone()))
+            - minutes(rng.random_range(0..600));
+        let (status, status_changed_at) = match rng.random_range(0..100) {
+            percent if percent < rates.no_show_percent => ("no_show", starts_at + minutes(20)),
+            percent if percent < 15 => {
+                let cancelled_at =
+                    (starts_at - minutes(rng.random_range(60..4_000))).max(created_at + minutes(5));
+                ("cancelled", cancelled_at)
+            }
+            _ => ("completed", ends_at),
+        };
+        Self {
+            status,
+            created_at,
+            status_changed_at,
+        }
+    }
+
+    /// A visit under way (confirmed) or ahead: cancelled already, confirmed (more often when it
+    /// is two days away or less) or still only scheduled.
+    fn not_ended(
+        rng: &mut StdRng,
+        starts_at: NaiveDateTime,
+        now: NaiveDateTime,
+        rates: &OutcomeRates,
+    ) -> Self {
+        let created_at = now
+            - Duration::days(rng.random_range(rates.booked_days_ago.clone()))
+            - minutes(rng.random_range(5..600));
+        let changed_at = between(rng, created_at, now.min(starts_at));
+        let confirm_chance = if (starts_at.date() - now.date()).num_days() <= 2 {
+            0.75
+        } else {
+            0.3
+        };
+        let (status, status_changed_at) = if starts_at <= now {
+            ("confirmed", changed_at)
+        } else if rng.random_bool(rates.future_cancelled) {
+            ("cancelled", changed_at)
+        } else if rng.random_bool(confirm_chance) {
+            ("confirmed", changed_at)
+        } else {
+            ("scheduled", created_at)
+        };
+        Self {
+            status,
+            created_at,
+            status_changed_at,
+        }
     }
 }
 
@@ -161,29 +201,42 @@ pub(super) fn book(
     patients: &[DemoPatient],
     now: NaiveDateTime,
 ) -> Vec<DemoAppointment> {
-    let dentists: Vec<Uuid> = clinic
-        .staff
-        .iter()
-        .filter(|s| s.role == Role::Dentist)
-        .map(|s| s.id)
-        .collect();
-    let receptionists: Vec<Uuid> = clinic
-        .staff
-        .iter()
-        .filter(|s| s.role == Role::Receptionist)
-        .map(|s| s.id)
-        .collect();
-    let today = now.date();
+    let receptionists = clinic.staff_ids(Role::Receptionist);
+    let slots = open_slots(rng, &clinic.staff_ids(Role::Dentist), now.date());
+    let mut chosen: Vec<usize> =
+        rand::seq::index::sample(rng, slots.len(), APPOINTMENTS_PER_CLINIC.min(slots.len()))
+            .into_vec();
+    chosen.sort_unstable();
 
-    // Every dentist's days filled back to back; each dentist's slots follow one another, so
-    // no two of them overlap, and a random subset of them leaves realistic gaps.
+    let mut booked_days = HashSet::new();
+    chosen
+        .into_iter()
+        .map(|index| {
+            let slot = &slots[index];
+            let patient = patient_for(rng, patients.len(), slot.starts_at.date(), &mut booked_days);
+            appointment(
+                rng,
+                slot,
+                patients[patient].id,
+                &receptionists,
+                now,
+                &DEMO_OUTCOMES,
+            )
+        })
+        .collect()
+}
+
+/// Every dentist's working days, `CALENDAR_DAYS` either side of `today`, filled back to back;
+/// each dentist's slots follow one another, so no two of them overlap, and a random subset of
+/// them leaves realistic gaps.
+fn open_slots(rng: &mut StdRng, dentists: &[Uuid], today: NaiveDate) -> Vec<Slot> {
     let mut slots = Vec::new();
     for offset in -CALENDAR_DAYS..=CALENDAR_DAYS {
         let day = today + Duration::days(offset);
         if matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
             continue;
         }
-        for &dentist_id in &dentists {
+        for &dentist_id in dentists {
             for &(opens, closes) in SESSIONS {
                 fill_session(
                     rng,
@@ -195,33 +248,21 @@ pub(super) fn book(
             }
         }
     }
-    let mut chosen: Vec<usize> =
-        rand::seq::index::sample(rng, slots.len(), APPOINTMENTS_PER_CLINIC.min(slots.len()))
-            .into_vec();
-    chosen.sort_unstable();
+    slots
+}
 
-    // A patient comes at most once a day.
-    let mut booked_days: HashSet<(usize, NaiveDate)> = HashSet::new();
-    chosen
-        .into_iter()
-        .map(|index| {
-            let slot = &slots[index];
-            let starts_at = slot.starts_at;
-            let patient = (0..50)
-                .map(|_| rng.random_range(0..patients.len()))
-                .find(|&p| booked_days.insert((p, starts_at.date())))
-                .unwrap_or_else(|| rng.random_range(0..patients.len()));
-
-            appointment(
-                rng,
-                slot,
-                patients[patient].id,
-                &receptionists,
-                now,
-                &DEMO_OUTCOMES,
-            )
-        })
-        .collect()
+/// The index of a patient for a visit on `day`: a patient comes at most once a day (after 50
+/// draws that all come on it already, any patient), which `booked_days` keeps track of.
+fn patient_for(
+    rng: &mut StdRng,
+    patients: usize,
+    day: NaiveDate,
+    booked_days: &mut HashSet<(usize, NaiveDate)>,
+) -> usize {
+    (0..50)
+        .map(|_| rng.random_range(0..patients))
+        .find(|&p| booked_days.insert((p, day)))
+        .unwrap_or_else(|| rng.random_range(0..patients))
 }
 
 fn at(day: NaiveDate, hour: u32, minute: u32) -> NaiveDateTime {

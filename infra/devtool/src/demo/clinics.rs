@@ -11,6 +11,17 @@ pub struct DemoClinic {
     pub staff: Vec<StaffMember>,
 }
 
+impl DemoClinic {
+    /// The ids of its staff members who have `role`, in staff order.
+    pub fn staff_ids(&self, role: Role) -> Vec<Uuid> {
+        self.staff
+            .iter()
+            .filter(|s| s.role == role)
+            .map(|s| s.id)
+            .collect()
+    }
+}
+
 pub struct StaffMember {
     pub id: Uuid,
     pub full_name: &'static str,
