@@ -62,26 +62,64 @@ pub(super) fn generate(
 ) -> anyhow::Result<Plan> {
     // Seeded by the clinic too: two clinics populated in one database get distinct row ids.
     let mut rng = StdRng::seed_from_u64(SEED ^ clinic.as_uuid().as_u64_pair().1);
-    let today = now.date();
+    // Each step draws from `rng` in turn: reordering them changes every row after.
+    let (dentist_ids, slots) = hire_dentists(&mut rng, clinic, options.appointments, now.date())?;
+    let staff = staff(&mut rng, clinic, slug, &dentist_ids, with_admin);
+    let receptionists: Vec<Uuid> = staff
+        .iter()
+        .filter(|s| s.role == Role::Receptionist)
+        .map(|s| s.id)
+        .collect();
+    let patients = patients(&mut rng, options.patients);
+    let appointments = book(
+        &mut rng,
+        &slots,
+        &patients,
+        &receptionists,
+        now,
+        options.appointments,
+    );
+    Ok(Plan {
+        staff,
+        patients,
+        appointments,
+    })
+}
 
-    // Dentists are added until 80 % of their slots hold the appointments asked for.
+/// Dentists, each with every slot of their calendar, added until 80 % of the slots hold the
+/// `appointments` asked for (and at least two of them).
+fn hire_dentists(
+    rng: &mut StdRng,
+    clinic: ClinicId,
+    appointments: usize,
+    today: NaiveDate,
+) -> anyhow::Result<(Vec<Uuid>, Vec<Slot>)> {
     let mut slots = Vec::new();
     let mut dentist_ids = Vec::new();
-    while (slots.len() as f64 * FILL) < options.appointments as f64 || dentist_ids.len() < 2 {
+    while (slots.len() as f64 * FILL) < appointments as f64 || dentist_ids.len() < 2 {
         if dentist_ids.len() == MAX_DENTISTS {
             bail!(
-                "{} appointments need more than {MAX_DENTISTS} dentists over {} days; ask for fewer",
-                options.appointments,
+                "{appointments} appointments need more than {MAX_DENTISTS} dentists over {} days; ask for fewer",
                 DAYS_BACK + DAYS_AHEAD
             );
         }
         let dentist_id = staff_id(clinic, 2 + RECEPTIONISTS + dentist_ids.len());
         dentist_ids.push(dentist_id);
-        working_slots(&mut rng, dentist_id, today, &mut slots);
+        working_slots(rng, dentist_id, today, &mut slots);
     }
+    Ok((dentist_ids, slots))
+}
 
+/// The admin (unless the clinic has one), the receptionists and the dentists of `dentist_ids`.
+fn staff(
+    rng: &mut StdRng,
+    clinic: ClinicId,
+    slug: &str,
+    dentist_ids: &[Uuid],
+    with_admin: bool,
+) -> Vec<StaffMember> {
     // Staff names: the demo's name generator, so they read like the rest of the data.
-    let names = demo::patients(&mut rng, 1 + RECEPTIONISTS + dentist_ids.len());
+    let names = demo::patients(rng, 1 + RECEPTIONISTS + dentist_ids.len());
     let full_name =
         |index: usize| format!("{} {}", names[index].first_name, names[index].last_name);
     let mut staff = Vec::new();
@@ -109,43 +147,45 @@ pub(super) fn generate(
             role: Role::Dentist,
         });
     }
-    let receptionists: Vec<Uuid> = staff
-        .iter()
-        .filter(|s| s.role == Role::Receptionist)
-        .map(|s| s.id)
-        .collect();
+    staff
+}
 
-    let mut patients = demo::patients(&mut rng, options.patients);
+/// `count` patients of the demo's generator, registered over three years, so that some are new
+/// this week and this month.
+fn patients(rng: &mut StdRng, count: usize) -> Vec<demo::DemoPatient> {
+    let mut patients = demo::patients(rng, count);
     for patient in &mut patients {
-        // Registered over three years, so that some are new this week and this month.
         patient.registered_days_ago = rng.random_range(0..1_100);
     }
+    patients
+}
 
-    let mut chosen =
-        rand::seq::index::sample(&mut rng, slots.len(), options.appointments.min(slots.len()))
-            .into_vec();
+/// `count` of `slots` (all when there are fewer), sorted by start, each for a random patient.
+fn book(
+    rng: &mut StdRng,
+    slots: &[Slot],
+    patients: &[demo::DemoPatient],
+    receptionists: &[Uuid],
+    now: NaiveDateTime,
+    count: usize,
+) -> Vec<DemoAppointment> {
+    let mut chosen = rand::seq::index::sample(rng, slots.len(), count.min(slots.len())).into_vec();
     chosen.sort_unstable_by_key(|index| (slots[*index].starts_at, *index));
-    let appointments = chosen
+    chosen
         .into_iter()
         .map(|index| {
             let slot = &slots[index];
             let patient = &patients[rng.random_range(0..patients.len())];
             demo::appointment(
-                &mut rng,
+                rng,
                 slot,
                 patient.id,
-                &receptionists,
+                receptionists,
                 now,
                 &LARGE_CLINIC_OUTCOMES,
             )
         })
-        .collect();
-
-    Ok(Plan {
-        staff,
-        patients,
-        appointments,
-    })
+        .collect()
 }
 
 /// Every visit `dentist_id` could see in the calendar, back to back within opening hours.
