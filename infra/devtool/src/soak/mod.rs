@@ -6,16 +6,20 @@
 //! The plan (burst sizes, routes, sessions, gaps) comes from one seeded generator, so a run is
 //! repeated with `--seed`. Any 5xx, missing answer or failed WebSocket session fails the run.
 
+mod plan;
+mod tally;
+
+use self::plan::{PATIENT_LIST, Read, plan_round, reads};
+use self::tally::Tally;
 use crate::listing::{self, FunctionStatus};
 use crate::stack::{self, Reply, Stack, human};
 use anyhow::{Context, bail};
 use futures_util::future::join_all;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::Value;
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -24,16 +28,11 @@ const USAGE: &str = "usage: pulso-devtool soak [--gateway URL] [--duration 10m|6
 const DEFAULT_DURATION: Duration = Duration::from_secs(600);
 /// Keeps the run within the admin token's validity, minted for the duration.
 const LONGEST: Duration = Duration::from_secs(24 * 3600);
-const MAX_BURST: usize = 20;
 /// A browser's connections per host: a burst is sent this many at a time.
 const IN_FLIGHT: usize = 6;
-const MAX_GAP: Duration = Duration::from_secs(90);
-const WEBSOCKET_CHANCE: f64 = 0.25;
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Beyond API Gateway's 30 s integration timeout: an answer later than this is no answer.
 const REQUEST_WAIT: Duration = Duration::from_secs(40);
-const PATIENT_DETAIL: &str = "/patients/{id}";
-const PATIENT_LIST: &str = "/patients?search=garcia";
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Options {
@@ -90,121 +89,6 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
             format!("--duration {text:?}: a whole number of s, m or h, from 1s to 24h")
         })?;
     Ok(duration)
-}
-
-/// A GET the soak sends: the route key it exercises and the path (with `{id}` for a patient
-/// learnt from a list).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Read {
-    pub key: &'static str,
-    pub path: String,
-}
-
-/// template.yaml's GETs that need no id, plus a patient's page and X-rays (the id comes from a
-/// list): what the frontend reads while a developer clicks around.
-pub fn reads(today: chrono::NaiveDate) -> Vec<Read> {
-    let week = today + chrono::Days::new(7);
-    let range = format!("/appointments?from={today}T00:00:00Z&to={week}T00:00:00Z");
-    let read = |key, path: &str| Read {
-        key,
-        path: path.to_owned(),
-    };
-    vec![
-        read("GET /health", "/health"),
-        read("GET /patients", PATIENT_LIST),
-        read("GET /patients", "/patients?limit=20"),
-        read("GET /patients/{id}", PATIENT_DETAIL),
-        read("GET /patients/{id}/xrays", "/patients/{id}/xrays"),
-        read("GET /appointments", "/appointments"),
-        read("GET /appointments", &range),
-        read("GET /dashboard", "/dashboard"),
-        read("GET /notifications", "/notifications"),
-        read("GET /catalogs/{kind}", "/catalogs/procedure"),
-        read("GET /catalogs/{kind}", "/catalogs/insurer"),
-        read("GET /admin/queues", "/admin/queues"),
-        read("GET /admin/jobs", "/admin/jobs"),
-        read("GET /admin/cache/stats", "/admin/cache/stats"),
-    ]
-}
-
-/// One round of the plan: a burst (indexes into the reads), maybe a WebSocket session, a gap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Round {
-    pub burst: Vec<usize>,
-    pub websocket: bool,
-    pub gap: Duration,
-}
-
-pub fn plan_round(rng: &mut impl Rng, reads: usize) -> Round {
-    let size = rng.random_range(1..=MAX_BURST);
-    let burst = (0..size)
-        .map(|_| rng.random_range(0..reads.max(1)))
-        .collect();
-    let websocket = rng.random_bool(WEBSOCKET_CHANCE);
-    let gap_ms = rng.random_range(0..=MAX_GAP.as_millis() as u64);
-    Round {
-        burst,
-        websocket,
-        gap: Duration::from_millis(gap_ms),
-    }
-}
-
-/// What the soak saw.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Tally {
-    pub requests: u64,
-    /// Non-2xx answers of the functions, by status.
-    pub errors: BTreeMap<u16, u64>,
-    /// 5xx the gateway answered itself (`{"message": …}`: 502/503/504, and 500 for a function
-    /// that timed out).
-    pub gateway: BTreeMap<u16, u64>,
-    /// No answer within [`REQUEST_WAIT`], or no connection.
-    pub no_answer: u64,
-    pub ws_ok: u64,
-    pub ws_failed: u64,
-}
-
-impl Tally {
-    pub fn record(&mut self, reply: Option<&Reply>) {
-        self.requests += 1;
-        match reply {
-            None => self.no_answer += 1,
-            Some(reply) if (200..300).contains(&reply.status) => {}
-            Some(reply) if reply.status >= 500 && reply.is_gateway_message() => {
-                *self.gateway.entry(reply.status).or_default() += 1
-            }
-            Some(reply) => *self.errors.entry(reply.status).or_default() += 1,
-        }
-    }
-
-    pub fn server_errors(&self) -> u64 {
-        let function_5xx: u64 = self.errors.range(500..).map(|(_, n)| n).sum();
-        function_5xx + self.gateway.values().sum::<u64>()
-    }
-
-    /// Any 5xx (a gateway timeout among them), a request without answer, a broken session.
-    pub fn failed(&self) -> bool {
-        self.server_errors() + self.no_answer + self.ws_failed > 0
-    }
-
-    pub fn describe(&self) -> String {
-        let by_status = |counts: &BTreeMap<u16, u64>| -> String {
-            if counts.is_empty() {
-                return "none".into();
-            }
-            let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{s} x{n}")).collect();
-            parts.join(", ")
-        };
-        format!(
-            "{} requests, errors by status: {}; gateway 5xx: {}; no answer: {}; WebSocket sessions {} ok / {} failed",
-            self.requests,
-            by_status(&self.errors),
-            by_status(&self.gateway),
-            self.no_answer,
-            self.ws_ok,
-            self.ws_failed
-        )
-    }
 }
 
 pub async fn run(options: &Options, pool: PgPool) -> anyhow::Result<()> {
@@ -444,7 +328,6 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::reply;
 
     #[test]
     fn parses_durations() {
@@ -481,86 +364,6 @@ mod tests {
         assert_eq!(options.gateway, stack::DEFAULT_GATEWAY);
         assert!(Options::parse(&["--seed".into(), "x".into()]).is_err());
         assert!(Options::parse(&["--idle".into(), "5".into()]).is_err());
-    }
-
-    #[test]
-    fn one_seed_one_plan() {
-        let plan = |seed| {
-            let mut rng = StdRng::seed_from_u64(seed);
-            (0..50)
-                .map(|_| plan_round(&mut rng, 14))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(plan(42), plan(42));
-        assert_ne!(plan(42), plan(43));
-    }
-
-    #[test]
-    fn rounds_stay_within_their_bounds() {
-        let mut rng = StdRng::seed_from_u64(1);
-        let rounds: Vec<Round> = (0..500).map(|_| plan_round(&mut rng, 3)).collect();
-        assert!(
-            rounds
-                .iter()
-                .all(|r| (1..=MAX_BURST).contains(&r.burst.len()))
-        );
-        assert!(rounds.iter().flat_map(|r| &r.burst).all(|i| *i < 3));
-        assert!(rounds.iter().all(|r| r.gap <= MAX_GAP));
-        // Some gaps outlast the minute of idleness that used to kill the functions.
-        assert!(rounds.iter().any(|r| r.gap > Duration::from_secs(60)));
-        assert!(rounds.iter().any(|r| r.websocket) && rounds.iter().any(|r| !r.websocket));
-    }
-
-    #[test]
-    fn tallies_errors_by_origin() {
-        let mut tally = Tally::default();
-        tally.record(Some(&reply(200, "{}")));
-        tally.record(Some(&reply(404, r#"{"title":"Not found","status":404}"#)));
-        assert!(!tally.failed());
-        tally.record(Some(&reply(
-            504,
-            r#"{"message":"Endpoint request timed out"}"#,
-        )));
-        tally.record(Some(&reply(500, r#"{"message":"Internal Server Error"}"#)));
-        tally.record(Some(&reply(
-            503,
-            r#"{"title":"Service unavailable","status":503}"#,
-        )));
-        tally.record(None);
-        assert_eq!(tally.requests, 6);
-        assert_eq!(tally.errors, BTreeMap::from([(404, 1), (503, 1)]));
-        assert_eq!(tally.gateway, BTreeMap::from([(500, 1), (504, 1)]));
-        assert_eq!(tally.server_errors(), 3);
-        assert_eq!(tally.no_answer, 1);
-        assert!(tally.failed());
-        assert!(tally.describe().contains("gateway 5xx: 500 x1, 504 x1"));
-    }
-
-    #[test]
-    fn a_failed_session_fails_the_soak() {
-        let tally = Tally {
-            ws_failed: 1,
-            ..Tally::default()
-        };
-        assert!(tally.failed());
-    }
-
-    #[test]
-    fn reads_need_no_id_but_the_patients() {
-        let date = chrono::NaiveDate::from_ymd_opt(2026, 5, 4).unwrap();
-        let reads = reads(date);
-        assert!(reads.iter().all(|r| r.key.starts_with("GET /")));
-        assert!(
-            reads.iter().any(
-                |r| r.path == "/appointments?from=2026-05-04T00:00:00Z&to=2026-05-11T00:00:00Z"
-            )
-        );
-        let with_id: Vec<&str> = reads
-            .iter()
-            .filter(|r| r.path.contains('{'))
-            .map(|r| r.key)
-            .collect();
-        assert_eq!(with_id, ["GET /patients/{id}", "GET /patients/{id}/xrays"]);
     }
 
     #[test]
