@@ -268,4 +268,34 @@ mod tests {
         assert!(TokenRequest::parse(&args(&["--email", "a@b.c", "--ttl-hours", "0"])).is_err());
         assert!(TokenRequest::parse(&args(&["--email", "a@b.c", "--bogus", "1"])).is_err());
     }
+
+    #[test]
+    fn says_what_is_missing_or_wrong() {
+        let error = |list: &[&str]| TokenRequest::parse(&args(list)).unwrap_err().to_string();
+        let usage = "\nusage: pulso-devtool token (--email <email> | --clinic <slug> --role";
+        assert!(error(&[]).starts_with(&format!("say who the token is for{usage}")));
+        assert!(
+            error(&["--clinic", "sonrisa"])
+                .starts_with(&format!("--clinic needs --role as well{usage}"))
+        );
+        assert!(
+            error(&["--clinic=sonrisa", "--role=dentist", "--platform-admin"]).starts_with(
+                &format!("--platform-admin is only honoured on an admin token{usage}")
+            )
+        );
+        assert!(
+            error(&["--bogus", "1"]).starts_with(&format!("unknown option \"--bogus\"{usage}"))
+        );
+        assert!(error(&["--ttl-hours"]).starts_with(&format!("--ttl-hours needs a value{usage}")));
+        assert_eq!(
+            error(&["--clinic", "sonrisa", "--role", " nurse "]),
+            "--role must be admin, dentist or receptionist, not \"nurse\""
+        );
+        assert_eq!(
+            error(&["--email", "a@b.c", "--ttl-hours", "8761"]),
+            "--ttl-hours must be a whole number from 1 to 8760"
+        );
+        let admin = ["--clinic", "sonrisa", "--role", "admin", "--platform-admin"];
+        assert!(TokenRequest::parse(&args(&admin)).unwrap().platform_admin);
+    }
 }
