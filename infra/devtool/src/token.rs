@@ -16,6 +16,7 @@ const DEFAULT_TTL_HOURS: i64 = 12;
 const MAX_TTL_HOURS: i64 = 24 * 365;
 /// Same floor as the functions' configuration (RFC 7518 §3.2).
 const MIN_SECRET_BYTES: usize = 32;
+const USAGE: &str = "usage: pulso-devtool token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]";
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct TokenRequest {
@@ -28,7 +29,6 @@ pub struct TokenRequest {
 
 impl TokenRequest {
     pub fn parse(args: &[String]) -> anyhow::Result<Self> {
-        const USAGE: &str = "usage: pulso-devtool token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]";
         let mut request = TokenRequest {
             email: None,
             clinic: None,
@@ -56,38 +56,44 @@ impl TokenRequest {
             match name {
                 "--email" => request.email = Some(value.trim().to_lowercase()),
                 "--clinic" => request.clinic = Some(value.trim().to_string()),
-                "--role" => {
-                    request.role = Some(match value.trim() {
-                        "admin" => Role::Admin,
-                        "dentist" => Role::Dentist,
-                        "receptionist" => Role::Receptionist,
-                        other => {
-                            bail!("--role must be admin, dentist or receptionist, not {other:?}")
-                        }
-                    })
-                }
-                "--ttl-hours" => {
-                    request.ttl_hours = value
-                        .trim()
-                        .parse()
-                        .ok()
-                        .filter(|hours| (1..=MAX_TTL_HOURS).contains(hours))
-                        .with_context(|| {
-                            format!("--ttl-hours must be a whole number from 1 to {MAX_TTL_HOURS}")
-                        })?
-                }
+                "--role" => request.role = Some(parse_role(&value)?),
+                "--ttl-hours" => request.ttl_hours = parse_ttl_hours(&value)?,
                 other => bail!("unknown option {other:?}\n{USAGE}"),
             }
         }
-        match (&request.email, &request.clinic, &request.role) {
-            _ if request.platform_admin && request.role.is_some_and(|r| r != Role::Admin) => {
+        request.names_one_user()
+    }
+
+    /// The request, when it says who the token is for (an email, or a clinic and a role) and
+    /// asks platform admin only of an admin.
+    fn names_one_user(self) -> anyhow::Result<Self> {
+        match (&self.email, &self.clinic, &self.role) {
+            _ if self.platform_admin && self.role.is_some_and(|r| r != Role::Admin) => {
                 bail!("--platform-admin is only honoured on an admin token\n{USAGE}")
             }
-            (Some(_), _, _) | (None, Some(_), Some(_)) => Ok(request),
+            (Some(_), _, _) | (None, Some(_), Some(_)) => Ok(self),
             (None, Some(_), None) => bail!("--clinic needs --role as well\n{USAGE}"),
             (None, None, _) => bail!("say who the token is for\n{USAGE}"),
         }
     }
+}
+
+fn parse_role(value: &str) -> anyhow::Result<Role> {
+    Ok(match value.trim() {
+        "admin" => Role::Admin,
+        "dentist" => Role::Dentist,
+        "receptionist" => Role::Receptionist,
+        other => bail!("--role must be admin, dentist or receptionist, not {other:?}"),
+    })
+}
+
+fn parse_ttl_hours(value: &str) -> anyhow::Result<i64> {
+    value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|hours| (1..=MAX_TTL_HOURS).contains(hours))
+        .with_context(|| format!("--ttl-hours must be a whole number from 1 to {MAX_TTL_HOURS}"))
 }
 
 pub struct SigningSettings {
