@@ -1,7 +1,8 @@
 //! The layering check (test only): reads the `crate::`, `super::` and `self::` paths of every
 //! module of a crate's `src/` and reports import cycles between top-level modules, and between
 //! sibling submodules of one module. STYLE.md asks that modules never import in circles; this
-//! keeps it so. The gateway's tests include this file too (`infra/gateway/src/lib.rs`).
+//! keeps it so. The gateway's and the dev tool's tests include this file too (`infra/gateway/src/lib.rs`,
+//! `infra/devtool/src/lib.rs`).
 //!
 //! Comments and string literals are skipped, test code counts like any other code, and a
 //! parent's own use of its children (or a child's of its parent) is not a cycle.

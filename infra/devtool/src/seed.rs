@@ -50,6 +50,8 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
     let existing = existing_demo_clinics(pool, &clinics).await?;
     if !existing.is_empty() {
         if !reset {
+            // A demo seeded before operators were listed gets its operator all the same.
+            list_demo_operator(pool).await?;
             println!(
                 "demo already seeded (clinics: {}); `pulso-devtool seed --reset` rebuilds it",
                 existing
@@ -78,7 +80,28 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
         generated.push(data);
     }
 
+    list_demo_operator(pool).await?;
     say(&summary(&clinics, &generated, &catalog, now, started)?);
+    Ok(())
+}
+
+/// Lists the demo's platform operator (idempotent): `infra/token --clinic sonrisa --role admin
+/// --platform-admin` then mints a token the API honours (a claim alone is not enough,
+/// `shared::access`).
+async fn list_demo_operator(pool: &PgPool) -> anyhow::Result<()> {
+    let mut lookup = Unscoped::begin(pool, &["clinics", "users"]).await?;
+    sqlx::query(
+        "INSERT INTO platform_operators (user_id, reason)
+         SELECT u.id, 'demo: the local platform operator'
+           FROM users u JOIN clinics c ON c.id = u.clinic_id
+          WHERE c.slug = $1 AND u.role = 'admin'
+         ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(DEMO_OPERATOR_CLINIC)
+    .execute(&mut *lookup.tx)
+    .await
+    .context("listing the demo's platform operator")?;
+    lookup.commit().await.context("committing the operator")?;
     Ok(())
 }
 
@@ -219,20 +242,6 @@ async fn insert_clinic(
     .execute(&mut *tx)
     .await
     .context("inserting the staff")?;
-
-    // The demo's platform operator: `infra/token --clinic sonrisa --role admin --platform-admin`
-    // mints a token the API honours (a claim alone is not enough, `shared::access`).
-    if clinic.slug == DEMO_OPERATOR_CLINIC {
-        sqlx::query(
-            "INSERT INTO platform_operators (user_id, reason)
-             SELECT id, 'demo: the local platform operator' FROM users
-              WHERE clinic_id = $1 AND role = 'admin'",
-        )
-        .bind(clinic.id)
-        .execute(&mut *tx)
-        .await
-        .context("listing the demo's platform operator")?;
-    }
 
     insert_patients(&mut tx, clinic.id, &data.patients).await?;
     insert_appointments(&mut tx, clinic.id, TIMEZONE, &data.appointments).await?;
