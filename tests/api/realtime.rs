@@ -240,6 +240,42 @@ async fn connect_registers_in_every_index_for_the_two_hour_connection_limit() {
 }
 
 #[tokio::test]
+async fn a_user_holds_at_most_the_allowed_live_connections() {
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![("WS_MAX_CONNECTIONS_PER_USER", "2".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    let clinic = app.clinic_a;
+    let token = app.token(&clinic, Role::Dentist);
+    connected(&app.state, "tab-1", &token).await;
+    connected(&app.state, "tab-2", &token).await;
+    let refused = connect(&app.state, "tab-3", &token).await;
+    assert_eq!(refused.status_code, 429, "{:?}", refused.body);
+    assert_eq!(body_json(&refused)["type"], "/problems/quota-exceeded");
+    assert_eq!(
+        ConnectionRegistry::new(&app.state)
+            .lookup("tab-3")
+            .await
+            .expect("lookup"),
+        None,
+        "nothing of the refused connection was written"
+    );
+    // The same connection registering again is not one more; a colleague has their own.
+    connected(&app.state, "tab-1", &token).await;
+    connected(
+        &app.state,
+        "colleague",
+        &app.token(&clinic, Role::Receptionist),
+    )
+    .await;
+    // A registration that ended (its hash expired, its $disconnect never came) stops counting.
+    let ended = app.state.keys.ws_connection_hash(clinic.id, "tab-2");
+    let _: i64 = app.redis().await.del(&ended).await.expect("DEL");
+    connected(&app.state, "tab-3", &token).await;
+}
+
+#[tokio::test]
 async fn disconnect_removes_the_connection_from_every_index() {
     let app = TestApp::spawn().await;
     let clinic = app.clinic_a;

@@ -158,6 +158,8 @@ impl TestApp {
             // Tables of bad requests send dozens in a second; the limits' own tests set theirs.
             ("RATE_LIMITS_PER_USER", ROOMY_RATE_LIMITS.to_string()),
             ("RATE_LIMITS_PER_CLINIC", ROOMY_RATE_LIMITS.to_string()),
+            // Fan-out tests open dozens of connections as one user.
+            ("WS_MAX_CONNECTIONS_PER_USER", "1000".to_string()),
         ]);
         match options.jwks_url {
             Some(url) => vars.insert("JWT_JWKS_URL", url),

@@ -17,6 +17,9 @@ pub struct RealtimeConfig {
     pub push_timeout: Duration,
     /// PostToConnection calls in flight at once for one notification.
     pub push_concurrency: usize,
+    /// Live connections one user may hold at once (tabs, devices); one more is refused at
+    /// `$connect` with 429, so a runaway client cannot fill the registry or the push fan-out.
+    pub max_connections_per_user: u32,
 }
 
 impl RealtimeConfig {
@@ -45,11 +48,19 @@ impl RealtimeConfig {
         );
         let push_concurrency = vars.parsed("WS_PUSH_CONCURRENCY", 64, "a number of calls");
         vars.check_range("WS_PUSH_CONCURRENCY", push_concurrency as u64, 1..=1_024);
+        let max_connections_per_user =
+            vars.parsed("WS_MAX_CONNECTIONS_PER_USER", 10, "a number of connections");
+        vars.check_range(
+            "WS_MAX_CONNECTIONS_PER_USER",
+            u64::from(max_connections_per_user),
+            1..=1_000,
+        );
         Self {
             ws_endpoint,
             aws_region,
             push_timeout,
             push_concurrency,
+            max_connections_per_user,
         }
     }
 }

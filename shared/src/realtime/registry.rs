@@ -90,6 +90,17 @@ pub struct Target {
 pub struct ConnectionRegistry<'a> {
     redis: &'a RedisConnector,
     keys: &'a Keys,
+    max_per_user: u32,
+}
+
+/// What [`ConnectionRegistry::register`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    Registered,
+    /// The user already holds this many live connections; nothing was written.
+    UserAtLimit {
+        limit: u32,
+    },
 }
 
 impl<'a> ConnectionRegistry<'a> {
@@ -98,11 +109,18 @@ impl<'a> ConnectionRegistry<'a> {
         Self {
             redis: realtime.redis,
             keys: realtime.keys,
+            max_per_user: realtime.config.max_connections_per_user,
         }
     }
 
-    /// Puts `connection` in its clinic's, role's and user's sets, with its hash and locator.
-    pub async fn register(&self, connection: &LiveConnection) -> Result<(), RegistryError> {
+    /// Puts `connection` in its clinic's, role's and user's sets, with its hash and locator,
+    /// unless its user already holds the most live connections allowed. The user's set is rid
+    /// of ended registrations first, so only live ones count.
+    pub async fn register(
+        &self,
+        connection: &LiveConnection,
+    ) -> Result<Registration, RegistryError> {
+        self.prune_user(connection.clinic, connection.user).await?;
         let mut redis = self.redis.connection().await?;
         let keys = self.keys.ws_connection(
             connection.clinic,
@@ -111,7 +129,7 @@ impl<'a> ConnectionRegistry<'a> {
             &connection.id,
         );
         let ends_at = connection.ends_at_ms();
-        let _: i64 = REGISTER
+        let registered: i64 = REGISTER
             .key(&keys.connection)
             .key(&keys.clinic)
             .key(&keys.role)
@@ -135,8 +153,14 @@ impl<'a> ConnectionRegistry<'a> {
                     .map(|expires| expires.to_string())
                     .unwrap_or_default(),
             )
+            .arg(self.max_per_user)
             .invoke_async(&mut redis)
             .await?;
+        if registered == 0 {
+            return Ok(Registration::UserAtLimit {
+                limit: self.max_per_user,
+            });
+        }
         // Other slots: the locator (by connection id) and the live-clinic index. Each write is
         // idempotent; a failure here leaves a connection that pushes still reach.
         let live = self.keys.ws_live_clinics();
@@ -160,7 +184,22 @@ impl<'a> ConnectionRegistry<'a> {
             .ignore()
             .query_async(&mut redis)
             .await?;
-        Ok(())
+        Ok(Registration::Registered)
+    }
+
+    /// Drops the members of the user's set whose registration has ended.
+    async fn prune_user(&self, clinic: ClinicId, user: UserId) -> Result<(), RegistryError> {
+        let set = self.keys.ws_user_connections(clinic, user);
+        let members: Vec<String> = self.redis.connection().await?.smembers(&set).await?;
+        let targets = members
+            .into_iter()
+            .map(|connection_id| Target {
+                clinic,
+                connection_id,
+                found_in: set.clone(),
+            })
+            .collect();
+        self.still_registered(targets).await.map(drop)
     }
 
     /// The registered connection with this id, if it is still registered.

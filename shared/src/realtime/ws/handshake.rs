@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::http::ApiError;
 use crate::ratelimit::RouteClass;
 use crate::realtime::Realtime;
-use crate::realtime::registry::{ConnectionRegistry, LiveConnection, now_ms};
+use crate::realtime::registry::{ConnectionRegistry, LiveConnection, Registration, now_ms};
 use crate::telemetry::ErrorChain;
 use ::http::{HeaderMap, HeaderValue, header};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -25,7 +25,23 @@ pub(super) async fn accept(
         .register(&connection)
         .await
     {
-        Ok(()) => accepted(),
+        Ok(Registration::Registered) => accepted(),
+        Ok(Registration::UserAtLimit { limit }) => {
+            tracing::info!(
+                limit,
+                "WebSocket connect refused: the user's connections are at the limit"
+            );
+            refuse(
+                ApiError::QuotaExceeded {
+                    detail: format!(
+                        "You have {limit} live connections open already; close a tab or \
+                         device, or wait for one to end."
+                    ),
+                    retry_after_seconds: 30,
+                },
+                None,
+            )
+        }
         Err(error) => {
             tracing::warn!(error = %ErrorChain(&error), "WebSocket connect refused: the registry is unavailable");
             refuse(
