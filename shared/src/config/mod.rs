@@ -266,7 +266,8 @@ mod tests {
             ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
         ];
         let queue = config(&base).expect("valid").queue;
-        assert_eq!(queue.worker_concurrency, 4);
+        assert_eq!(queue.worker_concurrency, 64);
+        assert_eq!(queue.worker_memory_budget_mib, 614, "60 % of 1024 MB");
         assert_eq!(queue.worker_batch, 64);
         assert_eq!(queue.lease, Duration::from_secs(60));
         assert_eq!(queue.retry_base, Duration::from_secs(1));

@@ -3,6 +3,10 @@
 use super::vars::Vars;
 use std::time::Duration;
 
+/// The share of the function's memory its jobs may hold; the rest is the runtime, the database
+/// and Redis pools, the claimed payloads and the allocator's slack.
+const WORKER_MEMORY_SHARE_PERCENT: u32 = 60;
+
 /// The job queue and the worker that drains it (`shared::queue`).
 #[derive(Clone, Debug)]
 pub struct QueueConfig {
@@ -15,8 +19,12 @@ pub struct QueueConfig {
     /// A job that is not finished, has not changed for this long and is unknown to Redis is
     /// pushed again by the sweep (enqueue's own push failed, or Redis lost it).
     pub sweep_grace: Duration,
-    /// Jobs one worker process runs at once.
+    /// Jobs one worker process runs at once (each also within the memory budget).
     pub worker_concurrency: usize,
+    /// Memory (MiB) the worker's jobs may hold at once: 60 % of the function's
+    /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, which Lambda and the local gateway set; 1024 when
+    /// unset). Each job reserves its kind's peak from it before its handler runs.
+    pub worker_memory_budget_mib: u32,
     /// Most jobs claimed (and recorded) in one round trip.
     pub worker_batch: usize,
     /// The worker stops taking jobs this long before its Lambda deadline, so the ones it holds
@@ -42,7 +50,15 @@ impl QueueConfig {
             "JOB_RETRY_MAX_MS: must be at least JOB_RETRY_BASE_MS".into()
         });
         let sweep_grace = vars.seconds("JOB_SWEEP_GRACE_SECONDS", 30);
-        let worker_concurrency = vars.parsed("WORKER_CONCURRENCY", 4, "a number of jobs");
+        let function_memory_mb: u32 =
+            vars.parsed("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1024, "a number of MB");
+        vars.check_range(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            u64::from(function_memory_mb),
+            128..=10_240,
+        );
+        let worker_memory_budget_mib = function_memory_mb * WORKER_MEMORY_SHARE_PERCENT / 100;
+        let worker_concurrency = vars.parsed("WORKER_CONCURRENCY", 64, "a number of jobs");
         vars.check_range("WORKER_CONCURRENCY", worker_concurrency as u64, 1..=1_024);
         let worker_batch = vars.parsed("WORKER_BATCH", 64, "a number of jobs");
         vars.check_range("WORKER_BATCH", worker_batch as u64, 1..=1_000);
@@ -65,6 +81,7 @@ impl QueueConfig {
             retry_max,
             sweep_grace,
             worker_concurrency,
+            worker_memory_budget_mib,
             worker_batch,
             worker_deadline_margin,
             max_pending_per_clinic,

@@ -16,7 +16,8 @@ pub(super) type BoxedHandler<S> =
 
 /// The handlers of one worker, by job kind; each gets the worker's state `S` and the job.
 pub struct Handlers<S> {
-    by_kind: HashMap<&'static str, BoxedHandler<S>>,
+    /// Each kind's handler and its peak memory (MiB).
+    by_kind: HashMap<&'static str, (BoxedHandler<S>, u32)>,
 }
 
 impl<S> Default for Handlers<S> {
@@ -47,10 +48,9 @@ impl<S> Handlers<S> {
         F: Fn(S, Job) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.by_kind.insert(
-            kind.as_str(),
-            Arc::new(move |state, job| Box::pin(handler(state, job))),
-        );
+        let boxed: BoxedHandler<S> = Arc::new(move |state, job| Box::pin(handler(state, job)));
+        self.by_kind
+            .insert(kind.as_str(), (boxed, kind.peak_memory_mib()));
         self
     }
 
@@ -58,7 +58,8 @@ impl<S> Handlers<S> {
         self.by_kind.keys().copied()
     }
 
-    pub(super) fn get(&self, kind: &str) -> Option<BoxedHandler<S>> {
+    /// The handler of `kind` and the memory (MiB) a job of it holds at its peak.
+    pub(super) fn get(&self, kind: &str) -> Option<(BoxedHandler<S>, u32)> {
         self.by_kind.get(kind).cloned()
     }
 }

@@ -278,6 +278,7 @@ mod tests {
             retry_max: Duration::from_millis(max_ms),
             sweep_grace: Duration::from_secs(30),
             worker_concurrency: 4,
+            worker_memory_budget_mib: 614,
             worker_batch: 64,
             worker_deadline_margin: Duration::from_secs(30),
             max_pending_per_clinic: 1_000,

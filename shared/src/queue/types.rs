@@ -28,7 +28,12 @@ pub struct JobKind {
     name: &'static str,
     max_attempts: u8,
     readers: Option<&'static [Role]>,
+    peak_memory_mib: u32,
 }
+
+/// What a job of a kind that says nothing holds at its peak: a few small rows and a JSON
+/// result. The worker runs such jobs as wide as its slots allow.
+pub const DEFAULT_PEAK_MEMORY_MIB: u32 = 2;
 
 impl JobKind {
     /// Panics at compile time (in a `const`) when `name` does not fit the `jobs.kind` check.
@@ -41,6 +46,7 @@ impl JobKind {
             name,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             readers: None,
+            peak_memory_mib: DEFAULT_PEAK_MEMORY_MIB,
         }
     }
 
@@ -68,6 +74,20 @@ impl JobKind {
 
     pub const fn readers(&self) -> Option<&'static [Role]> {
         self.readers
+    }
+
+    /// The most memory one job of this kind holds at once: the worker starts it only when
+    /// that fits beside what already runs (`shared::queue::worker::admission`).
+    pub const fn with_peak_memory_mib(self, mib: u32) -> Self {
+        assert!(mib >= 1, "a job holds at least 1 MiB");
+        Self {
+            peak_memory_mib: mib,
+            ..self
+        }
+    }
+
+    pub const fn peak_memory_mib(&self) -> u32 {
+        self.peak_memory_mib
     }
 
     pub const fn as_str(&self) -> &'static str {

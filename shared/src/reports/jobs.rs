@@ -19,7 +19,10 @@ use crate::state::AppState;
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 
-pub const REPORT_INSURANCE: JobKind = JobKind::new("report.insurance").readable_by(REPORTERS);
+/// A report holds a patient's procedures over at most a year and the PDF being written.
+pub const REPORT_INSURANCE: JobKind = JobKind::new("report.insurance")
+    .readable_by(REPORTERS)
+    .with_peak_memory_mib(32);
 
 /// The `reports.error` check constraint, in characters.
 const ERROR_LIMIT: usize = 4_000;

@@ -15,7 +15,9 @@ use crate::queue::JobKind;
 
 /// The analysis job. A corrupt or oversized image fails it for good (no retry); database
 /// trouble is retried with the queue's default three attempts.
-pub const XRAY_ANALYZE: JobKind = JobKind::new("xray.analyze");
+/// At its peak an analysis holds the decoded pixels and their grey copy (at most 150 MB, checked
+/// at upload: `analysis::PixelLimits::max_decoded_bytes`) plus the file and the thumbnail.
+pub const XRAY_ANALYZE: JobKind = JobKind::new("xray.analyze").with_peak_memory_mib(151);
 
 pub use routes::router;
 pub use service::{Uploaded, XrayError, XrayService, analyze};

@@ -50,7 +50,11 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
     ) -> Self {
         Self {
             worker,
-            slots: Slots::new(config.worker_concurrency, config.worker_batch),
+            slots: Slots::new(
+                config.worker_concurrency,
+                config.worker_batch,
+                config.worker_memory_budget_mib,
+            ),
             held,
             counters,
             outcomes,
@@ -140,7 +144,8 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
                 // Never: a claim takes at most one job per slot.
                 break;
             };
-            self.worker.start(lease, slot, self.outcomes.clone());
+            self.worker
+                .start(lease, slot, self.slots.memory(), self.outcomes.clone());
         }
     }
 

@@ -2,7 +2,7 @@
 //! happens (a result, a panic, the timeout) becomes the outcome the recorder records.
 
 use super::Worker;
-use super::admission::Slot;
+use super::admission::{Memory, Slot};
 use crate::queue::handlers::BoxedHandler;
 use crate::queue::{HandlerResult, Job, JobFailure, JobLease, Outcome};
 use std::time::Duration;
@@ -21,6 +21,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         &self,
         lease: JobLease,
         slot: Slot,
+        memory: Memory,
         outcomes: mpsc::UnboundedSender<Outcome>,
     ) {
         let job = &lease.job;
@@ -36,21 +37,22 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let state = self.state.clone();
         tokio::spawn(
             async move {
-                let started = Instant::now();
                 let result = match handler {
                     None => Err(JobFailure::Retry(format!(
                         "no handler for job kind {} in this worker",
                         lease.job.kind
                     ))),
-                    Some(handler) => run_handler(handler, state, lease.job.clone()).await,
-                };
-                let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-                match &result {
-                    Ok(_) => tracing::info!(duration_ms, "job succeeded"),
-                    Err(failure) => {
-                        tracing::warn!(duration_ms, error = %failure, "job attempt failed")
+                    Some((handler, peak_mib)) => {
+                        // Held (its lease renewed) while it waits for room; released with the
+                        // handler's end.
+                        let reserved = memory.reserve(peak_mib).await;
+                        let started = Instant::now();
+                        let result = run_handler(handler, state, lease.job.clone()).await;
+                        drop(reserved);
+                        log_result(&result, started);
+                        result
                     }
-                }
+                };
                 drop(slot);
                 // The receiver lives until every sender is gone: this cannot fail while the
                 // drain runs; after an abort nobody is listening anyway.
@@ -58,6 +60,14 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             }
             .instrument(span),
         );
+    }
+}
+
+fn log_result(result: &HandlerResult, started: Instant) {
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(_) => tracing::info!(duration_ms, "job succeeded"),
+        Err(failure) => tracing::warn!(duration_ms, error = %failure, "job attempt failed"),
     }
 }
 

@@ -72,7 +72,7 @@ pub struct PixelLimits {
     /// What analysing it may hold at its peak: the decoded pixels (width × height × bytes per
     /// pixel of the file's own layout) plus the 8-bit grey copy the metrics read. Checked at
     /// upload from the header, so a file that could never be analysed is refused there (422)
-    /// and four at once always fit the worker's memory (see `WORKER_CONCURRENCY`).
+    /// and the worker admits analyses by their peak (`XRAY_ANALYZE`), four at once in 1024 MB.
     pub max_decoded_bytes: u64,
 }
 
