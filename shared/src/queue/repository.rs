@@ -65,7 +65,7 @@ pub(super) async fn stage(
 }
 
 /// Whether `clinic` has more than `limit` unfinished jobs; reads at most `limit + 1` entries
-/// of `jobs_clinic_status_idx`.
+/// of `jobs_clinic_unfinished_idx` (a partial index of unfinished jobs).
 pub(super) async fn pending_over(
     conn: &mut PgConnection,
     clinic: ClinicId,
