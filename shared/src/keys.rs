@@ -18,8 +18,12 @@ const PATIENT_PROFILE_FORMAT: u32 = 1;
 const CATALOG_VIEW_FORMAT: u32 = 1;
 const DASHBOARD_FORMAT: u32 = 1;
 const CLINIC_LIST_FORMAT: u32 = 1;
-/// Bumped if what the queue keeps under its keys changes shape (today: job ids and scores).
-const QUEUE_FORMAT: u32 = 1;
+/// Bumped if what the queue keeps under its keys changes shape. 2: one ready list per clinic
+/// and `known` a hash (1 had one shared list and a set); the sweep pushes the unfinished jobs
+/// PostgreSQL has into the new keys, and the old ones are never read again.
+const QUEUE_FORMAT: u32 = 2;
+/// The counters' shape, which did not change with the queue's.
+const QUEUE_STATS_FORMAT: u32 = 1;
 /// Bumped if the WebSocket registry's hashes or sets change shape.
 const WS_REGISTRY_FORMAT: u32 = 1;
 /// Bumped if a rate-limit bucket's value (a theoretical arrival time in Unix µs) changes.
@@ -44,16 +48,30 @@ pub struct CacheKey {
 /// Where the job queue lives (see `shared::queue`): job ids only, never payloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueKeys {
-    /// LIST of job ids waiting to run, oldest first.
-    pub ready: String,
+    /// LIST of the clinics whose jobs became ready when they had none waiting, in order of
+    /// arrival: the next claim serves them first.
+    pub fresh: String,
+    /// LIST, the ring the claims go round: the clinics with jobs ready that are not in `fresh`.
+    pub active: String,
+    /// Followed by a clinic id: the LIST of that clinic's job ids waiting to run, oldest first
+    /// ([`QueueKeys::ready`]).
+    pub ready_prefix: String,
     /// ZSET job id -> lease deadline (Unix ms) of the jobs a worker holds.
     pub processing: String,
     /// ZSET job id -> due time (Unix ms) of the jobs waiting for a retry.
     pub delayed: String,
-    /// SET of every job id in one of the three above: what the sweep compares PostgreSQL with.
+    /// HASH job id -> clinic id of every job in a ready list, `processing` or `delayed`: what the
+    /// sweep compares PostgreSQL with, and where a job moved by id alone finds its clinic's list.
     pub known: String,
     /// HASH of counters over every clinic (processed, failed, retried, dead, since).
     pub stats: String,
+}
+
+impl QueueKeys {
+    /// The LIST of `clinic`'s job ids waiting to run, oldest first.
+    pub fn ready(&self, clinic: ClinicId) -> String {
+        format!("{}{clinic}", self.ready_prefix)
+    }
 }
 
 /// Where one live WebSocket connection is registered (see `shared::realtime::registry`): every
@@ -162,17 +180,22 @@ impl Keys {
     pub fn queue(&self) -> QueueKeys {
         let key = |name: &str| format!("{}:queue:{{jobs}}:{name}:v{QUEUE_FORMAT}", self.prefix);
         QueueKeys {
-            ready: key("ready"),
+            fresh: key("fresh"),
+            active: key("active"),
+            ready_prefix: format!("{}:", key("ready")),
             processing: key("processing"),
             delayed: key("delayed"),
             known: key("known"),
-            stats: key("stats"),
+            stats: format!("{}:queue:{{jobs}}:stats:v{QUEUE_STATS_FORMAT}", self.prefix),
         }
     }
 
     /// Job counters of one clinic (processed, failed, dead…), kept beside its other keys.
     pub fn queue_stats(&self, clinic: ClinicId) -> String {
-        format!("{}:queue:{{{clinic}}}:stats:v{QUEUE_FORMAT}", self.prefix)
+        format!(
+            "{}:queue:{{{clinic}}}:stats:v{QUEUE_STATS_FORMAT}",
+            self.prefix
+        )
     }
 
     /// The registry keys of one WebSocket connection of `user` (with `role`) in `clinic`.
@@ -344,8 +367,11 @@ mod tests {
     #[test]
     fn the_queue_keys_share_one_hash_tag() {
         let keys = Keys::new("dev").queue();
+        let clinic = ClinicId(Uuid::nil());
         for key in [
-            &keys.ready,
+            &keys.fresh,
+            &keys.active,
+            &keys.ready(clinic),
             &keys.processing,
             &keys.delayed,
             &keys.known,
@@ -353,7 +379,12 @@ mod tests {
         ] {
             assert!(key.starts_with("dev:queue:{jobs}:"), "{key}");
         }
-        assert_eq!(keys.ready, "dev:queue:{jobs}:ready:v1");
+        assert_eq!(keys.active, "dev:queue:{jobs}:active:v2");
+        assert_eq!(
+            keys.ready(clinic),
+            format!("dev:queue:{{jobs}}:ready:v2:{clinic}")
+        );
+        assert_eq!(keys.stats, "dev:queue:{jobs}:stats:v1");
     }
 
     #[test]

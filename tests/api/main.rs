@@ -8,6 +8,7 @@ mod appointments;
 mod cache;
 mod catalogs;
 mod dashboard;
+mod fairness;
 mod health;
 mod jobs;
 mod patients;

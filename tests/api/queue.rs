@@ -192,6 +192,25 @@ async fn sizes(app: &TestApp) -> (u64, u64, u64, u64) {
     (sizes.ready, sizes.processing, sizes.delayed, sizes.known)
 }
 
+/// Deletes every queue key of the test (both clinics' ready lists among them), as a Redis that
+/// restarted empty or never got the pushes would have it.
+async fn redis_loses_the_queue(app: &TestApp) {
+    let mut redis = app.redis().await;
+    let keys = app.state.keys.queue();
+    let _: () = redis
+        .del(&[
+            keys.fresh.clone(),
+            keys.active.clone(),
+            keys.ready(app.clinic_a.id),
+            keys.ready(app.clinic_b.id),
+            keys.processing.clone(),
+            keys.delayed.clone(),
+            keys.known.clone(),
+        ])
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn an_enqueued_job_runs_once_and_succeeds() {
     let app = spawn().await;
@@ -325,13 +344,8 @@ async fn jobs_queued_when_redis_lost_everything_still_run_after_the_sweep() {
     }
     assert_eq!(sizes(&app).await, (5, 0, 0, 5));
 
-    // Redis restarts empty (this Redis keeps nothing on disk): delete the test's keys.
-    let mut redis = app.redis().await;
-    let keys = app.state.keys.queue();
-    let _: () = redis
-        .del(&[&keys.ready, &keys.processing, &keys.delayed, &keys.known])
-        .await
-        .unwrap();
+    // Redis restarts empty (this Redis keeps nothing on disk).
+    redis_loses_the_queue(&app).await;
     assert_eq!(sizes(&app).await, (0, 0, 0, 0));
 
     let system = app.system_state();
@@ -368,9 +382,7 @@ async fn a_sweep_leaves_jobs_redis_knows_and_jobs_within_the_grace_alone() {
     })
     .await;
     enqueue(&app, app.clinic_a.id, ECHO, json!({})).await;
-    let mut redis = app.redis().await;
-    let keys = app.state.keys.queue();
-    let _: () = redis.del(&[&keys.ready, &keys.known]).await.unwrap();
+    redis_loses_the_queue(&app).await;
     // Just enqueued: its push may still be on its way, so the sweep waits for the grace.
     let report = app
         .state
@@ -684,9 +696,7 @@ async fn the_scheduler_tick_runs_the_queues_upkeep() {
     use shared::scheduler::{Scheduler, Task, TaskOutcome, Tick};
     let app = spawn().await;
     let id = enqueue(&app, app.clinic_a.id, ECHO, json!({})).await;
-    let mut redis = app.redis().await;
-    let keys = app.state.keys.queue();
-    let _: () = redis.del(&[&keys.ready, &keys.known]).await.unwrap();
+    redis_loses_the_queue(&app).await;
 
     let report = Scheduler::new(app.system_state())
         .run(Tick {

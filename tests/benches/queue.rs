@@ -1,8 +1,9 @@
 //! The job queue measured against the physical limits in the same run (issue 5): raw Redis
 //! LPUSH+LMOVE round trips and a raw PostgreSQL insert-and-commit beside `Queue::enqueue`
 //! (tenant transaction + INSERT + COMMIT + push); no-op jobs through one worker process, with
-//! their state recorded in PostgreSQL, beside the raw Redis limit; and enqueue-to-start latency
-//! while the worker drains a steady 500 jobs/s.
+//! their state recorded in PostgreSQL, beside the raw Redis limit; enqueue-to-start latency
+//! while the worker drains a steady 500 jobs/s; and fairness: enqueue-to-start of one clinic's
+//! job behind another clinic's backlog of 1,000 jobs, beside the same on an empty queue.
 //!
 //! Run: `cargo bench -p pulso-tests --bench queue` (services from infra/scripts/services.sh).
 //! `BENCH_ITERATIONS` scales the samples (default 20000; the throughput runs use 2.5× that many
@@ -12,12 +13,14 @@ mod common;
 
 use common::{Stats, header, iterations, measure, report};
 use pulso_tests::TestApp;
+use rand::Rng;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::AppState;
 use shared::ids::{ClinicId, JobId};
 use shared::queue::{Drain, DrainReport, JobKind, NewJob, Queue};
 use shared::worker::{Handlers, Worker};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +28,11 @@ const NOOP: JobKind = JobKind::new("bench.noop");
 const STAMPED: JobKind = JobKind::new("bench.stamped");
 /// The steady arrival rate of the latency run.
 const RATE_PER_SECOND: u64 = 500;
+/// Clinic A's jobs in the fairness run: each takes this long (a short X-ray, a report).
+const BUSY: JobKind = JobKind::new("bench.busy");
+const BUSY_MS: u64 = 10;
+/// Clinic A's backlog in the fairness run.
+const BACKLOG: usize = 1_000;
 
 /// One clock for the producer and the handlers (same process): microseconds since start.
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -157,6 +165,146 @@ async fn run() {
     report("enqueue call → handler start", &from_call);
     report("commit + push done → handler start", &from_commit);
     println!("  target: enqueue-to-start ≤ 2000 µs p50");
+
+    // ------------------------------------------------------------------ fairness
+    let samples = (iterations / 200).clamp(20, 100);
+    println!();
+    println!(
+        "fairness: enqueue-to-start of clinic B's job, {samples} samples per row, one worker \
+         (concurrency {}, batch {}); clinic A's jobs take {BUSY_MS} ms, or {}–{} ms at random",
+        config.worker_concurrency,
+        config.worker_batch,
+        BUSY_MS / 2,
+        BUSY_MS * 3 / 2
+    );
+    fairness(&app, &system, samples).await;
+}
+
+/// Enqueue-to-start of clinic B's jobs, alone and behind a backlog of `BACKLOG` busy jobs of
+/// clinic A (topped up before every sample), and how long that backlog takes to drain: what B
+/// would wait in a single FIFO list. A's jobs take `BUSY_MS` each, which keeps every slot in
+/// lockstep (B waits for a whole job to end, the worst case), then a spread around it, as real
+/// jobs are.
+async fn fairness(app: &TestApp, system: &AppState, samples: usize) {
+    let spread = Arc::new(AtomicBool::new(false));
+    let spread_in_handler = spread.clone();
+    let (started, mut starts) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+    let worker = Worker::new(
+        system.clone(),
+        Handlers::new()
+            .on(STAMPED, move |_, job| {
+                let now = micros();
+                let _ = started.send((job.payload["t"].as_u64().unwrap_or(now), now));
+                async { Ok(Value::Null) }
+            })
+            .on(BUSY, move |_, _| {
+                let ms = if spread_in_handler.load(Ordering::Relaxed) {
+                    rand::rng().random_range(BUSY_MS / 2..=BUSY_MS * 3 / 2)
+                } else {
+                    BUSY_MS
+                };
+                async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(Value::Null)
+                }
+            }),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let draining = tokio::spawn({
+        let worker = worker.clone();
+        async move {
+            worker
+                .drain(Drain::default(), async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut alone = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        alone.push(b_job_latency(app, &mut starts).await);
+    }
+    let mut behind = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
+    for (row, samples_of_row) in behind.iter_mut().enumerate() {
+        spread.store(row == 1, Ordering::Relaxed);
+        for _ in 0..samples {
+            let ready = app.state.queue.redis_sizes().await.expect("sizes").ready as usize;
+            preload_kind(app, app.clinic_a.id, BUSY, BACKLOG.saturating_sub(ready)).await;
+            // Let the worker fill every slot with A's jobs first.
+            tokio::time::sleep(Duration::from_millis(2 * BUSY_MS)).await;
+            samples_of_row.push(b_job_latency(app, &mut starts).await);
+        }
+    }
+    // What B would have waited in one FIFO list: the time A's backlog takes to drain.
+    let ready = app.state.queue.redis_sizes().await.expect("sizes").ready as usize;
+    preload_kind(app, app.clinic_a.id, BUSY, BACKLOG.saturating_sub(ready)).await;
+    let backlog_started = Instant::now();
+    wait_until_idle(app).await;
+    let fifo_wait = backlog_started.elapsed();
+    let _ = stop.send(());
+    let _ = draining.await.expect("drain task");
+    header("");
+    let alone = Stats::from(alone, None);
+    report("B's job, queue empty", &alone);
+    let [lockstep, spread] = behind.map(|samples| Stats::from(samples, None));
+    report(
+        &format!("B's job behind A's {BACKLOG}, A's jobs {BUSY_MS} ms"),
+        &lockstep,
+    );
+    report(
+        &format!(
+            "B's job behind A's {BACKLOG}, A's jobs {}–{} ms",
+            BUSY_MS / 2,
+            BUSY_MS * 3 / 2
+        ),
+        &spread,
+    );
+    println!(
+        "  behind / empty at p50: {:.2}× in lockstep, {:.2}× spread (target ≤ 2×); in one FIFO \
+         list B would have waited for A's backlog to drain: {:.0} ms, measured",
+        lockstep.p50_us / alone.p50_us.max(1.0),
+        spread.p50_us / alone.p50_us.max(1.0),
+        fifo_wait.as_secs_f64() * 1e3
+    );
+    clear(app).await;
+}
+
+/// Enqueues one job of clinic B and waits for its handler to start: the latency.
+async fn b_job_latency(
+    app: &TestApp,
+    starts: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, u64)>,
+) -> Duration {
+    let called = micros();
+    app.state
+        .queue
+        .enqueue(
+            &app.state.db,
+            app.clinic_b.id,
+            NewJob {
+                kind: STAMPED,
+                payload: json!({"t": called}),
+                idempotency_key: None,
+                created_by: None,
+                max_attempts: None,
+            },
+        )
+        .await
+        .expect("enqueue B");
+    let (called, at) = starts.recv().await.expect("B's job started");
+    Duration::from_micros(at.saturating_sub(called))
+}
+
+/// Until no job is ready or held in Redis.
+async fn wait_until_idle(app: &TestApp) {
+    loop {
+        let sizes = app.state.queue.redis_sizes().await.expect("sizes");
+        if sizes.ready + sizes.processing == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn noop(payload: Value) -> NewJob {
@@ -174,7 +322,15 @@ async fn clear(app: &TestApp) {
     let keys = app.state.keys.queue();
     let mut redis = app.redis().await;
     let _: () = redis
-        .del(&[&keys.ready, &keys.processing, &keys.delayed, &keys.known])
+        .del(&[
+            keys.fresh.clone(),
+            keys.active.clone(),
+            keys.ready(app.clinic_a.id),
+            keys.ready(app.clinic_b.id),
+            keys.processing.clone(),
+            keys.delayed.clone(),
+            keys.known.clone(),
+        ])
         .await
         .expect("clear queue keys");
     // Otherwise the worker's sweep would push again, 30 s later, what was just cleared.
@@ -192,30 +348,31 @@ async fn clear(app: &TestApp) {
 /// Inserts `count` no-op jobs in one statement and pushes their ids, as `count` enqueues
 /// would have (outside the timing).
 async fn preload(app: &TestApp, clinic: ClinicId, count: usize) -> Vec<JobId> {
+    preload_kind(app, clinic, NOOP, count).await
+}
+
+/// [`preload`] of jobs of `kind`.
+async fn preload_kind(app: &TestApp, clinic: ClinicId, kind: JobKind, count: usize) -> Vec<JobId> {
+    if count == 0 {
+        return Vec::new();
+    }
     let mut tx = app.owner_tx(clinic).await;
     let ids: Vec<JobId> = sqlx::query_scalar(
         "INSERT INTO jobs (clinic_id, kind) SELECT $1, $2 FROM generate_series(1, $3) RETURNING id",
     )
     .bind(clinic)
-    .bind(NOOP.as_str())
+    .bind(kind.as_str())
     .bind(count as i64)
     .fetch_all(&mut *tx)
     .await
     .expect("preload jobs");
     tx.commit().await.expect("commit preload");
-    let keys = app.state.keys.queue();
-    let mut redis = app.redis().await;
-    for chunk in ids.chunks(5_000) {
-        let strings: Vec<String> = chunk.iter().map(ToString::to_string).collect();
-        let _: () = redis::pipe()
-            .rpush(&keys.ready, &strings)
-            .ignore()
-            .sadd(&keys.known, &strings)
-            .ignore()
-            .query_async(&mut redis)
-            .await
-            .expect("push preload");
-    }
+    let jobs: Vec<_> = ids.iter().map(|&id| (id, clinic)).collect();
+    app.state
+        .queue
+        .push_ready(&jobs)
+        .await
+        .expect("push preload");
     sqlx::query("ANALYZE jobs").execute(&app.owner).await.ok();
     ids
 }

@@ -234,6 +234,11 @@ impl TestApp {
     }
 
     /// A transaction on the owner pool scoped to `clinic` (the owner is subject to FORCE RLS).
+    /// Another clinic with the same four users as `clinic_a` and `clinic_b`.
+    pub async fn add_clinic(&self, slug: &str) -> TestClinic {
+        seed_clinic(&self.owner, slug).await
+    }
+
     pub async fn owner_tx(&self, clinic: ClinicId) -> TenantTx {
         shared::db::begin_tenant(&self.owner, clinic)
             .await

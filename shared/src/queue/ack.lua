@@ -1,5 +1,6 @@
 -- Settle a batch of jobs whose outcome PostgreSQL has recorded.
--- KEYS[1] processing (zset), KEYS[2] delayed (zset), KEYS[3] known (set), KEYS[4] stats (hash)
+-- KEYS[1] processing (zset), KEYS[2] delayed (zset), KEYS[3] known (hash job id -> clinic id),
+-- KEYS[4] stats (hash)
 -- ARGV[1] F: jobs finished for good (succeeded, dead, or not runnable): they leave Redis.
 -- ARGV[2] R: jobs to retry later: they move from processing to delayed.
 -- ARGV[3..6] counters to add: processed, failed, retried, dead; ARGV[7] now (Unix seconds).
@@ -11,7 +12,7 @@ local retries = tonumber(ARGV[2])
 local i = 8
 for _ = 1, finished do
     redis.call('ZREM', KEYS[1], ARGV[i])
-    redis.call('SREM', KEYS[3], ARGV[i])
+    redis.call('HDEL', KEYS[3], ARGV[i])
     i = i + 1
 end
 for _ = 1, retries do

@@ -55,10 +55,12 @@ impl Queue {
         let mut connection = self.redis.connection().await?;
         let keys = &self.queue_keys;
         Ok(CLAIM
-            .key(&keys.ready)
+            .key(&keys.fresh)
+            .key(&keys.active)
             .key(&keys.processing)
             .arg(max)
             .arg(now_ms() + self.config.lease.as_millis() as u64)
+            .arg(&keys.ready_prefix)
             .invoke_async(&mut connection)
             .await?)
     }
@@ -67,7 +69,11 @@ impl Queue {
         let mut connection = self.redis.connection().await?;
         let keys = &self.queue_keys;
         let mut invocation = RELEASE.prepare_invoke();
-        invocation.key(&keys.processing).key(&keys.ready);
+        invocation
+            .key(&keys.processing)
+            .key(&keys.fresh)
+            .key(&keys.known)
+            .arg(&keys.ready_prefix);
         for id in ids {
             invocation.arg(id);
         }
@@ -228,7 +234,7 @@ impl Queue {
         Ok(())
     }
 
-    /// Moves retries whose time has come to the ready list; returns how many.
+    /// Moves retries whose time has come to their clinics' ready lists; returns how many.
     pub async fn promote_due(&self) -> Result<usize, QueueError> {
         self.move_due(&self.queue_keys.delayed).await
     }
@@ -246,15 +252,18 @@ impl Queue {
         let mut connection = self.redis.connection().await?;
         let mut moved = 0;
         loop {
-            let ids: Vec<String> = MOVE_DUE
+            let keys = &self.queue_keys;
+            let (examined, moved_now): (usize, usize) = MOVE_DUE
                 .key(from)
-                .key(&self.queue_keys.ready)
+                .key(&keys.fresh)
+                .key(&keys.known)
                 .arg(now_ms())
                 .arg(MOVE_DUE_LIMIT)
+                .arg(&keys.ready_prefix)
                 .invoke_async(&mut connection)
                 .await?;
-            moved += ids.len();
-            if ids.len() < MOVE_DUE_LIMIT {
+            moved += moved_now;
+            if examined < MOVE_DUE_LIMIT {
                 return Ok(moved);
             }
         }

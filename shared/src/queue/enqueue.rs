@@ -36,9 +36,17 @@ impl Queue {
                 if repository::pending_over(tx, clinic, limit).await? {
                     return Err(QueueError::ClinicQueueFull { limit });
                 }
-                Ok(StagedJob { id, created: true })
+                Ok(StagedJob {
+                    id,
+                    clinic,
+                    created: true,
+                })
             }
-            Some(kind) if kind == job.kind.as_str() => Ok(StagedJob { id, created: false }),
+            Some(kind) if kind == job.kind.as_str() => Ok(StagedJob {
+                id,
+                clinic,
+                created: false,
+            }),
             Some(existing_kind) => Err(QueueError::IdempotencyKeyReused { existing_kind }),
         }
     }
@@ -50,7 +58,7 @@ impl Queue {
         if !job.created {
             return;
         }
-        if let Err(error) = self.push(&[(job.id, 0)]).await {
+        if let Err(error) = self.push(&[(job.id, job.clinic, 0)]).await {
             tracing::warn!(
                 job_id = %job.id,
                 error = %ErrorChain(&error),
@@ -74,17 +82,33 @@ impl Queue {
         Ok(staged)
     }
 
-    /// Adds jobs to Redis unless it has them: `(id, due Unix ms)`, 0 meaning ready now.
-    pub(super) async fn push(&self, jobs: &[(JobId, u64)]) -> Result<usize, QueueError> {
+    /// Pushes jobs PostgreSQL already has (inserted in bulk by a test or a benchmark), ready now,
+    /// as their enqueues would have; returns how many Redis did not have yet.
+    #[cfg(feature = "test-support")]
+    pub async fn push_ready(&self, jobs: &[(JobId, ClinicId)]) -> Result<usize, QueueError> {
+        let mut pushed = 0;
+        for chunk in jobs.chunks(5_000) {
+            let chunk: Vec<_> = chunk.iter().map(|&(id, clinic)| (id, clinic, 0)).collect();
+            pushed += self.push(&chunk).await?;
+        }
+        Ok(pushed)
+    }
+
+    /// Adds jobs to Redis unless it has them: `(id, clinic, due Unix ms)`, 0 meaning ready now.
+    pub(super) async fn push(&self, jobs: &[(JobId, ClinicId, u64)]) -> Result<usize, QueueError> {
         let mut connection = self.redis.connection().await?;
         let keys = &self.queue_keys;
         let mut invocation = DISPATCH.prepare_invoke();
         invocation
-            .key(&keys.ready)
+            .key(&keys.fresh)
             .key(&keys.delayed)
-            .key(&keys.known);
-        for (id, due) in jobs {
-            invocation.arg(id.to_string()).arg(*due);
+            .key(&keys.known)
+            .arg(&keys.ready_prefix);
+        for (id, clinic, due) in jobs {
+            invocation
+                .arg(id.to_string())
+                .arg(clinic.to_string())
+                .arg(*due);
         }
         Ok(invocation.invoke_async(&mut connection).await?)
     }

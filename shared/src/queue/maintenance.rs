@@ -3,12 +3,12 @@
 //! again the jobs PostgreSQL has and Redis lost (or never got).
 
 use super::{Queue, QueueError, now_ms, repository};
-use crate::ids::JobId;
+use crate::ids::{ClinicId, JobId};
 use crate::queue::JobStatus;
 use serde::Serialize;
 use sqlx::PgPool;
 
-/// Unfinished jobs read from PostgreSQL per round of the sweep (one `SMISMEMBER` each).
+/// Unfinished jobs read from PostgreSQL per round of the sweep (one `HMGET` each).
 const SWEEP_PAGE: i64 = 1_000;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -21,7 +21,7 @@ pub struct SweepReport {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MaintenanceReport {
-    /// Retries whose time had come, moved to the ready list.
+    /// Retries whose time had come, moved to their clinics' ready lists.
     pub promoted: usize,
     /// Jobs whose worker's lease expired, requeued.
     pub reaped: usize,
@@ -45,9 +45,9 @@ impl Queue {
 
     /// The outbox sweep: every job PostgreSQL has unfinished, unchanged for the grace period
     /// (running ones: for the grace period plus a lease, since their worker may still hold
-    /// them), and absent from `known` is pushed again — to `ready`, or to `delayed` when its
-    /// retry is not due yet. `known` answers membership in O(1) per job, so a flushed or
-    /// restarted Redis (an empty `known`) is detected without scanning any list.
+    /// them), and absent from `known` is pushed again — to its clinic's ready list, or to
+    /// `delayed` when its retry is not due yet. `known` answers membership in O(1) per job, so
+    /// a flushed or restarted Redis (an empty `known`) is detected without scanning any list.
     pub async fn sweep(&self, system_db: &PgPool) -> Result<SweepReport, QueueError> {
         let grace_ms = self.config.sweep_grace.as_millis() as i64;
         let running_grace_ms = grace_ms + self.config.lease.as_millis() as i64;
@@ -65,16 +65,16 @@ impl Queue {
 
             let mut connection = self.redis.connection().await?;
             let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
-            let known: Vec<bool> = ::redis::cmd("SMISMEMBER")
+            let known: Vec<Option<String>> = ::redis::cmd("HMGET")
                 .arg(&self.queue_keys.known)
                 .arg(&ids)
                 .query_async(&mut connection)
                 .await?;
             let now = now_ms();
-            let missing: Vec<(JobId, u64)> = rows
+            let missing: Vec<(JobId, ClinicId, u64)> = rows
                 .iter()
-                .zip(known.iter().chain(std::iter::repeat(&false)))
-                .filter(|(_, known)| !**known)
+                .zip(known.iter().chain(std::iter::repeat(&None)))
+                .filter(|(_, known)| known.is_none())
                 .map(|(row, _)| {
                     let due = row.run_at.timestamp_millis().max(0) as u64;
                     let due = if row.status == JobStatus::Failed && due > now {
@@ -82,7 +82,7 @@ impl Queue {
                     } else {
                         0
                     };
-                    (row.id, due)
+                    (row.id, row.clinic_id, due)
                 })
                 .collect();
             if !missing.is_empty() {

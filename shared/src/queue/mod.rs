@@ -7,17 +7,24 @@
 //! fails is only logged: the sweep pushes it later.
 //!
 //! **Redis layout** ([`crate::keys::QueueKeys`], one hash tag, so every script runs on one slot):
-//! `ready` (LIST of ids), `processing` (ZSET id → lease deadline), `delayed` (ZSET id → retry
-//! time) and `known` (SET of every id in one of the three). Job ids only: payloads (and anything
-//! about patients) stay in PostgreSQL.
+//! one ready LIST of ids per clinic; `fresh` and `active` (LISTs of the clinics with jobs ready:
+//! just arrived, and the ring); `processing` (ZSET id → lease deadline), `delayed` (ZSET id →
+//! retry time) and `known` (HASH id → clinic of every id in one of them). Job ids only: payloads
+//! (and anything about patients) stay in PostgreSQL.
+//!
+//! **Fairness**: a claim serves the clinics that just got work first, then goes round the ring,
+//! one job per clinic per turn (`claim.lua`; `ready.lua` keeps the lists in step). A clinic's
+//! backlog of hundreds of uploads does not hold another clinic's job back: that job is taken by
+//! the next claim. Within a clinic, jobs run in the order they became ready.
 //!
 //! **Delivery**: a worker takes a batch with `claim.lua` (ready → processing with a lease, in one
 //! step), marks the batch running in one statement, runs the handlers, records the outcomes in one
 //! statement and settles the batch with `ack.lua` (processing → gone, or → delayed for a retry).
 //! Long jobs renew their lease; `move_due.lua` is both the reaper (expired leases → ready) and
-//! the promotion of due retries (delayed → ready). Delivery is at-least-once: a handler may run
-//! twice and must be idempotent. Every outcome is fenced by the job's delivery count, so a
-//! worker that lost its lease can never overwrite the newer attempt's outcome.
+//! the promotion of due retries (delayed → ready), each to the tail of its clinic's list.
+//! Delivery is at-least-once: a handler may run twice and must be idempotent. Every outcome is
+//! fenced by the job's delivery count, so a worker that lost its lease can never overwrite the
+//! newer attempt's outcome.
 //!
 //! **Recovery** (the sweep, [`Queue::maintain`]): unfinished jobs that PostgreSQL has and
 //! `known` lacks (the push after commit failed, Redis restarted empty or was flushed) are pushed
@@ -66,12 +73,20 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
-static DISPATCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("dispatch.lua")));
+/// A script that makes jobs ready: `ready.lua`'s functions, then the script itself.
+macro_rules! making_ready {
+    ($file:literal) => {
+        concat!(include_str!("ready.lua"), "\n", include_str!($file))
+    };
+}
+
+static DISPATCH: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("dispatch.lua")));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("claim.lua")));
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lua")));
-static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("move_due.lua")));
+static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("move_due.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
-static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("replay.lua")));
+static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("replay.lua")));
+static SIZES: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sizes.lua")));
 
 /// Most ids one reaper or promotion call moves; it repeats while it finds that many.
 const MOVE_DUE_LIMIT: usize = 1_000;

@@ -224,6 +224,7 @@ pub(super) async fn record(
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct PendingRow {
     pub id: JobId,
+    pub clinic_id: ClinicId,
     pub status: JobStatus,
     pub run_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -240,7 +241,7 @@ pub(super) async fn pending(
 ) -> Result<Vec<PendingRow>, sqlx::Error> {
     let (after_at, after_id) = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, JobId(Uuid::nil())));
     sqlx::query_as(
-        "SELECT id, status, run_at, updated_at FROM jobs
+        "SELECT id, clinic_id, status, run_at, updated_at FROM jobs
          WHERE status IN ('queued', 'running', 'failed')
            AND updated_at < now() - $1 * interval '1 millisecond'
            AND (status <> 'running' OR updated_at < now() - $2 * interval '1 millisecond')

@@ -36,7 +36,7 @@ impl Queue {
         };
         tx.commit().await.map_err(DbError::from)?;
         if let Replay::Replayed(_) = outcome
-            && let Err(error) = self.make_ready(id).await
+            && let Err(error) = self.make_ready(clinic, id).await
         {
             tracing::warn!(
                 job_id = %id,
@@ -47,14 +47,16 @@ impl Queue {
         Ok(outcome)
     }
 
-    async fn make_ready(&self, id: JobId) -> Result<(), QueueError> {
+    async fn make_ready(&self, clinic: ClinicId, id: JobId) -> Result<(), QueueError> {
         let mut connection = self.redis.connection().await?;
         let keys = &self.queue_keys;
         let _: i64 = REPLAY
-            .key(&keys.ready)
+            .key(&keys.fresh)
             .key(&keys.delayed)
             .key(&keys.known)
+            .arg(&keys.ready_prefix)
             .arg(id.to_string())
+            .arg(clinic.to_string())
             .invoke_async(&mut connection)
             .await?;
         Ok(())
@@ -99,19 +101,23 @@ impl Queue {
         Ok(QueueCounters::from_hash(&hash))
     }
 
-    /// How many ids each Redis structure holds (every clinic: the structures are shared).
+    /// How many ids each Redis structure holds, over every clinic (one script: a consistent
+    /// view).
     pub async fn redis_sizes(&self) -> Result<RedisQueueSizes, QueueError> {
         let mut connection = self.redis.connection().await?;
         let keys = &self.queue_keys;
-        let (ready, processing, delayed, known): (u64, u64, u64, u64) = ::redis::pipe()
-            .llen(&keys.ready)
-            .zcard(&keys.processing)
-            .zcard(&keys.delayed)
-            .scard(&keys.known)
-            .query_async(&mut connection)
+        let (ready, ready_clinics, processing, delayed, known): (u64, u64, u64, u64, u64) = SIZES
+            .key(&keys.fresh)
+            .key(&keys.active)
+            .key(&keys.processing)
+            .key(&keys.delayed)
+            .key(&keys.known)
+            .arg(&keys.ready_prefix)
+            .invoke_async(&mut connection)
             .await?;
         Ok(RedisQueueSizes {
             ready,
+            ready_clinics,
             processing,
             delayed,
             known,

@@ -188,6 +188,7 @@ pub struct NewJob {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StagedJob {
     pub id: JobId,
+    pub clinic: ClinicId,
     /// `false`: the idempotency key matched an earlier job of this clinic, whose id this is; the
     /// caller answers with the existing resource (and rolls back whatever it was creating).
     pub created: bool,

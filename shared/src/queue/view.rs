@@ -138,7 +138,10 @@ impl QueueCounters {
 /// How many ids the Redis structures hold (shared by every clinic).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RedisQueueSizes {
+    /// Jobs ready to run, over every clinic.
     pub ready: u64,
+    /// Clinics with jobs ready (the claim ring's length).
+    pub ready_clinics: u64,
     pub processing: u64,
     pub delayed: u64,
     pub known: u64,

@@ -164,9 +164,9 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
         } else {
             wait
         };
-        let ready = &self.worker.queue.keys().ready;
+        let fresh = &self.worker.queue.keys().fresh;
         tokio::select! {
-            () = self.signal.wait(&self.worker.redis, ready, wait) => Ok(()),
+            () = self.signal.wait(&self.worker.redis, fresh, wait) => Ok(()),
             () = shutdown.as_mut() => Err(StopReason::Shutdown),
         }
     }

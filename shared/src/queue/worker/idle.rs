@@ -1,5 +1,5 @@
-//! The feeder's wait for work when the ready list is empty (the blocking `BLMOVE` the module
-//! header describes), on a connection of its own that is opened on first use.
+//! The feeder's wait for work when no job is ready (the blocking `BLMOVE` the module header
+//! describes), on a connection of its own that is opened on first use.
 
 use crate::redis::RedisConnector;
 use crate::telemetry::ErrorChain;
@@ -15,8 +15,10 @@ pub(super) struct WorkSignal {
 }
 
 impl WorkSignal {
-    /// Blocks until the `ready` list has an element or `wait` passes, without taking anything.
-    pub(super) async fn wait(&mut self, redis: &RedisConnector, ready: &str, wait: Duration) {
+    /// Blocks until `fresh` (where a clinic goes when a job becomes ready while nothing is) has
+    /// an element or `wait` passes, without taking anything: a `BLMOVE` of the list's tail onto
+    /// itself.
+    pub(super) async fn wait(&mut self, redis: &RedisConnector, fresh: &str, wait: Duration) {
         if wait < Duration::from_millis(10) {
             tokio::time::sleep(wait).await;
             return;
@@ -35,8 +37,8 @@ impl WorkSignal {
             return;
         };
         let waited: Result<Option<String>, _> = ::redis::cmd("BLMOVE")
-            .arg(ready)
-            .arg(ready)
+            .arg(fresh)
+            .arg(fresh)
             .arg("RIGHT")
             .arg("RIGHT")
             .arg(format!("{:.3}", wait.as_secs_f64()))

@@ -1,10 +1,10 @@
 //! The drain loop of the `worker` function (and of `worker --loop` locally).
 //!
 //! One feeder claims as many jobs as there are free handler slots (`WORKER_CONCURRENCY`, at
-//! most `WORKER_BATCH` per round trip) and starts each in its own task; when the ready list is
-//! empty it waits on a blocking `BLMOVE ready ready RIGHT RIGHT` (the tail rotated onto itself:
-//! it returns as soon as the list has an element, takes nothing and reorders nothing) on a
-//! connection of its own. A recorder collects finished outcomes and records whatever has
+//! most `WORKER_BATCH` per round trip) and starts each in its own task; when no clinic has a
+//! job ready it waits on a blocking `BLMOVE fresh fresh RIGHT RIGHT` (the tail rotated onto
+//! itself: it returns as soon as a clinic has a job ready, takes nothing and reorders nothing)
+//! on a connection of its own. A recorder collects finished outcomes and records whatever has
 //! accumulated in one statement and one script. Beside them, a renewer extends the leases of
 //! the jobs held every third of a lease, and housekeeping promotes due retries and reaps
 //! expired leases (and sweeps once a minute).
