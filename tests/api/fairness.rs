@@ -6,10 +6,10 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
-use pulso_tests::{TestApp, TestOptions};
+use pulso_tests::{TestApp, TestOptions, any_room};
 use serde_json::Value;
 use shared::ids::{ClinicId, JobId};
-use shared::queue::{Drain, JobKind, NewJob};
+use shared::queue::{ClaimRoom, Drain, JobKind, NewJob};
 use shared::worker::{Handlers, Worker};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -51,7 +51,7 @@ async fn enqueue_many(app: &TestApp, clinic: ClinicId, count: usize) -> Vec<JobI
     .expect("insert jobs");
     tx.commit().await.expect("commit");
     let jobs: Vec<_> = ids.iter().map(|&id| (id, clinic)).collect();
-    app.state.queue.push_ready(&jobs).await.expect("push");
+    app.state.queue.push_ready(&jobs, FAIR).await.expect("push");
     ids
 }
 
@@ -62,7 +62,7 @@ async fn claim(app: &TestApp, most: usize) -> Vec<(ClinicId, JobId)> {
     let claim = app
         .state
         .queue
-        .claim(&system.db, most)
+        .claim(&system.db, most, &any_room())
         .await
         .expect("claim");
     assert_eq!((claim.duplicates, claim.exhausted), (0, 0));
@@ -187,6 +187,242 @@ async fn one_job_of_a_clinic_starts_within_a_claim_of_another_clinics_500() {
         "B's job was started {}th of {}",
         position + 1,
         started.len()
+    );
+}
+
+const HEAVY: JobKind = JobKind::new("test.heavy").with_peak_memory_mib(151);
+
+/// Stages a job of `kind` for `clinic`.
+async fn enqueue_kind(app: &TestApp, clinic: ClinicId, kind: JobKind) -> JobId {
+    let job = NewJob { kind, ..job() };
+    app.state
+        .queue
+        .enqueue(&app.state.db, clinic, job)
+        .await
+        .expect("enqueue")
+        .id
+}
+
+async fn claim_in(app: &TestApp, most: usize, free_mib: u32) -> (Vec<JobId>, bool) {
+    let room = ClaimRoom {
+        free_mib,
+        budget_mib: 614,
+        ..any_room()
+    };
+    let claim = app
+        .state
+        .queue
+        .claim(&app.system_state().db, most, &room)
+        .await
+        .expect("claim");
+    let mut ids: Vec<JobId> = claim.leases.iter().map(|lease| lease.job.id).collect();
+    ids.sort();
+    (ids, claim.left_for_room)
+}
+
+#[tokio::test]
+async fn a_claim_takes_only_what_fits_and_passes_over_a_clinic_whose_next_job_does_not() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.clinic_a.id, app.clinic_b.id);
+    let c = app.add_clinic("clinic-c").await.id;
+    let mut a_heavy = Vec::new();
+    for _ in 0..3 {
+        a_heavy.push(enqueue_kind(&app, a, HEAVY).await);
+    }
+    let b_heavy = enqueue_kind(&app, b, HEAVY).await;
+    let b_light = [enqueue(&app, b).await, enqueue(&app, b).await];
+    let c_light = [enqueue(&app, c).await, enqueue(&app, c).await];
+
+    // 400 MiB: A's and B's first heavy jobs (302), then A's next no longer fits while every
+    // light job still does; A waits, the rest goes.
+    let (taken, left_for_memory) = claim_in(&app, 10, 400).await;
+    let mut expected = vec![
+        a_heavy[0], b_heavy, b_light[0], b_light[1], c_light[0], c_light[1],
+    ];
+    expected.sort();
+    assert_eq!(taken, expected);
+    assert!(left_for_memory, "A's heavy jobs are still ready");
+    // Each lease carries what it was counted for.
+    let sizes = app.state.queue.redis_sizes().await.unwrap();
+    assert_eq!((sizes.ready, sizes.ready_clinics), (2, 1));
+
+    assert_eq!(claim_in(&app, 10, 150).await, (vec![], true));
+    assert_eq!(claim_in(&app, 10, 151).await, (vec![a_heavy[1]], true));
+    // A job heavier than the budget counts as the budget: with all of it free, it goes.
+    assert_eq!(claim_in(&app, 10, 614).await.0, vec![a_heavy[2]]);
+    assert_eq!(claim_in(&app, 10, 614).await, (vec![], false));
+}
+
+/// Heavy jobs of clinic A (100 MiB each in a 307 MiB budget: three at a time), light jobs of
+/// clinic C, and one heavy job of clinic B enqueued once A's first three run: the heavy ones
+/// never exceed the budget, the light ones run beside them, and B's starts as soon as memory
+/// frees (when
+/// claimed jobs queued for memory in the worker, it started after all of A's).
+#[tokio::test]
+async fn heavy_jobs_stay_in_the_budget_and_another_clinics_heavy_job_is_next() {
+    const HUNDRED: JobKind = JobKind::new("test.hundred").with_peak_memory_mib(100);
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    assert_eq!(app.state.config.queue.worker_memory_budget_mib, 307);
+    let c = app.add_clinic("clinic-c").await.id;
+    let mut a_jobs = Vec::new();
+    for _ in 0..9 {
+        a_jobs.push(enqueue_kind(&app, app.clinic_a.id, HUNDRED).await);
+    }
+    for _ in 0..20 {
+        enqueue(&app, c).await;
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        heavy_running: usize,
+        most_heavy: usize,
+        heavy_started: Vec<JobId>,
+        light_beside_heavy: usize,
+    }
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let (heavy_seen, light_seen) = (seen.clone(), seen.clone());
+    let worker = Worker::new(
+        app.system_state(),
+        Handlers::new()
+            .on(HUNDRED, move |_, job| {
+                let seen = heavy_seen.clone();
+                async move {
+                    {
+                        let mut seen = seen.lock().unwrap();
+                        seen.heavy_running += 1;
+                        seen.most_heavy = seen.most_heavy.max(seen.heavy_running);
+                        seen.heavy_started.push(job.id);
+                    }
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    seen.lock().unwrap().heavy_running -= 1;
+                    Ok(Value::Null)
+                }
+            })
+            .on(FAIR, move |_, _| {
+                let seen = light_seen.clone();
+                async move {
+                    let mut seen = seen.lock().unwrap();
+                    if seen.heavy_running > 0 {
+                        seen.light_beside_heavy += 1;
+                    }
+                    Ok(Value::Null)
+                }
+            }),
+    );
+    let draining = tokio::spawn(async move {
+        worker
+            .drain(
+                Drain {
+                    stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
+                    finish_by: None,
+                    stop_when_idle: true,
+                },
+                std::future::pending(),
+            )
+            .await
+    });
+    while seen.lock().unwrap().heavy_running < 3 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let b_job = enqueue_kind(&app, app.clinic_b.id, HUNDRED).await;
+    let drained = draining.await.expect("drain");
+    assert_eq!(drained.succeeded, 30, "{drained:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.most_heavy, 3,
+        "three 100 MiB jobs fit in 307 MiB, four do not"
+    );
+    let b_position = seen.heavy_started.iter().position(|id| *id == b_job);
+    // The first claim with room for a heavy job takes B's first; it may take two of A's with
+    // it (three fit), whose handlers may be seen starting first: B is among the first six.
+    assert!(
+        b_position.is_some_and(|position| position <= 5),
+        "B's heavy job started {b_position:?}th of {:?}",
+        seen.heavy_started.len()
+    );
+    assert!(
+        seen.light_beside_heavy > 0,
+        "light jobs ran beside heavy ones"
+    );
+}
+
+/// Clinic A's backlog of slow jobs takes at most its share of the slots (7 of 8): clinic B's
+/// job, enqueued once A's fill them, starts at once, before any of A's has ended.
+#[tokio::test]
+async fn a_clinics_backlog_leaves_a_slot_for_another_clinics_job() {
+    const SLOW: JobKind = JobKind::new("test.slow_fair");
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![
+            ("WORKER_CONCURRENCY", "8".into()),
+            ("WORKER_BATCH", "8".into()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    for _ in 0..30 {
+        enqueue_kind(&app, app.clinic_a.id, SLOW).await;
+    }
+    #[derive(Default)]
+    struct Seen {
+        a_running: usize,
+        a_most: usize,
+        a_ended: usize,
+        b_started_after_a_ended: Option<usize>,
+    }
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let (a_seen, b_seen) = (seen.clone(), seen.clone());
+    let worker = Worker::new(
+        app.system_state(),
+        Handlers::new()
+            .on(SLOW, move |_, _| {
+                let seen = a_seen.clone();
+                async move {
+                    {
+                        let mut seen = seen.lock().unwrap();
+                        seen.a_running += 1;
+                        seen.a_most = seen.a_most.max(seen.a_running);
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let mut seen = seen.lock().unwrap();
+                    seen.a_running -= 1;
+                    seen.a_ended += 1;
+                    Ok(Value::Null)
+                }
+            })
+            .on(FAIR, move |_, _| {
+                let mut seen = b_seen.lock().unwrap();
+                seen.b_started_after_a_ended = Some(seen.a_ended);
+                async { Ok(Value::Null) }
+            }),
+    );
+    let draining = tokio::spawn(async move {
+        worker
+            .drain(
+                Drain {
+                    stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
+                    finish_by: None,
+                    stop_when_idle: true,
+                },
+                std::future::pending(),
+            )
+            .await
+    });
+    while seen.lock().unwrap().a_running < 7 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    enqueue(&app, app.clinic_b.id).await;
+    let drained = draining.await.expect("drain");
+    assert_eq!(drained.succeeded, 31, "{drained:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.a_most, 7, "A holds at most 7 of the 8 slots");
+    assert_eq!(
+        seen.b_started_after_a_ended,
+        Some(0),
+        "B's job started before any of A's ended"
     );
 }
 

@@ -3,7 +3,7 @@
 //! data loses no job; retries back off, end dead, and a replay runs the job again; a panic is
 //! a failed attempt; long jobs keep their lease; the deadline is honoured.
 
-use pulso_tests::{TestApp, TestOptions, drain_worker};
+use pulso_tests::{TestApp, TestOptions, any_room, drain_worker};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::ids::{ClinicId, JobId};
@@ -262,7 +262,12 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_job_is_done_once() {
 
     // A worker claims the job and dies before running or settling it.
     let system = app.system_state();
-    let claim = app.state.queue.claim(&system.db, 10).await.expect("claim");
+    let claim = app
+        .state
+        .queue
+        .claim(&system.db, 10, &any_room())
+        .await
+        .expect("claim");
     assert_eq!(claim.leases.len(), 1);
     drop(claim);
     let running = row(&app, app.clinic_a.id, id).await;
@@ -300,7 +305,12 @@ async fn a_late_outcome_from_an_expired_lease_never_overwrites_the_newer_one() {
     let system = app.system_state();
 
     // A slow (or frozen) worker holds the job past its lease...
-    let mut stale = app.state.queue.claim(&system.db, 1).await.expect("claim");
+    let mut stale = app
+        .state
+        .queue
+        .claim(&system.db, 1, &any_room())
+        .await
+        .expect("claim");
     let stale_lease = stale.leases.pop().expect("one job");
     // ...meanwhile the job is reaped, delivered again and finished by another worker.
     drain_worker(&worker(&app, &seen)).await;
@@ -547,7 +557,12 @@ async fn a_job_whose_worker_died_during_its_last_attempt_is_dead_not_run_again()
         .await
         .unwrap();
     let system = app.system_state();
-    let claim = app.state.queue.claim(&system.db, 1).await.unwrap();
+    let claim = app
+        .state
+        .queue
+        .claim(&system.db, 1, &any_room())
+        .await
+        .unwrap();
     assert_eq!(claim.leases.len(), 1);
     drop(claim);
 

@@ -28,9 +28,9 @@ const NOOP: JobKind = JobKind::new("bench.noop");
 const STAMPED: JobKind = JobKind::new("bench.stamped");
 /// The steady arrival rate of the latency run.
 const RATE_PER_SECOND: u64 = 500;
-/// Clinic A's jobs in the fairness run: each takes this long (a short X-ray, a report).
+/// Clinic A's jobs in the fairness run: each takes this long (an X-ray analysis, a report).
 const BUSY: JobKind = JobKind::new("bench.busy");
-const BUSY_MS: u64 = 10;
+const BUSY_MS: u64 = 100;
 /// Clinic A's backlog in the fairness run.
 const BACKLOG: usize = 1_000;
 
@@ -245,37 +245,51 @@ async fn fairness(app: &TestApp, system: &AppState, samples: usize) {
     let fifo_wait = backlog_started.elapsed();
     let _ = stop.send(());
     let _ = draining.await.expect("drain task");
+    let [lockstep, spread] = behind;
     header("");
-    let alone = Stats::from(alone, None);
-    report("B's job, queue empty", &alone);
-    let [lockstep, spread] = behind.map(|samples| Stats::from(samples, None));
-    report(
-        &format!("B's job behind A's {BACKLOG}, A's jobs {BUSY_MS} ms"),
-        &lockstep,
+    let alone = report_b(String::from("queue empty"), alone);
+    let lockstep = report_b(
+        format!("behind A's {BACKLOG}, A's jobs {BUSY_MS} ms"),
+        lockstep,
     );
-    report(
-        &format!(
-            "B's job behind A's {BACKLOG}, A's jobs {}–{} ms",
+    let spread = report_b(
+        format!(
+            "behind A's {BACKLOG}, A's jobs {}–{} ms",
             BUSY_MS / 2,
             BUSY_MS * 3 / 2
         ),
-        &spread,
+        spread,
     );
+    for (what, of) in [("call", 0), ("push", 1)] {
+        println!(
+            "  from the {what}, behind / empty at p50: {:.2}× in lockstep, {:.2}× spread \
+             (target ≤ 2×)",
+            lockstep[of].p50_us / alone[of].p50_us.max(1.0),
+            spread[of].p50_us / alone[of].p50_us.max(1.0),
+        );
+    }
     println!(
-        "  behind / empty at p50: {:.2}× in lockstep, {:.2}× spread (target ≤ 2×); in one FIFO \
-         list B would have waited for A's backlog to drain: {:.0} ms, measured",
-        lockstep.p50_us / alone.p50_us.max(1.0),
-        spread.p50_us / alone.p50_us.max(1.0),
+        "  in one FIFO list B would have waited for A's backlog to drain: {:.0} ms, measured",
         fifo_wait.as_secs_f64() * 1e3
     );
     clear(app).await;
 }
 
-/// Enqueues one job of clinic B and waits for its handler to start: the latency.
+/// Prints B's latencies from the enqueue call and from its return; returns their figures.
+fn report_b(condition: String, samples: Vec<(Duration, Duration)>) -> [Stats; 2] {
+    let (from_call, from_push): (Vec<_>, Vec<_>) = samples.into_iter().unzip();
+    let stats = [Stats::from(from_call, None), Stats::from(from_push, None)];
+    report(&format!("B: call → start, {condition}"), &stats[0]);
+    report(&format!("B: push → start, {condition}"), &stats[1]);
+    stats
+}
+
+/// Enqueues one job of clinic B and waits for its handler to start: the latency from the
+/// enqueue call, and from the enqueue's return (commit and push done).
 async fn b_job_latency(
     app: &TestApp,
     starts: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, u64)>,
-) -> Duration {
+) -> (Duration, Duration) {
     let called = micros();
     app.state
         .queue
@@ -292,8 +306,12 @@ async fn b_job_latency(
         )
         .await
         .expect("enqueue B");
+    let pushed = micros();
     let (called, at) = starts.recv().await.expect("B's job started");
-    Duration::from_micros(at.saturating_sub(called))
+    (
+        Duration::from_micros(at.saturating_sub(called)),
+        Duration::from_micros(at.saturating_sub(pushed)),
+    )
 }
 
 /// Until no job is ready or held in Redis.
@@ -370,7 +388,7 @@ async fn preload_kind(app: &TestApp, clinic: ClinicId, kind: JobKind, count: usi
     let jobs: Vec<_> = ids.iter().map(|&id| (id, clinic)).collect();
     app.state
         .queue
-        .push_ready(&jobs)
+        .push_ready(&jobs, kind)
         .await
         .expect("push preload");
     sqlx::query("ANALYZE jobs").execute(&app.owner).await.ok();

@@ -36,6 +36,15 @@ fn env_or(name: &str, default: &str) -> String {
 pub const ROOMY_RATE_LIMITS: &str =
     "reads=100000,writes=100000,uploads=100000,reports=100000,admin=100000";
 
+/// A claim's room that fits any job: for tests of the queue's order, not of its room.
+pub fn any_room() -> shared::queue::ClaimRoom {
+    shared::queue::ClaimRoom {
+        free_mib: shared::queue::MAX_PEAK_MEMORY_MIB,
+        budget_mib: shared::queue::MAX_PEAK_MEMORY_MIB,
+        clinic_share: u32::MAX,
+        running: Vec::new(),
+    }
+}
 pub fn admin_url() -> String {
     env_or(
         "TEST_ADMIN_DATABASE_URL",

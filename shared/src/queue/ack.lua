@@ -1,5 +1,5 @@
 -- Settle a batch of jobs whose outcome PostgreSQL has recorded.
--- KEYS[1] processing (zset), KEYS[2] delayed (zset), KEYS[3] known (hash job id -> clinic id),
+-- KEYS[1] processing (zset), KEYS[2] delayed (zset), KEYS[3] known (hash job id -> owner),
 -- KEYS[4] stats (hash)
 -- ARGV[1] F: jobs finished for good (succeeded, dead, or not runnable): they leave Redis.
 -- ARGV[2] R: jobs to retry later: they move from processing to delayed.

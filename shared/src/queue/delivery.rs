@@ -13,22 +13,33 @@ struct Settlement {
 }
 
 impl Queue {
-    /// Takes up to `max` ready jobs and marks them running (one Redis script, one statement).
-    /// `system_db` connects as pulso_system. If PostgreSQL fails, the jobs go back to the head
-    /// of the ready list.
-    pub async fn claim(&self, system_db: &PgPool, max: usize) -> Result<Claim, QueueError> {
-        let taken = self.take_ready(max).await?;
+    /// Takes up to `max` ready jobs that fit in `room` and marks them running (one Redis script,
+    /// one statement). `system_db` connects as pulso_system. If PostgreSQL fails, the jobs go
+    /// back to the head of their ready lists.
+    pub async fn claim(
+        &self,
+        system_db: &PgPool,
+        max: usize,
+        room: &ClaimRoom,
+    ) -> Result<Claim, QueueError> {
+        let (left_for_room, fresh_left, taken) = self.take_ready(max, room).await?;
         if taken.is_empty() {
-            return Ok(Claim::default());
+            return Ok(Claim {
+                left_for_room: left_for_room == 1,
+                fresh_left: fresh_left == 1,
+                ..Claim::default()
+            });
         }
-        let mut ids = Vec::with_capacity(taken.len());
+        let mut parsed = Vec::with_capacity(taken.len());
         let mut unreadable = Vec::new();
-        for raw in &taken {
+        for (raw, weight) in &taken {
             match Uuid::parse_str(raw) {
-                Ok(id) => ids.push(id),
+                Ok(id) => parsed.push((id, *weight)),
                 Err(_) => unreadable.push(raw.clone()),
             }
         }
+        let ids: Vec<Uuid> = parsed.iter().map(|(id, _)| *id).collect();
+        let taken: Vec<String> = taken.into_iter().map(|(id, _)| id).collect();
         let rows = match repository::claim(system_db, &ids).await {
             Ok(rows) => rows,
             Err(error) => {
@@ -41,7 +52,9 @@ impl Queue {
                 return Err(error.into());
             }
         };
-        let (claim, settle) = sort_claimed(rows, &ids, unreadable);
+        let (mut claim, settle) = sort_claimed(rows, &parsed, unreadable);
+        claim.left_for_room = left_for_room == 1;
+        claim.fresh_left = fresh_left == 1;
         if !settle.finished.is_empty()
             && let Err(error) = self.ack(&settle).await
         {
@@ -51,18 +64,31 @@ impl Queue {
         Ok(claim)
     }
 
-    async fn take_ready(&self, max: usize) -> Result<Vec<String>, QueueError> {
+    /// `claim.lua`: whether jobs were left for lack of room, whether fresh clinics were left
+    /// unreached, and the ids taken with the memory each was counted for.
+    async fn take_ready(
+        &self,
+        max: usize,
+        room: &ClaimRoom,
+    ) -> Result<(u8, u8, Vec<(String, u32)>), QueueError> {
         let mut connection = self.redis.connection().await?;
         let keys = &self.queue_keys;
-        Ok(CLAIM
+        let mut invocation = CLAIM.prepare_invoke();
+        invocation
             .key(&keys.fresh)
             .key(&keys.active)
             .key(&keys.processing)
+            .key(&keys.known)
             .arg(max)
             .arg(now_ms() + self.config.lease.as_millis() as u64)
             .arg(&keys.ready_prefix)
-            .invoke_async(&mut connection)
-            .await?)
+            .arg(room.free_mib)
+            .arg(room.budget_mib)
+            .arg(room.clinic_share);
+        for (clinic, running) in &room.running {
+            invocation.arg(clinic.to_string()).arg(*running);
+        }
+        Ok(invocation.invoke_async(&mut connection).await?)
     }
 
     async fn release(&self, ids: &[String]) -> Result<(), QueueError> {
@@ -275,7 +301,7 @@ impl Queue {
 /// final or unknown: a duplicate delivery).
 fn sort_claimed(
     rows: Vec<repository::ClaimedRow>,
-    ids: &[Uuid],
+    taken: &[(Uuid, u32)],
     unreadable: Vec<String>,
 ) -> (Claim, Settlement) {
     let mut claim = Claim::default();
@@ -283,9 +309,17 @@ fn sort_claimed(
         finished: unreadable,
         ..Settlement::default()
     };
-    let mut runnable: HashSet<Uuid> = HashSet::with_capacity(rows.len());
-    for row in rows {
-        runnable.insert(row.id.as_uuid());
+    let mut rows: HashMap<Uuid, repository::ClaimedRow> = rows
+        .into_iter()
+        .map(|row| (row.id.as_uuid(), row))
+        .collect();
+    // In the order the claim took them (its turns), which is the order they start in.
+    for &(id, memory_mib) in taken {
+        let Some(row) = rows.remove(&id) else {
+            settle.finished.push(id.to_string());
+            claim.duplicates += 1;
+            continue;
+        };
         if row.status == JobStatus::Dead {
             tracing::warn!(
                 job_id = %row.id,
@@ -301,6 +335,7 @@ fn sort_claimed(
             continue;
         }
         claim.leases.push(JobLease {
+            memory_mib,
             job: Job {
                 id: row.id,
                 clinic: row.clinic_id,
@@ -312,12 +347,6 @@ fn sort_claimed(
             },
             delivery: row.deliveries,
         });
-    }
-    for id in ids {
-        if !runnable.contains(id) {
-            settle.finished.push(id.to_string());
-            claim.duplicates += 1;
-        }
     }
     (claim, settle)
 }

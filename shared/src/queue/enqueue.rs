@@ -26,6 +26,7 @@ impl Queue {
             created_by: job.created_by,
             max_attempts: i32::from(max_attempts),
             readers: job.kind.readers(),
+            peak_memory_mib: job.kind.peak_memory_mib() as i32,
         };
         let (id, existing_kind) = repository::stage(tx, &row).await?;
         match existing_kind {
@@ -39,12 +40,14 @@ impl Queue {
                 Ok(StagedJob {
                     id,
                     clinic,
+                    peak_memory_mib: job.kind.peak_memory_mib(),
                     created: true,
                 })
             }
             Some(kind) if kind == job.kind.as_str() => Ok(StagedJob {
                 id,
                 clinic,
+                peak_memory_mib: job.kind.peak_memory_mib(),
                 created: false,
             }),
             Some(existing_kind) => Err(QueueError::IdempotencyKeyReused { existing_kind }),
@@ -58,7 +61,13 @@ impl Queue {
         if !job.created {
             return;
         }
-        if let Err(error) = self.push(&[(job.id, job.clinic, 0)]).await {
+        let push = Push {
+            id: job.id,
+            clinic: job.clinic,
+            peak_memory_mib: job.peak_memory_mib,
+            due_ms: 0,
+        };
+        if let Err(error) = self.push(&[push]).await {
             tracing::warn!(
                 job_id = %job.id,
                 error = %ErrorChain(&error),
@@ -85,17 +94,29 @@ impl Queue {
     /// Pushes jobs PostgreSQL already has (inserted in bulk by a test or a benchmark), ready now,
     /// as their enqueues would have; returns how many Redis did not have yet.
     #[cfg(feature = "test-support")]
-    pub async fn push_ready(&self, jobs: &[(JobId, ClinicId)]) -> Result<usize, QueueError> {
+    pub async fn push_ready(
+        &self,
+        jobs: &[(JobId, ClinicId)],
+        kind: JobKind,
+    ) -> Result<usize, QueueError> {
         let mut pushed = 0;
         for chunk in jobs.chunks(5_000) {
-            let chunk: Vec<_> = chunk.iter().map(|&(id, clinic)| (id, clinic, 0)).collect();
+            let chunk: Vec<_> = chunk
+                .iter()
+                .map(|&(id, clinic)| Push {
+                    id,
+                    clinic,
+                    peak_memory_mib: kind.peak_memory_mib(),
+                    due_ms: 0,
+                })
+                .collect();
             pushed += self.push(&chunk).await?;
         }
         Ok(pushed)
     }
 
-    /// Adds jobs to Redis unless it has them: `(id, clinic, due Unix ms)`, 0 meaning ready now.
-    pub(super) async fn push(&self, jobs: &[(JobId, ClinicId, u64)]) -> Result<usize, QueueError> {
+    /// Adds jobs to Redis unless it has them.
+    pub(super) async fn push(&self, jobs: &[Push]) -> Result<usize, QueueError> {
         let mut connection = self.redis.connection().await?;
         let keys = &self.queue_keys;
         let mut invocation = DISPATCH.prepare_invoke();
@@ -104,12 +125,27 @@ impl Queue {
             .key(&keys.delayed)
             .key(&keys.known)
             .arg(&keys.ready_prefix);
-        for (id, clinic, due) in jobs {
+        for job in jobs {
             invocation
-                .arg(id.to_string())
-                .arg(clinic.to_string())
-                .arg(*due);
+                .arg(job.id.to_string())
+                .arg(owner(job.clinic, job.peak_memory_mib))
+                .arg(job.due_ms);
         }
         Ok(invocation.invoke_async(&mut connection).await?)
     }
+}
+
+/// A job to put in Redis.
+pub(super) struct Push {
+    pub id: JobId,
+    pub clinic: ClinicId,
+    /// What the claim weighs it by.
+    pub peak_memory_mib: u32,
+    /// When its retry is due (Unix ms); 0: ready now.
+    pub due_ms: u64,
+}
+
+/// A job's value in `known`: `<clinic id>:<peak MiB>` (`ready.lua` reads it).
+pub(super) fn owner(clinic: ClinicId, peak_memory_mib: u32) -> String {
+    format!("{clinic}:{peak_memory_mib}")
 }

@@ -17,7 +17,7 @@ pub(super) type BoxedHandler<S> =
 /// The handlers of one worker, by job kind; each gets the worker's state `S` and the job.
 pub struct Handlers<S> {
     /// Each kind's handler and its peak memory (MiB).
-    by_kind: HashMap<&'static str, (BoxedHandler<S>, u32)>,
+    by_kind: HashMap<&'static str, BoxedHandler<S>>,
 }
 
 impl<S> Default for Handlers<S> {
@@ -49,8 +49,7 @@ impl<S> Handlers<S> {
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
         let boxed: BoxedHandler<S> = Arc::new(move |state, job| Box::pin(handler(state, job)));
-        self.by_kind
-            .insert(kind.as_str(), (boxed, kind.peak_memory_mib()));
+        self.by_kind.insert(kind.as_str(), boxed);
         self
     }
 
@@ -58,8 +57,8 @@ impl<S> Handlers<S> {
         self.by_kind.keys().copied()
     }
 
-    /// The handler of `kind` and the memory (MiB) a job of it holds at its peak.
-    pub(super) fn get(&self, kind: &str) -> Option<(BoxedHandler<S>, u32)> {
+    /// The handler of `kind`.
+    pub(super) fn get(&self, kind: &str) -> Option<BoxedHandler<S>> {
         self.by_kind.get(kind).cloned()
     }
 }

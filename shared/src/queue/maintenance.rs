@@ -2,8 +2,9 @@
 //! promotion of due retries, the reaper of expired leases, and the outbox sweep that pushes
 //! again the jobs PostgreSQL has and Redis lost (or never got).
 
+use super::enqueue::Push;
 use super::{Queue, QueueError, now_ms, repository};
-use crate::ids::{ClinicId, JobId};
+use crate::queue::DEFAULT_PEAK_MEMORY_MIB;
 use crate::queue::JobStatus;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -71,7 +72,7 @@ impl Queue {
                 .query_async(&mut connection)
                 .await?;
             let now = now_ms();
-            let missing: Vec<(JobId, ClinicId, u64)> = rows
+            let missing: Vec<Push> = rows
                 .iter()
                 .zip(known.iter().chain(std::iter::repeat(&None)))
                 .filter(|(_, known)| known.is_none())
@@ -82,7 +83,13 @@ impl Queue {
                     } else {
                         0
                     };
-                    (row.id, row.clinic_id, due)
+                    Push {
+                        id: row.id,
+                        clinic: row.clinic_id,
+                        peak_memory_mib: u32::try_from(row.peak_memory_mib)
+                            .unwrap_or(DEFAULT_PEAK_MEMORY_MIB),
+                        due_ms: due,
+                    }
                 })
                 .collect();
             if !missing.is_empty() {

@@ -9,13 +9,19 @@
 //! **Redis layout** ([`crate::keys::QueueKeys`], one hash tag, so every script runs on one slot):
 //! one ready LIST of ids per clinic; `fresh` and `active` (LISTs of the clinics with jobs ready:
 //! just arrived, and the ring); `processing` (ZSET id → lease deadline), `delayed` (ZSET id →
-//! retry time) and `known` (HASH id → clinic of every id in one of them). Job ids only: payloads
-//! (and anything about patients) stay in PostgreSQL.
+//! retry time) and `known` (HASH id → `<clinic>:<peak MiB>` of every id in one of them). Job
+//! ids only: payloads (and anything about patients) stay in PostgreSQL.
 //!
 //! **Fairness**: a claim serves the clinics that just got work first, then goes round the ring,
 //! one job per clinic per turn (`claim.lua`; `ready.lua` keeps the lists in step). A clinic's
 //! backlog of hundreds of uploads does not hold another clinic's job back: that job is taken by
 //! the next claim. Within a clinic, jobs run in the order they became ready.
+//!
+//! **Memory**: a claim takes only jobs that fit in the memory the worker has free (each weighs
+//! its kind's peak, `jobs.peak_memory_mib`), passing over a clinic whose next job does not fit.
+//! So every claimed job starts at once: no claimed X-ray waits in the worker for room while
+//! holding a slot, and another clinic's X-ray is next in line the moment room frees, not after
+//! the jobs one clinic had already claimed.
 //!
 //! **Delivery**: a worker takes a batch with `claim.lua` (ready → processing with a lease, in one
 //! step), marks the batch running in one statement, runs the handlers, records the outcomes in one
@@ -73,7 +79,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
-/// A script that makes jobs ready: `ready.lua`'s functions, then the script itself.
+/// A script that moves jobs to or from the ready lists: `ready.lua`'s functions, then the
+/// script itself.
 macro_rules! making_ready {
     ($file:literal) => {
         concat!(include_str!("ready.lua"), "\n", include_str!($file))
@@ -81,10 +88,10 @@ macro_rules! making_ready {
 }
 
 static DISPATCH: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("dispatch.lua")));
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("claim.lua")));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("claim.lua")));
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lua")));
 static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("move_due.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("release.lua")));
 static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("replay.lua")));
 static SIZES: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sizes.lua")));
 
@@ -166,6 +173,22 @@ pub enum Replay {
 pub struct JobLease {
     pub job: Job,
     pub delivery: i32,
+    /// The memory (MiB) the claim counted it for: what the worker reserves while it runs.
+    pub memory_mib: u32,
+}
+
+/// What a claim may fill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRoom {
+    /// The memory the worker has free now, MiB.
+    pub free_mib: u32,
+    /// The worker's whole budget, MiB: a job heavier than this counts as this much (and so
+    /// runs alone).
+    pub budget_mib: u32,
+    /// How many jobs one clinic may run in the worker at once.
+    pub clinic_share: u32,
+    /// How many each clinic runs there now (clinics running none left out).
+    pub running: Vec<(ClinicId, u32)>,
 }
 
 /// What one claim took.
@@ -178,6 +201,11 @@ pub struct Claim {
     pub duplicates: usize,
     /// Jobs whose last attempt died with its worker: recorded dead without running.
     pub exhausted: usize,
+    /// Ready jobs were passed over for lack of room (memory, or their clinic's share): a
+    /// running job's end may let them in.
+    pub left_for_room: bool,
+    /// Clinics that just got work were not reached: the room ran out first.
+    pub fresh_left: bool,
 }
 
 /// A handler's answer for one leased job.

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 pub(super) const COLUMNS: &str = "id, clinic_id, kind, status, attempts, max_attempts, replays, \
      run_at, started_at, finished_at, last_error, result, created_by, created_at, updated_at, \
-     readers";
+     readers, peak_memory_mib";
 
 /// Stored when the worker running a job's last attempt vanished (its lease expired).
 pub(super) const LOST_LAST_ATTEMPT: &str =
@@ -26,6 +26,7 @@ pub(super) struct StageRow<'a> {
     pub created_by: Option<UserId>,
     pub max_attempts: i32,
     pub readers: Option<&'a [Role]>,
+    pub peak_memory_mib: i32,
 }
 
 /// Inserts the job, or finds the one this clinic already created with the same idempotency key.
@@ -36,8 +37,8 @@ pub(super) async fn stage(
 ) -> Result<(JobId, Option<String>), sqlx::Error> {
     let inserted: Option<JobId> = sqlx::query_scalar(
         "INSERT INTO jobs (clinic_id, kind, payload, idempotency_key, created_by, max_attempts,
-                           readers)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                           readers, peak_memory_mib)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (clinic_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING id",
     )
@@ -48,6 +49,7 @@ pub(super) async fn stage(
     .bind(row.created_by)
     .bind(row.max_attempts)
     .bind(row.readers)
+    .bind(row.peak_memory_mib)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = inserted {
@@ -225,6 +227,7 @@ pub(super) async fn record(
 pub(super) struct PendingRow {
     pub id: JobId,
     pub clinic_id: ClinicId,
+    pub peak_memory_mib: i32,
     pub status: JobStatus,
     pub run_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -241,7 +244,7 @@ pub(super) async fn pending(
 ) -> Result<Vec<PendingRow>, sqlx::Error> {
     let (after_at, after_id) = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, JobId(Uuid::nil())));
     sqlx::query_as(
-        "SELECT id, clinic_id, status, run_at, updated_at FROM jobs
+        "SELECT id, clinic_id, peak_memory_mib, status, run_at, updated_at FROM jobs
          WHERE status IN ('queued', 'running', 'failed')
            AND updated_at < now() - $1 * interval '1 millisecond'
            AND (status <> 'running' OR updated_at < now() - $2 * interval '1 millisecond')

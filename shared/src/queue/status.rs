@@ -35,8 +35,8 @@ impl Queue {
             },
         };
         tx.commit().await.map_err(DbError::from)?;
-        if let Replay::Replayed(_) = outcome
-            && let Err(error) = self.make_ready(clinic, id).await
+        if let Replay::Replayed(record) = &outcome
+            && let Err(error) = self.make_ready(record).await
         {
             tracing::warn!(
                 job_id = %id,
@@ -47,7 +47,7 @@ impl Queue {
         Ok(outcome)
     }
 
-    async fn make_ready(&self, clinic: ClinicId, id: JobId) -> Result<(), QueueError> {
+    async fn make_ready(&self, job: &JobRecord) -> Result<(), QueueError> {
         let mut connection = self.redis.connection().await?;
         let keys = &self.queue_keys;
         let _: i64 = REPLAY
@@ -55,8 +55,11 @@ impl Queue {
             .key(&keys.delayed)
             .key(&keys.known)
             .arg(&keys.ready_prefix)
-            .arg(id.to_string())
-            .arg(clinic.to_string())
+            .arg(job.id.to_string())
+            .arg(enqueue::owner(
+                job.clinic_id,
+                u32::try_from(job.peak_memory_mib).unwrap_or(DEFAULT_PEAK_MEMORY_MIB),
+            ))
             .invoke_async(&mut connection)
             .await?;
         Ok(())

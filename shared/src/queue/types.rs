@@ -34,6 +34,8 @@ pub struct JobKind {
 /// What a job of a kind that says nothing holds at its peak: a few small rows and a JSON
 /// result. The worker runs such jobs as wide as its slots allow.
 pub const DEFAULT_PEAK_MEMORY_MIB: u32 = 2;
+/// The largest Lambda function's memory: no job can need more.
+pub const MAX_PEAK_MEMORY_MIB: u32 = 10_240;
 
 impl JobKind {
     /// Panics at compile time (in a `const`) when `name` does not fit the `jobs.kind` check.
@@ -79,7 +81,10 @@ impl JobKind {
     /// The most memory one job of this kind holds at once: the worker starts it only when
     /// that fits beside what already runs (`shared::queue::worker::admission`).
     pub const fn with_peak_memory_mib(self, mib: u32) -> Self {
-        assert!(mib >= 1, "a job holds at least 1 MiB");
+        assert!(
+            mib >= 1 && mib <= MAX_PEAK_MEMORY_MIB,
+            "a job's peak memory is 1..=10240 MiB (the `jobs.peak_memory_mib` check)"
+        );
         Self {
             peak_memory_mib: mib,
             ..self
@@ -189,6 +194,8 @@ pub struct NewJob {
 pub struct StagedJob {
     pub id: JobId,
     pub clinic: ClinicId,
+    /// Its kind's peak memory, MiB: what the claim weighs it by.
+    pub peak_memory_mib: u32,
     /// `false`: the idempotency key matched an earlier job of this clinic, whose id this is; the
     /// caller answers with the existing resource (and rolls back whatever it was creating).
     pub created: bool,
@@ -309,6 +316,8 @@ pub struct JobRecord {
     pub updated_at: DateTime<Utc>,
     /// The roles that may read the job; `None`: every member of its clinic.
     pub readers: Option<Vec<Role>>,
+    /// What a claim weighs the job by (MiB), copied from its kind when it was staged.
+    pub peak_memory_mib: i32,
 }
 
 impl JobRecord {

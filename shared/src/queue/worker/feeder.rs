@@ -108,34 +108,42 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
         Ok(self.slots.fill(first, self.backlog).await)
     }
 
-    /// Claiming: at most `room` ready jobs, one per admitted slot.
-    async fn claim(&self, room: usize) -> Result<Claim, QueueError> {
-        self.worker.queue.claim(&self.worker.db, room).await
+    /// Claiming: at most `slots` ready jobs, one per admitted slot, that fit in the room.
+    async fn claim(&self, slots: usize) -> Result<Claim, QueueError> {
+        let room = self.slots.room();
+        self.worker.queue.claim(&self.worker.db, slots, &room).await
     }
 
-    /// Starts every job `claim` took, one per slot, or waits for work when it took none.
+    /// Starts every job `claim` took, one per slot, or, when it took none, waits for room (jobs
+    /// were passed over for lack of it) or for work.
     async fn take(
         &mut self,
         claim: Claim,
         slots: Vec<Slot>,
         shutdown: &mut Shutdown<'_>,
     ) -> Result<(), StopReason> {
-        self.backlog = claim.leases.len() + claim.duplicates + claim.exhausted >= slots.len();
+        // A backlog: the claim filled its slots, or stopped for lack of room with jobs still
+        // ready (the next round then gathers the slots and room that running jobs give back).
+        self.backlog = claim.leases.len() + claim.duplicates + claim.exhausted >= slots.len()
+            || claim.left_for_room;
         self.counters
             .add(&self.counters.duplicates, claim.duplicates);
         self.counters.add(&self.counters.dead, claim.exhausted);
         if !claim.leases.is_empty() {
-            self.start(claim.leases, slots);
+            self.start(claim.leases, slots).await;
             return Ok(());
         }
         drop(slots);
         if claim.duplicates + claim.exhausted > 0 {
             return Ok(());
         }
+        if claim.left_for_room {
+            return self.wait_for_room(claim.fresh_left, shutdown).await;
+        }
         self.wait_for_work(shutdown).await
     }
 
-    fn start(&self, leases: Vec<JobLease>, mut slots: Vec<Slot>) {
+    async fn start(&self, leases: Vec<JobLease>, mut slots: Vec<Slot>) {
         self.counters.add(&self.counters.claimed, leases.len());
         self.counters.add(&self.counters.batches, 1);
         self.held.insert(leases.iter().map(|lease| lease.job.id));
@@ -144,9 +152,38 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
                 // Never: a claim takes at most one job per slot.
                 break;
             };
-            self.worker
-                .start(lease, slot, self.slots.memory(), self.outcomes.clone());
+            let place = self
+                .slots
+                .place(slot, lease.job.clinic, lease.memory_mib)
+                .await;
+            self.worker.start(lease, place, self.outcomes.clone());
         }
+    }
+
+    /// Jobs are ready but none had room (memory, or its clinic's share): waits until a running
+    /// job ends, or another clinic gets work (unless clinics that just got work are waiting
+    /// already: then only an end can help), never past the stop. After an end the next claim
+    /// gathers a batch, as under a backlog; new work is claimed at once.
+    async fn wait_for_room(
+        &mut self,
+        fresh_left: bool,
+        shutdown: &mut Shutdown<'_>,
+    ) -> Result<(), StopReason> {
+        let memory = self.slots.memory();
+        let fresh = &self.worker.queue.keys().fresh;
+        let new_work = async {
+            if fresh_left {
+                std::future::pending::<()>().await;
+            }
+            self.signal.wait(&self.worker.redis, fresh, BLOCK).await;
+        };
+        self.backlog = tokio::select! {
+            () = memory.released() => true,
+            () = new_work => false,
+            () = shutdown.as_mut() => return Err(StopReason::Shutdown),
+            () = sleep_until_opt(self.until.stop_at) => return Err(StopReason::Deadline),
+        };
+        Ok(())
     }
 
     /// Nothing was ready: stops if the drain stops when idle and it is, else waits until a job

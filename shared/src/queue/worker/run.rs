@@ -2,7 +2,7 @@
 //! happens (a result, a panic, the timeout) becomes the outcome the recorder records.
 
 use super::Worker;
-use super::admission::{Memory, Slot};
+use super::admission::Place;
 use crate::queue::handlers::BoxedHandler;
 use crate::queue::{HandlerResult, Job, JobFailure, JobLease, Outcome};
 use std::time::Duration;
@@ -16,12 +16,12 @@ use tracing::Instrument;
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl<S: Clone + Send + Sync + 'static> Worker<S> {
-    /// Starts one leased job in its own task; its outcome goes to the recorder.
+    /// Starts one leased job in its own task, holding its place (slot, share, memory) until its
+    /// handler ends; its outcome goes to the recorder.
     pub(super) fn start(
         &self,
         lease: JobLease,
-        slot: Slot,
-        memory: Memory,
+        place: Place,
         outcomes: mpsc::UnboundedSender<Outcome>,
     ) {
         let job = &lease.job;
@@ -42,18 +42,14 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
                         "no handler for job kind {} in this worker",
                         lease.job.kind
                     ))),
-                    Some((handler, peak_mib)) => {
-                        // Held (its lease renewed) while it waits for room; released with the
-                        // handler's end.
-                        let reserved = memory.reserve(peak_mib).await;
+                    Some(handler) => {
                         let started = Instant::now();
                         let result = run_handler(handler, state, lease.job.clone()).await;
-                        drop(reserved);
                         log_result(&result, started);
                         result
                     }
                 };
-                drop(slot);
+                drop(place);
                 // The receiver lives until every sender is gone: this cannot fail while the
                 // drain runs; after an abort nobody is listening anyway.
                 let _ = outcomes.send(Outcome { lease, result });
