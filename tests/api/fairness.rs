@@ -9,7 +9,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use pulso_tests::{TestApp, TestOptions, any_room};
 use serde_json::Value;
 use shared::ids::{ClinicId, JobId};
-use shared::queue::{ClaimRoom, Drain, JobKind, NewJob};
+use shared::queue::{ClaimRoom, Drain, DrainReport, JobKind, NewJob};
 use shared::worker::{Handlers, Worker};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -73,6 +73,20 @@ async fn claim(app: &TestApp, most: usize) -> Vec<(ClinicId, JobId)> {
         .collect();
     taken.sort();
     taken
+}
+
+/// Drains until the queue is idle (at most a minute).
+async fn drain_until_idle(worker: Worker) -> DrainReport {
+    worker
+        .drain(
+            Drain {
+                stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
+                finish_by: None,
+                stop_when_idle: true,
+            },
+            std::future::pending(),
+        )
+        .await
 }
 
 fn sorted(jobs: &[(ClinicId, JobId)]) -> Vec<(ClinicId, JobId)> {
@@ -169,16 +183,7 @@ async fn one_job_of_a_clinic_starts_within_a_claim_of_another_clinics_500() {
             async { Ok(Value::Null) }
         }),
     );
-    let drained = worker
-        .drain(
-            Drain {
-                stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
-                finish_by: None,
-                stop_when_idle: true,
-            },
-            std::future::pending(),
-        )
-        .await;
+    let drained = drain_until_idle(worker).await;
     assert_eq!(drained.succeeded, 501, "{drained:?}");
     let started = started.lock().unwrap();
     let position = started.iter().position(|id| *id == b_job).expect("B ran");
@@ -313,18 +318,7 @@ async fn heavy_jobs_stay_in_the_budget_and_another_clinics_heavy_job_is_next() {
                 }
             }),
     );
-    let draining = tokio::spawn(async move {
-        worker
-            .drain(
-                Drain {
-                    stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
-                    finish_by: None,
-                    stop_when_idle: true,
-                },
-                std::future::pending(),
-            )
-            .await
-    });
+    let draining = tokio::spawn(drain_until_idle(worker));
     while seen.lock().unwrap().heavy_running < 3 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -399,18 +393,7 @@ async fn a_clinics_backlog_leaves_a_slot_for_another_clinics_job() {
                 async { Ok(Value::Null) }
             }),
     );
-    let draining = tokio::spawn(async move {
-        worker
-            .drain(
-                Drain {
-                    stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
-                    finish_by: None,
-                    stop_when_idle: true,
-                },
-                std::future::pending(),
-            )
-            .await
-    });
+    let draining = tokio::spawn(drain_until_idle(worker));
     while seen.lock().unwrap().a_running < 7 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

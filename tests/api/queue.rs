@@ -196,19 +196,7 @@ async fn sizes(app: &TestApp) -> (u64, u64, u64, u64) {
 /// restarted empty or never got the pushes would have it.
 async fn redis_loses_the_queue(app: &TestApp) {
     let mut redis = app.redis().await;
-    let keys = app.state.keys.queue();
-    let _: () = redis
-        .del(&[
-            keys.fresh.clone(),
-            keys.active.clone(),
-            keys.ready(app.clinic_a.id),
-            keys.ready(app.clinic_b.id),
-            keys.processing.clone(),
-            keys.delayed.clone(),
-            keys.known.clone(),
-        ])
-        .await
-        .unwrap();
+    let _: () = redis.del(app.queue_keys()).await.unwrap();
 }
 
 #[tokio::test]

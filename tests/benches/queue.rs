@@ -216,18 +216,7 @@ async fn fairness(app: &TestApp, system: &AppState, samples: usize) {
                 }
             }),
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let draining = tokio::spawn({
-        let worker = worker.clone();
-        async move {
-            worker
-                .drain(Drain::default(), async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stop, draining) = drain_in_background(&worker).await;
 
     let mut alone = Vec::with_capacity(samples);
     for _ in 0..samples {
@@ -300,17 +289,7 @@ async fn b_job_latency(
     let called = micros();
     app.state
         .queue
-        .enqueue(
-            &app.state.db,
-            app.clinic_b.id,
-            NewJob {
-                kind: STAMPED,
-                payload: json!({"t": called}),
-                idempotency_key: None,
-                created_by: None,
-                max_attempts: None,
-            },
-        )
+        .enqueue(&app.state.db, app.clinic_b.id, stamped(called))
         .await
         .expect("enqueue B");
     let pushed = micros();
@@ -321,6 +300,26 @@ async fn b_job_latency(
     )
 }
 
+/// Starts `worker` draining until the returned sender is used, and gives it a moment to start.
+async fn drain_in_background(
+    worker: &Worker,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<DrainReport>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = worker.clone();
+    let draining = tokio::spawn(async move {
+        worker
+            .drain(Drain::default(), async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (stop, draining)
+}
+
 /// Until no job is ready or held in Redis.
 async fn wait_until_idle(app: &TestApp) {
     loop {
@@ -329,6 +328,17 @@ async fn wait_until_idle(app: &TestApp) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A job whose handler notes when it started, beside `called` (µs since the epoch of the run).
+fn stamped(called: u64) -> NewJob {
+    NewJob {
+        kind: STAMPED,
+        payload: json!({"t": called}),
+        idempotency_key: None,
+        created_by: None,
+        max_attempts: None,
     }
 }
 
@@ -344,20 +354,8 @@ fn noop(payload: Value) -> NewJob {
 
 /// Empties the queue's Redis structures and finishes the database's jobs between runs.
 async fn clear(app: &TestApp) {
-    let keys = app.state.keys.queue();
     let mut redis = app.redis().await;
-    let _: () = redis
-        .del(&[
-            keys.fresh.clone(),
-            keys.active.clone(),
-            keys.ready(app.clinic_a.id),
-            keys.ready(app.clinic_b.id),
-            keys.processing.clone(),
-            keys.delayed.clone(),
-            keys.known.clone(),
-        ])
-        .await
-        .expect("clear queue keys");
+    let _: () = redis.del(app.queue_keys()).await.expect("clear queue keys");
     // Otherwise the worker's sweep would push again, 30 s later, what was just cleared.
     let mut tx = app.owner_tx(app.clinic_a.id).await;
     sqlx::query(
@@ -493,18 +491,7 @@ async fn steady_latency(app: &TestApp, system: &AppState, seconds: u64) -> (Stat
             async { Ok(Value::Null) }
         }),
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let draining = tokio::spawn({
-        let worker = worker.clone();
-        async move {
-            worker
-                .drain(Drain::default(), async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stop, draining) = drain_in_background(&worker).await;
 
     let total = seconds * RATE_PER_SECOND;
     let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / RATE_PER_SECOND));
@@ -516,17 +503,7 @@ async fn steady_latency(app: &TestApp, system: &AppState, seconds: u64) -> (Stat
         let staged = app
             .state
             .queue
-            .enqueue(
-                &app.state.db,
-                app.clinic_a.id,
-                NewJob {
-                    kind: STAMPED,
-                    payload: json!({"t": called}),
-                    idempotency_key: None,
-                    created_by: None,
-                    max_attempts: None,
-                },
-            )
+            .enqueue(&app.state.db, app.clinic_a.id, stamped(called))
             .await
             .expect("enqueue");
         let done = micros();

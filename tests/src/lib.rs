@@ -243,6 +243,21 @@ impl TestApp {
     }
 
     /// A transaction on the owner pool scoped to `clinic` (the owner is subject to FORCE RLS).
+    /// Every key of the job queue that this test's two clinics can have written: what a Redis
+    /// that lost its data would have lost.
+    pub fn queue_keys(&self) -> Vec<String> {
+        let keys = self.state.keys.queue();
+        vec![
+            keys.ready(self.clinic_a.id),
+            keys.ready(self.clinic_b.id),
+            keys.fresh,
+            keys.active,
+            keys.processing,
+            keys.delayed,
+            keys.known,
+        ]
+    }
+
     /// Another clinic with the same four users as `clinic_a` and `clinic_b`.
     pub async fn add_clinic(&self, slug: &str) -> TestClinic {
         seed_clinic(&self.owner, slug).await
