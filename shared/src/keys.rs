@@ -87,6 +87,9 @@ pub struct ConnectionKeys {
     pub role: String,
     /// SET of one user's connection ids (several tabs, phone and desktop).
     pub user: String,
+    /// ZSET connection id -> when its registration ends (Unix ms), of the clinic: where the
+    /// scheduler finds the connections to close ([`Keys::ws_ending`]).
+    pub ending: String,
     /// STRING connection id -> clinic id: `$disconnect` and messages carry only the connection
     /// id. Tagged by the connection id (its own slot), so it is written and read on its own.
     pub locator: String,
@@ -214,8 +217,17 @@ impl Keys {
             clinic: self.ws_clinic_connections(clinic),
             role: self.ws_role_connections(clinic, role),
             user: self.ws_user_connections(clinic, user),
+            ending: self.ws_ending(clinic),
             locator: self.ws_locator(connection_id),
         }
+    }
+
+    /// The clinic's ZSET of connection id -> when its registration ends (Unix ms).
+    pub fn ws_ending(&self, clinic: ClinicId) -> String {
+        format!(
+            "{}:ws:{{{clinic}}}:ending:v{WS_REGISTRY_FORMAT}",
+            self.prefix
+        )
     }
 
     /// The connection's own hash, when only the clinic and the id are known.
@@ -357,6 +369,7 @@ mod tests {
         }
         assert_eq!(keys.role, format!("{tag}role:receptionist:v1"));
         assert_eq!(keys.user, format!("{tag}user:{}:v1", Uuid::max()));
+        assert_eq!(keys.ending, format!("{tag}ending:v1"));
         assert_eq!(keys.locator, "dev:ws:{L0SM9cOFvHcCIhw=}:locator:v1");
         assert_eq!(
             keys.connection,

@@ -14,10 +14,10 @@ use shared::AppState;
 use shared::auth::{Principal, Role};
 use shared::ids::{AppointmentId, ClinicId, JobId, UserId, XrayId};
 use shared::realtime::{
-    self, ANNOUNCEMENT, Audience, ConnectionRegistry, DocumentReady, NewNotification, Notifier,
-    Recorder,
+    self, ANNOUNCEMENT, Audience, ConnectionRegistry, DocumentReady, LiveConnection,
+    NewNotification, Notifier, Recorder,
 };
-use shared::scheduler::{Scheduler, Tick};
+use shared::scheduler::{Scheduler, TaskOutcome, Tick};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -1288,5 +1288,95 @@ async fn reminders_and_no_shows_go_to_the_desk_once_however_often_the_scheduler_
     assert_eq!(
         b_frames[0]["notification"]["body"]["appointment_id"],
         b_late.to_string()
+    );
+}
+
+#[tokio::test]
+async fn a_connection_whose_token_expired_is_told_and_closed_by_the_scheduler() {
+    let app = TestApp::spawn().await;
+    let (notifier, recorder) = Notifier::recorder();
+    let mut system = app.system_state();
+    system.notifier = notifier;
+    let registry = ConnectionRegistry::new(&system);
+    let now = now_ms();
+    let connection = |id: &str, token_expires_at_ms: i64| LiveConnection {
+        id: id.to_owned(),
+        clinic: app.clinic_a.id,
+        user: app.clinic_a.user(Role::Dentist),
+        role: Role::Dentist,
+        connected_at_ms: now,
+        since: None,
+        token_expires_at_ms: Some(token_expires_at_ms),
+    };
+    registry
+        .register(&connection("expiring", now + 200))
+        .await
+        .unwrap();
+    registry
+        .register(&connection("fresh", now + 3_600_000))
+        .await
+        .unwrap();
+    assert_eq!(realtime::close_ended(&system).await.unwrap().ended, 0);
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = Scheduler::new(system.clone())
+        .run(tick_at(Utc::now()))
+        .await;
+    assert!(report.failed_tasks().is_empty(), "{report:?}");
+    let closed = report
+        .tasks
+        .iter()
+        .find_map(|task| match &task.outcome {
+            TaskOutcome::Connections(done) => Some(*done),
+            _ => None,
+        })
+        .expect("the scheduler closes ended connections");
+    assert_eq!((closed.ended, closed.closed, closed.failed), (1, 1, 0));
+    // Told why, then closed; the other connection is left alone.
+    let told = recorder.sent_to("expiring");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["type"], "error");
+    assert_eq!(told[0]["error"], "token_expired");
+    assert_eq!(recorder.deleted(), vec!["expiring".to_owned()]);
+    assert!(registry.lookup("expiring").await.unwrap().is_none());
+    assert!(registry.lookup("fresh").await.unwrap().is_some());
+    // Once: the next round finds nothing.
+    assert_eq!(realtime::close_ended(&system).await.unwrap().ended, 0);
+    assert_eq!(recorder.deleted().len(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_that_could_not_be_closed_is_tried_again() {
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![("WS_PUSH_TIMEOUT_MS", "100".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    let (notifier, recorder) = Notifier::recorder();
+    let mut state = app.state.clone();
+    state.notifier = notifier;
+    let registry = ConnectionRegistry::new(&state);
+    let now = now_ms();
+    registry
+        .register(&LiveConnection {
+            id: "slow".to_owned(),
+            clinic: app.clinic_b.id,
+            user: app.clinic_b.user(Role::Receptionist),
+            role: Role::Receptionist,
+            connected_at_ms: now,
+            since: None,
+            token_expires_at_ms: Some(now + 100),
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The frame and the close outlast WS_PUSH_TIMEOUT_MS: nothing is removed.
+    recorder.delay("slow", Duration::from_millis(300));
+    let report = realtime::close_ended(&state).await.unwrap();
+    assert_eq!((report.ended, report.closed), (1, 0));
+    assert_eq!(
+        realtime::close_ended(&state).await.unwrap().ended,
+        1,
+        "still there to close"
     );
 }

@@ -236,7 +236,7 @@ async fn a_missing_expired_or_forged_token_is_refused_with_401() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_ends_with_its_token() {
+async fn a_connection_ends_with_its_token_and_is_closed() {
     let app = TestApp::spawn().await;
     let gateway = LocalGateway::start(&app).await;
     let clinic = app.clinic_a;
@@ -273,6 +273,21 @@ async fn a_connection_ends_with_its_token() {
     send(&mut socket, r#"{"action":"replay","since":0}"#).await;
     let refused = next_frame(&mut socket).await;
     assert_eq!(refused["type"], "error", "{refused}");
+
+    // The scheduler's round closes it through DeleteConnection: a last frame saying why, then
+    // the close.
+    let closed = realtime::close_ended(&gateway.state).await.expect("close");
+    assert_eq!((closed.ended, closed.closed), (1, 1), "{closed:?}");
+    let last = next_frame(&mut socket).await;
+    assert_eq!(last["error"], "token_expired", "{last}");
+    match tokio::time::timeout(WAIT, socket.next()).await {
+        Ok(Some(Ok(Message::Close(_))) | None) => {}
+        other => panic!("expected the close, got {other:?}"),
+    }
+    assert_eq!(
+        realtime::close_ended(&gateway.state).await.unwrap().ended,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,8 @@
 //!
 //! **Connections** ([`registry`]): `ws-connect` checks the token (`?token=`) and registers the
 //! connection under its clinic, role and user; `ws-disconnect` removes it; a 410 Gone from
-//! @connections removes it too. Every key expires with API Gateway's 2-hour connection limit.
+//! @connections removes it too. A registration lasts until the token expires or API Gateway's
+//! 2-hour limit, whichever comes first; then the scheduler closes the connection ([`closing`]).
 //!
 //! **Frames** ([`ws`]): the client sends `{"action":"ping"}`, `{"action":"ack","id":N}` or
 //! `{"action":"replay","since":N}`; `ws-default` answers through the route response. Pushes are
@@ -17,6 +18,7 @@
 //! Notifications carry links and ids, never clinical text: a push travels through API Gateway and
 //! sits in a browser's memory.
 
+mod closing;
 mod inbox;
 mod notifier;
 mod push;
@@ -25,6 +27,7 @@ mod routes;
 mod types;
 pub mod ws;
 
+pub use closing::{CloseReport, close_ended};
 pub use notifier::{ManagementApi, Notifier, PostOutcome, Recorder};
 pub use push::{Delivery, PushReport, notify, notify_everyone, push};
 pub use registry::{ConnectionRegistry, LiveConnection, RegistryError};

@@ -1,6 +1,6 @@
-//! The notifier port: posts one message to one WebSocket connection. Two implementations: API
-//! Gateway's Management API (`PostToConnection`, the cloud's endpoint or the local gateway's) and
-//! an in-memory recorder for unit tests of the fan-out. Without `WS_ENDPOINT` it is off:
+//! The notifier port: posts one message to one WebSocket connection, or closes it. Two
+//! implementations: API Gateway's Management API (`PostToConnection`, `DeleteConnection`; the
+//! cloud's endpoint or the local gateway's) and an in-memory recorder for tests. Without `WS_ENDPOINT` it is off:
 //! notifications are stored and read from the inbox, never pushed.
 
 use crate::config::RealtimeConfig;
@@ -68,6 +68,15 @@ impl Notifier {
             Notifier::Off => PostOutcome::Failed("push is off (WS_ENDPOINT is not set)".into()),
             Notifier::ApiGateway(api) => api.post(connection_id, payload).await,
             Notifier::Recorder(recorder) => recorder.post(connection_id, payload).await,
+        }
+    }
+
+    /// Closes the connection (`DeleteConnection`): `Delivered` once API Gateway took the close.
+    pub async fn delete(&self, connection_id: &str) -> PostOutcome {
+        match self {
+            Notifier::Off => PostOutcome::Failed("push is off (WS_ENDPOINT is not set)".into()),
+            Notifier::ApiGateway(api) => api.delete(connection_id).await,
+            Notifier::Recorder(recorder) => recorder.delete(connection_id).await,
         }
     }
 }
@@ -155,12 +164,32 @@ impl ManagementApi {
             Err(error) => PostOutcome::Failed(DisplayErrorContext(&error).to_string()),
         }
     }
+
+    /// `DeleteConnection`: API Gateway closes the socket (with its own close code) and then
+    /// invokes `$disconnect`.
+    pub async fn delete(&self, connection_id: &str) -> PostOutcome {
+        let deleted = self
+            .client()
+            .await
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => PostOutcome::Delivered,
+            Err(SdkError::ServiceError(error)) if error.err().is_gone_exception() => {
+                PostOutcome::Gone
+            }
+            Err(error) => PostOutcome::Failed(DisplayErrorContext(&error).to_string()),
+        }
+    }
 }
 
 /// An in-memory notifier: records what was posted where; connections can be made gone or slow.
 #[derive(Debug, Default)]
 pub struct Recorder {
     sent: Mutex<Vec<(String, Vec<u8>)>>,
+    deleted: Mutex<Vec<String>>,
     gone: Mutex<HashSet<String>>,
     delays: Mutex<HashMap<String, Duration>>,
 }
@@ -180,12 +209,17 @@ impl Recorder {
             .collect()
     }
 
+    /// The connections closed so far, in order.
+    pub fn deleted(&self) -> Vec<String> {
+        lock(&self.deleted).clone()
+    }
+
     /// Posts to this connection get 410 Gone from now on.
     pub fn mark_gone(&self, connection_id: &str) {
         lock(&self.gone).insert(connection_id.to_owned());
     }
 
-    /// Posts to this connection take this long.
+    /// Posts to (and the close of) this connection take this long.
     pub fn delay(&self, connection_id: &str, delay: Duration) {
         lock(&self.delays).insert(connection_id.to_owned(), delay);
     }
@@ -199,6 +233,18 @@ impl Recorder {
             return PostOutcome::Gone;
         }
         lock(&self.sent).push((connection_id.to_owned(), payload.to_vec()));
+        PostOutcome::Delivered
+    }
+
+    async fn delete(&self, connection_id: &str) -> PostOutcome {
+        let delay = lock(&self.delays).get(connection_id).copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        if !lock(&self.gone).insert(connection_id.to_owned()) {
+            return PostOutcome::Gone;
+        }
+        lock(&self.deleted).push(connection_id.to_owned());
         PostOutcome::Delivered
     }
 }

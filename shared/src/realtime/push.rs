@@ -3,6 +3,7 @@
 //! connection never holds up the others; a 410 Gone removes that connection from the registry.
 
 use super::Realtime;
+use super::closing;
 use super::inbox;
 use super::notifier::PostOutcome;
 use super::registry::{ConnectionRegistry, Target};
@@ -193,7 +194,6 @@ async fn post_one(
     payload: Arc<[u8]>,
     timeout: std::time::Duration,
 ) -> PostOutcome {
-    let registry = ConnectionRegistry::new(realtime);
     let outcome = tokio::time::timeout(
         timeout,
         realtime.notifier.post(&target.connection_id, &payload),
@@ -202,18 +202,7 @@ async fn post_one(
     .unwrap_or_else(|_| PostOutcome::Failed(format!("no answer within {timeout:?}")));
     match &outcome {
         PostOutcome::Delivered => {}
-        PostOutcome::Gone => {
-            if let Err(error) = registry
-                .remove(target.clinic, &target.connection_id, Some(&target.found_in))
-                .await
-            {
-                tracing::warn!(
-                    connection_id = %target.connection_id,
-                    error = %ErrorChain(&error),
-                    "a closed connection could not be removed from the registry"
-                );
-            }
-        }
+        PostOutcome::Gone => closing::forget(realtime, &target).await,
         PostOutcome::Failed(reason) => tracing::warn!(
             connection_id = %target.connection_id,
             clinic_id = %target.clinic,

@@ -9,8 +9,11 @@
 //!   always outlives the hashes of its members;
 //! - `{p}:ws:{<id>}:locator:v1` STRING: the clinic of a connection id (`$disconnect` and
 //!   messages carry only the id);
+//! - `{p}:ws:{<clinic>}:ending:v1` ZSET connection id -> when its registration ends: the
+//!   scheduler closes what is due (`crate::realtime::close_ended`);
 //! - `{p}:ws:{global}:clinics:v1` ZSET clinic -> when its newest connection ends: the clinics an
-//!   announcement to everyone visits (bounded by the clinics with someone connected).
+//!   announcement to everyone visits (bounded by the clinics with someone connected), kept ten
+//!   minutes past that end so their ended connections are still closed.
 //!
 //! Registering and removing are one Lua script each on the clinic's slot (`register.lua`,
 //! `unregister.lua`), so a connection is never in some indexes and not others. A connection that
@@ -34,6 +37,19 @@ static UNREGISTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!(
 /// A connection's registration is never shorter than this, even when its `connectedAt` is
 /// implausibly old: long enough for the first push to meet it (and, if it is dead, remove it).
 const MINIMUM_LIFETIME_MS: i64 = 60_000;
+
+/// Whether a connection taken out of the registry is closed (`$disconnect`, 410 Gone, closed by
+/// `DeleteConnection`), or only its registration ended and its socket may still be open: then it
+/// stays in its clinic's registration ends, for the closer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    Yes,
+    NotYet,
+}
+
+/// How long after a clinic's newest connection ended the clinic stays in the live-clinic index:
+/// the scheduler, which runs every minute, has this long to close its ended connections.
+const CLOSING_WINDOW_MS: i64 = 10 * 60_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -134,6 +150,7 @@ impl<'a> ConnectionRegistry<'a> {
             .key(&keys.clinic)
             .key(&keys.role)
             .key(&keys.user)
+            .key(&keys.ending)
             .arg(&connection.id)
             .arg(connection.clinic.to_string())
             .arg(connection.user.to_string())
@@ -180,7 +197,7 @@ impl<'a> ConnectionRegistry<'a> {
             .cmd("ZREMRANGEBYSCORE")
             .arg(&live)
             .arg("-inf")
-            .arg(format!("({}", now_ms()))
+            .arg(format!("({}", now_ms() - CLOSING_WINDOW_MS))
             .ignore()
             .query_async(&mut redis)
             .await?;
@@ -228,7 +245,7 @@ impl<'a> ConnectionRegistry<'a> {
         );
         let ttl = CONNECTION_LIFETIME.as_millis() as u64;
         let mut pipe = ::redis::pipe();
-        for set in [&keys.clinic, &keys.role, &keys.user] {
+        for set in [&keys.clinic, &keys.role, &keys.user, &keys.ending] {
             pipe.cmd("PEXPIRE").arg(set).arg(ttl).ignore();
         }
         let () = pipe.query_async(&mut redis).await?;
@@ -242,7 +259,7 @@ impl<'a> ConnectionRegistry<'a> {
         let Some(clinic) = self.locate(&mut redis, connection_id).await? else {
             return Ok(false);
         };
-        self.remove_from(&mut redis, clinic, connection_id, None)
+        self.remove_from(&mut redis, clinic, connection_id, None, Closed::Yes)
             .await
     }
 
@@ -254,7 +271,7 @@ impl<'a> ConnectionRegistry<'a> {
         found_in: Option<&str>,
     ) -> Result<bool, RegistryError> {
         let mut redis = self.redis.connection().await?;
-        self.remove_from(&mut redis, clinic, connection_id, found_in)
+        self.remove_from(&mut redis, clinic, connection_id, found_in, Closed::Yes)
             .await
     }
 
@@ -320,11 +337,13 @@ impl<'a> ConnectionRegistry<'a> {
             if exists {
                 live.push(target);
             } else {
+                // Its socket may still be open: the closer finds it by its registration's end.
                 self.remove_from(
                     &mut redis,
                     target.clinic,
                     &target.connection_id,
                     Some(&target.found_in),
+                    Closed::NotYet,
                 )
                 .await?;
             }
@@ -332,22 +351,31 @@ impl<'a> ConnectionRegistry<'a> {
         Ok(live)
     }
 
-    /// Clinics with a connection that has not ended yet; ended entries are dropped on the way.
+    /// Clinics with a connection that has not ended yet; entries that ended more than the
+    /// closing window ago are dropped on the way.
     async fn live_clinics(
         &self,
         redis: &mut ::redis::aio::ConnectionManager,
     ) -> Result<Vec<ClinicId>, RegistryError> {
+        self.clinics_since(redis, now_ms()).await
+    }
+
+    /// Clinics whose newest connection ends at `since` or later.
+    async fn clinics_since(
+        &self,
+        redis: &mut ::redis::aio::ConnectionManager,
+        since: i64,
+    ) -> Result<Vec<ClinicId>, RegistryError> {
         let live = self.keys.ws_live_clinics();
-        let now = now_ms();
         let (clinics,): (Vec<String>,) = ::redis::pipe()
             .cmd("ZREMRANGEBYSCORE")
             .arg(&live)
             .arg("-inf")
-            .arg(format!("({now}"))
+            .arg(format!("({}", now_ms() - CLOSING_WINDOW_MS))
             .ignore()
             .cmd("ZRANGE")
             .arg(&live)
-            .arg(now)
+            .arg(since)
             .arg("+inf")
             .arg("BYSCORE")
             .query_async(redis)
@@ -355,6 +383,42 @@ impl<'a> ConnectionRegistry<'a> {
         Ok(clinics
             .iter()
             .filter_map(|clinic| clinic.parse().ok())
+            .collect())
+    }
+
+    /// The connections whose registration has ended (their token expired, or API Gateway's two
+    /// hours are up) and that nothing has removed yet: the ones to close. Read from each
+    /// clinic's ZSET of registration ends, in the clinics whose newest connection ended within
+    /// the closing window or has not ended.
+    pub async fn ended(&self) -> Result<Vec<Target>, RegistryError> {
+        let mut redis = self.redis.connection().await?;
+        let now = now_ms();
+        let clinics = self
+            .clinics_since(&mut redis, now - CLOSING_WINDOW_MS)
+            .await?;
+        if clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for clinic in &clinics {
+            pipe.cmd("ZRANGE")
+                .arg(self.keys.ws_ending(*clinic))
+                .arg("-inf")
+                .arg(now)
+                .arg("BYSCORE");
+        }
+        let ended: Vec<Vec<String>> = pipe.query_async(&mut redis).await?;
+        Ok(clinics
+            .into_iter()
+            .zip(ended)
+            .flat_map(|(clinic, ids)| {
+                let found_in = self.keys.ws_clinic_connections(clinic);
+                ids.into_iter().map(move |connection_id| Target {
+                    clinic,
+                    connection_id,
+                    found_in: found_in.clone(),
+                })
+            })
             .collect())
     }
 
@@ -373,6 +437,7 @@ impl<'a> ConnectionRegistry<'a> {
         clinic: ClinicId,
         connection_id: &str,
         found_in: Option<&str>,
+        closed: Closed,
     ) -> Result<bool, RegistryError> {
         let hash = self.keys.ws_connection_hash(clinic, connection_id);
         let (user, role): (Option<String>, Option<String>) = ::redis::cmd("HMGET")
@@ -394,10 +459,15 @@ impl<'a> ConnectionRegistry<'a> {
             sets.push(found_in.to_owned());
         }
         let mut script = UNREGISTER.key(&hash);
+        script.key(self.keys.ws_ending(clinic));
         for set in &sets {
             script.key(set);
         }
-        let removed: i64 = script.arg(connection_id).invoke_async(redis).await?;
+        let removed: i64 = script
+            .arg(connection_id)
+            .arg(if closed == Closed::Yes { "1" } else { "0" })
+            .invoke_async(redis)
+            .await?;
         let _: i64 = redis.del(self.keys.ws_locator(connection_id)).await?;
         Ok(removed == 1)
     }

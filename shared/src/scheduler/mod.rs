@@ -2,9 +2,10 @@
 //! in order, each within the Lambda deadline, and reports what they did.
 //!
 //! Like a function's `main`, this module composes contexts (it is where scheduled work is
-//! wired up), so the tests can run a tick directly. Three tasks: keeping the dashboards of
-//! active clinics fresh, the job queue's upkeep, and the reception desk's appointment notices
-//! (reminders and possible no-shows, [`reminders`]); more join [`TASKS`] as variants.
+//! wired up), so the tests can run a tick directly. Four tasks: keeping the dashboards of
+//! active clinics fresh, the job queue's upkeep, the reception desk's appointment notices
+//! (reminders and possible no-shows, [`reminders`]) and closing WebSocket connections whose
+//! token expired; more join [`TASKS`] as variants.
 //!
 //! The scheduler connects as `pulso_system` (`SYSTEM_DATABASE_URL`): the application role plus
 //! reading the list of clinics. Work on one clinic's data runs in ordinary tenant transactions,
@@ -37,12 +38,15 @@ pub enum Task {
     /// The reception desk's notices (`reminders`): appointment reminders 24 h and 1 h before,
     /// possible no-shows 15 min after the start; each sent once.
     AppointmentNotices,
+    /// Close the WebSocket connections whose token expired (`shared::realtime::close_ended`).
+    CloseEndedConnections,
 }
 
 pub const TASKS: &[Task] = &[
     Task::RefreshDashboards,
     Task::MaintainQueue,
     Task::AppointmentNotices,
+    Task::CloseEndedConnections,
 ];
 
 /// Stop starting work this long before the Lambda deadline: what runs then has time to finish
@@ -113,6 +117,7 @@ pub enum TaskOutcome {
     Dashboards(RefreshReport),
     Queue(crate::queue::MaintenanceReport),
     Notices(NoticeReport),
+    Connections(crate::realtime::CloseReport),
     /// The task could not run at all (e.g. the clinic list could not be read).
     Failed {
         error: String,
@@ -223,6 +228,15 @@ impl Scheduler {
                     out_of_time = done.out_of_time,
                     "scheduled task finished"
                 ),
+                TaskOutcome::Connections(done) => tracing::info!(
+                    task = ?report.task,
+                    duration_ms = report.duration_ms,
+                    ended = done.ended,
+                    closed = done.closed,
+                    gone = done.gone,
+                    failed = done.failed,
+                    "scheduled task finished"
+                ),
             }
             tasks.push(report);
         }
@@ -268,6 +282,12 @@ impl Scheduler {
                 ),
                 Err(error) => TaskOutcome::Failed {
                     error: format!("listing the active clinics: {}", ErrorChain(&error)),
+                },
+            },
+            Task::CloseEndedConnections => match crate::realtime::close_ended(&self.state).await {
+                Ok(done) => TaskOutcome::Connections(done),
+                Err(error) => TaskOutcome::Failed {
+                    error: format!("reading the connection registry: {}", ErrorChain(&error)),
                 },
             },
         }
