@@ -13,6 +13,10 @@ pub struct HttpConfig {
 pub struct XrayConfig {
     /// Largest image accepted by `POST /patients/{id}/xrays`; larger ones get 413.
     pub max_upload_bytes: usize,
+    /// Most X-rays one clinic may upload in a day (its local day); one more gets 429.
+    pub daily_uploads_per_clinic: u32,
+    /// Most bytes of X-rays one clinic may upload in a day; an upload that would pass it, 429.
+    pub daily_bytes_per_clinic: u64,
 }
 
 /// API Gateway base64-encodes binary bodies into Lambda's 6 MB (6,291,456-byte) invocation
@@ -41,6 +45,24 @@ impl XrayConfig {
                 )
             },
         );
-        Self { max_upload_bytes }
+        let daily_uploads_per_clinic =
+            vars.parsed("XRAY_DAILY_UPLOADS_PER_CLINIC", 1_000, "a number of X-rays");
+        vars.check_range(
+            "XRAY_DAILY_UPLOADS_PER_CLINIC",
+            u64::from(daily_uploads_per_clinic),
+            1..=1_000_000,
+        );
+        let daily_bytes_per_clinic =
+            vars.parsed("XRAY_DAILY_BYTES_PER_CLINIC", 2 << 30, "a number of bytes");
+        vars.check_range(
+            "XRAY_DAILY_BYTES_PER_CLINIC",
+            daily_bytes_per_clinic,
+            1..=1 << 40,
+        );
+        Self {
+            max_upload_bytes,
+            daily_uploads_per_clinic,
+            daily_bytes_per_clinic,
+        }
     }
 }

@@ -29,6 +29,38 @@ const SELECT: &str = "
       FROM xrays x
       LEFT JOIN jobs j ON j.clinic_id = x.clinic_id AND j.id = x.job_id";
 
+/// What a clinic uploaded since midnight in its own time zone, and the seconds until the next.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct UploadedToday {
+    pub uploads: i64,
+    pub bytes: i64,
+    pub seconds_to_midnight: i64,
+}
+
+/// The clinic's X-rays of its local day so far (`xrays_clinic_created_idx`).
+pub(super) async fn uploaded_today(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+) -> Result<UploadedToday, sqlx::Error> {
+    sqlx::query_as(
+        "WITH today AS (
+             SELECT date_trunc('day', now() AT TIME ZONE timezone) AT TIME ZONE timezone AS since,
+                    (date_trunc('day', now() AT TIME ZONE timezone) + interval '1 day')
+                        AT TIME ZONE timezone AS until
+             FROM clinics WHERE id = $1
+         )
+         SELECT count(x.id) AS uploads,
+                coalesce(sum(x.byte_size), 0)::bigint AS bytes,
+                ceil(extract(epoch FROM today.until - now()))::bigint AS seconds_to_midnight
+         FROM today
+         LEFT JOIN xrays x ON x.clinic_id = $1 AND x.created_at >= today.since
+         GROUP BY today.until",
+    )
+    .bind(clinic)
+    .fetch_one(conn)
+    .await
+}
+
 pub(super) async fn insert(
     conn: &mut PgConnection,
     clinic: ClinicId,

@@ -7,7 +7,7 @@ use super::repository::{self, AnalysisSource};
 use super::types::{
     AnalyzePayload, IfNoneMatch, NewXray, StoredImage, StoredThumbnail, XrayRecord, XrayStatus,
 };
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, TenantTx};
 use crate::http::ApiError;
 use crate::ids::{ClinicId, JobId, PatientId, XrayId};
 use crate::pagination::{Page, PageRequest};
@@ -32,6 +32,13 @@ pub enum XrayError {
     IdempotencyKeyReused,
     #[error("x-ray has no thumbnail yet")]
     NotAnalysed { status: XrayStatus },
+    /// The clinic's uploads of its local day would pass `XRAY_DAILY_UPLOADS_PER_CLINIC` or
+    /// `XRAY_DAILY_BYTES_PER_CLINIC`.
+    #[error("the clinic's daily X-ray quota is used up")]
+    DailyQuota {
+        detail: String,
+        seconds_to_midnight: u64,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -76,6 +83,13 @@ impl From<XrayError> for ApiError {
                          status is ready (GET /xrays/{id}, or the job's status)."
                     .into(),
                 field: None,
+            },
+            XrayError::DailyQuota {
+                detail,
+                seconds_to_midnight,
+            } => ApiError::QuotaExceeded {
+                detail,
+                retry_after_seconds: seconds_to_midnight,
             },
             XrayError::Db(error) => error.into(),
             XrayError::Queue(error) => error.into(),
@@ -162,6 +176,8 @@ impl<'a> XrayService<'a> {
             Some(true) => return Err(XrayError::PatientArchived),
             Some(false) => {}
         }
+        self.check_daily_quota(&mut tx, clinic, xray.bytes.len())
+            .await?;
         let record = repository::insert(&mut tx, clinic, xray, staged.id).await?;
         tx.commit().await.map_err(DbError::from)?;
         self.state.queue.dispatch(&staged).await;
@@ -169,6 +185,37 @@ impl<'a> XrayService<'a> {
             record,
             job_id: staged.id,
             replayed: false,
+        })
+    }
+
+    /// Refuses an upload that would take the clinic past its daily quotas. Read in the upload's
+    /// transaction: uploads racing each other at the limit may all pass it, by their number.
+    async fn check_daily_quota(
+        &self,
+        tx: &mut TenantTx,
+        clinic: ClinicId,
+        bytes: usize,
+    ) -> Result<(), XrayError> {
+        let config = &self.state.config.xrays;
+        let today = repository::uploaded_today(tx, clinic).await?;
+        let detail = if today.uploads >= i64::from(config.daily_uploads_per_clinic) {
+            format!(
+                "Your clinic has uploaded its {} X-rays for today; uploads open again at \
+                 midnight, clinic time.",
+                config.daily_uploads_per_clinic
+            )
+        } else if today.bytes.saturating_add(bytes as i64) > config.daily_bytes_per_clinic as i64 {
+            format!(
+                "This X-ray would take your clinic past its {} of uploads for today; uploads \
+                 open again at midnight, clinic time.",
+                size(config.daily_bytes_per_clinic)
+            )
+        } else {
+            return Ok(());
+        };
+        Err(XrayError::DailyQuota {
+            detail,
+            seconds_to_midnight: u64::try_from(today.seconds_to_midnight.max(1)).unwrap_or(1),
         })
     }
 
@@ -321,4 +368,13 @@ async fn store_analysis(
         "quality_score": analysed.report.quality_score,
         "findings": analysed.report.findings,
     }))
+}
+
+/// A quota in the unit a person reads it in.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b => format!("{b} bytes"),
+    }
 }
