@@ -40,6 +40,10 @@
 //! States (`jobs.status`): `queued` → `running` → `succeeded`; a failed attempt → `failed` (retry
 //! scheduled at `run_at`, exponential backoff with jitter) → `running` …; out of attempts or a
 //! permanent failure → `dead`, which an admin may replay (→ `queued`, attempts from zero).
+//! A delivery lost with its worker (the lease expired while the job ran) is handed back twice
+//! without using an attempt, since the job may only have been beside the one that brought the
+//! worker down; from the third loss on, each counts (`jobs.lost_deliveries`,
+//! `repository::claim`).
 //!
 //! A handler that produced a resource returns its path as `{"location": "/xrays/…", …}`:
 //! `GET /jobs/{id}` shows it as `result_url`.

@@ -14,6 +14,9 @@ pub(super) const COLUMNS: &str = "id, clinic_id, kind, status, attempts, max_att
      run_at, started_at, finished_at, last_error, result, created_by, created_at, updated_at, \
      readers, peak_memory_mib";
 
+/// Deliveries of a job lost with their worker that do not use up an attempt (migration 15).
+const FREE_LOST_DELIVERIES: i32 = 2;
+
 /// Stored when the worker running a job's last attempt vanished (its lease expired).
 pub(super) const LOST_LAST_ATTEMPT: &str =
     "the worker running the last attempt stopped before it finished (its lease expired)";
@@ -142,21 +145,30 @@ const ASYNC_COMMIT: &str = "(SELECT set_config('synchronous_commit', 'off', true
 
 /// Marks the jobs the worker took from Redis as running, one statement for the whole batch.
 /// Jobs already final (a duplicate delivery) or unknown are not returned. A job found `running`
-/// with no attempt left was being run by a worker that died during its last attempt: it is
-/// returned `dead` instead of run again.
+/// lost its last delivery with its worker: the first `FREE_LOST_DELIVERIES` such losses are
+/// handed back (the attempt runs again under the same number); after that a loss counts, and a
+/// job with no attempt left is returned `dead` instead of run again.
 ///
 /// The status test is written `<> ALL (final states)` rather than `IN (unfinished states)`:
 /// the latter is the predicate of `jobs_unfinished_idx`, and a planner with stale statistics
 /// would scan that whole index (the backlog) instead of looking up the batch's ids.
 pub(super) async fn claim(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    // A job still `running` lost its last delivery with its worker. Within
+    // FREE_LOST_DELIVERIES that delivery is handed back (the same attempt runs again: the job may
+    // only have been beside the one that brought the worker down); after that, it counts.
+    let handed_back = "(status = 'running' AND lost_deliveries < $3)";
+    let runs = format!("({handed_back} OR attempts < max_attempts)");
     sqlx::query_as(&format!(
         "UPDATE jobs SET
-             status = CASE WHEN attempts < max_attempts THEN 'running' ELSE 'dead' END::job_status,
-             attempts = CASE WHEN attempts < max_attempts THEN attempts + 1 ELSE attempts END,
+             status = CASE WHEN {runs} THEN 'running' ELSE 'dead' END::job_status,
+             attempts = CASE WHEN {handed_back} THEN attempts
+                             WHEN attempts < max_attempts THEN attempts + 1
+                             ELSE attempts END,
              deliveries = deliveries + 1,
-             started_at = CASE WHEN attempts < max_attempts THEN now() ELSE started_at END,
-             finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
-             last_error = CASE WHEN attempts < max_attempts THEN last_error ELSE $2 END,
+             lost_deliveries = lost_deliveries + (status = 'running')::int,
+             started_at = CASE WHEN {runs} THEN now() ELSE started_at END,
+             finished_at = CASE WHEN {runs} THEN NULL ELSE now() END,
+             last_error = CASE WHEN {runs} THEN last_error ELSE $2 END,
              dispatched_at = COALESCE(dispatched_at, now()),
              updated_at = now()
          FROM {ASYNC_COMMIT}
@@ -166,6 +178,7 @@ pub(super) async fn claim(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<ClaimedRow>
     ))
     .bind(ids)
     .bind(LOST_LAST_ATTEMPT)
+    .bind(FREE_LOST_DELIVERIES)
     .fetch_all(pool)
     .await
 }
