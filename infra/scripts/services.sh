@@ -138,9 +138,12 @@ GRANT pulso_app TO pulso_owner;
 GRANT pg_signal_backend TO pulso_owner;
 SQL
 
-    if [[ -z $(psql_super -c "SELECT 1 FROM pg_database WHERE datname = 'pulso'") ]]; then
-        psql_super -c 'CREATE DATABASE pulso OWNER pulso_owner'
-        log "created database pulso (owner pulso_owner)"
+    # infra/run-local's database: pulso, or PULSO_DATABASE for a second stack (its caller
+    # checked the name).
+    local database=${PULSO_DATABASE:-pulso}
+    if [[ -z $(psql_super -c "SELECT 1 FROM pg_database WHERE datname = '$database'") ]]; then
+        psql_super -c "CREATE DATABASE $database OWNER pulso_owner"
+        log "created database $database (owner pulso_owner)"
     fi
 
     if [[ -z $(psql_super -c "SELECT 1 FROM pg_available_extensions WHERE name = 'btree_gist'") ]]; then
