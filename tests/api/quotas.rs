@@ -18,6 +18,23 @@ async fn upload(app: &TestApp, clinic: ClinicId, token: &str) -> pulso_tests::Te
         .await
 }
 
+/// Two uploads of `clinic` pass; the third is refused with 429 `/problems/quota-exceeded`, and
+/// nothing of it was kept: its X-ray and its job went back together. The refused answer.
+async fn third_upload_refused(
+    app: &TestApp,
+    clinic: ClinicId,
+    token: &str,
+) -> pulso_tests::TestResponse {
+    for _ in 0..2 {
+        assert_eq!(upload(app, clinic, token).await.status, 202);
+    }
+    let refused = upload(app, clinic, token).await;
+    assert_eq!(refused.problem(429)["type"], "/problems/quota-exceeded");
+    assert_eq!(app.count("xrays", clinic).await, 2);
+    assert_eq!(app.count("jobs", clinic).await, 2);
+    refused
+}
+
 #[tokio::test]
 async fn a_clinic_cannot_queue_more_than_its_share_of_jobs() {
     let app = TestApp::spawn_with(TestOptions {
@@ -27,15 +44,8 @@ async fn a_clinic_cannot_queue_more_than_its_share_of_jobs() {
     .await;
     let (a, b) = (app.clinic_a, app.clinic_b);
     let token = app.token(&a, Role::Receptionist);
-    for _ in 0..2 {
-        assert_eq!(upload(&app, a.id, &token).await.status, 202);
-    }
-    let refused = upload(&app, a.id, &token).await;
-    assert_eq!(refused.problem(429)["type"], "/problems/quota-exceeded");
+    let refused = third_upload_refused(&app, a.id, &token).await;
     assert_eq!(refused.headers["retry-after"], "30");
-    // Nothing of the refused upload was kept: its X-ray and its job went back together.
-    assert_eq!(app.count("xrays", a.id).await, 2);
-    assert_eq!(app.count("jobs", a.id).await, 2);
     // Another clinic's queue is its own.
     let other = upload(&app, b.id, &app.token(&b, Role::Receptionist)).await;
     assert_eq!(other.status, 202, "{}", other.body);
@@ -50,12 +60,8 @@ async fn a_clinic_uploads_at_most_its_daily_x_rays_and_yesterdays_do_not_count()
     .await;
     let (a, b) = (app.clinic_a, app.clinic_b);
     let token = app.token(&a, Role::Dentist);
-    for _ in 0..2 {
-        assert_eq!(upload(&app, a.id, &token).await.status, 202);
-    }
-    let refused = upload(&app, a.id, &token).await;
+    let refused = third_upload_refused(&app, a.id, &token).await;
     let problem = refused.problem(429);
-    assert_eq!(problem["type"], "/problems/quota-exceeded");
     assert!(
         problem["detail"]
             .as_str()
@@ -70,8 +76,6 @@ async fn a_clinic_uploads_at_most_its_daily_x_rays_and_yesterdays_do_not_count()
         .parse()
         .unwrap();
     assert!((1..=25 * 3600).contains(&retry_after), "{retry_after}");
-    assert_eq!(app.count("xrays", a.id).await, 2);
-    assert_eq!(app.count("jobs", a.id).await, 2);
     // Another clinic's day is its own.
     let other = upload(&app, b.id, &app.token(&b, Role::Dentist)).await;
     assert_eq!(other.status, 202, "{}", other.body);
@@ -100,12 +104,8 @@ async fn an_upload_that_would_pass_the_daily_bytes_is_refused() {
     .await;
     let a = app.clinic_a;
     let token = app.token(&a, Role::Receptionist);
-    for _ in 0..2 {
-        assert_eq!(upload(&app, a.id, &token).await.status, 202);
-    }
-    let refused = upload(&app, a.id, &token).await;
+    let refused = third_upload_refused(&app, a.id, &token).await;
     let problem = refused.problem(429);
-    assert_eq!(problem["type"], "/problems/quota-exceeded");
     assert!(
         problem["detail"]
             .as_str()
@@ -113,5 +113,4 @@ async fn an_upload_that_would_pass_the_daily_bytes_is_refused() {
             .contains("bytes of uploads for today"),
         "{problem}"
     );
-    assert_eq!(app.count("xrays", a.id).await, 2);
 }

@@ -23,12 +23,13 @@ impl Queue {
         room: &ClaimRoom,
     ) -> Result<Claim, QueueError> {
         let (left_for_room, fresh_left, taken) = self.take_ready(max, room).await?;
+        let waiting = |claim: Claim| Claim {
+            left_for_room: left_for_room == 1,
+            fresh_left: fresh_left == 1,
+            ..claim
+        };
         if taken.is_empty() {
-            return Ok(Claim {
-                left_for_room: left_for_room == 1,
-                fresh_left: fresh_left == 1,
-                ..Claim::default()
-            });
+            return Ok(waiting(Claim::default()));
         }
         let mut parsed = Vec::with_capacity(taken.len());
         let mut unreadable = Vec::new();
@@ -52,16 +53,14 @@ impl Queue {
                 return Err(error.into());
             }
         };
-        let (mut claim, settle) = sort_claimed(rows, &parsed, unreadable);
-        claim.left_for_room = left_for_room == 1;
-        claim.fresh_left = fresh_left == 1;
+        let (claim, settle) = sort_claimed(rows, &parsed, unreadable);
         if !settle.finished.is_empty()
             && let Err(error) = self.ack(&settle).await
         {
             // Harmless: they come back after their lease, and PostgreSQL settles them again.
             tracing::warn!(error = %ErrorChain(&error), "settled jobs not removed from Redis");
         }
-        Ok(claim)
+        Ok(waiting(claim))
     }
 
     /// `claim.lua`: whether jobs were left for lack of room, whether fresh clinics were left

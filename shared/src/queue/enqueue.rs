@@ -145,6 +145,11 @@ pub(super) struct Push {
     pub due_ms: u64,
 }
 
+/// `jobs.peak_memory_mib` as the claim weighs it (the column's check keeps it 1..=10240).
+pub(super) fn stored_peak(peak_memory_mib: i32) -> u32 {
+    u32::try_from(peak_memory_mib).unwrap_or(DEFAULT_PEAK_MEMORY_MIB)
+}
+
 /// A job's value in `known`: `<clinic id>:<peak MiB>` (`ready.lua` reads it).
 pub(super) fn owner(clinic: ClinicId, peak_memory_mib: u32) -> String {
     format!("{clinic}:{peak_memory_mib}")

@@ -2,9 +2,8 @@
 //! promotion of due retries, the reaper of expired leases, and the outbox sweep that pushes
 //! again the jobs PostgreSQL has and Redis lost (or never got).
 
-use super::enqueue::Push;
+use super::enqueue::{Push, stored_peak};
 use super::{Queue, QueueError, now_ms, repository};
-use crate::queue::DEFAULT_PEAK_MEMORY_MIB;
 use crate::queue::JobStatus;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -86,8 +85,7 @@ impl Queue {
                     Push {
                         id: row.id,
                         clinic: row.clinic_id,
-                        peak_memory_mib: u32::try_from(row.peak_memory_mib)
-                            .unwrap_or(DEFAULT_PEAK_MEMORY_MIB),
+                        peak_memory_mib: stored_peak(row.peak_memory_mib),
                         due_ms: due,
                     }
                 })

@@ -58,7 +58,7 @@ impl Queue {
             .arg(job.id.to_string())
             .arg(enqueue::owner(
                 job.clinic_id,
-                u32::try_from(job.peak_memory_mib).unwrap_or(DEFAULT_PEAK_MEMORY_MIB),
+                enqueue::stored_peak(job.peak_memory_mib),
             ))
             .invoke_async(&mut connection)
             .await?;
