@@ -5,7 +5,7 @@ use pulso_tests::{TestApp, TestOptions};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::auth::Role;
-use shared::cache::{CachePolicy, Ttl};
+use shared::cache::{CachePolicy, Prefetched, Ttl};
 use shared::ids::ClinicId;
 use shared::keys::{CacheKey, Keys};
 use std::convert::Infallible;
@@ -454,6 +454,104 @@ async fn a_generation_lost_by_redis_never_revives_an_invalidated_value() {
         .unwrap();
     assert_eq!(value.as_deref(), Some("new"));
     assert_eq!(loads.count(), 2);
+}
+
+/// What the request gate's script would have read for `key` (`shared::cache::Prefetched`).
+async fn read_ahead(app: &TestApp, key: &CacheKey) -> Prefetched {
+    let mut redis = app.redis().await;
+    let keys = Prefetched::keys(key, key.clinic.unwrap());
+    assert_eq!(keys.len(), 1 + key.generations.len(), "one slot: {keys:?}");
+    let replies: Vec<Option<Vec<u8>>> = redis.mget(&keys).await.unwrap();
+    Prefetched::from_replies(key, replies)
+}
+
+#[tokio::test]
+async fn a_value_read_ahead_by_the_gate_is_served_without_asking_redis_again() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let key = key(&app, "ahead");
+    let loads = Loads::default();
+    cache
+        .get_or_load(POLICY, &key, loads.loader(String::from("cached")))
+        .await
+        .unwrap();
+    let ahead = read_ahead(&app, &key).await;
+    // Gone from Redis since: a read that asked Redis would miss and load.
+    let _: () = app.redis().await.del(&key.value).await.unwrap();
+    let value = cache
+        .get_or_load_prefetched(POLICY, &key, ahead, loads.loader(String::from("loaded")))
+        .await
+        .unwrap();
+    assert_eq!(value.as_deref(), Some("cached"));
+    assert_eq!(loads.count(), 1, "served from what was read ahead");
+}
+
+#[tokio::test]
+async fn a_read_ahead_of_another_key_or_an_older_generation_is_not_served() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let (one, other) = (key(&app, "one"), key(&app, "other"));
+    let loads = Loads::default();
+    cache
+        .get_or_load(POLICY, &one, loads.loader(1_u32))
+        .await
+        .unwrap();
+
+    // Another key's read is ignored: the read asks Redis (nothing there) and loads.
+    let value = cache
+        .get_or_load_prefetched(
+            POLICY,
+            &other,
+            read_ahead(&app, &one).await,
+            loads.loader(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!((value, loads.count()), (Some(2), 2));
+
+    // Read ahead, then the clinic's values are invalidated before the read: the value read
+    // carries the old generation, which the counter read beside it still names, so it is served
+    // as a read that raced the invalidation would have served it. The next read sees the bump.
+    let ahead = read_ahead(&app, &one).await;
+    cache.invalidate_clinic(app.clinic_a.id).await.unwrap();
+    let raced = cache
+        .get_or_load_prefetched(POLICY, &one, ahead, loads.loader(3))
+        .await
+        .unwrap();
+    assert_eq!((raced, loads.count()), (Some(1), 2));
+    let after = cache
+        .get_or_load_prefetched(POLICY, &one, read_ahead(&app, &one).await, loads.loader(4))
+        .await
+        .unwrap();
+    assert_eq!((after, loads.count()), (Some(4), 3));
+}
+
+#[tokio::test]
+async fn a_read_ahead_that_found_no_generation_creates_it() {
+    let app = TestApp::spawn().await;
+    let cache = &app.state.cache;
+    let key = key(&app, "first-use");
+    let mut redis = app.redis().await;
+    let _: () = redis.del(&key.generations[0]).await.unwrap();
+    let loads = Loads::default();
+    let value = cache
+        .get_or_load_prefetched(
+            POLICY,
+            &key,
+            read_ahead(&app, &key).await,
+            loads.loader(7_u32),
+        )
+        .await
+        .unwrap();
+    assert_eq!((value, loads.count()), (Some(7), 1));
+    let generation: Option<u64> = redis.get(&key.generations[0]).await.unwrap();
+    assert!(generation.is_some(), "the counter exists again");
+    // Stored under that counter: the next read (ahead or not) is a hit.
+    let again = cache
+        .get_or_load_prefetched(POLICY, &key, read_ahead(&app, &key).await, loads.loader(8))
+        .await
+        .unwrap();
+    assert_eq!((again, loads.count()), (Some(7), 1));
 }
 
 #[tokio::test]

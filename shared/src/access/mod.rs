@@ -4,7 +4,8 @@
 //! 1. The token is verified (`shared::auth`): 401 when missing, expired or forged.
 //! 2. One Redis call charges the request to the caller's and the clinic's buckets of the route's
 //!    class (`shared::ratelimit`) and reads the caller's cached standing beside them: 429 when a
-//!    bucket is full.
+//!    bucket is full. A handler that reads one cached value first has it read in the same call
+//!    ([`Caller`], `shared::cache::Prefetched`).
 //! 3. The standing (`standing.rs`) comes from that read, or from PostgreSQL on a miss (then it
 //!    is cached for `CALLER_CACHE_TTL_SECONDS`): 401 `/problems/unknown-user` when the token's
 //!    user is not in its clinic (or the clinic does not exist), 401 `/problems/user-deactivated`,
@@ -21,12 +22,13 @@ mod standing;
 pub use standing::{ClinicStanding, Standing, UserStanding};
 
 use crate::auth::{AuthError, Authenticator, Principal, Role, bearer_token};
+use crate::cache::Prefetched;
 use crate::config::AccessConfig;
 use crate::db::DbError;
 use crate::http::ApiError;
 use crate::http::LateHeaders;
 use crate::ids::{ClinicId, UserId};
-use crate::keys::Keys;
+use crate::keys::{CacheKey, Keys};
 use crate::ratelimit::{RateLimiter, RouteClass, Scope, Usage, Verdict, whole_seconds};
 use crate::redis::{RedisConnector, RedisFailure};
 use crate::telemetry::ErrorChain;
@@ -76,18 +78,37 @@ impl Access {
 
     /// Lets the holder of `token` make a request of `class`, or says why not.
     pub async fn admit(&self, token: &str, class: RouteClass) -> Result<Admitted, ApiError> {
-        let (claimed, token_expires_at) =
-            self.authenticator.authenticate(token).await.inspect_err(
-                |error| tracing::info!(reason = %error, "request not authenticated"),
-            )?;
+        let verified = self.verify(token).await?;
+        Ok(self.let_in(verified, class, None).await?.0)
+    }
+
+    /// Step 1: who the token says is calling, and until when.
+    async fn verify(&self, token: &str) -> Result<(Principal, i64), ApiError> {
+        Ok(self
+            .authenticator
+            .authenticate(token)
+            .await
+            .inspect_err(|error| tracing::info!(reason = %error, "request not authenticated"))?)
+    }
+
+    /// Steps 2 and 3 for a verified token; `reading` is the cached value the request reads
+    /// first, read in the same Redis call (`Prefetched`).
+    async fn let_in(
+        &self,
+        (claimed, token_expires_at): (Principal, i64),
+        class: RouteClass,
+        reading: Option<&CacheKey>,
+    ) -> Result<(Admitted, Prefetched), ApiError> {
         let (clinic, user) = (claimed.clinic_id, claimed.user_id);
         let entries = [
             self.keys.caller_user(clinic, user),
             self.keys.caller_clinic(clinic),
         ];
-        let (verdict, cached) = self
+        let ahead = reading.map_or_else(Vec::new, |key| Prefetched::keys(key, clinic));
+        let reads = [entries.as_slice(), ahead.as_slice()].concat();
+        let (verdict, mut values) = self
             .limiter
-            .check_and_read(clinic, user, class, &entries)
+            .check_and_read(clinic, user, class, &reads)
             .await;
         let usage = match verdict {
             Verdict::Allowed(usage) => Some(usage),
@@ -101,7 +122,11 @@ impl Access {
                 return Err(limited(&usage, whole_seconds(retry_after)));
             }
         };
-        let standing = match Standing::from_cache(cached[0].as_deref(), cached[1].as_deref()) {
+        let prefetched = match (reading, usage.is_some()) {
+            (Some(key), true) => Prefetched::from_replies(key, values.split_off(entries.len())),
+            _ => Prefetched::default(),
+        };
+        let standing = match Standing::from_cache(values[0].as_deref(), values[1].as_deref()) {
             Some(standing) => standing,
             None => {
                 let standing = self.load(clinic, user).await?;
@@ -112,11 +137,12 @@ impl Access {
             }
         };
         let principal = judge(claimed, standing)?;
-        Ok(Admitted {
+        let admitted = Admitted {
             principal,
             token_expires_at,
             usage,
-        })
+        };
+        Ok((admitted, prefetched))
     }
 
     /// The next request of `user` reads their standing from the database again.
@@ -209,9 +235,49 @@ fn judge(claimed: Principal, standing: Standing) -> Result<Principal, ApiError> 
     })
 }
 
-/// Any route with a `Principal` argument is behind the gate. The route's class is the one its
-/// router declared (`Extension(RouteClass::…)`), else what its method says.
-impl<S> FromRequestParts<S> for Principal
+/// A caller whose token verified, not yet let in. A handler that reads one cached value first
+/// takes a `Caller` instead of a [`Principal`] and names that value when it lets the caller in
+/// ([`Caller::admit_reading`]): the gate's Redis call then reads it too, and a cache hit costs
+/// the request one round trip instead of two.
+pub struct Caller {
+    access: Arc<Access>,
+    verified: (Principal, i64),
+    class: RouteClass,
+    late: Option<LateHeaders>,
+}
+
+impl Caller {
+    /// The clinic the token names (not yet checked against the database).
+    pub fn clinic_id(&self) -> ClinicId {
+        self.verified.0.clinic_id
+    }
+
+    /// Lets the caller in, reading the cached value of `key` on the way (a key of the caller's
+    /// clinic; any other is read by the handler as usual).
+    pub async fn admit_reading(self, key: &CacheKey) -> Result<(Principal, Prefetched), ApiError> {
+        self.admit(Some(key)).await
+    }
+
+    async fn admit(self, reading: Option<&CacheKey>) -> Result<(Principal, Prefetched), ApiError> {
+        let (admitted, prefetched) = self
+            .access
+            .let_in(self.verified, self.class, reading)
+            .await?;
+        if let (Some(late), Some(usage)) = (self.late, admitted.usage) {
+            late.fill(usage.headers().into());
+        }
+        let principal = admitted.principal;
+        let span = tracing::Span::current();
+        span.record("clinic_id", tracing::field::display(principal.clinic_id));
+        span.record("user_id", tracing::field::display(principal.user_id));
+        span.record("role", principal.role.as_str());
+        Ok((principal, prefetched))
+    }
+}
+
+/// The route's class is the one its router declared (`Extension(RouteClass::…)`), else what its
+/// method says.
+impl<S> FromRequestParts<S> for Caller
 where
     Arc<Access>: FromRef<S>,
     S: Send + Sync,
@@ -221,21 +287,32 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let access = Arc::<Access>::from_ref(state);
         let token = bearer_token(parts).ok_or(AuthError::Missing)?;
+        let verified = access.verify(token).await?;
         let class = parts
             .extensions
             .get::<RouteClass>()
             .copied()
             .unwrap_or_else(|| RouteClass::for_method(&parts.method));
-        let admitted = access.admit(token, class).await?;
-        if let (Some(late), Some(usage)) = (parts.extensions.get::<LateHeaders>(), admitted.usage) {
-            late.fill(usage.headers().into());
-        }
-        let principal = admitted.principal;
-        let span = tracing::Span::current();
-        span.record("clinic_id", tracing::field::display(principal.clinic_id));
-        span.record("user_id", tracing::field::display(principal.user_id));
-        span.record("role", principal.role.as_str());
-        Ok(principal)
+        Ok(Self {
+            access,
+            verified,
+            class,
+            late: parts.extensions.get::<LateHeaders>().cloned(),
+        })
+    }
+}
+
+/// Any route with a `Principal` (or a [`Caller`]) argument is behind the gate.
+impl<S> FromRequestParts<S> for Principal
+where
+    Arc<Access>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(caller.admit(None).await?.0)
     }
 }
 

@@ -33,10 +33,10 @@ pub struct Standing {
 
 impl Standing {
     /// The cached pair, if both entries were there and decode.
-    pub fn from_cache(user: Option<&str>, clinic: Option<&str>) -> Option<Self> {
+    pub fn from_cache(user: Option<&[u8]>, clinic: Option<&[u8]>) -> Option<Self> {
         Some(Self {
-            user: serde_json::from_str(user?).ok()?,
-            clinic: serde_json::from_str(clinic?).ok()?,
+            user: serde_json::from_slice(user?).ok()?,
+            clinic: serde_json::from_slice(clinic?).ok()?,
         })
     }
 

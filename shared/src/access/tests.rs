@@ -61,13 +61,13 @@ fn platform_power_needs_the_claim_the_operator_row_and_the_admin_role() {
 
 #[test]
 fn a_cached_standing_needs_both_entries() {
-    let user = r#"{"role":"dentist","active":true,"operator":false}"#;
-    let clinic = r#"{"archived":false}"#;
+    let user = br#"{"role":"dentist","active":true,"operator":false}"#.as_slice();
+    let clinic = br#"{"archived":false}"#.as_slice();
     assert_eq!(
         Standing::from_cache(Some(user), Some(clinic)),
         Some(standing(Role::Dentist, true, false, false))
     );
     assert_eq!(Standing::from_cache(Some(user), None), None);
     assert_eq!(Standing::from_cache(None, Some(clinic)), None);
-    assert_eq!(Standing::from_cache(Some("{"), Some(clinic)), None);
+    assert_eq!(Standing::from_cache(Some(b"{"), Some(clinic)), None);
 }

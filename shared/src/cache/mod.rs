@@ -2,7 +2,8 @@
 //! stale value is never stored after an invalidation and only one caller fills a missing key.
 //!
 //! A read is one round trip on a hit: a pipeline of `GET value` and `GET` of each generation
-//! counter the value depends on (see [`crate::keys::CacheKey`]). The value is an envelope
+//! counter the value depends on (see [`crate::keys::CacheKey`]), or none when the request gate
+//! read them already (`prefetch.rs`). The value is an envelope
 //! (`envelope.rs`) holding the generations it was loaded under, its freshness deadline and its
 //! load time; a value of an older generation, format or type is a miss.
 //!
@@ -31,11 +32,13 @@ mod invalidate;
 mod lease;
 mod metrics;
 mod policy;
+mod prefetch;
 mod read_through;
 mod value;
 
 pub use metrics::CacheNameStats;
 pub use policy::{CATALOG_VIEW, CLINIC_LIST, CachePolicy, DASHBOARD, PATIENT_PROFILE, Ttl};
+pub use prefetch::Prefetched;
 pub use value::{CacheValue, RawJson};
 
 use crate::config::{CacheConfig, RedisConfig};

@@ -4,7 +4,8 @@
 use super::envelope::{self, Freshness};
 use super::lease::{Lease, lease, lease_token};
 use super::metrics::Event;
-use super::{Cache, CachePolicy, CacheValue, new_generation};
+use super::prefetch::Read;
+use super::{Cache, CachePolicy, CacheValue, Prefetched, new_generation};
 use crate::keys::CacheKey;
 use ::redis::aio::ConnectionManager;
 use ::redis::{Script, Value};
@@ -91,7 +92,25 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        let result = self.read_through(policy, key, load).await;
+        self.get_or_load_prefetched(policy, key, Prefetched::default(), load)
+            .await
+    }
+
+    /// [`get_or_load`](Self::get_or_load), starting from what the request gate read for `key`
+    /// (`prefetch.rs`) instead of a round trip of its own.
+    pub async fn get_or_load_prefetched<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        prefetched: Prefetched,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let result = self.read_through(policy, key, prefetched, load).await;
         self.flush_metrics_if_due().await;
         result
     }
@@ -100,6 +119,7 @@ impl Cache {
         &self,
         policy: CachePolicy,
         key: &CacheKey,
+        prefetched: Prefetched,
         load: F,
     ) -> Result<Option<T>, E>
     where
@@ -118,7 +138,11 @@ impl Cache {
                 return self.load_uncached(policy, key, load).await;
             }
         };
-        let (current, generations) = match read(&mut connection, key).await {
+        let found = match prefetched.take_for(key) {
+            Some(read) => complete(&mut connection, key, read).await,
+            None => read(&mut connection, key).await,
+        };
+        let (current, generations) = match found {
             Ok(found) => found,
             Err(error) => {
                 self.failed(policy, key, "cache read failed", &error);
@@ -304,8 +328,7 @@ impl Cache {
     }
 }
 
-/// The value and the current generations it must carry, in one round trip. A generation that
-/// does not exist yet (first use, Redis restarted or evicted it) is created with a random value.
+/// The value and the current generations it must carry, in one round trip.
 async fn read(
     connection: &mut ConnectionManager,
     key: &CacheKey,
@@ -316,14 +339,28 @@ async fn read(
         pipe.get(generation);
     }
     let mut replies: Vec<Value> = pipe.query_async(connection).await?;
-    let generation_replies = replies.split_off(1.min(replies.len()));
+    let counter_replies = replies.split_off(1.min(replies.len()));
     let value: Option<Vec<u8>> = match replies.pop() {
         Some(reply) => ::redis::from_redis_value(reply)?,
         None => None,
     };
+    let counters = counter_replies
+        .into_iter()
+        .map(::redis::from_redis_value::<Option<u64>>)
+        .collect::<Result<Vec<_>, _>>()?;
+    complete(connection, key, Read { value, counters }).await
+}
+
+/// The generations of a read: a counter that does not exist yet (first use, Redis restarted or
+/// evicted it) is created with a random value.
+async fn complete(
+    connection: &mut ConnectionManager,
+    key: &CacheKey,
+    Read { value, counters }: Read,
+) -> Result<(Option<Vec<u8>>, Vec<u64>), ::redis::RedisError> {
     let mut generations = Vec::with_capacity(key.generations.len());
-    for (reply, generation_key) in generation_replies.into_iter().zip(&key.generations) {
-        let generation = match ::redis::from_redis_value::<Option<u64>>(reply)? {
+    for (counter, generation_key) in counters.into_iter().zip(&key.generations) {
+        let generation = match counter {
             Some(generation) => generation,
             None => {
                 GENERATION

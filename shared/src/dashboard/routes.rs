@@ -1,7 +1,8 @@
 //! `/dashboard` route of the `dashboard` function.
 
 use super::service::DashboardService;
-use crate::auth::{Principal, Role};
+use crate::access::Caller;
+use crate::auth::Role;
 use crate::http::{self, ApiError};
 use crate::state::AppState;
 use ::http::{HeaderValue, header};
@@ -24,10 +25,13 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The body is the cached JSON document as stored (see `DashboardService::dashboard`).
-async fn show(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+async fn show(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let dashboards = DashboardService::new(&state);
+    let key = dashboards.key(caller.clinic_id());
+    let (principal, prefetched) = caller.admit_reading(&key).await?;
     principal.require(READERS)?;
-    let dashboard = DashboardService::new(&state)
-        .dashboard(principal.clinic_id)
+    let dashboard = dashboards
+        .dashboard(principal.clinic_id, prefetched)
         .await?;
     let body = dashboard.into_string();
     Ok((

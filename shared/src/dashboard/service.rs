@@ -3,11 +3,11 @@
 
 use super::repository;
 use super::types::{Dashboard, MalformedFigures};
-use crate::cache::{Cache, DASHBOARD, RawJson};
+use crate::cache::{Cache, DASHBOARD, Prefetched, RawJson};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
 use crate::ids::ClinicId;
-use crate::keys::Keys;
+use crate::keys::{CacheKey, Keys};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -64,10 +64,16 @@ impl<'a> DashboardService<'a> {
     /// Cached as the JSON document itself ([`RawJson`]): a hit hands the stored text to the
     /// response instead of parsing the figures and serializing them again — tens of KB for a
     /// clinic with fifty dentists.
-    pub async fn dashboard(&self, clinic: ClinicId) -> Result<RawJson, DashboardError> {
-        let key = self.keys.dashboard(clinic);
+    ///
+    /// `prefetched`: what the request gate read of it (`shared::access::Caller`).
+    pub async fn dashboard(
+        &self,
+        clinic: ClinicId,
+        prefetched: Prefetched,
+    ) -> Result<RawJson, DashboardError> {
+        let key = self.key(clinic);
         self.cache
-            .get_or_load(DASHBOARD, &key, || self.compute_json(clinic))
+            .get_or_load_prefetched(DASHBOARD, &key, prefetched, || self.compute_json(clinic))
             .await?
             .ok_or(DashboardError::ClinicNotFound)
     }
@@ -75,10 +81,15 @@ impl<'a> DashboardService<'a> {
     /// Recomputes the cached dashboard now. `false` when another caller is already filling it
     /// (or Redis is unavailable): the value then comes from them, or from the next request.
     pub async fn refresh(&self, clinic: ClinicId) -> Result<bool, DashboardError> {
-        let key = self.keys.dashboard(clinic);
+        let key = self.key(clinic);
         self.cache
             .refresh(DASHBOARD, &key, || self.compute_json(clinic))
             .await
+    }
+
+    /// Where the clinic's dashboard is cached.
+    pub fn key(&self, clinic: ClinicId) -> CacheKey {
+        self.keys.dashboard(clinic)
     }
 
     async fn compute_json(&self, clinic: ClinicId) -> Result<Option<RawJson>, DashboardError> {

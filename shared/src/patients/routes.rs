@@ -5,6 +5,7 @@ use super::types::{
     CreatePatientRequest, ListPatientsQuery, NewPatient, PatientChanges, PatientResponse,
     PatientSearch, UpdatePatientRequest,
 };
+use crate::access::Caller;
 use crate::auth::{Principal, Role};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::PatientId;
@@ -67,11 +68,14 @@ async fn list(
 
 async fn show(
     State(state): State<AppState>,
-    principal: Principal,
+    caller: Caller,
     ApiPath(id): ApiPath<PatientId>,
 ) -> Result<Json<PatientResponse>, ApiError> {
-    let record = PatientService::new(&state)
-        .profile(principal.clinic_id, id)
+    let patients = PatientService::new(&state);
+    let key = patients.profile_key(caller.clinic_id(), id);
+    let (principal, prefetched) = caller.admit_reading(&key).await?;
+    let record = patients
+        .profile(principal.clinic_id, id, prefetched)
         .await?;
     Ok(Json(record.into()))
 }

@@ -2,11 +2,11 @@
 
 use super::repository;
 use super::types::{NewPatient, PatientChanges, PatientRecord, PatientSearch};
-use crate::cache::{Cache, PATIENT_PROFILE};
+use crate::cache::{Cache, PATIENT_PROFILE, Prefetched};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
 use crate::ids::{ClinicId, PatientId};
-use crate::keys::Keys;
+use crate::keys::{CacheKey, Keys};
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use sqlx::PgPool;
@@ -78,15 +78,21 @@ impl<'a> PatientService<'a> {
         Ok(record)
     }
 
-    /// The patient profile, read through the cache.
+    /// Where the profile is cached: the request gate reads it ahead (`shared::access::Caller`).
+    pub fn profile_key(&self, clinic: ClinicId, id: PatientId) -> CacheKey {
+        self.keys.patient_profile(clinic, id)
+    }
+
+    /// The patient profile, read through the cache, starting from what the gate read of it.
     pub async fn profile(
         &self,
         clinic: ClinicId,
         id: PatientId,
+        prefetched: Prefetched,
     ) -> Result<PatientRecord, PatientError> {
-        let key = self.keys.patient_profile(clinic, id);
+        let key = self.profile_key(clinic, id);
         self.cache
-            .get_or_load(PATIENT_PROFILE, &key, || async {
+            .get_or_load_prefetched(PATIENT_PROFILE, &key, prefetched, || async {
                 let mut tx = db::begin_tenant(self.db, clinic).await?;
                 let record = repository::find(&mut tx, clinic, id, false).await?;
                 tx.commit().await?;

@@ -2,7 +2,8 @@
 -- when every bucket has room, and only then is each bucket charged, so a refused request
 -- costs the caller nothing and one bucket never drifts from the others.
 -- KEYS: one per bucket, then the keys the request also reads (all under one clinic's hash tag:
---       the caller's cached standing rides this round trip instead of taking one of its own).
+--       the caller's cached standing, and the cached value its handler reads first, ride this
+--       round trip instead of taking ones of their own).
 -- ARGV: per bucket, its emission interval and its burst tolerance, both in microseconds
 --       (interval = window / quota; tolerance = window, so a full quota may come at once).
 -- Each bucket keeps its theoretical arrival time (TAT, Unix µs). Time is Redis's own, so the

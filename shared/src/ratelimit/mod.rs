@@ -154,7 +154,7 @@ impl RateLimiter {
         user: UserId,
         class: RouteClass,
         reads: &[String],
-    ) -> (Verdict, Vec<Option<String>>) {
+    ) -> (Verdict, Vec<Option<Vec<u8>>>) {
         let policies = [
             Policy {
                 scope: Scope::User,
@@ -213,7 +213,7 @@ impl RateLimiter {
 }
 
 /// The script's numbers (verdict and buckets) and the values of the keys read after them.
-fn split_reply(reply: Vec<::redis::Value>, reads: usize) -> (Vec<i64>, Vec<Option<String>>) {
+fn split_reply(reply: Vec<::redis::Value>, reads: usize) -> (Vec<i64>, Vec<Option<Vec<u8>>>) {
     let numbers_end = reply.len().saturating_sub(reads);
     let mut numbers = Vec::with_capacity(numbers_end);
     let mut values = Vec::with_capacity(reads);
@@ -222,7 +222,7 @@ fn split_reply(reply: Vec<::redis::Value>, reads: usize) -> (Vec<i64>, Vec<Optio
             numbers.push(::redis::from_redis_value::<i64>(value).unwrap_or(-1));
         } else {
             values.push(
-                ::redis::from_redis_value::<Option<String>>(value)
+                ::redis::from_redis_value::<Option<Vec<u8>>>(value)
                     .ok()
                     .flatten(),
             );
