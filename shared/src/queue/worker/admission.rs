@@ -21,8 +21,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Under a backlog, how long a claim may wait for busy slots to free up so that it takes a
-/// batch; idle, it never waits.
-const BACKLOG_GATHER: Duration = Duration::from_millis(1);
+/// batch; idle, it never waits. Short, because another clinic's job that arrives meanwhile
+/// waits it out (1 ms gave no more throughput than this: `tests/benches/README.md`, queue).
+const BACKLOG_GATHER: Duration = Duration::from_micros(250);
 
 /// The right to run one job, held by its task until the handler ends.
 pub(super) type Slot = OwnedSemaphorePermit;
