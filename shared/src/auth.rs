@@ -123,6 +123,7 @@ const LEEWAY_SECONDS: u64 = 30;
 pub struct Authenticator {
     keys: Keys,
     validation_template: Validation,
+    max_token_age: Duration,
 }
 
 enum Keys {
@@ -236,6 +237,7 @@ impl Authenticator {
         Ok(Self {
             keys,
             validation_template: validation,
+            max_token_age: config.max_token_age,
         })
     }
 
@@ -254,6 +256,11 @@ impl Authenticator {
                 self.decode(token, &key)?
             }
         };
+        check_issued_at(
+            claims.iat,
+            chrono::Utc::now().timestamp(),
+            self.max_token_age,
+        )?;
         let principal = Principal {
             user_id: claims.sub,
             clinic_id: claims.clinic_id,
@@ -271,6 +278,20 @@ impl Authenticator {
                 _ => AuthError::Invalid(Some(error)),
             })
     }
+}
+
+/// A token issued in the future (beyond the clock skew tolerated) is not valid; one issued
+/// longer than `max_age` ago has expired, whatever its `exp` says.
+fn check_issued_at(iat: i64, now: i64, max_age: Duration) -> Result<(), AuthError> {
+    let leeway = LEEWAY_SECONDS as i64;
+    if iat > now + leeway {
+        return Err(AuthError::Invalid(None));
+    }
+    let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    if now.saturating_sub(iat) > max_age.saturating_add(leeway) {
+        return Err(AuthError::Expired);
+    }
+    Ok(())
 }
 
 impl JwksCache {
@@ -378,6 +399,31 @@ mod tests {
     use super::*;
 
     const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_token_is_as_old_as_its_iat_says_within_the_clock_skew() {
+        let day = Duration::from_secs(86_400);
+        let now = 1_800_000_000;
+        let leeway = LEEWAY_SECONDS as i64;
+        assert!(check_issued_at(now, now, day).is_ok());
+        assert!(
+            check_issued_at(now + leeway, now, day).is_ok(),
+            "skew tolerated"
+        );
+        assert!(matches!(
+            check_issued_at(now + leeway + 1, now, day),
+            Err(AuthError::Invalid(None))
+        ));
+        assert!(check_issued_at(now - 86_400 - leeway, now, day).is_ok());
+        assert!(matches!(
+            check_issued_at(now - 86_400 - leeway - 1, now, day),
+            Err(AuthError::Expired)
+        ));
+        assert!(matches!(
+            check_issued_at(i64::MIN, now, day),
+            Err(AuthError::Expired)
+        ));
+    }
 
     /// A key set holding `kid-1`, fetched at `at`.
     fn fetched_at(at: Instant) -> JwksState {

@@ -75,6 +75,8 @@ async fn tokens_that_are_missing_expired_or_forged_get_401() {
         ("wrong audience", Some(sign(&claims("pulso-local", "other-app"))), "not valid"),
         ("unknown role", Some(with("role", json!("superuser"))), "not valid"),
         ("not valid before an hour from now", Some(with("nbf", json!(now + 3600))), "not valid"),
+        ("issued an hour from now", Some(with("iat", json!(now + 3600))), "not valid"),
+        ("issued two days ago, exp still ahead", Some(with("iat", json!(now - 2 * 86_400))), "expired"),
         ("garbage", Some("not.a.jwt".into()), "not valid"),
     ];
     for (name, token, detail) in cases {

@@ -3,6 +3,7 @@
 
 use super::Secret;
 use super::vars::Vars;
+use std::time::Duration;
 
 /// The smallest HS256 secret accepted: RFC 7518 §3.2 asks for a key as long as the hash.
 const MIN_HS256_SECRET_BYTES: usize = 32;
@@ -20,7 +21,13 @@ pub struct AuthConfig {
     pub verification: JwtVerification,
     pub issuer: String,
     pub audience: String,
+    /// A token issued (`iat`) longer ago than this is refused whatever its `exp` says: a
+    /// provider configured with very long-lived tokens does not make a stolen one good for days.
+    pub max_token_age: Duration,
 }
+
+/// A clinic's working day and then some; Cognito's tokens last one hour by default.
+const DEFAULT_MAX_TOKEN_AGE_SECONDS: u64 = 24 * 3600;
 
 impl AuthConfig {
     /// `None` (with the problem recorded) unless exactly one valid verification is set.
@@ -66,6 +73,11 @@ impl AuthConfig {
             audience: vars
                 .optional("JWT_AUDIENCE")
                 .unwrap_or_else(|| "pulso".into()),
+            max_token_age: {
+                let age = vars.seconds("JWT_MAX_TOKEN_AGE_SECONDS", DEFAULT_MAX_TOKEN_AGE_SECONDS);
+                vars.check_range("JWT_MAX_TOKEN_AGE_SECONDS", age.as_secs(), 60..=30 * 86_400);
+                age
+            },
         })
     }
 }
