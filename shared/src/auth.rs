@@ -25,6 +25,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role: what "anyone on the clinic's staff" may do.
+    pub const STAFF: &'static [Role] = &[Role::Admin, Role::Dentist, Role::Receptionist];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Role::Admin => "admin",

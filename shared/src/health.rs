@@ -5,29 +5,31 @@
 //! (reads fall back).
 
 use crate::auth::{Principal, Role};
-use crate::http::{self, ApiError};
+use crate::http::ApiError;
 use crate::queue::{JobScope, QueueFigures};
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 use ::redis::AsyncCommands;
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A health probe must answer quickly even when a dependency hangs.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What anyone learns: the function answers, and which build it runs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Liveness {
     pub status: Overall,
     pub version: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HealthReport {
     pub status: Overall,
     pub version: &'static str,
@@ -37,7 +39,7 @@ pub struct HealthReport {
     pub queue: Option<QueueFigures>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Overall {
     Ok,
@@ -45,7 +47,7 @@ pub enum Overall {
     Down,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Probe {
     pub status: ProbeStatus,
     pub latency_ms: f64,
@@ -53,24 +55,29 @@ pub struct Probe {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeStatus {
     Up,
     Down,
 }
 
-pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
-    http::finish(
-        Router::new()
-            .route("/health", get(live))
-            .route("/health/deep", get(deep))
-            .with_state(state),
-        &config,
-    )
+/// The routes with their OpenAPI description (`crate::contract`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(deep))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    operation_id = "liveness",
+    summary = "Whether the function runs (public; touches no dependency)",
+    responses((status = 200, description = "It runs.", body = Liveness,
+               headers(("Cache-Control" = String, description = "`no-store`.")))),
+)]
 async fn live() -> Response {
     uncached(
         ::http::StatusCode::OK,
@@ -82,6 +89,20 @@ async fn live() -> Response {
 }
 
 /// Platform admins only: the figures are every clinic's together.
+#[utoipa::path(
+    get,
+    path = "/health/deep",
+    tag = "health",
+    operation_id = "deepHealth",
+    summary = "Each dependency's state and the queue's figures (platform admins)",
+    description = "Needs the admin role and a platform-operator token. 503 (with the same body) \
+                   when PostgreSQL is down; 200 `degraded` when only Redis is.",
+    responses(
+        (status = 200, description = "Up or degraded.", body = HealthReport),
+        (status = 503, description = "PostgreSQL is down.", body = HealthReport),
+    ),
+    extensions(("x-roles" = json!([Role::Admin]))),
+)]
 async fn deep(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     principal.require(&[Role::Admin])?;
     principal.require_platform_admin()?;

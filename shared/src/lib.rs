@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod contract;
 pub mod db;
 pub mod health;
 pub mod http;

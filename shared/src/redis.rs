@@ -112,7 +112,7 @@ impl RedisConnector {
 }
 
 /// What the admin cache view shows about the Redis server itself (from `INFO`).
-#[derive(Clone, Debug, Default, serde::Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ServerFacts {
     pub version: Option<String>,
     pub uptime_seconds: Option<u64>,

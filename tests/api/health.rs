@@ -15,7 +15,7 @@ async fn liveness_answers_anyone_without_touching_a_dependency() {
         ..TestOptions::default()
     })
     .await;
-    let router = shared::health::router(app.state.clone());
+    let router = shared::contract::router(app.state.clone());
     let response = app.anonymous(&router).get("/health").await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(
@@ -28,7 +28,7 @@ async fn liveness_answers_anyone_without_touching_a_dependency() {
 #[tokio::test]
 async fn the_deep_check_is_for_platform_admins() {
     let app = TestApp::spawn().await;
-    let router = shared::health::router(app.state.clone());
+    let router = shared::contract::router(app.state.clone());
     app.anonymous(&router)
         .get("/health/deep")
         .await
@@ -102,7 +102,7 @@ async fn unavailable_when_postgres_is_down() {
 }
 
 async fn deep(app: &TestApp) -> TestResponse {
-    let router = shared::health::router(app.state.clone());
+    let router = shared::contract::router(app.state.clone());
     let token = app.platform_admin_token(&app.clinic_a);
     app.client(&router, &token).get("/health/deep").await
 }

@@ -35,9 +35,8 @@ struct EnqueueBody {
 fn enqueue_router(state: AppState) -> Router {
     let config = state.config.http.clone();
     shared::http::finish(
-        Router::new()
-            .route("/test/{kind}", post(enqueue))
-            .with_state(state),
+        Router::new().route("/test/{kind}", post(enqueue)).into(),
+        state,
         &config,
     )
 }

@@ -1,6 +1,8 @@
-//! `health` function: GET /health: PostgreSQL and Redis reachability and latency.
+//! `health` function: GET /health (liveness), GET /health/deep (dependencies, platform admins),
+//! GET /openapi.json (the API's contract).
 //!
-//! Everything but start-up lives in `shared::health`, where the tests drive the same router.
+//! Everything but start-up lives in `shared::health` and `shared::contract` (`GET /openapi.json`),
+//! where the tests drive the same router.
 
 use shared::{AppState, Config};
 
@@ -10,5 +12,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init("health");
     // Built once per Lambda environment, reused by every warm invocation.
     let state = AppState::build(config)?;
-    lambda_http::run(shared::health::router(state)).await
+    lambda_http::run(shared::contract::router(state)).await
 }

@@ -30,6 +30,8 @@ commands:
                                 patients, 200000 appointments); --reset rebuilds it
   token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]
                                 print a JWT for a seeded user (HS256, JWT_HS256_SECRET)
+  openapi [--check]             write the API's OpenAPI document to docs/openapi.json (from the
+                                code); --check fails instead when the committed one differs
   smoke [--gateway URL] [--idle SECS]
                                 check a running local stack (--gateway: default
                                 http://127.0.0.1:3000; infra/run-local --check runs it):
@@ -90,6 +92,7 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        "openapi" => openapi(options),
         "smoke" => {
             let options = smoke::Options::parse(options)?;
             smoke::run(&options, admin_pool().await?).await
@@ -107,6 +110,30 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             bail!("unknown command {other:?}")
         }
     }
+}
+
+/// Writes (or, with `--check`, compares) the committed OpenAPI document.
+fn openapi(options: &[String]) -> anyhow::Result<()> {
+    let check = match options {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        _ => bail!("usage: pulso-devtool openapi [--check]"),
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(shared::contract::OPENAPI_PATH);
+    let generated = shared::contract::openapi_json();
+    if check {
+        let committed = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if committed != generated {
+            bail!("{} differs from the generated document", path.display());
+        }
+        return Ok(());
+    }
+    std::fs::write(&path, generated).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 fn parse_seed_large(options: &[String]) -> anyhow::Result<large_clinic::LargeClinicOptions> {

@@ -13,16 +13,26 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 const MESSAGE_LIMIT: usize = 2_000;
+// The schema's `max_length`s are these limits.
+const _: () = assert!(MESSAGE_LIMIT == 2_000 && realtime::TITLE_LIMIT == 200);
 const LINK_LIMIT: usize = 500;
 /// Any origin does: a link is checked for staying on whichever origin the app is served from.
 const APP_ORIGIN: &str = "https://app.pulso.invalid/";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Cierre por festivo",
+    "message": "La clínica cierra el 8 de diciembre.", "link": "/agenda?date=2026-12-08"}))]
 pub struct AnnouncementBody {
+    /// 1–200 characters on one line.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
+    /// 1–2,000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
     pub message: String,
+    /// A path of the app (`/…`), at most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub link: Option<String>,
     /// Every clinic instead of the admin's own: platform admins only.
     #[serde(default)]
@@ -89,7 +99,7 @@ impl Announcement {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AnnouncementResponse {
     pub notification: Notification,
     pub push: PushReport,

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CacheStatsResponse {
     /// `clinic` (the caller's clinic) or `platform` (every clinic, platform admins only).
     pub scope: &'static str,
@@ -31,7 +31,7 @@ pub struct CacheStatsResponse {
 
 /// The server's own facts (version, memory, hit ratio of every tenant together) are Pulso's
 /// operators' business: a clinic admin sees only whether Redis answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RedisView {
     pub reachable: bool,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -84,15 +84,18 @@ pub async fn stats(state: &AppState, clinic: Option<ClinicId>) -> CacheStatsResp
 
 /// The body of `POST /admin/cache/invalidate`: `{"scope": "...", "patient_id": "..."}`.
 /// A flat struct (not a tagged enum) so a bad field is named in the 422.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"scope": "patient", "patient_id": "0b4f6a9e-5a38-4a8e-9b59-1f0d1c1e8c11"}))]
 pub struct InvalidateBody {
+    /// `patient` (needs `patient_id`), `catalog`, `dashboard`, `clinic` (everything of the
+    /// clinic) or `global_catalog` (platform admins).
     scope: ScopeName,
     #[serde(default)]
     patient_id: Option<PatientId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum ScopeName {
     Patient,
@@ -160,7 +163,7 @@ impl InvalidateRequest {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Invalidated {
     pub scope: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

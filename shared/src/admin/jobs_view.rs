@@ -6,7 +6,8 @@
 //! clinic's (`?scope=platform`), together with the Redis structures all clinics share.
 
 use crate::auth::Principal;
-use crate::http::{ApiError, ApiPath, ApiQuery};
+use crate::http::responses::Conflict;
+use crate::http::{ApiError, ApiPath, ApiQuery, ConflictKind};
 use crate::ids::{ClinicId, JobId};
 use crate::pagination::{Page, PageRequest};
 use crate::queue::{
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ADMINS;
 
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum Scope {
     #[default]
@@ -45,14 +46,17 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct QueuesQuery {
+    /// `clinic` (default) or `platform` (every clinic; platform admins).
     #[serde(default)]
+    #[param(inline)]
     scope: Scope,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueueStatsResponse {
     /// `clinic` (the caller's clinic) or `platform` (every clinic, platform admins only).
     pub scope: &'static str,
@@ -69,13 +73,23 @@ pub struct QueueStatsResponse {
     pub redis: Option<RedisQueueView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RedisQueueView {
     pub reachable: bool,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub sizes: Option<RedisQueueSizes>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/queues",
+    tag = "admin",
+    operation_id = "queueStats",
+    summary = "The job queue's figures",
+    params(QueuesQuery),
+    responses((status = 200, description = "The figures.", body = QueueStatsResponse)),
+    extensions(("x-roles" = json!(ADMINS))),
+)]
 pub(super) async fn queues(
     State(state): State<AppState>,
     principal: Principal,
@@ -126,17 +140,33 @@ pub(super) async fn queues(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct JobsQuery {
-    /// `queued`, `running`, `succeeded`, `failed` or `dead`; every status when absent.
+    /// Only jobs in this status; every status when absent.
     status: Option<JobStatus>,
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// `clinic` (default) or `platform` (every clinic; platform admins).
     #[serde(default)]
+    #[param(inline)]
     scope: Scope,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/jobs",
+    tag = "admin",
+    operation_id = "listJobs",
+    summary = "The clinic's background jobs, newest first",
+    params(JobsQuery),
+    responses((status = 200, description = "One page of jobs.", body = Page<JobView>)),
+    extensions(("x-roles" = json!(ADMINS))),
+)]
 pub(super) async fn jobs(
     State(state): State<AppState>,
     principal: Principal,
@@ -156,6 +186,20 @@ pub(super) async fn jobs(
 }
 
 /// Replays a dead or failed job of the caller's clinic: 202 with the job, queued again.
+#[utoipa::path(
+    post,
+    path = "/admin/jobs/{id}/retry",
+    tag = "admin",
+    operation_id = "retryJob",
+    summary = "Replay a dead or failed job",
+    params(("id" = JobId, Path, description = "The job's id.")),
+    responses(
+        (status = 202, description = "Queued again.", body = JobView,
+         headers(("Location" = String, description = "`/jobs/{id}`."))),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(ADMINS))),
+)]
 pub(super) async fn retry(
     State(state): State<AppState>,
     principal: Principal,
@@ -180,7 +224,7 @@ pub(super) async fn retry(
         }
         Replay::NotFound => Err(ApiError::NotFound { what: "job" }),
         Replay::NotReplayable(status) => Err(ApiError::Conflict {
-            kind: "job-not-replayable",
+            kind: ConflictKind::JobNotReplayable,
             detail: format!(
                 "The job is {}; only dead or failed jobs can be replayed.",
                 status.as_str()

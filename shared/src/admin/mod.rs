@@ -11,7 +11,7 @@ mod routes;
 pub use announcements::{Announcement, AnnouncementBody, AnnouncementResponse, announce};
 pub use cache_view::{CacheStatsResponse, InvalidateBody, InvalidateRequest};
 pub use jobs_view::{QueueStatsResponse, RedisQueueView};
-pub use routes::router;
+pub use routes::{router, routes};
 
 use crate::auth::Role;
 

@@ -7,41 +7,47 @@ use super::{ADMINS, jobs_view};
 use crate::auth::Principal;
 use crate::cache::CacheUnavailable;
 use crate::http::{self, ApiError, ApiJson, ApiQuery};
-use crate::queue::IdempotencyKey;
+use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
 use crate::ratelimit::RouteClass;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
-    http::finish(
-        Router::new()
-            .route("/admin/cache/stats", get(cache_stats))
-            .route("/admin/cache/invalidate", post(invalidate_cache))
-            .route("/admin/queues", get(jobs_view::queues))
-            .route("/admin/jobs", get(jobs_view::jobs))
-            .route("/admin/jobs/{id}/retry", post(jobs_view::retry))
-            .route("/admin/announcements", post(announce))
-            // Every admin route counts against the admin rate limits (`RouteClass::Admin`).
-            .route_layer(Extension(RouteClass::Admin))
-            .with_state(state),
-        &config,
-    )
+    http::finish(routes(), state, &config)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The routes with their OpenAPI description (`crate::contract`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cache_stats))
+        .routes(routes!(invalidate_cache))
+        .routes(routes!(jobs_view::queues))
+        .routes(routes!(jobs_view::jobs))
+        .routes(routes!(jobs_view::retry))
+        .routes(routes!(announce))
+        // Every admin route counts against the admin rate limits (`RouteClass::Admin`).
+        .route_layer(Extension(RouteClass::Admin))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StatsQuery {
+    /// `clinic` (default) or `platform` (every clinic; platform admins).
     #[serde(default)]
+    #[param(inline)]
     scope: StatsScope,
 }
 
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum StatsScope {
     #[default]
@@ -49,6 +55,16 @@ enum StatsScope {
     Platform,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/cache/stats",
+    tag = "admin",
+    operation_id = "cacheStats",
+    summary = "The cache's hit rates and load times",
+    params(StatsQuery),
+    responses((status = 200, description = "The counters.", body = CacheStatsResponse)),
+    extensions(("x-roles" = json!(ADMINS))),
+)]
 async fn cache_stats(
     State(state): State<AppState>,
     principal: Principal,
@@ -65,6 +81,16 @@ async fn cache_stats(
     Ok(Json(cache_view::stats(&state, clinic).await))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/cache/invalidate",
+    tag = "admin",
+    operation_id = "invalidateCache",
+    summary = "Drop cached values so the next read loads them from PostgreSQL",
+    request_body = InvalidateBody,
+    responses((status = 200, description = "Invalidated.", body = Invalidated)),
+    extensions(("x-roles" = json!(ADMINS))),
+)]
 async fn invalidate_cache(
     State(state): State<AppState>,
     principal: Principal,
@@ -85,6 +111,23 @@ async fn invalidate_cache(
 /// An announcement to the admin's clinic, or (platform admins, `"everyone": true`) to every
 /// clinic: 201 with the stored notification and what its push did; a repeated `Idempotency-Key`
 /// answers 200 with the first one (`Idempotent-Replayed: true`) and pushes nothing again.
+#[utoipa::path(
+    post,
+    path = "/admin/announcements",
+    tag = "admin",
+    operation_id = "announce",
+    summary = "Tell the whole clinic (or, platform admins, every clinic) something",
+    description = "Stored in every recipient's inbox, then pushed over the WebSocket.",
+    params(IdempotencyKeyHeader),
+    request_body = AnnouncementBody,
+    responses(
+        (status = 201, description = "Announced.", body = AnnouncementResponse),
+        (status = 200, description = "A replay of an earlier `Idempotency-Key`: nothing pushed \
+                                      again.", body = AnnouncementResponse,
+         headers(("Idempotent-Replayed" = String, description = "`true`."))),
+    ),
+    extensions(("x-roles" = json!(ADMINS))),
+)]
 async fn announce(
     State(state): State<AppState>,
     principal: Principal,

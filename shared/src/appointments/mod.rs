@@ -10,6 +10,6 @@ mod routes;
 mod service;
 mod types;
 
-pub use routes::router;
+pub use routes::{router, routes};
 pub use service::{AppointmentError, AppointmentService, Transitioned};
 pub use types::*;

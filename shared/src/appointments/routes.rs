@@ -9,6 +9,7 @@ use super::types::{
     ListAppointmentsQuery, NewAppointment, UpdateAppointmentRequest,
 };
 use crate::auth::{Principal, Role};
+use crate::http::responses::{Conflict, UnsupportedMediaType, Validation};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::AppointmentId;
 use crate::pagination::{Page, PageRequest};
@@ -17,10 +18,11 @@ use ::http::{HeaderValue, StatusCode, header};
 use axum::body::HttpBody;
 use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everyone on staff reads; every role books, reschedules and moves appointments along (a
 /// dentist marks the visit completed, reception confirms and cancels).
@@ -28,16 +30,32 @@ const WRITERS: &[Role] = &[Role::Admin, Role::Receptionist, Role::Dentist];
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
-    http::finish(
-        Router::new()
-            .route("/appointments", get(list).post(create))
-            .route("/appointments/{id}", get(show).patch(update))
-            .route("/appointments/{id}/{action}", post(apply))
-            .with_state(state),
-        &config,
-    )
+    http::finish(routes(), state, &config)
 }
 
+/// The routes with their OpenAPI description (`crate::contract`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update))
+        .routes(routes!(apply))
+}
+
+#[utoipa::path(
+    post,
+    path = "/appointments",
+    tag = "appointments",
+    operation_id = "createAppointment",
+    summary = "Book an appointment",
+    description = "Reminders are planned for it; the clinic's staff are told over the WebSocket.",
+    request_body = CreateAppointmentRequest,
+    responses(
+        (status = 201, description = "Booked.", body = AppointmentResponse,
+         headers(("Location" = String, description = "`/appointments/{id}` of the new one."))),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(WRITERS))),
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -64,6 +82,18 @@ async fn create(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/appointments",
+    tag = "appointments",
+    operation_id = "listAppointments",
+    summary = "The agenda: appointments starting in a range",
+    description = "Sorted by start time.",
+    params(ListAppointmentsQuery),
+    responses((status = 200, description = "One page of appointments.",
+               body = Page<AppointmentResponse>)),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -77,6 +107,16 @@ async fn list(
     Ok(Json(found.map(AppointmentResponse::from)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/appointments/{id}",
+    tag = "appointments",
+    operation_id = "getAppointment",
+    summary = "One appointment",
+    params(("id" = AppointmentId, Path, description = "The appointment's id.")),
+    responses((status = 200, description = "The appointment.", body = AppointmentResponse)),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
 async fn show(
     State(state): State<AppState>,
     principal: Principal,
@@ -88,6 +128,21 @@ async fn show(
     Ok(Json(record.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/appointments/{id}",
+    tag = "appointments",
+    operation_id = "updateAppointment",
+    summary = "Reschedule or change an appointment",
+    description = "Only scheduled or confirmed appointments change.",
+    params(("id" = AppointmentId, Path, description = "The appointment's id.")),
+    request_body = UpdateAppointmentRequest,
+    responses(
+        (status = 200, description = "The changed appointment.", body = AppointmentResponse),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(WRITERS))),
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -108,6 +163,28 @@ async fn update(
     Ok(Json(record.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/appointments/{id}/{action}",
+    tag = "appointments",
+    operation_id = "changeAppointmentStatus",
+    summary = "Confirm, cancel, complete or mark a no-show",
+    description = "No body, or `{}`. Repeating an action that is already done answers 200 with \
+                   the appointment unchanged. `complete` and `no-show` need the appointment to \
+                   have started.",
+    params(
+        ("id" = AppointmentId, Path, description = "The appointment's id."),
+        ("action" = inline(Action), Path, description = "What happens to the appointment."),
+    ),
+    responses(
+        (status = 200, description = "The appointment in its new status.",
+         body = AppointmentResponse),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Validation),
+    ),
+    extensions(("x-roles" = json!(WRITERS))),
+)]
 async fn apply(
     State(state): State<AppState>,
     principal: Principal,

@@ -9,7 +9,7 @@ use super::types::{
 use crate::auth::Role;
 use crate::catalogs::{self, CatalogKind};
 use crate::db::{self, DbError, TenantTx};
-use crate::http::ApiError;
+use crate::http::{ApiError, ConflictKind};
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
 use crate::input::InputError;
 use crate::pagination::{Page, PageRequest};
@@ -95,12 +95,12 @@ impl From<AppointmentError> for ApiError {
                 "no such procedure in your clinic's catalog (or it is no longer offered)",
             ),
             AppointmentError::Overlap(other) => ApiError::Conflict {
-                kind: "appointment-overlap",
+                kind: ConflictKind::AppointmentOverlap,
                 detail: overlap_detail(other),
                 field: Some("starts_at".into()),
             },
             AppointmentError::Closed(status) => ApiError::Conflict {
-                kind: "appointment-closed",
+                kind: ConflictKind::AppointmentClosed,
                 detail: format!(
                     "The appointment is {status}; only scheduled or confirmed appointments can \
                      be changed."
@@ -108,12 +108,12 @@ impl From<AppointmentError> for ApiError {
                 field: None,
             },
             AppointmentError::InvalidTransition(error) => ApiError::Conflict {
-                kind: "invalid-transition",
+                kind: ConflictKind::InvalidTransition,
                 detail: error.to_string(),
                 field: None,
             },
             AppointmentError::NotStarted { action, starts_at } => ApiError::Conflict {
-                kind: "appointment-not-started",
+                kind: ConflictKind::AppointmentNotStarted,
                 detail: format!(
                     "Cannot {} an appointment before it starts ({}).",
                     match action {

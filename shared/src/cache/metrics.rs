@@ -297,7 +297,7 @@ fn emf_document(name: &str, environment: &str, timestamp: i64, counters: &Counte
 }
 
 /// One cache name's counters as the admin view shows them.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CacheNameStats {
     pub hits: u64,
     pub misses: u64,

@@ -7,6 +7,6 @@ mod routes;
 mod service;
 mod types;
 
-pub use routes::router;
+pub use routes::{router, routes};
 pub use service::{CatalogError, CatalogService, SavedItem};
 pub use types::*;

@@ -7,8 +7,8 @@
 
 use super::service::{CatalogService, SavedItem};
 use super::types::{
-    CatalogCode, CatalogKind, CatalogViewResponse, ItemChanges, PutItemRequest, Scope, ViewQuery,
-    WriteQuery,
+    CatalogCode, CatalogItem, CatalogKind, CatalogViewResponse, ItemChanges, PutItemRequest, Scope,
+    ViewQuery, WriteQuery,
 };
 use crate::auth::{Principal, Role};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
@@ -16,8 +16,9 @@ use crate::state::AppState;
 use ::http::{HeaderValue, StatusCode, header};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
 use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Prices and availability are the clinic management's decision.
 const EDITORS: &[Role] = &[Role::Admin];
@@ -29,15 +30,27 @@ fn kind_of(segment: &str) -> Result<CatalogKind, ApiError> {
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
-    http::finish(
-        Router::new()
-            .route("/catalogs/{kind}", get(show))
-            .route("/catalogs/{kind}/{code}", put(save).delete(remove))
-            .with_state(state),
-        &config,
-    )
+    http::finish(routes(), state, &config)
 }
 
+/// The routes with their OpenAPI description (`crate::contract`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(save, remove))
+}
+
+#[utoipa::path(
+    get,
+    path = "/catalogs/{kind}",
+    tag = "catalogs",
+    operation_id = "getCatalog",
+    summary = "A catalog as the clinic sees it",
+    description = "The global items merged with the clinic's overrides and own items.",
+    params(("kind" = inline(CatalogKind), Path, description = "Which catalog."), ViewQuery),
+    responses((status = 200, description = "The catalog.", body = CatalogViewResponse)),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
 async fn show(
     State(state): State<AppState>,
     principal: Principal,
@@ -54,6 +67,23 @@ async fn show(
     Ok(Json(CatalogViewResponse { kind, items }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/catalogs/{kind}/{code}",
+    tag = "catalogs",
+    operation_id = "saveCatalogItem",
+    summary = "Create or change a catalog item",
+    description = "In the clinic's catalog (an override of a global item, or the clinic's own), \
+                   or with `scope=global` in the catalog every clinic shares (platform admins).",
+    params(("kind" = inline(CatalogKind), Path, description = "Which catalog."), ("code" = String, Path, description = "The item's code: 1–32 letters, digits, dots, underscores or dashes (case-sensitive).", max_length = 32), WriteQuery),
+    request_body = PutItemRequest,
+    responses(
+        (status = 200, description = "Changed.", body = CatalogItem),
+        (status = 201, description = "Created.", body = CatalogItem,
+         headers(("Location" = String, description = "`/catalogs/{kind}/{code}`."))),
+    ),
+    extensions(("x-roles" = json!(EDITORS))),
+)]
 async fn save(
     State(state): State<AppState>,
     principal: Principal,
@@ -99,6 +129,16 @@ async fn save(
         .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/catalogs/{kind}/{code}",
+    tag = "catalogs",
+    operation_id = "removeCatalogItem",
+    summary = "Remove a clinic's item or override, or retire a global item",
+    params(("kind" = inline(CatalogKind), Path, description = "Which catalog."), ("code" = String, Path, description = "The item's code: 1–32 letters, digits, dots, underscores or dashes (case-sensitive).", max_length = 32), WriteQuery),
+    responses((status = 204, description = "Removed.")),
+    extensions(("x-roles" = json!(EDITORS))),
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,

@@ -15,6 +15,6 @@ mod types;
 
 pub mod refresh;
 
-pub use routes::router;
+pub use routes::{router, routes};
 pub use service::{DashboardError, DashboardService};
 pub use types::*;

@@ -5,8 +5,9 @@
 
 mod extract;
 mod problem;
+pub mod responses;
 mod router;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
-pub use problem::{ApiError, PROBLEM_JSON, Problem};
+pub use problem::{ApiError, ConflictKind, PROBLEM_JSON, Problem};
 pub use router::{LateHeaders, finish};

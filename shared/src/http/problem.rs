@@ -49,8 +49,7 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("conflict: {detail}")]
     Conflict {
-        /// A stable, machine-readable slug (the problem `type`'s last segment).
-        kind: &'static str,
+        kind: ConflictKind,
         detail: String,
         field: Option<String>,
     },
@@ -165,7 +164,7 @@ impl ApiError {
                 kind,
                 detail,
                 field,
-            } => (*kind, "Conflict", detail.clone(), field.clone()),
+            } => (kind.slug(), "Conflict", detail.clone(), field.clone()),
             ApiError::PayloadTooLarge { limit } => (
                 "payload-too-large",
                 "Payload too large",
@@ -201,14 +200,69 @@ impl ApiError {
     }
 }
 
+/// How a request conflicts with a resource's state: the problem `type`'s last segment, stable
+/// and machine-readable. The contract shows an example of each (`crate::contract`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictKind {
+    DuplicateNationalId,
+    PatientArchived,
+    AppointmentOverlap,
+    AppointmentClosed,
+    InvalidTransition,
+    AppointmentNotStarted,
+    XrayNotReady,
+    XrayAnalysisFailed,
+    ReportNotReady,
+    ReportFailed,
+    JobNotReplayable,
+}
+
+impl ConflictKind {
+    pub const ALL: [ConflictKind; 11] = [
+        ConflictKind::DuplicateNationalId,
+        ConflictKind::PatientArchived,
+        ConflictKind::AppointmentOverlap,
+        ConflictKind::AppointmentClosed,
+        ConflictKind::InvalidTransition,
+        ConflictKind::AppointmentNotStarted,
+        ConflictKind::XrayNotReady,
+        ConflictKind::XrayAnalysisFailed,
+        ConflictKind::ReportNotReady,
+        ConflictKind::ReportFailed,
+        ConflictKind::JobNotReplayable,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            ConflictKind::DuplicateNationalId => "duplicate-national-id",
+            ConflictKind::PatientArchived => "patient-archived",
+            ConflictKind::AppointmentOverlap => "appointment-overlap",
+            ConflictKind::AppointmentClosed => "appointment-closed",
+            ConflictKind::InvalidTransition => "invalid-transition",
+            ConflictKind::AppointmentNotStarted => "appointment-not-started",
+            ConflictKind::XrayNotReady => "xray-not-ready",
+            ConflictKind::XrayAnalysisFailed => "xray-analysis-failed",
+            ConflictKind::ReportNotReady => "report-not-ready",
+            ConflictKind::ReportFailed => "report-failed",
+            ConflictKind::JobNotReplayable => "job-not-replayable",
+        }
+    }
+}
+
 /// RFC 9457 problem details; `field` is the extension member naming the offending input.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A stable, relative URI naming the kind of problem, e.g. `/problems/validation`.
     #[serde(rename = "type")]
     pub problem_type: String,
+    /// A short summary of the kind of problem.
     pub title: &'static str,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong with this request, for a person to read.
     pub detail: String,
+    /// The offending input: a JSON field path (`.` for the whole body), a query or path
+    /// parameter, or a header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }

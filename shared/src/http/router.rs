@@ -12,11 +12,17 @@ use http::{HeaderName, HeaderValue};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Wraps a function's routes with what every Pulso HTTP function needs: the request span,
-/// the body limit, and problem+json answers for unknown routes and wrong methods.
-pub fn finish(routes: Router, config: &HttpConfig) -> Router {
+/// the body limit, and problem+json answers for unknown routes and wrong methods. The routes
+/// come with their OpenAPI description (`crate::contract`), which is not needed here.
+pub fn finish<S>(routes: OpenApiRouter<S>, state: S, config: &HttpConfig) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+{
     let limit = config.max_body_bytes;
+    let (routes, _): (Router, _) = routes.with_state(state).split_for_parts();
     routes
         .fallback(|| async { ApiError::NotFound { what: "resource" } })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

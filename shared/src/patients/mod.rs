@@ -5,6 +5,6 @@ mod routes;
 mod service;
 mod types;
 
-pub use routes::router;
+pub use routes::{router, routes};
 pub use service::PatientService;
 pub use types::*;

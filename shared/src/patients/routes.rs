@@ -7,6 +7,7 @@ use super::types::{
 };
 use crate::access::Caller;
 use crate::auth::{Principal, Role};
+use crate::http::responses::Conflict;
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::PatientId;
 use crate::pagination::{Page, PageRequest};
@@ -14,8 +15,8 @@ use crate::state::AppState;
 use ::http::{HeaderValue, StatusCode, header};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
 
 /// Everyone on staff reads and registers patients; archiving is for admins and reception.
 const WRITERS: &[Role] = &[Role::Admin, Role::Receptionist, Role::Dentist];
@@ -23,15 +24,30 @@ const ARCHIVERS: &[Role] = &[Role::Admin, Role::Receptionist];
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
-    http::finish(
-        Router::new()
-            .route("/patients", get(list).post(create))
-            .route("/patients/{id}", get(show).patch(update).delete(archive))
-            .with_state(state),
-        &config,
-    )
+    http::finish(routes(), state, &config)
 }
 
+/// The routes with their OpenAPI description (`crate::contract`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list, create))
+        .routes(utoipa_axum::routes!(show, update, archive))
+}
+
+#[utoipa::path(
+    post,
+    path = "/patients",
+    tag = "patients",
+    operation_id = "createPatient",
+    summary = "Register a patient",
+    request_body = CreatePatientRequest,
+    responses(
+        (status = 201, description = "Registered.", body = PatientResponse,
+         headers(("Location" = String, description = "`/patients/{id}` of the new patient."))),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(WRITERS))),
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -53,6 +69,18 @@ async fn create(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/patients",
+    tag = "patients",
+    operation_id = "listPatients",
+    summary = "Search the clinic's patients",
+    description = "By name (accents and case ignored), phone or national id; sorted by last \
+                   name then first name.",
+    params(ListPatientsQuery),
+    responses((status = 200, description = "One page of patients.", body = Page<PatientResponse>)),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -66,6 +94,16 @@ async fn list(
     Ok(Json(found.map(PatientResponse::from)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/patients/{id}",
+    tag = "patients",
+    operation_id = "getPatient",
+    summary = "A patient's record",
+    params(("id" = PatientId, Path, description = "The patient's id.")),
+    responses((status = 200, description = "The patient.", body = PatientResponse)),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,6 +118,21 @@ async fn show(
     Ok(Json(record.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/patients/{id}",
+    tag = "patients",
+    operation_id = "updatePatient",
+    summary = "Change a patient's record",
+    description = "Only the fields present change; `null` clears an optional field.",
+    params(("id" = PatientId, Path, description = "The patient's id.")),
+    request_body = UpdatePatientRequest,
+    responses(
+        (status = 200, description = "The changed patient.", body = PatientResponse),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(WRITERS))),
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -95,6 +148,18 @@ async fn update(
     Ok(Json(record.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/patients/{id}",
+    tag = "patients",
+    operation_id = "archivePatient",
+    summary = "Archive a patient",
+    description = "The record is kept (clinical records must be); it leaves searches unless \
+                   `include_archived` is set, and can no longer change.",
+    params(("id" = PatientId, Path, description = "The patient's id.")),
+    responses((status = 204, description = "Archived (also when it already was).")),
+    extensions(("x-roles" = json!(ARCHIVERS))),
+)]
 async fn archive(
     State(state): State<AppState>,
     principal: Principal,

@@ -4,7 +4,7 @@ use super::repository;
 use super::types::{NewPatient, PatientChanges, PatientRecord, PatientSearch};
 use crate::cache::{Cache, PATIENT_PROFILE, Prefetched};
 use crate::db::{self, DbError};
-use crate::http::ApiError;
+use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ClinicId, PatientId};
 use crate::keys::{CacheKey, Keys};
 use crate::pagination::{Page, PageRequest};
@@ -38,12 +38,12 @@ impl From<PatientError> for ApiError {
         match error {
             PatientError::NotFound => ApiError::NotFound { what: "patient" },
             PatientError::Archived => ApiError::Conflict {
-                kind: "patient-archived",
+                kind: ConflictKind::PatientArchived,
                 detail: "The patient is archived; archived records cannot be changed.".into(),
                 field: None,
             },
             PatientError::DuplicateNationalId => ApiError::Conflict {
-                kind: "duplicate-national-id",
+                kind: ConflictKind::DuplicateNationalId,
                 detail: "Another patient of this clinic already has this national id.".into(),
                 field: Some("national_id".into()),
             },

@@ -61,7 +61,7 @@ pub mod worker;
 
 pub use handlers::{HandlerResult, Handlers};
 pub use maintenance::{MaintenanceReport, SweepReport};
-pub use routes::router;
+pub use routes::{router, routes};
 pub use types::*;
 pub use view::{JobView, QueueCounters, QueueFigures, RedisQueueSizes};
 pub use worker::{Drain, DrainReport, StopReason, Worker};

@@ -133,6 +133,22 @@ pub struct IdempotencyKey(String);
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
+/// How the contract describes the `Idempotency-Key` header of the routes that read one.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// 1–255 visible ASCII characters, unique per clinic (a UUID is a good one). A repeat with
+    /// the same key answers what the first request did, with `Idempotent-Replayed: true`, and
+    /// does nothing again.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    pub idempotency_key: Option<String>,
+}
+
 impl IdempotencyKey {
     /// The key of a request, if it sent one; 400 naming the header when it is malformed (sent
     /// twice, empty, too long, or not visible ASCII). A key wrapped in double quotes (the IETF
@@ -269,7 +285,9 @@ impl From<sqlx::Error> for JobFailure {
 /// `failed` is not final: the last attempt failed and a retry is scheduled (`run_at`). The final
 /// states are `succeeded` and `dead` (out of attempts, or a permanent failure; an admin may
 /// replay it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "job_status", rename_all = "snake_case")]
 pub enum JobStatus {

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: JobId,
     pub kind: String,
@@ -30,6 +30,7 @@ pub struct JobView {
     /// The error of the latest failed attempt, if any (kept after a successful retry).
     pub last_error: Option<String>,
     /// What the handler returned (succeeded jobs only).
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Where the resource the job produced lives (the result's `location`), if it made one.
     pub result_url: Option<String>,
@@ -80,7 +81,7 @@ impl JobView {
 }
 
 /// The queue as PostgreSQL (the truth) sees it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueueFigures {
     /// Jobs waiting to run now: queued, or failed with their retry due.
     pub depth: i64,
@@ -107,7 +108,7 @@ impl From<FiguresRow> for QueueFigures {
 }
 
 /// Counters the workers keep in Redis, since `counting_since` (a Redis restart resets them).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueCounters {
     /// Jobs that succeeded.
     pub processed: i64,
@@ -136,7 +137,7 @@ impl QueueCounters {
 }
 
 /// How many ids the Redis structures hold (shared by every clinic).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RedisQueueSizes {
     /// Jobs ready to run, over every clinic.
     pub ready: u64,

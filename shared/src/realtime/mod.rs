@@ -31,7 +31,7 @@ pub use closing::{CloseReport, close_ended};
 pub use notifier::{ManagementApi, Notifier, PostOutcome, Recorder};
 pub use push::{Delivery, PushReport, notify, notify_everyone, push};
 pub use registry::{ConnectionRegistry, LiveConnection, RegistryError};
-pub use routes::router;
+pub use routes::{router, routes};
 pub use types::*;
 
 use crate::access::Access;

@@ -4,7 +4,7 @@
 use super::inbox::{self, Reader, Window};
 use super::types::{Notification, NotificationId, RealtimeError};
 use crate::access::Access;
-use crate::auth::Principal;
+use crate::auth::{Principal, Role};
 use crate::config::HttpConfig;
 use crate::db::DbError;
 use crate::http::{self, ApiError, ApiPath, ApiQuery};
@@ -13,11 +13,13 @@ use ::http::StatusCode;
 use axum::extract::FromRef;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const DEFAULT_LIMIT: u32 = 50;
 
@@ -31,27 +33,41 @@ where
     HttpConfig: FromRef<S>,
 {
     let config = HttpConfig::from_ref(&state);
-    http::finish(
-        Router::new()
-            .route("/notifications", get(list))
-            .route("/notifications/read-all", post(read_all))
-            .route("/notifications/{id}/read", post(read_one))
-            .with_state(state),
-        &config,
-    )
+    http::finish(routes(), state, &config)
 }
 
-#[derive(Debug, Deserialize)]
+/// The routes with their OpenAPI description (`crate::contract`).
+pub fn routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    PgPool: FromRef<S>,
+    Arc<Access>: FromRef<S>,
+    HttpConfig: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read_all))
+        .routes(routes!(read_one))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Oldest first, after this notification id (what a client missed); 0 for everything.
+    #[param(minimum = 0)]
     since: Option<i64>,
+    /// Newest first, before this notification id (older pages). Not with `since`.
+    #[param(minimum = 1)]
     before: Option<i64>,
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
 /// One page of an inbox. With `since`: oldest first, and `next_since` is where the next call
 /// resumes. Without: newest first, and `next_before` pages further back.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct InboxPage {
     items: Vec<Notification>,
     has_more: bool,
@@ -61,6 +77,18 @@ struct InboxPage {
     next_before: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/notifications",
+    tag = "notifications",
+    operation_id = "listNotifications",
+    summary = "The caller's inbox",
+    description = "What was sent to the caller, their role, their clinic and everyone, with the \
+                   caller's read marks.",
+    params(ListQuery),
+    responses((status = 200, description = "One page of the inbox.", body = InboxPage)),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
 async fn list(
     State(db): State<PgPool>,
     principal: Principal,
@@ -111,6 +139,16 @@ async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    post,
+    path = "/notifications/{id}/read",
+    tag = "notifications",
+    operation_id = "markNotificationRead",
+    summary = "Mark one notification read",
+    params(("id" = i64, Path, minimum = 1, description = "The notification's id.")),
+    responses((status = 204, description = "Marked (also when it already was).")),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
 async fn read_one(
     State(db): State<PgPool>,
     principal: Principal,
@@ -132,12 +170,21 @@ async fn read_one(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct MarkedRead {
     /// Notifications newly marked read (those read before are not counted).
     marked: u64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/notifications/read-all",
+    tag = "notifications",
+    operation_id = "markAllNotificationsRead",
+    summary = "Mark the whole inbox read",
+    responses((status = 200, description = "How many were newly marked.", body = MarkedRead)),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
 async fn read_all(
     State(db): State<PgPool>,
     principal: Principal,

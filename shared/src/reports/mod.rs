@@ -17,6 +17,6 @@ use crate::auth::Role;
 /// read them (their routes and their jobs' results). Dentists see the procedures in the
 /// appointments themselves.
 const REPORTERS: &[Role] = &[Role::Admin, Role::Receptionist];
-pub use routes::router;
+pub use routes::{router, routes};
 pub use service::{ReportError, ReportPdf, ReportService, Requested};
 pub use types::*;

@@ -11,36 +11,52 @@ use super::types::{
     report_path,
 };
 use crate::auth::Principal;
+use crate::http::responses::Conflict;
 use crate::http::{self, ApiError, ApiJson, ApiPath};
 use crate::ids::ReportId;
-use crate::queue::IdempotencyKey;
+use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
 use crate::ratelimit::RouteClass;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::extract::State;
-use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// How long a client polling a pending report is asked to wait.
 const PENDING_RETRY_AFTER_SECONDS: u32 = 2;
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
-    http::finish(
-        Router::new()
-            .route(
-                "/reports/insurance",
-                post(request_insurance.layer(Extension(RouteClass::Reports))),
-            )
-            .route("/reports/{id}", get(show))
-            .route("/reports/{id}/pdf", get(download))
-            .with_state(state),
-        &config,
-    )
+    http::finish(routes(), state, &config)
 }
 
+/// The routes with their OpenAPI description (`crate::contract`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // Requests count against the reports rate limits (`RouteClass::Reports`).
+        .routes(routes!(request_insurance).layer(Extension(RouteClass::Reports)))
+        .routes(routes!(show))
+        .routes(routes!(download))
+}
+
+#[utoipa::path(
+    post,
+    path = "/reports/insurance",
+    tag = "reports",
+    operation_id = "requestInsuranceReport",
+    summary = "Request an insurance report (a PDF built in the background)",
+    params(IdempotencyKeyHeader),
+    request_body = InsuranceReportRequest,
+    responses(
+        (status = 202, description = "Accepted: poll `links.self` (or the job) until `ready`.",
+         body = AcceptedResponse,
+         headers(("Location" = String, description = "`/reports/{id}`."),
+                 ("Idempotent-Replayed" = String, description = "`true` on a replay."))),
+    ),
+    extensions(("x-roles" = json!(REPORTERS))),
+)]
 async fn request_insurance(
     State(state): State<AppState>,
     principal: Principal,
@@ -79,6 +95,16 @@ async fn request_insurance(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/reports/{id}",
+    tag = "reports",
+    operation_id = "getReport",
+    summary = "A report's status and links",
+    params(("id" = ReportId, Path, description = "The report's id.")),
+    responses((status = 200, description = "The report.", body = ReportResponse)),
+    extensions(("x-roles" = json!(REPORTERS))),
+)]
 async fn show(
     State(state): State<AppState>,
     principal: Principal,
@@ -91,6 +117,23 @@ async fn show(
     Ok(Json(record.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/reports/{id}/pdf",
+    tag = "reports",
+    operation_id = "downloadReport",
+    summary = "The report's PDF",
+    description = "409 `report-not-ready` (with `Retry-After`) while it is being built, \
+                   `report-failed` when it could not be.",
+    params(("id" = ReportId, Path, description = "The report's id.")),
+    responses(
+        (status = 200, description = "The PDF.", content_type = "application/pdf", body = Vec<u8>,
+         headers(("Content-Disposition" = String, description = "`attachment; filename=…`."),
+                 ("Cache-Control" = String, description = "`private, no-store`."))),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(REPORTERS))),
+)]
 async fn download(
     State(state): State<AppState>,
     principal: Principal,

@@ -6,7 +6,7 @@ use super::repository;
 use super::types::{InsurancePayload, InsuranceReportParams, ReportRecord, ReportStatus};
 use crate::catalogs::{self, CatalogCode, CatalogKind};
 use crate::db::{self, DbError};
-use crate::http::ApiError;
+use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ClinicId, ReportId, UserId};
 use crate::queue::{IdempotencyKey, NewJob, Queue, QueueError};
 use crate::state::AppState;
@@ -54,14 +54,14 @@ impl From<ReportError> for ApiError {
                  for a new report.",
             ),
             ReportError::NotReady(ReportStatus::Failed) => ApiError::Conflict {
-                kind: "report-failed",
+                kind: ConflictKind::ReportFailed,
                 detail: "The report could not be generated, so it has no PDF; \
                          GET /reports/{id} says why. Request a new report."
                     .into(),
                 field: None,
             },
             ReportError::NotReady(_) => ApiError::Conflict {
-                kind: "report-not-ready",
+                kind: ConflictKind::ReportNotReady,
                 detail: "The report is still being generated; poll GET /reports/{id} until its \
                          status is ready."
                     .into(),

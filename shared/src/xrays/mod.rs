@@ -19,6 +19,6 @@ use crate::queue::JobKind;
 /// at upload: `analysis::PixelLimits::max_decoded_bytes`) plus the file and the thumbnail.
 pub const XRAY_ANALYZE: JobKind = JobKind::new("xray.analyze").with_peak_memory_mib(151);
 
-pub use routes::router;
+pub use routes::{router, routes};
 pub use service::{Uploaded, XrayError, XrayService, analyze};
 pub use types::*;

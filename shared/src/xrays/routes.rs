@@ -3,24 +3,26 @@
 use super::analysis::{self, PixelLimits, XrayFormat};
 use super::service::{XrayError, XrayService};
 use super::types::{
-    IfNoneMatch, ListXraysQuery, NewXray, Sha256Digest, UploadAccepted, XrayResponse, XrayStatus,
+    IfNoneMatch, IfNoneMatchHeader, ListXraysQuery, NewXray, Sha256Digest, UploadAccepted,
+    XrayResponse, XrayStatus,
 };
 use crate::auth::{Principal, Role};
+use crate::http::responses::{Conflict, PayloadTooLarge, Validation};
 use crate::http::{self, ApiError, ApiPath, ApiQuery};
 use crate::ids::{PatientId, XrayId};
 use crate::pagination::{Page, PageRequest};
-use crate::queue::IdempotencyKey;
+use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
 use crate::ratelimit::RouteClass;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Extension, Json};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// Every role on staff takes or imports X-rays (the dentist at the chair, reception scanning a
 /// patient's film or a referral's CD) and reads them. Nobody edits or deletes one: an X-ray is
@@ -40,22 +42,45 @@ const PENDING_RETRY_AFTER_SECONDS: u32 = 2;
 /// route here uses.
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
-    http::finish(
-        Router::new()
-            .route(
-                "/patients/{id}/xrays",
-                get(list).post(upload.layer(Extension(RouteClass::Uploads))),
-            )
-            .route("/xrays/{id}", get(show))
-            .route("/xrays/{id}/image", get(image))
-            .route("/xrays/{id}/thumbnail", get(thumbnail))
-            .with_state(state),
-        &config,
-    )
+    http::finish(routes(), state, &config)
+}
+
+/// The routes with their OpenAPI description (`crate::contract`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // Uploads count against the upload rate limits (`RouteClass::Uploads`).
+        .routes(routes!(upload).layer(Extension(RouteClass::Uploads)))
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(image))
+        .routes(routes!(thumbnail))
 }
 
 /// `POST /patients/{id}/xrays`: the body is the image itself (any Content-Type; the format is
 /// sniffed). 202 with the X-ray and job ids; the analysis runs in the worker.
+#[utoipa::path(
+    post,
+    path = "/patients/{id}/xrays",
+    tag = "xrays",
+    operation_id = "uploadXray",
+    summary = "Upload an X-ray of a patient",
+    description = "The body is the image itself, PNG or JPEG (sniffed; the `Content-Type` is not \
+                   trusted), up to `XRAY_MAX_BYTES` (10 MiB by default) and 60 megapixels. The \
+                   analysis (quality check, thumbnail) runs in the background: poll the job or \
+                   the X-ray. Each clinic has a daily upload quota (429).",
+    params(("id" = PatientId, Path, description = "The patient's id."), IdempotencyKeyHeader),
+    request_body(description = "The image.",
+                 content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"))),
+    responses(
+        (status = 202, description = "Stored; the analysis is queued.", body = UploadAccepted,
+         headers(("Location" = String, description = "`/xrays/{id}`."),
+                 ("Idempotent-Replayed" = String, description = "`true` on a replay."))),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Validation),
+    ),
+    extensions(("x-roles" = json!(STAFF))),
+)]
 async fn upload(
     State(state): State<AppState>,
     principal: Principal,
@@ -127,6 +152,16 @@ async fn read_image(request: Request, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 /// `GET /patients/{id}/xrays`: newest first, 50 a page by default.
+#[utoipa::path(
+    get,
+    path = "/patients/{id}/xrays",
+    tag = "xrays",
+    operation_id = "listXrays",
+    summary = "A patient's X-rays, newest first",
+    params(("id" = PatientId, Path, description = "The patient's id."), ListXraysQuery),
+    responses((status = 200, description = "One page of X-rays.", body = Page<XrayResponse>)),
+    extensions(("x-roles" = json!(STAFF))),
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -141,6 +176,16 @@ async fn list(
     Ok(Json(found.map(XrayResponse::from)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/xrays/{id}",
+    tag = "xrays",
+    operation_id = "getXray",
+    summary = "An X-ray's metadata and analysis",
+    params(("id" = XrayId, Path, description = "The X-ray's id.")),
+    responses((status = 200, description = "The X-ray.", body = XrayResponse)),
+    extensions(("x-roles" = json!(STAFF))),
+)]
 async fn show(
     State(state): State<AppState>,
     principal: Principal,
@@ -155,6 +200,24 @@ async fn show(
 
 /// The original bytes as uploaded, with their sniffed content type. ETag is the SHA-256; a
 /// matching `If-None-Match` gets 304 without the bytes leaving PostgreSQL.
+#[utoipa::path(
+    get,
+    path = "/xrays/{id}/image",
+    tag = "xrays",
+    operation_id = "getXrayImage",
+    summary = "The original image",
+    params(("id" = XrayId, Path, description = "The X-ray's id."), IfNoneMatchHeader),
+    responses(
+        (status = 200, description = "The image as uploaded.",
+         content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg")),
+         headers(("ETag" = String, description = "The image's SHA-256."),
+                 ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`."),
+                 ("Content-Disposition" = String, description = "`inline; filename=…`."))),
+        (status = 304, description = "The client's copy is current.",
+         headers(("ETag" = String, description = "The image's SHA-256."))),
+    ),
+    extensions(("x-roles" = json!(STAFF))),
+)]
 async fn image(
     State(state): State<AppState>,
     principal: Principal,
@@ -188,6 +251,25 @@ async fn image(
 /// The JPEG thumbnail (256 px long side). 409 `/problems/xray-not-ready` (with `Retry-After`)
 /// while the analysis is pending, 409 `/problems/xray-analysis-failed` when it failed: the X-ray
 /// exists, so 404 would tell a polling client to give up.
+#[utoipa::path(
+    get,
+    path = "/xrays/{id}/thumbnail",
+    tag = "xrays",
+    operation_id = "getXrayThumbnail",
+    summary = "The JPEG thumbnail (256 px long side)",
+    description = "409 `xray-not-ready` (with `Retry-After`) while the analysis is pending, \
+                   `xray-analysis-failed` when it failed.",
+    params(("id" = XrayId, Path, description = "The X-ray's id."), IfNoneMatchHeader),
+    responses(
+        (status = 200, description = "The thumbnail.", content_type = "image/jpeg", body = Vec<u8>,
+         headers(("ETag" = String, description = "The thumbnail's SHA-256."),
+                 ("Cache-Control" = String, description = "`private, max-age=86400`."))),
+        (status = 304, description = "The client's copy is current.",
+         headers(("ETag" = String, description = "The thumbnail's SHA-256."))),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(STAFF))),
+)]
 async fn thumbnail(
     State(state): State<AppState>,
     principal: Principal,

@@ -8,7 +8,7 @@ use super::types::{
     AnalyzePayload, IfNoneMatch, NewXray, StoredImage, StoredThumbnail, XrayRecord, XrayStatus,
 };
 use crate::db::{self, DbError, TenantTx};
-use crate::http::ApiError;
+use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ClinicId, JobId, PatientId, XrayId};
 use crate::pagination::{Page, PageRequest};
 use crate::queue::{IdempotencyKey, Job, JobFailure, NewJob, QueueError};
@@ -57,7 +57,7 @@ impl From<XrayError> for ApiError {
             XrayError::NotFound => ApiError::NotFound { what: "X-ray" },
             XrayError::PatientNotFound => ApiError::NotFound { what: "patient" },
             XrayError::PatientArchived => ApiError::Conflict {
-                kind: "patient-archived",
+                kind: ConflictKind::PatientArchived,
                 detail: "The patient is archived; archived records cannot be changed.".into(),
                 field: None,
             },
@@ -71,14 +71,14 @@ impl From<XrayError> for ApiError {
             XrayError::NotAnalysed {
                 status: XrayStatus::Failed,
             } => ApiError::Conflict {
-                kind: "xray-analysis-failed",
+                kind: ConflictKind::XrayAnalysisFailed,
                 detail: "The analysis of this X-ray failed, so it has no thumbnail; \
                          GET /xrays/{id} shows the error. The original image is still served."
                     .into(),
                 field: None,
             },
             XrayError::NotAnalysed { .. } => ApiError::Conflict {
-                kind: "xray-not-ready",
+                kind: ConflictKind::XrayNotReady,
                 detail: "The X-ray is still being analysed; its thumbnail exists once its \
                          status is ready (GET /xrays/{id}, or the job's status)."
                     .into(),

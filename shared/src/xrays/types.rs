@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `xrays.status` (the `document_status` type).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "document_status", rename_all = "snake_case")]
 pub enum XrayStatus {
@@ -127,6 +129,15 @@ pub struct StoredThumbnail {
     pub bytes: Option<Vec<u8>>,
 }
 
+/// How the contract describes the `If-None-Match` header of the routes that honour it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfNoneMatchHeader {
+    /// The `ETag` of the copy the client has: 304 without a body when it is still current.
+    #[param(rename = "If-None-Match")]
+    pub if_none_match: Option<String>,
+}
+
 /// What `If-None-Match` asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum IfNoneMatch {
@@ -177,15 +188,19 @@ impl IfNoneMatch {
 }
 
 /// `GET /patients/{id}/xrays` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListXraysQuery {
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 /// Where to find an X-ray's parts.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct XrayLinks {
     #[serde(rename = "self")]
     pub this: String,
@@ -208,7 +223,7 @@ impl XrayLinks {
 }
 
 /// `202` to `POST /patients/{id}/xrays`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UploadAccepted {
     pub xray_id: XrayId,
     pub job_id: JobId,
@@ -228,7 +243,7 @@ impl UploadAccepted {
 }
 
 /// An X-ray as the API returns it: metadata, and the quality report once there is one.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct XrayResponse {
     pub id: XrayId,
     pub patient_id: PatientId,
@@ -244,6 +259,7 @@ pub struct XrayResponse {
     pub created_at: DateTime<Utc>,
     pub analysed_at: Option<DateTime<Utc>>,
     /// The automatic image-quality check (`kind: "image-quality-check"`), not a diagnosis.
+    #[schema(value_type = Option<Object>)]
     pub analysis: Option<serde_json::Value>,
     /// Why the analysis failed, when `status` is `failed`.
     pub error: Option<String>,

@@ -10,6 +10,7 @@ use crate::ids::{AppointmentId, PatientId, UserId};
 use crate::input::{InputError, not_null, nullable};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The end of a slot from a request's `ends_at` / `duration_minutes`: one or the other.
 fn slot_end(
@@ -30,23 +31,37 @@ fn slot_end(
     }
 }
 
-/// `POST /appointments`.
-#[derive(Debug, Deserialize)]
+/// `POST /appointments`: `ends_at` or `duration_minutes`, not both.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"patient_id": "0b4f6a9e-5a38-4a8e-9b59-1f0d1c1e8c11",
+    "dentist_id": "6d1c0f0e-2b7f-4a57-8d0a-3d6c2c7b9a10", "starts_at": "2026-12-09T09:30:00+01:00",
+    "duration_minutes": 30, "reason": "Revisión", "procedure_code": "D0120"}))]
 pub struct CreateAppointmentRequest {
     pub patient_id: PatientId,
+    /// A dentist of the clinic.
     pub dentist_id: UserId,
-    /// RFC 3339 with an offset; a time without one is rejected by the parser.
+    /// RFC 3339 with an offset; from a day ago to two years ahead.
     pub starts_at: DateTime<Utc>,
+    /// At most 12 hours after `starts_at`.
     #[serde(default)]
     pub ends_at: Option<DateTime<Utc>>,
+    /// 5–720 minutes.
     #[serde(default)]
+    #[schema(minimum = 5, maximum = 720)]
     pub duration_minutes: Option<u32>,
+    /// Why the visit was booked; never logged.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
+    /// A code of the clinic's `procedures` catalog.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub procedure_code: Option<String>,
 }
+
+// The schema's `max_length` of `reason` is this limit.
+const _: () = assert!(super::Reason::MAX_CHARS == 500);
 
 impl TryFrom<CreateAppointmentRequest> for NewAppointment {
     type Error = InputError;
@@ -71,21 +86,26 @@ impl TryFrom<CreateAppointmentRequest> for NewAppointment {
     }
 }
 
-/// `PATCH /appointments/{id}`: only the fields present change.
-#[derive(Debug, Deserialize)]
+/// `PATCH /appointments/{id}`: only the fields present change, with the rules of
+/// `CreateAppointmentRequest`; only `procedure_code` can be cleared (`null`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"starts_at": "2026-12-09T11:00:00+01:00", "duration_minutes": 45}))]
 pub struct UpdateAppointmentRequest {
     #[serde(default, deserialize_with = "nullable")]
     pub starts_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "nullable")]
     pub ends_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 5, maximum = 720)]
     pub duration_minutes: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
     pub dentist_id: Option<Option<UserId>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 500)]
     pub reason: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 32)]
     pub procedure_code: Option<Option<String>>,
 }
 
@@ -123,7 +143,7 @@ impl TryFrom<UpdateAppointmentRequest> for AppointmentChanges {
 
 /// An appointment as the API returns it. No patient name: the client already has the
 /// patient, and a calendar list should not carry identities it does not need.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AppointmentResponse {
     pub id: AppointmentId,
     pub patient_id: PatientId,

@@ -13,16 +13,29 @@ pub const MAX_LIST_RANGE: TimeDelta = TimeDelta::days(92);
 
 /// `GET /appointments` query string. Times are parsed by [`AppointmentFilter::parse`] so a
 /// `+` that arrived unencoded (as a space) is still understood.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListAppointmentsQuery {
+    /// Appointments starting at or after this instant (RFC 3339; default 00:00 UTC today).
+    #[param(format = DateTime)]
     pub from: Option<String>,
+    /// Appointments starting before this instant (default `from` + 7 days; at most 92 days
+    /// after `from`).
+    #[param(format = DateTime)]
     pub to: Option<String>,
+    /// Only this dentist's.
     pub dentist_id: Option<UserId>,
+    /// Only this patient's.
     pub patient_id: Option<PatientId>,
-    /// Comma-separated: `status=scheduled,confirmed`. A repeated `status` key is rejected.
+    /// Comma-separated statuses: `status=scheduled,confirmed`. A repeated `status` key is
+    /// rejected.
+    #[param(example = "scheduled,confirmed")]
     pub status: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 

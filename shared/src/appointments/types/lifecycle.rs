@@ -6,7 +6,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where an appointment is in its life, as the `appointment_status` PostgreSQL enum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "appointment_status", rename_all = "snake_case")]
 pub enum AppointmentStatus {
@@ -76,7 +78,8 @@ impl FromStr for AppointmentStatus {
 }
 
 /// A status change asked for by `POST /appointments/{id}/{action}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "kebab-case")]
 pub enum Action {
     Confirm,
     Cancel,

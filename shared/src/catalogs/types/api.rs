@@ -5,10 +5,12 @@
 use super::{CatalogItem, CatalogKind, Change, DefaultMinutes, ItemChanges, ItemName, PriceCents};
 use crate::input::{InputError, not_null, nullable};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// `GET /catalogs/{kind}` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ViewQuery {
     /// Inactive items (retired globally, or hidden by the clinic) are left out unless asked
     /// for; an admin asks to see what can be switched back on.
@@ -17,7 +19,7 @@ pub struct ViewQuery {
 }
 
 /// Whose catalog a write changes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// The caller's clinic: its overrides and extra items (clinic admins).
@@ -37,30 +39,42 @@ impl Scope {
 }
 
 /// `PUT` / `DELETE /catalogs/{kind}/{code}` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WriteQuery {
+    /// `clinic` (default, clinic admins) or `global` (platform admins).
     #[serde(default)]
+    #[param(inline)]
     pub scope: Scope,
 }
 
 /// `PUT /catalogs/{kind}/{code}`: only the fields present change; `null` returns a field of an
 /// override to the global value.
-#[derive(Debug, Deserialize)]
+/// A new item needs a `name` (and, globally, every field of its kind); insurers have no
+/// `default_minutes` or `price_cents`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Limpieza dental", "default_minutes": 30, "price_cents": 4500}))]
 pub struct PutItemRequest {
+    /// 1–100 characters on one line.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<Option<String>>,
+    /// Procedures: 5–720 minutes.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 5, maximum = 720)]
     pub default_minutes: Option<Option<i64>>,
+    /// Procedures: 0–100,000,000 cents of the clinic's currency.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0, maximum = 100000000)]
     pub price_cents: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     pub active: Option<Option<bool>>,
 }
 
 /// `GET /catalogs/{kind}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CatalogViewResponse {
     pub kind: CatalogKind,
     pub items: Vec<CatalogItem>,

@@ -10,7 +10,7 @@ use crate::input::InputError;
 use serde::{Deserialize, Serialize};
 
 /// Which catalog: the path segment of `/catalogs/{kind}`, spelled as the database stores it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CatalogKind {
     /// Treatments a clinic books and bills: name, default duration, price.
@@ -250,7 +250,7 @@ pub struct MergedRow {
 }
 
 /// Where the item a clinic sees comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemSource {
     /// The global catalog, unchanged by the clinic.
@@ -262,7 +262,7 @@ pub enum ItemSource {
 }
 
 /// An item as a clinic sees it, and as its cached view holds it (format version in the key).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogItem {
     pub code: String,
     pub name: String,

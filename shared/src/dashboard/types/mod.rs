@@ -52,7 +52,7 @@ pub struct FiguresRow {
 }
 
 /// `GET /dashboard`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dashboard {
     /// When these figures were computed; a cached dashboard can be up to a few minutes old.
     pub generated_at: DateTime<Utc>,
@@ -66,7 +66,7 @@ pub struct Dashboard {
 }
 
 /// Appointments starting today (the clinic's day), whatever their status.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppointmentsToday {
     pub date: NaiveDate,
     pub total: i64,
@@ -74,7 +74,7 @@ pub struct AppointmentsToday {
 }
 
 /// One count per status, zeros included.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusCounts {
     pub scheduled: i64,
     pub confirmed: i64,
@@ -102,14 +102,14 @@ impl StatusCounts {
 
 /// Each dentist's bookings from today to six days ahead (`from`..=`to`, the clinic's days).
 /// Cancelled appointments do not count: they free the time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoadNext7Days {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub dentists: Vec<DentistLoad>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DentistLoad {
     pub dentist_id: UserId,
     pub name: String,
@@ -119,7 +119,7 @@ pub struct DentistLoad {
     pub days: Vec<DayLoad>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DayLoad {
     pub date: NaiveDate,
     pub appointments: i64,
@@ -129,7 +129,7 @@ pub struct DayLoad {
 /// Of the appointments that started in the 30 days before `generated_at` and were closed as
 /// completed or as a no-show, the share of no-shows. Cancelled and still-open appointments are
 /// in neither figure. `rate` is `null` when there is nothing to divide by.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoShowRate {
     pub since: DateTime<Utc>,
     pub no_shows: i64,
@@ -139,7 +139,7 @@ pub struct NoShowRate {
 
 /// Patients registered in the 7 and 30 days before `generated_at`, archived records excluded
 /// (an archived record is usually a duplicate or a mistake, not a new patient).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewPatients {
     pub last_7_days: i64,
     pub last_30_days: i64,
@@ -149,7 +149,7 @@ pub struct NewPatients {
 /// its procedure's catalog price: the clinic's override when it sets a price, else the global
 /// price. Appointments without a procedure, or whose procedure has no price (in `currency`),
 /// are counted in `unpriced_appointments` and add nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EstimatedRevenue {
     /// `YYYY-MM`.
     pub month: String,

@@ -10,24 +10,44 @@ use crate::ids::PatientId;
 use crate::input::{InputError, not_null, nullable};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// `POST /patients`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"first_name": "Lucía", "last_name": "García Pérez",
+    "phone": "+34 657 741 344", "birth_date": "1984-03-09"}))]
 pub struct CreatePatientRequest {
+    /// 1–100 characters on one line.
+    #[schema(min_length = 1, max_length = 100)]
     pub first_name: String,
+    /// 1–100 characters on one line.
+    #[schema(min_length = 1, max_length = 100)]
     pub last_name: String,
+    /// 6–15 digits with an optional leading `+`; spaces, dots, dashes and parentheses are
+    /// dropped.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub phone: Option<String>,
+    /// Stored lower-cased.
     #[serde(default)]
+    #[schema(max_length = 254)]
     pub email: Option<String>,
+    /// From 1900-01-01 to today.
     #[serde(default)]
     pub birth_date: Option<NaiveDate>,
+    /// DNI/NIE: 1–32 letters, digits or dashes; unique in the clinic.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub national_id: Option<String>,
+    /// Clinical notes: never logged.
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub notes: Option<String>,
 }
+
+// The schema's `max_length` of `notes` is this limit.
+const _: () = assert!(super::ClinicalNotes::MAX_CHARS == 10_000);
 
 impl TryFrom<CreatePatientRequest> for NewPatient {
     type Error = InputError;
@@ -61,22 +81,30 @@ impl TryFrom<CreatePatientRequest> for NewPatient {
 }
 
 /// `PATCH /patients/{id}`: only the fields present change; `null` clears an optional field.
-#[derive(Debug, Deserialize)]
+/// The rules of each field are `CreatePatientRequest`'s; the names cannot be cleared.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"phone": "+34 696 871 213", "email": null}))]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePatientRequest {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(min_length = 1, max_length = 100)]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(min_length = 1, max_length = 100)]
     pub last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 64)]
     pub phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 254)]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub birth_date: Option<Option<NaiveDate>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 32)]
     pub national_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 10000)]
     pub notes: Option<Option<String>>,
 }
 
@@ -129,18 +157,25 @@ impl TryFrom<UpdatePatientRequest> for PatientChanges {
 }
 
 /// `GET /patients` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListPatientsQuery {
+    /// A name, phone or national id, or part of one (at most 100 characters).
+    #[param(max_length = 100)]
     pub search: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Also list archived patients.
     #[serde(default)]
     pub include_archived: bool,
 }
 
 /// A patient as the API returns it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PatientResponse {
     pub id: PatientId,
     pub first_name: String,

@@ -61,7 +61,9 @@ impl Audience {
 }
 
 /// `notifications.audience`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "notification_audience", rename_all = "snake_case")]
 pub enum AudienceKind {
@@ -174,13 +176,16 @@ impl NewNotification {
 }
 
 /// A stored notification as a client sees it (inbox pages, pushes, replays).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Notification {
     /// The inbox offset: increasing, so "everything after N" is what a client missed.
     pub id: i64,
     pub audience: AudienceKind,
+    /// What happened, e.g. `appointment.booked`; each kind's `body` is described by the
+    /// WebSocket API's AsyncAPI document.
     pub kind: String,
     pub title: String,
+    #[schema(value_type = Object)]
     pub body: serde_json::Value,
     pub created_at: DateTime<Utc>,
     /// Whether the caller has read it (always `false` in a push).

@@ -8,14 +8,23 @@ use crate::ids::{JobId, PatientId, ReportId, UserId};
 use crate::input::InputError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-/// `POST /reports/insurance`.
-#[derive(Debug, Deserialize)]
+/// `POST /reports/insurance`: the patient's visits in a period, for one insurer.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"patient_id": "0b4f6a9e-5a38-4a8e-9b59-1f0d1c1e8c11",
+    "from": "2026-01-01", "to": "2026-06-30", "insurer": "SANITAS"}))]
 pub struct InsuranceReportRequest {
     pub patient_id: PatientId,
+    /// First day (`YYYY-MM-DD`, the clinic's calendar), from year 2000.
+    #[schema(format = Date)]
     pub from: String,
+    /// Last day, included: on or after `from`, at most a year later, up to year 2099.
+    #[schema(format = Date)]
     pub to: String,
+    /// A code of the clinic's `insurer` catalog.
+    #[schema(min_length = 1, max_length = 32)]
     pub insurer: String,
 }
 
@@ -46,7 +55,7 @@ pub fn job_path(id: JobId) -> String {
 }
 
 /// Where to look next: the report's status, its PDF (once ready) and the job building it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReportLinks {
     #[serde(rename = "self")]
     pub report: String,
@@ -66,7 +75,7 @@ impl ReportLinks {
 
 /// `202 Accepted` for `POST /reports/insurance` (also for a replayed Idempotency-Key, whatever
 /// the report's status is by then).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AcceptedResponse {
     pub report_id: ReportId,
     pub job_id: Option<JobId>,
@@ -86,7 +95,7 @@ impl From<&ReportRecord> for AcceptedResponse {
 }
 
 /// `GET /reports/{id}`: what the report covers and where it is, never its content.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReportResponse {
     pub id: ReportId,
     pub kind: String,

@@ -25,7 +25,9 @@ pub const EARLIEST_YEAR: i32 = 2000;
 pub const LATEST_YEAR: i32 = 2099;
 
 /// Where a report is in its life, as the `document_status` PostgreSQL enum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "document_status", rename_all = "snake_case")]
 pub enum ReportStatus {

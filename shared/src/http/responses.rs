@@ -1,0 +1,286 @@
+//! The problem responses of the OpenAPI document (`crate::contract`), each with an example of
+//! every problem type it can carry. The examples are built by [`ApiError::problem`] itself, so
+//! the document shows exactly the bodies the API sends. An operation names the ones its shape
+//! does not imply with the marker types below: `(status = 409, response = Conflict)`.
+
+use super::{ApiError, ConflictKind, PROBLEM_JSON, Problem};
+use std::io;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, example::ExampleBuilder};
+use utoipa::{PartialSchema, ToSchema};
+
+/// The shared problem responses an operation names itself, as `(status = 409, response =
+/// Conflict)`; the others are added by shape (`crate::contract`).
+macro_rules! shared_response {
+    ($($(#[$meta:meta])* $name:ident),*) => {$(
+        $(#[$meta])*
+        pub struct $name;
+
+        impl<'r> utoipa::ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<utoipa::openapi::response::Response>) {
+                let name = stringify!($name);
+                (name, RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))))
+            }
+        }
+    )*};
+}
+
+shared_response!(
+    /// 409 `application/problem+json`: every conflict type is an example.
+    Conflict,
+    /// 404, for an operation without path parameters (those get it by shape).
+    NotFound,
+    /// 413, for an operation whose body is not described as JSON.
+    PayloadTooLarge,
+    /// 415, for an operation whose body is not described as JSON.
+    UnsupportedMediaType,
+    /// 422, for an operation whose body is not described as JSON.
+    Validation
+);
+
+/// An example body of each conflict, as the services word it.
+fn conflict_example(kind: ConflictKind) -> (&'static str, Option<&'static str>) {
+    match kind {
+        ConflictKind::DuplicateNationalId => (
+            "Another patient of this clinic already has this national id.",
+            Some("national_id"),
+        ),
+        ConflictKind::PatientArchived => (
+            "The patient is archived; archived records cannot be changed.",
+            None,
+        ),
+        ConflictKind::AppointmentOverlap => (
+            "The dentist already has an appointment from 10:00 to 10:30 (UTC) that overlaps.",
+            Some("starts_at"),
+        ),
+        ConflictKind::AppointmentClosed => (
+            "The appointment is cancelled; only scheduled or confirmed appointments can be \
+             changed.",
+            None,
+        ),
+        ConflictKind::InvalidTransition => ("A cancelled appointment cannot be confirmed.", None),
+        ConflictKind::AppointmentNotStarted => (
+            "Cannot complete an appointment before it starts (2026-12-07T10:00:00Z).",
+            None,
+        ),
+        ConflictKind::XrayNotReady => (
+            "The X-ray is still being analysed; its thumbnail exists once its status is ready.",
+            None,
+        ),
+        ConflictKind::XrayAnalysisFailed => (
+            "The analysis of this X-ray failed, so it has no thumbnail.",
+            None,
+        ),
+        ConflictKind::ReportNotReady => (
+            "The report is still being generated; poll GET /reports/{id} until its status is \
+             ready.",
+            None,
+        ),
+        ConflictKind::ReportFailed => (
+            "The report could not be generated, so it has no PDF; GET /reports/{id} says why.",
+            None,
+        ),
+        ConflictKind::JobNotReplayable => (
+            "The job is running; only dead or failed jobs can be replayed.",
+            None,
+        ),
+    }
+}
+
+/// A shared response of the document: its component name, the status it stands for and the
+/// problem examples it shows.
+pub struct ProblemResponse {
+    pub name: &'static str,
+    pub status: u16,
+    description: &'static str,
+    examples: Vec<ApiError>,
+    headers: &'static [(&'static str, &'static str)],
+}
+
+const RETRY_AFTER: (&str, &str) = (
+    "Retry-After",
+    "Seconds to wait before retrying (RFC 9110 §10.2.3).",
+);
+
+/// Every problem response, in status order.
+pub fn all() -> Vec<ProblemResponse> {
+    vec![
+        ProblemResponse {
+            name: "BadRequest",
+            status: 400,
+            description: "Malformed request: the body is not JSON, a query or path parameter does \
+                          not parse, or a PATCH changes nothing. `field` names the parameter.",
+            examples: vec![
+                ApiError::BadRequest {
+                    detail: "The body changes nothing: send at least one field.".into(),
+                    field: None,
+                },
+                ApiError::BadRequest {
+                    detail: "limit must be between 1 and 200.".into(),
+                    field: Some("limit".into()),
+                },
+            ],
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "Unauthorized",
+            status: 401,
+            description: "No valid bearer token, or its user is unknown or deactivated.",
+            examples: vec![
+                ApiError::Unauthorized {
+                    detail: "The token has expired.".into(),
+                },
+                ApiError::UnknownUser,
+                ApiError::UserDeactivated,
+            ],
+            headers: &[("WWW-Authenticate", "`Bearer realm=\"pulso\"` (RFC 6750).")],
+        },
+        ProblemResponse {
+            name: "Forbidden",
+            status: 403,
+            description: "The caller's role may not do this (see the operation's `x-roles`), or \
+                          the clinic is archived.",
+            examples: vec![
+                ApiError::Forbidden {
+                    detail: "This needs one of the roles: admin, receptionist.".into(),
+                },
+                ApiError::ClinicArchived,
+            ],
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "NotFound",
+            status: 404,
+            description: "No such resource in the caller's clinic (another clinic's rows are \
+                          answered the same way).",
+            examples: vec![ApiError::NotFound { what: "patient" }],
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "Conflict",
+            status: 409,
+            description: "The request conflicts with the resource's state; `type` says how \
+                          (each possible type is an example).",
+            examples: ConflictKind::ALL
+                .into_iter()
+                .map(|kind| {
+                    let (detail, field) = conflict_example(kind);
+                    ApiError::Conflict {
+                        kind,
+                        detail: detail.into(),
+                        field: field.map(str::to_owned),
+                    }
+                })
+                .collect(),
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "PayloadTooLarge",
+            status: 413,
+            description: "The body is over the route's limit.",
+            examples: vec![ApiError::PayloadTooLarge { limit: 65_536 }],
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "UnsupportedMediaType",
+            status: 415,
+            description: "The body is not of the media type the route reads.",
+            examples: vec![ApiError::UnsupportedMediaType {
+                expected: "application/json",
+            }],
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "Validation",
+            status: 422,
+            description: "A field breaks a rule; `field` names it (`.` for the body as a whole).",
+            examples: vec![ApiError::validation(
+                "email",
+                "must be an email address such as ana@example.com",
+            )],
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "TooManyRequests",
+            status: 429,
+            description: "Over a rate limit or a quota: retry after `Retry-After` seconds.",
+            examples: vec![
+                ApiError::RateLimited {
+                    retry_after_seconds: 2,
+                    detail: "Too many requests from this user; retry in 2 seconds.".into(),
+                    headers: Vec::new(),
+                },
+                ApiError::QuotaExceeded {
+                    detail: "The clinic has too many pending jobs; retry later.".into(),
+                    retry_after_seconds: 30,
+                },
+            ],
+            headers: &[
+                RETRY_AFTER,
+                (
+                    "RateLimit-Policy",
+                    "The limits that apply (IETF draft-ietf-httpapi-ratelimit-headers).",
+                ),
+                (
+                    "RateLimit",
+                    "What is left of the limit that refused the request.",
+                ),
+            ],
+        },
+        ProblemResponse {
+            name: "Internal",
+            status: 500,
+            description: "A fault on Pulso's side; it is logged under the `X-Request-Id`.",
+            examples: vec![ApiError::internal(io::Error::other("example"))],
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "Unavailable",
+            status: 503,
+            description: "A dependency (PostgreSQL) is unavailable; retry after `Retry-After`.",
+            examples: vec![ApiError::Unavailable {
+                source: Box::new(io::Error::other("example")),
+                retry_after_seconds: 5,
+            }],
+            headers: &[RETRY_AFTER],
+        },
+    ]
+}
+
+impl ProblemResponse {
+    /// The response as the document's `components.responses` holds it.
+    pub fn to_response(&self) -> Response {
+        let mut content =
+            ContentBuilder::new().schema(Some(Ref::from_schema_name(Problem::name())));
+        let problems: Vec<Problem> = self.examples.iter().map(ApiError::problem).collect();
+        let mut names = Vec::new();
+        for problem in &problems {
+            // Named by type, and by field where one type has several examples.
+            let slug = problem.problem_type.trim_start_matches("/problems/");
+            let name = match &problem.field {
+                Some(field) if names.contains(&slug) => format!("{slug}-{field}"),
+                _ => slug.to_owned(),
+            };
+            names.push(slug);
+            let value = serde_json::to_value(problem).expect("a problem serializes");
+            content = content.examples_from_iter([(
+                name,
+                RefOr::T(ExampleBuilder::new().value(Some(value)).build()),
+            )]);
+        }
+        let mut response = ResponseBuilder::new()
+            .description(self.description)
+            .content(PROBLEM_JSON, content.build());
+        for (name, description) in self.headers {
+            response = response.header(
+                *name,
+                HeaderBuilder::new()
+                    .schema(Some(String::schema()))
+                    .description(Some(*description))
+                    .build(),
+            );
+        }
+        response.build()
+    }
+}
