@@ -17,14 +17,13 @@
 //! function at `GET /openapi.json`.
 
 use crate::http::Problem;
-use crate::http::responses as problems;
+use crate::http::responses::{self as problems, header_ref};
 use crate::state::AppState;
 use crate::xrays::{IfNoneMatch, Sha256Digest};
 use ::http::{HeaderMap, StatusCode, header};
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
-use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
@@ -151,14 +150,8 @@ fn components() -> utoipa::openapi::Components {
                     .build(),
             ),
         );
-    for (name, description) in HEADERS {
-        components = components.header(
-            *name,
-            HeaderBuilder::new()
-                .schema(Some(String::schema()))
-                .description(Some(*description))
-                .build(),
-        );
+    for (name, header) in problems::header_components() {
+        components = components.header(name, header);
     }
     let mut components = components.build();
     for problem in problems::all() {
@@ -167,37 +160,6 @@ fn components() -> utoipa::openapi::Components {
             .insert(problem.name.to_owned(), RefOr::T(problem.to_response()));
     }
     components
-}
-
-/// The response headers the document refers to by name (`#/components/headers/…`).
-const HEADERS: &[(&str, &str)] = &[
-    (
-        "X-Request-Id",
-        "The request's id, also in Pulso's logs; quote it when reporting a problem.",
-    ),
-    (
-        "RateLimit-Policy",
-        "The rate limits that apply to the caller on this route (IETF \
-         draft-ietf-httpapi-ratelimit-headers), e.g. `\"user\";q=120;w=60`.",
-    ),
-    (
-        "RateLimit",
-        "What is left of the closest limit, e.g. `\"user\";r=119;t=1`.",
-    ),
-    ("Location", "The URL of the resource just created."),
-    (
-        "ETag",
-        "The representation's entity tag; send it back in `If-None-Match` to get 304.",
-    ),
-    (
-        "Idempotent-Replayed",
-        "`true` when the answer is the stored one of an earlier request with the same \
-         `Idempotency-Key`.",
-    ),
-];
-
-fn header_ref(name: &str) -> RefOr<utoipa::openapi::header::Header> {
-    RefOr::Ref(Ref::new(format!("#/components/headers/{name}")))
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {

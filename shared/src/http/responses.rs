@@ -5,7 +5,7 @@
 
 use super::{ApiError, ConflictKind, PROBLEM_JSON, Problem};
 use std::io;
-use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, example::ExampleBuilder};
 use utoipa::{PartialSchema, ToSchema};
@@ -95,13 +95,48 @@ pub struct ProblemResponse {
     pub status: u16,
     description: &'static str,
     examples: Vec<ApiError>,
-    headers: &'static [(&'static str, &'static str)],
+    /// Names of [`HEADERS`].
+    headers: &'static [&'static str],
 }
 
-const RETRY_AFTER: (&str, &str) = (
-    "Retry-After",
-    "Seconds to wait before retrying (RFC 9110 §10.2.3).",
-);
+/// The response headers the document describes once, in `components.headers`, and refers to by
+/// name: those of the problem responses, and those `crate::contract` adds to every response.
+pub const HEADERS: &[(&str, &str)] = &[
+    (
+        "X-Request-Id",
+        "The request's id, also in Pulso's logs; quote it when reporting a problem.",
+    ),
+    (
+        "RateLimit-Policy",
+        "The rate limits that apply to the caller on this route (IETF \
+         draft-ietf-httpapi-ratelimit-headers), e.g. `\"user\";q=120;w=60`.",
+    ),
+    (
+        "RateLimit",
+        "What is left of the closest limit, e.g. `\"user\";r=119;t=1`.",
+    ),
+    (
+        "Retry-After",
+        "Seconds to wait before retrying (RFC 9110 §10.2.3).",
+    ),
+    ("WWW-Authenticate", "`Bearer realm=\"pulso\"` (RFC 6750)."),
+];
+
+/// A reference to one of [`HEADERS`].
+pub fn header_ref(name: &str) -> RefOr<Header> {
+    RefOr::Ref(Ref::new(format!("#/components/headers/{name}")))
+}
+
+/// [`HEADERS`] as the document's `components.headers` holds them.
+pub fn header_components() -> impl Iterator<Item = (&'static str, Header)> {
+    HEADERS.iter().map(|(name, description)| {
+        let header = HeaderBuilder::new()
+            .schema(Some(String::schema()))
+            .description(Some(*description))
+            .build();
+        (*name, header)
+    })
+}
 
 /// Every problem response, in status order.
 pub fn all() -> Vec<ProblemResponse> {
@@ -134,7 +169,7 @@ pub fn all() -> Vec<ProblemResponse> {
                 ApiError::UnknownUser,
                 ApiError::UserDeactivated,
             ],
-            headers: &[("WWW-Authenticate", "`Bearer realm=\"pulso\"` (RFC 6750).")],
+            headers: &["WWW-Authenticate"],
         },
         ProblemResponse {
             name: "Forbidden",
@@ -216,17 +251,7 @@ pub fn all() -> Vec<ProblemResponse> {
                     retry_after_seconds: 30,
                 },
             ],
-            headers: &[
-                RETRY_AFTER,
-                (
-                    "RateLimit-Policy",
-                    "The limits that apply (IETF draft-ietf-httpapi-ratelimit-headers).",
-                ),
-                (
-                    "RateLimit",
-                    "What is left of the limit that refused the request.",
-                ),
-            ],
+            headers: &["Retry-After", "RateLimit-Policy", "RateLimit"],
         },
         ProblemResponse {
             name: "Internal",
@@ -243,7 +268,7 @@ pub fn all() -> Vec<ProblemResponse> {
                 source: Box::new(io::Error::other("example")),
                 retry_after_seconds: 5,
             }],
-            headers: &[RETRY_AFTER],
+            headers: &["Retry-After"],
         },
     ]
 }
@@ -271,16 +296,13 @@ impl ProblemResponse {
         }
         let mut response = ResponseBuilder::new()
             .description(self.description)
-            .content(PROBLEM_JSON, content.build());
-        for (name, description) in self.headers {
-            response = response.header(
-                *name,
-                HeaderBuilder::new()
-                    .schema(Some(String::schema()))
-                    .description(Some(*description))
-                    .build(),
-            );
+            .content(PROBLEM_JSON, content.build())
+            .build();
+        for name in self.headers {
+            response
+                .headers
+                .insert((*name).to_owned(), header_ref(name));
         }
-        response.build()
+        response
     }
 }
