@@ -14,8 +14,8 @@ use shared::AppState;
 use shared::auth::{Principal, Role};
 use shared::ids::{AppointmentId, ClinicId, JobId, UserId, XrayId};
 use shared::realtime::{
-    self, ANNOUNCEMENT, Audience, ConnectionRegistry, DocumentReady, LiveConnection,
-    NewNotification, Notifier, Recorder,
+    self, Audience, ConnectionRegistry, DocumentReady, LiveConnection, NewNotification, Notice,
+    Notifier, Recorder,
 };
 use shared::scheduler::{Scheduler, TaskOutcome, Tick};
 use std::sync::Arc;
@@ -108,7 +108,7 @@ fn principal(clinic: &TestClinic, role: Role) -> Principal {
 async fn note(state: &AppState, audience: Audience, title: &str) -> i64 {
     realtime::notify(
         state,
-        NewNotification::new(audience, ANNOUNCEMENT, title, json!({"message": title})),
+        NewNotification::new(audience, title, Notice::announcement(title)),
     )
     .await
     .expect("notify")
@@ -124,7 +124,7 @@ async fn note_everyone(state: &AppState, app: &TestApp, title: &str) -> i64 {
     realtime::notify_everyone(
         state,
         &author,
-        NewNotification::new(Audience::Everyone, ANNOUNCEMENT, title, json!({})),
+        NewNotification::new(Audience::Everyone, title, Notice::announcement(title)),
     )
     .await
     .expect("notify everyone")
@@ -405,9 +405,8 @@ async fn connect_answers_503_when_redis_is_down() {
         &app.state,
         NewNotification::new(
             Audience::Clinic(app.clinic_a.id),
-            ANNOUNCEMENT,
             "Hola",
-            json!({}),
+            Notice::announcement("Hola"),
         ),
     )
     .await
@@ -455,7 +454,7 @@ async fn a_gone_connection_is_removed_from_every_index_on_the_first_410() {
     };
     let first = realtime::notify(
         &state,
-        NewNotification::new(audience, ANNOUNCEMENT, "one", json!({})),
+        NewNotification::new(audience, "one", Notice::announcement("one")),
     )
     .await
     .expect("notify");
@@ -491,7 +490,7 @@ async fn a_gone_connection_is_removed_from_every_index_on_the_first_410() {
     );
     let second = realtime::notify(
         &state,
-        NewNotification::new(audience, ANNOUNCEMENT, "two", json!({})),
+        NewNotification::new(audience, "two", Notice::announcement("two")),
     )
     .await
     .expect("notify");
@@ -518,7 +517,11 @@ async fn one_slow_connection_does_not_hold_up_the_others() {
     let started = std::time::Instant::now();
     let delivery = realtime::notify(
         &state,
-        NewNotification::new(Audience::Clinic(clinic.id), ANNOUNCEMENT, "hola", json!({})),
+        NewNotification::new(
+            Audience::Clinic(clinic.id),
+            "hola",
+            Notice::announcement("hola"),
+        ),
     )
     .await
     .expect("notify");

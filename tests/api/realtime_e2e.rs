@@ -15,7 +15,7 @@ use shared::auth::Role;
 use shared::ids::{JobId, UserId};
 use shared::queue::Job;
 use shared::realtime::{
-    self, ANNOUNCEMENT, Audience, ConnectionRegistry, LiveConnection, NewNotification,
+    self, Audience, ConnectionRegistry, LiveConnection, NewNotification, Notice,
 };
 use shared::scheduler::{Scheduler, Tick};
 use std::time::Duration;
@@ -68,7 +68,7 @@ async fn send(socket: &mut Socket, text: &str) {
 async fn note(state: &AppState, audience: Audience, title: &str) -> i64 {
     realtime::notify(
         state,
-        NewNotification::new(audience, ANNOUNCEMENT, title, json!({"message": title})),
+        NewNotification::new(audience, title, Notice::announcement(title)),
     )
     .await
     .expect("notify")
@@ -258,7 +258,11 @@ async fn a_connection_ends_with_its_token_and_is_closed() {
     // drop it the same way when a push looks there, or when they expire).
     let delivery = realtime::notify(
         &gateway.state,
-        NewNotification::new(desk(&clinic), ANNOUNCEMENT, "after expiry", json!({})),
+        NewNotification::new(
+            desk(&clinic),
+            "after expiry",
+            Notice::announcement("after expiry"),
+        ),
     )
     .await
     .expect("notify");
@@ -349,7 +353,11 @@ async fn a_connection_that_vanished_without_disconnect_is_removed_on_the_first_4
 
     let delivery = realtime::notify(
         &gateway.state,
-        NewNotification::new(desk(&clinic), ANNOUNCEMENT, "to the desk", json!({})),
+        NewNotification::new(
+            desk(&clinic),
+            "to the desk",
+            Notice::announcement("to the desk"),
+        ),
     )
     .await
     .expect("notify");

@@ -18,7 +18,7 @@ use pulso_tests::realtime::{LocalGateway, sdk_notifier};
 use serde_json::{Value, json};
 use shared::AppState;
 use shared::auth::Role;
-use shared::realtime::{self, ANNOUNCEMENT, Audience, NewNotification, Notifier};
+use shared::realtime::{self, Audience, NewNotification, Notice, Notifier};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -170,9 +170,8 @@ async fn run() {
                 &state,
                 NewNotification::new(
                     Audience::Clinic(clinic.id),
-                    ANNOUNCEMENT,
                     "Bench",
-                    json!({"message": "fan-out", "round": round}),
+                    Notice::announcement(format!("fan-out {round}")),
                 ),
             )
             .await

@@ -30,8 +30,9 @@ commands:
                                 patients, 200000 appointments); --reset rebuilds it
   token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]
                                 print a JWT for a seeded user (HS256, JWT_HS256_SECRET)
-  openapi [--check]             write the API's OpenAPI document to docs/openapi.json (from the
-                                code); --check fails instead when the committed one differs
+  contract [--check]            write the API's documents, generated from the code:
+                                docs/openapi.json (HTTP) and docs/asyncapi.json (WebSocket);
+                                --check fails instead when a committed one differs
   smoke [--gateway URL] [--idle SECS]
                                 check a running local stack (--gateway: default
                                 http://127.0.0.1:3000; infra/run-local --check runs it):
@@ -92,7 +93,7 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        "openapi" => openapi(options),
+        "contract" => contract(options),
         "smoke" => {
             let options = smoke::Options::parse(options)?;
             smoke::run(&options, admin_pool().await?).await
@@ -112,27 +113,44 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
     }
 }
 
-/// Writes (or, with `--check`, compares) the committed OpenAPI document.
-fn openapi(options: &[String]) -> anyhow::Result<()> {
+/// Writes (or, with `--check`, compares) the committed OpenAPI and AsyncAPI documents.
+fn contract(options: &[String]) -> anyhow::Result<()> {
     let check = match options {
         [] => false,
         [flag] if flag == "--check" => true,
-        _ => bail!("usage: pulso-devtool openapi [--check]"),
+        _ => bail!("usage: pulso-devtool contract [--check]"),
     };
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(shared::contract::OPENAPI_PATH);
-    let generated = shared::contract::openapi_json();
-    if check {
-        let committed = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if committed != generated {
-            bail!("{} differs from the generated document", path.display());
+    let documents = [
+        (
+            shared::contract::OPENAPI_PATH,
+            shared::contract::openapi_json(),
+        ),
+        (
+            shared::contract::ASYNCAPI_PATH,
+            shared::contract::asyncapi_json(),
+        ),
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut stale = Vec::new();
+    for (relative, generated) in documents {
+        let path = root.join(relative);
+        if check {
+            let committed = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if committed != generated {
+                stale.push(relative);
+            }
+            continue;
         }
-        return Ok(());
+        std::fs::write(&path, generated).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {relative}");
     }
-    std::fs::write(&path, generated).with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {}", path.display());
+    if !stale.is_empty() {
+        bail!(
+            "{} differ from what the code generates: run `pulso-devtool contract`",
+            stale.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use crate::auth::Principal;
 use crate::http::ApiError;
 use crate::input::InputError;
 use crate::realtime::{
-    self, ANNOUNCEMENT, Audience, Delivery, NewNotification, Notification, PushReport,
+    self, AnnouncementNotice, Audience, Delivery, NewNotification, Notice, Notification, PushReport,
 };
 use crate::state::AppState;
 use crate::text;
@@ -113,11 +113,6 @@ pub async fn announce(
     announcement: Announcement,
     idempotency_key: Option<&str>,
 ) -> Result<Delivery, ApiError> {
-    let mut body = serde_json::Map::new();
-    body.insert("message".into(), announcement.message.into());
-    if let Some(link) = announcement.link {
-        body.insert("link".into(), link.into());
-    }
     let audience = if announcement.everyone {
         Audience::Everyone
     } else {
@@ -125,9 +120,11 @@ pub async fn announce(
     };
     let mut new = NewNotification::new(
         audience,
-        ANNOUNCEMENT,
         announcement.title,
-        serde_json::Value::Object(body),
+        Notice::Announcement(AnnouncementNotice {
+            message: announcement.message,
+            link: announcement.link,
+        }),
     );
     if let Some(key) = idempotency_key {
         // The key is the client's (up to 255 characters): hashed, it always fits the column.
@@ -135,7 +132,7 @@ pub async fn announce(
         let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
         new = new.with_dedupe_key(format!("announcement:{}:{hex}", author.user_id));
     }
-    let (title, body) = (new.title.clone(), new.body.clone());
+    let (title, body) = (new.title.clone(), new.notice.body());
     let delivery = if announcement.everyone {
         realtime::notify_everyone(state, author, new).await?
     } else {

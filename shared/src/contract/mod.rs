@@ -16,6 +16,10 @@
 //! committed at `docs/openapi.json` (a test fails when it drifts) and served by the `health`
 //! function at `GET /openapi.json`.
 
+mod asyncapi;
+
+pub use asyncapi::{ASYNCAPI_PATH, asyncapi, asyncapi_json};
+
 use crate::http::Problem;
 use crate::http::responses::{self as problems, header_ref};
 use crate::state::AppState;
@@ -282,6 +286,30 @@ pub fn router(state: AppState) -> Router {
     crate::http::finish(crate::health::routes().merge(routes()), state, &config)
 }
 
+/// Every `$ref` of a document, for the tests that check they resolve.
+#[cfg(test)]
+fn references(value: &serde_json::Value) -> Vec<String> {
+    fn collect(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("$ref", serde_json::Value::String(reference)) => {
+                            into.push(reference.clone())
+                        }
+                        _ => collect(value, into),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| collect(item, into)),
+            _ => {}
+        }
+    }
+    let mut references = Vec::new();
+    collect(value, &mut references);
+    references
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,7 +326,7 @@ mod tests {
         assert!(
             committed == openapi_json(),
             "{OPENAPI_PATH} is not what the code generates: run \
-             `cargo run -p pulso-devtool -- openapi` and commit it"
+             `cargo run -p pulso-devtool -- contract` and commit it"
         );
     }
 
@@ -307,8 +335,7 @@ mod tests {
     #[test]
     fn every_reference_resolves() {
         let document = serde_json::to_value(openapi()).expect("serializes");
-        let mut references = Vec::new();
-        collect_references(&document, &mut references);
+        let references = super::references(&document);
         assert!(!references.is_empty());
         for reference in references {
             let pointer = reference.trim_start_matches('#');
@@ -316,25 +343,6 @@ mod tests {
                 document.pointer(pointer).is_some(),
                 "{reference} does not resolve"
             );
-        }
-    }
-
-    fn collect_references(value: &serde_json::Value, into: &mut Vec<String>) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (key, value) in map {
-                    match (key.as_str(), value) {
-                        ("$ref", serde_json::Value::String(reference)) => {
-                            into.push(reference.clone())
-                        }
-                        _ => collect_references(value, into),
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => {
-                items.iter().for_each(|item| collect_references(item, into))
-            }
-            _ => {}
         }
     }
 

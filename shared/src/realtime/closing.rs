@@ -8,7 +8,7 @@
 use super::Realtime;
 use super::notifier::PostOutcome;
 use super::registry::{ConnectionRegistry, RegistryError, Target};
-use super::types::ServerFrame;
+use super::types::{FrameError, ServerFrame};
 use crate::telemetry::ErrorChain;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -37,7 +37,7 @@ pub async fn close_ended(realtime: impl Into<Realtime<'_>>) -> Result<CloseRepor
     }
     let ended = ConnectionRegistry::new(realtime).ended().await?;
     let frame: Arc<[u8]> = ServerFrame::error(
-        "token_expired",
+        FrameError::TokenExpired,
         "This connection's token has expired (or it reached API Gateway's two hours); it is \
          being closed. Reconnect with a fresh ?token=.",
     )

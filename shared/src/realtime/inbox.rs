@@ -69,10 +69,12 @@ const ADDRESSED_TO_READER: &str = "n.id = $4 AND ( \
         OR n.audience = 'clinic')) \
     OR n.audience = 'everyone')";
 
-/// Stores `new`; `None` when its dedupe key was used already (nothing stored).
+/// Stores `new` with its checked `body`; `None` when its dedupe key was used already (nothing
+/// stored).
 pub(super) async fn insert(
     tx: &mut TenantTx,
     new: &NewNotification,
+    body: &serde_json::Value,
 ) -> Result<Option<Notification>, sqlx::Error> {
     let (user, role) = match new.audience {
         Audience::User { user, .. } => (Some(user), None),
@@ -90,9 +92,9 @@ pub(super) async fn insert(
     .bind(new.audience.kind())
     .bind(user)
     .bind(role)
-    .bind(new.kind.as_str())
+    .bind(new.kind().as_str())
     .bind(&new.title)
-    .bind(&new.body)
+    .bind(body)
     .bind(&new.dedupe_key)
     .fetch_optional(&mut **tx)
     .await

@@ -61,13 +61,10 @@ pub struct Realtime<'a> {
 /// A finished document (an analysed X-ray, a generated report), as its job announces it.
 #[derive(Clone, Debug)]
 pub struct DocumentReady {
-    pub kind: NotificationKind,
     pub title: &'static str,
-    /// Where the document is read, e.g. `/xrays/{id}`.
-    pub link: String,
-    /// Ids the client may want (document, job); never names or clinical text.
-    pub details: serde_json::Map<String, serde_json::Value>,
-    /// Once-only key of this document's notices, e.g. `xray-ready:<id>`.
+    /// Its kind, with the link to the document and the ids a client may want.
+    pub notice: Notice,
+    /// Once-only key of this document's notices, e.g. `xray-analysed:<id>`.
     pub dedupe_key: String,
 }
 
@@ -75,10 +72,8 @@ impl DocumentReady {
     /// `xray.analysed` for `/xrays/{id}`.
     pub fn xray_analysed(xray: XrayId, job: JobId) -> Self {
         Self {
-            kind: XRAY_ANALYSED,
             title: "X-ray analysed",
-            link: format!("/xrays/{xray}"),
-            details: ids([("xray_id", xray.to_string()), ("job_id", job.to_string())]),
+            notice: Notice::XrayAnalysed(XrayAnalysed::new(xray, job)),
             dedupe_key: format!("xray-analysed:{xray}"),
         }
     }
@@ -86,23 +81,11 @@ impl DocumentReady {
     /// `report.ready` for `/reports/{id}`.
     pub fn report_ready(report: ReportId, job: JobId) -> Self {
         Self {
-            kind: REPORT_READY,
             title: "Insurance report ready",
-            link: format!("/reports/{report}"),
-            details: ids([
-                ("report_id", report.to_string()),
-                ("job_id", job.to_string()),
-            ]),
+            notice: Notice::ReportReady(ReportReady::new(report, job)),
             dedupe_key: format!("report-ready:{report}"),
         }
     }
-}
-
-fn ids<const N: usize>(pairs: [(&str, String); N]) -> serde_json::Map<String, serde_json::Value> {
-    pairs
-        .into_iter()
-        .map(|(name, id)| (name.to_owned(), id.into()))
-        .collect()
 }
 
 /// Tells the user who asked for a document and the clinic's reception desk that it is ready.
@@ -118,10 +101,6 @@ pub async fn document_ready(
     notice: DocumentReady,
 ) {
     let realtime = realtime.into();
-    let mut body = notice.details.clone();
-    body.insert("link".into(), notice.link.clone().into());
-    let body = serde_json::Value::Object(body);
-
     let requester = match requested_by {
         Some(user) => match requester_role(realtime, clinic, user).await {
             Ok(Some(Role::Receptionist)) => None,
@@ -141,9 +120,8 @@ pub async fn document_ready(
                 clinic,
                 role: Role::Receptionist,
             },
-            notice.kind,
             notice.title,
-            body.clone(),
+            notice.notice.clone(),
         )
         .with_dedupe_key(format!("{}:desk", notice.dedupe_key)),
     ];
@@ -151,9 +129,8 @@ pub async fn document_ready(
         notices.push(
             NewNotification::new(
                 Audience::User { clinic, user },
-                notice.kind,
                 notice.title,
-                body,
+                notice.notice.clone(),
             )
             .with_dedupe_key(format!("{}:requester", notice.dedupe_key)),
         );
@@ -161,7 +138,7 @@ pub async fn document_ready(
     for new in notices {
         if let Err(error) = notify(realtime, new).await {
             tracing::error!(
-                kind = %notice.kind,
+                kind = %notice.notice.kind(),
                 error = %ErrorChain(&error),
                 "a document-ready notification could not be stored"
             );

@@ -58,12 +58,12 @@ pub async fn notify(
     new: NewNotification,
 ) -> Result<Delivery, RealtimeError> {
     let realtime = realtime.into();
-    new.check()?;
+    let body = new.check()?;
     let Some(clinic) = new.audience.clinic() else {
         return Err(RealtimeError::EveryoneNeedsNotifyEveryone);
     };
     let tx = db::begin_tenant(realtime.db, clinic).await?;
-    store_and_push(realtime, tx, new).await
+    store_and_push(realtime, tx, new, body).await
 }
 
 /// Stores an announcement to every clinic and pushes it to every live connection. Only a
@@ -75,7 +75,7 @@ pub async fn notify_everyone(
     new: NewNotification,
 ) -> Result<Delivery, RealtimeError> {
     let realtime = realtime.into();
-    new.check()?;
+    let body = new.check()?;
     if new.audience != Audience::Everyone {
         return Err(RealtimeError::NotForEveryone);
     }
@@ -83,15 +83,16 @@ pub async fn notify_everyone(
         return Err(RealtimeError::NotPlatformAdmin);
     }
     let tx = db::begin_platform(realtime.db, author.clinic_id).await?;
-    store_and_push(realtime, tx, new).await
+    store_and_push(realtime, tx, new, body).await
 }
 
 async fn store_and_push(
     realtime: Realtime<'_>,
     mut tx: TenantTx,
     new: NewNotification,
+    body: serde_json::Value,
 ) -> Result<Delivery, RealtimeError> {
-    let stored = inbox::insert(&mut tx, &new).await?;
+    let stored = inbox::insert(&mut tx, &new, &body).await?;
     let (notification, created) = match stored {
         Some(notification) => (notification, true),
         None => {
@@ -106,7 +107,7 @@ async fn store_and_push(
     if !created {
         tracing::info!(
             notification_id = notification.id,
-            kind = %new.kind,
+            kind = %new.kind(),
             "notification already sent (same dedupe key); not pushed again"
         );
         return Ok(Delivery {

@@ -222,7 +222,6 @@ impl From<RealtimeError> for ApiError {
             },
             // A caller's bug (the routes never build such a notification), not the client's.
             RealtimeError::TitleLength
-            | RealtimeError::BodyNotObject
             | RealtimeError::BodyTooLarge { .. }
             | RealtimeError::DedupeKeyLength
             | RealtimeError::EveryoneNeedsNotifyEveryone

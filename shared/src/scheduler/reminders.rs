@@ -15,9 +15,7 @@
 use crate::auth::Role;
 use crate::db::{self, DbError};
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
-use crate::realtime::{
-    self, APPOINTMENT_REMINDER, Audience, NewNotification, NotificationKind, POSSIBLE_NO_SHOW,
-};
+use crate::realtime::{self, AppointmentNotice, Audience, NewNotification, Notice};
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -34,7 +32,8 @@ const BATCH: i64 = 200;
 #[derive(Clone, Copy, Debug)]
 struct Rule {
     dedupe_prefix: &'static str,
-    kind: NotificationKind,
+    /// The notice of one due appointment.
+    notice: fn(AppointmentNotice) -> Notice,
     title: &'static str,
     from_seconds: i64,
     to_seconds: i64,
@@ -43,21 +42,21 @@ struct Rule {
 const RULES: [Rule; 3] = [
     Rule {
         dedupe_prefix: "reminder-24h",
-        kind: APPOINTMENT_REMINDER,
+        notice: Notice::AppointmentReminder,
         title: "Appointment in 24 hours",
         from_seconds: 23 * 3600,
         to_seconds: 24 * 3600,
     },
     Rule {
         dedupe_prefix: "reminder-1h",
-        kind: APPOINTMENT_REMINDER,
+        notice: Notice::AppointmentReminder,
         title: "Appointment in 1 hour",
         from_seconds: 30 * 60,
         to_seconds: 3600,
     },
     Rule {
         dedupe_prefix: "no-show",
-        kind: POSSIBLE_NO_SHOW,
+        notice: Notice::PossibleNoShow,
         title: "Possible no-show",
         from_seconds: -(2 * 3600 + 15 * 60),
         to_seconds: -15 * 60,
@@ -133,21 +132,19 @@ async fn send_for_clinic(state: &AppState, clinic: ClinicId, at: DateTime<Utc>) 
             }
         };
         for appointment in due {
-            let body = serde_json::json!({
-                "link": format!("/appointments/{}", appointment.id),
-                "appointment_id": appointment.id,
-                "patient_id": appointment.patient_id,
-                "dentist_id": appointment.dentist_id,
-                "starts_at": appointment.starts_at,
-            });
+            let body = AppointmentNotice::new(
+                appointment.id,
+                appointment.patient_id,
+                appointment.dentist_id,
+                appointment.starts_at,
+            );
             let notice = NewNotification::new(
                 Audience::Role {
                     clinic,
                     role: Role::Receptionist,
                 },
-                rule.kind,
                 rule.title,
-                body,
+                (rule.notice)(body),
             )
             .with_dedupe_key(format!("{}:{}", rule.dedupe_prefix, appointment.id));
             match realtime::notify(state, notice).await {

@@ -5,35 +5,40 @@ use super::{MESSAGE_LIMIT, Notification};
 use serde::{Deserialize, Serialize};
 
 /// A frame a client sends on its WebSocket (routed to `ws-default`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Keeps the connection (and its registration) alive; answered with `pong`.
     Ping,
     /// Marks one notification read.
-    Ack { id: i64 },
+    Ack {
+        /// The notification's id.
+        #[schema(minimum = 1)]
+        id: i64,
+    },
     /// Asks for the notifications after `since` (default: the `?since=` given at connect).
     Replay {
         #[serde(default)]
+        #[schema(minimum = 0)]
         since: Option<i64>,
     },
 }
 
 /// A frame Pulso sends: pushes through @connections, answers through the route response.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
-    Notification {
-        notification: Notification,
-    },
+    /// A notification pushed as it is stored.
+    Notification { notification: Notification },
+    /// The answer to `ping`.
     Pong {
         /// `false`: Pulso no longer knows this connection (its registration expired or Redis lost
         /// it); pushes will not reach it, so the client should reconnect.
         registered: bool,
     },
-    Ack {
-        id: i64,
-    },
+    /// The answer to `ack`: the notification is marked read.
+    Ack { id: i64 },
+    /// The answer to `replay`: what the client missed, oldest first.
     Replay {
         since: i64,
         notifications: Vec<Notification>,
@@ -42,18 +47,40 @@ pub enum ServerFrame {
         /// The id to resume from next time (the last one sent, or `since` when none was).
         last_id: i64,
     },
+    /// The answer to a frame that could not be carried out, or the last frame before the
+    /// server closes a connection whose token expired.
     Error {
-        /// A stable code: `bad_frame`, `unknown_action`, `not_found`, `unknown_connection`,
-        /// `unavailable`.
-        error: String,
+        error: FrameError,
+        /// For a person reading the client's log; the code is what a client acts on.
         message: String,
     },
 }
 
+/// Why a frame was refused: a stable code a client can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameError {
+    /// Not JSON, not an object, or a field of the wrong type or range: fix the frame.
+    BadFrame,
+    /// An `action` other than `ping`, `ack` and `replay`.
+    UnknownAction,
+    /// `ack` of a notification that is not in the caller's inbox.
+    NotFound,
+    /// Pulso no longer knows this connection: reconnect.
+    UnknownConnection,
+    /// The connection's token expired: reconnect with a fresh one.
+    TokenExpired,
+    /// Redis or PostgreSQL could not be reached: retry with backoff, or read
+    /// `GET /notifications` meanwhile.
+    Unavailable,
+    /// A fault of Pulso's: retry later.
+    Internal,
+}
+
 impl ServerFrame {
-    pub fn error(code: &str, message: impl Into<String>) -> Self {
+    pub fn error(code: FrameError, message: impl Into<String>) -> Self {
         ServerFrame::Error {
-            error: code.to_owned(),
+            error: code,
             message: message.into(),
         }
     }

@@ -1,10 +1,15 @@
-//! The vocabulary of notifications: audiences, kinds, what producers hand in, what the inbox
-//! shows, and the limits API Gateway imposes on them. The WebSocket frames are `frames`',
-//! re-exported here.
+//! The vocabulary of notifications: audiences, what producers hand in, what the inbox shows, and
+//! the limits API Gateway imposes on them. The kinds and their bodies are `notices`', the
+//! WebSocket frames `frames`', both re-exported here.
 
 mod frames;
+mod notices;
 
-pub use frames::{ClientFrame, ServerFrame, push_payload};
+pub use frames::{ClientFrame, FrameError, ServerFrame, push_payload};
+pub use notices::{
+    AnnouncementNotice, AppointmentNotice, NamedSchema, Notice, NotificationKind, ReportReady,
+    XrayAnalysed,
+};
 
 use crate::auth::Role;
 use crate::db::DbError;
@@ -73,74 +78,23 @@ pub enum AudienceKind {
     Everyone,
 }
 
-/// What a notification is about, named like `xray.analysed` (the `notifications.kind` check:
-/// `^[a-z][a-z0-9_.]{1,63}$`). Declared as constants, so a misspelt kind fails the build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct NotificationKind(&'static str);
-
-impl NotificationKind {
-    /// Panics at compile time (in a `const`) when `name` does not fit the column's check.
-    pub const fn new(name: &'static str) -> Self {
-        let bytes = name.as_bytes();
-        assert!(
-            bytes.len() >= 2 && bytes.len() <= 64 && bytes[0].is_ascii_lowercase(),
-            "a notification kind is 2..=64 characters starting with a-z"
-        );
-        let mut i = 1;
-        while i < bytes.len() {
-            let b = bytes[i];
-            assert!(
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.',
-                "a notification kind is made of a-z, 0-9, '_' and '.'"
-            );
-            i += 1;
-        }
-        Self(name)
-    }
-
-    pub const fn as_str(&self) -> &'static str {
-        self.0
-    }
-}
-
-impl fmt::Display for NotificationKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-pub const XRAY_ANALYSED: NotificationKind = NotificationKind::new("xray.analysed");
-pub const REPORT_READY: NotificationKind = NotificationKind::new("report.ready");
-pub const APPOINTMENT_REMINDER: NotificationKind = NotificationKind::new("appointment.reminder");
-pub const POSSIBLE_NO_SHOW: NotificationKind =
-    NotificationKind::new("appointment.possible_no_show");
-pub const ANNOUNCEMENT: NotificationKind = NotificationKind::new("announcement");
-
 /// A notification to store and push.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewNotification {
     pub audience: Audience,
-    pub kind: NotificationKind,
     pub title: String,
-    /// A JSON object of ids and links (`"link": "/xrays/…"`); never clinical text.
-    pub body: serde_json::Value,
+    pub notice: Notice,
     /// Stored at most once per clinic (or once among announcements to everyone): the scheduler
     /// and at-least-once jobs may produce the same notice twice.
     pub dedupe_key: Option<String>,
 }
 
 impl NewNotification {
-    pub fn new(
-        audience: Audience,
-        kind: NotificationKind,
-        title: impl Into<String>,
-        body: serde_json::Value,
-    ) -> Self {
+    pub fn new(audience: Audience, title: impl Into<String>, notice: Notice) -> Self {
         Self {
             audience,
-            kind,
             title: title.into(),
-            body,
+            notice,
             dedupe_key: None,
         }
     }
@@ -150,17 +104,19 @@ impl NewNotification {
         self
     }
 
+    pub fn kind(&self) -> NotificationKind {
+        self.notice.kind()
+    }
+
     /// What the table's checks (and API Gateway's message limit) would refuse, refused here
-    /// with a reason instead of a constraint error.
-    pub fn check(&self) -> Result<(), RealtimeError> {
+    /// with a reason instead of a constraint error. Returns the body to store.
+    pub fn check(&self) -> Result<serde_json::Value, RealtimeError> {
         let title = self.title.chars().count();
         if title == 0 || title > TITLE_LIMIT {
             return Err(RealtimeError::TitleLength);
         }
-        if !self.body.is_object() {
-            return Err(RealtimeError::BodyNotObject);
-        }
-        let size = serde_json::to_vec(&self.body).map_or(usize::MAX, |bytes| bytes.len());
+        let body = self.notice.body();
+        let size = serde_json::to_vec(&body).map_or(usize::MAX, |bytes| bytes.len());
         if size > BODY_LIMIT {
             return Err(RealtimeError::BodyTooLarge { size });
         }
@@ -171,7 +127,7 @@ impl NewNotification {
         {
             return Err(RealtimeError::DedupeKeyLength);
         }
-        Ok(())
+        Ok(body)
     }
 }
 
@@ -181,8 +137,8 @@ pub struct Notification {
     /// The inbox offset: increasing, so "everything after N" is what a client missed.
     pub id: i64,
     pub audience: AudienceKind,
-    /// What happened, e.g. `appointment.booked`; each kind's `body` is described by the
-    /// WebSocket API's AsyncAPI document.
+    /// What happened, e.g. `xray.analysed`; each kind's `body` is described by the WebSocket
+    /// API's AsyncAPI document (`docs/asyncapi.json`).
     pub kind: String,
     pub title: String,
     #[schema(value_type = Object)]
@@ -227,8 +183,6 @@ pub enum RealtimeError {
     Db(#[from] DbError),
     #[error("invalid notification: the title must have 1 to {TITLE_LIMIT} characters")]
     TitleLength,
-    #[error("invalid notification: the body must be a JSON object")]
-    BodyNotObject,
     #[error(
         "invalid notification: the body is {size} bytes; at most {BODY_LIMIT} (send large content as a link)"
     )]
@@ -263,26 +217,20 @@ mod tests {
     fn new_notifications_are_checked_before_the_database_sees_them() {
         let ok = NewNotification::new(
             Audience::Everyone,
-            ANNOUNCEMENT,
             "Mantenimiento",
-            json!({"message": "hoy"}),
+            Notice::announcement("hoy"),
         );
-        assert!(ok.check().is_ok());
+        assert_eq!(ok.check().ok(), Some(json!({"message": "hoy"})));
         let long_title = NewNotification {
             title: "t".repeat(TITLE_LIMIT + 1),
             ..ok.clone()
         };
         assert!(long_title.check().is_err());
         let big = NewNotification {
-            body: json!({"x": "y".repeat(BODY_LIMIT)}),
+            notice: Notice::announcement("y".repeat(BODY_LIMIT)),
             ..ok.clone()
         };
         assert!(big.check().is_err());
-        let not_object = NewNotification {
-            body: json!([1]),
-            ..ok.clone()
-        };
-        assert!(not_object.check().is_err());
         assert!(ok.clone().with_dedupe_key("").check().is_err());
     }
 

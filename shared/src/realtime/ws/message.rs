@@ -6,7 +6,7 @@ use crate::realtime::Realtime;
 use crate::realtime::inbox::{self, Reader, Window};
 use crate::realtime::registry::{ConnectionRegistry, LiveConnection, now_ms};
 use crate::realtime::types::{
-    ClientFrame, MESSAGE_LIMIT, Notification, NotificationId, ServerFrame,
+    ClientFrame, FrameError, MESSAGE_LIMIT, Notification, NotificationId, ServerFrame,
 };
 use crate::telemetry::ErrorChain;
 
@@ -78,7 +78,7 @@ async fn registered(
             if connection.token_expired(now_ms()) && *frame != ClientFrame::Ping =>
         {
             Err(ServerFrame::error(
-                "token_expired",
+                FrameError::TokenExpired,
                 "The token this connection was opened with has expired; reconnect with a fresh \
                  ?token=.",
             ))
@@ -86,13 +86,13 @@ async fn registered(
         Ok(Some(connection)) => Ok(connection),
         Ok(None) if *frame == ClientFrame::Ping => Err(ServerFrame::Pong { registered: false }),
         Ok(None) => Err(ServerFrame::error(
-            "unknown_connection",
+            FrameError::UnknownConnection,
             "This connection is not registered (any more); reconnect with ?token=.",
         )),
         Err(error) => {
             tracing::warn!(error = %ErrorChain(&error), "the connection registry is unavailable");
             Err(ServerFrame::error(
-                "unavailable",
+                FrameError::Unavailable,
                 "Live notifications are unavailable right now; retry shortly.",
             ))
         }
@@ -102,13 +102,17 @@ async fn registered(
 /// `ack`: marks notification `id` read in the reader's inbox.
 async fn acknowledge(realtime: Realtime<'_>, reader: Reader, id: i64) -> ServerFrame {
     let Some(id) = NotificationId::new(id) else {
-        return ServerFrame::error("bad_frame", "ack needs the positive id of a notification.");
+        return ServerFrame::error(
+            FrameError::BadFrame,
+            "ack needs the positive id of a notification.",
+        );
     };
     match inbox::acknowledge(realtime.db, reader, id).await {
         Ok(true) => ServerFrame::Ack { id: id.get() },
-        Ok(false) => {
-            ServerFrame::error("not_found", format!("No notification {id} in your inbox."))
-        }
+        Ok(false) => ServerFrame::error(
+            FrameError::NotFound,
+            format!("No notification {id} in your inbox."),
+        ),
         Err(error) => database_trouble(&error),
     }
 }
@@ -116,7 +120,7 @@ async fn acknowledge(realtime: Realtime<'_>, reader: Reader, id: i64) -> ServerF
 /// `replay`: the reader's notifications after `since`, as many as fit one frame.
 async fn replay(realtime: Realtime<'_>, reader: Reader, since: i64) -> ServerFrame {
     if since < 0 {
-        return ServerFrame::error("bad_frame", "since must be 0 or more.");
+        return ServerFrame::error(FrameError::BadFrame, "since must be 0 or more.");
     }
     match inbox::load_page(
         realtime.db,
@@ -136,7 +140,7 @@ fn parse_frame(body: &str) -> Result<ClientFrame, ServerFrame> {
     const KNOWN: [&str; 3] = ["ping", "ack", "replay"];
     let value: serde_json::Value = serde_json::from_str(body).map_err(|_| {
         ServerFrame::error(
-            "bad_frame",
+            FrameError::BadFrame,
             r#"Send a JSON object such as {"action":"ping"}."#,
         )
     })?;
@@ -152,14 +156,14 @@ fn parse_frame(body: &str) -> Result<ClientFrame, ServerFrame> {
         })
         .ok_or_else(|| {
             ServerFrame::error(
-                "bad_frame",
+                FrameError::BadFrame,
                 r#"The frame needs an "action": ping, ack or replay."#,
             )
         })?;
     if action.is_empty() {
         // The client's own text is not echoed: frames are for the client, logs for us.
         return Err(ServerFrame::error(
-            "unknown_action",
+            FrameError::UnknownAction,
             "Unknown action; use ping, ack or replay.",
         ));
     }
@@ -170,7 +174,7 @@ fn parse_frame(body: &str) -> Result<ClientFrame, ServerFrame> {
             _ => "ping takes no fields.",
         };
         tracing::debug!(%error, "malformed frame");
-        ServerFrame::error("bad_frame", hint)
+        ServerFrame::error(FrameError::BadFrame, hint)
     })
 }
 
@@ -203,14 +207,14 @@ fn database_trouble(error: &DbError) -> ServerFrame {
         DbError::Unavailable(_) => {
             tracing::warn!(error = %ErrorChain(error), "database unavailable for a WebSocket frame");
             ServerFrame::error(
-                "unavailable",
+                FrameError::Unavailable,
                 "The inbox is unavailable right now; retry shortly.",
             )
         }
         DbError::Query(_) => {
             tracing::error!(error = %ErrorChain(error), "a WebSocket frame failed");
             ServerFrame::error(
-                "internal",
+                FrameError::Internal,
                 "Something went wrong on our side; it has been logged.",
             )
         }
@@ -296,7 +300,10 @@ mod tests {
     #[test]
     fn frames_that_are_not_understood_get_an_error_naming_why() {
         let code = |body: &str| match parse_frame(body) {
-            Err(ServerFrame::Error { error, .. }) => error,
+            Err(ServerFrame::Error { error, .. }) => serde_json::to_value(error)
+                .ok()
+                .and_then(|code| code.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             Ok(frame) => format!("ok {frame:?}"),
             Err(other) => format!("other {other:?}"),
         };
