@@ -144,3 +144,93 @@ async fn the_document_is_served_public_and_cacheable() {
     assert!(revalidated.bytes.is_empty());
     assert_eq!(revalidated.headers["etag"], etag.as_str());
 }
+
+/// Response headers a page may read without `Access-Control-Expose-Headers` (Fetch's
+/// CORS-safelisted response-header names).
+const SAFELISTED_RESPONSE_HEADERS: [&str; 7] = [
+    "cache-control",
+    "content-language",
+    "content-length",
+    "content-type",
+    "expires",
+    "last-modified",
+    "pragma",
+];
+
+/// The names of every header the document declares: in responses (`headers` objects) and in
+/// requests (`in: header` parameters), lower-cased.
+fn documented_headers(document: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    fn walk(value: &Value, responses: &mut BTreeSet<String>, requests: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    if key == "headers"
+                        && let Some(headers) = value.as_object()
+                    {
+                        responses.extend(headers.keys().map(|name| name.to_ascii_lowercase()));
+                    }
+                    if key == "parameters" {
+                        let names = value
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|parameter| parameter["in"] == "header")
+                            .filter_map(|parameter| parameter["name"].as_str());
+                        requests.extend(names.map(str::to_ascii_lowercase));
+                    }
+                    walk(value, responses, requests);
+                }
+            }
+            Value::Array(items) => items
+                .iter()
+                .for_each(|item| walk(item, responses, requests)),
+            _ => {}
+        }
+    }
+    let (mut responses, mut requests) = (BTreeSet::new(), BTreeSet::new());
+    walk(document, &mut responses, &mut requests);
+    (responses, requests)
+}
+
+/// A browser page on another origin can send every header the document declares and read
+/// every one it answers with, and caches its preflights.
+#[test]
+fn cors_lets_a_page_send_and_read_every_documented_header() {
+    let template = template();
+    let cors = template
+        .cors
+        .as_ref()
+        .expect("template.yaml configures CORS");
+    let config = cors.config();
+    let lower = |names: &[String]| -> BTreeSet<String> {
+        names.iter().map(|name| name.to_ascii_lowercase()).collect()
+    };
+    let (exposed, allowed) = (lower(&config.expose_headers), lower(&config.allow_headers));
+    let document = serde_json::to_value(shared::contract::openapi()).expect("serializes");
+    let (responses, requests) = documented_headers(&document);
+    assert!(responses.contains("etag") && requests.contains("idempotency-key"));
+
+    let unreadable: Vec<_> = responses
+        .iter()
+        .filter(|name| !SAFELISTED_RESPONSE_HEADERS.contains(&name.as_str()))
+        .filter(|name| !exposed.contains(*name))
+        .collect();
+    assert!(
+        unreadable.is_empty(),
+        "template.yaml's ExposeHeaders lacks {unreadable:?}, which docs/openapi.json answers with"
+    );
+    let always = ["authorization".to_owned(), "content-type".to_owned()];
+    let unsendable: Vec<_> = requests
+        .iter()
+        .chain(always.iter())
+        .filter(|name| !allowed.contains(*name))
+        .collect();
+    assert!(
+        unsendable.is_empty(),
+        "template.yaml's AllowHeaders lacks {unsendable:?}, which docs/openapi.json takes"
+    );
+    assert!(
+        config.max_age.is_some_and(|seconds| seconds >= 300),
+        "preflights should be cached (MaxAge)"
+    );
+}

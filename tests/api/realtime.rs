@@ -50,7 +50,7 @@ fn event(
             "requestTimeEpoch": now_ms(),
             "requestId": "test-request",
             "extendedRequestId": "test-request",
-            "domainName": "127.0.0.1:3001",
+            "domainName": "127.0.0.1:4401",
             "stage": "dev",
             "apiId": "local",
             "identity": {"sourceIp": "127.0.0.1"},

@@ -35,7 +35,7 @@ commands:
                                 --check fails instead when a committed one differs
   smoke [--gateway URL] [--idle SECS]
                                 check a running local stack (--gateway: default
-                                http://127.0.0.1:3000; infra/run-local --check runs it):
+                                http://127.0.0.1:4400; infra/run-local --check runs it):
                                 /health, an idle gap (default 75 s), every HTTP function, the
                                 WebSocket, every schedule, recovery from a hung and a crashed
                                 function; stops at the first broken step

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:3000";
+pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:4400";
 /// The demo clinic (`pulso-devtool seed`); its admin passes every role check but the platform's.
 const CLINIC: &str = "sonrisa";
 /// The control endpoints answer from memory; slower than this, the gateway itself is stuck.

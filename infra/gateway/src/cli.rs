@@ -19,9 +19,9 @@ schedules like EventBridge.
 
 Options:
   --template <PATH>               SAM template to read               [default: template.yaml]
-  --listen <ADDR>                 HTTP API address                   [default: 127.0.0.1:3000]
+  --listen <ADDR>                 HTTP API address                   [default: 127.0.0.1:4400]
                                   (env PULSO_GATEWAY_LISTEN)
-  --ws-listen <ADDR>              WebSocket API and @connections     [default: 127.0.0.1:3001]
+  --ws-listen <ADDR>              WebSocket API and @connections     [default: 127.0.0.1:4401]
                                   address, used when the template declares a WebSocket API
                                   (env PULSO_GATEWAY_WS_LISTEN)
   --functions-dir <PATH>          where the functions' binaries are  [default: target/debug]
@@ -47,6 +47,8 @@ Options:
                                   clock)                             [default: 1]
   --tick-now                      tick every enabled schedule once at start
   --region <NAME>                 region named in events             [default: $AWS_REGION or us-east-1]
+  --docs-ui <DIR>                 swagger-ui-dist's folder: serve the API reference page at
+                                  /_local/docs  (env PULSO_GATEWAY_DOCS_UI)
   --print-env                     print WS_URL= and WS_ENDPOINT= lines for the template and
                                   --ws-listen, then exit (infra/run-local writes them to .dev/env)
   -h, --help                      print this help
@@ -58,6 +60,7 @@ const FUNCTIONS_DIR_ENV: &str = "PULSO_FUNCTIONS_DIR";
 const INVOKE_URL_ENV: &str = "PULSO_INVOKE_URL";
 const SCHEDULES_ENV: &str = "PULSO_GATEWAY_SCHEDULES";
 const REGION_ENV: &str = "AWS_REGION";
+const DOCS_UI_ENV: &str = "PULSO_GATEWAY_DOCS_UI";
 
 /// Instances per function: enough for a browser's parallel requests, few enough for a laptop.
 const DEFAULT_MAX_INSTANCES: usize = 4;
@@ -91,6 +94,8 @@ pub struct Config {
     pub schedule_speed: u32,
     pub tick_now: bool,
     pub region: String,
+    /// swagger-ui-dist's folder, for the reference page at `/_local/docs`.
+    pub docs_ui: Option<PathBuf>,
 }
 
 impl Config {
@@ -99,8 +104,8 @@ impl Config {
     pub fn new(template: PathBuf, functions_dir: PathBuf) -> Self {
         Self {
             template,
-            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            ws_listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4400)),
+            ws_listen: SocketAddr::from(([127, 0, 0, 1], 4401)),
             functions_dir,
             functions_log: None,
             runtime_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -115,6 +120,7 @@ impl Config {
             schedule_speed: 1,
             tick_now: false,
             region: "us-east-1".to_owned(),
+            docs_ui: None,
         }
     }
 }
@@ -173,6 +179,7 @@ struct Flags {
     schedules: Given,
     speed: Given,
     region: Given,
+    docs_ui: Given,
     rebuild: bool,
     tick_now: bool,
     print_env: bool,
@@ -239,6 +246,7 @@ impl Flags {
             "--schedules" => &mut self.schedules,
             "--schedule-speed" => &mut self.speed,
             "--region" => &mut self.region,
+            "--docs-ui" => &mut self.docs_ui,
             _ => return None,
         })
     }
@@ -296,6 +304,10 @@ impl Flags {
             )?,
             tick_now: self.tick_now,
             region,
+            docs_ui: self
+                .docs_ui
+                .or_else(|| from_env(DOCS_UI_ENV))
+                .map(|(_, path)| PathBuf::from(path)),
             ..defaults
         })
     }
@@ -306,7 +318,7 @@ fn address(given: Given, default: SocketAddr) -> Result<SocketAddr, CliError> {
         return Ok(default);
     };
     text.parse::<SocketAddr>()
-        .map_err(|_| invalid(origin, &text, "expected an address such as 127.0.0.1:3000"))
+        .map_err(|_| invalid(origin, &text, "expected an address such as 127.0.0.1:4400"))
 }
 
 /// A whole number within `range`, or the default.
@@ -334,7 +346,7 @@ fn invoke_url(given: Given) -> Result<Option<Url>, CliError> {
         invalid(
             origin,
             &text,
-            "expected a URL such as http://127.0.0.1:3001",
+            "expected a URL such as http://127.0.0.1:4401",
         )
     })
 }

@@ -6,6 +6,7 @@
 pub mod apigw_v2;
 pub mod cli;
 pub mod cors;
+pub mod docs_ui;
 pub mod functions_api;
 pub mod headers;
 pub mod http_api;
@@ -52,6 +53,7 @@ pub struct Gateway {
     http_api: Arc<HttpApi>,
     websocket: Option<(TcpListener, Arc<WsServer>)>,
     scheduler: Arc<Scheduler>,
+    docs_ui: Option<PathBuf>,
     notes: Vec<String>,
 }
 
@@ -117,6 +119,7 @@ impl Gateway {
             )),
             websocket,
             scheduler: Arc::new(scheduler),
+            docs_ui: config.docs_ui.clone(),
             notes: template.notes,
         })
     }
@@ -131,9 +134,11 @@ impl Gateway {
         listener.local_addr().ok()
     }
 
-    /// The HTTP port: the `/_local` control endpoints, then every HTTP API route.
+    /// The HTTP port: the `/_local` control endpoints and reference page, then every HTTP API
+    /// route.
     pub fn app(&self) -> Router {
-        let mut app = schedule::router(Arc::clone(&self.scheduler));
+        let mut app = schedule::router(Arc::clone(&self.scheduler))
+            .merge(docs_ui::router(self.docs_ui.clone()));
         if let Some((host, _)) = &self.runtime {
             app = app.merge(functions_api::router(
                 Arc::clone(host),

@@ -8,7 +8,7 @@ use std::time::Duration;
 pub struct RealtimeConfig {
     /// `WS_ENDPOINT`: the WebSocket API's @connections endpoint
     /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`, or the local gateway's
-    /// `http://127.0.0.1:3001/{stage}`). Unset: notifications are stored, never pushed (clients
+    /// `http://127.0.0.1:4401/{stage}`). Unset: notifications are stored, never pushed (clients
     /// read them with `GET /notifications` or a replay).
     pub ws_endpoint: Option<String>,
     /// `AWS_REGION`, which signs the @connections calls; unset, the SDK's own lookup decides.

@@ -158,7 +158,7 @@ pub fn asyncapi() -> Value {
                 },
             },
             "local": {
-                "host": "127.0.0.1:3001",
+                "host": "127.0.0.1:4401",
                 "protocol": "ws",
                 "description": "`infra/run-local`'s gateway (`WS_URL` in `.dev/env`; another \
                     port with `--ws-port`).",

@@ -91,7 +91,7 @@ pub struct ManagementApi {
 
 impl ManagementApi {
     /// `endpoint`: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` in the cloud,
-    /// the local gateway's `http://127.0.0.1:3001/{stage}` in development. `region`: unset, the
+    /// the local gateway's `http://127.0.0.1:4401/{stage}` in development. `region`: unset, the
     /// SDK's own lookup decides (Lambda sets `AWS_REGION`). Credentials come from the SDK's
     /// default chain (the function's role on Lambda; `.dev/env`'s dummy keys locally).
     pub fn new(endpoint: impl Into<String>, region: Option<String>) -> Self {

@@ -1,5 +1,6 @@
 //! `pulso-devtool smoke`: the check CI runs (`infra/run-local --check`) once the local stack is
-//! up. It proves what a developer relies on rather than the first request only: functions still
+//! up. It proves what a developer relies on rather than the first request only: the API's
+//! document and its reference page (`/_local/docs`) are served, functions still
 //! answer after an idle gap longer than the 30 s that used to kill them, every HTTP function,
 //! the WebSocket functions and every schedule answer, and a hung or crashed function is
 //! replaced by the gateway (`/_local/functions/{name}/fault`) without a restart of the stack.
@@ -73,6 +74,19 @@ pub async fn run(options: &Options, pool: PgPool) -> anyhow::Result<()> {
         stack.ws_url()?
     ));
     expect_200(&stack, "a (health)", "/health", GRACE * 3).await?;
+    for path in [
+        "/openapi.json",
+        "/_local/docs",
+        "/_local/docs/swagger-ui-bundle.js",
+    ] {
+        expect_200(
+            &stack,
+            "b (the API's document and reference page)",
+            path,
+            GRACE,
+        )
+        .await?;
+    }
     idle(options.idle).await;
     every_http_function(&stack).await?;
     websocket(&stack).await?;

@@ -23,8 +23,8 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, CliError> {
 fn defaults() {
     let config = run(&[], &[]).expect("defaults");
     assert_eq!(config.template, PathBuf::from("template.yaml"));
-    assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
-    assert_eq!(config.ws_listen.to_string(), "127.0.0.1:3001");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:4400");
+    assert_eq!(config.ws_listen.to_string(), "127.0.0.1:4401");
     assert_eq!(config.functions_dir, PathBuf::from("target/debug"));
     assert_eq!(config.functions_log, None);
     assert_eq!(config.runtime_listen.to_string(), "127.0.0.1:0");
@@ -137,7 +137,7 @@ fn help_and_errors() {
     assert!(message(&["--runtime-listen", "9000"], &[]).contains("invalid --runtime-listen"));
     assert!(message(&["--schedules", "sometimes"], &[]).contains("expected on or off"));
     assert!(message(&["--schedule-speed", "0"], &[]).contains("invalid --schedule-speed"));
-    assert!(message(&["--ws-listen", "3001"], &[]).contains("invalid --ws-listen `3001`"));
+    assert!(message(&["--ws-listen", "4401"], &[]).contains("invalid --ws-listen `4401`"));
     assert!(
         message(&[], &[("PULSO_GATEWAY_LISTEN", "localhost")])
             .contains("invalid PULSO_GATEWAY_LISTEN `localhost`")
