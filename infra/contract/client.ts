@@ -87,6 +87,19 @@ export class PulsoClient {
   dashboard(): Promise<Ok<"getDashboard", 200>> {
     return this.call("GET", "/dashboard");
   }
+
+  /** A patient's X-rays as `<img>` elements: the signed URLs need no token. */
+  async thumbnails(patientId: string): Promise<HTMLImageElement[]> {
+    const page: Ok<"listXrays", 200> = await this.call("GET", `/patients/${patientId}/xrays`);
+    return page.items.flatMap((xray) => {
+      const media: Schemas["MediaUrl"] | null | undefined = xray.media.thumbnail;
+      if (!media) return [];
+      const img = document.createElement("img");
+      img.src = media.url;
+      img.dataset.expiresAt = media.expires_at;
+      return [img];
+    });
+  }
 }
 
 /** What a booking form shows for each conflict the document lists. */

@@ -1,7 +1,7 @@
 //! Everything two Pulso functions need: infrastructure (config, telemetry, db, redis, keys, auth,
-//! http, cache, the job queue, real-time notifications, health), the leaves every layer builds
-//! on (ids, the input errors of the domain's parsers) and one module per bounded context
-//! (patients, appointments, catalogs, dashboard, xrays, reports, admin).
+//! http, cache, the job queue, real-time notifications, signed media URLs, health), the leaves
+//! every layer builds on (ids, the input errors of the domain's parsers) and one module per
+//! bounded context (patients, appointments, catalogs, dashboard, xrays, reports, admin).
 //!
 //! Infrastructure never imports a context; a context may use any infrastructure.
 
@@ -21,6 +21,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod realtime;
 pub mod redis;
+pub mod signed_urls;
 pub mod state;
 pub mod telemetry;
 pub mod text;

@@ -8,6 +8,7 @@ use crate::keys::Keys;
 use crate::queue::Queue;
 use crate::realtime::{Notifier, Realtime};
 use crate::redis::RedisConnector;
+use crate::signed_urls::UrlSigner;
 use axum::extract::FromRef;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub keys: Keys,
     /// The gate of every authenticated request: token, standing, rate limits.
     pub access: Arc<Access>,
+    /// Signs and verifies the media URLs a browser loads without a token.
+    pub signer: Arc<UrlSigner>,
     pub config: Arc<Config>,
 }
 
@@ -52,8 +55,14 @@ impl AppState {
             keys.clone(),
             &config.access,
         ));
+        let signer = Arc::new(UrlSigner::new(
+            db.clone(),
+            config.media.url_ttl,
+            config.media.public_url.clone(),
+        ));
         Ok(Self {
             db,
+            signer,
             cache: Cache::new(
                 redis.clone(),
                 &config.redis,

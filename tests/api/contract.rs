@@ -86,7 +86,7 @@ fn api_gateway_routes_are_exactly_the_documented_operations() {
 
 /// Each operation reaches a handler of the function API Gateway invokes (no fallback 404, no
 /// 405): without a token, an authenticated one answers 401 as the document says, a public
-/// one 200.
+/// one 200, or 400 when it takes a required query (a signed URL's) that is not there.
 #[tokio::test]
 async fn every_documented_operation_reaches_its_handler() {
     let app = TestApp::spawn().await;
@@ -112,6 +112,15 @@ async fn every_documented_operation_reaches_its_handler() {
             let problem = response.problem(401);
             assert_eq!(problem["type"], "/problems/unauthorized", "{key} as {path}");
             assert!(operation["responses"].get("401").is_some(), "{key}");
+        } else if operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|parameter| parameter["in"] == "query" && parameter["required"] == true)
+        {
+            let problem = response.problem(400);
+            assert_eq!(problem["type"], "/problems/bad-request", "{key} as {path}");
+            assert!(operation["responses"].get("400").is_some(), "{key}");
         } else {
             assert_eq!(response.status, 200, "{key} as {path}: {}", response.body);
         }

@@ -360,6 +360,7 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     assert_eq!(pending["requested_by"], a.receptionist.to_string());
     assert_eq!(pending["pdf_bytes"], Value::Null);
     assert_eq!(pending["completed_at"], Value::Null);
+    assert_eq!(pending["media"]["pdf"], Value::Null);
 
     // No PDF while pending: 409 with a hint to come back.
     let early = download(&client, id).await;
@@ -393,6 +394,16 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     let parsed = ParsedPdf::parse(&pdf.bytes);
     assert_eq!(parsed.pages.len(), 1);
     assert_april_report_text(&parsed);
+
+    // The same PDF by the signed URL a download link uses, without a token.
+    let signed = ready["media"]["pdf"]["url"].as_str().expect("a signed url");
+    assert!(signed.starts_with(&format!("/media/reports/{id}/pdf?")), "{signed}");
+    let by_link = app.anonymous(&router).get(signed).await;
+    assert_eq!(by_link.status, StatusCode::OK);
+    assert_eq!(by_link.bytes, pdf.bytes);
+    assert_eq!(header(&by_link, "cache-control"), Some("private, no-store"));
+    let tampered = signed.replace("/pdf?", "/pdf?clinic=x&");
+    app.anonymous(&router).get(&tampered).await.problem(400);
 
     // A second delivery of the same job (at-least-once) changes nothing.
     let again = run_job(&app, a.id, job).await.expect("a repeat succeeds");

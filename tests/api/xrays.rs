@@ -256,7 +256,12 @@ async fn upload_analyse_and_serve_a_png() {
         .expect("a second run is harmless");
     assert_eq!(again["status"], "ready");
     let reread = client.get(&format!("/xrays/{xray_id}")).await;
-    assert_eq!(reread.body, shown.body);
+    // The signed URLs may have moved to the next window; everything else is the same.
+    let without_media = |mut body: Value| {
+        body["media"] = Value::Null;
+        body
+    };
+    assert_eq!(without_media(reread.body), without_media(shown.body));
 }
 
 #[tokio::test]
@@ -869,4 +874,226 @@ async fn an_xray_whose_job_died_before_recording_reads_as_failed() {
         thumbnail.problem(409)["type"],
         "/problems/xray-analysis-failed"
     );
+}
+
+/// The path and query of a media URL, which the API makes absolute from the request's host.
+fn path_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((_, rest)) => rest[rest.find('/').unwrap_or(rest.len())..].to_owned(),
+        None => url.to_owned(),
+    }
+}
+
+/// `url` with `param`'s value replaced by `value`.
+fn with_param(url: &str, param: &str, value: &str) -> String {
+    let (path, query) = url.split_once('?').expect("a query");
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name == param => format!("{name}={value}"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+#[tokio::test]
+async fn signed_urls_load_without_a_token_and_refuse_altered_or_expired_ones() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let client = app.client(&router, &app.token(&clinic, Role::Dentist));
+    let browser = app.anonymous(&router);
+    let patient = register_patient(&app, &clinic).await;
+    let original = png(&gradient(320, 240));
+    let accepted = upload(&client, &patient, None, None, original.clone()).await;
+    let xray_id = accepted.body["xray_id"].as_str().expect("id").to_owned();
+    let job_id = accepted.body["job_id"].as_str().expect("job").to_owned();
+
+    // Before the analysis: the image is there, the thumbnail not yet.
+    let shown = client
+        .raw(
+            client
+                .request(Method::GET, &format!("/xrays/{xray_id}"))
+                .header("host", "api.pulso.test")
+                .header("x-forwarded-proto", "https")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    let image_url = shown.body["media"]["image"]["url"].as_str().expect("url");
+    assert!(
+        image_url.starts_with(&format!(
+            "https://api.pulso.test/media/xrays/{xray_id}/image?"
+        )),
+        "{image_url}"
+    );
+    assert!(!image_url.contains(&patient), "no patient data in a URL");
+    assert_eq!(shown.body["media"]["thumbnail"], Value::Null);
+    let expires_at = shown.body["media"]["image"]["expires_at"]
+        .as_str()
+        .expect("expiry");
+    let left = chrono::DateTime::parse_from_rfc3339(expires_at)
+        .expect("a time")
+        .to_utc()
+        - chrono::Utc::now();
+    assert!((290..=600).contains(&left.num_seconds()), "{left}");
+
+    // A browser loads it with no Authorization header; its ETag and 304 hold.
+    let image = browser.get(&path_of(image_url)).await;
+    assert_eq!(image.status, 200, "{}", image.body);
+    assert_eq!(image.bytes, original);
+    let etag = format!("\"{}\"", Sha256Digest::of(&original).hex());
+    assert_eq!(image.headers["etag"], etag.as_str());
+    let cache = image.headers["cache-control"].to_str().unwrap_or_default();
+    assert!(cache.starts_with("private, max-age="), "{cache}");
+    let revalidated = browser
+        .raw(
+            browser
+                .request(Method::GET, &path_of(image_url))
+                .header("if-none-match", &etag)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(revalidated.status, 304);
+
+    // Altered in any part, or for another path or clinic: 403, naming no cause.
+    let path = path_of(image_url);
+    let signature = path
+        .split("signature=")
+        .nth(1)
+        .expect("a signature")
+        .to_owned();
+    let flipped = format!(
+        "{}{}",
+        if signature.starts_with('A') { "B" } else { "A" },
+        &signature[1..]
+    );
+    let thumbnail_path = path.replace("/image?", "/thumbnail?");
+    for altered in [
+        with_param(&path, "signature", &flipped),
+        with_param(&path, "clinic", &app.clinic_b.id.to_string()),
+        with_param(&path, "key", "999999"),
+        with_param(&path, "signature", "~~~~"),
+        thumbnail_path,
+    ] {
+        let refused = browser.get(&altered).await;
+        let problem = refused.problem(403);
+        assert_eq!(problem["type"], "/problems/invalid-signature", "{altered}");
+    }
+    let expires: i64 = path
+        .split("expires=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .and_then(|value| value.parse().ok())
+        .expect("expires");
+    let later = with_param(&path, "expires", &(expires + 300).to_string());
+    assert_eq!(
+        browser.get(&later).await.problem(403)["type"],
+        "/problems/invalid-signature"
+    );
+    // Missing parts are a malformed request.
+    let bare = browser.get(&format!("/media/xrays/{xray_id}/image")).await;
+    assert_eq!(bare.problem(400)["type"], "/problems/bad-request");
+
+    // Expired: signed long enough ago.
+    let media_path = format!("/media/xrays/{xray_id}/image");
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let old = app
+        .state
+        .signer
+        .sign("", clinic.id, &media_path, an_hour_ago)
+        .await
+        .expect("signed");
+    let expired = browser.get(&old.url).await.problem(403);
+    assert_eq!(expired["type"], "/problems/invalid-signature");
+    assert!(
+        expired["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired"))
+    );
+
+    // A valid signature for another clinic reads in that clinic: this X-ray is not there.
+    let other = app
+        .state
+        .signer
+        .sign("", app.clinic_b.id, &media_path, chrono::Utc::now())
+        .await
+        .expect("signed");
+    assert_eq!(
+        browser.get(&other.url).await.problem(404)["type"],
+        "/problems/not-found"
+    );
+
+    // Another process (its own key cache) verifies it; deleting the keys revokes it.
+    let elsewhere = shared::signed_urls::UrlSigner::new(
+        app.state.db.clone(),
+        std::time::Duration::from_secs(300),
+        None,
+    );
+    let query: shared::signed_urls::SignedQuery = serde_urlencoded_query(&path);
+    assert_eq!(
+        elsewhere
+            .verify(&media_path, &query, chrono::Utc::now())
+            .await
+            .ok(),
+        Some(clinic.id)
+    );
+    let mut owner = app.owner_tx(clinic.id).await;
+    sqlx::query("DELETE FROM url_signing_keys")
+        .execute(&mut *owner)
+        .await
+        .expect("delete");
+    owner.commit().await.expect("commit");
+    let revoked = shared::signed_urls::UrlSigner::new(
+        app.state.db.clone(),
+        std::time::Duration::from_secs(300),
+        None,
+    );
+    assert!(
+        revoked
+            .verify(&media_path, &query, chrono::Utc::now())
+            .await
+            .is_err()
+    );
+
+    // After the analysis: the thumbnail too, and the list carries both.
+    let job = staged_job(&app, clinic.id, &job_id).await;
+    shared::xrays::analyze(app.state.clone(), job)
+        .await
+        .expect("analysed");
+    let listed = client.get(&format!("/patients/{patient}/xrays")).await;
+    let media = &listed.body["items"][0]["media"];
+    let thumbnail_url = media["thumbnail"]["url"].as_str().expect("a thumbnail url");
+    let thumbnail = browser.get(&path_of(thumbnail_url)).await;
+    assert_eq!(thumbnail.status, 200, "{}", thumbnail.body);
+    assert_eq!(thumbnail.headers["content-type"], "image/jpeg");
+    // Within one window, every read hands out the same URL: the browser's cache answers.
+    let again = client.get(&format!("/patients/{patient}/xrays")).await;
+    let same = again.body["items"][0]["media"]["thumbnail"]["url"].as_str();
+    let expiry_now = again.body["items"][0]["media"]["thumbnail"]["expires_at"].as_str();
+    if expiry_now == media["thumbnail"]["expires_at"].as_str() {
+        assert_eq!(same, Some(thumbnail_url));
+    }
+}
+
+/// The signed query of a media path, as the route parses it.
+fn serde_urlencoded_query(path: &str) -> shared::signed_urls::SignedQuery {
+    let query = path
+        .split_once('?')
+        .map(|(_, query)| query)
+        .unwrap_or_default();
+    let pairs: serde_json::Map<String, Value> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| {
+            let value = match name {
+                "expires" | "key" => json!(value.parse::<i64>().expect("a number")),
+                _ => json!(value),
+            };
+            (name.to_owned(), value)
+        })
+        .collect();
+    serde_json::from_value(Value::Object(pairs)).expect("a signed query")
 }

@@ -1,11 +1,41 @@
-//! What one request may carry: a JSON body, an X-ray upload.
+//! What one request may carry (a JSON body, an X-ray upload), and how long a media URL lives.
 
 use super::vars::Vars;
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     /// Largest JSON body accepted; larger ones get 413 before any parsing.
     pub max_body_bytes: usize,
+}
+
+/// The signed media URLs (`shared::signed_urls`).
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// A URL is valid for one to two of these.
+    pub url_ttl: Duration,
+    /// The API's public base URL, when the request's own host is not it (a custom domain with a
+    /// base path); `None`: the request's scheme and host.
+    pub public_url: Option<String>,
+}
+
+impl MediaConfig {
+    pub(super) fn read(vars: &mut Vars) -> Self {
+        let url_ttl = vars.seconds("MEDIA_URL_TTL_SECONDS", 300);
+        vars.check_range("MEDIA_URL_TTL_SECONDS", url_ttl.as_secs(), 30..=3600);
+        let public_url = vars.optional("MEDIA_PUBLIC_URL");
+        if let Some(url) = &public_url {
+            vars.check(
+                (url.starts_with("https://") || url.starts_with("http://"))
+                    && !url.contains(['?', '#', ' ']),
+                || format!("MEDIA_PUBLIC_URL: expected an http(s) URL without query, got {url:?}"),
+            );
+        }
+        Self {
+            url_ttl,
+            public_url,
+        }
+    }
 }
 
 /// X-ray uploads (`shared::xrays`).

@@ -17,7 +17,7 @@ pub use access::{
     RouteClass,
 };
 pub use auth::{AuthConfig, JwtVerification};
-pub use limits::{HttpConfig, XRAY_MAX_BYTES_CEILING, XrayConfig};
+pub use limits::{HttpConfig, MediaConfig, XRAY_MAX_BYTES_CEILING, XrayConfig};
 pub use queue::QueueConfig;
 pub use realtime::RealtimeConfig;
 pub use stores::{CacheConfig, DatabaseConfig, RedisConfig};
@@ -37,6 +37,7 @@ pub struct Config {
     /// Rate limits and how long a caller's standing is reused.
     pub access: AccessConfig,
     pub http: HttpConfig,
+    pub media: MediaConfig,
     pub xrays: XrayConfig,
     pub realtime: RealtimeConfig,
 }
@@ -83,6 +84,7 @@ impl Config {
         let auth = AuthConfig::read(&mut vars);
         let access = AccessConfig::read(&mut vars);
         let http = HttpConfig::read(&mut vars);
+        let media = MediaConfig::read(&mut vars);
         let xrays = XrayConfig::read(&mut vars);
         let realtime = RealtimeConfig::read(&mut vars);
         match (vars.problems.is_empty(), auth) {
@@ -95,6 +97,7 @@ impl Config {
                 auth,
                 access,
                 http,
+                media,
                 xrays,
                 realtime,
             }),

@@ -380,6 +380,8 @@ mod tests {
         }
     }
 
+    /// The public operations are the probes, this document and the signed media URLs (whose
+    /// signature stands in for the token).
     #[test]
     fn authenticated_operations_need_a_bearer_token_and_public_ones_do_not() {
         let document = openapi();
@@ -401,6 +403,15 @@ mod tests {
             }
         }
         public.sort();
-        assert_eq!(public, ["/health", "/openapi.json"]);
+        assert_eq!(
+            public,
+            [
+                "/health",
+                "/media/reports/{id}/pdf",
+                "/media/xrays/{id}/image",
+                "/media/xrays/{id}/thumbnail",
+                "/openapi.json"
+            ]
+        );
     }
 }

@@ -30,6 +30,10 @@ pub enum ApiError {
     UserDeactivated,
     #[error("clinic archived")]
     ClinicArchived,
+    /// A signed media URL (`crate::signed_urls`) that expired, was altered or names an unknown
+    /// key.
+    #[error("invalid signed URL")]
+    InvalidSignature { expired: bool },
     /// Over a quota (a clinic's pending jobs, daily uploads…): `detail` says which.
     #[error("quota exceeded")]
     QuotaExceeded {
@@ -91,7 +95,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::UnknownUser | ApiError::UserDeactivated => StatusCode::UNAUTHORIZED,
-            ApiError::ClinicArchived => StatusCode::FORBIDDEN,
+            ApiError::ClinicArchived | ApiError::InvalidSignature { .. } => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -140,6 +144,17 @@ impl ApiError {
                 "clinic-archived",
                 "Clinic archived",
                 "This clinic has been archived; its data can no longer be used.".into(),
+                None,
+            ),
+            ApiError::InvalidSignature { expired } => (
+                "invalid-signature",
+                "Invalid or expired link",
+                if *expired {
+                    "This link has expired; read the record again for a fresh one."
+                } else {
+                    "This link is not valid; read the record again for a fresh one."
+                }
+                .into(),
                 None,
             ),
             ApiError::RateLimited { detail, .. } => {

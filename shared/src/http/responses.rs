@@ -27,6 +27,8 @@ macro_rules! shared_response {
 }
 
 shared_response!(
+    /// 403, for an operation without `x-roles` (those get it by shape): a signed link's.
+    Forbidden,
     /// 409 `application/problem+json`: every conflict type is an example.
     Conflict,
     /// 404, for an operation without path parameters (those get it by shape).
@@ -175,12 +177,14 @@ pub fn all() -> Vec<ProblemResponse> {
             name: "Forbidden",
             status: 403,
             description: "The caller's role may not do this (see the operation's `x-roles`), or \
-                          the clinic is archived.",
+                          the clinic is archived; on a signed media link, the link expired or \
+                          was altered.",
             examples: vec![
                 ApiError::Forbidden {
                     detail: "This needs one of the roles: admin, receptionist.".into(),
                 },
                 ApiError::ClinicArchived,
+                ApiError::InvalidSignature { expired: true },
             ],
             headers: &[],
         },

@@ -2,25 +2,28 @@
 //!
 //! `POST /reports/insurance` answers 202 at once with the report and job ids; the
 //! `report.insurance` job builds the PDF. `GET /reports/{id}` tells its status, and
-//! `GET /reports/{id}/pdf` serves the PDF once it is ready (409 before, or when it failed).
+//! `GET /reports/{id}/pdf` serves the PDF once it is ready (409 before, or when it failed), as
+//! does the signed URL in the report's `media.pdf` without a token (`/media/reports/{id}/pdf`).
 
 use super::REPORTERS;
 use super::service::{ReportError, ReportPdf, ReportService, Requested};
 use super::types::{
-    AcceptedResponse, InsuranceReportParams, InsuranceReportRequest, ReportResponse, ReportStatus,
-    report_path,
+    AcceptedResponse, InsuranceReportParams, InsuranceReportRequest, ReportMedia, ReportResponse,
+    ReportStatus, report_path, signed_pdf_path,
 };
 use crate::auth::Principal;
-use crate::http::responses::Conflict;
-use crate::http::{self, ApiError, ApiJson, ApiPath};
-use crate::ids::ReportId;
+use crate::http::responses::{Conflict, Forbidden};
+use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::ids::{ClinicId, ReportId};
 use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
 use crate::ratelimit::RouteClass;
+use crate::signed_urls::SignedQuery;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
+use chrono::Utc;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -39,6 +42,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(request_insurance).layer(Extension(RouteClass::Reports)))
         .routes(routes!(show))
         .routes(routes!(download))
+        // A signed URL for a download link: no token (`crate::signed_urls`).
+        .routes(routes!(signed_download))
 }
 
 #[utoipa::path(
@@ -101,6 +106,9 @@ async fn request_insurance(
     tag = "reports",
     operation_id = "getReport",
     summary = "A report's status and links",
+    description = "Once the report is ready, `media.pdf` holds a signed URL of the PDF for a \
+                   download link without a token; it expires (`expires_at`), so read the report \
+                   again for a fresh one.",
     params(("id" = ReportId, Path, description = "The report's id.")),
     responses((status = 200, description = "The report.", body = ReportResponse)),
     extensions(("x-roles" = json!(REPORTERS))),
@@ -109,12 +117,22 @@ async fn show(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<ReportId>,
+    headers: HeaderMap,
 ) -> Result<Json<ReportResponse>, ApiError> {
     principal.require(REPORTERS)?;
     let record = ReportService::new(&state)
         .show(principal.clinic_id, id)
         .await?;
-    Ok(Json(record.into()))
+    let base = state.signer.base_for(&headers);
+    let media = ReportMedia::sign(
+        &state.signer,
+        &base,
+        principal.clinic_id,
+        &record,
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(ReportResponse::new(record, media)))
 }
 
 #[utoipa::path(
@@ -140,9 +158,45 @@ async fn download(
     ApiPath(id): ApiPath<ReportId>,
 ) -> Result<Response, ApiError> {
     principal.require(REPORTERS)?;
-    let pdf = ReportService::new(&state)
-        .pdf(principal.clinic_id, id)
-        .await;
+    pdf_response(&state, principal.clinic_id, id).await
+}
+
+/// The PDF by signed URL (`media.pdf` of a report): no `Authorization` header.
+#[utoipa::path(
+    get,
+    path = "/media/reports/{id}/pdf",
+    tag = "reports",
+    operation_id = "downloadReportBySignedUrl",
+    summary = "The report's PDF, by signed URL",
+    description = "The URL comes from a report's `media.pdf`; it needs no `Authorization` \
+                   header and answers 403 `invalid-signature` once expired or altered.",
+    params(("id" = ReportId, Path, description = "The report's id."), SignedQuery),
+    responses(
+        (status = 200, description = "The PDF.", content_type = "application/pdf", body = Vec<u8>,
+         headers(("Content-Disposition" = String, description = "`attachment; filename=…`."),
+                 ("Cache-Control" = String, description = "`private, no-store`."))),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    ),
+)]
+async fn signed_download(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ReportId>,
+    ApiQuery(query): ApiQuery<SignedQuery>,
+) -> Result<Response, ApiError> {
+    let clinic = state
+        .signer
+        .verify(&signed_pdf_path(id), &query, Utc::now())
+        .await?;
+    pdf_response(&state, clinic, id).await
+}
+
+async fn pdf_response(
+    state: &AppState,
+    clinic: ClinicId,
+    id: ReportId,
+) -> Result<Response, ApiError> {
+    let pdf = ReportService::new(state).pdf(clinic, id).await;
     let ReportPdf { bytes, filename } = match pdf {
         Ok(pdf) => pdf,
         Err(error) => {

@@ -1,18 +1,20 @@
-//! Routes of the `xrays` function: upload, list, metadata, image and thumbnail.
+//! Routes of the `xrays` function: upload, list, metadata, image and thumbnail, the last two
+//! also by signed URL (`/media/xrays/…`, for a browser's `<img src>`).
 
 use super::analysis::{self, PixelLimits, XrayFormat};
 use super::service::{XrayError, XrayService};
 use super::types::{
     IfNoneMatch, IfNoneMatchHeader, ListXraysQuery, NewXray, Sha256Digest, UploadAccepted,
-    XrayResponse, XrayStatus,
+    XrayMedia, XrayResponse, XrayStatus, signed_image_path, signed_thumbnail_path,
 };
 use crate::auth::{Principal, Role};
-use crate::http::responses::{Conflict, PayloadTooLarge, Validation};
+use crate::http::responses::{Conflict, Forbidden, PayloadTooLarge, Validation};
 use crate::http::{self, ApiError, ApiPath, ApiQuery};
-use crate::ids::{PatientId, XrayId};
+use crate::ids::{ClinicId, PatientId, XrayId};
 use crate::pagination::{Page, PageRequest};
 use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
 use crate::ratelimit::RouteClass;
+use crate::signed_urls::SignedQuery;
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::Router;
@@ -20,6 +22,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -54,6 +57,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show))
         .routes(routes!(image))
         .routes(routes!(thumbnail))
+        // Signed URLs for a browser's `<img src>`: no token (`crate::signed_urls`).
+        .routes(routes!(signed_image))
+        .routes(routes!(signed_thumbnail))
 }
 
 /// `POST /patients/{id}/xrays`: the body is the image itself (any Content-Type; the format is
@@ -158,6 +164,8 @@ async fn read_image(request: Request, limit: usize) -> Result<Bytes, ApiError> {
     tag = "xrays",
     operation_id = "listXrays",
     summary = "A patient's X-rays, newest first",
+    description = "Each item's `media` holds signed URLs of its image and thumbnail, for an \
+                   `<img src>` without a token.",
     params(("id" = PatientId, Path, description = "The patient's id."), ListXraysQuery),
     responses((status = 200, description = "One page of X-rays.", body = Page<XrayResponse>)),
     extensions(("x-roles" = json!(STAFF))),
@@ -167,13 +175,24 @@ async fn list(
     principal: Principal,
     ApiPath(patient_id): ApiPath<PatientId>,
     ApiQuery(query): ApiQuery<ListXraysQuery>,
+    headers: HeaderMap,
 ) -> Result<Json<Page<XrayResponse>>, ApiError> {
     principal.require(STAFF)?;
     let page = PageRequest::new(query.limit, query.cursor.as_deref())?;
     let found = XrayService::new(&state)
         .list(principal.clinic_id, patient_id, &page)
         .await?;
-    Ok(Json(found.map(XrayResponse::from)))
+    let base = state.signer.base_for(&headers);
+    let now = Utc::now();
+    let mut items = Vec::with_capacity(found.items.len());
+    for record in found.items {
+        let media = XrayMedia::sign(&state.signer, &base, &record, now).await?;
+        items.push(XrayResponse::new(record, media));
+    }
+    Ok(Json(Page {
+        items,
+        next_cursor: found.next_cursor,
+    }))
 }
 
 #[utoipa::path(
@@ -182,6 +201,9 @@ async fn list(
     tag = "xrays",
     operation_id = "getXray",
     summary = "An X-ray's metadata and analysis",
+    description = "`media` holds signed URLs of the image and thumbnail, for an `<img src>` \
+                   without a token; they expire (`expires_at`), so read the X-ray again for \
+                   fresh ones.",
     params(("id" = XrayId, Path, description = "The X-ray's id.")),
     responses((status = 200, description = "The X-ray.", body = XrayResponse)),
     extensions(("x-roles" = json!(STAFF))),
@@ -190,12 +212,15 @@ async fn show(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<XrayId>,
+    headers: HeaderMap,
 ) -> Result<Json<XrayResponse>, ApiError> {
     principal.require(STAFF)?;
     let record = XrayService::new(&state)
         .find(principal.clinic_id, id)
         .await?;
-    Ok(Json(record.into()))
+    let base = state.signer.base_for(&headers);
+    let media = XrayMedia::sign(&state.signer, &base, &record, Utc::now()).await?;
+    Ok(Json(XrayResponse::new(record, media)))
 }
 
 /// The original bytes as uploaded, with their sniffed content type. ETag is the SHA-256; a
@@ -225,12 +250,60 @@ async fn image(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require(STAFF)?;
-    let stored = XrayService::new(&state)
-        .image(
-            principal.clinic_id,
-            id,
-            &IfNoneMatch::from_headers(&headers),
-        )
+    image_response(
+        &state,
+        principal.clinic_id,
+        id,
+        &headers,
+        IMAGE_CACHE_CONTROL.into(),
+    )
+    .await
+}
+
+/// The image by signed URL (`media.image` of an X-ray): no `Authorization` header.
+#[utoipa::path(
+    get,
+    path = "/media/xrays/{id}/image",
+    tag = "xrays",
+    operation_id = "getXrayImageBySignedUrl",
+    summary = "The original image, by signed URL",
+    description = "The URL comes from an X-ray's `media.image`; it needs no `Authorization` \
+                   header and answers 403 `invalid-signature` once expired or altered.",
+    params(("id" = XrayId, Path, description = "The X-ray's id."), SignedQuery, IfNoneMatchHeader),
+    responses(
+        (status = 200, description = "The image as uploaded.",
+         content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg")),
+         headers(("ETag" = String, description = "The image's SHA-256."),
+                 ("Cache-Control" = String, description = "`private, max-age=…` until the URL expires."),
+                 ("Content-Disposition" = String, description = "`inline; filename=…`."))),
+        (status = 304, description = "The client's copy is current.",
+         headers(("ETag" = String, description = "The image's SHA-256."))),
+        (status = 403, response = Forbidden),
+    ),
+)]
+async fn signed_image(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<XrayId>,
+    ApiQuery(query): ApiQuery<SignedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let clinic = state
+        .signer
+        .verify(&signed_image_path(id), &query, now)
+        .await?;
+    image_response(&state, clinic, id, &headers, until_expiry(&query, now)).await
+}
+
+async fn image_response(
+    state: &AppState,
+    clinic: ClinicId,
+    id: XrayId,
+    headers: &HeaderMap,
+    cache_control: String,
+) -> Result<Response, ApiError> {
+    let stored = XrayService::new(state)
+        .image(clinic, id, &IfNoneMatch::from_headers(headers))
         .await?;
     let format = XrayFormat::from_content_type(&stored.content_type);
     let extension = match format {
@@ -243,9 +316,15 @@ async fn image(
         stored.bytes,
         format.map_or("application/octet-stream", XrayFormat::content_type),
         &stored.sha256,
-        IMAGE_CACHE_CONTROL,
+        &cache_control,
         Some(&disposition),
     )
+}
+
+/// A signed URL's answer may be kept by the browser, privately, until the URL expires.
+fn until_expiry(query: &SignedQuery, now: DateTime<Utc>) -> String {
+    let seconds = (query.expires - now.timestamp()).max(0);
+    format!("private, max-age={seconds}")
 }
 
 /// The JPEG thumbnail (256 px long side). 409 `/problems/xray-not-ready` (with `Retry-After`)
@@ -277,10 +356,53 @@ async fn thumbnail(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require(STAFF)?;
-    let bytes = match XrayService::new(&state)
-        .thumbnail(principal.clinic_id, id)
-        .await
-    {
+    let cache_control = THUMBNAIL_CACHE_CONTROL.into();
+    thumbnail_response(&state, principal.clinic_id, id, &headers, cache_control).await
+}
+
+/// The thumbnail by signed URL (`media.thumbnail` of an X-ray): no `Authorization` header.
+#[utoipa::path(
+    get,
+    path = "/media/xrays/{id}/thumbnail",
+    tag = "xrays",
+    operation_id = "getXrayThumbnailBySignedUrl",
+    summary = "The JPEG thumbnail, by signed URL",
+    description = "The URL comes from an X-ray's `media.thumbnail`; it needs no \
+                   `Authorization` header and answers 403 `invalid-signature` once expired or \
+                   altered.",
+    params(("id" = XrayId, Path, description = "The X-ray's id."), SignedQuery, IfNoneMatchHeader),
+    responses(
+        (status = 200, description = "The thumbnail.", content_type = "image/jpeg", body = Vec<u8>,
+         headers(("ETag" = String, description = "The thumbnail's SHA-256."),
+                 ("Cache-Control" = String, description = "`private, max-age=…` until the URL expires."))),
+        (status = 304, description = "The client's copy is current.",
+         headers(("ETag" = String, description = "The thumbnail's SHA-256."))),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    ),
+)]
+async fn signed_thumbnail(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<XrayId>,
+    ApiQuery(query): ApiQuery<SignedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let clinic = state
+        .signer
+        .verify(&signed_thumbnail_path(id), &query, now)
+        .await?;
+    thumbnail_response(&state, clinic, id, &headers, until_expiry(&query, now)).await
+}
+
+async fn thumbnail_response(
+    state: &AppState,
+    clinic: ClinicId,
+    id: XrayId,
+    headers: &HeaderMap,
+    cache_control: String,
+) -> Result<Response, ApiError> {
+    let bytes = match XrayService::new(state).thumbnail(clinic, id).await {
         Ok(bytes) => bytes,
         Err(error) => {
             let pending = matches!(
@@ -300,8 +422,8 @@ async fn thumbnail(
         }
     };
     let digest = Sha256Digest::of(&bytes);
-    let bytes = (!IfNoneMatch::from_headers(&headers).matches(&digest)).then_some(bytes);
-    binary_response(bytes, "image/jpeg", &digest, THUMBNAIL_CACHE_CONTROL, None)
+    let bytes = (!IfNoneMatch::from_headers(headers).matches(&digest)).then_some(bytes);
+    binary_response(bytes, "image/jpeg", &digest, &cache_control, None)
 }
 
 /// 200 with the bytes, or 304 when `bytes` is `None` (the client's copy is current).
@@ -309,7 +431,7 @@ fn binary_response(
     bytes: Option<Vec<u8>>,
     content_type: &'static str,
     digest: &Sha256Digest,
-    cache_control: &'static str,
+    cache_control: &str,
     disposition: Option<&str>,
 ) -> Result<Response, ApiError> {
     let etag =
@@ -337,7 +459,7 @@ fn binary_response(
     headers.insert(header::ETAG, etag);
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(cache_control),
+        HeaderValue::from_str(cache_control).map_err(ApiError::internal)?,
     );
     Ok(response)
 }

@@ -2,7 +2,9 @@
 //! shapes of the API.
 
 use super::analysis::XrayFormat;
+use crate::db::DbError;
 use crate::ids::{ClinicId, JobId, PatientId, UserId, XrayId};
+use crate::signed_urls::{MediaUrl, UrlSigner};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -242,6 +244,51 @@ impl UploadAccepted {
     }
 }
 
+/// Signed URLs of an X-ray's image and thumbnail, for a browser to load without a token
+/// (`<img src>`); see `crate::signed_urls`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct XrayMedia {
+    pub image: MediaUrl,
+    /// Present once the analysis made one.
+    pub thumbnail: Option<MediaUrl>,
+}
+
+impl XrayMedia {
+    /// Signs the URLs of `record`'s parts for its clinic, starting with `base`.
+    pub async fn sign(
+        signer: &UrlSigner,
+        base: &str,
+        record: &XrayRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Self, DbError> {
+        let (clinic, id) = (record.clinic_id, record.id);
+        let thumbnail = match record.has_thumbnail {
+            true => Some(
+                signer
+                    .sign(base, clinic, &signed_thumbnail_path(id), now)
+                    .await?,
+            ),
+            false => None,
+        };
+        Ok(XrayMedia {
+            image: signer
+                .sign(base, clinic, &signed_image_path(id), now)
+                .await?,
+            thumbnail,
+        })
+    }
+}
+
+/// The signed (token-free) route of an X-ray's image.
+pub fn signed_image_path(id: XrayId) -> String {
+    format!("/media/xrays/{id}/image")
+}
+
+/// The signed (token-free) route of an X-ray's thumbnail.
+pub fn signed_thumbnail_path(id: XrayId) -> String {
+    format!("/media/xrays/{id}/thumbnail")
+}
+
 /// An X-ray as the API returns it: metadata, and the quality report once there is one.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct XrayResponse {
@@ -264,11 +311,13 @@ pub struct XrayResponse {
     /// Why the analysis failed, when `status` is `failed`.
     pub error: Option<String>,
     pub links: XrayLinks,
+    pub media: XrayMedia,
 }
 
-impl From<XrayRecord> for XrayResponse {
-    fn from(record: XrayRecord) -> Self {
+impl XrayResponse {
+    pub fn new(record: XrayRecord, media: XrayMedia) -> Self {
         XrayResponse {
+            media,
             links: XrayLinks::new(record.id, record.has_thumbnail, record.job_id),
             id: record.id,
             patient_id: record.patient_id,

@@ -4,8 +4,10 @@
 
 use super::{InsuranceReportParams, ReportPeriod, ReportRecord, ReportStatus, parse_date};
 use crate::catalogs::CatalogCode;
-use crate::ids::{JobId, PatientId, ReportId, UserId};
+use crate::db::DbError;
+use crate::ids::{ClinicId, JobId, PatientId, ReportId, UserId};
 use crate::input::InputError;
+use crate::signed_urls::{MediaUrl, UrlSigner};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -48,6 +50,11 @@ pub fn report_path(id: ReportId) -> String {
 
 pub fn pdf_path(id: ReportId) -> String {
     format!("/reports/{id}/pdf")
+}
+
+/// The signed (token-free) route of a report's PDF.
+pub fn signed_pdf_path(id: ReportId) -> String {
+    format!("/media/reports/{id}/pdf")
 }
 
 pub fn job_path(id: JobId) -> String {
@@ -94,6 +101,34 @@ impl From<&ReportRecord> for AcceptedResponse {
     }
 }
 
+/// A signed URL of the report's PDF, for a download link without a token; see
+/// `crate::signed_urls`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReportMedia {
+    /// Present once the report is ready.
+    pub pdf: Option<MediaUrl>,
+}
+
+impl ReportMedia {
+    pub async fn sign(
+        signer: &UrlSigner,
+        base: &str,
+        clinic: ClinicId,
+        record: &ReportRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Self, DbError> {
+        let pdf = match record.status == ReportStatus::Ready {
+            true => Some(
+                signer
+                    .sign(base, clinic, &signed_pdf_path(record.id), now)
+                    .await?,
+            ),
+            false => None,
+        };
+        Ok(ReportMedia { pdf })
+    }
+}
+
 /// `GET /reports/{id}`: what the report covers and where it is, never its content.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReportResponse {
@@ -111,10 +146,11 @@ pub struct ReportResponse {
     pub completed_at: Option<DateTime<Utc>>,
     pub pdf_bytes: Option<i32>,
     pub links: ReportLinks,
+    pub media: ReportMedia,
 }
 
-impl From<ReportRecord> for ReportResponse {
-    fn from(record: ReportRecord) -> Self {
+impl ReportResponse {
+    pub fn new(record: ReportRecord, media: ReportMedia) -> Self {
         let links = ReportLinks::of(&record);
         let params = record.params.0;
         ReportResponse {
@@ -132,6 +168,7 @@ impl From<ReportRecord> for ReportResponse {
             completed_at: record.completed_at,
             pdf_bytes: record.pdf_bytes,
             links,
+            media,
         }
     }
 }

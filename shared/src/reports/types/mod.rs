@@ -5,8 +5,8 @@
 mod api;
 
 pub use api::{
-    AcceptedResponse, InsuranceReportRequest, ReportLinks, ReportResponse, job_path, pdf_path,
-    report_path,
+    AcceptedResponse, InsuranceReportRequest, ReportLinks, ReportMedia, ReportResponse, job_path,
+    pdf_path, report_path, signed_pdf_path,
 };
 
 use crate::catalogs::CatalogCode;
