@@ -570,9 +570,9 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
     let rev = "/catalogs/procedure/REV";
     #[rustfmt::skip]
     let cases: Vec<(&str, &str, Value, u16, Option<&str>)> = vec![
-        ("PUT", "/catalogs/procedure/bad%20code", json!({"price_cents": 1}), 422, Some("code")),
-        ("PUT", "/catalogs/procedure/%C3%91U", json!({"price_cents": 1}), 422, Some("code")),
-        ("PUT", &long_code, json!({"name": "x", "default_minutes": 30}), 422, Some("code")),
+        ("PUT", "/catalogs/procedure/bad%20code", json!({"price_cents": 1}), 400, Some("code")),
+        ("PUT", "/catalogs/procedure/%C3%91U", json!({"price_cents": 1}), 400, Some("code")),
+        ("PUT", &long_code, json!({"name": "x", "default_minutes": 30}), 400, Some("code")),
         ("PUT", rev, json!({"price_cents": -1}), 422, Some("price_cents")),
         ("PUT", rev, json!({"price_cents": 100_000_001}), 422, Some("price_cents")),
         ("PUT", rev, json!({"price_cents": "35"}), 422, Some("price_cents")),
@@ -589,7 +589,7 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
         ("PUT", rev, json!([1, 2]), 422, None),
         ("PUT", "/catalogs/procedure/REV?scope=everyone", json!({"price_cents": 1}), 400, Some("scope")),
         ("DELETE", "/catalogs/procedure/REV?scope=everyone", Value::Null, 400, Some("scope")),
-        ("DELETE", "/catalogs/procedure/bad%20code", Value::Null, 422, Some("code")),
+        ("DELETE", "/catalogs/procedure/bad%20code", Value::Null, 400, Some("code")),
         ("GET", "/catalogs/procedure?include_inactive=maybe", Value::Null, 400, Some("include_inactive")),
         ("GET", "/catalogs/procedure?colour=red", Value::Null, 400, Some("colour")),
     ];

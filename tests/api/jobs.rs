@@ -306,7 +306,7 @@ async fn assert_dead_letter_figures(admin_as_admin_a: &Client, admin_as_platform
     assert_eq!(platform_queues.body["dead"], 3);
     assert_eq!(platform_queues.body["counters"]["dead"], 3);
     assert_eq!(platform_queues.body["redis"]["reachable"], true);
-    assert_eq!(platform_queues.body["redis"]["ready"], 0);
+    assert_eq!(platform_queues.body["redis"]["sizes"]["ready"], 0);
 }
 
 #[tokio::test]

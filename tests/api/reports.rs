@@ -397,7 +397,10 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
 
     // The same PDF by the signed URL a download link uses, without a token.
     let signed = ready["media"]["pdf"]["url"].as_str().expect("a signed url");
-    assert!(signed.starts_with(&format!("/media/reports/{id}/pdf?")), "{signed}");
+    assert!(
+        signed.starts_with(&format!("/media/reports/{id}/pdf?")),
+        "{signed}"
+    );
     let by_link = app.anonymous(&router).get(signed).await;
     assert_eq!(by_link.status, StatusCode::OK);
     assert_eq!(by_link.bytes, pdf.bytes);

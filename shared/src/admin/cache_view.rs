@@ -34,7 +34,8 @@ pub struct CacheStatsResponse {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RedisView {
     pub reachable: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    /// The server's facts: at platform scope, when Redis answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerFacts>,
 }
 

@@ -76,7 +76,8 @@ pub struct QueueStatsResponse {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RedisQueueView {
     pub reachable: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    /// The structures' sizes, when Redis answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sizes: Option<RedisQueueSizes>,
 }
 

@@ -28,6 +28,18 @@ fn kind_of(segment: &str) -> Result<CatalogKind, ApiError> {
     CatalogKind::from_path(segment).ok_or(ApiError::NotFound { what: "resource" })
 }
 
+/// A code in the path is part of the URL: a malformed one is 400 naming `code`, as a malformed
+/// id is.
+fn code_of(segment: &str) -> Result<CatalogCode, ApiError> {
+    CatalogCode::parse("code", segment).map_err(|error| match ApiError::from(error) {
+        ApiError::Validation { detail, field } => ApiError::BadRequest {
+            detail,
+            field: Some(field),
+        },
+        other => other,
+    })
+}
+
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
     http::finish(routes(), state, &config)
@@ -93,7 +105,7 @@ async fn save(
 ) -> Result<Response, ApiError> {
     let kind = kind_of(&kind)?;
     authorize(&principal, query.scope)?;
-    let code = CatalogCode::parse("code", &code)?;
+    let code = code_of(&code)?;
     let changes = ItemChanges::parse(kind, request)?;
     let service = CatalogService::new(&state);
     let SavedItem { item, created } = match query.scope {
@@ -147,7 +159,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let kind = kind_of(&kind)?;
     authorize(&principal, query.scope)?;
-    let code = CatalogCode::parse("code", &code)?;
+    let code = code_of(&code)?;
     let service = CatalogService::new(&state);
     match query.scope {
         Scope::Clinic => {

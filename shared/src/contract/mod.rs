@@ -12,6 +12,8 @@
 //! - a JSON body may be malformed (400), too large (413), not JSON (415) or invalid (422);
 //! - every operation may answer 500 and 503, and every response carries `X-Request-Id`.
 //!
+//! Responses that create something link to the operations that take its id ([`LINKS`]).
+//!
 //! Problem responses show an example of every problem type (`crate::http::responses`). The document is
 //! committed at `docs/openapi.json` (a test fails when it drifts) and served by the `health`
 //! function at `GET /openapi.json`.
@@ -28,6 +30,7 @@ use ::http::{HeaderMap, StatusCode, header};
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
@@ -72,6 +75,118 @@ const TAGS: &[(&str, &str)] = &[
         "Clinic administration: caches, queues, jobs and announcements.",
     ),
     ("health", "Liveness, dependency probes and this document."),
+];
+
+/// What a client may do next with what an operation created: OpenAPI links from a response to
+/// the operations that take its id, `(from, status, to, parameter, expression)`. Clients and
+/// schemathesis's stateful phase follow them (create → read → change).
+const LINKS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "createPatient",
+        "201",
+        "getPatient",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createPatient",
+        "201",
+        "updatePatient",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createPatient",
+        "201",
+        "archivePatient",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createPatient",
+        "201",
+        "listXrays",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createPatient",
+        "201",
+        "uploadXray",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createAppointment",
+        "201",
+        "getAppointment",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createAppointment",
+        "201",
+        "updateAppointment",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createAppointment",
+        "201",
+        "changeAppointmentStatus",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "uploadXray",
+        "202",
+        "getXray",
+        "id",
+        "$response.body#/xray_id",
+    ),
+    (
+        "uploadXray",
+        "202",
+        "getXrayImage",
+        "id",
+        "$response.body#/xray_id",
+    ),
+    (
+        "uploadXray",
+        "202",
+        "getXrayThumbnail",
+        "id",
+        "$response.body#/xray_id",
+    ),
+    (
+        "uploadXray",
+        "202",
+        "getJob",
+        "id",
+        "$response.body#/job_id",
+    ),
+    (
+        "requestInsuranceReport",
+        "202",
+        "getReport",
+        "id",
+        "$response.body#/report_id",
+    ),
+    (
+        "requestInsuranceReport",
+        "202",
+        "downloadReport",
+        "id",
+        "$response.body#/report_id",
+    ),
+    (
+        "requestInsuranceReport",
+        "202",
+        "getJob",
+        "id",
+        "$response.body#/job_id",
+    ),
+    ("retryJob", "202", "getJob", "id", "$response.body#/id"),
 ];
 
 /// The whole API's document, built once per process.
@@ -133,9 +248,29 @@ fn build() -> OpenApi {
     for item in document.paths.paths.values_mut() {
         for operation in operations(item) {
             decorate(operation);
+            link(operation);
         }
     }
     document
+}
+
+/// Adds the [`LINKS`] from `operation`'s responses.
+fn link(operation: &mut Operation) {
+    let Some(id) = operation.operation_id.clone() else {
+        return;
+    };
+    for (from, status, to, parameter, expression) in LINKS {
+        if *from != id {
+            continue;
+        }
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) {
+            let link = LinkBuilder::new()
+                .operation_id(*to)
+                .parameter(*parameter, *expression)
+                .build();
+            response.links.insert((*to).to_owned(), RefOr::T(link));
+        }
+    }
 }
 
 fn components() -> utoipa::openapi::Components {
@@ -343,6 +478,32 @@ mod tests {
                 document.pointer(pointer).is_some(),
                 "{reference} does not resolve"
             );
+        }
+    }
+
+    /// A link to an operation that does not exist, or from a response that does not, would be
+    /// silently dropped by clients.
+    #[test]
+    fn every_link_joins_two_operations_of_the_document() {
+        let document = serde_json::to_value(openapi()).expect("serializes");
+        let mut ids = std::collections::BTreeSet::new();
+        let mut links = 0;
+        for item in document["paths"].as_object().into_iter().flatten() {
+            for operation in item.1.as_object().into_iter().flatten().map(|(_, o)| o) {
+                ids.insert(
+                    operation["operationId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                for response in operation["responses"].as_object().into_iter().flatten() {
+                    links += response.1["links"].as_object().map_or(0, |l| l.len());
+                }
+            }
+        }
+        assert_eq!(links, LINKS.len(), "a link's response is missing");
+        for (from, _, to, _, _) in LINKS {
+            assert!(ids.contains(*from) && ids.contains(*to), "{from} → {to}");
         }
     }
 

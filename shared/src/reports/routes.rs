@@ -12,7 +12,7 @@ use super::types::{
     ReportStatus, report_path, signed_pdf_path,
 };
 use crate::auth::Principal;
-use crate::http::responses::{Conflict, Forbidden};
+use crate::http::responses::{Conflict, Forbidden, NotFound};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::{ClinicId, ReportId};
 use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
@@ -59,6 +59,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
          body = AcceptedResponse,
          headers(("Location" = String, description = "`/reports/{id}`."),
                  ("Idempotent-Replayed" = String, description = "`true` on a replay."))),
+        (status = 404, response = NotFound),
     ),
     extensions(("x-roles" = json!(REPORTERS))),
 )]

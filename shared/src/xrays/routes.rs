@@ -8,7 +8,9 @@ use super::types::{
     XrayMedia, XrayResponse, XrayStatus, signed_image_path, signed_thumbnail_path,
 };
 use crate::auth::{Principal, Role};
-use crate::http::responses::{Conflict, Forbidden, PayloadTooLarge, Validation};
+use crate::http::responses::{
+    Conflict, Forbidden, PayloadTooLarge, UnsupportedMediaType, Validation,
+};
 use crate::http::{self, ApiError, ApiPath, ApiQuery};
 use crate::ids::{ClinicId, PatientId, XrayId};
 use crate::pagination::{Page, PageRequest};
@@ -83,6 +85,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
                  ("Idempotent-Replayed" = String, description = "`true` on a replay."))),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Validation),
     ),
     extensions(("x-roles" = json!(STAFF))),
