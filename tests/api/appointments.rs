@@ -252,6 +252,8 @@ async fn refuses_bad_list_queries(
         (format!("?{range}&clinic_id={}", clinic_b), "clinic_id"),
         ("?limit=0".to_string(), "limit"),
         ("?cursor=garbage".to_string(), "cursor"),
+        (format!("?{range}&include=notes"), "include"),
+        (format!("?{range}&include=patient,"), "include"),
     ] {
         let response = client.get(&format!("/appointments{query}")).await;
         assert_eq!(response.problem(400)["field"], field, "{query}");
@@ -280,6 +282,25 @@ async fn lists_items_with_their_documented_fields(client: &Client, range: &str) 
         assert!(item.get(field).is_some(), "{field} missing: {item}");
     }
     assert_eq!(response.body["next_cursor"], Value::Null);
+    // No names unless asked for; asked, the calendar gets them without a call per row.
+    assert!(item.get("patient").is_none() && item.get("dentist").is_none());
+    let named = client
+        .get(&format!(
+            "/appointments?{range}&status=confirmed&include=patient,dentist"
+        ))
+        .await;
+    let item = &named.body["items"][0];
+    for embedded in ["patient", "dentist"] {
+        let name = item[embedded]["name"].as_str().unwrap_or_default();
+        assert!(!name.trim().is_empty(), "{embedded}: {item}");
+    }
+    let only_dentist = client
+        .get(&format!(
+            "/appointments?{range}&status=confirmed&include=dentist"
+        ))
+        .await;
+    assert!(only_dentist.body["items"][0].get("patient").is_none());
+    assert_eq!(only_dentist.body["items"][0]["dentist"], item["dentist"]);
 }
 
 #[tokio::test]

@@ -679,7 +679,12 @@ async fn the_inbox_resolves_audiences_pages_in_order_and_keeps_read_marks() {
         .map(|items| items.iter().map(|i| i["read"] == true).collect())
         .unwrap_or_default();
     assert_eq!(read_flags, vec![false, true, false]);
+    // The badge counts what this user has not read, whichever page is asked for.
+    assert_eq!(page.body["unread"], 2);
+    let newest = as_desk.get("/notifications?limit=1").await;
+    assert_eq!(newest.body["unread"], 2);
     let page = as_dentist.get("/notifications?since=0").await;
+    assert_eq!(page.body["unread"], 3);
     assert!(
         page.body["items"]
             .as_array()
@@ -689,6 +694,7 @@ async fn the_inbox_resolves_audiences_pages_in_order_and_keeps_read_marks() {
     let all = as_desk.post_empty("/notifications/read-all").await;
     assert_eq!(all.status, 200);
     assert_eq!(all.body, json!({"marked": 2}));
+    assert_eq!(as_desk.get("/notifications").await.body["unread"], 0);
     let all = as_desk.post_empty("/notifications/read-all").await;
     assert_eq!(all.body, json!({"marked": 0}));
 

@@ -6,7 +6,7 @@ use super::types::{
     TimeSlot,
 };
 use crate::auth::Role;
-use crate::ids::{AppointmentId, ClinicId, UserId};
+use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
 use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -94,6 +94,35 @@ pub(super) async fn find(
     .bind(id)
     .fetch_optional(conn)
     .await
+}
+
+/// The "first last" of each of `patients` found in the clinic.
+pub(super) async fn patient_names(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    patients: &[PatientId],
+) -> Result<Vec<(PatientId, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, first_name || ' ' || last_name FROM patients \
+         WHERE clinic_id = $1 AND id = ANY($2)",
+    )
+    .bind(clinic)
+    .bind(patients)
+    .fetch_all(conn)
+    .await
+}
+
+/// The full name of each of `users` found in the clinic.
+pub(super) async fn user_names(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    users: &[UserId],
+) -> Result<Vec<(UserId, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, full_name FROM users WHERE clinic_id = $1 AND id = ANY($2)")
+        .bind(clinic)
+        .bind(users)
+        .fetch_all(conn)
+        .await
 }
 
 /// Appointments starting in `[from, to)`, keyset-paginated over `(starts_at, id)`: stable

@@ -3,8 +3,9 @@
 
 use super::repository;
 use super::types::{
-    Action, AppointmentChanges, AppointmentFilter, AppointmentRecord, AppointmentStatus,
-    InvalidTransition, NewAppointment, SlotError, TimeSlot, overlap_detail, transition,
+    Action, AppointmentChanges, AppointmentFilter, AppointmentRecord, AppointmentResponse,
+    AppointmentStatus, Include, IncludedName, InvalidTransition, NewAppointment, SlotError,
+    TimeSlot, overlap_detail, transition,
 };
 use crate::auth::Role;
 use crate::catalogs::{self, CatalogKind};
@@ -16,6 +17,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::PgPool;
+use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppointmentError {
@@ -199,11 +201,31 @@ impl<'a> AppointmentService<'a> {
         clinic: ClinicId,
         filter: &AppointmentFilter,
         page: &PageRequest<(DateTime<Utc>, AppointmentId)>,
-    ) -> Result<Page<AppointmentRecord>, AppointmentError> {
+        include: Include,
+    ) -> Result<Page<AppointmentResponse>, AppointmentError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         let rows = repository::list(&mut tx, clinic, filter, page).await?;
+        // One query per included name over the whole page, never one per row.
+        let mut patients = HashMap::new();
+        if include.patient {
+            let ids: Vec<PatientId> = rows.iter().map(|row| row.patient_id).collect();
+            patients.extend(repository::patient_names(&mut tx, clinic, &ids).await?);
+        }
+        let mut dentists = HashMap::new();
+        if include.dentist {
+            let ids: Vec<UserId> = rows.iter().map(|row| row.dentist_id).collect();
+            dentists.extend(repository::user_names(&mut tx, clinic, &ids).await?);
+        }
         tx.commit().await?;
-        Ok(Page::from_rows(rows, page.limit, |a| (a.starts_at, a.id)))
+        let page = Page::from_rows(rows, page.limit, |a| (a.starts_at, a.id));
+        Ok(page.map(|record| {
+            let patient = patients.get(&record.patient_id).cloned();
+            let dentist = dentists.get(&record.dentist_id).cloned();
+            let mut response = AppointmentResponse::from(record);
+            response.patient = patient.map(|name| IncludedName { name });
+            response.dentist = dentist.map(|name| IncludedName { name });
+            response
+        }))
     }
 
     /// Moves or edits an open appointment under a row lock, with the same rules as booking:

@@ -147,6 +147,26 @@ pub(super) async fn page(
         .await
 }
 
+/// How far back [`unread`] counts: the newest this many notifications of an inbox.
+pub const UNREAD_WINDOW: i64 = 1_000;
+
+/// How many of the newest [`UNREAD_WINDOW`] notifications of the reader's inbox they have not
+/// read: a badge's number, bounded so an old, never-read inbox costs no more than a page.
+pub(super) async fn unread(tx: &mut TenantTx, reader: Reader) -> Result<i64, sqlx::Error> {
+    let sql = format!(
+        "WITH visible AS ({}),          newest AS (SELECT id FROM visible ORDER BY id DESC LIMIT $5)          SELECT count(*) FROM newest v          LEFT JOIN notification_reads r            ON r.clinic_id = $1 AND r.user_id = $2 AND r.notification_id = v.id          WHERE r.notification_id IS NULL",
+        visible_ids("id < $4", "DESC")
+    );
+    sqlx::query_scalar(&sql)
+        .bind(reader.clinic)
+        .bind(reader.user)
+        .bind(reader.role)
+        .bind(i64::MAX)
+        .bind(UNREAD_WINDOW)
+        .fetch_one(&mut **tx)
+        .await
+}
+
 /// Marks notification `id` read for the reader. `false` when it is not in their inbox (missing,
 /// another clinic's, another user's or role's); marking twice is harmless.
 pub(super) async fn mark_read(
@@ -201,6 +221,20 @@ pub(super) async fn load_page(
     let rows = page(&mut tx, reader, window, limit).await?;
     tx.commit().await?;
     Ok(rows)
+}
+
+/// [`page`] and [`unread`] in one tenant transaction, so the count matches the page.
+pub(super) async fn load_page_and_unread(
+    db: &PgPool,
+    reader: Reader,
+    window: Window,
+    limit: i64,
+) -> Result<(Vec<Notification>, i64), DbError> {
+    let mut tx = crate::db::begin_tenant(db, reader.clinic).await?;
+    let rows = page(&mut tx, reader, window, limit).await?;
+    let unread = unread(&mut tx, reader).await?;
+    tx.commit().await?;
+    Ok((rows, unread))
 }
 
 /// [`mark_read`] in its own tenant transaction.

@@ -65,12 +65,21 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
+const _: () = assert!(
+    inbox::UNREAD_WINDOW == 1_000,
+    "InboxPage.unread's schema says 1,000"
+);
+
 /// One page of an inbox. With `since`: oldest first, and `next_since` is where the next call
 /// resumes. Without: newest first, and `next_before` pages further back.
 #[derive(Debug, Serialize, ToSchema)]
 struct InboxPage {
     items: Vec<Notification>,
     has_more: bool,
+    /// How many of the inbox's newest 1,000 notifications the caller has not read (a badge:
+    /// show "999+" from 1,000).
+    #[schema(minimum = 0, maximum = 1000)]
+    unread: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_since: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,7 +93,7 @@ struct InboxPage {
     operation_id = "listNotifications",
     summary = "The caller's inbox",
     description = "What was sent to the caller, their role, their clinic and everyone, with the \
-                   caller's read marks.",
+                   caller's read marks and how many are unread (`unread`, for a badge).",
     params(ListQuery),
     responses((status = 200, description = "One page of the inbox.", body = InboxPage)),
     extensions(("x-roles" = json!(Role::STAFF))),
@@ -117,8 +126,9 @@ async fn list(
         }
         (None, before) => Window::Before(before),
     };
-    let mut items =
-        inbox::load_page(&db, Reader::from(&principal), window, i64::from(limit) + 1).await?;
+    let (mut items, unread) =
+        inbox::load_page_and_unread(&db, Reader::from(&principal), window, i64::from(limit) + 1)
+            .await?;
     let has_more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let last = items.last().map(|item| item.id);
@@ -128,12 +138,14 @@ async fn list(
             next_before: None,
             items,
             has_more,
+            unread,
         },
         Window::Before(_) => InboxPage {
             next_since: None,
             next_before: if has_more { last } else { None },
             items,
             has_more,
+            unread,
         },
     };
     Ok(Json(page))

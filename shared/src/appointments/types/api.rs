@@ -141,8 +141,15 @@ impl TryFrom<UpdateAppointmentRequest> for AppointmentChanges {
     }
 }
 
-/// An appointment as the API returns it. No patient name: the client already has the
-/// patient, and a calendar list should not carry identities it does not need.
+/// A name embedded in a listed appointment (`?include=`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IncludedName {
+    /// The patient's "first last", or the dentist's full name.
+    pub name: String,
+}
+
+/// An appointment as the API returns it. No names unless the list asks for them
+/// (`?include=patient,dentist`): a calendar list should not carry identities it does not need.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AppointmentResponse {
     pub id: AppointmentId,
@@ -156,6 +163,12 @@ pub struct AppointmentResponse {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status_changed_at: DateTime<Utc>,
+    /// With `?include=patient` on a list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<IncludedName>,
+    /// With `?include=dentist` on a list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dentist: Option<IncludedName>,
 }
 
 impl From<AppointmentRecord> for AppointmentResponse {
@@ -172,6 +185,8 @@ impl From<AppointmentRecord> for AppointmentResponse {
             created_at: record.created_at,
             updated_at: record.updated_at,
             status_changed_at: record.status_changed_at,
+            patient: None,
+            dentist: None,
         }
     }
 }

@@ -37,6 +37,40 @@ pub struct ListAppointmentsQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Comma-separated names to embed in each item, so a calendar needs no call per row:
+    /// `patient` (the patient's name), `dentist` (the dentist's name).
+    #[param(example = "patient,dentist")]
+    pub include: Option<String>,
+}
+
+/// What `?include=` asks to embed in each listed appointment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Include {
+    pub patient: bool,
+    pub dentist: bool,
+}
+
+impl Include {
+    /// `patient`, `dentist` or both, comma-separated; anything else is malformed.
+    pub fn parse(raw: Option<&str>) -> Result<Self, InputError> {
+        let mut include = Include::default();
+        let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
+            return Ok(include);
+        };
+        for part in raw.split(',') {
+            match part.trim() {
+                "patient" => include.patient = true,
+                "dentist" => include.dentist = true,
+                _ => {
+                    return Err(InputError::malformed(
+                        "include",
+                        "include takes patient, dentist or both, comma-separated.",
+                    ));
+                }
+            }
+        }
+        Ok(include)
+    }
 }
 
 /// Which appointments a list shows: those *starting* in `[from, to)`, optionally of one
@@ -135,6 +169,21 @@ mod tests {
     use super::super::at;
     use super::*;
     use AppointmentStatus::{Confirmed, Scheduled};
+
+    #[test]
+    fn include_names_patient_dentist_or_both() {
+        assert_eq!(Include::parse(None).ok(), Some(Include::default()));
+        assert_eq!(Include::parse(Some(" ")).ok(), Some(Include::default()));
+        let both = Include {
+            patient: true,
+            dentist: true,
+        };
+        assert_eq!(Include::parse(Some("patient,dentist")).ok(), Some(both));
+        assert_eq!(Include::parse(Some("dentist, patient")).ok(), Some(both));
+        for bad in ["patients", "patient,", "notes", "patient;dentist"] {
+            assert!(Include::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn list_filter_defaults_and_limits() {

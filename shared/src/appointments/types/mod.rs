@@ -7,8 +7,12 @@ mod api;
 mod filter;
 mod lifecycle;
 
-pub use api::{AppointmentResponse, CreateAppointmentRequest, UpdateAppointmentRequest};
-pub use filter::{AppointmentFilter, DEFAULT_LIST_RANGE, ListAppointmentsQuery, MAX_LIST_RANGE};
+pub use api::{
+    AppointmentResponse, CreateAppointmentRequest, IncludedName, UpdateAppointmentRequest,
+};
+pub use filter::{
+    AppointmentFilter, DEFAULT_LIST_RANGE, Include, ListAppointmentsQuery, MAX_LIST_RANGE,
+};
 pub use lifecycle::{Action, AppointmentStatus, InvalidTransition, UnknownStatus, transition};
 
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
