@@ -12,6 +12,7 @@ mod dashboard;
 mod fairness;
 mod health;
 mod jobs;
+mod lost_updates;
 mod patients;
 mod queue;
 mod quotas;

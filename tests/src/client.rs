@@ -59,7 +59,21 @@ impl Client {
 
     /// Any method, with a JSON body or none (for tables of cases that vary the method).
     pub async fn send(&self, method: Method, path: &str, json: Option<&Value>) -> TestResponse {
+        self.send_with_headers(method, path, json, &[]).await
+    }
+
+    /// A JSON body (or none) with extra request headers, such as `If-Match`.
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
         let mut request = self.request(method, path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         let body = match json {
             Some(value) => {
                 request = request.header("content-type", "application/json");

@@ -9,12 +9,13 @@ use super::types::{
     Include, ListAppointmentsQuery, NewAppointment, UpdateAppointmentRequest,
 };
 use crate::auth::{Principal, Role};
-use crate::http::responses::{Conflict, UnsupportedMediaType, Validation};
+use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchJsonHeader, tagged};
+use crate::http::responses::{Conflict, PreconditionFailed, UnsupportedMediaType, Validation};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::AppointmentId;
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
-use ::http::{HeaderValue, StatusCode, header};
+use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::body::HttpBody;
 use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -115,19 +116,32 @@ async fn list(
     tag = "appointments",
     operation_id = "getAppointment",
     summary = "One appointment",
-    params(("id" = AppointmentId, Path, description = "The appointment's id.")),
-    responses((status = 200, description = "The appointment.", body = AppointmentResponse)),
+    description = "The `ETag` names this version: send it as `If-Match` with a change, so a \
+                   change made meanwhile by someone else is not overwritten.",
+    params(("id" = AppointmentId, Path, description = "The appointment's id."),
+           IfNoneMatchJsonHeader),
+    responses(
+        (status = 200, description = "The appointment.", body = AppointmentResponse,
+         headers(("ETag" = String, description = "This version of the appointment."))),
+        (status = 304, description = "The client's copy is current.",
+         headers(("ETag" = String, description = "This version of the appointment."))),
+    ),
     extensions(("x-roles" = json!(Role::STAFF))),
 )]
 async fn show(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<AppointmentId>,
-) -> Result<Json<AppointmentResponse>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let record = AppointmentService::new(&state)
         .find(principal.clinic_id, id)
         .await?;
-    Ok(Json(record.into()))
+    Ok(tagged(
+        StatusCode::OK,
+        &headers,
+        AppointmentResponse::from(record),
+    ))
 }
 
 #[utoipa::path(
@@ -136,12 +150,15 @@ async fn show(
     tag = "appointments",
     operation_id = "updateAppointment",
     summary = "Reschedule or change an appointment",
-    description = "Only scheduled or confirmed appointments change.",
-    params(("id" = AppointmentId, Path, description = "The appointment's id.")),
+    description = "Only scheduled or confirmed appointments change. With `If-Match`, only while \
+                   the appointment is still that version (412 otherwise, nothing written).",
+    params(("id" = AppointmentId, Path, description = "The appointment's id."), IfMatchHeader),
     request_body = UpdateAppointmentRequest,
     responses(
-        (status = 200, description = "The changed appointment.", body = AppointmentResponse),
+        (status = 200, description = "The changed appointment.", body = AppointmentResponse,
+         headers(("ETag" = String, description = "The new version of the appointment."))),
         (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
     ),
     extensions(("x-roles" = json!(WRITERS))),
 )]
@@ -149,12 +166,14 @@ async fn update(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<AppointmentId>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<UpdateAppointmentRequest>,
-) -> Result<Json<AppointmentResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.require(WRITERS)?;
+    let if_match = IfMatch::from_headers(&headers)?;
     let changes = AppointmentChanges::try_from(request)?;
     let record = AppointmentService::new(&state)
-        .reschedule(principal.clinic_id, id, &changes)
+        .reschedule(principal.clinic_id, id, &changes, if_match.as_ref())
         .await?;
     tracing::info!(
         appointment_id = %record.id,
@@ -162,7 +181,11 @@ async fn update(
         status = record.status.as_str(),
         "appointment updated"
     );
-    Ok(Json(record.into()))
+    Ok(tagged(
+        StatusCode::OK,
+        &HeaderMap::new(),
+        AppointmentResponse::from(record),
+    ))
 }
 
 #[utoipa::path(

@@ -10,6 +10,7 @@ use super::types::{
 use crate::auth::Role;
 use crate::catalogs::{self, CatalogKind};
 use crate::db::{self, DbError, TenantTx};
+use crate::http::conditional::{IfMatch, precondition_holds};
 use crate::http::{ApiError, ConflictKind};
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
 use crate::input::InputError;
@@ -23,6 +24,9 @@ use std::collections::HashMap;
 pub enum AppointmentError {
     #[error("appointment not found")]
     NotFound,
+    /// `If-Match` named a version that is no longer current.
+    #[error("the appointment changed since the version in If-Match")]
+    PreconditionFailed,
     #[error("no such patient in the clinic")]
     NoSuchPatient,
     #[error("patient is archived")]
@@ -72,6 +76,9 @@ impl From<sqlx::Error> for AppointmentError {
 impl From<AppointmentError> for ApiError {
     fn from(error: AppointmentError) -> Self {
         match error {
+            AppointmentError::PreconditionFailed => ApiError::PreconditionFailed {
+                what: "appointment",
+            },
             AppointmentError::NotFound => ApiError::NotFound {
                 what: "appointment",
             },
@@ -228,7 +235,8 @@ impl<'a> AppointmentService<'a> {
         }))
     }
 
-    /// Moves or edits an open appointment under a row lock, with the same rules as booking:
+    /// Moves or edits an open appointment under a row lock (and, with `if_match`, only while it
+    /// is still the version named), with the same rules as booking:
     /// a start that moves must land in the booking window, a new dentist must be an active dentist,
     /// and the resulting slot must be free (the appointment itself does not count).
     pub async fn reschedule(
@@ -236,11 +244,16 @@ impl<'a> AppointmentService<'a> {
         clinic: ClinicId,
         id: AppointmentId,
         changes: &AppointmentChanges,
+        if_match: Option<&IfMatch>,
     ) -> Result<AppointmentRecord, AppointmentError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         let current = repository::find(&mut tx, clinic, id, true)
             .await?
             .ok_or(AppointmentError::NotFound)?;
+        let shown = AppointmentResponse::from(current.clone());
+        if !precondition_holds(if_match, Some(&shown)) {
+            return Err(AppointmentError::PreconditionFailed);
+        }
         if !current.status.is_open() {
             return Err(AppointmentError::Closed(current.status));
         }

@@ -11,11 +11,13 @@ use super::types::{
     ViewQuery, WriteQuery,
 };
 use crate::auth::{Principal, Role};
+use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchJsonHeader, tagged};
+use crate::http::responses::PreconditionFailed;
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use ::http::{HeaderValue, StatusCode, header};
+use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Json, Router};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -49,7 +51,7 @@ pub fn router(state: AppState) -> Router {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(show))
-        .routes(routes!(save, remove))
+        .routes(routes!(show_item, save, remove))
 }
 
 #[utoipa::path(
@@ -80,19 +82,55 @@ async fn show(
 }
 
 #[utoipa::path(
+    get,
+    path = "/catalogs/{kind}/{code}",
+    tag = "catalogs",
+    operation_id = "getCatalogItem",
+    summary = "One catalog item as the clinic sees it",
+    description = "Inactive items too. The `ETag` names this version: send it as `If-Match` \
+                   with a change, so a change made meanwhile is not overwritten.",
+    params(("kind" = inline(CatalogKind), Path, description = "Which catalog."), ("code" = String, Path, description = "The item's code: 1–32 letters, digits, dots, underscores or dashes (case-sensitive).", max_length = 32), IfNoneMatchJsonHeader),
+    responses(
+        (status = 200, description = "The item.", body = CatalogItem,
+         headers(("ETag" = String, description = "This version of the item."))),
+        (status = 304, description = "The client's copy is current.",
+         headers(("ETag" = String, description = "This version of the item."))),
+    ),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
+async fn show_item(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((kind, code)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let kind = kind_of(&kind)?;
+    let code = code_of(&code)?;
+    let item = CatalogService::new(&state)
+        .item(principal.clinic_id, kind, &code)
+        .await?;
+    Ok(tagged(StatusCode::OK, &headers, item))
+}
+
+#[utoipa::path(
     put,
     path = "/catalogs/{kind}/{code}",
     tag = "catalogs",
     operation_id = "saveCatalogItem",
     summary = "Create or change a catalog item",
     description = "In the clinic's catalog (an override of a global item, or the clinic's own), \
-                   or with `scope=global` in the catalog every clinic shares (platform admins).",
-    params(("kind" = inline(CatalogKind), Path, description = "Which catalog."), ("code" = String, Path, description = "The item's code: 1–32 letters, digits, dots, underscores or dashes (case-sensitive).", max_length = 32), WriteQuery),
+                   or with `scope=global` in the catalog every clinic shares (platform admins). \
+                   With `If-Match`, only while the item as the clinic sees it is still that \
+                   version (412 otherwise, nothing written).",
+    params(("kind" = inline(CatalogKind), Path, description = "Which catalog."), ("code" = String, Path, description = "The item's code: 1–32 letters, digits, dots, underscores or dashes (case-sensitive).", max_length = 32), WriteQuery, IfMatchHeader),
     request_body = PutItemRequest,
     responses(
-        (status = 200, description = "Changed.", body = CatalogItem),
+        (status = 200, description = "Changed.", body = CatalogItem,
+         headers(("ETag" = String, description = "The new version of the item."))),
         (status = 201, description = "Created.", body = CatalogItem,
-         headers(("Location" = String, description = "`/catalogs/{kind}/{code}`."))),
+         headers(("Location" = String, description = "`/catalogs/{kind}/{code}`."),
+                 ("ETag" = String, description = "The new version of the item."))),
+        (status = 412, response = PreconditionFailed),
     ),
     extensions(("x-roles" = json!(EDITORS))),
 )]
@@ -101,22 +139,36 @@ async fn save(
     principal: Principal,
     ApiPath((kind, code)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<PutItemRequest>,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(&kind)?;
     authorize(&principal, query.scope)?;
     let code = code_of(&code)?;
+    let if_match = IfMatch::from_headers(&headers)?;
     let changes = ItemChanges::parse(kind, request)?;
     let service = CatalogService::new(&state);
     let SavedItem { item, created } = match query.scope {
         Scope::Clinic => {
             service
-                .save_override(principal.clinic_id, kind, &code, &changes)
+                .save_override(
+                    principal.clinic_id,
+                    kind,
+                    &code,
+                    &changes,
+                    if_match.as_ref(),
+                )
                 .await?
         }
         Scope::Global => {
             service
-                .save_global(principal.clinic_id, kind, &code, &changes)
+                .save_global(
+                    principal.clinic_id,
+                    kind,
+                    &code,
+                    &changes,
+                    if_match.as_ref(),
+                )
                 .await?
         }
     };
@@ -129,16 +181,13 @@ async fn save(
         "catalog item saved"
     );
     if !created {
-        return Ok(Json(item).into_response());
+        return Ok(tagged(StatusCode::OK, &HeaderMap::new(), item));
     }
     let location = HeaderValue::from_str(&format!("/catalogs/{}/{}", kind.as_str(), code.as_str()))
         .map_err(ApiError::internal)?;
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(item),
-    )
-        .into_response())
+    let mut response = tagged(StatusCode::CREATED, &HeaderMap::new(), item);
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
 }
 
 #[utoipa::path(

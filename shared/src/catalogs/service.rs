@@ -6,6 +6,7 @@ use super::types::{CatalogCode, CatalogItem, CatalogKind, Incomplete, ItemChange
 use crate::cache::{CATALOG_VIEW, Cache};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
+use crate::http::conditional::{IfMatch, precondition_holds};
 use crate::ids::ClinicId;
 use crate::keys::Keys;
 use crate::state::AppState;
@@ -16,6 +17,9 @@ use sqlx::PgPool;
 pub enum CatalogError {
     #[error("catalog item not found")]
     NotFound,
+    /// `If-Match` named a version that is no longer current.
+    #[error("the catalog item changed since the version in If-Match")]
+    PreconditionFailed,
     #[error("incomplete catalog item: {0}")]
     Incomplete(#[from] Incomplete),
     #[error(transparent)]
@@ -32,6 +36,9 @@ impl From<CatalogError> for ApiError {
     fn from(error: CatalogError) -> Self {
         match error {
             CatalogError::NotFound => ApiError::NotFound {
+                what: "catalog item",
+            },
+            CatalogError::PreconditionFailed => ApiError::PreconditionFailed {
                 what: "catalog item",
             },
             CatalogError::Incomplete(Incomplete { field, detail }) => {
@@ -85,18 +92,35 @@ impl<'a> CatalogService<'a> {
         Ok(view.unwrap_or_default())
     }
 
+    /// One item as `clinic` sees it, inactive or not, from the cached view.
+    pub async fn item(
+        &self,
+        clinic: ClinicId,
+        kind: CatalogKind,
+        code: &CatalogCode,
+    ) -> Result<CatalogItem, CatalogError> {
+        self.view(clinic, kind)
+            .await?
+            .into_iter()
+            .find(|item| item.code == code.as_str())
+            .ok_or(CatalogError::NotFound)
+    }
+
     /// Creates or changes the clinic's override of a global item, or the clinic's own item
     /// when the code is not in the global catalog; then invalidates the clinic's view of `kind`.
+    /// With `if_match`, only while the item as the clinic sees it is still that version.
     pub async fn save_override(
         &self,
         clinic: ClinicId,
         kind: CatalogKind,
         code: &CatalogCode,
         changes: &ItemChanges,
+        if_match: Option<&IfMatch>,
     ) -> Result<SavedItem, CatalogError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         let global = repository::find(&mut tx, None, kind, code, false).await?;
         let current = repository::find(&mut tx, Some(clinic), kind, code, true).await?;
+        check_precondition(&mut tx, clinic, kind, code, if_match).await?;
         if global.is_none() {
             changes.check_complete(
                 kind,
@@ -133,16 +157,19 @@ impl<'a> CatalogService<'a> {
     }
 
     /// Creates or changes a global item. The caller must have proved the platform-admin claim;
-    /// `clinic` is only the caller's own clinic, for the transaction's tenant setting.
+    /// `clinic` is only the caller's own clinic, for the transaction's tenant setting. With
+    /// `if_match`, only while the item as that clinic sees it is still that version.
     pub async fn save_global(
         &self,
         clinic: ClinicId,
         kind: CatalogKind,
         code: &CatalogCode,
         changes: &ItemChanges,
+        if_match: Option<&IfMatch>,
     ) -> Result<SavedItem, CatalogError> {
         let mut tx = db::begin_platform(self.db, clinic).await?;
         let current = repository::find(&mut tx, None, kind, code, true).await?;
+        check_precondition(&mut tx, clinic, kind, code, if_match).await?;
         changes.check_complete(
             kind,
             current.as_ref(),
@@ -187,6 +214,28 @@ impl<'a> CatalogService<'a> {
 }
 
 /// The one item just written, as its owner sees it (`None`: the global catalog alone).
+/// `if_match` against the item as `clinic` sees it (`GET /catalogs/{kind}/{code}`), after the
+/// rows it merges were locked.
+async fn check_precondition(
+    tx: &mut db::TenantTx,
+    clinic: ClinicId,
+    kind: CatalogKind,
+    code: &CatalogCode,
+    if_match: Option<&IfMatch>,
+) -> Result<(), CatalogError> {
+    if if_match.is_none() {
+        return Ok(());
+    }
+    let shown = repository::merged(tx, Some(clinic), kind, Some(code))
+        .await?
+        .pop()
+        .map(CatalogItem::from);
+    match precondition_holds(if_match, shown.as_ref()) {
+        true => Ok(()),
+        false => Err(CatalogError::PreconditionFailed),
+    }
+}
+
 async fn merged_item(
     tx: &mut db::TenantTx,
     clinic: Option<ClinicId>,

@@ -1,8 +1,9 @@
 //! The HTTP edge shared by every function: RFC 9457 problem+json errors (`problem`), strict
 //! JSON / query / path extractors that name the offending field (`extract`), and the router
-//! wrapping with body limits and the per-request tracing span (`router`). Cursor pagination is
-//! `crate::pagination`'s.
+//! wrapping with body limits and the per-request tracing span (`router`), and `ETag` /
+//! `If-Match` against lost updates (`conditional`). Cursor pagination is `crate::pagination`'s.
 
+pub mod conditional;
 mod extract;
 mod problem;
 pub mod responses;

@@ -51,6 +51,9 @@ pub enum ApiError {
     NotFound { what: &'static str },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// `If-Match` named a version of `what` that is no longer current (`http::conditional`).
+    #[error("precondition failed")]
+    PreconditionFailed { what: &'static str },
     #[error("conflict: {detail}")]
     Conflict {
         kind: ConflictKind,
@@ -101,6 +104,7 @@ impl ApiError {
             }
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -174,6 +178,15 @@ impl ApiError {
                 "Method not allowed",
                 "This resource does not support that method.".into(),
                 None,
+            ),
+            ApiError::PreconditionFailed { what } => (
+                "precondition-failed",
+                "Precondition failed",
+                format!(
+                    "The {what} has changed since the version in If-Match; read it again and \
+                     reapply your change. Nothing was written."
+                ),
+                Some("If-Match".into()),
             ),
             ApiError::Conflict {
                 kind,

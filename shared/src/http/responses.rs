@@ -37,6 +37,8 @@ shared_response!(
     PayloadTooLarge,
     /// 415, for an operation whose body is not described as JSON.
     UnsupportedMediaType,
+    /// 412, for an operation that honours `If-Match`.
+    PreconditionFailed,
     /// 422, for an operation whose body is not described as JSON.
     Validation
 );
@@ -212,6 +214,14 @@ pub fn all() -> Vec<ProblemResponse> {
                     }
                 })
                 .collect(),
+            headers: &[],
+        },
+        ProblemResponse {
+            name: "PreconditionFailed",
+            status: 412,
+            description: "The resource changed since the version named in `If-Match`; nothing \
+                          was written.",
+            examples: vec![ApiError::PreconditionFailed { what: "patient" }],
             headers: &[],
         },
         ProblemResponse {

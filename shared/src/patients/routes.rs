@@ -7,12 +7,13 @@ use super::types::{
 };
 use crate::access::Caller;
 use crate::auth::{Principal, Role};
-use crate::http::responses::Conflict;
+use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchJsonHeader, tagged};
+use crate::http::responses::{Conflict, PreconditionFailed};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::PatientId;
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
-use ::http::{HeaderValue, StatusCode, header};
+use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -100,22 +101,34 @@ async fn list(
     tag = "patients",
     operation_id = "getPatient",
     summary = "A patient's record",
-    params(("id" = PatientId, Path, description = "The patient's id.")),
-    responses((status = 200, description = "The patient.", body = PatientResponse)),
+    description = "The `ETag` names this version: send it as `If-Match` with a change, so a \
+                   change made meanwhile by someone else is not overwritten.",
+    params(("id" = PatientId, Path, description = "The patient's id."), IfNoneMatchJsonHeader),
+    responses(
+        (status = 200, description = "The patient.", body = PatientResponse,
+         headers(("ETag" = String, description = "This version of the patient."))),
+        (status = 304, description = "The client's copy is current.",
+         headers(("ETag" = String, description = "This version of the patient."))),
+    ),
     extensions(("x-roles" = json!(Role::STAFF))),
 )]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<PatientId>,
-) -> Result<Json<PatientResponse>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let patients = PatientService::new(&state);
     let key = patients.profile_key(caller.clinic_id(), id);
     let (principal, prefetched) = caller.admit_reading(&key).await?;
     let record = patients
         .profile(principal.clinic_id, id, prefetched)
         .await?;
-    Ok(Json(record.into()))
+    Ok(tagged(
+        StatusCode::OK,
+        &headers,
+        PatientResponse::from(record),
+    ))
 }
 
 #[utoipa::path(
@@ -124,12 +137,16 @@ async fn show(
     tag = "patients",
     operation_id = "updatePatient",
     summary = "Change a patient's record",
-    description = "Only the fields present change; `null` clears an optional field.",
-    params(("id" = PatientId, Path, description = "The patient's id.")),
+    description = "Only the fields present change; `null` clears an optional field. With \
+                   `If-Match`, only while the patient is still that version (412 otherwise, \
+                   nothing written).",
+    params(("id" = PatientId, Path, description = "The patient's id."), IfMatchHeader),
     request_body = UpdatePatientRequest,
     responses(
-        (status = 200, description = "The changed patient.", body = PatientResponse),
+        (status = 200, description = "The changed patient.", body = PatientResponse,
+         headers(("ETag" = String, description = "The new version of the patient."))),
         (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
     ),
     extensions(("x-roles" = json!(WRITERS))),
 )]
@@ -137,15 +154,21 @@ async fn update(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<PatientId>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<UpdatePatientRequest>,
-) -> Result<Json<PatientResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.require(WRITERS)?;
+    let if_match = IfMatch::from_headers(&headers)?;
     let changes = PatientChanges::try_from(request)?;
     let record = PatientService::new(&state)
-        .update(principal.clinic_id, id, &changes)
+        .update(principal.clinic_id, id, &changes, if_match.as_ref())
         .await?;
     tracing::info!(patient_id = %record.id, "patient updated");
-    Ok(Json(record.into()))
+    Ok(tagged(
+        StatusCode::OK,
+        &HeaderMap::new(),
+        PatientResponse::from(record),
+    ))
 }
 
 #[utoipa::path(

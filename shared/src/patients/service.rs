@@ -1,9 +1,10 @@
 //! Patient use cases: the transaction boundaries and the cache-aside around the profile.
 
 use super::repository;
-use super::types::{NewPatient, PatientChanges, PatientRecord, PatientSearch};
+use super::types::{NewPatient, PatientChanges, PatientRecord, PatientResponse, PatientSearch};
 use crate::cache::{Cache, PATIENT_PROFILE, Prefetched};
 use crate::db::{self, DbError};
+use crate::http::conditional::{IfMatch, precondition_holds};
 use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ClinicId, PatientId};
 use crate::keys::{CacheKey, Keys};
@@ -19,6 +20,9 @@ pub enum PatientError {
     Archived,
     #[error("another patient of the clinic has this national id")]
     DuplicateNationalId,
+    /// `If-Match` named a version that is no longer current.
+    #[error("the patient changed since the version in If-Match")]
+    PreconditionFailed,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -37,6 +41,7 @@ impl From<PatientError> for ApiError {
     fn from(error: PatientError) -> Self {
         match error {
             PatientError::NotFound => ApiError::NotFound { what: "patient" },
+            PatientError::PreconditionFailed => ApiError::PreconditionFailed { what: "patient" },
             PatientError::Archived => ApiError::Conflict {
                 kind: ConflictKind::PatientArchived,
                 detail: "The patient is archived; archived records cannot be changed.".into(),
@@ -117,17 +122,23 @@ impl<'a> PatientService<'a> {
         }))
     }
 
-    /// Writes PostgreSQL, commits, then invalidates the cached profile.
+    /// Writes PostgreSQL, commits, then invalidates the cached profile. With `if_match`, only
+    /// while the patient is still the version it names, checked under the row lock.
     pub async fn update(
         &self,
         clinic: ClinicId,
         id: PatientId,
         changes: &PatientChanges,
+        if_match: Option<&IfMatch>,
     ) -> Result<PatientRecord, PatientError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         let current = repository::find(&mut tx, clinic, id, true)
             .await?
             .ok_or(PatientError::NotFound)?;
+        let shown = PatientResponse::from(current.clone());
+        if !precondition_holds(if_match, Some(&shown)) {
+            return Err(PatientError::PreconditionFailed);
+        }
         if current.archived_at.is_some() {
             return Err(PatientError::Archived);
         }
