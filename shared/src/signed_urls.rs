@@ -8,7 +8,7 @@
 //! the key id; the signature is base64url without padding. Altering any of them, or using the
 //! URL after its expiry, answers 403 `/problems/invalid-signature`. The URL carries ids only,
 //! never a name or clinical text, and the clinic it names is the one the signed route reads
-//! in, under row-level security like any request.
+//! in, under row-level security like any request, and whose read limit it counts against.
 //!
 //! **How long**: `MEDIA_URL_TTL_SECONDS` (default 300) to twice that: the expiry is rounded up to
 //! the next multiple of the TTL after one TTL has passed, so every read within one window hands
@@ -23,6 +23,7 @@
 //! When media move to object storage, the same `{url, expires_at}` fields carry the store's
 //! presigned URLs; clients need not change.
 
+use crate::access::Access;
 use crate::db::DbError;
 use crate::http::ApiError;
 use crate::ids::ClinicId;
@@ -157,6 +158,20 @@ impl UrlSigner {
             ),
             expires_at: DateTime::from_timestamp(expires, 0).unwrap_or(now),
         })
+    }
+
+    /// [`verify`](Self::verify), then the clinic's rate limits for signed links
+    /// (`Access::admit_signed`): what every signed route runs first.
+    pub async fn admit(
+        &self,
+        access: &Access,
+        path: &str,
+        query: &SignedQuery,
+        now: DateTime<Utc>,
+    ) -> Result<ClinicId, ApiError> {
+        let clinic = self.verify(path, query, now).await?;
+        access.admit_signed(clinic).await?;
+        Ok(clinic)
     }
 
     /// The clinic a signed request of `path` may read in, or why it may not.

@@ -1097,3 +1097,42 @@ fn serde_urlencoded_query(path: &str) -> shared::signed_urls::SignedQuery {
         .collect();
     serde_json::from_value(Value::Object(pairs)).expect("a signed query")
 }
+
+/// A signed link has no token, yet counts against the clinic: at a user's read limit for all
+/// its links together, and within the clinic's own; a forged link counts for nobody.
+#[tokio::test]
+async fn signed_links_are_rate_limited_per_clinic() {
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![("RATE_LIMITS_PER_USER", "reads=3".to_owned())],
+        ..TestOptions::default()
+    })
+    .await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let client = app.client(&router, &app.token(&clinic, Role::Dentist));
+    let browser = app.anonymous(&router);
+    let patient = register_patient(&app, &clinic).await;
+    let accepted = upload(&client, &patient, None, None, png(&gradient(64, 48))).await;
+    let xray_id = accepted.body["xray_id"].as_str().expect("id").to_owned();
+    let path = format!("/media/xrays/{xray_id}/image");
+    let signed = app
+        .state
+        .signer
+        .sign("", clinic.id, &path, chrono::Utc::now())
+        .await
+        .expect("signed");
+
+    // Forged links first: refused, and they use up nothing.
+    for _ in 0..5 {
+        let forged = with_param(&signed.url, "signature", "AAAA");
+        browser.get(&forged).await.problem(403);
+    }
+    for _ in 0..3 {
+        assert_eq!(browser.get(&signed.url).await.status, 200);
+    }
+    let limited = browser.get(&signed.url).await;
+    assert_eq!(limited.problem(429)["type"], "/problems/rate-limited");
+    assert!(limited.headers.get("retry-after").is_some());
+    // The staff's own limits are theirs: the dentist still reads.
+    assert_eq!(client.get(&format!("/xrays/{xray_id}")).await.status, 200);
+}

@@ -39,6 +39,9 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The rate-limit "user" of a clinic's signed media links: no staff member has the nil id.
+const SIGNED_LINKS: UserId = UserId(uuid::Uuid::nil());
+
 pub struct Access {
     authenticator: Authenticator,
     db: PgPool,
@@ -143,6 +146,25 @@ impl Access {
             usage,
         };
         Ok((admitted, prefetched))
+    }
+
+    /// Lets a request made with a signed media URL of `clinic` in (`crate::signed_urls`; it has
+    /// no token, so no user): it counts against the clinic's read limit, and against one bucket
+    /// at a user's read limit shared by every link of the clinic, so a leaked or looping link
+    /// cannot take what the clinic's staff share. Called after the signature was verified, so a
+    /// forged link costs the clinic nothing.
+    pub async fn admit_signed(&self, clinic: ClinicId) -> Result<(), ApiError> {
+        match self
+            .limiter
+            .check(clinic, SIGNED_LINKS, RouteClass::Reads)
+            .await
+        {
+            Verdict::Allowed(_) | Verdict::Unchecked => Ok(()),
+            Verdict::Limited { usage, retry_after } => {
+                tracing::info!(policy = %usage.tightest.name(), "signed link rate limited");
+                Err(limited(&usage, whole_seconds(retry_after)))
+            }
+        }
     }
 
     /// The next request of `user` reads their standing from the database again.

@@ -39,6 +39,8 @@ shared_response!(
     UnsupportedMediaType,
     /// 412, for an operation that honours `If-Match`.
     PreconditionFailed,
+    /// 429, for an operation without `x-roles` that is rate limited all the same (signed links).
+    TooManyRequests,
     /// 422, for an operation whose body is not described as JSON.
     Validation
 );

@@ -12,7 +12,7 @@ use super::types::{
     ReportStatus, report_path, signed_pdf_path,
 };
 use crate::auth::Principal;
-use crate::http::responses::{Conflict, Forbidden, NotFound};
+use crate::http::responses::{Conflict, Forbidden, NotFound, TooManyRequests};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::{ClinicId, ReportId};
 use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
@@ -177,6 +177,7 @@ async fn download(
          headers(("Content-Disposition" = String, description = "`attachment; filename=…`."),
                  ("Cache-Control" = String, description = "`private, no-store`."))),
         (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
         (status = 409, response = Conflict),
     ),
 )]
@@ -187,7 +188,7 @@ async fn signed_download(
 ) -> Result<Response, ApiError> {
     let clinic = state
         .signer
-        .verify(&signed_pdf_path(id), &query, Utc::now())
+        .admit(&state.access, &signed_pdf_path(id), &query, Utc::now())
         .await?;
     pdf_response(&state, clinic, id).await
 }

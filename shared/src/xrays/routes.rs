@@ -9,7 +9,7 @@ use super::types::{
 };
 use crate::auth::{Principal, Role};
 use crate::http::responses::{
-    Conflict, Forbidden, PayloadTooLarge, UnsupportedMediaType, Validation,
+    Conflict, Forbidden, PayloadTooLarge, TooManyRequests, UnsupportedMediaType, Validation,
 };
 use crate::http::{self, ApiError, ApiPath, ApiQuery};
 use crate::ids::{ClinicId, PatientId, XrayId};
@@ -282,6 +282,7 @@ async fn image(
         (status = 304, description = "The client's copy is current.",
          headers(("ETag" = String, description = "The image's SHA-256."))),
         (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
     ),
 )]
 async fn signed_image(
@@ -293,7 +294,7 @@ async fn signed_image(
     let now = Utc::now();
     let clinic = state
         .signer
-        .verify(&signed_image_path(id), &query, now)
+        .admit(&state.access, &signed_image_path(id), &query, now)
         .await?;
     image_response(&state, clinic, id, &headers, until_expiry(&query, now)).await
 }
@@ -381,6 +382,7 @@ async fn thumbnail(
         (status = 304, description = "The client's copy is current.",
          headers(("ETag" = String, description = "The thumbnail's SHA-256."))),
         (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
         (status = 409, response = Conflict),
     ),
 )]
@@ -393,7 +395,7 @@ async fn signed_thumbnail(
     let now = Utc::now();
     let clinic = state
         .signer
-        .verify(&signed_thumbnail_path(id), &query, now)
+        .admit(&state.access, &signed_thumbnail_path(id), &query, now)
         .await?;
     thumbnail_response(&state, clinic, id, &headers, until_expiry(&query, now)).await
 }
