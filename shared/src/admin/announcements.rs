@@ -3,6 +3,7 @@
 
 use crate::auth::Principal;
 use crate::http::ApiError;
+use crate::http::conditional::Sha256Digest;
 use crate::input::InputError;
 use crate::realtime::{
     self, AnnouncementNotice, Audience, Delivery, NewNotification, Notice, Notification, PushReport,
@@ -10,7 +11,6 @@ use crate::realtime::{
 use crate::state::AppState;
 use crate::text;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 const MESSAGE_LIMIT: usize = 2_000;
 // The schema's `max_length`s are these limits.
@@ -128,8 +128,7 @@ pub async fn announce(
     );
     if let Some(key) = idempotency_key {
         // The key is the client's (up to 255 characters): hashed, it always fits the column.
-        let digest = Sha256::digest(key.as_bytes());
-        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        let hex = Sha256Digest::of(key.as_bytes()).hex();
         new = new.with_dedupe_key(format!("announcement:{}:{hex}", author.user_id));
     }
     let (title, body) = (new.title.clone(), new.notice.body());

@@ -9,7 +9,7 @@ use super::types::{
     Include, ListAppointmentsQuery, NewAppointment, UpdateAppointmentRequest,
 };
 use crate::auth::{Principal, Role};
-use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchJsonHeader, tagged};
+use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
 use crate::http::responses::{Conflict, PreconditionFailed, UnsupportedMediaType, Validation};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::AppointmentId;
@@ -119,7 +119,7 @@ async fn list(
     description = "The `ETag` names this version: send it as `If-Match` with a change, so a \
                    change made meanwhile by someone else is not overwritten.",
     params(("id" = AppointmentId, Path, description = "The appointment's id."),
-           IfNoneMatchJsonHeader),
+           IfNoneMatchHeader),
     responses(
         (status = 200, description = "The appointment.", body = AppointmentResponse,
          headers(("ETag" = String, description = "This version of the appointment."))),

@@ -250,8 +250,9 @@ impl<'a> AppointmentService<'a> {
         let current = repository::find(&mut tx, clinic, id, true)
             .await?
             .ok_or(AppointmentError::NotFound)?;
-        let shown = AppointmentResponse::from(current.clone());
-        if !precondition_holds(if_match, Some(&shown)) {
+        if !precondition_holds(if_match, || {
+            Some(AppointmentResponse::from(current.clone()))
+        }) {
             return Err(AppointmentError::PreconditionFailed);
         }
         if !current.status.is_open() {

@@ -11,7 +11,7 @@ use super::types::{
     ViewQuery, WriteQuery,
 };
 use crate::auth::{Principal, Role};
-use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchJsonHeader, tagged};
+use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
 use crate::http::responses::PreconditionFailed;
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -89,7 +89,7 @@ async fn show(
     summary = "One catalog item as the clinic sees it",
     description = "Inactive items too. The `ETag` names this version: send it as `If-Match` \
                    with a change, so a change made meanwhile is not overwritten.",
-    params(("kind" = inline(CatalogKind), Path, description = "Which catalog."), ("code" = String, Path, description = "The item's code: 1–32 letters, digits, dots, underscores or dashes (case-sensitive).", max_length = 32), IfNoneMatchJsonHeader),
+    params(("kind" = inline(CatalogKind), Path, description = "Which catalog."), ("code" = String, Path, description = "The item's code: 1–32 letters, digits, dots, underscores or dashes (case-sensitive).", max_length = 32), IfNoneMatchHeader),
     responses(
         (status = 200, description = "The item.", body = CatalogItem,
          headers(("ETag" = String, description = "This version of the item."))),

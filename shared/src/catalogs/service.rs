@@ -223,14 +223,14 @@ async fn check_precondition(
     code: &CatalogCode,
     if_match: Option<&IfMatch>,
 ) -> Result<(), CatalogError> {
-    if if_match.is_none() {
-        return Ok(());
-    }
-    let shown = repository::merged(tx, Some(clinic), kind, Some(code))
-        .await?
-        .pop()
-        .map(CatalogItem::from);
-    match precondition_holds(if_match, shown.as_ref()) {
+    let shown = match if_match {
+        None => None,
+        Some(_) => repository::merged(tx, Some(clinic), kind, Some(code))
+            .await?
+            .pop()
+            .map(CatalogItem::from),
+    };
+    match precondition_holds(if_match, || shown) {
         true => Ok(()),
         false => Err(CatalogError::PreconditionFailed),
     }

@@ -23,9 +23,9 @@ mod asyncapi;
 pub use asyncapi::{ASYNCAPI_PATH, asyncapi, asyncapi_json};
 
 use crate::http::Problem;
+use crate::http::conditional::{IfNoneMatch, Sha256Digest};
 use crate::http::responses::{self as problems, header_ref};
 use crate::state::AppState;
-use crate::xrays::{IfNoneMatch, Sha256Digest};
 use ::http::{HeaderMap, StatusCode, header};
 use axum::Router;
 use axum::response::{IntoResponse, Response};

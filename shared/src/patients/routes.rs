@@ -7,7 +7,7 @@ use super::types::{
 };
 use crate::access::Caller;
 use crate::auth::{Principal, Role};
-use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchJsonHeader, tagged};
+use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
 use crate::http::responses::{Conflict, PreconditionFailed};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::PatientId;
@@ -103,7 +103,7 @@ async fn list(
     summary = "A patient's record",
     description = "The `ETag` names this version: send it as `If-Match` with a change, so a \
                    change made meanwhile by someone else is not overwritten.",
-    params(("id" = PatientId, Path, description = "The patient's id."), IfNoneMatchJsonHeader),
+    params(("id" = PatientId, Path, description = "The patient's id."), IfNoneMatchHeader),
     responses(
         (status = 200, description = "The patient.", body = PatientResponse,
          headers(("ETag" = String, description = "This version of the patient."))),

@@ -135,8 +135,7 @@ impl<'a> PatientService<'a> {
         let current = repository::find(&mut tx, clinic, id, true)
             .await?
             .ok_or(PatientError::NotFound)?;
-        let shown = PatientResponse::from(current.clone());
-        if !precondition_holds(if_match, Some(&shown)) {
+        if !precondition_holds(if_match, || Some(PatientResponse::from(current.clone()))) {
             return Err(PatientError::PreconditionFailed);
         }
         if current.archived_at.is_some() {

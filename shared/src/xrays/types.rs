@@ -5,6 +5,10 @@ use super::analysis::XrayFormat;
 use crate::db::DbError;
 use crate::ids::{ClinicId, JobId, PatientId, UserId, XrayId};
 use crate::signed_urls::{MediaUrl, UrlSigner};
+
+// The image's checksum and ETag, and `If-None-Match`, are HTTP's: `crate::http::conditional`.
+use crate::http::conditional::hex;
+pub use crate::http::conditional::{IfNoneMatch, IfNoneMatchHeader, Sha256Digest};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -55,47 +59,6 @@ pub struct XrayRecord {
     pub has_thumbnail: bool,
 }
 
-/// A 32-byte SHA-256 digest: the stored checksum and, hex-encoded, the image's ETag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sha256Digest(pub [u8; 32]);
-
-impl Sha256Digest {
-    pub fn of(bytes: &[u8]) -> Self {
-        use sha2::Digest;
-        Self(sha2::Sha256::digest(bytes).into())
-    }
-
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        <[u8; 32]>::try_from(bytes).ok().map(Self)
-    }
-
-    pub fn hex(&self) -> String {
-        hex(&self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Option<Self> {
-        if text.len() != 64 || !text.is_ascii() {
-            return None;
-        }
-        let mut digest = [0u8; 32];
-        for (byte, pair) in digest.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            let pair = std::str::from_utf8(pair).ok()?;
-            *byte = u8::from_str_radix(pair, 16).ok()?;
-        }
-        Some(Self(digest))
-    }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
-}
-
 /// An upload that passed the edge: a sniffed format, header dimensions within the limits.
 #[derive(Clone)]
 pub struct NewXray {
@@ -129,64 +92,6 @@ pub struct StoredImage {
 pub struct StoredThumbnail {
     pub status: XrayStatus,
     pub bytes: Option<Vec<u8>>,
-}
-
-/// How the contract describes the `If-None-Match` header of the routes that honour it.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-pub struct IfNoneMatchHeader {
-    /// The `ETag` of the copy the client has: 304 without a body when it is still current.
-    #[param(rename = "If-None-Match")]
-    pub if_none_match: Option<String>,
-}
-
-/// What `If-None-Match` asked for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum IfNoneMatch {
-    #[default]
-    Absent,
-    /// `*`: any current representation.
-    Any,
-    Tags(Vec<Sha256Digest>),
-}
-
-impl IfNoneMatch {
-    /// Reads the header (weak comparison, RFC 9110 §13.1.2: `W/` is ignored); entity tags that
-    /// are not ours simply never match.
-    pub fn from_headers(headers: &http::HeaderMap) -> Self {
-        let mut tags = Vec::new();
-        let mut present = false;
-        for value in headers.get_all(http::header::IF_NONE_MATCH) {
-            present = true;
-            let Ok(text) = value.to_str() else { continue };
-            for tag in text.split(',').map(str::trim) {
-                if tag == "*" {
-                    return IfNoneMatch::Any;
-                }
-                let tag = tag.strip_prefix("W/").unwrap_or(tag);
-                if let Some(digest) = tag
-                    .strip_prefix('"')
-                    .and_then(|t| t.strip_suffix('"'))
-                    .and_then(Sha256Digest::from_hex)
-                {
-                    tags.push(digest);
-                }
-            }
-        }
-        if present {
-            IfNoneMatch::Tags(tags)
-        } else {
-            IfNoneMatch::Absent
-        }
-    }
-
-    pub fn matches(&self, digest: &Sha256Digest) -> bool {
-        match self {
-            IfNoneMatch::Absent => false,
-            IfNoneMatch::Any => true,
-            IfNoneMatch::Tags(tags) => tags.contains(digest),
-        }
-    }
 }
 
 /// `GET /patients/{id}/xrays` query string.
@@ -334,41 +239,5 @@ impl XrayResponse {
             analysis: record.analysis,
             error: record.error,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digests_round_trip_through_hex() {
-        let digest = Sha256Digest::of(b"abc");
-        assert_eq!(
-            digest.hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(Sha256Digest::from_hex(&digest.hex()), Some(digest));
-        assert_eq!(Sha256Digest::from_hex("zz"), None);
-        assert_eq!(Sha256Digest::from_hex(&"é".repeat(32)), None);
-    }
-
-    #[test]
-    fn if_none_match_takes_lists_weak_tags_and_star() {
-        let digest = Sha256Digest::of(b"abc");
-        let mut headers = http::HeaderMap::new();
-        assert_eq!(IfNoneMatch::from_headers(&headers), IfNoneMatch::Absent);
-        headers.insert(
-            http::header::IF_NONE_MATCH,
-            http::HeaderValue::from_str(&format!("\"other\", W/\"{}\"", digest.hex())).unwrap(),
-        );
-        let parsed = IfNoneMatch::from_headers(&headers);
-        assert!(parsed.matches(&digest));
-        assert!(!parsed.matches(&Sha256Digest::of(b"abd")));
-        headers.insert(
-            http::header::IF_NONE_MATCH,
-            http::HeaderValue::from_static("*"),
-        );
-        assert_eq!(IfNoneMatch::from_headers(&headers), IfNoneMatch::Any);
     }
 }
