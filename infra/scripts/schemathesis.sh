@@ -7,8 +7,8 @@
 #
 #   infra/scripts/schemathesis.sh http://127.0.0.1:4400
 #
-# PULSO_FUZZ_EXAMPLES (default 8) bounds the cases per operation and phase, PULSO_FUZZ_SEED
-# (default fixed) makes a run repeatable; each role's report is .dev/schemathesis-<role>.log.
+# Its settings (PULSO_FUZZ_EXAMPLES, PULSO_FUZZ_SEED, PULSO_FUZZ_RATE) are in
+# docs/configuration.md; each role's report is .dev/schemathesis-<role>.log.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
