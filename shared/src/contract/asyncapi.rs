@@ -316,29 +316,13 @@ mod tests {
 
     #[test]
     fn the_committed_document_is_the_generated_one() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(ASYNCAPI_PATH);
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == asyncapi_json(),
-            "{ASYNCAPI_PATH} is not what the code generates: run \
-             `cargo run -p pulso-devtool -- contract` and commit it"
-        );
+        super::super::assert_committed(ASYNCAPI_PATH, &asyncapi_json());
     }
 
     #[test]
     fn every_reference_resolves() {
-        let document = asyncapi();
-        let references = super::super::references(&document);
+        let references = super::super::assert_references_resolve(&asyncapi());
         assert!(references.len() > 20, "{references:?}");
-        for reference in references {
-            let pointer = reference.trim_start_matches('#');
-            assert!(
-                document.pointer(pointer).is_some(),
-                "{reference} does not resolve"
-            );
-        }
     }
 
     /// The message `name` of the document, whose payload `frame` must fit: every property of

@@ -421,9 +421,24 @@ pub fn router(state: AppState) -> Router {
     crate::http::finish(crate::health::routes().merge(routes()), state, &config)
 }
 
-/// Every `$ref` of a document, for the tests that check they resolve.
+/// Fails unless `generated` is what is committed at `path` (from the workspace's root): a
+/// change to the code's description shows up in review as a change of the document.
 #[cfg(test)]
-fn references(value: &serde_json::Value) -> Vec<String> {
+fn assert_committed(path: &str, generated: &str) {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    let committed = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{path} is not what the code generates: run `cargo run -p pulso-devtool -- contract` \
+         and commit it"
+    );
+}
+
+/// Fails unless every `$ref` of `document` resolves in it; the references it checked.
+#[cfg(test)]
+fn assert_references_resolve(document: &serde_json::Value) -> Vec<String> {
     fn collect(value: &serde_json::Value, into: &mut Vec<String>) {
         match value {
             serde_json::Value::Object(map) => {
@@ -441,7 +456,14 @@ fn references(value: &serde_json::Value) -> Vec<String> {
         }
     }
     let mut references = Vec::new();
-    collect(value, &mut references);
+    collect(document, &mut references);
+    for reference in &references {
+        let pointer = reference.trim_start_matches('#');
+        assert!(
+            document.pointer(pointer).is_some(),
+            "{reference} does not resolve"
+        );
+    }
     references
 }
 
@@ -454,15 +476,7 @@ mod tests {
     /// document.
     #[test]
     fn the_committed_document_is_the_generated_one() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(OPENAPI_PATH);
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == openapi_json(),
-            "{OPENAPI_PATH} is not what the code generates: run \
-             `cargo run -p pulso-devtool -- contract` and commit it"
-        );
+        assert_committed(OPENAPI_PATH, &openapi_json());
     }
 
     /// Parameters' schemas are not collected like bodies' are: a `$ref` to a schema no body
@@ -470,15 +484,8 @@ mod tests {
     #[test]
     fn every_reference_resolves() {
         let document = serde_json::to_value(openapi()).expect("serializes");
-        let references = super::references(&document);
+        let references = assert_references_resolve(&document);
         assert!(!references.is_empty());
-        for reference in references {
-            let pointer = reference.trim_start_matches('#');
-            assert!(
-                document.pointer(pointer).is_some(),
-                "{reference} does not resolve"
-            );
-        }
     }
 
     /// A link to an operation that does not exist, or from a response that does not, would be
