@@ -1,4 +1,6 @@
-//! Who is calling: a JWT turned into a `Principal { user_id, clinic_id, role }`.
+//! Who is calling: a JWT turned into an [`Identity`], then (in `shared::access`) into a
+//! `Principal { user_id, clinic_id, role }` with the clinic the request acts in and the role
+//! the database gives the person there.
 //!
 //! HS256 with a configured secret locally; RS256 keys from a JWKS endpoint (Cognito or any
 //! OpenID provider) in the cloud. Missing, expired or forged tokens are 401; a valid token
@@ -15,7 +17,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "user_role", rename_all = "snake_case")]
 pub enum Role {
@@ -37,23 +41,35 @@ impl Role {
     }
 }
 
-/// The claims Pulso reads. `sub` is the user id; the clinic comes from here and nowhere else.
+/// The claims Pulso reads. `sub` is the user id. A token proves who is calling, not what they
+/// may do: a `role` claim (older tokens carry one) is ignored, and `clinic_id` only chooses the
+/// clinic when the request names none.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: UserId,
-    pub clinic_id: ClinicId,
-    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinic_id: Option<ClinicId>,
     pub iss: String,
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
     /// Pulso's own operators: may change what all clinics share (the global catalog, every
-    /// clinic's cache). Only honoured together with the admin role; absent means false.
+    /// clinic's cache). Honoured only for a person listed in `platform_operators` acting as an
+    /// admin; absent means false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub platform_admin: bool,
 }
 
-/// An authenticated caller.
+/// Who a verified token names: a person, and the clinic its `clinic_id` claim would choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub claimed_clinic: Option<ClinicId>,
+    /// The `platform_admin` claim: honoured only for a listed operator (`shared::access`).
+    pub platform_claim: bool,
+}
+
+/// An authenticated caller, acting in one clinic with the role the database gives them there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Principal {
     pub user_id: UserId,
@@ -244,8 +260,8 @@ impl Authenticator {
         })
     }
 
-    /// The caller the token names, and until when it may (Unix seconds, its `exp`).
-    pub async fn authenticate(&self, token: &str) -> Result<(Principal, i64), AuthError> {
+    /// The person the token names, and until when it may (Unix seconds, its `exp`).
+    pub async fn authenticate(&self, token: &str) -> Result<(Identity, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(Some(e)))?;
         if header.alg != self.validation_template.algorithms[0] {
             // Never let the token choose its own algorithm (the classic `alg` confusion attack).
@@ -264,13 +280,12 @@ impl Authenticator {
             chrono::Utc::now().timestamp(),
             self.max_token_age,
         )?;
-        let principal = Principal {
+        let identity = Identity {
             user_id: claims.sub,
-            clinic_id: claims.clinic_id,
-            role: claims.role,
-            platform_admin: claims.platform_admin && claims.role == Role::Admin,
+            claimed_clinic: claims.clinic_id,
+            platform_claim: claims.platform_admin,
         };
-        Ok((principal, claims.exp))
+        Ok((identity, claims.exp))
     }
 
     fn decode(&self, token: &str, key: &DecodingKey) -> Result<Claims, AuthError> {

@@ -2,7 +2,7 @@
 //! tenant-scoped transactions that row-level security relies on.
 
 use crate::config::DatabaseConfig;
-use crate::ids::ClinicId;
+use crate::ids::{ClinicId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::str::FromStr;
@@ -82,6 +82,29 @@ pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
 /// so a pooled connection never carries one clinic's id into another request.
 pub async fn begin_tenant(pool: &PgPool, clinic: ClinicId) -> Result<TenantTx, DbError> {
     let statement = format!("BEGIN; SET LOCAL app.clinic_id = '{}'", clinic.as_uuid());
+    Ok(pool.begin_with(statement).await?)
+}
+
+/// Starts a transaction in which row-level security sees `user`'s own memberships and the
+/// clinics they belong to, and no clinic's rows: choosing a clinic and `GET /me`. Same single
+/// round trip and transaction-local setting as [`begin_tenant`].
+pub async fn begin_user(pool: &PgPool, user: UserId) -> Result<TenantTx, DbError> {
+    let statement = format!("BEGIN; SET LOCAL app.user_id = '{}'", user.as_uuid());
+    Ok(pool.begin_with(statement).await?)
+}
+
+/// A tenant transaction of `clinic` that also sees `user` as themselves: the caller's standing
+/// in the clinic, told apart from "no such user".
+pub async fn begin_member(
+    pool: &PgPool,
+    clinic: ClinicId,
+    user: UserId,
+) -> Result<TenantTx, DbError> {
+    let statement = format!(
+        "BEGIN; SET LOCAL app.clinic_id = '{}'; SET LOCAL app.user_id = '{}'",
+        clinic.as_uuid(),
+        user.as_uuid()
+    );
     Ok(pool.begin_with(statement).await?)
 }
 

@@ -46,12 +46,17 @@ macro_rules! id_type {
 }
 
 id_type!(
-    /// The tenant. Always taken from the caller's token, never from a URL or a body.
+    /// The tenant: one of the caller's memberships, chosen by the `Pulso-Clinic` header (or
+    /// defaulted, `shared::access`), never taken from a URL or a body.
     ClinicId
 );
 id_type!(
-    /// A staff member (admin, dentist or receptionist) of one clinic.
+    /// A person: staff of one or more clinics through their memberships.
     UserId
+);
+id_type!(
+    /// A chain of clinics.
+    OrganizationId
 );
 id_type!(PatientId);
 id_type!(AppointmentId);

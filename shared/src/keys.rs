@@ -29,7 +29,7 @@ const WS_REGISTRY_FORMAT: u32 = 1;
 /// Bumped if a rate-limit bucket's value (a theoretical arrival time in Unix µs) changes.
 const RATE_FORMAT: u32 = 1;
 /// Bumped if a caller's cached standing (`shared::access::standing`) changes shape.
-const CALLER_FORMAT: u32 = 1;
+const CALLER_FORMAT: u32 = 2;
 
 /// Where a cached value lives and what invalidates it besides its own deletion.
 #[derive(Clone, Debug, PartialEq, Eq)]

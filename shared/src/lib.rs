@@ -1,7 +1,8 @@
 //! Everything two Pulso functions need: infrastructure (config, telemetry, db, redis, keys, auth,
 //! http, cache, the job queue, real-time notifications, signed media URLs, health), the leaves
 //! every layer builds on (ids, the input errors of the domain's parsers) and one module per
-//! bounded context (patients, appointments, catalogs, dashboard, xrays, reports, admin).
+//! bounded context (clinics, patients, appointments, catalogs, dashboard, xrays, reports,
+//! admin).
 //!
 //! Infrastructure never imports a context; a context may use any infrastructure.
 
@@ -29,6 +30,7 @@ pub mod text;
 pub mod admin;
 pub mod appointments;
 pub mod catalogs;
+pub mod clinics;
 pub mod dashboard;
 pub mod patients;
 pub mod reports;

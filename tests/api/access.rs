@@ -33,7 +33,7 @@ async fn a_deactivated_user_is_refused_at_the_next_request() {
     let token = app.token(&a, Role::Receptionist);
     assert_eq!(patients_as(&app, &token).await.status, 200);
 
-    let deactivate = "UPDATE users SET active = false WHERE id = $1";
+    let deactivate = "UPDATE memberships SET active = false WHERE user_id = $1";
     update(&app, a.id, deactivate, a.receptionist).await;
     app.state
         .access
@@ -41,8 +41,9 @@ async fn a_deactivated_user_is_refused_at_the_next_request() {
         .await
         .unwrap();
     let refused = patients_as(&app, &token).await;
-    assert_eq!(refused.problem(401)["type"], "/problems/user-deactivated");
-    assert!(refused.headers.contains_key("www-authenticate"));
+    assert_eq!(refused.problem(403)["type"], "/problems/user-deactivated");
+    // Still signed in, only not at this clinic: nothing tells the browser to sign out.
+    assert!(!refused.headers.contains_key("www-authenticate"));
     // Their colleagues are not affected.
     let colleague = app.token(&a, Role::Dentist);
     assert_eq!(patients_as(&app, &colleague).await.status, 200);
@@ -58,13 +59,13 @@ async fn a_change_behind_the_apis_back_takes_effect_within_the_cache_lifetime() 
     let a = app.clinic_a;
     let token = app.token(&a, Role::Receptionist);
     assert_eq!(patients_as(&app, &token).await.status, 200);
-    let deactivate = "UPDATE users SET active = false WHERE id = $1";
+    let deactivate = "UPDATE memberships SET active = false WHERE user_id = $1";
     update(&app, a.id, deactivate, a.receptionist).await;
     // Still cached (nobody told the gate)...
     assert_eq!(patients_as(&app, &token).await.status, 200);
     // ...until the entry expires.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    patients_as(&app, &token).await.problem(401);
+    patients_as(&app, &token).await.problem(403);
 }
 
 #[tokio::test]
@@ -79,7 +80,7 @@ async fn the_role_used_is_the_databases() {
         .await;
     assert_eq!(stats.status, 200, "{}", stats.body);
 
-    let demote = "UPDATE users SET role = 'receptionist' WHERE id = $1";
+    let demote = "UPDATE memberships SET role = 'receptionist' WHERE user_id = $1";
     update(&app, a.id, demote, a.admin).await;
     app.state.access.forget_user(a.id, a.admin).await.unwrap();
     // The token still says admin; the database says receptionist.
@@ -106,21 +107,46 @@ async fn an_archived_clinic_is_closed_to_all_its_staff_and_only_to_them() {
 }
 
 #[tokio::test]
-async fn a_token_for_a_user_or_clinic_that_does_not_exist_is_a_401() {
+async fn a_token_of_nobody_is_a_401_and_a_clinic_one_does_not_belong_to_a_403() {
     let app = TestApp::spawn().await;
     let a = app.clinic_a;
     let secret = pulso_tests::JWT_SECRET;
     let cases = [
-        ("unknown user", a.id, UserId::new_random()),
-        ("unknown clinic", ClinicId::new_random(), a.receptionist),
-        ("another clinic's user", app.clinic_b.id, a.receptionist),
+        (
+            "unknown user",
+            Some(a.id),
+            UserId::new_random(),
+            401,
+            "unknown-user",
+        ),
+        (
+            "unknown user, no claim",
+            None,
+            UserId::new_random(),
+            401,
+            "unknown-user",
+        ),
+        (
+            "unknown clinic",
+            Some(ClinicId::new_random()),
+            a.receptionist,
+            403,
+            "not-a-member",
+        ),
+        (
+            "another clinic",
+            Some(app.clinic_b.id),
+            a.receptionist,
+            403,
+            "not-a-member",
+        ),
     ];
-    for (name, clinic, user) in cases {
-        let token = app.token_for(clinic, user, Role::Admin, 600, secret);
+    for (name, clinic, user, status, problem) in cases {
+        let token = app.token_for(clinic, user, 600, secret);
         let refused = patients_as(&app, &token).await;
         assert_eq!(
-            refused.problem(401)["type"],
-            "/problems/unknown-user",
+            refused.problem(status)["type"],
+            format!("/problems/{problem}"),
             "{name}"
         );
     }

@@ -620,11 +620,17 @@ async fn archived_patient_and_inactive_dentist(
         .await
         .unwrap();
     sqlx::query(
-        "INSERT INTO users (id, clinic_id, email, full_name, role, active)
-         VALUES ($1, $2, 'gone@clinic-a.pulso.test', 'Test gone', 'dentist', false)",
+        "INSERT INTO users (id, email, full_name) VALUES ($1, 'gone@clinic-a.pulso.test', 'Test gone')",
     )
     .bind(inactive_dentist)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO memberships (clinic_id, user_id, role, active) VALUES ($1, $2, 'dentist', false)",
+    )
     .bind(clinic)
+    .bind(inactive_dentist)
     .execute(&mut *tx)
     .await
     .unwrap();

@@ -518,8 +518,7 @@ async fn only_admins_edit_and_only_platform_admins_edit_the_global_catalog() {
     let now = chrono::Utc::now().timestamp();
     let claims = shared::auth::Claims {
         sub: app.clinic_a.dentist,
-        clinic_id: app.clinic_a.id,
-        role: Role::Dentist,
+        clinic_id: Some(app.clinic_a.id),
         iss: "pulso-local".into(),
         aud: "pulso".into(),
         iat: now,

@@ -39,6 +39,7 @@ fn function_router(function: &str, state: AppState) -> Router {
         "xrays" => shared::xrays::router(state),
         "reports" => shared::reports::router(state),
         "dashboard" => shared::dashboard::router(state),
+        "clinics" => shared::clinics::router(state),
         "notifications" => shared::realtime::router(state),
         "jobs" => shared::queue::router(state),
         "admin" => shared::admin::router(state),
@@ -179,10 +180,11 @@ fn documented_headers(document: &Value) -> (BTreeSet<String>, BTreeSet<String>) 
                         responses.extend(headers.keys().map(|name| name.to_ascii_lowercase()));
                     }
                     if key == "parameters" {
-                        let names = value
-                            .as_array()
-                            .into_iter()
-                            .flatten()
+                        // An operation's list, or the components' map of shared ones.
+                        let listed = value.as_array().into_iter().flatten();
+                        let shared = value.as_object().into_iter().flat_map(|map| map.values());
+                        let names = listed
+                            .chain(shared)
                             .filter(|parameter| parameter["in"] == "header")
                             .filter_map(|parameter| parameter["name"].as_str());
                         requests.extend(names.map(str::to_ascii_lowercase));

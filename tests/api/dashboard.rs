@@ -488,15 +488,13 @@ async fn the_scheduler_refreshes_every_active_clinic_once_per_cycle() {
     let app = TestApp::spawn().await;
     let (a, b) = (app.clinic_a, app.clinic_b);
     // A third, archived clinic: not active, never refreshed.
-    let archived = ClinicId::new_random();
+    let archived = app.add_clinic("cerrada").await.id;
     let mut tx = app.owner_tx(archived).await;
-    sqlx::query(
-        "INSERT INTO clinics (id, slug, name, archived_at) VALUES ($1, 'cerrada', 'Cerrada', now())",
-    )
-    .bind(archived)
-    .execute(&mut *tx)
-    .await
-    .expect("archived clinic");
+    sqlx::query("UPDATE clinics SET archived_at = now() WHERE id = $1")
+        .bind(archived)
+        .execute(&mut *tx)
+        .await
+        .expect("archived clinic");
     tx.commit().await.expect("commit");
 
     for clinic in [&a, &b] {

@@ -7,6 +7,7 @@ mod admin;
 mod appointments;
 mod cache;
 mod catalogs;
+mod clinics;
 mod contract;
 mod dashboard;
 mod fairness;

@@ -176,9 +176,8 @@ async fn connect_registers_in_every_index_for_the_two_hour_connection_limit() {
     let clinic = app.clinic_a;
     // A day-long token: the connection's own two hours are the shorter limit.
     let token = app.token_for(
-        clinic.id,
+        Some(clinic.id),
         clinic.receptionist,
-        Role::Receptionist,
         24 * 3600,
         pulso_tests::JWT_SECRET,
     );
@@ -311,20 +310,62 @@ async fn disconnect_removes_the_connection_from_every_index() {
 }
 
 #[tokio::test]
+async fn a_person_at_two_clinics_connects_to_the_one_clinic_names() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    app.add_membership(b.id, a.dentist, Role::Dentist).await;
+    let token = app.token_for(None, a.dentist, 600, pulso_tests::JWT_SECRET);
+    let connect_to = |clinic: Value| {
+        let query = json!({"token": token, "clinic": clinic});
+        realtime::ws::connect(
+            &app.state,
+            event("$connect", "two-clinics", Some(query), None),
+        )
+    };
+    let answer = connect_to(json!(b.id.to_string())).await;
+    assert_eq!(answer.status_code, 200, "{:?}", answer.body);
+    let registered = ConnectionRegistry::new(&app.state)
+        .lookup("two-clinics")
+        .await
+        .unwrap()
+        .expect("registered");
+    assert_eq!((registered.clinic, registered.role), (b.id, Role::Dentist));
+
+    let unnamed = realtime::ws::connect(
+        &app.state,
+        event("$connect", "unnamed", Some(json!({"token": token})), None),
+    )
+    .await;
+    assert_eq!(unnamed.status_code, 400);
+    assert_eq!(body_json(&unnamed)["type"], "/problems/clinic-required");
+    let cases = [
+        (json!("not-a-clinic"), 400, "/problems/bad-request"),
+        (
+            json!(ClinicId::new_random().to_string()),
+            403,
+            "/problems/not-a-member",
+        ),
+    ];
+    for (clinic, status, problem) in cases {
+        let refused = connect_to(clinic).await;
+        assert_eq!(refused.status_code, status);
+        assert_eq!(body_json(&refused)["type"], problem);
+    }
+}
+
+#[tokio::test]
 async fn connect_refuses_missing_expired_and_forged_tokens_and_a_bad_since() {
     let app = TestApp::spawn().await;
     let clinic = app.clinic_a;
     let expired = app.token_for(
-        clinic.id,
+        Some(clinic.id),
         clinic.receptionist,
-        Role::Receptionist,
         -3600,
         pulso_tests::JWT_SECRET,
     );
     let forged = app.token_for(
-        clinic.id,
+        Some(clinic.id),
         clinic.receptionist,
-        Role::Receptionist,
         3600,
         "another-secret-another-secret-another-secret",
     );
@@ -766,9 +807,8 @@ async fn inbox_routes_answer_problems_for_bad_requests() {
     answer.problem(405);
     // A token whose user is not on the clinic's staff is not let in at all.
     let stranger = app.token_for(
-        app.clinic_a.id,
+        Some(app.clinic_a.id),
         UserId::new_random(),
-        Role::Dentist,
         3600,
         pulso_tests::JWT_SECRET,
     );
@@ -1099,13 +1139,7 @@ async fn a_finished_document_notifies_its_requester_and_the_desk_once() {
     connected(
         &state,
         "other-dentist",
-        &app.token_for(
-            a.id,
-            a.second_dentist,
-            Role::Dentist,
-            3600,
-            pulso_tests::JWT_SECRET,
-        ),
+        &app.token_for(Some(a.id), a.second_dentist, 3600, pulso_tests::JWT_SECRET),
     )
     .await;
 

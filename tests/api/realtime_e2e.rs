@@ -208,9 +208,8 @@ async fn a_missing_expired_or_forged_token_is_refused_with_401() {
     let gateway = LocalGateway::start(&app).await;
     let clinic = app.clinic_a;
     let expired = app.token_for(
-        clinic.id,
+        Some(clinic.id),
         clinic.dentist,
-        Role::Dentist,
         -3600,
         pulso_tests::JWT_SECRET,
     );
@@ -242,9 +241,8 @@ async fn a_connection_ends_with_its_token_and_is_closed() {
     let clinic = app.clinic_a;
     // Valid for two more seconds (within the verifier's leeway the handshake still passes).
     let short = app.token_for(
-        clinic.id,
+        Some(clinic.id),
         clinic.receptionist,
-        Role::Receptionist,
         2,
         pulso_tests::JWT_SECRET,
     );

@@ -15,16 +15,31 @@ use tower::ServiceExt;
 pub struct Client {
     router: Router,
     token: Option<String>,
+    /// Sent as `Pulso-Clinic` with every request.
+    clinic: Option<String>,
 }
 
 impl Client {
     pub fn new(router: Router, token: Option<String>) -> Client {
-        Client { router, token }
+        Client {
+            router,
+            token,
+            clinic: None,
+        }
     }
 
     /// The same router, another caller (`None`: no `Authorization` header).
     pub fn with_token(&self, token: Option<&str>) -> Client {
         Client::new(self.router.clone(), token.map(str::to_string))
+    }
+
+    /// The same caller, acting in the clinic `clinic` names (a clinic id, or anything to see
+    /// how a bad header is answered).
+    pub fn in_clinic(&self, clinic: impl ToString) -> Client {
+        Client {
+            clinic: Some(clinic.to_string()),
+            ..self.clone()
+        }
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
@@ -102,7 +117,10 @@ impl Client {
 
     /// A request builder carrying this caller's token, for requests that need more headers.
     pub fn request(&self, method: Method, path: &str) -> request::Builder {
-        let request = Request::builder().method(method).uri(path);
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(clinic) = &self.clinic {
+            request = request.header("pulso-clinic", clinic);
+        }
         match &self.token {
             Some(token) => request.header("authorization", format!("Bearer {token}")),
             None => request,

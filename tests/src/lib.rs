@@ -191,7 +191,7 @@ impl TestApp {
     }
 
     pub fn token(&self, clinic: &TestClinic, role: Role) -> String {
-        self.token_for(clinic.id, clinic.user(role), role, 3600, JWT_SECRET)
+        self.token_for(Some(clinic.id), clinic.user(role), 3600, JWT_SECRET)
     }
 
     /// An admin token of `clinic` that also carries the platform-admin claim.
@@ -199,8 +199,7 @@ impl TestApp {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: clinic.user(Role::Admin),
-            clinic_id: clinic.id,
-            role: Role::Admin,
+            clinic_id: Some(clinic.id),
             iss: "pulso-local".into(),
             aud: "pulso".into(),
             iat: now,
@@ -210,11 +209,11 @@ impl TestApp {
         mint_hs256(JWT_SECRET.as_bytes(), &claims).expect("sign test token")
     }
 
+    /// A token of `user` (with `clinic` as its `clinic_id` claim, when given).
     pub fn token_for(
         &self,
-        clinic: ClinicId,
+        clinic: Option<ClinicId>,
         user: UserId,
-        role: Role,
         expires_in_seconds: i64,
         secret: &str,
     ) -> String {
@@ -222,7 +221,6 @@ impl TestApp {
         let claims = Claims {
             sub: user,
             clinic_id: clinic,
-            role,
             iss: "pulso-local".into(),
             aud: "pulso".into(),
             iat: now,
@@ -258,9 +256,16 @@ impl TestApp {
         ]
     }
 
-    /// Another clinic with the same four users as `clinic_a` and `clinic_b`.
+    /// Another clinic, in an organization of its own, with four users of its own.
     pub async fn add_clinic(&self, slug: &str) -> TestClinic {
         seed_clinic(&self.owner, slug).await
+    }
+
+    /// Makes `user` (of any clinic) a member of `clinic` too, with `role`.
+    pub async fn add_membership(&self, clinic: ClinicId, user: UserId, role: Role) {
+        let mut tx = self.owner_tx(clinic).await;
+        join(&mut tx, clinic, user, role).await;
+        tx.commit().await.expect("commit membership");
     }
 
     pub async fn owner_tx(&self, clinic: ClinicId) -> TenantTx {
@@ -503,13 +508,22 @@ async fn sweep_abandoned_databases(admin: &mut PgConnection) {
     }
 }
 
+/// A clinic in an organization of its own, with one user of each role (and a second dentist).
 async fn seed_clinic(owner: &PgPool, slug: &str) -> TestClinic {
     let clinic = ClinicId::new_random();
-    let mut tx = shared::db::begin_tenant(owner, clinic)
+    let mut tx = shared::db::begin_platform(owner, clinic)
         .await
         .expect("seed transaction");
-    sqlx::query("INSERT INTO clinics (id, slug, name) VALUES ($1, $2, $3)")
+    let organization: uuid::Uuid =
+        sqlx::query_scalar("INSERT INTO organizations (slug, name) VALUES ($1, $2) RETURNING id")
+            .bind(slug)
+            .bind(format!("Grupo {slug}"))
+            .fetch_one(&mut *tx)
+            .await
+            .expect("seed organization");
+    sqlx::query("INSERT INTO clinics (id, organization_id, slug, name) VALUES ($1, $2, $3, $4)")
         .bind(clinic)
+        .bind(organization)
         .bind(slug)
         .bind(format!("Clínica {slug}"))
         .execute(&mut *tx)
@@ -522,17 +536,14 @@ async fn seed_clinic(owner: &PgPool, slug: &str) -> TestClinic {
         (UserId::new_random(), Role::Receptionist, "reception"),
     ];
     for (id, role, name) in users {
-        sqlx::query(
-            "INSERT INTO users (id, clinic_id, email, full_name, role) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(clinic)
-        .bind(format!("{name}@{slug}.pulso.test"))
-        .bind(format!("Test {name}"))
-        .bind(role)
-        .execute(&mut *tx)
-        .await
-        .expect("seed user");
+        sqlx::query("INSERT INTO users (id, email, full_name) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(format!("{name}@{slug}.pulso.test"))
+            .bind(format!("Test {name}"))
+            .execute(&mut *tx)
+            .await
+            .expect("seed user");
+        join(&mut tx, clinic, id, role).await;
     }
     // Each clinic's admin may act as a platform operator when its token says so
     // (`platform_admin_token`); the claim alone would not be enough.
@@ -549,4 +560,14 @@ async fn seed_clinic(owner: &PgPool, slug: &str) -> TestClinic {
         second_dentist: users[2].0,
         receptionist: users[3].0,
     }
+}
+
+async fn join(tx: &mut TenantTx, clinic: ClinicId, user: UserId, role: Role) {
+    sqlx::query("INSERT INTO memberships (clinic_id, user_id, role) VALUES ($1, $2, $3)")
+        .bind(clinic)
+        .bind(user)
+        .bind(role)
+        .execute(&mut **tx)
+        .await
+        .expect("seed membership");
 }

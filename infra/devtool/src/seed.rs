@@ -14,9 +14,10 @@ use crate::demo::{
 use crate::rls::{self, Unscoped};
 use anyhow::{Context, bail};
 use chrono::NaiveDateTime;
+use shared::auth::Role;
 use shared::ids::ClinicId;
 use sqlx::{PgConnection, PgPool};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Instant;
@@ -24,6 +25,8 @@ use uuid::Uuid;
 
 /// The clinic whose admins the demo lists as platform operators.
 const DEMO_OPERATOR_CLINIC: &str = "sonrisa";
+/// The chain both demo clinics belong to.
+const DEMO_ORGANIZATION: (&str, &str) = ("grupo-pulso", "Grupo Dental Pulso");
 
 /// Tables holding clinic rows, children before parents: `--reset` deletes in this order.
 /// A migration that adds a table referencing clinics adds it here too (the reset names the
@@ -37,7 +40,7 @@ const TENANT_TABLES: &[&str] = &[
     "catalog_items",
     "appointments",
     "patients",
-    "users",
+    "memberships",
 ];
 
 pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
@@ -72,11 +75,13 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
     let now = local_now(pool).await?;
 
     let mut generated = Vec::with_capacity(clinics.len());
+    let mut people = HashSet::new();
     for (index, clinic) in clinics.iter().enumerate() {
         let data = demo::generate(clinic, index as u64, now);
-        insert_clinic(pool, clinic, &data)
+        insert_clinic(pool, clinic, &data, &people)
             .await
             .with_context(|| format!("seeding clinic {}", clinic.slug))?;
+        people.extend(clinic.staff.iter().map(|s| s.id));
         generated.push(data);
     }
 
@@ -89,12 +94,12 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
 /// --platform-admin` then mints a token the API honours (a claim alone is not enough,
 /// `shared::access`).
 async fn list_demo_operator(pool: &PgPool) -> anyhow::Result<()> {
-    let mut lookup = Unscoped::begin(pool, &["clinics", "users"]).await?;
+    let mut lookup = Unscoped::begin(pool, &["clinics", "memberships"]).await?;
     sqlx::query(
         "INSERT INTO platform_operators (user_id, reason)
-         SELECT u.id, 'demo: the local platform operator'
-           FROM users u JOIN clinics c ON c.id = u.clinic_id
-          WHERE c.slug = $1 AND u.role = 'admin'
+         SELECT m.user_id, 'demo: the local platform operator'
+           FROM memberships m JOIN clinics c ON c.id = m.clinic_id
+          WHERE c.slug = $1 AND m.role = 'admin'
          ON CONFLICT (user_id) DO NOTHING",
     )
     .bind(DEMO_OPERATOR_CLINIC)
@@ -121,20 +126,36 @@ async fn existing_demo_clinics(
     Ok(found)
 }
 
+/// Deletes the clinics `ids` and everything of theirs: their rows, their staff who belong to
+/// no other clinic, and organizations left without clinics.
 pub async fn reset_clinics(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
     let mut tables: Vec<&str> = TENANT_TABLES.to_vec();
-    tables.push("clinics");
+    tables.extend(["clinics", "users", "organizations"]);
     let mut unscoped = Unscoped::begin(pool, &tables).await?;
-    // Operators are listed by user, not by clinic: they go before their users.
-    let mut deleted = sqlx::query(
-        "DELETE FROM platform_operators
-          WHERE user_id IN (SELECT id FROM users WHERE clinic_id = ANY($1))",
+    // People are not clinic rows: those who only worked at these clinics go with them.
+    let leaving: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT user_id FROM memberships m
+          WHERE clinic_id = ANY($1)
+            AND NOT EXISTS (SELECT 1 FROM memberships o
+                             WHERE o.user_id = m.user_id AND o.clinic_id <> ALL($1))",
     )
     .bind(ids)
-    .execute(&mut *unscoped.tx)
+    .fetch_all(&mut *unscoped.tx)
     .await
-    .context("deleting the demo clinics' platform operators")?
-    .rows_affected();
+    .context("finding the demo clinics' staff")?;
+    let organizations: Vec<Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT organization_id FROM clinics WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *unscoped.tx)
+            .await
+            .context("finding the demo clinics' organizations")?;
+    // Operators are listed by user, not by clinic: they go before their users.
+    let mut deleted = sqlx::query("DELETE FROM platform_operators WHERE user_id = ANY($1)")
+        .bind(&leaving)
+        .execute(&mut *unscoped.tx)
+        .await
+        .context("deleting the demo clinics' platform operators")?
+        .rows_affected();
     for table in TENANT_TABLES {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(table)
@@ -158,6 +179,21 @@ pub async fn reset_clinics(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
              add it to TENANT_TABLES in infra/devtool/src/seed.rs)",
         )?
         .rows_affected();
+    deleted += sqlx::query("DELETE FROM users WHERE id = ANY($1)")
+        .bind(&leaving)
+        .execute(&mut *unscoped.tx)
+        .await
+        .context("deleting the demo clinics' staff")?
+        .rows_affected();
+    deleted += sqlx::query(
+        "DELETE FROM organizations o
+          WHERE id = ANY($1) AND NOT EXISTS (SELECT 1 FROM clinics c WHERE c.organization_id = o.id)",
+    )
+    .bind(&organizations)
+    .execute(&mut *unscoped.tx)
+    .await
+    .context("deleting the demo organizations")?
+    .rows_affected();
     unscoped.commit().await.context("committing the reset")?;
     Ok(deleted)
 }
@@ -205,48 +241,105 @@ async fn require_global_catalog(pool: &PgPool) -> anyhow::Result<GlobalCatalog> 
     })
 }
 
+/// Inserts a demo clinic with its staff (creating those not in `people` yet), patients and
+/// agenda, in one transaction.
 async fn insert_clinic(
     pool: &PgPool,
     clinic: &DemoClinic,
     data: &ClinicData,
+    people: &HashSet<Uuid>,
 ) -> anyhow::Result<()> {
-    let mut tx = shared::db::begin_tenant(pool, ClinicId(clinic.id))
+    // A platform transaction: the demo's organization is created (once) in it too.
+    let mut tx = shared::db::begin_platform(pool, ClinicId(clinic.id))
         .await
         .context("starting the tenant transaction")?;
+    let (slug, name) = DEMO_ORGANIZATION;
+    let organization = insert_organization(&mut tx, slug, name).await?;
 
     // The clinics policy has no separate WITH CHECK: a new clinic is visible, and insertable,
-    // only while app.clinic_id is its own id, which begin_tenant has just set.
+    // only while app.clinic_id is its own id, which begin_platform has just set.
     sqlx::query(
-        "INSERT INTO clinics (id, slug, name, timezone, created_at)
-         VALUES ($1, $2, $3, $4, now() - interval '1600 days')",
+        "INSERT INTO clinics (id, organization_id, slug, name, timezone, address, phone, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() - interval '1600 days')",
     )
     .bind(clinic.id)
+    .bind(organization)
     .bind(clinic.slug)
     .bind(clinic.name)
     .bind(TIMEZONE)
+    .bind(clinic.address)
+    .bind(clinic.phone)
     .execute(&mut *tx)
     .await
     .context("inserting the clinic")?;
 
-    let staff = &clinic.staff;
-    sqlx::query(
-        "INSERT INTO users (id, clinic_id, email, full_name, role, created_at)
-         SELECT id, $1, email, full_name, role::user_role, now() - interval '1600 days'
-           FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, email, full_name, role)",
-    )
-    .bind(clinic.id)
-    .bind(staff.iter().map(|s| s.id).collect::<Vec<_>>())
-    .bind(staff.iter().map(|s| s.email.as_str()).collect::<Vec<_>>())
-    .bind(staff.iter().map(|s| s.full_name).collect::<Vec<_>>())
-    .bind(staff.iter().map(|s| s.role.as_str()).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await
-    .context("inserting the staff")?;
+    let staff: Vec<_> = clinic
+        .staff
+        .iter()
+        .map(|s| (s.id, s.email.as_str(), s.full_name, s.role))
+        .collect();
+    insert_staff(&mut tx, clinic.id, &staff, people).await?;
 
     insert_patients(&mut tx, clinic.id, &data.patients).await?;
     insert_appointments(&mut tx, clinic.id, TIMEZONE, &data.appointments).await?;
 
     tx.commit().await.context("committing")?;
+    Ok(())
+}
+
+/// The organization `slug`, created (as a platform transaction may) when it is not there yet.
+pub async fn insert_organization(
+    conn: &mut PgConnection,
+    slug: &str,
+    name: &str,
+) -> anyhow::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO organizations (slug, name) VALUES ($1, $2)
+         ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name
+         RETURNING id",
+    )
+    .bind(slug)
+    .bind(name)
+    .fetch_one(conn)
+    .await
+    .with_context(|| format!("inserting the organization {slug}"))
+}
+
+/// Makes `staff` (id, email, name, role) members of `clinic`, creating the people not in
+/// `existing` (someone who works at two clinics is one person, created with the first): one
+/// statement each. (`ON CONFLICT` cannot stand in for `existing`: under row-level security it
+/// needs to see the row it would skip, and a person is not visible to a clinic before they
+/// are its member.)
+pub async fn insert_staff(
+    conn: &mut PgConnection,
+    clinic: Uuid,
+    staff: &[(Uuid, &str, &str, Role)],
+    existing: &HashSet<Uuid>,
+) -> anyhow::Result<()> {
+    let new: Vec<_> = staff.iter().filter(|s| !existing.contains(&s.0)).collect();
+    sqlx::query(
+        "INSERT INTO users (id, email, full_name, created_at)
+         SELECT id, email, full_name, now() - interval '1600 days'
+           FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, email, full_name)",
+    )
+    .bind(new.iter().map(|s| s.0).collect::<Vec<_>>())
+    .bind(new.iter().map(|s| s.1).collect::<Vec<_>>())
+    .bind(new.iter().map(|s| s.2).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .context("inserting the staff")?;
+    let ids: Vec<Uuid> = staff.iter().map(|s| s.0).collect();
+    sqlx::query(
+        "INSERT INTO memberships (clinic_id, user_id, role, created_at, updated_at)
+         SELECT $1, id, role::user_role, now() - interval '1600 days', now() - interval '1600 days'
+           FROM UNNEST($2::uuid[], $3::text[]) AS m(id, role)",
+    )
+    .bind(clinic)
+    .bind(&ids)
+    .bind(staff.iter().map(|s| s.3.as_str()).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .context("inserting the memberships")?;
     Ok(())
 }
 

@@ -1,9 +1,12 @@
 //! `token`: a local JWT for a real user of the database, signed like the functions expect.
 //!
-//! The user is looked up (so `sub`, `clinic_id` and `role` always name a row that exists) in an
-//! owner transaction that lifts FORCE on clinics and users and is rolled back (see `rls`):
-//! a clinic is found by its slug before its id is known. Only the token goes to stdout, so
-//! `TOKEN=$(pulso-devtool token --clinic sonrisa --role receptionist)` works.
+//! The user is looked up (so `sub` names a person with an active membership, and `clinic_id`
+//! their clinic) in an owner transaction that lifts FORCE on clinics, users and memberships and
+//! is rolled back (see `rls`): a clinic is found by its slug before its id is known. The token
+//! carries no role: the API reads it from the membership. `--email` of a person with several
+//! clinics gives a token without `clinic_id`; requests then name the clinic in `Pulso-Clinic`.
+//! Only the token goes to stdout, so `TOKEN=$(pulso-devtool token --clinic sonrisa --role
+//! receptionist)` works.
 
 use crate::rls::{self, Unscoped};
 use anyhow::{Context, bail};
@@ -139,7 +142,7 @@ pub async fn issue(
     signing: &SigningSettings,
 ) -> anyhow::Result<String> {
     rls::require_schema(pool).await?;
-    let user = find_user(pool, request).await?;
+    let (user, clinics) = find_user(pool, request).await?;
 
     if request.platform_admin && user.role != Role::Admin {
         bail!(
@@ -159,8 +162,7 @@ pub async fn issue(
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         sub: UserId(user.id),
-        clinic_id: ClinicId(user.clinic_id),
-        role: user.role,
+        clinic_id: (clinics == 1).then_some(ClinicId(user.clinic_id)),
         iss: signing.issuer.clone(),
         aud: signing.audience.clone(),
         iat: now,
@@ -169,16 +171,24 @@ pub async fn issue(
     };
     let token = shared::auth::mint_hs256(signing.secret.as_bytes(), &claims)
         .context("signing the token")?;
-    eprintln!(
-        "token for {} <{}>, {} at {} (user {}, clinic {}), valid {} h",
-        user.full_name,
-        user.email,
-        user.role.as_str(),
-        user.slug,
-        user.id,
-        user.clinic_id,
-        request.ttl_hours
-    );
+    if clinics == 1 {
+        eprintln!(
+            "token for {} <{}>, {} at {} (user {}, clinic {}), valid {} h",
+            user.full_name,
+            user.email,
+            user.role.as_str(),
+            user.slug,
+            user.id,
+            user.clinic_id,
+            request.ttl_hours
+        );
+    } else {
+        eprintln!(
+            "token for {} <{}> (user {}), who works at {clinics} clinics: send Pulso-Clinic \
+             with each request (GET /me lists them), valid {} h",
+            user.full_name, user.email, user.id, request.ttl_hours
+        );
+    }
     Ok(token)
 }
 
@@ -191,17 +201,19 @@ async fn is_operator(pool: &PgPool, user: Uuid) -> anyhow::Result<bool> {
         .context("looking up the platform operators")
 }
 
-async fn find_user(pool: &PgPool, request: &TokenRequest) -> anyhow::Result<UserRow> {
-    let mut lookup = Unscoped::begin(pool, &["clinics", "users"]).await?;
+/// The user the request names, and in how many of the matching clinics they are active.
+async fn find_user(pool: &PgPool, request: &TokenRequest) -> anyhow::Result<(UserRow, usize)> {
+    let mut lookup = Unscoped::begin(pool, &["clinics", "users", "memberships"]).await?;
     let users: Vec<UserRow> = sqlx::query_as(
-        "SELECT u.id, u.clinic_id, u.role, u.full_name, u.email, c.slug
+        "SELECT u.id, m.clinic_id, m.role, u.full_name, u.email, c.slug
            FROM users u
-           JOIN clinics c ON c.id = u.clinic_id
-          WHERE u.active AND c.archived_at IS NULL
+           JOIN memberships m ON m.user_id = u.id
+           JOIN clinics c ON c.id = m.clinic_id
+          WHERE m.active AND c.archived_at IS NULL
             AND ($1::text IS NULL OR u.email = $1)
             AND ($2::text IS NULL OR c.slug = $2)
-            AND ($3::user_role IS NULL OR u.role = $3)
-          ORDER BY c.slug, u.created_at, u.email",
+            AND ($3::user_role IS NULL OR m.role = $3)
+          ORDER BY c.slug, m.created_at, u.email",
     )
     .bind(request.email.as_deref())
     .bind(request.clinic.as_deref())
@@ -209,7 +221,7 @@ async fn find_user(pool: &PgPool, request: &TokenRequest) -> anyhow::Result<User
     .fetch_all(&mut *lookup.tx)
     .await
     .context("looking up the user")?;
-    // Dropping `lookup` rolls back, which restores FORCE on clinics and users.
+    // Dropping `lookup` rolls back, which restores FORCE on the tables.
 
     let who = match (&request.email, &request.clinic, &request.role) {
         (Some(email), Some(clinic), _) => format!("no active user {email} in clinic {clinic:?}"),
@@ -219,21 +231,14 @@ async fn find_user(pool: &PgPool, request: &TokenRequest) -> anyhow::Result<User
         }
         _ => "no matching user".into(),
     };
-    match users.len() {
-        0 => bail!("{who}: run `pulso-devtool seed` (infra/run-local does) or check the spelling"),
-        // `--clinic --role` takes the first matching user; an email found in several clinics
-        // must say which one.
-        n if n > 1 && request.email.is_some() && request.clinic.is_none() => bail!(
-            "{} exists in {n} clinics ({}): add --clinic <slug>",
-            request.email.as_deref().unwrap_or_default(),
-            users
-                .iter()
-                .map(|u| u.slug.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        _ => users.into_iter().next().context("no matching user"),
-    }
+    // `--clinic --role` takes the first matching user; an email names one person, who may
+    // work at several clinics.
+    let Some(first) = users.first() else {
+        bail!("{who}: run `pulso-devtool seed` (infra/run-local does) or check the spelling");
+    };
+    let clinics = users.iter().filter(|u| u.id == first.id).count();
+    let user = users.into_iter().next().context("no matching user")?;
+    Ok((user, clinics))
 }
 
 #[cfg(test)]

@@ -1,27 +1,35 @@
 //! The gate every authenticated request passes: the token says who is calling, the database
-//! says what they may do, the rate limiter says whether now.
+//! says where and as what they may act, the rate limiter says whether now.
 //!
 //! 1. The token is verified (`shared::auth`): 401 when missing, expired or forged.
-//! 2. One Redis call charges the request to the caller's and the clinic's buckets of the route's
+//! 2. The clinic the request acts in is chosen (`choice.rs`): the `Pulso-Clinic` header, else
+//!    the token's `clinic_id` claim, else the caller's only active membership; 400
+//!    `/problems/clinic-required` when they have several and named none, 403
+//!    `/problems/not-a-member` for a clinic they do not belong to, before anything is charged
+//!    to that clinic.
+//! 3. One Redis call charges the request to the caller's and the clinic's buckets of the route's
 //!    class (`shared::ratelimit`) and reads the caller's cached standing beside them: 429 when a
 //!    bucket is full. A handler that reads one cached value first has it read in the same call
 //!    ([`Caller`], `shared::cache::Prefetched`).
-//! 3. The standing (`standing.rs`) comes from that read, or from PostgreSQL on a miss (then it
-//!    is cached for `CALLER_CACHE_TTL_SECONDS`): 401 `/problems/unknown-user` when the token's
-//!    user is not in its clinic (or the clinic does not exist), 401 `/problems/user-deactivated`,
-//!    403 `/problems/clinic-archived`. The role used is the database's, not the token's; the
-//!    platform-operator power needs the token's claim *and* a `platform_operators` row.
+//! 4. The standing (`standing.rs`) comes from that read, or from PostgreSQL on a miss (then it
+//!    is cached for `CALLER_CACHE_TTL_SECONDS`): 401 `/problems/unknown-user` when the token
+//!    names no user, 403 `/problems/not-a-member`, `/problems/user-deactivated` (the membership
+//!    is inactive) or `/problems/clinic-archived`. The role used is the membership's, not the
+//!    token's; the platform-operator power needs the token's claim *and* a `platform_operators`
+//!    row.
 //!
-//! Whatever changes a user or a clinic calls [`Access::forget_user`] / [`Access::forget_clinic`]
-//! after its commit, so the change takes effect at the next request; a change made behind the
-//! API's back takes effect within the cache's lifetime. Redis down: requests pass unthrottled and
-//! every standing is read from PostgreSQL.
+//! Whatever changes a membership, a user or a clinic calls [`Access::forget_user`] /
+//! [`Access::forget_clinic`] after its commit, so the change takes effect at the next request;
+//! a change made behind the API's back takes effect within the cache's lifetime. Redis down:
+//! requests pass unthrottled and every standing is read from PostgreSQL.
 
+mod choice;
 mod standing;
 
+pub use choice::{CLINIC_HEADER, Fallback, Membership};
 pub use standing::{ClinicStanding, Standing, UserStanding};
 
-use crate::auth::{AuthError, Authenticator, Principal, Role, bearer_token};
+use crate::auth::{AuthError, Authenticator, Identity, Principal, Role, bearer_token};
 use crate::cache::Prefetched;
 use crate::config::AccessConfig;
 use crate::db::DbError;
@@ -34,6 +42,7 @@ use crate::redis::{RedisConnector, RedisFailure};
 use crate::telemetry::ErrorChain;
 use ::redis::AsyncCommands;
 use axum::extract::{FromRef, FromRequestParts};
+use choice::Directory;
 use http::request::Parts;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -44,6 +53,7 @@ const SIGNED_LINKS: UserId = UserId(uuid::Uuid::nil());
 
 pub struct Access {
     authenticator: Authenticator,
+    directory: Directory,
     db: PgPool,
     redis: Arc<RedisConnector>,
     keys: Keys,
@@ -72,6 +82,7 @@ impl Access {
         Self {
             authenticator,
             limiter: RateLimiter::new(redis.clone(), keys.clone(), config.limits.clone()),
+            directory: Directory::new(db.clone()),
             db,
             redis,
             keys,
@@ -79,30 +90,50 @@ impl Access {
         }
     }
 
-    /// Lets the holder of `token` make a request of `class`, or says why not.
-    pub async fn admit(&self, token: &str, class: RouteClass) -> Result<Admitted, ApiError> {
-        let verified = self.verify(token).await?;
+    /// Lets the holder of `token` make a request of `class` in the clinic `named` (or their
+    /// default one), or says why not.
+    pub async fn admit(
+        &self,
+        token: &str,
+        named: Option<ClinicId>,
+        class: RouteClass,
+    ) -> Result<Admitted, ApiError> {
+        let verified = self.verify(token, named, Fallback::OnlyClinic).await?;
         Ok(self.let_in(verified, class, None).await?.0)
     }
 
-    /// Step 1: who the token says is calling, and until when.
-    async fn verify(&self, token: &str) -> Result<(Principal, i64), ApiError> {
-        Ok(self
-            .authenticator
-            .authenticate(token)
+    /// Steps 1 and 2: who the token says is calling, until when, and in which clinic.
+    async fn verify(
+        &self,
+        token: &str,
+        named: Option<ClinicId>,
+        fallback: Fallback,
+    ) -> Result<Verified, ApiError> {
+        let (identity, expires_at) =
+            self.authenticator.authenticate(token).await.inspect_err(
+                |error| tracing::info!(reason = %error, "request not authenticated"),
+            )?;
+        let clinic = self
+            .directory
+            .choose(identity.user_id, named, identity.claimed_clinic, fallback)
             .await
-            .inspect_err(|error| tracing::info!(reason = %error, "request not authenticated"))?)
+            .inspect_err(|error| tracing::info!(reason = %error, "no clinic to act in"))?;
+        Ok(Verified {
+            identity,
+            clinic,
+            expires_at,
+        })
     }
 
-    /// Steps 2 and 3 for a verified token; `reading` is the cached value the request reads
+    /// Steps 3 and 4 for a verified token; `reading` is the cached value the request reads
     /// first, read in the same Redis call (`Prefetched`).
     async fn let_in(
         &self,
-        (claimed, token_expires_at): (Principal, i64),
+        verified: Verified,
         class: RouteClass,
         reading: Option<&CacheKey>,
     ) -> Result<(Admitted, Prefetched), ApiError> {
-        let (clinic, user) = (claimed.clinic_id, claimed.user_id);
+        let (clinic, user) = (verified.clinic, verified.identity.user_id);
         let entries = [
             self.keys.caller_user(clinic, user),
             self.keys.caller_clinic(clinic),
@@ -139,10 +170,10 @@ impl Access {
                 standing
             }
         };
-        let principal = judge(claimed, standing)?;
+        let principal = judge(&verified, standing)?;
         let admitted = Admitted {
             principal,
-            token_expires_at,
+            token_expires_at: verified.expires_at,
             usage,
         };
         Ok((admitted, prefetched))
@@ -167,8 +198,10 @@ impl Access {
         }
     }
 
-    /// The next request of `user` reads their standing from the database again.
+    /// The next request of `user` in `clinic` reads their standing from the database again
+    /// (and, on this instance, their memberships).
     pub async fn forget_user(&self, clinic: ClinicId, user: UserId) -> Result<(), RedisFailure> {
+        self.directory.forget(user);
         self.forget(self.keys.caller_user(clinic, user)).await
     }
 
@@ -187,7 +220,7 @@ impl Access {
         match Standing::load(&self.db, clinic, user).await {
             Ok(Some(standing)) => Ok(standing),
             Ok(None) => {
-                tracing::info!("token of a user who is not a member of its clinic");
+                tracing::info!("token of an unknown user");
                 Err(ApiError::UnknownUser)
             }
             Err(error @ DbError::Unavailable(_)) => Err(error.into()),
@@ -239,21 +272,36 @@ fn limited(usage: &Usage, retry_after_seconds: u64) -> ApiError {
     }
 }
 
-/// The principal the request runs as: the token's identity with the database's role.
-fn judge(claimed: Principal, standing: Standing) -> Result<Principal, ApiError> {
-    if !standing.user.active {
-        tracing::info!("token of a deactivated user");
+/// A verified token and the clinic chosen for it, not yet let in.
+#[derive(Clone, Copy, Debug)]
+struct Verified {
+    identity: Identity,
+    clinic: ClinicId,
+    /// The token's `exp` (Unix seconds).
+    expires_at: i64,
+}
+
+/// The principal the request runs as: the token's person, in the chosen clinic, with the
+/// membership's role.
+fn judge(verified: &Verified, standing: Standing) -> Result<Principal, ApiError> {
+    let (Some(member), Some(clinic)) = (standing.user, standing.clinic) else {
+        tracing::info!("caller not a member of the clinic");
+        return Err(ApiError::NotAMember);
+    };
+    if !member.active {
+        tracing::info!("membership deactivated");
         return Err(ApiError::UserDeactivated);
     }
-    if standing.clinic.archived {
-        tracing::info!("token of an archived clinic");
+    if clinic.archived {
+        tracing::info!("clinic archived");
         return Err(ApiError::ClinicArchived);
     }
-    let role = standing.user.role;
+    let role = member.role;
     Ok(Principal {
+        user_id: verified.identity.user_id,
+        clinic_id: verified.clinic,
         role,
-        platform_admin: claimed.platform_admin && standing.user.operator && role == Role::Admin,
-        ..claimed
+        platform_admin: verified.identity.platform_claim && member.operator && role == Role::Admin,
     })
 }
 
@@ -263,15 +311,15 @@ fn judge(claimed: Principal, standing: Standing) -> Result<Principal, ApiError> 
 /// the request one round trip instead of two.
 pub struct Caller {
     access: Arc<Access>,
-    verified: (Principal, i64),
+    verified: Verified,
     class: RouteClass,
     late: Option<LateHeaders>,
 }
 
 impl Caller {
-    /// The clinic the token names (not yet checked against the database).
+    /// The clinic chosen for the request (its standing not yet checked).
     pub fn clinic_id(&self) -> ClinicId {
-        self.verified.0.clinic_id
+        self.verified.clinic
     }
 
     /// Lets the caller in, reading the cached value of `key` on the way (a key of the caller's
@@ -307,9 +355,18 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Caller::from_parts(parts, state, Fallback::OnlyClinic).await
+    }
+}
+
+impl Caller {
+    async fn from_parts<S>(parts: &Parts, state: &S, fallback: Fallback) -> Result<Self, ApiError>
+    where
+        Arc<Access>: FromRef<S>,
+    {
         let access = Arc::<Access>::from_ref(state);
         let token = bearer_token(parts).ok_or(AuthError::Missing)?;
-        let verified = access.verify(token).await?;
+        let verified = access.verify(token, named_clinic(parts)?, fallback).await?;
         let class = parts
             .extensions
             .get::<RouteClass>()
@@ -324,6 +381,23 @@ where
     }
 }
 
+/// The clinic the `Pulso-Clinic` header names, if any; 400 when it is not a clinic id.
+fn named_clinic(parts: &Parts) -> Result<Option<ClinicId>, ApiError> {
+    let Some(value) = parts.headers.get(CLINIC_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|value| value.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::BadRequest {
+            detail: "Pulso-Clinic must be the id of a clinic you belong to (GET /me lists them)."
+                .into(),
+            field: Some("Pulso-Clinic".into()),
+        })
+}
+
 /// Any route with a `Principal` (or a [`Caller`]) argument is behind the gate.
 impl<S> FromRequestParts<S> for Principal
 where
@@ -335,6 +409,24 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         Ok(caller.admit(None).await?.0)
+    }
+}
+
+/// A caller of a route about the person rather than a clinic (`GET /me`): let in like any
+/// other, but one with several clinics who names none acts in one of them (see
+/// [`Fallback::AnyClinic`]) instead of being asked to choose.
+pub struct Person(pub Principal);
+
+impl<S> FromRequestParts<S> for Person
+where
+    Arc<Access>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_parts(parts, state, Fallback::AnyClinic).await?;
+        Ok(Person(caller.admit(None).await?.0))
     }
 }
 

@@ -1,8 +1,10 @@
-//! A caller's standing as the database records it: their role in the clinic, whether they are
-//! active, whether they are one of Pulso's operators, whether the clinic is archived. Read in
-//! one query as the token's clinic (row-level security shows only its rows), and kept in Redis
-//! for `CALLER_CACHE_TTL_SECONDS` as two entries: the user's and the clinic's, so archiving a
-//! clinic is one deletion and deactivating a user another.
+//! A caller's standing as the database records it in the clinic the request acts in: their
+//! membership (role, active), whether they are one of Pulso's operators, whether the clinic is
+//! archived. Read in one query (`db::begin_member`: the clinic's rows, and the caller as
+//! themselves), and kept in Redis for `CALLER_CACHE_TTL_SECONDS` as two entries: the
+//! membership's and the clinic's, so archiving a clinic is one deletion and deactivating a
+//! membership another. "Not a member" and "no such clinic" are cached too (as `null`), so a
+//! refused caller costs no query per request.
 
 use crate::auth::Role;
 use crate::db::{self, DbError};
@@ -10,7 +12,7 @@ use crate::ids::{ClinicId, UserId};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-/// What the database says about the user, in the token's clinic.
+/// The caller's membership of the clinic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserStanding {
     pub role: Role,
@@ -27,8 +29,10 @@ pub struct ClinicStanding {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Standing {
-    pub user: UserStanding,
-    pub clinic: ClinicStanding,
+    /// `None`: not a member of the clinic.
+    pub user: Option<UserStanding>,
+    /// `None`: no such clinic.
+    pub clinic: Option<ClinicStanding>,
 }
 
 impl Standing {
@@ -40,19 +44,22 @@ impl Standing {
         })
     }
 
-    /// `None`: no such user in that clinic (or no such clinic).
+    /// `None`: no such user.
     pub async fn load(
         pool: &PgPool,
         clinic: ClinicId,
         user: UserId,
     ) -> Result<Option<Self>, DbError> {
-        let mut tx = db::begin_tenant(pool, clinic).await?;
-        let row: Option<(Role, bool, bool, bool)> = sqlx::query_as(
-            "SELECT u.role, u.active,
-                    EXISTS (SELECT 1 FROM platform_operators o WHERE o.user_id = u.id),
-                    c.archived_at IS NOT NULL
-               FROM users u JOIN clinics c ON c.id = u.clinic_id
-              WHERE u.clinic_id = $1 AND u.id = $2",
+        let mut tx = db::begin_member(pool, clinic, user).await?;
+        let row: Option<StandingRow> = sqlx::query_as(
+            "SELECT m.role, m.active,
+                    EXISTS (SELECT 1 FROM platform_operators o WHERE o.user_id = u.id)
+                        AS operator,
+                    (SELECT c.archived_at IS NOT NULL FROM clinics c WHERE c.id = $1)
+                        AS archived
+               FROM users u
+               LEFT JOIN memberships m ON m.clinic_id = $1 AND m.user_id = u.id
+              WHERE u.id = $2",
         )
         .bind(clinic)
         .bind(user)
@@ -60,13 +67,22 @@ impl Standing {
         .await
         .map_err(DbError::from)?;
         tx.commit().await.map_err(DbError::from)?;
-        Ok(row.map(|(role, active, operator, archived)| Self {
-            user: UserStanding {
+        Ok(row.map(|row| Self {
+            user: row.role.zip(row.active).map(|(role, active)| UserStanding {
                 role,
                 active,
-                operator,
-            },
-            clinic: ClinicStanding { archived },
+                operator: row.operator,
+            }),
+            clinic: row.archived.map(|archived| ClinicStanding { archived }),
         }))
     }
+}
+
+/// The person, their membership of the clinic (NULLs: none) and the clinic (NULL: none).
+#[derive(sqlx::FromRow)]
+struct StandingRow {
+    role: Option<Role>,
+    active: Option<bool>,
+    operator: bool,
+    archived: Option<bool>,
 }

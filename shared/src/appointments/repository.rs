@@ -21,11 +21,13 @@ pub(super) async fn staff_member(
     clinic: ClinicId,
     user: UserId,
 ) -> Result<Option<(Role, bool)>, sqlx::Error> {
-    sqlx::query_as("SELECT role, active FROM users WHERE clinic_id = $1 AND id = $2 FOR SHARE")
-        .bind(clinic)
-        .bind(user)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(
+        "SELECT role, active FROM memberships WHERE clinic_id = $1 AND user_id = $2 FOR SHARE",
+    )
+    .bind(clinic)
+    .bind(user)
+    .fetch_optional(conn)
+    .await
 }
 
 /// The earliest live appointment of `dentist` overlapping `slot`, other than `except`. Same
@@ -118,11 +120,15 @@ pub(super) async fn user_names(
     clinic: ClinicId,
     users: &[UserId],
 ) -> Result<Vec<(UserId, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, full_name FROM users WHERE clinic_id = $1 AND id = ANY($2)")
-        .bind(clinic)
-        .bind(users)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as(
+        "SELECT u.id, u.full_name
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          WHERE m.clinic_id = $1 AND m.user_id = ANY($2)",
+    )
+    .bind(clinic)
+    .bind(users)
+    .fetch_all(conn)
+    .await
 }
 
 /// Appointments starting in `[from, to)`, keyset-paginated over `(starts_at, id)`: stable

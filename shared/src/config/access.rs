@@ -158,7 +158,7 @@ impl Default for RateLimits {
     }
 }
 
-/// The longest a caller's standing may be reused: a deactivated user or an archived clinic
+/// The longest a caller's standing may be reused: a deactivated membership or an archived clinic
 /// loses access within it even from a Lambda environment that missed the invalidation.
 pub const CALLER_CACHE_TTL_CEILING_SECONDS: u64 = 60;
 

@@ -188,6 +188,13 @@ pub fn asyncapi() -> Value {
                                     "description": "The caller's JWT, as on the HTTP API \
                                         (browsers cannot set headers on a WebSocket).",
                                 },
+                                "clinic": {
+                                    "type": "string",
+                                    "format": "uuid",
+                                    "description": "The clinic whose notifications the \
+                                        connection receives, as `Pulso-Clinic` names it on the \
+                                        HTTP API; may be left out by a caller with one clinic.",
+                                },
                                 "since": {
                                     "type": "integer",
                                     "format": "int64",
@@ -228,9 +235,10 @@ fn description() -> String {
 
 fn channel_description() -> &'static str {
     "The connection. The handshake passes the same checks as an HTTP read and is refused with \
-     that status and an `application/problem+json` body: 400 for a bad `since`, 401 for a \
-     missing, expired or forged token (or an unknown or deactivated user), 403 for an archived \
-     clinic, 429 over the read limit or the per-user connection limit, 503 when Redis cannot be \
+     that status and an `application/problem+json` body: 400 for a bad `since` or `clinic` (or \
+     none named by a caller with several clinics), 401 for a missing, expired or forged token \
+     (or one of an unknown user), 403 for a clinic the caller is not an active member of or an \
+     archived one, 429 over the read limit or the per-user connection limit, 503 when Redis cannot be \
      reached (retry with backoff and read `GET /notifications` meanwhile). Once open, every \
      client frame is answered on the connection, and notifications are pushed until the token \
      expires."

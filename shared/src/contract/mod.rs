@@ -6,8 +6,9 @@
 //! than repeated on each:
 //!
 //! - an operation with `x-roles` (the roles that may call it, from the same constants the
-//!   handler checks) needs a bearer JWT, and may answer 401, 403 and 429; its responses carry
-//!   the `RateLimit-Policy` / `RateLimit` headers of the caller's usage;
+//!   handler checks) needs a bearer JWT, takes the optional `Pulso-Clinic` header, and may
+//!   answer 400 (several clinics, none named), 401, 403 and 429; its responses carry the
+//!   `RateLimit-Policy` / `RateLimit` headers of the caller's usage;
 //! - a path parameter may be malformed (400) or name nothing in the caller's clinic (404);
 //! - a JSON body may be malformed (400), too large (413), not JSON (415) or invalid (422);
 //! - every operation may answer 500 and 503, and every response carries `X-Request-Id`.
@@ -25,13 +26,15 @@ pub use asyncapi::{ASYNCAPI_PATH, asyncapi, asyncapi_json};
 use crate::http::Problem;
 use crate::http::conditional::{IfNoneMatch, Sha256Digest};
 use crate::http::responses::{self as problems, header_ref};
+use crate::ids::ClinicId;
 use crate::state::AppState;
 use ::http::{HeaderMap, StatusCode, header};
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
+use utoipa::openapi::Required;
 use utoipa::openapi::link::LinkBuilder;
-use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr};
@@ -47,6 +50,10 @@ pub const X_ROLES: &str = "x-roles";
 
 /// The operations of each context, in the order the document lists their tags.
 const TAGS: &[(&str, &str)] = &[
+    (
+        "clinics",
+        "The signed-in person, the clinics they belong to and each clinic's staff.",
+    ),
     (
         "patients",
         "A clinic's patients: register, search, update, archive.",
@@ -208,6 +215,7 @@ pub fn openapi_json() -> String {
 /// Every route of every HTTP function, with its description.
 pub fn all_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(crate::clinics::routes())
         .merge(crate::patients::routes())
         .merge(crate::appointments::routes())
         .merge(crate::catalogs::routes())
@@ -230,7 +238,8 @@ fn build() -> OpenApi {
                 .description(Some(
                     "The HTTP API of Pulso, the backend clinics run their day on. Every \
                      operation but the public ones needs a bearer JWT; the clinic it acts in is \
-                     the token's. Errors are RFC 9457 `application/problem+json`. Lists are \
+                     the one the `Pulso-Clinic` header names, or the caller's only clinic \
+                     (`GET /me` lists them). Errors are RFC 9457 `application/problem+json`. Lists are \
                      paginated by an opaque cursor: pass a page's `next_cursor` as `cursor` to \
                      get the next one; `null` means the last page.",
                 ))
@@ -283,8 +292,8 @@ fn components() -> utoipa::openapi::Components {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "A JWT from the clinic's identity provider, with the `clinic_id` the \
-                         request acts in.",
+                        "A JWT from the identity provider: it says who is calling; what they \
+                         may do comes from their memberships.",
                     ))
                     .build(),
             ),
@@ -293,6 +302,9 @@ fn components() -> utoipa::openapi::Components {
         components = components.header(name, header);
     }
     let mut components = components.build();
+    components
+        .parameters
+        .insert(CLINIC_PARAMETER.to_owned(), RefOr::T(clinic_parameter()));
     for problem in problems::all() {
         components
             .responses
@@ -321,6 +333,12 @@ fn decorate(operation: &mut Operation) {
         .is_some_and(|extensions| extensions.contains_key(X_ROLES));
     if authenticated {
         operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+        operation
+            .parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::Ref(Ref::new(format!(
+                "#/components/parameters/{CLINIC_PARAMETER}"
+            ))));
     }
     let parameters = operation.parameters.iter().flatten();
     let in_path = parameters
@@ -347,7 +365,7 @@ fn decorate(operation: &mut Operation) {
     }
     let mut shared = vec!["Internal", "Unavailable"];
     if authenticated {
-        shared.extend(["Unauthorized", "Forbidden", "TooManyRequests"]);
+        shared.extend(["BadRequest", "Unauthorized", "Forbidden", "TooManyRequests"]);
     }
     if in_path {
         shared.extend(["BadRequest", "NotFound"]);
@@ -372,6 +390,22 @@ fn decorate(operation: &mut Operation) {
                 });
         }
     }
+}
+
+/// The component name of the `Pulso-Clinic` header parameter.
+const CLINIC_PARAMETER: &str = "PulsoClinic";
+
+fn clinic_parameter() -> Parameter {
+    ParameterBuilder::new()
+        .name("Pulso-Clinic")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .schema(Some(ClinicId::schema()))
+        .description(Some(
+            "The clinic the request acts in: one the caller is an active member of (403 \
+             otherwise). May be left out by a caller with a single clinic.",
+        ))
+        .build()
 }
 
 /// `GET /openapi.json`: this document, public and cacheable.

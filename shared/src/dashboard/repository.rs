@@ -96,9 +96,9 @@ prices AS (
 ),
 dentists AS (
     SELECT u.id, u.full_name
-      FROM users u
-     WHERE u.clinic_id = $1
-       AND ((u.role = 'dentist' AND u.active) OR u.id IN (SELECT dentist_id FROM load))
+      FROM memberships m JOIN users u ON u.id = m.user_id
+     WHERE m.clinic_id = $1
+       AND ((m.role = 'dentist' AND m.active) OR m.user_id IN (SELECT dentist_id FROM load))
 ),
 new_patients AS (
     SELECT count(*) FILTER (WHERE p.created_at >= $2::timestamptz - interval '7 days')

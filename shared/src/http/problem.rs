@@ -23,11 +23,18 @@ pub enum ApiError {
     Unauthorized { detail: String },
     #[error("forbidden: {detail}")]
     Forbidden { detail: String },
-    /// The token verifies, but its user is not (or no longer) a member of its clinic.
+    /// The token verifies, but names no person Pulso knows.
     #[error("unknown user")]
     UnknownUser,
+    /// The caller's membership of the clinic (or of every clinic) has been deactivated.
     #[error("user deactivated")]
     UserDeactivated,
+    /// The clinic named (or claimed) is not one the caller belongs to, or none is.
+    #[error("not a member")]
+    NotAMember,
+    /// The caller belongs to several clinics and the request named none.
+    #[error("clinic required")]
+    ClinicRequired,
     #[error("clinic archived")]
     ClinicArchived,
     /// A signed media URL (`crate::signed_urls`) that expired, was altered or names an unknown
@@ -93,12 +100,15 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } | ApiError::ClinicRequired => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::UnknownUser | ApiError::UserDeactivated => StatusCode::UNAUTHORIZED,
-            ApiError::ClinicArchived | ApiError::InvalidSignature { .. } => StatusCode::FORBIDDEN,
+            ApiError::UnknownUser => StatusCode::UNAUTHORIZED,
+            ApiError::UserDeactivated
+            | ApiError::NotAMember
+            | ApiError::ClinicArchived
+            | ApiError::InvalidSignature { .. } => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -135,14 +145,29 @@ impl ApiError {
             ApiError::UnknownUser => (
                 "unknown-user",
                 "Unknown user",
-                "The token's user is not a member of its clinic.".into(),
+                "The token names no user Pulso knows; sign in again.".into(),
                 None,
             ),
             ApiError::UserDeactivated => (
                 "user-deactivated",
                 "User deactivated",
-                "This account has been deactivated; ask your clinic's admin.".into(),
+                "Your access to this clinic has been deactivated; ask its admin.".into(),
                 None,
+            ),
+            ApiError::NotAMember => (
+                "not-a-member",
+                "Not a member",
+                "You are not a member of this clinic; GET /me lists the clinics you belong to."
+                    .into(),
+                None,
+            ),
+            ApiError::ClinicRequired => (
+                "clinic-required",
+                "Clinic required",
+                "You belong to several clinics: name one in the Pulso-Clinic header (GET /me \
+                 lists them)."
+                    .into(),
+                Some("Pulso-Clinic".into()),
             ),
             ApiError::ClinicArchived => (
                 "clinic-archived",
@@ -316,7 +341,7 @@ impl IntoResponse for ApiError {
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }
-            ApiError::Unauthorized { .. } | ApiError::UnknownUser | ApiError::UserDeactivated => {
+            ApiError::Unauthorized { .. } | ApiError::UnknownUser => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"pulso\""),

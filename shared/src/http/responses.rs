@@ -150,9 +150,12 @@ pub fn all() -> Vec<ProblemResponse> {
         ProblemResponse {
             name: "BadRequest",
             status: 400,
-            description: "Malformed request: the body is not JSON, a query or path parameter does \
-                          not parse, or a PATCH changes nothing. `field` names the parameter.",
+            description: "Malformed request: the body is not JSON, a query, path or header \
+                          parameter does not parse, a PATCH changes nothing, or the caller \
+                          belongs to several clinics and named none. `field` names the \
+                          parameter.",
             examples: vec![
+                ApiError::ClinicRequired,
                 ApiError::BadRequest {
                     detail: "The body changes nothing: send at least one field.".into(),
                     field: None,
@@ -167,26 +170,28 @@ pub fn all() -> Vec<ProblemResponse> {
         ProblemResponse {
             name: "Unauthorized",
             status: 401,
-            description: "No valid bearer token, or its user is unknown or deactivated.",
+            description: "No valid bearer token, or it names no user Pulso knows.",
             examples: vec![
                 ApiError::Unauthorized {
                     detail: "The token has expired.".into(),
                 },
                 ApiError::UnknownUser,
-                ApiError::UserDeactivated,
             ],
             headers: &["WWW-Authenticate"],
         },
         ProblemResponse {
             name: "Forbidden",
             status: 403,
-            description: "The caller's role may not do this (see the operation's `x-roles`), or \
-                          the clinic is archived; on a signed media link, the link expired or \
-                          was altered.",
+            description: "The caller's role may not do this (see the operation's `x-roles`); \
+                          the caller is not an active member of the clinic the request acts in \
+                          (`Pulso-Clinic`); or the clinic is archived. On a signed media link, \
+                          the link expired or was altered.",
             examples: vec![
                 ApiError::Forbidden {
                     detail: "This needs one of the roles: admin, receptionist.".into(),
                 },
+                ApiError::NotAMember,
+                ApiError::UserDeactivated,
                 ApiError::ClinicArchived,
                 ApiError::InvalidSignature { expired: true },
             ],

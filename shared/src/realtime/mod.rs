@@ -152,12 +152,13 @@ async fn requester_role(
     user: UserId,
 ) -> Result<Option<Role>, DbError> {
     let mut tx = db::begin_tenant(realtime.db, clinic).await?;
-    let role: Option<Role> =
-        sqlx::query_scalar("SELECT role FROM users WHERE clinic_id = $1 AND id = $2 AND active")
-            .bind(clinic)
-            .bind(user)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let role: Option<Role> = sqlx::query_scalar(
+        "SELECT role FROM memberships WHERE clinic_id = $1 AND user_id = $2 AND active",
+    )
+    .bind(clinic)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(role)
 }

@@ -1,11 +1,11 @@
 //! The demo's agenda: every dentist's opening hours filled with back-to-back visits, a sample
 //! of them booked for patients, each with a status and times that fit "now".
 
-use super::clinics::DemoClinic;
+use super::clinics::{DemoClinic, StaffMember};
 use super::patients::DemoPatient;
 use super::procedures::{PROCEDURES, Procedure, pick_procedure};
 use super::{APPOINTMENTS_PER_CLINIC, CALENDAR_DAYS, random_uuid};
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -202,7 +202,8 @@ pub(super) fn book(
     now: NaiveDateTime,
 ) -> Vec<DemoAppointment> {
     let receptionists = clinic.staff_ids(Role::Receptionist);
-    let slots = open_slots(rng, &clinic.staff_ids(Role::Dentist), now.date());
+    let dentists: Vec<_> = clinic.staff_with(Role::Dentist).collect();
+    let slots = open_slots(rng, &dentists, now.date());
     let mut chosen: Vec<usize> =
         rand::seq::index::sample(rng, slots.len(), APPOINTMENTS_PER_CLINIC.min(slots.len()))
             .into_vec();
@@ -229,14 +230,16 @@ pub(super) fn book(
 /// Every dentist's working days, `CALENDAR_DAYS` either side of `today`, filled back to back;
 /// each dentist's slots follow one another, so no two of them overlap, and a random subset of
 /// them leaves realistic gaps.
-fn open_slots(rng: &mut StdRng, dentists: &[Uuid], today: NaiveDate) -> Vec<Slot> {
+/// Each dentist's sessions on the days they work at the clinic.
+fn open_slots(rng: &mut StdRng, dentists: &[&StaffMember], today: NaiveDate) -> Vec<Slot> {
     let mut slots = Vec::new();
     for offset in -CALENDAR_DAYS..=CALENDAR_DAYS {
         let day = today + Duration::days(offset);
-        if matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-            continue;
-        }
-        for &dentist_id in dentists {
+        for dentist in dentists {
+            if !dentist.weekdays.contains(&day.weekday()) {
+                continue;
+            }
+            let dentist_id = dentist.id;
             for &(opens, closes) in SESSIONS {
                 fill_session(
                     rng,

@@ -1,5 +1,8 @@
-//! The two demo clinics and their staff, under the readable fixed ids of `fixed_id`.
+//! The two demo clinics of one chain and their staff, under the readable fixed ids of
+//! `fixed_id`. One dentist works at both: Lucía Fernández at Sonrisa from Monday to Wednesday
+//! and at Alameda on Thursday and Friday, one person with two memberships.
 
+use chrono::Weekday;
 use shared::auth::Role;
 use uuid::Uuid;
 
@@ -8,17 +11,20 @@ pub struct DemoClinic {
     pub slug: &'static str,
     pub name: &'static str,
     pub city: &'static str,
+    pub address: &'static str,
+    pub phone: &'static str,
     pub staff: Vec<StaffMember>,
 }
 
 impl DemoClinic {
     /// The ids of its staff members who have `role`, in staff order.
     pub fn staff_ids(&self, role: Role) -> Vec<Uuid> {
-        self.staff
-            .iter()
-            .filter(|s| s.role == role)
-            .map(|s| s.id)
-            .collect()
+        self.staff_with(role).map(|s| s.id).collect()
+    }
+
+    /// Its staff members who have `role`, in staff order.
+    pub fn staff_with(&self, role: Role) -> impl Iterator<Item = &StaffMember> {
+        self.staff.iter().filter(move |s| s.role == role)
     }
 }
 
@@ -27,7 +33,19 @@ pub struct StaffMember {
     pub full_name: &'static str,
     pub email: String,
     pub role: Role,
+    /// The days they work at this clinic.
+    pub weekdays: &'static [Weekday],
 }
+
+const MONDAY_TO_FRIDAY: &[Weekday] = &[
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+];
+const MONDAY_TO_WEDNESDAY: &[Weekday] = &[Weekday::Mon, Weekday::Tue, Weekday::Wed];
+const THURSDAY_AND_FRIDAY: &[Weekday] = &[Weekday::Thu, Weekday::Fri];
 
 /// Readable fixed ids: clinic n is `d3e00000-0000-4000-8000-000000000n00`, its staff `…n01`–`…n05`.
 pub fn fixed_id(clinic: u128, member: u128) -> Uuid {
@@ -35,29 +53,37 @@ pub fn fixed_id(clinic: u128, member: u128) -> Uuid {
 }
 
 pub fn clinics() -> Vec<DemoClinic> {
-    let clinic =
-        |n: u128, slug, name, city, staff: [(&'static str, &'static str, Role); 5]| DemoClinic {
-            id: fixed_id(n, 0),
-            slug,
-            name,
-            city,
-            staff: staff
-                .into_iter()
-                .zip(1..)
-                .map(|((full_name, login, role), member)| StaffMember {
-                    id: fixed_id(n, member),
-                    full_name,
-                    email: format!("{login}@{slug}.pulso.test"),
-                    role,
-                })
-                .collect(),
-        };
-    vec![
+    let clinic = |n: u128,
+                  (slug, name, city, address, phone),
+                  staff: [(&'static str, &'static str, Role); 5]| DemoClinic {
+        id: fixed_id(n, 0),
+        slug,
+        name,
+        city,
+        address,
+        phone,
+        staff: staff
+            .into_iter()
+            .zip(1..)
+            .map(|((full_name, login, role), member)| StaffMember {
+                id: fixed_id(n, member),
+                full_name,
+                email: format!("{login}@{slug}.pulso.test"),
+                role,
+                weekdays: MONDAY_TO_FRIDAY,
+            })
+            .collect(),
+    };
+    let mut clinics = vec![
         clinic(
             1,
-            "sonrisa",
-            "Clínica Dental Sonrisa",
-            "Madrid",
+            (
+                "sonrisa",
+                "Clínica Dental Sonrisa",
+                "Madrid",
+                "Calle de Alcalá 120, 28009 Madrid",
+                "+34 914 35 27 80",
+            ),
             [
                 ("Ana López Serrano", "ana.lopez", Role::Admin),
                 ("Lucía Fernández Ruiz", "lucia.fernandez", Role::Dentist),
@@ -68,9 +94,13 @@ pub fn clinics() -> Vec<DemoClinic> {
         ),
         clinic(
             2,
-            "alameda",
-            "Centro Dental Alameda",
-            "Sevilla",
+            (
+                "alameda",
+                "Centro Dental Alameda",
+                "Sevilla",
+                "Alameda de Hércules 32, 41002 Sevilla",
+                "+34 954 90 12 45",
+            ),
             [
                 (
                     "Miguel Ángel Romero Díaz",
@@ -83,5 +113,17 @@ pub fn clinics() -> Vec<DemoClinic> {
                 ("Manuel Muñoz Torres", "manuel.munoz", Role::Receptionist),
             ],
         ),
-    ]
+    ];
+    // Lucía Fernández works at both clinics: the same person (id and email), two memberships.
+    let shared_dentist = &mut clinics[0].staff[1];
+    shared_dentist.weekdays = MONDAY_TO_WEDNESDAY;
+    let at_alameda = StaffMember {
+        id: shared_dentist.id,
+        full_name: shared_dentist.full_name,
+        email: shared_dentist.email.clone(),
+        role: Role::Dentist,
+        weekdays: THURSDAY_AND_FRIDAY,
+    };
+    clinics[1].staff.push(at_alameda);
+    clinics
 }

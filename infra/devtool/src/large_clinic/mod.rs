@@ -21,7 +21,7 @@ use plan::{Plan, generate};
 use shared::auth::Role;
 use shared::ids::{ClinicId, PatientId, UserId};
 use sqlx::PgPool;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 pub const SLUG: &str = "grande";
@@ -134,16 +134,19 @@ async fn build(
     options: &LargeClinicOptions,
 ) -> anyhow::Result<LargeClinic> {
     let started = Instant::now();
-    let mut tx = shared::db::begin_tenant(owner, clinic)
+    // A platform transaction, so a new clinic's organization can be created in it too.
+    let mut tx = shared::db::begin_platform(owner, clinic)
         .await
         .context("starting the tenant transaction")?;
     if new {
+        let organization = seed::insert_organization(&mut tx, SLUG, NAME).await?;
         // A new clinic is visible, and insertable, only while app.clinic_id is its own id.
         sqlx::query(
-            "INSERT INTO clinics (id, slug, name, timezone, created_at)
-             VALUES ($1, $2, $3, $4, now() - interval '1600 days')",
+            "INSERT INTO clinics (id, organization_id, slug, name, timezone, created_at)
+             VALUES ($1, $2, $3, $4, $5, now() - interval '1600 days')",
         )
         .bind(clinic)
+        .bind(organization)
         .bind(SLUG)
         .bind(NAME)
         .bind(TIMEZONE)
@@ -156,7 +159,7 @@ async fn build(
     }
     let (slug, timezone, now, has_admin): (String, String, NaiveDateTime, bool) = sqlx::query_as(
         "SELECT slug, timezone, (now() AT TIME ZONE timezone)::timestamp,
-                EXISTS (SELECT 1 FROM users WHERE clinic_id = $1 AND role = 'admin')
+                EXISTS (SELECT 1 FROM memberships WHERE clinic_id = $1 AND role = 'admin')
            FROM clinics WHERE id = $1",
     )
     .bind(clinic)
@@ -170,7 +173,7 @@ async fn build(
 
     // VACUUM cannot run in a transaction: a plain statement on the pool.
     let vacuum_started = Instant::now();
-    sqlx::query("VACUUM (ANALYZE) appointments, patients, users")
+    sqlx::query("VACUUM (ANALYZE) appointments, patients, users, memberships")
         .execute(owner)
         .await
         .context("vacuuming after the inserts")?;
@@ -215,19 +218,13 @@ async fn insert(
     timezone: &str,
     plan: &Plan,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO users (id, clinic_id, email, full_name, role, created_at)
-         SELECT id, $1, email, full_name, role::user_role, now() - interval '1600 days'
-           FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, email, full_name, role)",
-    )
-    .bind(clinic)
-    .bind(plan.staff.iter().map(|s| s.id).collect::<Vec<_>>())
-    .bind(plan.staff.iter().map(|s| s.email.as_str()).collect::<Vec<_>>())
-    .bind(plan.staff.iter().map(|s| s.full_name.as_str()).collect::<Vec<_>>())
-    .bind(plan.staff.iter().map(|s| s.role.as_str()).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await
-    .context("inserting the staff")?;
+    let staff: Vec<_> = plan
+        .staff
+        .iter()
+        .map(|s| (s.id, s.email.as_str(), s.full_name.as_str(), s.role))
+        .collect();
+    // Fresh ids: every one of them is a new person.
+    seed::insert_staff(tx, clinic.as_uuid(), &staff, &HashSet::new()).await?;
     for batch in plan.patients.chunks(PATIENT_BATCH) {
         seed::insert_patients(tx, clinic.as_uuid(), batch).await?;
     }
@@ -246,12 +243,14 @@ async fn describe(
     vacuum_seconds: f64,
 ) -> anyhow::Result<LargeClinic> {
     let mut tx = shared::db::begin_tenant(owner, clinic).await?;
-    let staff: Vec<(UserId, Role)> =
-        sqlx::query_as("SELECT id, role FROM users WHERE clinic_id = $1 ORDER BY email")
-            .bind(clinic)
-            .fetch_all(&mut *tx)
-            .await
-            .context("reading the large clinic's staff")?;
+    let staff: Vec<(UserId, Role)> = sqlx::query_as(
+        "SELECT m.user_id, m.role FROM memberships m JOIN users u ON u.id = m.user_id
+              WHERE m.clinic_id = $1 ORDER BY u.email",
+    )
+    .bind(clinic)
+    .fetch_all(&mut *tx)
+    .await
+    .context("reading the large clinic's staff")?;
     let patient_ids: Vec<PatientId> =
         sqlx::query_scalar("SELECT id FROM patients WHERE clinic_id = $1 ORDER BY created_at, id")
             .bind(clinic)

@@ -4,6 +4,7 @@
 use super::{accepted, connection_id};
 use crate::auth::Principal;
 use crate::http::ApiError;
+use crate::ids::ClinicId;
 use crate::ratelimit::RouteClass;
 use crate::realtime::Realtime;
 use crate::realtime::registry::{ConnectionRegistry, LiveConnection, Registration, now_ms};
@@ -90,9 +91,11 @@ async fn requested_connection(
     })
 }
 
-/// The principal of the `?token=`, through the same gate as an HTTP request: 401 without a
-/// token or with one that does not verify (or of a deactivated or unknown user), 403 for an
-/// archived clinic, 429 over the read limits, 503 when the signing keys cannot be fetched.
+/// The principal of the `?token=` in the `?clinic=`, through the same gate as an HTTP request:
+/// 401 without a token or with one that does not verify (or of an unknown user), 400 for a bad
+/// clinic or none named by a person with several, 403 for a clinic the caller is not an active
+/// member of or an archived one, 429 over the read limits, 503 when the signing keys cannot be
+/// fetched.
 async fn authenticate(
     realtime: Realtime<'_>,
     event: &ApiGatewayWebsocketProxyRequest,
@@ -111,10 +114,27 @@ async fn authenticate(
     // A WebSocket is a session of reads: the same gate and limits as an HTTP read.
     realtime
         .access
-        .admit(token, RouteClass::Reads)
+        .admit(token, clinic(event)?, RouteClass::Reads)
         .await
         .map(|admitted| (admitted.principal, admitted.token_expires_at))
         .inspect_err(|error| tracing::info!(reason = %error, "WebSocket connect refused"))
+}
+
+/// `?clinic=<id>` (optional): the clinic whose notifications the connection receives, as the
+/// `Pulso-Clinic` header names it on HTTP.
+fn clinic(event: &ApiGatewayWebsocketProxyRequest) -> Result<Option<ClinicId>, ApiError> {
+    match event.query_string_parameters.first("clinic") {
+        None => Ok(None),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest {
+                detail: "clinic must be the id of a clinic you belong to (GET /me lists them)."
+                    .into(),
+                field: Some("clinic".into()),
+            }),
+    }
 }
 
 /// `?since=<id>` (optional): the default of the connection's `replay`.

@@ -1,0 +1,18 @@
+//! Who works where: the signed-in person and their clinics (`GET /me`) and a clinic's staff
+//! (`GET /staff`: the booking form's dentist list, with calendar colours and initials).
+//!
+//! People (`users`) and clinics meet in `memberships` (`migrations/…17_organizations_and_
+//! memberships.sql`): one role per person per clinic, deactivated rather than deleted. Which
+//! clinic a request acts in, and the role it acts with, is the gate's business
+//! (`crate::access`); this context shows the same facts to the frontend.
+
+mod permissions;
+mod repository;
+mod routes;
+mod service;
+mod types;
+
+pub use permissions::operations_for;
+pub use routes::{router, routes};
+pub use service::ClinicsService;
+pub use types::*;

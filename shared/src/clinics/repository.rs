@@ -1,0 +1,99 @@
+//! The context's queries. `GET /me` runs as the person (`db::begin_user`: their own
+//! memberships and clinics only); the staff list as the clinic (`db::begin_tenant`).
+
+use super::types::StaffRow;
+use crate::auth::Role;
+use crate::ids::{ClinicId, OrganizationId, UserId};
+use sqlx::PgConnection;
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ProfileRow {
+    pub id: UserId,
+    pub email: String,
+    pub full_name: String,
+    pub operator: bool,
+}
+
+/// The person as themselves; `None` when no such user exists.
+pub(super) async fn profile(
+    conn: &mut PgConnection,
+    user: UserId,
+) -> Result<Option<ProfileRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.email, u.full_name,
+                EXISTS (SELECT 1 FROM platform_operators o WHERE o.user_id = u.id) AS operator
+           FROM users u
+          WHERE u.id = $1",
+    )
+    .bind(user)
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct MembershipRow {
+    pub clinic_id: ClinicId,
+    pub clinic_name: String,
+    pub timezone: String,
+    pub locale: String,
+    pub currency: String,
+    pub default_appointment_minutes: i32,
+    pub archived: bool,
+    pub organization_id: OrganizationId,
+    pub organization_name: String,
+    pub role: Role,
+    pub active: bool,
+}
+
+/// The person's memberships with their clinics, by clinic name.
+pub(super) async fn memberships(
+    conn: &mut PgConnection,
+    user: UserId,
+) -> Result<Vec<MembershipRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.id AS clinic_id, c.name AS clinic_name, c.timezone, c.locale, c.currency,
+                c.default_appointment_minutes, c.archived_at IS NOT NULL AS archived,
+                o.id AS organization_id, o.name AS organization_name, m.role, m.active
+           FROM memberships m
+           JOIN clinics c ON c.id = m.clinic_id
+           JOIN organizations o ON o.id = c.organization_id
+          WHERE m.user_id = $1
+          ORDER BY c.name, c.id",
+    )
+    .bind(user)
+    .fetch_all(conn)
+    .await
+}
+
+/// One page of the clinic's staff by name, after the `(full_name, id)` of `after`. Names sort
+/// by the Unicode root collation (ICU, which RDS and the local server have), so "Álvaro" comes
+/// before "Elena" as a reader expects, not after "Zoe" as bytes would have it.
+pub(super) async fn staff(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    role: Option<Role>,
+    active: Option<bool>,
+    after: Option<&(String, UserId)>,
+    limit: i64,
+) -> Result<Vec<StaffRow>, sqlx::Error> {
+    let (after_name, after_id) = after.cloned().unzip();
+    sqlx::query_as(
+        r#"SELECT u.id, u.full_name, u.email, m.role, m.active, m.calendar_color
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          WHERE m.clinic_id = $1
+            AND ($2::user_role IS NULL OR m.role = $2)
+            AND ($3::boolean IS NULL OR m.active = $3)
+            AND ($4::text IS NULL
+                 OR (u.full_name COLLATE "und-x-icu", u.id) > ($4 COLLATE "und-x-icu", $5))
+          ORDER BY u.full_name COLLATE "und-x-icu", u.id
+          LIMIT $6"#,
+    )
+    .bind(clinic)
+    .bind(role)
+    .bind(active)
+    .bind(after_name)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}

@@ -1,0 +1,266 @@
+//! People, clinics and staff: `GET /me`, `GET /staff`, and choosing the clinic a request acts
+//! in with `Pulso-Clinic`, for a person who works at one clinic and for one who works at two.
+
+use pulso_tests::{TestApp, TestClinic};
+use redis::AsyncCommands;
+use serde_json::Value;
+use shared::auth::Role;
+use shared::ids::{ClinicId, UserId};
+use shared::ratelimit::RouteClass;
+
+/// A token that names no clinic: the request (or the person's only clinic) chooses.
+fn person_token(app: &TestApp, user: UserId) -> String {
+    app.token_for(None, user, 600, pulso_tests::JWT_SECRET)
+}
+
+fn names(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["full_name"].as_str().unwrap())
+        .collect()
+}
+
+fn operations(membership: &Value) -> Vec<&str> {
+    membership["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op.as_str().unwrap())
+        .collect()
+}
+
+/// Clinic A's first dentist, who also works at clinic B (as a dentist there too).
+async fn two_clinic_dentist(app: &TestApp) -> (TestClinic, TestClinic, UserId) {
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    app.add_membership(b.id, a.dentist, Role::Dentist).await;
+    (a, b, a.dentist)
+}
+
+#[tokio::test]
+async fn me_shows_the_person_their_clinic_and_what_their_role_may_call() {
+    let app = TestApp::spawn().await;
+    let router = shared::clinics::router(app.state.clone());
+    let a = app.clinic_a;
+    // With the old `clinic_id` claim and without it alike.
+    for token in [
+        app.token(&a, Role::Receptionist),
+        person_token(&app, a.receptionist),
+    ] {
+        let me = app.client(&router, &token).get("/me").await;
+        assert_eq!(me.status, 200, "{}", me.body);
+        assert_eq!(me.body["user"]["id"], a.receptionist.to_string());
+        assert_eq!(me.body["user"]["full_name"], "Test reception");
+        assert_eq!(me.body["user"]["initials"], "TR");
+        assert_eq!(me.body["platform_operator"], false);
+        let memberships = me.body["memberships"].as_array().unwrap();
+        assert_eq!(memberships.len(), 1);
+        let membership = &memberships[0];
+        assert_eq!(membership["role"], "receptionist");
+        assert_eq!(membership["active"], true);
+        assert_eq!(membership["clinic"]["id"], a.id.to_string());
+        assert_eq!(membership["clinic"]["timezone"], "Europe/Madrid");
+        assert_eq!(membership["clinic"]["currency"], "EUR");
+        assert_eq!(
+            membership["clinic"]["organization"]["name"],
+            "Grupo clinic-a"
+        );
+        let allowed = operations(membership);
+        assert!(allowed.contains(&"createAppointment") && allowed.contains(&"listStaff"));
+        assert!(
+            !allowed.contains(&"getDashboard"),
+            "admins and dentists only"
+        );
+    }
+    let admin = app
+        .client(&router, &app.token(&a, Role::Admin))
+        .get("/me")
+        .await;
+    assert!(operations(&admin.body["memberships"][0]).contains(&"getDashboard"));
+}
+
+#[tokio::test]
+async fn a_person_at_two_clinics_acts_in_the_one_the_header_names() {
+    let app = TestApp::spawn().await;
+    let (a, b, dentist) = two_clinic_dentist(&app).await;
+    app.seed_patient(a.id, "SoloEnA").await;
+    app.seed_patient(b.id, "SoloEnB").await;
+    let patients = shared::patients::router(app.state.clone());
+    let client = app.client(&patients, &person_token(&app, dentist));
+
+    let unnamed = client.get("/patients").await;
+    let problem = unnamed.problem(400);
+    assert_eq!(problem["type"], "/problems/clinic-required");
+    assert_eq!(problem["field"], "Pulso-Clinic");
+
+    let in_a = client.in_clinic(a.id).get("/patients").await;
+    let in_b = client.in_clinic(b.id).get("/patients").await;
+    assert_eq!(
+        in_a.body["items"][0]["first_name"], "SoloEnA",
+        "{}",
+        in_a.body
+    );
+    assert_eq!(
+        in_b.body["items"][0]["first_name"], "SoloEnB",
+        "{}",
+        in_b.body
+    );
+    assert_eq!(in_a.body["items"].as_array().unwrap().len(), 1);
+
+    // `/me` answers without the header, listing both.
+    let clinics = shared::clinics::router(app.state.clone());
+    let me = app
+        .client(&clinics, &person_token(&app, dentist))
+        .get("/me")
+        .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let mut ids: Vec<&str> = me.body["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["clinic"]["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut expected = [a.id.to_string(), b.id.to_string()];
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn a_clinic_one_does_not_belong_to_is_refused_before_its_quota_is_touched() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    let patients = shared::patients::router(app.state.clone());
+    let client = app.client(&patients, &person_token(&app, a.receptionist));
+    let strangers = [b.id, ClinicId::new_random()];
+    for clinic in strangers {
+        let refused = client.in_clinic(clinic).get("/patients").await;
+        assert_eq!(refused.problem(403)["type"], "/problems/not-a-member");
+    }
+    // Nothing was charged to clinic B's (or anyone's) bucket for those requests.
+    let mut redis = app.redis().await;
+    for clinic in strangers {
+        let bucket = app
+            .state
+            .keys
+            .rate_clinic_bucket(clinic, RouteClass::Reads.as_str());
+        let exists: bool = redis.exists(&bucket).await.unwrap();
+        assert!(!exists, "{bucket} was charged");
+    }
+    for bad in ["not-a-uuid", "", "  "] {
+        let refused = client.in_clinic(bad).get("/patients").await;
+        assert_eq!(refused.problem(400)["field"], "Pulso-Clinic", "{bad:?}");
+    }
+    // With the header naming their own clinic, the same person is let in.
+    assert_eq!(client.in_clinic(a.id).get("/patients").await.status, 200);
+}
+
+#[tokio::test]
+async fn deactivating_one_membership_closes_that_clinic_at_once_and_only_that_one() {
+    let app = TestApp::spawn().await;
+    let (a, b, dentist) = two_clinic_dentist(&app).await;
+    let patients = shared::patients::router(app.state.clone());
+    let client = app.client(&patients, &person_token(&app, dentist));
+    assert_eq!(client.in_clinic(b.id).get("/patients").await.status, 200);
+
+    let mut tx = app.owner_tx(b.id).await;
+    sqlx::query("UPDATE memberships SET active = false WHERE clinic_id = $1 AND user_id = $2")
+        .bind(b.id)
+        .bind(dentist)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    app.state.access.forget_user(b.id, dentist).await.unwrap();
+
+    let refused = client.in_clinic(b.id).get("/patients").await;
+    assert_eq!(refused.problem(403)["type"], "/problems/user-deactivated");
+    assert_eq!(client.in_clinic(a.id).get("/patients").await.status, 200);
+    // One active clinic left: it is the default again.
+    assert_eq!(client.get("/patients").await.status, 200);
+    // `/me` still lists the closed one, with nothing to call there.
+    let clinics = shared::clinics::router(app.state.clone());
+    let me = app
+        .client(&clinics, &person_token(&app, dentist))
+        .get("/me")
+        .await;
+    let closed = me.body["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["clinic"]["id"] == b.id.to_string())
+        .unwrap();
+    assert_eq!(closed["active"], false);
+    assert!(operations(closed).is_empty());
+}
+
+#[tokio::test]
+async fn the_staff_list_is_the_clinics_own_with_filters_pages_and_calendar_details() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    // B's first dentist also works at A: listed there; B's other staff are not.
+    app.add_membership(a.id, b.dentist, Role::Dentist).await;
+    let mut tx = app.owner_tx(a.id).await;
+    sqlx::query("UPDATE users SET full_name = 'Álvaro Ruiz' WHERE id = $1")
+        .bind(a.second_dentist)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let router = shared::clinics::router(app.state.clone());
+    let desk = app.client(&router, &app.token(&a, Role::Receptionist));
+
+    let all = desk.get("/staff").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 5);
+    let dentists = desk.get("/staff?role=dentist&active=true").await;
+    // By name as a reader sorts them (an accent does not send Álvaro to the end).
+    assert_eq!(
+        names(&dentists.body),
+        ["Álvaro Ruiz", "Test dentist", "Test dentist"]
+    );
+    let ids: Vec<&str> = dentists.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&b.dentist.to_string().as_str()));
+    assert!(!ids.contains(&b.second_dentist.to_string().as_str()));
+    let first = &dentists.body["items"][1];
+    assert_eq!(first["initials"], "TD");
+    assert!(first["color"].as_str().unwrap().starts_with('#'));
+    assert_eq!(first["role"], "dentist");
+
+    // Pages of one, by name then id, cover the list exactly once.
+    let mut seen = Vec::new();
+    let mut path = "/staff?limit=2".to_owned();
+    loop {
+        let page = desk.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        seen.extend(names(&page.body).into_iter().map(str::to_owned));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/staff?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, names(&all.body));
+    assert!(names(&desk.get("/staff?active=false").await.body).is_empty());
+
+    for (query, field) in [
+        ("role=owner", "role"),
+        ("active=maybe", "active"),
+        ("limit=0", "limit"),
+        ("cursor=bm9wZQ", "cursor"),
+        ("sort=name", "sort"),
+    ] {
+        let refused = desk.get(&format!("/staff?{query}")).await;
+        let problem = refused.problem(400);
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field) || problem["field"] == field,
+            "{query}: {}",
+            refused.body
+        );
+    }
+}
