@@ -1,15 +1,17 @@
 //! Everything two Pulso functions need: infrastructure (config, telemetry, db, redis, keys, auth,
-//! http, cache, the job queue, real-time notifications, signed media URLs, health), the leaves
-//! every layer builds on (ids, the input errors of the domain's parsers) and one module per
-//! bounded context (clinics, patients, appointments, catalogs, dashboard, xrays, reports,
-//! admin).
+//! the audit trail, http, cache, the job queue, real-time notifications, signed media URLs,
+//! health), the leaves every layer builds on (ids, contact details, the input errors of the
+//! domain's parsers) and one module per bounded context (clinics, patients, appointments,
+//! catalogs, dashboard, xrays, reports, admin).
 //!
 //! Infrastructure never imports a context; a context may use any infrastructure.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod contact;
 pub mod contract;
 pub mod db;
 pub mod health;

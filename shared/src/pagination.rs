@@ -46,6 +46,13 @@ impl CursorKey for DateTime<Utc> {
     }
 }
 
+/// A row's sequence number (the audit trail's ids): positive.
+impl CursorKey for i64 {
+    fn plausible(&self) -> bool {
+        *self > 0
+    }
+}
+
 /// A sort key of text (a patient's folded name): what `text::search_key` writes.
 impl CursorKey for String {
     fn plausible(&self) -> bool {

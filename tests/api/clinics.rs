@@ -1,9 +1,10 @@
 //! People, clinics and staff: `GET /me`, `GET /staff`, and choosing the clinic a request acts
 //! in with `Pulso-Clinic`, for a person who works at one clinic and for one who works at two.
 
+use http::Method;
 use pulso_tests::{TestApp, TestClinic};
 use redis::AsyncCommands;
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::ids::{ClinicId, UserId};
 use shared::ratelimit::RouteClass;
@@ -263,4 +264,126 @@ async fn the_staff_list_is_the_clinics_own_with_filters_pages_and_calendar_detai
             refused.body
         );
     }
+}
+
+#[tokio::test]
+async fn admins_change_the_clinics_settings_and_the_trail_says_what_changed() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let router = shared::clinics::router(app.state.clone());
+    let admin = app.client(&router, &app.token(&a, Role::Admin));
+    let desk = app.client(&router, &app.token(&a, Role::Receptionist));
+
+    let read = desk.get("/clinic").await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["timezone"], "Europe/Madrid");
+    assert_eq!(read.body["locale"], "es-ES");
+    let etag = read.headers["etag"].to_str().unwrap().to_owned();
+
+    let change = json!({"timezone": "Atlantic/Canary", "phone": "+34 928 00 11 22",
+                        "brand_color": "#1D4ED8", "default_appointment_minutes": 45});
+    desk.patch("/clinic", &change).await.problem(403);
+    let changed = admin
+        .send_with_headers(
+            Method::PATCH,
+            "/clinic",
+            Some(&change),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["timezone"], "Atlantic/Canary");
+    assert_eq!(changed.body["phone"], "+34928001122");
+    assert_eq!(changed.body["brand_color"], "#1d4ed8");
+    // The old version's tag no longer matches: 412, nothing written.
+    let stale = admin
+        .send_with_headers(
+            Method::PATCH,
+            "/clinic",
+            Some(&json!({"name": "Otra"})),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(stale.problem(412)["type"], "/problems/precondition-failed");
+    assert_eq!(desk.get("/clinic").await.body["name"], "Clínica clinic-a");
+
+    // The dashboard counts days in the new zone from its next read.
+    let dashboard = shared::dashboard::router(app.state.clone());
+    let figures = app
+        .client(&dashboard, &app.token(&a, Role::Admin))
+        .get("/dashboard")
+        .await;
+    assert_eq!(
+        figures.body["timezone"], "Atlantic/Canary",
+        "{}",
+        figures.body
+    );
+
+    let admin_router = shared::admin::router(app.state.clone());
+    let trail = app
+        .client(&admin_router, &app.token(&a, Role::Admin))
+        .get("/admin/audit?action=clinic.update")
+        .await;
+    assert_eq!(trail.status, 200, "{}", trail.body);
+    let events = trail.body["items"].as_array().unwrap();
+    assert_eq!(
+        events.len(),
+        1,
+        "the refused and stale changes left no trace"
+    );
+    let event = &events[0];
+    assert_eq!(event["actor"]["id"], a.admin.to_string());
+    assert_eq!(event["target_id"], a.id.to_string());
+    assert_eq!(
+        event["changes"]["timezone"],
+        json!({"before": "Europe/Madrid", "after": "Atlantic/Canary"})
+    );
+    assert_eq!(event["changes"]["default_appointment_minutes"]["after"], 45);
+    assert!(event["changes"].get("updated_at").is_none());
+    assert!(
+        event["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_with_a_problem_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let router = shared::clinics::router(app.state.clone());
+    let admin = app.client(&router, &app.token(&a, Role::Admin));
+    let before = admin.get("/clinic").await.body;
+    let cases = [
+        (json!({"timezone": "Mars/Olympus_Mons"}), 422, "timezone"),
+        (json!({"timezone": "CET-1CEST"}), 422, "timezone"),
+        (json!({"timezone": null}), 422, "timezone"),
+        (json!({"locale": "fr-FR"}), 422, "locale"),
+        (json!({"currency": "eur"}), 422, "currency"),
+        (
+            json!({"default_appointment_minutes": 7}),
+            422,
+            "default_appointment_minutes",
+        ),
+        (
+            json!({"default_appointment_minutes": 600}),
+            422,
+            "default_appointment_minutes",
+        ),
+        (json!({"brand_color": "blue"}), 422, "brand_color"),
+        (json!({"phone": "call me"}), 422, "phone"),
+        (json!({"name": ""}), 422, "name"),
+        (json!({"name": null}), 422, "name"),
+        (json!({"address": "x".repeat(501)}), 422, "address"),
+        (json!({"slug": "otra"}), 422, "slug"),
+    ];
+    for (body, status, field) in cases {
+        let refused = admin.patch("/clinic", &body).await;
+        let problem = refused.problem(status);
+        assert_eq!(problem["field"], field, "{body}: {}", refused.body);
+    }
+    let empty = admin.patch("/clinic", &json!({})).await;
+    assert_eq!(empty.problem(400)["type"], "/problems/bad-request");
+    assert_eq!(admin.get("/clinic").await.body, before);
+    assert_eq!(app.count("audit_events", a.id).await, 0);
 }

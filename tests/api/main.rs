@@ -5,6 +5,7 @@
 mod access;
 mod admin;
 mod appointments;
+mod audit;
 mod cache;
 mod catalogs;
 mod clinics;

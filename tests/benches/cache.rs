@@ -4,7 +4,8 @@
 //! appointments, requests/s at 1, 8 and 32 concurrent callers, and a Zipf(1.0) read workload
 //! over the 20,000 patients with 5 % writes, reporting the hit rate. The request gate's rate
 //! limiter is measured by what it adds to the one Redis call every request makes anyway (issue
-//! 11 §3: ≤ 20 µs p50).
+//! 11 §3: ≤ 20 µs p50), and the whole gate on a cached standing by how much choosing the clinic
+//! from the person's memberships adds over taking it from the token (issue 13 §5: ≤ 30 µs p50).
 //!
 //! Run: `cargo bench -p pulso-tests --bench cache` (services from infra/scripts/services.sh).
 //! `BENCH_ITERATIONS` scales the sample count (default 20000). Prints figures; asserts nothing.
@@ -93,6 +94,7 @@ async fn run() {
     report("raw Redis GET (same connection type)", &raw_redis);
 
     gate(&app, iterations).await;
+    resolve(&app, iterations).await;
 
     let pk_pool = app_pool(&app, clinic).await;
     let pk_select = {
@@ -407,4 +409,56 @@ async fn gate(app: &TestApp, iterations: usize) {
         "rate limiter added, p50",
         gated.p50_us - standing_only.p50_us
     );
+}
+
+/// The whole gate on a cached standing (token verified, clinic chosen, the one Redis call,
+/// judged), three ways: the clinic taken from the token's `clinic_id` claim (as every request
+/// did before memberships), named by `Pulso-Clinic` (checked against the person's memberships
+/// first), and defaulted to the person's only clinic. The differences are what resolving the
+/// caller through their memberships adds. Each way is measured twice, in the order A B C then
+/// C B A, and the two runs averaged, so a machine speeding up or slowing down during the run
+/// does not favour one way.
+async fn resolve(app: &TestApp, iterations: usize) {
+    let a = app.clinic_a;
+    let claimed = app.token(&a, Role::Receptionist);
+    let person = app.token_for(None, a.receptionist, 3600, pulso_tests::JWT_SECRET);
+    let ways = [
+        ("gate, clinic from the token's claim", claimed, None),
+        (
+            "gate, clinic named by Pulso-Clinic",
+            person.clone(),
+            Some(a.id),
+        ),
+        ("gate, clinic defaulted to the only one", person, None),
+    ];
+    let mut p50 = [0.0; 3];
+    let mut p99 = [0.0; 3];
+    for pass in [[0, 1, 2], [2, 1, 0]] {
+        for index in pass {
+            let (_, token, named) = &ways[index];
+            let admit = |_: usize| {
+                let access = app.state.access.clone();
+                let token = token.clone();
+                async move {
+                    access
+                        .admit(&token, *named, RouteClass::Reads)
+                        .await
+                        .expect("admitted");
+                }
+            };
+            admit(0).await; // fills the standing and the membership directory
+            let stats = measure(iterations / 2, admit).await;
+            p50[index] += stats.p50_us / 2.0;
+            p99[index] += stats.p99_us / 2.0;
+        }
+    }
+    for (index, (name, _, _)) in ways.iter().enumerate() {
+        println!("{name:<52} {:>10.1} {:>10.1}", p50[index], p99[index]);
+    }
+    for (name, value) in [
+        ("memberships added (named), p50", p50[1] - p50[0]),
+        ("memberships added (default), p50", p50[2] - p50[0]),
+    ] {
+        println!("{name:<52} {value:>10.1}   (target ≤ 30 µs)");
+    }
 }

@@ -32,6 +32,7 @@ const DEMO_ORGANIZATION: (&str, &str) = ("grupo-pulso", "Grupo Dental Pulso");
 /// A migration that adds a table referencing clinics adds it here too (the reset names the
 /// table if it is forgotten).
 const TENANT_TABLES: &[&str] = &[
+    "audit_events",
     "notification_reads",
     "notifications",
     "xrays",

@@ -4,9 +4,11 @@
 use super::announcements::{self, Announcement, AnnouncementBody, AnnouncementResponse};
 use super::cache_view::{self, CacheStatsResponse, InvalidateBody, InvalidateRequest, Invalidated};
 use super::{ADMINS, jobs_view};
+use crate::audit::{self, AuditEventView, AuditQuery};
 use crate::auth::Principal;
 use crate::cache::CacheUnavailable;
 use crate::http::{self, ApiError, ApiJson, ApiQuery};
+use crate::pagination::Page;
 use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
 use crate::ratelimit::RouteClass;
 use crate::state::AppState;
@@ -33,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs_view::jobs))
         .routes(routes!(jobs_view::retry))
         .routes(routes!(announce))
+        .routes(routes!(audit_trail))
         // Every admin route counts against the admin rate limits (`RouteClass::Admin`).
         .route_layer(Extension(RouteClass::Admin))
 }
@@ -180,4 +183,27 @@ fn unavailable(error: CacheUnavailable) -> ApiError {
         source: Box::new(error),
         retry_after_seconds: 5,
     }
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    operation_id = "listAuditEvents",
+    summary = "The audit trail, newest first",
+    description = "Who changed what, when and from what to what; `action` names the change \
+                   (the values of the `action` filter). Filters combine; `scope=platform` \
+                   (platform admins) reads every clinic's events. Clinical free text never \
+                   appears in it.",
+    params(AuditQuery),
+    responses((status = 200, description = "One page of events.", body = Page<AuditEventView>)),
+    extensions(("x-roles" = json!(ADMINS))),
+)]
+async fn audit_trail(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<Page<AuditEventView>>, ApiError> {
+    principal.require(ADMINS)?;
+    Ok(Json(audit::list(&state.db, &principal, &query).await?))
 }

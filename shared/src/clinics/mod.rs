@@ -1,5 +1,6 @@
-//! Who works where: the signed-in person and their clinics (`GET /me`) and a clinic's staff
-//! (`GET /staff`: the booking form's dentist list, with calendar colours and initials).
+//! Who works where: the signed-in person and their clinics (`GET /me`), a clinic's settings
+//! (`GET` / `PATCH /clinic`, `settings.rs`) and its staff (`GET /staff`: the booking form's
+//! dentist list, with calendar colours and initials).
 //!
 //! People (`users`) and clinics meet in `memberships` (`migrations/…17_organizations_and_
 //! memberships.sql`): one role per person per clinic, deactivated rather than deleted. Which
@@ -10,9 +11,11 @@ mod permissions;
 mod repository;
 mod routes;
 mod service;
+mod settings;
 mod types;
 
 pub use permissions::operations_for;
 pub use routes::{router, routes};
 pub use service::ClinicsService;
+pub use settings::{ClinicChanges, ClinicSettings, LOCALES, UpdateClinicRequest};
 pub use types::*;

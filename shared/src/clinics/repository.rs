@@ -1,6 +1,7 @@
 //! The context's queries. `GET /me` runs as the person (`db::begin_user`: their own
 //! memberships and clinics only); the staff list as the clinic (`db::begin_tenant`).
 
+use super::settings::{ClinicSettings, SettingsRow};
 use super::types::StaffRow;
 use crate::auth::Role;
 use crate::ids::{ClinicId, OrganizationId, UserId};
@@ -96,4 +97,60 @@ pub(super) async fn staff(
     .bind(limit)
     .fetch_all(conn)
     .await
+}
+
+/// The clinic's settings, locked for a change when `for_update`.
+pub(super) async fn settings(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    for_update: bool,
+) -> Result<Option<SettingsRow>, sqlx::Error> {
+    let lock = if for_update { " FOR UPDATE OF c" } else { "" };
+    sqlx::query_as(&format!(
+        "SELECT c.id, c.slug, c.name, c.address, c.phone, c.timezone, c.locale, c.currency,
+                c.default_appointment_minutes, c.brand_color,
+                c.archived_at IS NOT NULL AS archived, c.created_at, c.updated_at,
+                o.id AS organization_id, o.name AS organization_name
+           FROM clinics c JOIN organizations o ON o.id = c.organization_id
+          WHERE c.id = $1{lock}"
+    ))
+    .bind(clinic)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Writes `next` as the clinic's settings.
+pub(super) async fn save_settings(
+    conn: &mut PgConnection,
+    next: &ClinicSettings,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE clinics
+            SET name = $2, address = $3, phone = $4, timezone = $5, locale = $6, currency = $7,
+                default_appointment_minutes = $8, brand_color = $9, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(next.id)
+    .bind(&next.name)
+    .bind(&next.address)
+    .bind(&next.phone)
+    .bind(&next.timezone)
+    .bind(&next.locale)
+    .bind(&next.currency)
+    .bind(next.default_appointment_minutes)
+    .bind(&next.brand_color)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether PostgreSQL, which counts the clinic's days, knows the zone (its own tz database).
+pub(super) async fn time_zone_known(
+    conn: &mut PgConnection,
+    zone: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
+        .bind(zone)
+        .fetch_one(conn)
+        .await
 }

@@ -1,13 +1,19 @@
-//! Routes of the `clinics` function: `GET /me` and `GET /staff`.
+//! Routes of the `clinics` function: `GET /me`, `GET` / `PATCH /clinic` and `GET /staff`.
 
 use super::service::ClinicsService;
+use super::settings::{ClinicChanges, ClinicSettings, UpdateClinicRequest};
 use super::types::{Me, StaffMember, StaffQuery};
 use crate::access::Person;
+use crate::audit::Actor;
 use crate::auth::{Principal, Role};
-use crate::http::{self, ApiError, ApiQuery};
+use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
+use crate::http::responses::PreconditionFailed;
+use crate::http::{self, ApiError, ApiJson, ApiQuery, RequestId};
 use crate::pagination::Page;
 use crate::state::AppState;
+use ::http::{HeaderMap, StatusCode};
 use axum::extract::State;
+use axum::response::Response;
 use axum::{Json, Router};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,8 +27,12 @@ pub fn router(state: AppState) -> Router {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me))
+        .routes(routes!(clinic, update_clinic))
         .routes(routes!(staff))
 }
+
+/// A clinic's settings are its management's: admins change them.
+const SETTINGS_EDITORS: &[Role] = &[Role::Admin];
 
 #[utoipa::path(
     get,
@@ -38,9 +48,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     extensions(("x-roles" = json!(Role::STAFF))),
 )]
 async fn me(State(state): State<AppState>, Person(caller): Person) -> Result<Json<Me>, ApiError> {
-    Ok(Json(
-        ClinicsService::new(&state.db).me(caller.user_id).await?,
-    ))
+    Ok(Json(ClinicsService::new(&state).me(caller.user_id).await?))
 }
 
 #[utoipa::path(
@@ -61,8 +69,75 @@ async fn staff(
     ApiQuery(query): ApiQuery<StaffQuery>,
 ) -> Result<Json<Page<StaffMember>>, ApiError> {
     Ok(Json(
-        ClinicsService::new(&state.db)
+        ClinicsService::new(&state)
             .staff(principal.clinic_id, &query)
             .await?,
     ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/clinic",
+    tag = "clinics",
+    operation_id = "getClinic",
+    summary = "The clinic's settings",
+    description = "Name, address, phone, time zone, locale, currency, default appointment \
+                   length and brand colour of the clinic the request acts in. The `ETag` names \
+                   this version: send it as `If-Match` with a change.",
+    params(IfNoneMatchHeader),
+    responses(
+        (status = 200, description = "The settings.", body = ClinicSettings,
+         headers(("ETag" = String, description = "This version of the settings."))),
+        (status = 304, description = "The client's copy is current.",
+         headers(("ETag" = String, description = "This version of the settings."))),
+    ),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
+async fn clinic(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let settings = ClinicsService::new(&state)
+        .settings(principal.clinic_id)
+        .await?;
+    Ok(tagged(StatusCode::OK, &headers, settings))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/clinic",
+    tag = "clinics",
+    operation_id = "updateClinic",
+    summary = "Change the clinic's settings",
+    description = "Only the fields present change; `null` clears an optional one. The time \
+                   zone must be one PostgreSQL knows by its IANA name; the dashboard counts days \
+                   in it from the next read. Recorded in the audit trail with each changed \
+                   field's old and new value. With `If-Match`, only while the settings are \
+                   still that version (412 otherwise, nothing written).",
+    params(IfMatchHeader),
+    request_body = UpdateClinicRequest,
+    responses(
+        (status = 200, description = "The changed settings.", body = ClinicSettings,
+         headers(("ETag" = String, description = "The new version of the settings."))),
+        (status = 412, response = PreconditionFailed),
+    ),
+    extensions(("x-roles" = json!(SETTINGS_EDITORS))),
+)]
+async fn update_clinic(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<UpdateClinicRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(SETTINGS_EDITORS)?;
+    let if_match = IfMatch::from_headers(&headers)?;
+    let changes = ClinicChanges::try_from(request)?;
+    let actor = Actor::person(&principal, &request_id);
+    let settings = ClinicsService::new(&state)
+        .update_settings(principal.clinic_id, &changes, if_match.as_ref(), &actor)
+        .await?;
+    tracing::info!("clinic settings changed");
+    Ok(tagged(StatusCode::OK, &HeaderMap::new(), settings))
 }

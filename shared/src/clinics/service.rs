@@ -2,23 +2,111 @@
 
 use super::permissions::operations_for;
 use super::repository::{self, MembershipRow};
+use super::settings::{ClinicChanges, ClinicSettings, unknown_time_zone};
 use super::types::{
     ClinicSummary, Me, MembershipView, OrganizationSummary, StaffMember, StaffQuery, UserProfile,
     initials,
 };
-use crate::db;
+use crate::audit::{self, Action, Actor, Changes, FieldPolicy};
+use crate::cache::{Cache, DASHBOARD};
+use crate::db::{self, DbError};
 use crate::http::ApiError;
+use crate::http::conditional::{IfMatch, precondition_holds};
 use crate::ids::{ClinicId, UserId};
+use crate::keys::Keys;
 use crate::pagination::{Page, PageRequest};
+use crate::state::AppState;
 use sqlx::PgPool;
+
+/// A settings change names the fields that changed; `updated_at` moves with every one.
+const SETTINGS_AUDIT: FieldPolicy = FieldPolicy {
+    ignored: &["updated_at"],
+    redacted: &[],
+};
 
 pub struct ClinicsService<'a> {
     db: &'a PgPool,
+    cache: &'a Cache,
+    keys: &'a Keys,
 }
 
 impl<'a> ClinicsService<'a> {
-    pub fn new(db: &'a PgPool) -> Self {
-        Self { db }
+    pub fn new(state: &'a AppState) -> Self {
+        Self {
+            db: &state.db,
+            cache: &state.cache,
+            keys: &state.keys,
+        }
+    }
+
+    /// The clinic's settings.
+    pub async fn settings(&self, clinic: ClinicId) -> Result<ClinicSettings, ApiError> {
+        let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let row = repository::settings(&mut tx, clinic, false)
+            .await
+            .map_err(DbError::from)?
+            .ok_or(ApiError::NotFound { what: "clinic" })?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(row.into())
+    }
+
+    /// Changes the clinic's settings (only while it is the `If-Match` version, when given), and
+    /// records what changed in the audit trail, in one transaction. The dashboard, which counts
+    /// days in the clinic's time zone, is recomputed at its next read.
+    pub async fn update_settings(
+        &self,
+        clinic: ClinicId,
+        changes: &ClinicChanges,
+        if_match: Option<&IfMatch>,
+        actor: &Actor,
+    ) -> Result<ClinicSettings, ApiError> {
+        let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let current: ClinicSettings = repository::settings(&mut tx, clinic, true)
+            .await
+            .map_err(DbError::from)?
+            .ok_or(ApiError::NotFound { what: "clinic" })?
+            .into();
+        if !precondition_holds(if_match, || Some(current.clone())) {
+            return Err(ApiError::PreconditionFailed { what: "clinic" });
+        }
+        if let Some(zone) = &changes.timezone
+            && *zone != current.timezone
+            && !repository::time_zone_known(&mut tx, zone)
+                .await
+                .map_err(DbError::from)?
+        {
+            return Err(unknown_time_zone().into());
+        }
+        let next = changes.applied_to(&current);
+        let changed = Changes::between(Some(&current), Some(&next), &SETTINGS_AUDIT);
+        if changed.is_empty() {
+            // Nothing to write, nothing to record: the answer is the current version.
+            tx.commit().await.map_err(DbError::from)?;
+            return Ok(current);
+        }
+        repository::save_settings(&mut tx, &next)
+            .await
+            .map_err(DbError::from)?;
+        let target = clinic.to_string();
+        audit::record(
+            &mut tx,
+            actor,
+            Some(clinic),
+            Action::ClinicUpdate,
+            &target,
+            &changed,
+        )
+        .await
+        .map_err(DbError::from)?;
+        let saved = repository::settings(&mut tx, clinic, false)
+            .await
+            .map_err(DbError::from)?
+            .ok_or(ApiError::NotFound { what: "clinic" })?;
+        tx.commit().await.map_err(DbError::from)?;
+        self.cache
+            .invalidate(DASHBOARD, &self.keys.dashboard(clinic))
+            .await;
+        Ok(saved.into())
     }
 
     /// The person and their memberships, read as themselves.

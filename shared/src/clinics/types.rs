@@ -56,7 +56,7 @@ pub struct ClinicSummary {
     pub organization: OrganizationSummary,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrganizationSummary {
     pub id: OrganizationId,
     pub name: String,

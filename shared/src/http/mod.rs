@@ -11,4 +11,4 @@ mod router;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
 pub use problem::{ApiError, ConflictKind, PROBLEM_JSON, Problem};
-pub use router::{LateHeaders, finish};
+pub use router::{LateHeaders, RequestId, finish};

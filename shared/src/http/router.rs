@@ -5,9 +5,10 @@ use super::extract::BodyLimit;
 use super::problem::ApiError;
 use crate::config::HttpConfig;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -59,8 +60,11 @@ impl LateHeaders {
 
 /// One span per request, carrying `request_id`, and `clinic_id` / `user_id` once the token is
 /// verified. Only the route template is logged, never the path or query (they can hold names).
-async fn traced(request: Request, next: Next) -> Response {
+async fn traced(mut request: Request, next: Next) -> Response {
     let request_id = request_id(&request);
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -90,6 +94,31 @@ async fn traced(request: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The request's id, as its log lines and its `x-request-id` carry it: what an audit event
+/// records so the two can be joined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Every request through [`finish`] has one; outside it (a handler driven on its own) a fresh
+/// one stands in.
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string())))
+    }
 }
 
 /// The Lambda request id when running on Lambda; else a well-formed caller-supplied

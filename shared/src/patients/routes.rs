@@ -6,10 +6,11 @@ use super::types::{
     PatientSearch, UpdatePatientRequest,
 };
 use crate::access::Caller;
+use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
 use crate::http::responses::{Conflict, PreconditionFailed};
-use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::ids::PatientId;
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
@@ -52,12 +53,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiJson(request): ApiJson<CreatePatientRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(WRITERS)?;
     let patient = NewPatient::try_from(request)?;
+    let actor = Actor::person(&principal, &request_id);
     let record = PatientService::new(&state)
-        .register(principal.clinic_id, &patient)
+        .register(principal.clinic_id, &patient, &actor)
         .await?;
     tracing::info!(patient_id = %record.id, "patient registered");
     let location =
@@ -153,6 +156,7 @@ async fn show(
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiPath(id): ApiPath<PatientId>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<UpdatePatientRequest>,
@@ -160,8 +164,9 @@ async fn update(
     principal.require(WRITERS)?;
     let if_match = IfMatch::from_headers(&headers)?;
     let changes = PatientChanges::try_from(request)?;
+    let actor = Actor::person(&principal, &request_id);
     let record = PatientService::new(&state)
-        .update(principal.clinic_id, id, &changes, if_match.as_ref())
+        .update(principal.clinic_id, id, &changes, if_match.as_ref(), &actor)
         .await?;
     tracing::info!(patient_id = %record.id, "patient updated");
     Ok(tagged(
@@ -186,11 +191,13 @@ async fn update(
 async fn archive(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiPath(id): ApiPath<PatientId>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(ARCHIVERS)?;
+    let actor = Actor::person(&principal, &request_id);
     PatientService::new(&state)
-        .archive(principal.clinic_id, id)
+        .archive(principal.clinic_id, id, &actor)
         .await?;
     tracing::info!(patient_id = %id, "patient archived");
     Ok(StatusCode::NO_CONTENT)

@@ -2,6 +2,7 @@
 
 use super::repository;
 use super::types::{NewPatient, PatientChanges, PatientRecord, PatientResponse, PatientSearch};
+use crate::audit::{self, Action, Actor, Changes, FieldPolicy};
 use crate::cache::{Cache, PATIENT_PROFILE, Prefetched};
 use crate::db::{self, DbError};
 use crate::http::conditional::{IfMatch, precondition_holds};
@@ -57,6 +58,13 @@ impl From<PatientError> for ApiError {
     }
 }
 
+/// What the audit trail keeps of a patient's record: the administrative fields with their
+/// values; the notes (clinical free text) only as changed.
+const AUDITED: FieldPolicy = FieldPolicy {
+    ignored: &["id", "created_at", "updated_at"],
+    redacted: &["notes"],
+};
+
 pub struct PatientService<'a> {
     db: &'a PgPool,
     cache: &'a Cache,
@@ -72,13 +80,26 @@ impl<'a> PatientService<'a> {
         }
     }
 
+    /// Registers the patient and records it in the audit trail, in one transaction.
     pub async fn register(
         &self,
         clinic: ClinicId,
         patient: &NewPatient,
+        actor: &Actor,
     ) -> Result<PatientRecord, PatientError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         let record = repository::insert(&mut tx, clinic, patient).await?;
+        let after = PatientResponse::from(record.clone());
+        let changes = Changes::between(None, Some(&after), &AUDITED);
+        audit::record(
+            &mut tx,
+            actor,
+            Some(clinic),
+            Action::PatientCreate,
+            &record.id.to_string(),
+            &changes,
+        )
+        .await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -130,6 +151,7 @@ impl<'a> PatientService<'a> {
         id: PatientId,
         changes: &PatientChanges,
         if_match: Option<&IfMatch>,
+        actor: &Actor,
     ) -> Result<PatientRecord, PatientError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         let current = repository::find(&mut tx, clinic, id, true)
@@ -142,6 +164,20 @@ impl<'a> PatientService<'a> {
             return Err(PatientError::Archived);
         }
         let record = repository::update(&mut tx, &current, changes).await?;
+        let before = PatientResponse::from(current);
+        let after = PatientResponse::from(record.clone());
+        let changed = Changes::between(Some(&before), Some(&after), &AUDITED);
+        if !changed.is_empty() {
+            audit::record(
+                &mut tx,
+                actor,
+                Some(clinic),
+                Action::PatientUpdate,
+                &id.to_string(),
+                &changed,
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.cache
             .invalidate(PATIENT_PROFILE, &self.keys.patient_profile(clinic, id))
@@ -150,16 +186,39 @@ impl<'a> PatientService<'a> {
     }
 
     /// Archives (never erases) a patient: the record and its history stay for the clinic's
-    /// legal retention period; lists hide it by default.
+    /// legal retention period; lists hide it by default. Archiving an archived patient changes
+    /// nothing and records nothing.
     pub async fn archive(
         &self,
         clinic: ClinicId,
         id: PatientId,
+        actor: &Actor,
     ) -> Result<PatientRecord, PatientError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let current = repository::find(&mut tx, clinic, id, true)
+            .await?
+            .ok_or(PatientError::NotFound)?;
+        if current.archived_at.is_some() {
+            tx.commit().await?;
+            return Ok(current);
+        }
         let record = repository::archive(&mut tx, clinic, id)
             .await?
             .ok_or(PatientError::NotFound)?;
+        let changed = Changes::between(
+            Some(&PatientResponse::from(current)),
+            Some(&PatientResponse::from(record.clone())),
+            &AUDITED,
+        );
+        audit::record(
+            &mut tx,
+            actor,
+            Some(clinic),
+            Action::PatientArchive,
+            &id.to_string(),
+            &changed,
+        )
+        .await?;
         tx.commit().await?;
         self.cache
             .invalidate(PATIENT_PROFILE, &self.keys.patient_profile(clinic, id))

@@ -82,7 +82,7 @@ pub fn clinics() -> Vec<DemoClinic> {
                 "Clínica Dental Sonrisa",
                 "Madrid",
                 "Calle de Alcalá 120, 28009 Madrid",
-                "+34 914 35 27 80",
+                "+34914352780",
             ),
             [
                 ("Ana López Serrano", "ana.lopez", Role::Admin),
@@ -99,7 +99,7 @@ pub fn clinics() -> Vec<DemoClinic> {
                 "Centro Dental Alameda",
                 "Sevilla",
                 "Alameda de Hércules 32, 41002 Sevilla",
-                "+34 954 90 12 45",
+                "+34954901245",
             ),
             [
                 (

@@ -1,0 +1,209 @@
+//! The audit trail (`audit_events`, migration 18): who changed what, where, when, and from what
+//! to what. A change records its event in its own transaction ([`record`]), so neither commits
+//! without the other. Events name the fields that changed with their before and after values
+//! ([`Changes::between`]); a field holding clinical free text is recorded as changed, never with
+//! its words. `GET /admin/audit` reads it (`crate::admin`).
+
+mod read;
+
+pub use read::{AuditActor, AuditEventView, AuditQuery, AuditScope, list};
+
+use crate::auth::Principal;
+use crate::http::RequestId;
+use crate::ids::{ClinicId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::PgConnection;
+
+/// What was done; the part before the dot is the kind of thing it was done to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Action {
+    #[serde(rename = "clinic.update")]
+    ClinicUpdate,
+    #[serde(rename = "patient.create")]
+    PatientCreate,
+    #[serde(rename = "patient.update")]
+    PatientUpdate,
+    #[serde(rename = "patient.archive")]
+    PatientArchive,
+}
+
+impl Action {
+    pub const ALL: &'static [Action] = &[
+        Action::ClinicUpdate,
+        Action::PatientCreate,
+        Action::PatientUpdate,
+        Action::PatientArchive,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::ClinicUpdate => "clinic.update",
+            Action::PatientCreate => "patient.create",
+            Action::PatientUpdate => "patient.update",
+            Action::PatientArchive => "patient.archive",
+        }
+    }
+
+    /// The kind of thing acted on: the part before the dot.
+    pub fn target_type(&self) -> &'static str {
+        self.as_str().split_once('.').map_or("", |(kind, _)| kind)
+    }
+}
+
+/// Who acts: the signed-in person and the request they made, or Pulso itself.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub user: Option<UserId>,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn person(principal: &Principal, request: &RequestId) -> Self {
+        Self {
+            user: Some(principal.user_id),
+            request_id: Some(request.as_str().to_owned()),
+        }
+    }
+}
+
+/// Which fields of a record the trail leaves out (timestamps the change itself moves) or
+/// records without their values (clinical free text).
+pub struct FieldPolicy {
+    pub ignored: &'static [&'static str],
+    pub redacted: &'static [&'static str],
+}
+
+/// The fields that changed: `{"field": {"before": …, "after": …}}` (only `after` for a
+/// creation, only `before` for a removal, `{"changed": true}` for a redacted field).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Changes(Map<String, Value>);
+
+impl Changes {
+    /// The top-level fields of two versions of a record (as their JSON objects) that differ.
+    pub fn between<T: Serialize>(
+        before: Option<&T>,
+        after: Option<&T>,
+        policy: &FieldPolicy,
+    ) -> Self {
+        let object = |value: Option<&T>| match value.map(serde_json::to_value) {
+            Some(Ok(Value::Object(map))) => map,
+            _ => Map::new(),
+        };
+        let (before, after) = (object(before), object(after));
+        let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
+        names.sort();
+        names.dedup();
+        let mut changes = Map::new();
+        for name in names {
+            if policy.ignored.contains(&name.as_str()) {
+                continue;
+            }
+            let (old, new) = (before.get(name), after.get(name));
+            if old == new {
+                continue;
+            }
+            let entry = if policy.redacted.contains(&name.as_str()) {
+                json!({ "changed": true })
+            } else {
+                let mut entry = Map::new();
+                if let Some(old) = old {
+                    entry.insert("before".into(), old.clone());
+                }
+                if let Some(new) = new {
+                    entry.insert("after".into(), new.clone());
+                }
+                Value::Object(entry)
+            };
+            changes.insert(name.clone(), entry);
+        }
+        Self(changes)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Records `action` on the target `target_id` of `clinic` (`None`: what all clinics share) in
+/// the caller's transaction.
+pub async fn record(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    clinic: Option<ClinicId>,
+    action: Action,
+    target_id: &str,
+    changes: &Changes,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_events
+                (clinic_id, actor_id, action, target_type, target_id, changes, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(clinic)
+    .bind(actor.user)
+    .bind(action.as_str())
+    .bind(action.target_type())
+    .bind(target_id)
+    .bind(sqlx::types::Json(&changes.0))
+    .bind(actor.request_id.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Record {
+        name: &'static str,
+        phone: Option<&'static str>,
+        notes: &'static str,
+        updated_at: u32,
+    }
+
+    const POLICY: FieldPolicy = FieldPolicy {
+        ignored: &["updated_at"],
+        redacted: &["notes"],
+    };
+
+    #[test]
+    fn changes_name_what_differs_and_keep_clinical_text_out() {
+        let before = Record {
+            name: "Ana",
+            phone: None,
+            notes: "caries en 36",
+            updated_at: 1,
+        };
+        let after = Record {
+            name: "Ana María",
+            phone: Some("+34600000000"),
+            notes: "endodoncia en 36",
+            updated_at: 2,
+        };
+        let changes = Changes::between(Some(&before), Some(&after), &POLICY);
+        assert_eq!(
+            serde_json::to_value(&changes).unwrap(),
+            json!({
+                "name": {"before": "Ana", "after": "Ana María"},
+                "phone": {"before": null, "after": "+34600000000"},
+                "notes": {"changed": true},
+            })
+        );
+        assert!(!serde_json::to_string(&changes).unwrap().contains("36"));
+        assert!(Changes::between(Some(&before), Some(&before), &POLICY).is_empty());
+        let created = Changes::between(None, Some(&after), &POLICY);
+        assert_eq!(created.0["name"], json!({"after": "Ana María"}));
+    }
+
+    #[test]
+    fn every_action_names_its_target() {
+        for action in Action::ALL {
+            let wire = serde_json::to_value(action).unwrap();
+            assert_eq!(wire, action.as_str());
+            assert!(!action.target_type().is_empty());
+        }
+    }
+}
