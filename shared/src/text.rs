@@ -133,9 +133,30 @@ fn at_most(field: &str, text: &str, max_chars: usize) -> Result<(), InputError> 
     Ok(())
 }
 
+/// A `#rrggbb` colour, lower-cased.
+pub fn hex_color(field: &str, raw: &str) -> Result<String, InputError> {
+    let color = raw.trim().to_ascii_lowercase();
+    let valid = color.len() == 7
+        && color.starts_with('#')
+        && color[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    if valid {
+        Ok(color)
+    } else {
+        Err(InputError::invalid(field, "must be a colour like #1d4ed8"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_are_hex_and_lower_case() {
+        assert_eq!(hex_color("c", " #1D4ED8 ").unwrap(), "#1d4ed8");
+        for bad in ["1d4ed8", "#1d4ed", "#1d4ed8f", "#ggg000"] {
+            assert!(hex_color("c", bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn search_key_folds_accents_case_and_punctuation() {

@@ -387,3 +387,175 @@ async fn bad_settings_are_refused_with_a_problem_and_change_nothing() {
     assert_eq!(admin.get("/clinic").await.body, before);
     assert_eq!(app.count("audit_events", a.id).await, 0);
 }
+
+#[tokio::test]
+async fn admins_change_roles_and_deactivate_members_at_once_and_the_trail_keeps_it() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    let router = shared::clinics::router(app.state.clone());
+    let admin = app.client(&router, &app.token(&a, Role::Admin));
+    let dentist_token = app.token(&a, Role::Dentist);
+    let dashboard = shared::dashboard::router(app.state.clone());
+    let dentist = app.client(&dashboard, &dentist_token);
+    assert_eq!(dentist.get("/dashboard").await.status, 200);
+
+    let member = format!("/staff/{}", a.dentist);
+    let changed = admin
+        .patch(
+            &member,
+            &json!({"role": "receptionist", "color": "#0EA5E9"}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["role"], "receptionist");
+    assert_eq!(changed.body["color"], "#0ea5e9");
+    // The next request already has the new role: the dashboard is not the desk's.
+    assert_eq!(
+        dentist.get("/dashboard").await.problem(403)["type"],
+        "/problems/forbidden"
+    );
+
+    assert_eq!(admin.delete(&member).await.status, 204);
+    let refused = dentist.get("/dashboard").await;
+    assert_eq!(refused.problem(403)["type"], "/problems/user-deactivated");
+    assert_eq!(
+        admin.delete(&member).await.status,
+        204,
+        "deactivating twice is harmless"
+    );
+    let restored = admin
+        .patch(&member, &json!({"active": true, "role": "dentist"}))
+        .await;
+    assert_eq!(restored.body["active"], true);
+    assert_eq!(dentist.get("/dashboard").await.status, 200);
+
+    let admin_router = shared::admin::router(app.state.clone());
+    let trail = app
+        .client(&admin_router, &app.token(&a, Role::Admin))
+        .get(&format!("/admin/audit?target_id={}", a.dentist))
+        .await;
+    let events = trail.body["items"].as_array().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "membership.update",
+            "membership.deactivate",
+            "membership.update"
+        ]
+    );
+    assert_eq!(
+        events[2]["changes"]["role"],
+        json!({"before": "dentist", "after": "receptionist"})
+    );
+    assert_eq!(
+        events[1]["changes"],
+        json!({"active": {"before": true, "after": false}})
+    );
+
+    // Not the admin's to change: another clinic's member, nobody, or as a receptionist.
+    admin
+        .patch(&format!("/staff/{}", b.dentist), &json!({"active": false}))
+        .await
+        .problem(404);
+    admin
+        .delete(&format!("/staff/{}", UserId::new_random()))
+        .await
+        .problem(404);
+    let desk = app.client(&router, &app.token(&a, Role::Receptionist));
+    desk.delete(&member).await.problem(403);
+    assert_eq!(
+        app.client(&dashboard, &app.token(&b, Role::Dentist))
+            .get("/dashboard")
+            .await
+            .status,
+        200,
+        "clinic B's dentist untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_clinic_keeps_an_admin_and_bad_member_changes_are_refused() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let router = shared::clinics::router(app.state.clone());
+    let admin = app.client(&router, &app.token(&a, Role::Admin));
+    let me = format!("/staff/{}", a.admin);
+    for (body, action) in [
+        (json!({"active": false}), "deactivate"),
+        (json!({"role": "dentist"}), "demote"),
+    ] {
+        let refused = admin.patch(&me, &body).await;
+        assert_eq!(
+            refused.problem(409)["type"],
+            "/problems/last-admin",
+            "{action}"
+        );
+    }
+    admin.delete(&me).await.problem(409);
+
+    let member = format!("/staff/{}", a.receptionist);
+    for (body, field) in [
+        (json!({"role": "owner"}), "role"),
+        (json!({"role": null}), "role"),
+        (json!({"active": null}), "active"),
+        (json!({"active": "no"}), "active"),
+        (json!({"color": "red"}), "color"),
+        (json!({"email": "x@y.z"}), "email"),
+    ] {
+        let refused = admin.patch(&member, &body).await;
+        let problem = refused.problem(422);
+        assert!(
+            problem["field"] == field || problem["detail"].as_str().unwrap().contains(field),
+            "{body}: {}",
+            refused.body
+        );
+    }
+    admin.patch(&member, &json!({})).await.problem(400);
+    admin
+        .patch("/staff/not-an-id", &json!({"active": false}))
+        .await
+        .problem(400);
+    assert_eq!(app.count("audit_events", a.id).await, 0);
+
+    // With a second admin, the first may step down.
+    let promoted = admin.patch(&member, &json!({"role": "admin"})).await;
+    assert_eq!(promoted.status, 200, "{}", promoted.body);
+    assert_eq!(
+        admin.patch(&me, &json!({"role": "dentist"})).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_deactivation_and_a_reactivation_take_effect_at_once_on_another_instance() {
+    let app = TestApp::spawn().await;
+    let (_, b, dentist) = two_clinic_dentist(&app).await;
+    let router = shared::clinics::router(app.state.clone());
+    let admin = app.client(&router, &app.token(&b, Role::Admin));
+    let member = format!("/staff/{dentist}");
+    assert_eq!(admin.delete(&member).await.status, 204);
+
+    // Another Lambda environment: its own gate and membership directory, the same Redis. It
+    // learns the person's memberships while the one at B is inactive.
+    let elsewhere = shared::AppState::build((*app.state.config).clone()).expect("second instance");
+    let patients = shared::patients::router(elsewhere);
+    let client = app
+        .client(&patients, &person_token(&app, dentist))
+        .in_clinic(b.id);
+    let refused = client.get("/patients").await;
+    assert_eq!(refused.problem(403)["type"], "/problems/user-deactivated");
+
+    let restored = admin.patch(&member, &json!({"active": true})).await;
+    assert_eq!(restored.status, 200, "{}", restored.body);
+    assert_eq!(
+        client.get("/patients").await.status,
+        200,
+        "no stale refusal"
+    );
+    assert_eq!(admin.delete(&member).await.status, 204);
+    client.get("/patients").await.problem(403);
+}

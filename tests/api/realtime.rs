@@ -354,6 +354,52 @@ async fn a_person_at_two_clinics_connects_to_the_one_clinic_names() {
 }
 
 #[tokio::test]
+async fn a_deactivated_or_re_roled_member_loses_their_open_connections_at_once() {
+    let app = TestApp::spawn().await;
+    let (state, recorder) = with_recorder(&app);
+    let a = app.clinic_a;
+    connected(&state, "dentist-ws", &app.token(&a, Role::Dentist)).await;
+    connected(
+        &state,
+        "second-ws",
+        &app.token_for(Some(a.id), a.second_dentist, 600, pulso_tests::JWT_SECRET),
+    )
+    .await;
+    connected(&state, "desk-ws", &app.token(&a, Role::Receptionist)).await;
+    let router = shared::clinics::router(state.clone());
+    let admin = app.client(&router, &app.token(&a, Role::Admin));
+    let registry = ConnectionRegistry::new(&state);
+
+    assert_eq!(
+        admin.delete(&format!("/staff/{}", a.dentist)).await.status,
+        204
+    );
+    let changed = admin
+        .patch(
+            &format!("/staff/{}", a.second_dentist),
+            &json!({"role": "receptionist"}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    for gone in ["dentist-ws", "second-ws"] {
+        let last = recorder.sent_to(gone);
+        assert_eq!(last.last().unwrap()["error"], "access_revoked", "{gone}");
+        assert!(recorder.deleted().contains(&gone.to_owned()));
+        assert!(registry.lookup(gone).await.unwrap().is_none());
+    }
+    // A colour is no change of access: nobody else's socket is touched.
+    let recolored = admin
+        .patch(
+            &format!("/staff/{}", a.receptionist),
+            &json!({"color": "#112233"}),
+        )
+        .await;
+    assert_eq!(recolored.status, 200);
+    assert!(!recorder.deleted().contains(&"desk-ws".to_owned()));
+    assert!(registry.lookup("desk-ws").await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn connect_refuses_missing_expired_and_forged_tokens_and_a_bad_since() {
     let app = TestApp::spawn().await;
     let clinic = app.clinic_a;

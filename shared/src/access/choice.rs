@@ -2,14 +2,16 @@
 //! WebSocket URL), else the token's `clinic_id` claim, else the caller's only active
 //! membership.
 //!
-//! A named clinic is checked against the caller's memberships *before* the gate charges that
-//! clinic's rate-limit bucket, so nobody can spend another clinic's quota by naming it. The
-//! memberships come from a per-instance directory (`user → [(clinic, active)]`, one indexed
-//! query on a miss) that serves them for [`FRESH_FOR`]. It only ever refuses or picks a
-//! default: whether the caller is let in is still decided by their cached standing
-//! (`standing.rs`), which a deactivation clears at once. A refusal from an entry older than
-//! [`RECHECK_AFTER`] is checked against the database once more before it stands, so someone
-//! added to a clinic a moment ago is let in at their first request.
+//! A named clinic must be one of the caller's memberships (active or not) *before* the gate
+//! charges that clinic's rate-limit bucket, so nobody can spend the quota of a clinic they never
+//! belonged to by naming it. The memberships come from a per-instance directory (`user →
+//! [(clinic, active)]`, one indexed query on a miss) that serves them for [`FRESH_FOR`]. It only
+//! ever refuses strangers or picks a default: whether a member is let in, active or not, is
+//! decided by their cached standing (`standing.rs`), which a change through the API clears at
+//! once, so a deactivation or a reactivation takes effect at the next request on every
+//! instance. A refusal from an entry older than [`RECHECK_AFTER`] is checked against the
+//! database once more before it stands, so someone added to a clinic a moment ago is let in at
+//! their first request.
 
 use crate::db::{self, DbError};
 use crate::http::ApiError;
@@ -173,10 +175,11 @@ pub fn decide(
         return Err(ApiError::UnknownUser);
     };
     if let Some(named) = named {
-        return match memberships.iter().find(|m| m.clinic == named) {
-            Some(membership) if membership.active => Ok(named),
-            Some(_) => Err(ApiError::UserDeactivated),
-            None => Err(ApiError::NotAMember),
+        // Active or not is the standing's to say: this entry may predate a reactivation.
+        return if memberships.iter().any(|m| m.clinic == named) {
+            Ok(named)
+        } else {
+            Err(ApiError::NotAMember)
         };
     }
     let mut active = memberships.iter().filter(|m| m.active);
@@ -205,17 +208,17 @@ mod tests {
     }
 
     #[test]
-    fn a_named_clinic_must_be_an_active_membership() {
+    fn a_named_clinic_must_be_a_membership_and_its_standing_judges_the_rest() {
         let (a, b) = (member(true), member(false));
         let list = [a, b];
         assert_eq!(
             decide(Some(&list), Some(a.clinic), Fallback::OnlyClinic).unwrap(),
             a.clinic
         );
-        assert!(matches!(
-            decide(Some(&list), Some(b.clinic), Fallback::OnlyClinic),
-            Err(ApiError::UserDeactivated)
-        ));
+        assert_eq!(
+            decide(Some(&list), Some(b.clinic), Fallback::OnlyClinic).unwrap(),
+            b.clinic
+        );
         assert!(matches!(
             decide(
                 Some(&list),

@@ -20,6 +20,10 @@ use sqlx::PgConnection;
 pub enum Action {
     #[serde(rename = "clinic.update")]
     ClinicUpdate,
+    #[serde(rename = "membership.update")]
+    MembershipUpdate,
+    #[serde(rename = "membership.deactivate")]
+    MembershipDeactivate,
     #[serde(rename = "patient.create")]
     PatientCreate,
     #[serde(rename = "patient.update")]
@@ -31,6 +35,8 @@ pub enum Action {
 impl Action {
     pub const ALL: &'static [Action] = &[
         Action::ClinicUpdate,
+        Action::MembershipUpdate,
+        Action::MembershipDeactivate,
         Action::PatientCreate,
         Action::PatientUpdate,
         Action::PatientArchive,
@@ -39,6 +45,8 @@ impl Action {
     pub fn as_str(&self) -> &'static str {
         match self {
             Action::ClinicUpdate => "clinic.update",
+            Action::MembershipUpdate => "membership.update",
+            Action::MembershipDeactivate => "membership.deactivate",
             Action::PatientCreate => "patient.create",
             Action::PatientUpdate => "patient.update",
             Action::PatientArchive => "patient.archive",

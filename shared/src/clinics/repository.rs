@@ -154,3 +154,61 @@ pub(super) async fn time_zone_known(
         .fetch_one(conn)
         .await
 }
+
+/// A member of the clinic's staff, locked for a change when `for_update`.
+pub(super) async fn member(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    user: UserId,
+    for_update: bool,
+) -> Result<Option<StaffRow>, sqlx::Error> {
+    let lock = if for_update { " FOR UPDATE OF m" } else { "" };
+    sqlx::query_as(&format!(
+        "SELECT u.id, u.full_name, u.email, m.role, m.active, m.calendar_color
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          WHERE m.clinic_id = $1 AND m.user_id = $2{lock}"
+    ))
+    .bind(clinic)
+    .bind(user)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The clinic's active admins other than `except`, locked until commit: two admins demoting
+/// each other at once cannot both succeed and leave the clinic without one.
+pub(super) async fn other_active_admins(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    except: UserId,
+) -> Result<Vec<UserId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT user_id FROM memberships
+          WHERE clinic_id = $1 AND role = 'admin' AND active AND user_id <> $2
+          FOR UPDATE",
+    )
+    .bind(clinic)
+    .bind(except)
+    .fetch_all(conn)
+    .await
+}
+
+/// Writes a membership's role, standing and colour.
+pub(super) async fn save_member(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    user: UserId,
+    (role, active, color): (Role, bool, Option<&str>),
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE memberships SET role = $3, active = $4, calendar_color = $5, updated_at = now()
+          WHERE clinic_id = $1 AND user_id = $2",
+    )
+    .bind(clinic)
+    .bind(user)
+    .bind(role)
+    .bind(active)
+    .bind(color)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

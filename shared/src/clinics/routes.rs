@@ -2,13 +2,14 @@
 
 use super::service::ClinicsService;
 use super::settings::{ClinicChanges, ClinicSettings, UpdateClinicRequest};
-use super::types::{Me, StaffMember, StaffQuery};
+use super::types::{Me, StaffChanges, StaffMember, StaffQuery, UpdateStaffRequest};
 use crate::access::Person;
 use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
-use crate::http::responses::PreconditionFailed;
-use crate::http::{self, ApiError, ApiJson, ApiQuery, RequestId};
+use crate::http::responses::{Conflict, PreconditionFailed};
+use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
+use crate::ids::UserId;
 use crate::pagination::Page;
 use crate::state::AppState;
 use ::http::{HeaderMap, StatusCode};
@@ -29,7 +30,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(clinic, update_clinic))
         .routes(routes!(staff))
+        .routes(routes!(update_member, deactivate_member))
 }
+
+/// Who works at the clinic, and as what, is its admins' decision.
+const STAFF_EDITORS: &[Role] = &[Role::Admin];
 
 /// A clinic's settings are its management's: admins change them.
 const SETTINGS_EDITORS: &[Role] = &[Role::Admin];
@@ -140,4 +145,76 @@ async fn update_clinic(
         .await?;
     tracing::info!("clinic settings changed");
     Ok(tagged(StatusCode::OK, &HeaderMap::new(), settings))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/staff/{id}",
+    tag = "clinics",
+    operation_id = "updateStaffMember",
+    summary = "Change a member's role, standing or calendar colour",
+    description = "Only the fields present change. A deactivation or a new role takes effect at \
+                   the member's next request, and their open WebSocket connections to the \
+                   clinic are closed with an `access_revoked` frame. The clinic keeps at least \
+                   one active admin (409 `/problems/last-admin`). Recorded in the audit trail.",
+    params(("id" = UserId, Path, description = "The member's user id.")),
+    request_body = UpdateStaffRequest,
+    responses(
+        (status = 200, description = "The member as changed.", body = StaffMember),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(STAFF_EDITORS))),
+)]
+async fn update_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(request): ApiJson<UpdateStaffRequest>,
+) -> Result<Json<StaffMember>, ApiError> {
+    principal.require(STAFF_EDITORS)?;
+    let changes = StaffChanges::try_from(request)?;
+    let actor = Actor::person(&principal, &request_id);
+    let member = ClinicsService::new(&state)
+        .update_member(principal.clinic_id, id, &changes, &actor)
+        .await?;
+    tracing::info!(member_id = %id, "staff member changed");
+    Ok(Json(member))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/staff/{id}",
+    tag = "clinics",
+    operation_id = "deactivateStaffMember",
+    summary = "Deactivate a member",
+    description = "The membership is deactivated, never erased: what the person did at the \
+                   clinic keeps its author, and `PATCH` with `active: true` restores it. Takes \
+                   effect at their next request; their open WebSocket connections are closed. \
+                   The clinic's last active admin cannot be deactivated (409).",
+    params(("id" = UserId, Path, description = "The member's user id.")),
+    responses(
+        (status = 204, description = "Deactivated (also when it already was)."),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(STAFF_EDITORS))),
+)]
+async fn deactivate_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    ApiPath(id): ApiPath<UserId>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(STAFF_EDITORS)?;
+    let actor = Actor::person(&principal, &request_id);
+    ClinicsService::new(&state)
+        .update_member(
+            principal.clinic_id,
+            id,
+            &StaffChanges::deactivation(),
+            &actor,
+        )
+        .await?;
+    tracing::info!(member_id = %id, "staff member deactivated");
+    Ok(StatusCode::NO_CONTENT)
 }

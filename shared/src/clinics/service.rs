@@ -4,19 +4,29 @@ use super::permissions::operations_for;
 use super::repository::{self, MembershipRow};
 use super::settings::{ClinicChanges, ClinicSettings, unknown_time_zone};
 use super::types::{
-    ClinicSummary, Me, MembershipView, OrganizationSummary, StaffMember, StaffQuery, UserProfile,
-    initials,
+    ClinicSummary, Me, MembershipView, OrganizationSummary, StaffChanges, StaffMember, StaffQuery,
+    UserProfile, color_of, initials,
 };
 use crate::audit::{self, Action, Actor, Changes, FieldPolicy};
+use crate::auth::Role;
 use crate::cache::{Cache, DASHBOARD};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
+use crate::http::ConflictKind;
 use crate::http::conditional::{IfMatch, precondition_holds};
 use crate::ids::{ClinicId, UserId};
 use crate::keys::Keys;
 use crate::pagination::{Page, PageRequest};
+use crate::realtime;
 use crate::state::AppState;
+use crate::telemetry::ErrorChain;
 use sqlx::PgPool;
+
+/// A membership change names what changed of role, standing and colour.
+const MEMBERSHIP_AUDIT: FieldPolicy = FieldPolicy {
+    ignored: &["full_name", "email", "initials"],
+    redacted: &[],
+};
 
 /// A settings change names the fields that changed; `updated_at` moves with every one.
 const SETTINGS_AUDIT: FieldPolicy = FieldPolicy {
@@ -25,6 +35,7 @@ const SETTINGS_AUDIT: FieldPolicy = FieldPolicy {
 };
 
 pub struct ClinicsService<'a> {
+    state: &'a AppState,
     db: &'a PgPool,
     cache: &'a Cache,
     keys: &'a Keys,
@@ -33,10 +44,96 @@ pub struct ClinicsService<'a> {
 impl<'a> ClinicsService<'a> {
     pub fn new(state: &'a AppState) -> Self {
         Self {
+            state,
             db: &state.db,
             cache: &state.cache,
             keys: &state.keys,
         }
+    }
+
+    /// Changes a member's role, standing or colour, recorded in the audit trail in the same
+    /// transaction. A clinic keeps at least one active admin (409 otherwise). A deactivation or
+    /// a new role takes effect at the member's next request, and their open WebSockets to the
+    /// clinic are closed (a connection keeps the role it was opened with).
+    pub async fn update_member(
+        &self,
+        clinic: ClinicId,
+        user: UserId,
+        changes: &StaffChanges,
+        actor: &Actor,
+    ) -> Result<StaffMember, ApiError> {
+        let not_found = ApiError::NotFound {
+            what: "staff member",
+        };
+        let mut tx = db::begin_tenant(self.db, clinic).await?;
+        let row = repository::member(&mut tx, clinic, user, true)
+            .await
+            .map_err(DbError::from)?
+            .ok_or(not_found)?;
+        let color = match &changes.color {
+            Some(chosen) => chosen.clone(),
+            None => row.calendar_color.clone(),
+        };
+        let current = StaffMember::from(row);
+        let mut next = current.clone();
+        next.role = changes.role.unwrap_or(current.role);
+        next.active = changes.active.unwrap_or(current.active);
+        next.color = color.clone().unwrap_or_else(|| color_of(user).to_owned());
+        let was_admin = current.active && current.role == Role::Admin;
+        let stays_admin = next.active && next.role == Role::Admin;
+        if was_admin
+            && !stays_admin
+            && repository::other_active_admins(&mut tx, clinic, user)
+                .await
+                .map_err(DbError::from)?
+                .is_empty()
+        {
+            return Err(ApiError::Conflict {
+                kind: ConflictKind::LastAdmin,
+                detail: "This is the clinic's last active admin: make someone else an admin \
+                         first."
+                    .into(),
+                field: None,
+            });
+        }
+        let changed = Changes::between(Some(&current), Some(&next), &MEMBERSHIP_AUDIT);
+        if changed.is_empty() {
+            tx.commit().await.map_err(DbError::from)?;
+            return Ok(current);
+        }
+        repository::save_member(
+            &mut tx,
+            clinic,
+            user,
+            (next.role, next.active, color.as_deref()),
+        )
+        .await
+        .map_err(DbError::from)?;
+        let action = if current.active && !next.active {
+            Action::MembershipDeactivate
+        } else {
+            Action::MembershipUpdate
+        };
+        audit::record(
+            &mut tx,
+            actor,
+            Some(clinic),
+            action,
+            &user.to_string(),
+            &changed,
+        )
+        .await
+        .map_err(DbError::from)?;
+        tx.commit().await.map_err(DbError::from)?;
+        if let Err(error) = self.state.access.forget_user(clinic, user).await {
+            // Redis refused the deletion: the cached standing serves out its short lifetime.
+            tracing::error!(error = %ErrorChain(&error), "a member's cached standing was not cleared");
+        }
+        let access_changed = next.role != current.role || !next.active;
+        if access_changed && let Err(error) = realtime::close_user(self.state, clinic, user).await {
+            tracing::warn!(error = %ErrorChain(&error), "a member's connections were not closed");
+        }
+        Ok(next)
     }
 
     /// The clinic's settings.

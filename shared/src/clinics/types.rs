@@ -2,6 +2,8 @@
 
 use crate::auth::Role;
 use crate::ids::{ClinicId, OrganizationId, UserId};
+use crate::input::{InputError, not_null, nullable};
+use crate::text::hex_color;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -79,7 +81,7 @@ pub struct StaffQuery {
 }
 
 /// A member of the clinic's staff, as a calendar and a booking form show them.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct StaffMember {
     pub id: UserId,
     pub full_name: String,
@@ -91,6 +93,60 @@ pub struct StaffMember {
     /// derived from the id (the same on every request).
     #[schema(example = "#2563eb")]
     pub color: String,
+}
+
+/// `PATCH /staff/{id}`: only the fields present change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStaffRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    pub role: Option<Option<Role>>,
+    /// `false` deactivates the membership (as `DELETE` does): refused at the next request.
+    #[serde(default, deserialize_with = "nullable")]
+    pub active: Option<Option<bool>>,
+    /// `#rrggbb`; `null` goes back to the colour derived from the id.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
+    pub color: Option<Option<String>>,
+}
+
+/// A validated change of a membership.
+#[derive(Debug, Default)]
+pub struct StaffChanges {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    pub color: Option<Option<String>>,
+}
+
+impl StaffChanges {
+    /// Deactivation, as `DELETE /staff/{id}` asks for it.
+    pub fn deactivation() -> Self {
+        Self {
+            active: Some(false),
+            ..Self::default()
+        }
+    }
+}
+
+impl TryFrom<UpdateStaffRequest> for StaffChanges {
+    type Error = InputError;
+
+    fn try_from(request: UpdateStaffRequest) -> Result<Self, InputError> {
+        let changes = StaffChanges {
+            role: not_null("role", request.role)?,
+            active: not_null("active", request.active)?,
+            color: request
+                .color
+                .map(|color| color.map(|c| hex_color("color", &c)).transpose())
+                .transpose()?,
+        };
+        if changes.role.is_none() && changes.active.is_none() && changes.color.is_none() {
+            return Err(InputError::malformed_request(
+                "The body changes nothing: send at least one field.",
+            ));
+        }
+        Ok(changes)
+    }
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -268,10 +268,12 @@ pub enum ConflictKind {
     ReportNotReady,
     ReportFailed,
     JobNotReplayable,
+    /// The change would leave the clinic without an active admin.
+    LastAdmin,
 }
 
 impl ConflictKind {
-    pub const ALL: [ConflictKind; 11] = [
+    pub const ALL: [ConflictKind; 12] = [
         ConflictKind::DuplicateNationalId,
         ConflictKind::PatientArchived,
         ConflictKind::AppointmentOverlap,
@@ -283,6 +285,7 @@ impl ConflictKind {
         ConflictKind::ReportNotReady,
         ConflictKind::ReportFailed,
         ConflictKind::JobNotReplayable,
+        ConflictKind::LastAdmin,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -298,6 +301,7 @@ impl ConflictKind {
             ConflictKind::ReportNotReady => "report-not-ready",
             ConflictKind::ReportFailed => "report-failed",
             ConflictKind::JobNotReplayable => "job-not-replayable",
+            ConflictKind::LastAdmin => "last-admin",
         }
     }
 }

@@ -91,6 +91,10 @@ fn conflict_example(kind: ConflictKind) -> (&'static str, Option<&'static str>) 
             "The job is running; only dead or failed jobs can be replayed.",
             None,
         ),
+        ConflictKind::LastAdmin => (
+            "This is the clinic's last active admin: make someone else an admin first.",
+            None,
+        ),
     }
 }
 

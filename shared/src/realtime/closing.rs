@@ -8,7 +8,8 @@
 use super::Realtime;
 use super::notifier::PostOutcome;
 use super::registry::{ConnectionRegistry, RegistryError, Target};
-use super::types::{FrameError, ServerFrame};
+use super::types::{Audience, FrameError, ServerFrame};
+use crate::ids::{ClinicId, UserId};
 use crate::telemetry::ErrorChain;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -70,6 +71,47 @@ pub async fn close_ended(realtime: impl Into<Realtime<'_>>) -> Result<CloseRepor
         );
     }
     Ok(report)
+}
+
+/// Closes `user`'s connections to `clinic` now: their membership was deactivated or their role
+/// changed, and a connection keeps the role it was opened with (pushes to a role reach it). Each
+/// gets a last `access_revoked` error frame, then `DeleteConnection`; every registration is
+/// removed even when a close fails, so nothing more is pushed to it. How many were closed.
+pub async fn close_user(
+    realtime: impl Into<Realtime<'_>>,
+    clinic: ClinicId,
+    user: UserId,
+) -> Result<usize, RegistryError> {
+    let realtime = realtime.into();
+    let targets = ConnectionRegistry::new(realtime)
+        .audience(Audience::User { clinic, user })
+        .await?;
+    let frame: Arc<[u8]> = ServerFrame::error(
+        FrameError::AccessRevoked,
+        "Your access to this clinic changed (deactivated, or a new role): this connection is \
+         being closed. Reconnect to receive what your access allows now.",
+    )
+    .to_json()
+    .into_bytes()
+    .into();
+    let mut closed = 0;
+    for target in targets {
+        if !realtime.notifier.is_off()
+            && !matches!(
+                close_one(realtime, target.clone(), frame.clone()).await,
+                PostOutcome::Failed(_)
+            )
+        {
+            closed += 1;
+            continue;
+        }
+        // Not closed (push off, or the close failed): at least nothing more reaches it.
+        forget(realtime, &target).await;
+    }
+    if closed > 0 {
+        tracing::info!(closed, "connections of a changed membership closed");
+    }
+    Ok(closed)
 }
 
 /// The last frame, the close, and the registry: a failed close keeps the registration, so the
