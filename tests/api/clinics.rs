@@ -559,3 +559,90 @@ async fn a_deactivation_and_a_reactivation_take_effect_at_once_on_another_instan
     assert_eq!(admin.delete(&member).await.status, 204);
     client.get("/patients").await.problem(403);
 }
+
+#[tokio::test]
+async fn an_operator_archives_a_clinic_and_restores_it_without_sql() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    let router = shared::clinics::router(app.state.clone());
+    let operator = app.client(&router, &app.platform_admin_token(&a));
+    let patients = shared::patients::router(app.state.clone());
+    let b_desk = app.client(&patients, &app.token(&b, Role::Receptionist));
+    let a_desk = app.client(&patients, &app.token(&a, Role::Receptionist));
+    assert_eq!(b_desk.get("/patients").await.status, 200);
+
+    let all = operator.get("/platform/clinics").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let slugs: Vec<&str> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["clinic-a", "clinic-b"]);
+
+    let archive = format!("/platform/clinics/{}/archive", b.id);
+    let archived = operator.post_empty(&archive).await;
+    assert_eq!(archived.status, 200, "{}", archived.body);
+    assert_eq!(archived.body["archived"], true);
+    let refused = b_desk.get("/patients").await;
+    assert_eq!(refused.problem(403)["type"], "/problems/clinic-archived");
+    assert_eq!(
+        a_desk.get("/patients").await.status,
+        200,
+        "clinic A untouched"
+    );
+    assert_eq!(
+        operator.post_empty(&archive).await.status,
+        200,
+        "twice is harmless"
+    );
+    let listed = operator.get("/platform/clinics?archived=true").await;
+    assert_eq!(listed.body["items"][0]["id"], b.id.to_string());
+
+    let restored = operator
+        .post_empty(&format!("/platform/clinics/{}/restore", b.id))
+        .await;
+    assert_eq!(restored.body["archived"], false);
+    assert_eq!(b_desk.get("/patients").await.status, 200);
+
+    // The operator's changes are in clinic B's own trail, once each.
+    let admin = shared::admin::router(app.state.clone());
+    let trail = app
+        .client(&admin, &app.token(&b, Role::Admin))
+        .get("/admin/audit")
+        .await;
+    let actions: Vec<&str> = trail.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["clinic.restore", "clinic.archive"]);
+    assert_eq!(trail.body["items"][1]["actor"]["id"], a.admin.to_string());
+
+    // Only Pulso's operators: an admin without the power, or a receptionist, gets 403.
+    for token in [
+        app.token(&a, Role::Admin),
+        app.token(&a, Role::Receptionist),
+    ] {
+        let client = app.client(&router, &token);
+        client.post_empty(&archive).await.problem(403);
+        client.get("/platform/clinics").await.problem(403);
+    }
+    operator
+        .post_empty(&format!(
+            "/platform/clinics/{}/archive",
+            ClinicId::new_random()
+        ))
+        .await
+        .problem(404);
+    operator
+        .post_empty("/platform/clinics/nope/archive")
+        .await
+        .problem(400);
+    operator
+        .get("/platform/clinics?archived=maybe")
+        .await
+        .problem(400);
+}

@@ -400,6 +400,33 @@ async fn a_deactivated_or_re_roled_member_loses_their_open_connections_at_once()
 }
 
 #[tokio::test]
+async fn an_archived_clinics_connections_are_closed_and_no_other_clinics() {
+    let app = TestApp::spawn().await;
+    let (state, recorder) = with_recorder(&app);
+    let (a, b) = (app.clinic_a, app.clinic_b);
+    connected(&state, "b-desk", &app.token(&b, Role::Receptionist)).await;
+    connected(&state, "b-dentist", &app.token(&b, Role::Dentist)).await;
+    connected(&state, "a-desk", &app.token(&a, Role::Receptionist)).await;
+    let router = shared::clinics::router(state.clone());
+    let operator = app.client(&router, &app.platform_admin_token(&a));
+    let archived = operator
+        .post_empty(&format!("/platform/clinics/{}/archive", b.id))
+        .await;
+    assert_eq!(archived.status, 200, "{}", archived.body);
+    for gone in ["b-desk", "b-dentist"] {
+        assert_eq!(
+            recorder.sent_to(gone).last().unwrap()["error"],
+            "access_revoked"
+        );
+        assert!(recorder.deleted().contains(&gone.to_owned()));
+    }
+    assert!(!recorder.deleted().contains(&"a-desk".to_owned()));
+    let reconnect = connect(&state, "b-again", &app.token(&b, Role::Receptionist)).await;
+    assert_eq!(reconnect.status_code, 403);
+    assert_eq!(body_json(&reconnect)["type"], "/problems/clinic-archived");
+}
+
+#[tokio::test]
 async fn connect_refuses_missing_expired_and_forged_tokens_and_a_bad_since() {
     let app = TestApp::spawn().await;
     let clinic = app.clinic_a;

@@ -20,6 +20,10 @@ use sqlx::PgConnection;
 pub enum Action {
     #[serde(rename = "clinic.update")]
     ClinicUpdate,
+    #[serde(rename = "clinic.archive")]
+    ClinicArchive,
+    #[serde(rename = "clinic.restore")]
+    ClinicRestore,
     #[serde(rename = "membership.update")]
     MembershipUpdate,
     #[serde(rename = "membership.deactivate")]
@@ -35,6 +39,8 @@ pub enum Action {
 impl Action {
     pub const ALL: &'static [Action] = &[
         Action::ClinicUpdate,
+        Action::ClinicArchive,
+        Action::ClinicRestore,
         Action::MembershipUpdate,
         Action::MembershipDeactivate,
         Action::PatientCreate,
@@ -45,6 +51,8 @@ impl Action {
     pub fn as_str(&self) -> &'static str {
         match self {
             Action::ClinicUpdate => "clinic.update",
+            Action::ClinicArchive => "clinic.archive",
+            Action::ClinicRestore => "clinic.restore",
             Action::MembershipUpdate => "membership.update",
             Action::MembershipDeactivate => "membership.deactivate",
             Action::PatientCreate => "patient.create",

@@ -1,6 +1,7 @@
 //! Who works where: the signed-in person and their clinics (`GET /me`), a clinic's settings
-//! (`GET` / `PATCH /clinic`, `settings.rs`) and its staff (`GET /staff`: the booking form's
-//! dentist list, with calendar colours and initials).
+//! (`GET` / `PATCH /clinic`, `settings.rs`), its staff (`GET /staff`: the booking form's
+//! dentist list, with calendar colours and initials; `PATCH` / `DELETE /staff/{id}`), and what
+//! Pulso's operators do to clinics (`/platform/clinics`, `platform.rs`).
 //!
 //! People (`users`) and clinics meet in `memberships` (`migrations/…17_organizations_and_
 //! memberships.sql`): one role per person per clinic, deactivated rather than deleted. Which
@@ -8,6 +9,7 @@
 //! (`crate::access`); this context shows the same facts to the frontend.
 
 mod permissions;
+pub mod platform;
 mod repository;
 mod routes;
 mod service;

@@ -212,3 +212,49 @@ pub(super) async fn save_member(
     .await?;
     Ok(())
 }
+
+/// One page of every clinic (a platform transaction sees them all), by slug.
+pub(super) async fn all_clinics(
+    conn: &mut PgConnection,
+    organization: Option<OrganizationId>,
+    archived: Option<bool>,
+    after: Option<&String>,
+    limit: i64,
+) -> Result<Vec<SettingsRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.id, c.slug, c.name, c.address, c.phone, c.timezone, c.locale, c.currency,
+                c.default_appointment_minutes, c.brand_color,
+                c.archived_at IS NOT NULL AS archived, c.created_at, c.updated_at,
+                o.id AS organization_id, o.name AS organization_name
+           FROM clinics c JOIN organizations o ON o.id = c.organization_id
+          WHERE ($1::uuid IS NULL OR c.organization_id = $1)
+            AND ($2::boolean IS NULL OR (c.archived_at IS NOT NULL) = $2)
+            AND ($3::text IS NULL OR c.slug > $3)
+          ORDER BY c.slug
+          LIMIT $4",
+    )
+    .bind(organization)
+    .bind(archived)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Archives (now) or restores the clinic.
+pub(super) async fn set_archived(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    archived: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE clinics
+            SET archived_at = CASE WHEN $2 THEN now() END, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(clinic)
+    .bind(archived)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

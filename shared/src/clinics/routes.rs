@@ -1,5 +1,6 @@
 //! Routes of the `clinics` function: `GET /me`, `GET` / `PATCH /clinic` and `GET /staff`.
 
+use super::platform::{self, PlatformClinicsQuery};
 use super::service::ClinicsService;
 use super::settings::{ClinicChanges, ClinicSettings, UpdateClinicRequest};
 use super::types::{Me, StaffChanges, StaffMember, StaffQuery, UpdateStaffRequest};
@@ -9,7 +10,7 @@ use crate::auth::{Principal, Role};
 use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
 use crate::http::responses::{Conflict, PreconditionFailed};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
-use crate::ids::UserId;
+use crate::ids::{ClinicId, UserId};
 use crate::pagination::Page;
 use crate::state::AppState;
 use ::http::{HeaderMap, StatusCode};
@@ -31,7 +32,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(clinic, update_clinic))
         .routes(routes!(staff))
         .routes(routes!(update_member, deactivate_member))
+        .routes(routes!(platform_clinics))
+        .routes(routes!(archive_clinic))
+        .routes(routes!(restore_clinic))
 }
+
+/// The platform routes' role: an admin token with the platform power (checked again inside).
+const PLATFORM: &[Role] = &[Role::Admin];
 
 /// Who works at the clinic, and as what, is its admins' decision.
 const STAFF_EDITORS: &[Role] = &[Role::Admin];
@@ -217,4 +224,79 @@ async fn deactivate_member(
         .await?;
     tracing::info!(member_id = %id, "staff member deactivated");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = "/platform/clinics",
+    tag = "clinics",
+    operation_id = "listPlatformClinics",
+    summary = "Every clinic (Pulso's operators)",
+    description = "Every clinic of every organization by slug, with its settings and whether it \
+                   is archived. Platform admins only.",
+    params(PlatformClinicsQuery),
+    responses((status = 200, description = "One page of clinics.", body = Page<ClinicSettings>)),
+    extensions(("x-roles" = json!(PLATFORM))),
+)]
+async fn platform_clinics(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<PlatformClinicsQuery>,
+) -> Result<Json<Page<ClinicSettings>>, ApiError> {
+    principal.require(PLATFORM)?;
+    Ok(Json(platform::clinics(&state, &principal, &query).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/platform/clinics/{id}/archive",
+    tag = "clinics",
+    operation_id = "archiveClinic",
+    summary = "Archive a clinic (Pulso's operators)",
+    description = "Every member is refused with 403 `/problems/clinic-archived` from their next \
+                   request and the clinic's WebSockets are closed; its data is kept, and \
+                   `restore` opens it again. Recorded in the clinic's audit trail. Platform \
+                   admins only.",
+    params(("id" = ClinicId, Path, description = "The clinic's id.")),
+    responses((status = 200, description = "The clinic, archived (also when it already was).",
+               body = ClinicSettings)),
+    extensions(("x-roles" = json!(PLATFORM))),
+)]
+async fn archive_clinic(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    ApiPath(id): ApiPath<ClinicId>,
+) -> Result<Json<ClinicSettings>, ApiError> {
+    principal.require(PLATFORM)?;
+    let actor = Actor::person(&principal, &request_id);
+    let clinic = platform::set_archived(&state, &principal, &actor, id, true).await?;
+    tracing::info!(archived_clinic = %id, "clinic archived");
+    Ok(Json(clinic))
+}
+
+#[utoipa::path(
+    post,
+    path = "/platform/clinics/{id}/restore",
+    tag = "clinics",
+    operation_id = "restoreClinic",
+    summary = "Restore an archived clinic (Pulso's operators)",
+    description = "Its members are let in again from their next request. Recorded in the \
+                   clinic's audit trail. Platform admins only.",
+    params(("id" = ClinicId, Path, description = "The clinic's id.")),
+    responses((status = 200, description = "The clinic, active (also when it already was).",
+               body = ClinicSettings)),
+    extensions(("x-roles" = json!(PLATFORM))),
+)]
+async fn restore_clinic(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    ApiPath(id): ApiPath<ClinicId>,
+) -> Result<Json<ClinicSettings>, ApiError> {
+    principal.require(PLATFORM)?;
+    let actor = Actor::person(&principal, &request_id);
+    let clinic = platform::set_archived(&state, &principal, &actor, id, false).await?;
+    tracing::info!(restored_clinic = %id, "clinic restored");
+    Ok(Json(clinic))
 }

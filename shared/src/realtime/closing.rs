@@ -74,22 +74,32 @@ pub async fn close_ended(realtime: impl Into<Realtime<'_>>) -> Result<CloseRepor
 }
 
 /// Closes `user`'s connections to `clinic` now: their membership was deactivated or their role
-/// changed, and a connection keeps the role it was opened with (pushes to a role reach it). Each
-/// gets a last `access_revoked` error frame, then `DeleteConnection`; every registration is
-/// removed even when a close fails, so nothing more is pushed to it. How many were closed.
+/// changed, and a connection keeps the role it was opened with (pushes to a role reach it).
 pub async fn close_user(
     realtime: impl Into<Realtime<'_>>,
     clinic: ClinicId,
     user: UserId,
 ) -> Result<usize, RegistryError> {
-    let realtime = realtime.into();
-    let targets = ConnectionRegistry::new(realtime)
-        .audience(Audience::User { clinic, user })
-        .await?;
+    close_revoked(realtime.into(), Audience::User { clinic, user }).await
+}
+
+/// Closes every connection to `clinic` now: it was archived.
+pub async fn close_clinic(
+    realtime: impl Into<Realtime<'_>>,
+    clinic: ClinicId,
+) -> Result<usize, RegistryError> {
+    close_revoked(realtime.into(), Audience::Clinic(clinic)).await
+}
+
+/// Each connection of `audience` gets a last `access_revoked` error frame, then
+/// `DeleteConnection`; every registration is removed even when a close fails, so nothing more
+/// is pushed to it. How many were closed.
+async fn close_revoked(realtime: Realtime<'_>, audience: Audience) -> Result<usize, RegistryError> {
+    let targets = ConnectionRegistry::new(realtime).audience(audience).await?;
     let frame: Arc<[u8]> = ServerFrame::error(
         FrameError::AccessRevoked,
-        "Your access to this clinic changed (deactivated, or a new role): this connection is \
-         being closed. Reconnect to receive what your access allows now.",
+        "Your access to this clinic changed (deactivated, a new role, or the clinic archived): \
+         this connection is being closed. Reconnect to receive what your access allows now.",
     )
     .to_json()
     .into_bytes()

@@ -27,7 +27,7 @@ mod routes;
 mod types;
 pub mod ws;
 
-pub use closing::{CloseReport, close_ended, close_user};
+pub use closing::{CloseReport, close_clinic, close_ended, close_user};
 pub use notifier::{ManagementApi, Notifier, PostOutcome, Recorder};
 pub use push::{Delivery, PushReport, notify, notify_everyone, push};
 pub use registry::{ConnectionRegistry, LiveConnection, RegistryError};

@@ -70,8 +70,8 @@ pub enum FrameError {
     UnknownConnection,
     /// The connection's token expired: reconnect with a fresh one.
     TokenExpired,
-    /// The caller's membership of the clinic was deactivated or their role changed: the
-    /// connection is closed. Reconnecting works again only with an active membership, and then
+    /// The caller's membership of the clinic was deactivated, their role changed, or the clinic
+    /// was archived: the connection is closed. Reconnecting works again only with an active membership, and then
     /// with the new role.
     AccessRevoked,
     /// Redis or PostgreSQL could not be reached: retry with backoff, or read
