@@ -76,6 +76,15 @@ pub struct FunctionStatus {
     /// HTTP API route keys (`GET /patients/{id}`); empty for trigger functions.
     pub routes: Vec<String>,
     pub counters: Counters,
+    /// Each instance's state (`starting`, `idle`, `busy`, `between`, `frozen`).
+    pub instance_states: Vec<String>,
+}
+
+impl FunctionStatus {
+    /// Every instance waits for an invocation: one sent now goes to one of them.
+    pub fn all_idle(&self) -> bool {
+        self.instance_states.iter().all(|state| state == "idle")
+    }
 }
 
 pub fn parse_functions(listing: &Value) -> anyhow::Result<Vec<FunctionStatus>> {
@@ -106,11 +115,23 @@ fn parse_function(value: &Value) -> anyhow::Result<FunctionStatus> {
                 .collect()
         })
         .unwrap_or_default();
+    let instance_states = value
+        .get("instances")
+        .and_then(Value::as_array)
+        .map(|instances| {
+            instances
+                .iter()
+                .filter_map(|instance| instance.get("state")?.as_str())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(FunctionStatus {
         name: name.to_owned(),
         timeout: Duration::from_secs(timeout_secs),
         routes,
         counters: Counters::from_json(value),
+        instance_states,
     })
 }
 
@@ -199,6 +220,21 @@ mod tests {
         assert_eq!(functions[1].counters.errors, 0);
         assert!(parse_functions(&json!({"functions": [{"timeout_secs": 1}]})).is_err());
         assert!(parse_functions(&json!({})).is_err());
+    }
+
+    #[test]
+    fn a_function_is_all_idle_when_every_instance_waits_for_work() {
+        let with = |states: &[&str]| {
+            let instances: Vec<Value> = states.iter().map(|s| json!({"state": s})).collect();
+            let listing = json!({"functions": [
+                {"name": "health", "timeout_secs": 10, "instances": instances}
+            ]});
+            parse_functions(&listing).unwrap().remove(0)
+        };
+        assert!(with(&[]).all_idle());
+        assert!(with(&["idle", "idle"]).all_idle());
+        assert!(!with(&["idle", "between"]).all_idle());
+        assert!(!with(&["starting"]).all_idle());
     }
 
     #[test]

@@ -334,8 +334,31 @@ async fn recovery(stack: &Stack) -> anyhow::Result<()> {
     disconnected_caller(stack, step, timeout).await
 }
 
-/// Injects `fault` on every instance of health; answers how many instances it hit.
+/// How long to wait for health's instances to be back waiting for work before freezing them.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// Injects `fault` on every instance of health; answers how many instances it hit. A hang is
+/// injected once every instance is back waiting for an invocation: one frozen in the moment
+/// between answering and asking for more never takes the next request (the gateway, as Lambda
+/// would, starts another instance instead), and the check would see a 200 it does not expect.
 async fn inject(stack: &Stack, step: &str, fault: Fault) -> anyhow::Result<usize> {
+    if matches!(fault, Fault::Hang) {
+        let deadline = Instant::now() + SETTLE;
+        while Instant::now() < deadline {
+            let functions = stack
+                .functions()
+                .await
+                .with_context(|| format!("step {step}"))?;
+            if functions
+                .iter()
+                .filter(|function| function.name == HEALTH)
+                .all(|function| function.all_idle())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let request = format!(
         "POST /_local/functions/{HEALTH}/fault {{\"kind\":\"{}\"}}",
         fault.as_str()
