@@ -646,3 +646,153 @@ async fn an_operator_archives_a_clinic_and_restores_it_without_sql() {
         .await
         .problem(400);
 }
+
+#[tokio::test]
+async fn an_operator_onboards_a_chain_and_a_clinic_whose_admin_then_works_there() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let router = shared::clinics::router(app.state.clone());
+    let operator = app.client(&router, &app.platform_admin_token(&a));
+
+    let chain = json!({"slug": "grupo-norte", "name": "Grupo Dental Norte"});
+    let created = operator.post("/platform/organizations", &chain).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let organization = created.body["id"].as_str().unwrap().to_owned();
+    let again = operator.post("/platform/organizations", &chain).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["id"], created.body["id"]);
+    let taken = operator
+        .post(
+            "/platform/organizations",
+            &json!({"slug": "grupo-norte", "name": "Otro"}),
+        )
+        .await;
+    assert_eq!(taken.problem(409)["type"], "/problems/slug-taken");
+
+    let clinic = json!({
+        "organization_id": organization, "slug": "norte-bilbao", "name": "Clínica Norte",
+        "timezone": "Europe/Madrid", "phone": "+34 944 00 00 00",
+        "admin": {"email": "Marta.Diaz@norte.example", "full_name": "Marta Díaz"}
+    });
+    let onboarded = operator.post("/platform/clinics", &clinic).await;
+    assert_eq!(onboarded.status, 201, "{}", onboarded.body);
+    assert_eq!(
+        onboarded.body["clinic"]["organization"]["name"],
+        "Grupo Dental Norte"
+    );
+    assert_eq!(onboarded.body["admin"]["email"], "marta.diaz@norte.example");
+    assert_eq!(onboarded.body["admin"]["role"], "admin");
+    let retried = operator.post("/platform/clinics", &clinic).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.body["clinic"]["id"], onboarded.body["clinic"]["id"]);
+
+    // The new admin works there at once (a token names the person; the clinic is their only one).
+    let admin: UserId = onboarded.body["admin"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let new_admin = app.client(&router, &person_token(&app, admin));
+    let settings = new_admin.get("/clinic").await;
+    assert_eq!(settings.body["name"], "Clínica Norte", "{}", settings.body);
+    let staff = new_admin.get("/staff").await;
+    assert_eq!(names(&staff.body), ["Marta Díaz"]);
+    let admin_router = shared::admin::router(app.state.clone());
+    let trail = app
+        .client(&admin_router, &person_token(&app, admin))
+        .get("/admin/audit")
+        .await;
+    assert_eq!(trail.body["items"][0]["action"], "clinic.create");
+    assert_eq!(
+        trail.body["items"][0]["changes"]["admin"]["after"],
+        "marta.diaz@norte.example"
+    );
+
+    // An existing person becomes the admin of another new clinic: one person, two clinics.
+    let second = json!({
+        "organization_id": organization, "slug": "norte-santander", "name": "Clínica Norte 2",
+        "admin": {"email": "marta.diaz@norte.example", "full_name": "Marta Díaz"}
+    });
+    let onboarded = operator.post("/platform/clinics", &second).await;
+    assert_eq!(onboarded.body["admin"]["id"], admin.to_string());
+    assert_eq!(
+        new_admin.get("/clinic").await.problem(400)["type"],
+        "/problems/clinic-required"
+    );
+}
+
+#[tokio::test]
+async fn onboarding_refuses_bad_requests_and_non_operators_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let router = shared::clinics::router(app.state.clone());
+    let operator = app.client(&router, &app.platform_admin_token(&a));
+    let org = operator
+        .post(
+            "/platform/organizations",
+            &json!({"slug": "grupo-sur", "name": "Sur"}),
+        )
+        .await;
+    let organization = org.body["id"].as_str().unwrap().to_owned();
+    let base = json!({
+        "organization_id": organization, "slug": "sur-malaga", "name": "Clínica Sur",
+        "admin": {"email": "ana@sur.example", "full_name": "Ana Sur"}
+    });
+    let with = |field: &str, value: Value| {
+        let mut body = base.clone();
+        body[field] = value;
+        body
+    };
+    let cases = [
+        (with("slug", json!("Sur Málaga")), "slug"),
+        (with("slug", json!("clinic-a")), "slug"),
+        (with("timezone", json!("Mars/Olympus_Mons")), "timezone"),
+        (with("locale", json!("xx-XX")), "locale"),
+        (
+            with("organization_id", json!(UserId::new_random())),
+            "organization_id",
+        ),
+        (
+            with("admin", json!({"email": "not-an-email", "full_name": "X"})),
+            "admin.email",
+        ),
+        (
+            with("admin", json!({"email": "x@y.example", "full_name": ""})),
+            "admin.full_name",
+        ),
+        (with("owner", json!("me")), "owner"),
+    ];
+    for (body, field) in cases {
+        let refused = operator.post("/platform/clinics", &body).await;
+        assert!(
+            matches!(refused.status.as_u16(), 409 | 422),
+            "{field}: {}",
+            refused.body
+        );
+        let problem = &refused.body;
+        assert!(
+            problem["field"] == field || problem["detail"].as_str().unwrap().contains(field),
+            "{field}: {problem}"
+        );
+    }
+    for token in [
+        app.token(&a, Role::Admin),
+        app.token(&a, Role::Receptionist),
+    ] {
+        let client = app.client(&router, &token);
+        client.post("/platform/clinics", &base).await.problem(403);
+        client
+            .post(
+                "/platform/organizations",
+                &json!({"slug": "x-y", "name": "X"}),
+            )
+            .await
+            .problem(403);
+    }
+    let listed = operator.get("/platform/clinics").await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        2,
+        "only clinic-a and clinic-b"
+    );
+}

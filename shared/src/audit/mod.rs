@@ -20,10 +20,14 @@ use sqlx::PgConnection;
 pub enum Action {
     #[serde(rename = "clinic.update")]
     ClinicUpdate,
+    #[serde(rename = "clinic.create")]
+    ClinicCreate,
     #[serde(rename = "clinic.archive")]
     ClinicArchive,
     #[serde(rename = "clinic.restore")]
     ClinicRestore,
+    #[serde(rename = "organization.create")]
+    OrganizationCreate,
     #[serde(rename = "membership.update")]
     MembershipUpdate,
     #[serde(rename = "membership.deactivate")]
@@ -39,8 +43,10 @@ pub enum Action {
 impl Action {
     pub const ALL: &'static [Action] = &[
         Action::ClinicUpdate,
+        Action::ClinicCreate,
         Action::ClinicArchive,
         Action::ClinicRestore,
+        Action::OrganizationCreate,
         Action::MembershipUpdate,
         Action::MembershipDeactivate,
         Action::PatientCreate,
@@ -51,8 +57,10 @@ impl Action {
     pub fn as_str(&self) -> &'static str {
         match self {
             Action::ClinicUpdate => "clinic.update",
+            Action::ClinicCreate => "clinic.create",
             Action::ClinicArchive => "clinic.archive",
             Action::ClinicRestore => "clinic.restore",
+            Action::OrganizationCreate => "organization.create",
             Action::MembershipUpdate => "membership.update",
             Action::MembershipDeactivate => "membership.deactivate",
             Action::PatientCreate => "patient.create",
@@ -138,6 +146,11 @@ impl Changes {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Adds what the record's own fields do not show (a creation's first admin, say).
+    pub fn insert(&mut self, field: &str, value: Value) {
+        self.0.insert(field.to_owned(), value);
     }
 }
 

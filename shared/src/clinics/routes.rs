@@ -1,5 +1,8 @@
 //! Routes of the `clinics` function: `GET /me`, `GET` / `PATCH /clinic` and `GET /staff`.
 
+use super::onboarding::{
+    self, NewClinic, NewClinicRequest, NewOrganizationRequest, OnboardedClinic, OrganizationView,
+};
 use super::platform::{self, PlatformClinicsQuery};
 use super::service::ClinicsService;
 use super::settings::{ClinicChanges, ClinicSettings, UpdateClinicRequest};
@@ -32,7 +35,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(clinic, update_clinic))
         .routes(routes!(staff))
         .routes(routes!(update_member, deactivate_member))
-        .routes(routes!(platform_clinics))
+        .routes(routes!(platform_clinics, onboard_clinic))
+        .routes(routes!(create_organization))
         .routes(routes!(archive_clinic))
         .routes(routes!(restore_clinic))
 }
@@ -299,4 +303,79 @@ async fn restore_clinic(
     let clinic = platform::set_archived(&state, &principal, &actor, id, false).await?;
     tracing::info!(restored_clinic = %id, "clinic restored");
     Ok(Json(clinic))
+}
+
+/// 201 for what a request created, 200 for what a retry of it finds.
+fn created_or_found(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/platform/organizations",
+    tag = "clinics",
+    operation_id = "createOrganization",
+    summary = "Create an organization (Pulso's operators)",
+    description = "A chain of clinics. Safe to retry: the same slug and name again answers 200 \
+                   with the organization; a slug taken by another is 409 \
+                   `/problems/slug-taken`. Platform admins only.",
+    request_body = NewOrganizationRequest,
+    responses(
+        (status = 201, description = "Created.", body = OrganizationView),
+        (status = 200, description = "Created by an earlier identical request.",
+         body = OrganizationView),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(PLATFORM))),
+)]
+async fn create_organization(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    ApiJson(request): ApiJson<NewOrganizationRequest>,
+) -> Result<(StatusCode, Json<OrganizationView>), ApiError> {
+    principal.require(PLATFORM)?;
+    let actor = Actor::person(&principal, &request_id);
+    let (organization, created) =
+        onboarding::create_organization(&state, &principal, &actor, request).await?;
+    tracing::info!(organization_id = %organization.id, created, "organization onboarded");
+    Ok((created_or_found(created), Json(organization)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/platform/clinics",
+    tag = "clinics",
+    operation_id = "onboardClinic",
+    summary = "Onboard a clinic with its first admin (Pulso's operators)",
+    description = "Creates the clinic in its organization and makes the admin (found by email, \
+                   or created) its first member, in one transaction, recorded in the new \
+                   clinic's audit trail. Safe to retry: the same slug, organization and admin \
+                   again answers 200 with what the first request made; a slug taken otherwise \
+                   is 409 `/problems/slug-taken`. Platform admins only.",
+    request_body = NewClinicRequest,
+    responses(
+        (status = 201, description = "Onboarded.", body = OnboardedClinic),
+        (status = 200, description = "Onboarded by an earlier identical request.",
+         body = OnboardedClinic),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(PLATFORM))),
+)]
+async fn onboard_clinic(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    ApiJson(request): ApiJson<NewClinicRequest>,
+) -> Result<(StatusCode, Json<OnboardedClinic>), ApiError> {
+    principal.require(PLATFORM)?;
+    let new = NewClinic::try_from(request)?;
+    let actor = Actor::person(&principal, &request_id);
+    let (onboarded, created) = onboarding::create_clinic(&state, &principal, &actor, new).await?;
+    tracing::info!(new_clinic = %onboarded.clinic.id, created, "clinic onboarded");
+    Ok((created_or_found(created), Json(onboarded)))
 }

@@ -270,10 +270,12 @@ pub enum ConflictKind {
     JobNotReplayable,
     /// The change would leave the clinic without an active admin.
     LastAdmin,
+    /// An organization or clinic with this slug exists, and is not the one asked for.
+    SlugTaken,
 }
 
 impl ConflictKind {
-    pub const ALL: [ConflictKind; 12] = [
+    pub const ALL: [ConflictKind; 13] = [
         ConflictKind::DuplicateNationalId,
         ConflictKind::PatientArchived,
         ConflictKind::AppointmentOverlap,
@@ -286,6 +288,7 @@ impl ConflictKind {
         ConflictKind::ReportFailed,
         ConflictKind::JobNotReplayable,
         ConflictKind::LastAdmin,
+        ConflictKind::SlugTaken,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -302,6 +305,7 @@ impl ConflictKind {
             ConflictKind::ReportFailed => "report-failed",
             ConflictKind::JobNotReplayable => "job-not-replayable",
             ConflictKind::LastAdmin => "last-admin",
+            ConflictKind::SlugTaken => "slug-taken",
         }
     }
 }

@@ -95,6 +95,7 @@ fn conflict_example(kind: ConflictKind) -> (&'static str, Option<&'static str>) 
             "This is the clinic's last active admin: make someone else an admin first.",
             None,
         ),
+        ConflictKind::SlugTaken => ("Another clinic already has the slug sonrisa.", Some("slug")),
     }
 }
 
