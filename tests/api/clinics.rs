@@ -641,6 +641,12 @@ async fn an_operator_archives_a_clinic_and_restores_it_without_sql() {
         .post_empty("/platform/clinics/nope/archive")
         .await
         .problem(400);
+    // Not the clinic the operator acts in: the platform power needs it to come back.
+    let own = operator
+        .post_empty(&format!("/platform/clinics/{}/archive", a.id))
+        .await;
+    assert_eq!(own.problem(409)["type"], "/problems/acting-clinic");
+    assert_eq!(a_desk.get("/patients").await.status, 200);
     operator
         .get("/platform/clinics?archived=maybe")
         .await

@@ -10,7 +10,7 @@ use crate::audit::{self, Action, Actor, Changes, FieldPolicy};
 use crate::auth::Principal;
 use crate::cache::CLINIC_LIST;
 use crate::db::{self, DbError};
-use crate::http::ApiError;
+use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ClinicId, OrganizationId};
 use crate::pagination::{Page, PageRequest};
 use crate::realtime;
@@ -76,6 +76,17 @@ pub async fn set_archived(
     archived: bool,
 ) -> Result<ClinicSettings, ApiError> {
     principal.require_platform_admin()?;
+    if archived && clinic == principal.clinic_id {
+        // The platform power needs an active clinic to act in: archiving this one could
+        // leave no way to restore it without SQL.
+        return Err(ApiError::Conflict {
+            kind: ConflictKind::ActingClinic,
+            detail: "This request acts in that clinic: archive it from another one \
+                     (Pulso-Clinic), so you keep a way back."
+                .into(),
+            field: None,
+        });
+    }
     let mut tx = db::begin_platform(&state.db, principal.clinic_id).await?;
     let current: ClinicSettings = repository::settings(&mut tx, clinic, true)
         .await

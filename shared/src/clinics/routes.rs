@@ -259,11 +259,15 @@ async fn platform_clinics(
     summary = "Archive a clinic (Pulso's operators)",
     description = "Every member is refused with 403 `/problems/clinic-archived` from their next \
                    request and the clinic's WebSockets are closed; its data is kept, and \
-                   `restore` opens it again. Recorded in the clinic's audit trail. Platform \
+                   `restore` opens it again. Not the clinic the request acts in (409 \
+                   `/problems/acting-clinic`). Recorded in the clinic's audit trail. Platform \
                    admins only.",
     params(("id" = ClinicId, Path, description = "The clinic's id.")),
-    responses((status = 200, description = "The clinic, archived (also when it already was).",
-               body = ClinicSettings)),
+    responses(
+        (status = 200, description = "The clinic, archived (also when it already was).",
+         body = ClinicSettings),
+        (status = 409, response = Conflict),
+    ),
     extensions(("x-roles" = json!(PLATFORM))),
 )]
 async fn archive_clinic(

@@ -272,10 +272,12 @@ pub enum ConflictKind {
     LastAdmin,
     /// An organization or clinic with this slug exists, and is not the one asked for.
     SlugTaken,
+    /// Archiving the clinic the request acts in would leave the operator no way back.
+    ActingClinic,
 }
 
 impl ConflictKind {
-    pub const ALL: [ConflictKind; 13] = [
+    pub const ALL: [ConflictKind; 14] = [
         ConflictKind::DuplicateNationalId,
         ConflictKind::PatientArchived,
         ConflictKind::AppointmentOverlap,
@@ -289,6 +291,7 @@ impl ConflictKind {
         ConflictKind::JobNotReplayable,
         ConflictKind::LastAdmin,
         ConflictKind::SlugTaken,
+        ConflictKind::ActingClinic,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -306,6 +309,7 @@ impl ConflictKind {
             ConflictKind::JobNotReplayable => "job-not-replayable",
             ConflictKind::LastAdmin => "last-admin",
             ConflictKind::SlugTaken => "slug-taken",
+            ConflictKind::ActingClinic => "acting-clinic",
         }
     }
 }

@@ -96,6 +96,11 @@ fn conflict_example(kind: ConflictKind) -> (&'static str, Option<&'static str>) 
             None,
         ),
         ConflictKind::SlugTaken => ("Another clinic already has the slug sonrisa.", Some("slug")),
+        ConflictKind::ActingClinic => (
+            "This request acts in that clinic: archive it from another one (Pulso-Clinic), so \
+             you keep a way back.",
+            None,
+        ),
     }
 }
 
