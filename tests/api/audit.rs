@@ -158,3 +158,45 @@ async fn each_clinic_reads_its_own_trail_and_operators_read_all() {
         .await
         .problem(400);
 }
+
+#[tokio::test]
+async fn global_catalog_changes_are_in_the_platform_trail() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let catalogs = shared::catalogs::router(app.state.clone());
+    let operator = app.client(&catalogs, &app.platform_admin_token(&a));
+    let item = json!({"name": "Ferulización", "default_minutes": 45, "price_cents": 9000});
+    let path = "/catalogs/procedure/FERUL?scope=global";
+    let saved = operator.put(path, &item).await;
+    assert_eq!(saved.status, 201, "{}", saved.body);
+    assert_eq!(operator.delete(path).await.status, 204);
+    assert_eq!(
+        operator.delete(path).await.status,
+        204,
+        "retiring twice is a no-op"
+    );
+
+    let admin = shared::admin::router(app.state.clone());
+    let trail = app
+        .client(&admin, &app.platform_admin_token(&a))
+        .get("/admin/audit?scope=platform&target_id=procedure/FERUL")
+        .await;
+    assert_eq!(trail.status, 200, "{}", trail.body);
+    assert_eq!(
+        actions(&trail.body),
+        ["catalog.global_retire", "catalog.global_save"]
+    );
+    let [retire, save] = [0, 1].map(|i| &trail.body["items"][i]);
+    assert!(save["clinic_id"].is_null());
+    assert_eq!(save["changes"]["price_cents"], json!({"after": 9000}));
+    assert_eq!(
+        retire["changes"],
+        json!({"active": {"before": true, "after": false}})
+    );
+    // Not in any clinic's own trail.
+    let own = app
+        .client(&admin, &app.token(&a, Role::Admin))
+        .get("/admin/audit")
+        .await;
+    assert_eq!(own.body["items"], json!([]));
+}

@@ -18,6 +18,10 @@ use sqlx::PgConnection;
 /// What was done; the part before the dot is the kind of thing it was done to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Action {
+    #[serde(rename = "catalog.global_save")]
+    CatalogGlobalSave,
+    #[serde(rename = "catalog.global_retire")]
+    CatalogGlobalRetire,
     #[serde(rename = "clinic.update")]
     ClinicUpdate,
     #[serde(rename = "clinic.create")]
@@ -42,6 +46,8 @@ pub enum Action {
 
 impl Action {
     pub const ALL: &'static [Action] = &[
+        Action::CatalogGlobalSave,
+        Action::CatalogGlobalRetire,
         Action::ClinicUpdate,
         Action::ClinicCreate,
         Action::ClinicArchive,
@@ -56,6 +62,8 @@ impl Action {
 
     pub fn as_str(&self) -> &'static str {
         match self {
+            Action::CatalogGlobalSave => "catalog.global_save",
+            Action::CatalogGlobalRetire => "catalog.global_retire",
             Action::ClinicUpdate => "clinic.update",
             Action::ClinicCreate => "clinic.create",
             Action::ClinicArchive => "clinic.archive",

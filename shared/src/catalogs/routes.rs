@@ -10,10 +10,11 @@ use super::types::{
     CatalogCode, CatalogItem, CatalogKind, CatalogViewResponse, ItemChanges, PutItemRequest, Scope,
     ViewQuery, WriteQuery,
 };
+use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
 use crate::http::responses::PreconditionFailed;
-use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::state::AppState;
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::extract::State;
@@ -137,6 +138,7 @@ async fn show_item(
 async fn save(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiPath((kind, code)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<WriteQuery>,
     headers: HeaderMap,
@@ -168,6 +170,7 @@ async fn save(
                     &code,
                     &changes,
                     if_match.as_ref(),
+                    &Actor::person(&principal, &request_id),
                 )
                 .await?
         }
@@ -203,6 +206,7 @@ async fn save(
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiPath((kind, code)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<WriteQuery>,
 ) -> Result<StatusCode, ApiError> {
@@ -218,7 +222,12 @@ async fn remove(
         }
         Scope::Global => {
             service
-                .retire_global(principal.clinic_id, kind, &code)
+                .retire_global(
+                    principal.clinic_id,
+                    kind,
+                    &code,
+                    &Actor::person(&principal, &request_id),
+                )
                 .await?
         }
     }

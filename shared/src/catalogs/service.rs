@@ -3,6 +3,7 @@
 
 use super::repository;
 use super::types::{CatalogCode, CatalogItem, CatalogKind, Incomplete, ItemChanges, MergedRow};
+use crate::audit::{self, Action, Actor, Changes, FieldPolicy};
 use crate::cache::{CATALOG_VIEW, Cache};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
@@ -55,6 +56,12 @@ pub struct SavedItem {
     pub item: CatalogItem,
     pub created: bool,
 }
+
+/// A global item's change names the fields that changed (what every clinic sees).
+const GLOBAL_AUDIT: FieldPolicy = FieldPolicy {
+    ignored: &["source"],
+    redacted: &[],
+};
 
 pub struct CatalogService<'a> {
     db: &'a PgPool,
@@ -166,9 +173,14 @@ impl<'a> CatalogService<'a> {
         code: &CatalogCode,
         changes: &ItemChanges,
         if_match: Option<&IfMatch>,
+        actor: &Actor,
     ) -> Result<SavedItem, CatalogError> {
         let mut tx = db::begin_platform(self.db, clinic).await?;
         let current = repository::find(&mut tx, None, kind, code, true).await?;
+        let before = match current {
+            Some(_) => Some(merged_item(&mut tx, None, kind, code).await?),
+            None => None,
+        };
         check_precondition(&mut tx, clinic, kind, code, if_match).await?;
         changes.check_complete(
             kind,
@@ -177,6 +189,19 @@ impl<'a> CatalogService<'a> {
         )?;
         let created = repository::upsert(&mut tx, None, kind, code, changes).await?;
         let item = merged_item(&mut tx, None, kind, code).await?;
+        let changed = Changes::between(before.as_ref(), Some(&item), &GLOBAL_AUDIT);
+        if !changed.is_empty() {
+            let target = format!("{}/{}", kind.as_str(), code.as_str());
+            audit::record(
+                &mut tx,
+                actor,
+                None,
+                Action::CatalogGlobalSave,
+                &target,
+                &changed,
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.invalidate_every_clinic().await;
         Ok(SavedItem { item, created })
@@ -190,10 +215,29 @@ impl<'a> CatalogService<'a> {
         clinic: ClinicId,
         kind: CatalogKind,
         code: &CatalogCode,
+        actor: &Actor,
     ) -> Result<(), CatalogError> {
         let mut tx = db::begin_platform(self.db, clinic).await?;
+        let before = match repository::find(&mut tx, None, kind, code, true).await? {
+            Some(_) => Some(merged_item(&mut tx, None, kind, code).await?),
+            None => None,
+        };
         if !repository::retire_global(&mut tx, kind, code).await? {
             return Err(CatalogError::NotFound);
+        }
+        let after = merged_item(&mut tx, None, kind, code).await?;
+        let changed = Changes::between(before.as_ref(), Some(&after), &GLOBAL_AUDIT);
+        if !changed.is_empty() {
+            let target = format!("{}/{}", kind.as_str(), code.as_str());
+            audit::record(
+                &mut tx,
+                actor,
+                None,
+                Action::CatalogGlobalRetire,
+                &target,
+                &changed,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.invalidate_every_clinic().await;
