@@ -2,11 +2,14 @@
 //! `Principal { user_id, clinic_id, role }` with the clinic the request acts in and the role
 //! the database gives the person there.
 //!
-//! HS256 with a configured secret locally; RS256 keys from a JWKS endpoint (Cognito or any
-//! OpenID provider) in the cloud. Missing, expired or forged tokens are 401; a valid token
-//! with the wrong role is 403. Tokens are never logged.
+//! Two kinds of issuer may be trusted side by side, each found by the token's `iss`: Pulso's own
+//! (HS256 with a configured secret: scripts, local development, tests; `sub` is the user id)
+//! and a Cognito user pool (RS256 keys from its JWKS; ID tokens by `aud`, access tokens by
+//! `client_id`, both by `token_use`; `(iss, sub)` is mapped to a user by `shared::access`).
+//! Missing, expired or forged tokens are 401; a valid token with the wrong role is 403. Tokens
+//! are never logged.
 
-use crate::config::{AuthConfig, JwtVerification};
+use crate::config::AuthConfig;
 use crate::http::ApiError;
 use crate::ids::{ClinicId, UserId};
 use http::request::Parts;
@@ -14,6 +17,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
@@ -41,9 +45,9 @@ impl Role {
     }
 }
 
-/// The claims Pulso reads. `sub` is the user id. A token proves who is calling, not what they
-/// may do: a `role` claim (older tokens carry one) is ignored, and `clinic_id` only chooses the
-/// clinic when the request names none.
+/// The claims of Pulso's own tokens (`pulso-devtool token`, the tests): `sub` is the user id.
+/// A token proves who is calling, not what they may do: a `role` claim (older tokens carry one)
+/// is ignored, and `clinic_id` only chooses the clinic when the request names none.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: UserId,
@@ -60,7 +64,51 @@ pub struct Claims {
     pub platform_admin: bool,
 }
 
-/// Who a verified token names: a person, and the clinic its `clinic_id` claim would choose.
+/// The claims of a Cognito user pool's ID and access tokens that Pulso reads.
+#[derive(Debug, Deserialize)]
+struct CognitoClaims {
+    sub: String,
+    /// `id` or `access`: an ID token names the app client in `aud`, an access token in
+    /// `client_id` (it has no `aud`).
+    token_use: String,
+    #[serde(default)]
+    aud: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    iat: i64,
+    exp: i64,
+    /// Groups only the pool's administrators can change; [`PLATFORM_GROUP`] is the
+    /// platform-operator claim.
+    #[serde(default, rename = "cognito:groups")]
+    groups: Vec<String>,
+}
+
+/// The Cognito group whose members carry the platform-operator claim (still honoured only for
+/// a person listed in `platform_operators`).
+pub const PLATFORM_GROUP: &str = "pulso-platform";
+
+/// Whom a verified token names, before Pulso looked the person up.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// Pulso's own token: its `sub` is the user id.
+    User(UserId),
+    /// An identity provider's token: its `(iss, sub)`, which `user_identities` maps to a user.
+    External { issuer: Arc<str>, subject: String },
+}
+
+/// A verified token: whom it names, the clinic its `clinic_id` claim would choose, and until
+/// when it may be used.
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub subject: Subject,
+    pub claimed_clinic: Option<ClinicId>,
+    /// The `platform_admin` claim (Cognito: membership of [`PLATFORM_GROUP`]).
+    pub platform_claim: bool,
+    /// The token's `exp` (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// Who a verified token names, once its subject is a Pulso user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub user_id: UserId,
@@ -140,9 +188,18 @@ const JWKS_BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
 const LEEWAY_SECONDS: u64 = 30;
 
 pub struct Authenticator {
-    keys: Keys,
-    validation_template: Validation,
+    /// Each trusted issuer, found by the token's `iss`.
+    issuers: Vec<Issuer>,
     max_token_age: Duration,
+}
+
+struct Issuer {
+    name: Arc<str>,
+    keys: Keys,
+    /// Algorithm, issuer, audience (first party), leeway and the claims required.
+    validation: Validation,
+    /// Cognito's app client: `aud` of an ID token, `client_id` of an access token.
+    cognito_client: Option<String>,
 }
 
 enum Keys {
@@ -227,14 +284,28 @@ impl JwksState {
 
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Result<Self, reqwest::Error> {
-        let (keys, algorithm) = match &config.verification {
-            JwtVerification::Hs256 { secret } => (
-                Keys::Hs256(DecodingKey::from_secret(secret.expose().as_bytes())),
-                Algorithm::HS256,
-            ),
-            JwtVerification::Jwks { url } => (
-                Keys::Jwks(JwksCache {
-                    url: url.clone(),
+        let mut issuers = Vec::new();
+        if let Some(first) = &config.first_party {
+            let mut validation = validation(Algorithm::HS256, &first.issuer);
+            validation.set_audience(&[&first.audience]);
+            validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+            issuers.push(Issuer {
+                name: first.issuer.as_str().into(),
+                keys: Keys::Hs256(DecodingKey::from_secret(first.secret.expose().as_bytes())),
+                validation,
+                cognito_client: None,
+            });
+        }
+        if let Some(cognito) = &config.cognito {
+            let issuer = cognito.issuer();
+            let mut validation = validation(Algorithm::RS256, &issuer);
+            // Checked by `token_use` instead: an access token has no `aud`.
+            validation.validate_aud = false;
+            validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+            issuers.push(Issuer {
+                name: issuer.as_str().into(),
+                keys: Keys::Jwks(JwksCache {
+                    url: cognito.jwks_url(),
                     // A redirect would let whoever answers the configured URL choose where the
                     // keys come from.
                     http: reqwest::Client::builder()
@@ -243,59 +314,102 @@ impl Authenticator {
                         .build()?,
                     state: RwLock::new(JwksState::default()),
                 }),
-                Algorithm::RS256,
-            ),
-        };
-        let mut validation = Validation::new(algorithm);
-        validation.set_issuer(&[&config.issuer]);
-        validation.set_audience(&[&config.audience]);
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        validation.leeway = LEEWAY_SECONDS;
-        // A token that says it is not valid yet is not valid yet (checked when `nbf` is there).
-        validation.validate_nbf = true;
+                validation,
+                cognito_client: Some(cognito.client_id.clone()),
+            });
+        }
         Ok(Self {
-            keys,
-            validation_template: validation,
+            issuers,
             max_token_age: config.max_token_age,
         })
     }
 
-    /// The person the token names, and until when it may (Unix seconds, its `exp`).
-    pub async fn authenticate(&self, token: &str) -> Result<(Identity, i64), AuthError> {
+    /// The token, verified by the issuer it names.
+    pub async fn authenticate(&self, token: &str) -> Result<Token, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(Some(e)))?;
-        if header.alg != self.validation_template.algorithms[0] {
+        // Read unverified only to pick the issuer, whose key and rules then check everything
+        // (`iss` included).
+        let claimed = jsonwebtoken::dangerous::insecure_decode::<IssuerOnly>(token)
+            .map_err(|e| AuthError::Invalid(Some(e)))?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|issuer| *issuer.name == claimed.claims.iss)
+            .ok_or(AuthError::Invalid(None))?;
+        if header.alg != issuer.validation.algorithms[0] {
             // Never let the token choose its own algorithm (the classic `alg` confusion attack).
             return Err(AuthError::Invalid(None));
         }
-        let claims = match &self.keys {
-            Keys::Hs256(key) => self.decode(token, key)?,
+        let key = match &issuer.keys {
+            Keys::Hs256(key) => key.clone(),
             Keys::Jwks(cache) => {
-                let kid = header.kid.ok_or(AuthError::Invalid(None))?;
-                let key = cache.key(&kid).await?;
-                self.decode(token, &key)?
+                cache
+                    .key(&header.kid.ok_or(AuthError::Invalid(None))?)
+                    .await?
             }
         };
-        check_issued_at(
-            claims.iat,
-            chrono::Utc::now().timestamp(),
-            self.max_token_age,
-        )?;
-        let identity = Identity {
-            user_id: claims.sub,
-            claimed_clinic: claims.clinic_id,
-            platform_claim: claims.platform_admin,
+        let Some(client) = &issuer.cognito_client else {
+            let claims: Claims = decode(token, &key, &issuer.validation)?;
+            check_issued_at(claims.iat, now(), self.max_token_age)?;
+            return Ok(Token {
+                subject: Subject::User(claims.sub),
+                claimed_clinic: claims.clinic_id,
+                platform_claim: claims.platform_admin,
+                expires_at: claims.exp,
+            });
         };
-        Ok((identity, claims.exp))
+        let claims: CognitoClaims = decode(token, &key, &issuer.validation)?;
+        let audience = match claims.token_use.as_str() {
+            "id" => claims.aud.as_deref(),
+            "access" => claims.client_id.as_deref(),
+            _ => None,
+        };
+        if audience != Some(client.as_str()) || claims.sub.is_empty() {
+            return Err(AuthError::Invalid(None));
+        }
+        check_issued_at(claims.iat, now(), self.max_token_age)?;
+        Ok(Token {
+            platform_claim: claims.groups.iter().any(|group| group == PLATFORM_GROUP),
+            subject: Subject::External {
+                issuer: issuer.name.clone(),
+                subject: claims.sub,
+            },
+            claimed_clinic: None,
+            expires_at: claims.exp,
+        })
     }
+}
 
-    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Claims, AuthError> {
-        jsonwebtoken::decode::<Claims>(token, key, &self.validation_template)
-            .map(|data| data.claims)
-            .map_err(|error| match error.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(Some(error)),
-            })
-    }
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: String,
+}
+
+/// What every issuer's tokens are checked for besides their own rules.
+fn validation(algorithm: Algorithm, issuer: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[issuer]);
+    validation.leeway = LEEWAY_SECONDS;
+    // A token that says it is not valid yet is not valid yet (checked when `nbf` is there).
+    validation.validate_nbf = true;
+    validation
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    token: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<T, AuthError> {
+    jsonwebtoken::decode::<T>(token, key, validation)
+        .map(|data| data.claims)
+        .map_err(|error| match error.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(Some(error)),
+        })
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 /// A token issued in the future (beyond the clock skew tolerated) is not valid; one issued

@@ -93,6 +93,27 @@ pub async fn begin_user(pool: &PgPool, user: UserId) -> Result<TenantTx, DbError
     Ok(pool.begin_with(statement).await?)
 }
 
+/// Starts a transaction in which row-level security shows the one `user_identities` row of a
+/// verified token's issuer and subject, and nothing else. Unlike ids, they are arbitrary text,
+/// so they are bound with `set_config` rather than formatted in (one more round trip; only a
+/// directory miss pays it, `shared::access`).
+pub async fn begin_identity(
+    pool: &PgPool,
+    issuer: &str,
+    subject: &str,
+) -> Result<TenantTx, DbError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT set_config('app.identity_issuer', $1, true), \
+                set_config('app.identity_subject', $2, true)",
+    )
+    .bind(issuer)
+    .bind(subject)
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
+}
+
 /// A tenant transaction of `clinic` that also sees `user` as themselves: the caller's standing
 /// in the clinic, told apart from "no such user".
 pub async fn begin_member(

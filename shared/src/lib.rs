@@ -9,6 +9,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod contact;
@@ -16,6 +17,7 @@ pub mod contract;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod input;
 pub mod keys;

@@ -4,6 +4,7 @@ use crate::access::Access;
 use crate::auth::Authenticator;
 use crate::cache::Cache;
 use crate::config::{Config, HttpConfig};
+use crate::identity::IdentityProvider;
 use crate::keys::Keys;
 use crate::queue::Queue;
 use crate::realtime::{Notifier, Realtime};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Signs and verifies the media URLs a browser loads without a token.
     pub signer: Arc<UrlSigner>,
+    /// The Cognito user pool invitations create people in; `None` without one (`shared::identity`).
+    pub identity: Option<Arc<IdentityProvider>>,
     pub config: Arc<Config>,
 }
 
@@ -72,6 +75,11 @@ impl AppState {
             ),
             queue: Queue::new(redis.clone(), &keys, &config.queue),
             notifier: Notifier::from_config(&config.realtime),
+            identity: config
+                .auth
+                .cognito
+                .clone()
+                .map(|cognito| Arc::new(IdentityProvider::new(cognito))),
             redis,
             keys,
             access,

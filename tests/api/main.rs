@@ -13,6 +13,7 @@ mod contract;
 mod dashboard;
 mod fairness;
 mod health;
+mod identity;
 mod jobs;
 mod lost_updates;
 mod patients;

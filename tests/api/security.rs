@@ -277,82 +277,178 @@ async fn row_level_security_holds_without_any_where_clause() {
     assert!(deleted.is_err());
 }
 
-/// Serves the test key set at `/jwks.json`, and `/moved` redirecting there; answers the
-/// server's address.
+/// The test pools whose key set the test server serves (`KEYS_POOL`) or redirects (`MOVED_POOL`).
+const KEYS_POOL: &str = "eu-west-1_keys";
+const MOVED_POOL: &str = "eu-west-1_moved";
+const CLIENT: &str = "testclient";
+
+/// Serves the test key set where Cognito serves a pool's (`/{pool}/.well-known/jwks.json`) for
+/// [`KEYS_POOL`], and a redirect there for [`MOVED_POOL`]; answers the server's address.
 async fn jwks_server() -> std::net::SocketAddr {
     let jwks: Value = serde_json::from_str(include_str!("../fixtures/jwks-test.json")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = Router::new()
         .route(
-            "/jwks.json",
+            &format!("/{KEYS_POOL}/.well-known/jwks.json"),
             axum::routing::get(move || async move { axum::Json(jwks) }),
         )
         .route(
-            "/moved",
-            axum::routing::get(|| async { axum::response::Redirect::temporary("/jwks.json") }),
+            &format!("/{MOVED_POOL}/.well-known/jwks.json"),
+            axum::routing::get(|| async {
+                axum::response::Redirect::temporary(&format!("/{KEYS_POOL}/.well-known/jwks.json"))
+            }),
         );
     tokio::spawn(async move { axum::serve(listener, server).await });
     address
 }
 
-/// An RS256 token of clinic A's receptionist signed with the test key under `kid`.
-fn rs256_token(app: &TestApp, kid: &str) -> String {
+/// An app trusting the test pool `pool`, whose keys the server at `address` serves.
+async fn app_with_pool(address: std::net::SocketAddr, pool: &str) -> TestApp {
+    TestApp::spawn_with(TestOptions {
+        cognito: Some(pulso_tests::CognitoOptions {
+            user_pool_id: pool.into(),
+            client_id: CLIENT.into(),
+            endpoint: format!("http://{address}"),
+        }),
+        ..TestOptions::default()
+    })
+    .await
+}
+
+fn issuer(pool: &str) -> String {
+    format!("https://cognito-idp.eu-west-1.amazonaws.com/{pool}")
+}
+
+/// A token shaped like Cognito's, signed with the test key under `kid`: `claims` are added to
+/// (or replace) those of an ID token of subject `sub` for [`CLIENT`].
+fn cognito_token(kid: &str, sub: &str, claims: Value) -> String {
     let key =
         jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../fixtures/jwks-test-key.pem"))
             .unwrap();
     let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        sub: app.clinic_a.receptionist,
-        clinic_id: Some(app.clinic_a.id),
-        iss: "pulso-local".into(),
-        aud: "pulso".into(),
-        iat: now,
-        exp: now + 600,
-        platform_admin: false,
-    };
+    let mut body = json!({
+        "iss": issuer(KEYS_POOL), "sub": sub, "aud": CLIENT, "token_use": "id",
+        "iat": now, "exp": now + 600, "email": "someone@example.com",
+    });
+    for (name, value) in claims.as_object().unwrap() {
+        body[name] = value.clone();
+    }
+    body.as_object_mut()
+        .unwrap()
+        .retain(|_, value| !value.is_null());
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(kid.into());
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    jsonwebtoken::encode(&header, &body, &key).unwrap()
+}
+
+/// Maps the pool's `sub` to clinic A's receptionist, as an invitation would have.
+async fn link_receptionist(app: &TestApp, sub: &str) {
+    let mut tx = app.owner_tx(app.clinic_a.id).await;
+    sqlx::query("INSERT INTO user_identities (issuer, subject, user_id) VALUES ($1, $2, $3)")
+        .bind(issuer(KEYS_POOL))
+        .bind(sub)
+        .bind(app.clinic_a.receptionist)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
 }
 
 #[tokio::test]
-async fn rs256_tokens_are_verified_against_a_jwks_endpoint() {
+async fn cognito_tokens_are_verified_against_the_pools_keys_beside_pulsos_own() {
     let address = jwks_server().await;
-    let app = TestApp::spawn_with(TestOptions {
-        jwks_url: Some(format!("http://{address}/jwks.json")),
-        ..TestOptions::default()
-    })
-    .await;
+    let app = app_with_pool(address, KEYS_POOL).await;
     let router = shared::patients::router(app.state.clone());
-    let sign = |kid: &str| rs256_token(&app, kid);
+    let kid = "pulso-test-key-1";
+    link_receptionist(&app, "cognito-sub-1").await;
+    let call = |token: String| {
+        let client = app.client(&router, &token);
+        async move { client.get("/patients").await }
+    };
 
-    let ok = app
-        .client(&router, &sign("pulso-test-key-1"))
-        .get("/patients")
-        .await;
-    assert_eq!(ok.status, 200, "{}", ok.body);
-    let unknown_kid = app
-        .client(&router, &sign("rotated-away"))
-        .get("/patients")
-        .await;
-    unknown_kid.problem(401);
-    // An HS256 token must not be accepted where RS256 is configured (algorithm confusion).
-    let hs = app.token(&app.clinic_a, Role::Receptionist);
-    let confused = app.client(&router, &hs).get("/patients").await;
-    confused.problem(401);
+    let id_token = call(cognito_token(kid, "cognito-sub-1", json!({}))).await;
+    assert_eq!(id_token.status, 200, "{}", id_token.body);
+    // An access token names the client in `client_id` and has no `aud`.
+    let access = json!({"token_use": "access", "aud": null, "client_id": CLIENT});
+    let access_token = call(cognito_token(kid, "cognito-sub-1", access)).await;
+    assert_eq!(access_token.status, 200, "{}", access_token.body);
+    // Pulso's own tokens still work beside the pool's.
+    let own = call(app.token(&app.clinic_a, Role::Receptionist)).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+
+    let refused = [
+        (kid, json!({"aud": "another-client"})),
+        (
+            kid,
+            json!({"token_use": "access", "aud": null, "client_id": "another"}),
+        ),
+        // An access token's client in `aud` is not how Cognito writes it.
+        (kid, json!({"token_use": "access"})),
+        (kid, json!({"token_use": "refresh"})),
+        (kid, json!({"token_use": null})),
+        (kid, json!({"iss": issuer("eu-west-1_other")})),
+        (kid, json!({"exp": chrono::Utc::now().timestamp() - 120})),
+        ("rotated-away", json!({})),
+    ];
+    for (kid, claims) in refused {
+        let response = call(cognito_token(kid, "cognito-sub-1", claims.clone())).await;
+        response.problem(401);
+    }
+    // A good token of an identity no person has: who it is, Pulso does not know.
+    let stranger = call(cognito_token(kid, "cognito-sub-unknown", json!({}))).await;
+    assert_eq!(stranger.problem(401)["type"], "/problems/unknown-user");
+    // An HS256 token claiming the pool's issuer, signed with anything: the pool's tokens are
+    // RS256 whatever the token says (algorithm confusion).
+    let now = chrono::Utc::now().timestamp();
+    let confused = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": issuer(KEYS_POOL), "sub": "cognito-sub-1", "aud": CLIENT,
+                "token_use": "id", "iat": now, "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(pulso_tests::JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    call(confused).await.problem(401);
+}
+
+#[tokio::test]
+async fn only_the_pools_platform_group_carries_the_operator_claim() {
+    let address = jwks_server().await;
+    let app = app_with_pool(address, KEYS_POOL).await;
+    let router = shared::clinics::router(app.state.clone());
+    let kid = "pulso-test-key-1";
+    // Clinic A's admin is a listed operator (the harness's seed); map a sub to them.
+    let mut tx = app.owner_tx(app.clinic_a.id).await;
+    sqlx::query(
+        "INSERT INTO user_identities (issuer, subject, user_id) VALUES ($1, 'admin-sub', $2)",
+    )
+    .bind(issuer(KEYS_POOL))
+    .bind(app.clinic_a.admin)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let as_group = |groups: Value| {
+        let token = cognito_token(kid, "admin-sub", json!({"cognito:groups": groups}));
+        let client = app.client(&router, &token);
+        async move { client.get("/platform/clinics").await }
+    };
+    let operator = as_group(json!(["pulso-platform"])).await;
+    assert_eq!(operator.status, 200, "{}", operator.body);
+    as_group(json!(["admins"])).await.problem(403);
+    as_group(json!(null)).await.problem(403);
 }
 
 #[tokio::test]
 async fn the_jwks_client_does_not_follow_redirects() {
     let address = jwks_server().await;
-    let app = TestApp::spawn_with(TestOptions {
-        jwks_url: Some(format!("http://{address}/moved")),
-        ..TestOptions::default()
-    })
-    .await;
+    let app = app_with_pool(address, MOVED_POOL).await;
     let router = shared::patients::router(app.state.clone());
-    let token = rs256_token(&app, "pulso-test-key-1");
+    let token = cognito_token(
+        "pulso-test-key-1",
+        "cognito-sub-1",
+        json!({"iss": issuer(MOVED_POOL)}),
+    );
     // The keys could not be fetched: the token can be judged neither way.
     let response = app.client(&router, &token).get("/patients").await;
     assert_eq!(response.problem(503)["type"], "/problems/unavailable");

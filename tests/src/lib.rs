@@ -5,7 +5,9 @@
 //! - `TEST_ADMIN_DATABASE_URL`: the owner role (creates databases, runs migrations);
 //! - `TEST_APP_DATABASE_URL`: the application role the functions use (subject to RLS);
 //! - `TEST_SYSTEM_DATABASE_URL`: the scheduler's role, pulso_system (RLS plus the clinic list);
-//! - `TEST_REDIS_URL`.
+//! - `TEST_REDIS_URL`;
+//! - `TEST_COGNITO_ENDPOINT`: the local Cognito stand-in (`infra/scripts/cognito.sh`), where the
+//!   tests of sign-in and invitations make pools of their own.
 
 pub mod client;
 pub mod fixtures;
@@ -99,12 +101,53 @@ pub struct TestOptions {
     pub database_unreachable: bool,
     /// Override `MAX_BODY_BYTES`.
     pub max_body_bytes: Option<usize>,
-    /// Verify RS256 tokens against this JWKS URL instead of the HS256 test secret.
-    pub jwks_url: Option<String>,
+    /// Trust this Cognito user pool's tokens too (beside the HS256 test secret), and invite
+    /// people into it (`shared::identity`).
+    pub cognito: Option<CognitoOptions>,
     /// Point the app at this Redis instead (e.g. a server that accepts and never answers).
     pub redis_url: Option<String>,
     /// Further settings, as environment variables would give them.
     pub env: Vec<(&'static str, String)>,
+}
+
+/// A Cognito user pool: on the local stand-in ([`StandInPool::options`]) or a fake endpoint of a
+/// test's own (a key set served by the test).
+#[derive(Clone, Debug)]
+pub struct CognitoOptions {
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub endpoint: String,
+}
+
+/// Where the tests' Cognito stand-in answers (`infra/run-tests` starts it).
+pub fn cognito_endpoint() -> String {
+    env_or("TEST_COGNITO_ENDPOINT", "http://127.0.0.1:4402")
+}
+
+/// A pool of this test's own on the Cognito stand-in, and a client of the stand-in.
+pub async fn stand_in_pool() -> (shared::identity::StandIn, CognitoOptions) {
+    let endpoint = cognito_endpoint();
+    let stand_in = shared::identity::StandIn::new(&endpoint, "eu-west-1").await;
+    let pool = stand_in
+        .pool(&format!("test-{}", Uuid::new_v4().simple()))
+        .await
+        .expect("a pool on the Cognito stand-in (infra/scripts/cognito.sh starts it)");
+    let options = CognitoOptions {
+        user_pool_id: pool.user_pool_id,
+        client_id: pool.client_id,
+        endpoint,
+    };
+    (stand_in, options)
+}
+
+impl CognitoOptions {
+    /// The stand-in's view of the pool.
+    pub fn pool(&self) -> shared::identity::StandInPool {
+        shared::identity::StandInPool {
+            user_pool_id: self.user_pool_id.clone(),
+            client_id: self.client_id.clone(),
+        }
+    }
 }
 
 pub struct TestApp {
@@ -170,10 +213,12 @@ impl TestApp {
             // Fan-out tests open dozens of connections as one user.
             ("WS_MAX_CONNECTIONS_PER_USER", "1000".to_string()),
         ]);
-        match options.jwks_url {
-            Some(url) => vars.insert("JWT_JWKS_URL", url),
-            None => vars.insert("JWT_HS256_SECRET", JWT_SECRET.to_string()),
-        };
+        vars.insert("JWT_HS256_SECRET", JWT_SECRET.to_string());
+        if let Some(cognito) = options.cognito {
+            vars.insert("COGNITO_USER_POOL_ID", cognito.user_pool_id);
+            vars.insert("COGNITO_CLIENT_ID", cognito.client_id);
+            vars.insert("COGNITO_ENDPOINT_URL", cognito.endpoint);
+        }
         vars.extend(options.env);
         if let Some(limit) = options.max_body_bytes {
             vars.insert("MAX_BODY_BYTES", limit.to_string());

@@ -5,6 +5,7 @@
 //! app role; `smoke` and `soak` only to mint their token). `infra/run-local` writes `.dev/env`
 //! with everything this tool reads, and `infra/token` sources it before running `token`.
 
+mod identity;
 mod listing;
 mod smoke;
 mod soak;
@@ -28,6 +29,10 @@ commands:
   seed-large [--patients N] [--appointments N] [--reset]
                                 seed the large clinic `grande` for benchmarks (default 20000
                                 patients, 200000 appointments); --reset rebuilds it
+  identity-pool                 create the local Cognito pool and web client on the stand-in
+                                (COGNITO_ENDPOINT_URL) if missing; print their ids as env lines
+  identity-users                put every active member into that pool (found or created, as an
+                                invitation does), link their identities, set the demo password
   token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]
                                 print a JWT for a seeded user (HS256, JWT_HS256_SECRET)
   contract [--check]            write the API's documents, generated from the code:
@@ -48,7 +53,9 @@ environment:
   DATABASE_ADMIN_URL            owner-role connection string (infra/run-local writes it to .dev/env)
   JWT_HS256_SECRET              token signing secret (at least 32 bytes)
   JWT_ISSUER, JWT_AUDIENCE      token iss/aud (default pulso-local / pulso)
-  WS_URL                        the WebSocket API, for smoke and soak (in .dev/env)";
+  WS_URL                        the WebSocket API, for smoke and soak (in .dev/env)
+  COGNITO_ENDPOINT_URL, COGNITO_USER_POOL_ID, COGNITO_CLIENT_ID
+                                the local Cognito stand-in and its pool (in .dev/env)";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -85,6 +92,14 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             let clinic = large_clinic::seed_large(&admin_pool().await?, &options).await?;
             print_large_clinic(&clinic);
             Ok(())
+        }
+        "identity-pool" => {
+            no_options(command, options)?;
+            identity::pool().await
+        }
+        "identity-users" => {
+            no_options(command, options)?;
+            identity::users(&admin_pool().await?).await
         }
         "token" => {
             let request = token::TokenRequest::parse(options)?;

@@ -1,7 +1,9 @@
 //! The gate every authenticated request passes: the token says who is calling, the database
 //! says where and as what they may act, the rate limiter says whether now.
 //!
-//! 1. The token is verified (`shared::auth`): 401 when missing, expired or forged.
+//! 1. The token is verified (`shared::auth`): 401 when missing, expired or forged; an identity
+//!    provider's `(iss, sub)` is mapped to a person (`identities.rs`), 401
+//!    `/problems/unknown-user` when it names nobody.
 //! 2. The clinic the request acts in is chosen (`choice.rs`): the `Pulso-Clinic` header, else
 //!    the token's `clinic_id` claim, else the caller's only active membership; 400
 //!    `/problems/clinic-required` when they have several and named none, 403
@@ -24,6 +26,7 @@
 //! requests pass unthrottled and every standing is read from PostgreSQL.
 
 mod choice;
+mod identities;
 mod standing;
 
 pub use choice::{CLINIC_HEADER, Fallback, Membership};
@@ -44,6 +47,7 @@ use ::redis::AsyncCommands;
 use axum::extract::{FromRef, FromRequestParts};
 use choice::Directory;
 use http::request::Parts;
+use identities::Identities;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +57,7 @@ const SIGNED_LINKS: UserId = UserId(uuid::Uuid::nil());
 
 pub struct Access {
     authenticator: Authenticator,
+    identities: Identities,
     directory: Directory,
     db: PgPool,
     redis: Arc<RedisConnector>,
@@ -82,6 +87,7 @@ impl Access {
         Self {
             authenticator,
             limiter: RateLimiter::new(redis.clone(), keys.clone(), config.limits.clone()),
+            identities: Identities::new(db.clone()),
             directory: Directory::new(db.clone()),
             db,
             redis,
@@ -109,10 +115,16 @@ impl Access {
         named: Option<ClinicId>,
         fallback: Fallback,
     ) -> Result<Verified, ApiError> {
-        let (identity, expires_at) =
+        let token =
             self.authenticator.authenticate(token).await.inspect_err(
                 |error| tracing::info!(reason = %error, "request not authenticated"),
             )?;
+        let identity = Identity {
+            user_id: self.identities.user(&token.subject).await?,
+            claimed_clinic: token.claimed_clinic,
+            platform_claim: token.platform_claim,
+        };
+        let expires_at = token.expires_at;
         let clinic = self
             .directory
             .choose(identity.user_id, named, identity.claimed_clinic, fallback)

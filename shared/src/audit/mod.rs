@@ -32,6 +32,8 @@ pub enum Action {
     ClinicRestore,
     #[serde(rename = "organization.create")]
     OrganizationCreate,
+    #[serde(rename = "membership.create")]
+    MembershipCreate,
     #[serde(rename = "membership.update")]
     MembershipUpdate,
     #[serde(rename = "membership.deactivate")]
@@ -53,6 +55,7 @@ impl Action {
         Action::ClinicArchive,
         Action::ClinicRestore,
         Action::OrganizationCreate,
+        Action::MembershipCreate,
         Action::MembershipUpdate,
         Action::MembershipDeactivate,
         Action::PatientCreate,
@@ -69,6 +72,7 @@ impl Action {
             Action::ClinicArchive => "clinic.archive",
             Action::ClinicRestore => "clinic.restore",
             Action::OrganizationCreate => "organization.create",
+            Action::MembershipCreate => "membership.create",
             Action::MembershipUpdate => "membership.update",
             Action::MembershipDeactivate => "membership.deactivate",
             Action::PatientCreate => "patient.create",

@@ -1,6 +1,7 @@
 //! Who works where: the signed-in person and their clinics (`GET /me`), a clinic's settings
 //! (`GET` / `PATCH /clinic`, `settings.rs`), its staff (`GET /staff`: the booking form's
-//! dentist list, with calendar colours and initials; `PATCH` / `DELETE /staff/{id}`), and what
+//! dentist list, with calendar colours and initials; `POST /staff` invites, `invitations.rs`;
+//! `PATCH` / `DELETE /staff/{id}`), and what
 //! Pulso's operators do to clinics (`/platform/…`: `onboarding.rs`, `platform.rs`).
 //!
 //! People (`users`) and clinics meet in `memberships` (`migrations/…17_organizations_and_
@@ -8,6 +9,7 @@
 //! clinic a request acts in, and the role it acts with, is the gate's business
 //! (`crate::access`); this context shows the same facts to the frontend.
 
+pub mod invitations;
 pub mod onboarding;
 mod permissions;
 pub mod platform;

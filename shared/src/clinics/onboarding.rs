@@ -3,9 +3,10 @@
 //! caller proved the platform power). Both are safe to retry: the same request again answers
 //! with what the first created (200 instead of 201); a slug taken by something else is 409
 //! `/problems/slug-taken`. The first admin is found by email when they are already someone at
-//! another clinic, else created. (The identity provider's invitation joins this transaction's
-//! work when Pulso gets one: issue 13 §3.)
+//! another clinic, else created, and invited through the identity provider as
+//! `POST /staff` invites (`invitations.rs`).
 
+use super::invitations;
 use super::repository;
 use super::settings::{ClinicChanges, ClinicSettings, UpdateClinicRequest, unknown_time_zone};
 use super::types::StaffMember;
@@ -15,7 +16,7 @@ use crate::cache::CLINIC_LIST;
 use crate::contact::Email;
 use crate::db::{self, DbError};
 use crate::http::{ApiError, ConflictKind};
-use crate::ids::{ClinicId, OrganizationId, UserId};
+use crate::ids::{ClinicId, OrganizationId};
 use crate::input::InputError;
 use crate::state::AppState;
 use crate::text::single_line;
@@ -213,7 +214,11 @@ pub async fn create_clinic(
             .await
             .map_err(DbError::from)?;
     if let Some((clinic, organization)) = existing {
-        let admin = admin_by_email(&mut tx, clinic, new.admin_email.as_str()).await?;
+        let admin = repository::member_by_email(&mut tx, clinic, new.admin_email.as_str())
+            .await
+            .map_err(DbError::from)?
+            .map(StaffMember::from)
+            .filter(|admin| admin.active && admin.role == Role::Admin);
         let onboarded = match admin {
             Some(admin) if organization == new.organization => Some(OnboardedClinic {
                 clinic: settings(&mut tx, clinic).await?,
@@ -258,17 +263,25 @@ pub async fn create_clinic(
     .execute(&mut *tx)
     .await
     .map_err(|error| taken_or(error, "clinic", &new.slug))?;
-    let user = person_by_email(&mut tx, new.admin_email.as_str(), &new.admin_name).await?;
+    // The one call out of the transaction's hands: a failure after it is undone by the
+    // rollback here, and the same request again finds the person in the pool.
+    let pool_user = invitations::provision(state, &new.admin_email, &new.admin_name).await?;
+    let user = invitations::person(&mut tx, &new.admin_email, &new.admin_name).await?;
     sqlx::query("INSERT INTO memberships (clinic_id, user_id, role) VALUES ($1, $2, 'admin')")
         .bind(clinic)
         .bind(user)
         .execute(&mut *tx)
         .await
         .map_err(DbError::from)?;
+    if let Some(pool_user) = &pool_user {
+        invitations::link(&mut tx, pool_user, user).await?;
+    }
     let onboarded = OnboardedClinic {
         clinic: settings(&mut tx, clinic).await?,
-        admin: admin_by_email(&mut tx, clinic, new.admin_email.as_str())
-            .await?
+        admin: repository::member(&mut tx, clinic, user, false)
+            .await
+            .map_err(DbError::from)?
+            .map(StaffMember::from)
             .ok_or(ApiError::NotFound { what: "admin" })?,
     };
     let mut changes = Changes::between(None, Some(&onboarded.clinic), &CREATED);
@@ -318,55 +331,6 @@ async fn settings(conn: &mut PgConnection, clinic: ClinicId) -> Result<ClinicSet
         .map_err(DbError::from)?
         .ok_or(ApiError::NotFound { what: "clinic" })?
         .into())
-}
-
-/// The clinic's active admin with this email, if there is one.
-async fn admin_by_email(
-    conn: &mut PgConnection,
-    clinic: ClinicId,
-    email: &str,
-) -> Result<Option<StaffMember>, ApiError> {
-    let user: Option<UserId> = sqlx::query_scalar(
-        "SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id
-          WHERE m.clinic_id = $1 AND u.email = $2 AND m.role = 'admin' AND m.active",
-    )
-    .bind(clinic)
-    .bind(email)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(DbError::from)?;
-    let Some(user) = user else {
-        return Ok(None);
-    };
-    let row = repository::member(conn, clinic, user, false)
-        .await
-        .map_err(DbError::from)?;
-    Ok(row.map(StaffMember::from).filter(|m| m.role == Role::Admin))
-}
-
-/// The person with this email, created when Pulso does not know them yet.
-async fn person_by_email(
-    conn: &mut PgConnection,
-    email: &str,
-    full_name: &str,
-) -> Result<UserId, ApiError> {
-    let known: Option<UserId> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(DbError::from)?;
-    if let Some(user) = known {
-        return Ok(user);
-    }
-    let user = UserId::new_random();
-    sqlx::query("INSERT INTO users (id, email, full_name) VALUES ($1, $2, $3)")
-        .bind(user)
-        .bind(email)
-        .bind(full_name)
-        .execute(conn)
-        .await
-        .map_err(DbError::from)?;
-    Ok(user)
 }
 
 /// A unique violation on the slug (a concurrent onboarding won the race) is 409.

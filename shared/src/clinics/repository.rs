@@ -164,15 +164,29 @@ pub(super) async fn member(
 ) -> Result<Option<StaffRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE OF m" } else { "" };
     sqlx::query_as(&format!(
-        "SELECT u.id, u.full_name, u.email, m.role, m.active, m.calendar_color
-           FROM memberships m JOIN users u ON u.id = m.user_id
-          WHERE m.clinic_id = $1 AND m.user_id = $2{lock}"
+        "{MEMBER} WHERE m.clinic_id = $1 AND m.user_id = $2{lock}"
     ))
     .bind(clinic)
     .bind(user)
     .fetch_optional(conn)
     .await
 }
+
+/// The member of the clinic's staff with this email, active or not.
+pub(super) async fn member_by_email(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    email: &str,
+) -> Result<Option<StaffRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{MEMBER} WHERE m.clinic_id = $1 AND u.email = $2"))
+        .bind(clinic)
+        .bind(email)
+        .fetch_optional(conn)
+        .await
+}
+
+const MEMBER: &str = "SELECT u.id, u.full_name, u.email, m.role, m.active, m.calendar_color
+                        FROM memberships m JOIN users u ON u.id = m.user_id";
 
 /// The clinic's active admins other than `except`, locked until commit: two admins demoting
 /// each other at once cannot both succeed and leave the clinic without one.

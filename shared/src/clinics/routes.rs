@@ -1,5 +1,7 @@
-//! Routes of the `clinics` function: `GET /me`, `GET` / `PATCH /clinic` and `GET /staff`.
+//! Routes of the `clinics` function: `GET /me`, `GET` / `PATCH /clinic`, the staff
+//! (`/staff`) and the platform operators' onboarding and archiving (`/platform/...`).
 
+use super::invitations::{self, Invitation, InviteStaffRequest};
 use super::onboarding::{
     self, NewClinic, NewClinicRequest, NewOrganizationRequest, OnboardedClinic, OrganizationView,
 };
@@ -33,7 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me))
         .routes(routes!(clinic, update_clinic))
-        .routes(routes!(staff))
+        .routes(routes!(staff, invite_staff))
         .routes(routes!(update_member, deactivate_member))
         .routes(routes!(platform_clinics, onboard_clinic))
         .routes(routes!(create_organization))
@@ -89,6 +91,43 @@ async fn staff(
             .staff(principal.clinic_id, &query)
             .await?,
     ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/staff",
+    tag = "clinics",
+    operation_id = "inviteStaffMember",
+    summary = "Invite someone to the clinic's staff",
+    description = "Makes the person with this email a member with the role, creating them when \
+                   Pulso does not know them (someone who works at another clinic of any \
+                   organization stays one person, with one sign-in). The sign-in service \
+                   emails a newly created person an invitation with a temporary password. Safe \
+                   to retry: a member with this email and role already answers 200; one with \
+                   another role, or deactivated, is 409 `/problems/already-member` (change it \
+                   with `PATCH /staff/{id}`). Recorded in the audit trail. 503 when the sign-in \
+                   service cannot be reached: send the same request again.",
+    request_body = InviteStaffRequest,
+    responses(
+        (status = 201, description = "Invited: the new member.", body = StaffMember),
+        (status = 200, description = "A member with this email and role already.",
+         body = StaffMember),
+        (status = 409, response = Conflict),
+    ),
+    extensions(("x-roles" = json!(STAFF_EDITORS))),
+)]
+async fn invite_staff(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    ApiJson(request): ApiJson<InviteStaffRequest>,
+) -> Result<(StatusCode, Json<StaffMember>), ApiError> {
+    principal.require(STAFF_EDITORS)?;
+    let invitation = Invitation::try_from(request)?;
+    let actor = Actor::person(&principal, &request_id);
+    let (member, created) = invitations::invite(&state, &principal, &actor, invitation).await?;
+    tracing::info!(member_id = %member.id, created, "staff member invited");
+    Ok((created_or_found(created), Json(member)))
 }
 
 #[utoipa::path(

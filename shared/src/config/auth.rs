@@ -1,5 +1,6 @@
-//! How tokens are verified: a shared HS256 secret locally, an identity provider's JWKS in the
-//! cloud; exactly one of the two.
+//! Which token issuers Pulso trusts: Pulso's own HS256 tokens (scripts, local development,
+//! tests), a Cognito user pool (staff signing in, locally through its stand-in), or both; at
+//! least one.
 
 use super::Secret;
 use super::vars::Vars;
@@ -8,19 +9,60 @@ use std::time::Duration;
 /// The smallest HS256 secret accepted: RFC 7518 §3.2 asks for a key as long as the hash.
 const MIN_HS256_SECRET_BYTES: usize = 32;
 
+/// Pulso's own tokens, signed with a shared secret (`pulso-devtool token`): their `sub` is a
+/// Pulso user id.
 #[derive(Clone, Debug)]
-pub enum JwtVerification {
-    /// Local development and tests: tokens signed with a shared secret.
-    Hs256 { secret: Secret },
-    /// A real identity provider (e.g. Cognito) publishing RS256 keys.
-    Jwks { url: String },
+pub struct FirstPartyTokens {
+    pub secret: Secret,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// A Cognito user pool: staff sign in there, and invitations create its users. Its tokens'
+/// `sub` is Cognito's, mapped to a Pulso user by `user_identities`.
+#[derive(Clone, Debug)]
+pub struct CognitoConfig {
+    /// `eu-west-1_AbC123`: the region, an underscore, the pool's own id.
+    pub user_pool_id: String,
+    /// The app client tokens must be issued to (`aud` of ID tokens, `client_id` of access tokens).
+    pub client_id: String,
+    /// Where the Cognito API and the pool's key set are served: AWS's regional endpoint, or a
+    /// local stand-in (`COGNITO_ENDPOINT_URL`).
+    pub endpoint: String,
+    /// The endpoint was configured (a local stand-in): the SDK is pointed at it.
+    pub custom_endpoint: bool,
+}
+
+impl CognitoConfig {
+    pub fn region(&self) -> &str {
+        self.user_pool_id
+            .split_once('_')
+            .map_or("", |(region, _)| region)
+    }
+
+    /// The `iss` of the pool's tokens: always AWS's form, also from a local stand-in.
+    pub fn issuer(&self) -> String {
+        format!(
+            "https://cognito-idp.{}.amazonaws.com/{}",
+            self.region(),
+            self.user_pool_id
+        )
+    }
+
+    /// The pool's public keys, where its endpoint serves them.
+    pub fn jwks_url(&self) -> String {
+        format!(
+            "{}/{}/.well-known/jwks.json",
+            self.endpoint.trim_end_matches('/'),
+            self.user_pool_id
+        )
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct AuthConfig {
-    pub verification: JwtVerification,
-    pub issuer: String,
-    pub audience: String,
+    pub first_party: Option<FirstPartyTokens>,
+    pub cognito: Option<CognitoConfig>,
     /// A token issued (`iat`) longer ago than this is refused whatever its `exp` says: a
     /// provider configured with very long-lived tokens does not make a stolen one good for days.
     pub max_token_age: Duration,
@@ -30,54 +72,113 @@ pub struct AuthConfig {
 const DEFAULT_MAX_TOKEN_AGE_SECONDS: u64 = 24 * 3600;
 
 impl AuthConfig {
-    /// `None` (with the problem recorded) unless exactly one valid verification is set.
+    /// `None` (with the problem recorded) unless at least one issuer is configured, and each
+    /// configured one validly.
     pub(super) fn read(vars: &mut Vars) -> Option<Self> {
-        let secret = vars.optional("JWT_HS256_SECRET");
-        let jwks = vars.optional("JWT_JWKS_URL");
-        let verification = match (secret, jwks) {
-            (Some(_), Some(_)) => {
-                vars.problems.push(
-                    "JWT_HS256_SECRET, JWT_JWKS_URL: set exactly one (HS256 locally, JWKS with an identity provider)".into(),
-                );
-                return None;
-            }
-            (None, None) => {
-                vars.problems
-                    .push("JWT_HS256_SECRET or JWT_JWKS_URL: missing (set exactly one)".into());
-                return None;
-            }
-            (Some(secret), None) if secret.len() < MIN_HS256_SECRET_BYTES => {
-                vars.problems.push(format!(
-                    "JWT_HS256_SECRET: must be at least {MIN_HS256_SECRET_BYTES} bytes"
-                ));
-                return None;
-            }
-            (Some(secret), None) => JwtVerification::Hs256 {
-                secret: Secret::new(secret),
-            },
-            (None, Some(url))
-                if !url.starts_with("https://") && !url.starts_with("http://127.0.0.1") =>
-            {
-                vars.problems.push(format!(
-                    "JWT_JWKS_URL: must be an https:// URL, got {url:?}"
-                ));
-                return None;
-            }
-            (None, Some(url)) => JwtVerification::Jwks { url },
-        };
+        let first_party = read_first_party(vars);
+        let cognito = read_cognito(vars);
+        let max_token_age =
+            vars.seconds("JWT_MAX_TOKEN_AGE_SECONDS", DEFAULT_MAX_TOKEN_AGE_SECONDS);
+        vars.check_range(
+            "JWT_MAX_TOKEN_AGE_SECONDS",
+            max_token_age.as_secs(),
+            60..=30 * 86_400,
+        );
+        let (first_party, cognito) = (first_party?, cognito?);
+        if first_party.is_none() && cognito.is_none() {
+            vars.problems.push(
+                "JWT_HS256_SECRET or COGNITO_USER_POOL_ID: missing (set one or both: Pulso's own \
+                 tokens, a Cognito user pool)"
+                    .into(),
+            );
+            return None;
+        }
         Some(AuthConfig {
-            verification,
-            issuer: vars
-                .optional("JWT_ISSUER")
-                .unwrap_or_else(|| "pulso-local".into()),
-            audience: vars
-                .optional("JWT_AUDIENCE")
-                .unwrap_or_else(|| "pulso".into()),
-            max_token_age: {
-                let age = vars.seconds("JWT_MAX_TOKEN_AGE_SECONDS", DEFAULT_MAX_TOKEN_AGE_SECONDS);
-                vars.check_range("JWT_MAX_TOKEN_AGE_SECONDS", age.as_secs(), 60..=30 * 86_400);
-                age
-            },
+            first_party,
+            cognito,
+            max_token_age,
         })
     }
+}
+
+/// `Some(None)`: not configured; `None`: configured badly (recorded).
+fn read_first_party(vars: &mut Vars) -> Option<Option<FirstPartyTokens>> {
+    let Some(secret) = vars.optional("JWT_HS256_SECRET") else {
+        return Some(None);
+    };
+    if secret.len() < MIN_HS256_SECRET_BYTES {
+        vars.problems.push(format!(
+            "JWT_HS256_SECRET: must be at least {MIN_HS256_SECRET_BYTES} bytes"
+        ));
+        return None;
+    }
+    Some(Some(FirstPartyTokens {
+        secret: Secret::new(secret),
+        issuer: vars
+            .optional("JWT_ISSUER")
+            .unwrap_or_else(|| "pulso-local".into()),
+        audience: vars
+            .optional("JWT_AUDIENCE")
+            .unwrap_or_else(|| "pulso".into()),
+    }))
+}
+
+fn read_cognito(vars: &mut Vars) -> Option<Option<CognitoConfig>> {
+    let pool = vars.optional("COGNITO_USER_POOL_ID");
+    let client = vars.optional("COGNITO_CLIENT_ID");
+    let endpoint = vars.optional("COGNITO_ENDPOINT_URL");
+    let (user_pool_id, client_id) = match (pool, client) {
+        (None, None) => {
+            if endpoint.is_some() {
+                vars.problems
+                    .push("COGNITO_ENDPOINT_URL: set without COGNITO_USER_POOL_ID".into());
+                return None;
+            }
+            return Some(None);
+        }
+        (Some(pool), Some(client)) => (pool.trim().to_owned(), client.trim().to_owned()),
+        _ => {
+            vars.problems
+                .push("COGNITO_USER_POOL_ID, COGNITO_CLIENT_ID: set both or neither".into());
+            return None;
+        }
+    };
+    let pool_valid = user_pool_id.split_once('_').is_some_and(|(region, id)| {
+        !region.is_empty()
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    let client_valid =
+        !client_id.is_empty() && client_id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let endpoint_valid = endpoint.as_deref().is_none_or(|url| {
+        url.starts_with("https://")
+            || url.starts_with("http://127.0.0.1")
+            || url.starts_with("http://localhost")
+    });
+    vars.check(pool_valid, || {
+        format!("COGNITO_USER_POOL_ID: must look like eu-west-1_AbC123, got {user_pool_id:?}")
+    });
+    vars.check(client_valid, || {
+        "COGNITO_CLIENT_ID: must be the app client's id (letters and digits)".into()
+    });
+    vars.check(endpoint_valid, || {
+        "COGNITO_ENDPOINT_URL: must be an https:// URL (http://127.0.0.1 or localhost for a local stand-in)".into()
+    });
+    if !(pool_valid && client_valid && endpoint_valid) {
+        return None;
+    }
+    let custom_endpoint = endpoint.is_some();
+    let mut config = CognitoConfig {
+        user_pool_id,
+        client_id,
+        endpoint: endpoint.unwrap_or_default(),
+        custom_endpoint,
+    };
+    if !custom_endpoint {
+        config.endpoint = format!("https://cognito-idp.{}.amazonaws.com", config.region());
+    }
+    Some(Some(config))
 }

@@ -21,7 +21,7 @@ fn workspace() -> PathBuf {
 
 /// Every name the configuration asks its lookup for. Some reads only happen past a check (the
 /// issuer and audience once a verification method is valid), so it runs over an empty
-/// environment and the two valid minimal ones (HS256, JWKS) and keeps the union.
+/// environment and the two valid minimal ones (HS256, Cognito) and keeps the union.
 fn names_config_reads() -> BTreeSet<String> {
     let database = ("DATABASE_URL", "postgres://pulso_app@127.0.0.1/pulso");
     let environments: [&[(&str, &str)]; 3] = [
@@ -30,7 +30,11 @@ fn names_config_reads() -> BTreeSet<String> {
             database,
             ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
         ],
-        &[database, ("JWT_JWKS_URL", "https://idp.example/jwks.json")],
+        &[
+            database,
+            ("COGNITO_USER_POOL_ID", "eu-west-1_AbC123"),
+            ("COGNITO_CLIENT_ID", "client"),
+        ],
     ];
     let asked = RefCell::new(BTreeSet::new());
     for environment in environments {

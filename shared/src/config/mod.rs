@@ -16,7 +16,7 @@ pub use access::{
     AccessConfig, CALLER_CACHE_TTL_CEILING_SECONDS, Quota, QuotaError, Quotas, RateLimits,
     RouteClass,
 };
-pub use auth::{AuthConfig, JwtVerification};
+pub use auth::{AuthConfig, CognitoConfig, FirstPartyTokens};
 pub use limits::{HttpConfig, MediaConfig, XRAY_MAX_BYTES_CEILING, XrayConfig};
 pub use queue::QueueConfig;
 pub use realtime::RealtimeConfig;
@@ -137,10 +137,67 @@ mod tests {
         assert_eq!(config.redis.key_prefix, "local");
         assert_eq!(config.database.max_connections, 2);
         assert_eq!(config.redis.timeout, Duration::from_millis(250));
-        assert!(matches!(
-            config.auth.verification,
-            JwtVerification::Hs256 { .. }
-        ));
+        assert!(config.auth.first_party.is_some() && config.auth.cognito.is_none());
+    }
+
+    #[test]
+    fn a_cognito_pool_gives_the_issuer_and_keys_of_aws_or_of_a_local_stand_in() {
+        let database = ("DATABASE_URL", "postgres://pulso_app@127.0.0.1/pulso");
+        let pool = ("COGNITO_USER_POOL_ID", "eu-west-1_AbC123");
+        let client = ("COGNITO_CLIENT_ID", "4f7k2client");
+        let cloud = config(&[database, pool, client]).expect("valid");
+        let cognito = cloud.auth.cognito.expect("configured");
+        assert!(cloud.auth.first_party.is_none());
+        assert_eq!(cognito.region(), "eu-west-1");
+        assert_eq!(
+            cognito.issuer(),
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+        );
+        assert_eq!(
+            cognito.jwks_url(),
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123/.well-known/jwks.json"
+        );
+        assert!(!cognito.custom_endpoint);
+        let local = config(&[
+            database,
+            pool,
+            client,
+            ("COGNITO_ENDPOINT_URL", "http://127.0.0.1:4402/"),
+            ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .expect("valid");
+        let cognito = local.auth.cognito.expect("configured");
+        assert!(local.auth.first_party.is_some(), "both issuers at once");
+        // The issuer is AWS's form wherever the keys come from.
+        assert!(
+            cognito
+                .issuer()
+                .starts_with("https://cognito-idp.eu-west-1.amazonaws.com/")
+        );
+        assert_eq!(
+            cognito.jwks_url(),
+            "http://127.0.0.1:4402/eu-west-1_AbC123/.well-known/jwks.json"
+        );
+        for (bad, named) in [
+            (vec![database, pool], "COGNITO_CLIENT_ID"),
+            (
+                vec![database, ("COGNITO_USER_POOL_ID", "AbC123"), client],
+                "COGNITO_USER_POOL_ID",
+            ),
+            (
+                vec![
+                    database,
+                    pool,
+                    client,
+                    ("COGNITO_ENDPOINT_URL", "http://idp.example"),
+                ],
+                "COGNITO_ENDPOINT_URL",
+            ),
+            (vec![database], "COGNITO_USER_POOL_ID"),
+        ] {
+            let error = config(&bad).expect_err("invalid");
+            assert!(error.to_string().contains(named), "{named}: {error}");
+        }
     }
 
     #[test]

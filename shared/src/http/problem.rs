@@ -274,10 +274,12 @@ pub enum ConflictKind {
     SlugTaken,
     /// Archiving the clinic the request acts in would leave the operator no way back.
     ActingClinic,
+    /// An invitation of someone who is a member already, with another role or deactivated.
+    AlreadyMember,
 }
 
 impl ConflictKind {
-    pub const ALL: [ConflictKind; 14] = [
+    pub const ALL: [ConflictKind; 15] = [
         ConflictKind::DuplicateNationalId,
         ConflictKind::PatientArchived,
         ConflictKind::AppointmentOverlap,
@@ -292,6 +294,7 @@ impl ConflictKind {
         ConflictKind::LastAdmin,
         ConflictKind::SlugTaken,
         ConflictKind::ActingClinic,
+        ConflictKind::AlreadyMember,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -310,6 +313,7 @@ impl ConflictKind {
             ConflictKind::LastAdmin => "last-admin",
             ConflictKind::SlugTaken => "slug-taken",
             ConflictKind::ActingClinic => "acting-clinic",
+            ConflictKind::AlreadyMember => "already-member",
         }
     }
 }

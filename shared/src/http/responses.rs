@@ -101,6 +101,11 @@ fn conflict_example(kind: ConflictKind) -> (&'static str, Option<&'static str>) 
              you keep a way back.",
             None,
         ),
+        ConflictKind::AlreadyMember => (
+            "ana@example.com is a member of this clinic already, as dentist: change the \
+             membership with PATCH /staff/{id}.",
+            Some("email"),
+        ),
     }
 }
 

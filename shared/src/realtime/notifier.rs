@@ -5,7 +5,7 @@
 
 use crate::config::RealtimeConfig;
 use aws_sdk_apigatewaymanagement::Client;
-use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_apigatewaymanagement::config::Credentials;
 use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, SdkError};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use std::collections::{HashMap, HashSet};
@@ -123,20 +123,8 @@ impl ManagementApi {
     async fn client(&self) -> &Client {
         self.client
             .get_or_init(|| async {
-                // rustls with ring, as reqwest already brings; no aws-lc to build.
-                let http = aws_smithy_http_client::Builder::new()
-                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                    ))
-                    .build_https();
-                let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
-                if let Some(region) = &self.region {
-                    loader = loader.region(Region::new(region.clone()));
-                }
-                if let Some(credentials) = &self.credentials {
-                    loader = loader.credentials_provider(credentials.clone());
-                }
-                let sdk = loader.load().await;
+                let sdk =
+                    crate::aws::sdk_config(self.region.as_deref(), self.credentials.clone()).await;
                 let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
                     .endpoint_url(&self.endpoint)
                     .build();
