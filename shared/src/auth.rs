@@ -45,6 +45,11 @@ impl Role {
     }
 }
 
+/// The `x-roles` of an organization's routes: its admins (`organization_admins`), who need not
+/// be on any clinic's staff (`crate::access::OrgAdmin`). Not a [`Role`]: it is held per
+/// organization, not per clinic.
+pub const ORG_ADMIN: &str = "org_admin";
+
 /// The claims of Pulso's own tokens (`pulso-devtool token`, the tests): `sub` is the user id.
 /// A token proves who is calling, not what they may do: a `role` claim (older tokens carry one)
 /// is ignored, and `clinic_id` only chooses the clinic when the request names none.
@@ -514,11 +519,12 @@ impl From<AuthError> for ApiError {
 
 /// The bearer token of a request, if it carries one.
 pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    bearer_in(&parts.headers)
+}
+
+/// The bearer token among these headers, if any.
+pub(crate) fn bearer_in(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -2,7 +2,7 @@
 //! tenant-scoped transactions that row-level security relies on.
 
 use crate::config::DatabaseConfig;
-use crate::ids::{ClinicId, UserId};
+use crate::ids::{ClinicId, OrganizationId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::str::FromStr;
@@ -112,6 +112,20 @@ pub async fn begin_identity(
     .execute(&mut *tx)
     .await?;
     Ok(tx)
+}
+
+/// Starts a transaction in which row-level security shows `organization` and its clinics (not
+/// their rows): what an organization's admin reads, once the gate found them one
+/// (`shared::access::OrgAdmin`). Same single round trip as [`begin_tenant`].
+pub async fn begin_organization(
+    pool: &PgPool,
+    organization: OrganizationId,
+) -> Result<TenantTx, DbError> {
+    let statement = format!(
+        "BEGIN; SET LOCAL app.organization_id = '{}'",
+        organization.as_uuid()
+    );
+    Ok(pool.begin_with(statement).await?)
 }
 
 /// A tenant transaction of `clinic` that also sees `user` as themselves: the caller's standing

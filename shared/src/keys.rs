@@ -11,13 +11,14 @@
 //! or every clinic's catalog view when the global catalog changes — no `KEYS`, no `SCAN`.
 
 use crate::auth::Role;
-use crate::ids::{ClinicId, PatientId, UserId};
+use crate::ids::{ClinicId, OrganizationId, PatientId, UserId};
 
 /// Bumped when a cached value's shape changes: old values are then never read.
 const PATIENT_PROFILE_FORMAT: u32 = 1;
 const CATALOG_VIEW_FORMAT: u32 = 1;
 const DASHBOARD_FORMAT: u32 = 1;
 const CLINIC_LIST_FORMAT: u32 = 1;
+const ORGANIZATION_DASHBOARD_FORMAT: u32 = 1;
 /// Bumped if what the queue keeps under its keys changes shape. 2: one ready list per clinic
 /// and `known` a hash (1 had one shared list and a set); the sweep pushes the unfinished jobs
 /// PostgreSQL has into the new keys, and the old ones are never read again.
@@ -144,6 +145,21 @@ impl Keys {
             ),
             vec![],
         )
+    }
+
+    /// An organization's rolled-up dashboard (no clinic's: a clinic's invalidation leaves it to
+    /// its freshness, as the clinic's own cached dashboard is left).
+    pub fn organization_dashboard(&self, organization: OrganizationId) -> CacheKey {
+        let value = format!(
+            "{}:organizations:{{{organization}}}:dashboard:v{ORGANIZATION_DASHBOARD_FORMAT}",
+            self.prefix
+        );
+        CacheKey {
+            lease: Self::lease(&value),
+            value,
+            generations: vec![],
+            clinic: None,
+        }
     }
 
     /// The list of active clinics (shared by every clinic; read by scheduled functions).

@@ -291,3 +291,87 @@ async fn an_onboarded_clinics_first_admin_signs_in_and_invites() {
     assert_eq!(staff.body["items"][0]["email"], "dr.sol@norte.example");
     stand_in.delete_pool(&cognito.pool()).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_organizations_admin_reads_its_clinics_and_their_dashboards_rolled_up() {
+    let (stand_in, cognito) = stand_in_pool().await;
+    let app = app_with(&cognito).await;
+    let clinics = shared::clinics::router(app.state.clone());
+    let dashboards = shared::dashboard::router(app.state.clone());
+    let a = app.clinic_a;
+    let organization: uuid::Uuid =
+        sqlx::query_scalar("SELECT organization_id FROM clinics WHERE id = $1")
+            .bind(a.id)
+            .fetch_one(&mut *app.owner_tx(a.id).await)
+            .await
+            .unwrap();
+    app.seed_patient(a.id, "Ana").await;
+    let operator = app.client(&clinics, &app.platform_admin_token(&a));
+    let path = format!("/platform/organizations/{organization}/admins");
+    let body = json!({"email": "direccion@cadena.example", "full_name": "Isabel Navarro"});
+    let named = operator.post(&path, &body).await;
+    assert_eq!(named.status, 201, "{}", named.body);
+    assert_eq!(operator.post(&path, &body).await.status, 200);
+    operator
+        .post(
+            &format!("/platform/organizations/{}/admins", uuid::Uuid::new_v4()),
+            &body,
+        )
+        .await
+        .problem(404);
+    // Staff of a clinic cannot name one, nor read the organization.
+    let dentist = app.token(&a, Role::Dentist);
+    app.client(&clinics, &dentist)
+        .post(&path, &body)
+        .await
+        .problem(403);
+    app.client(&clinics, &dentist)
+        .get("/organization")
+        .await
+        .problem(403);
+    app.client(&dashboards, &dentist)
+        .get("/organization/dashboard")
+        .await
+        .problem(403);
+
+    // She signs in; on no clinic's staff, `/me` still answers and names the organization.
+    let (token, _) = sign_in(&stand_in, &cognito, "direccion@cadena.example").await;
+    let me = app.client(&clinics, &token).get("/me").await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["memberships"], json!([]));
+    assert_eq!(me.body["organizations"][0]["id"], organization.to_string());
+    let overview = app.client(&clinics, &token).get("/organization").await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    let ids: Vec<&str> = overview.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|clinic| clinic["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [a.id.to_string()], "only her organization's clinics");
+    // Not a clinic's staff: clinic routes stay closed to her.
+    app.client(&shared::patients::router(app.state.clone()), &token)
+        .get("/patients")
+        .await
+        .problem(403);
+    let dashboard = app
+        .client(&dashboards, &token)
+        .get("/organization/dashboard")
+        .await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    assert_eq!(dashboard.body["totals"]["clinics"], 1);
+    assert_eq!(dashboard.body["clinics"][0]["clinic_id"], a.id.to_string());
+    assert_eq!(dashboard.body["totals"]["new_patients"]["last_7_days"], 1);
+    // Another organization named: 403; a malformed one: 400.
+    let other = app
+        .client(&dashboards, &token)
+        .send_with_headers(
+            http::Method::GET,
+            "/organization/dashboard",
+            None,
+            &[("pulso-organization", &uuid::Uuid::new_v4().to_string())],
+        )
+        .await;
+    other.problem(403);
+    stand_in.delete_pool(&cognito.pool()).await.unwrap();
+}

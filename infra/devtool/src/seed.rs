@@ -131,7 +131,7 @@ async fn existing_demo_clinics(
 /// no other clinic, and organizations left without clinics.
 pub async fn reset_clinics(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
     let mut tables: Vec<&str> = TENANT_TABLES.to_vec();
-    tables.extend(["clinics", "users", "organizations"]);
+    tables.extend(["clinics", "users", "organizations", "organization_admins"]);
     let mut unscoped = Unscoped::begin(pool, &tables).await?;
     // People are not clinic rows: those who only worked at these clinics go with them.
     let leaving: Vec<Uuid> = sqlx::query_scalar(
@@ -186,6 +186,17 @@ pub async fn reset_clinics(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<u64> {
         .await
         .context("deleting the demo clinics' staff")?
         .rows_affected();
+    // An organization that goes takes its admins' rows (not the people) with it.
+    deleted += sqlx::query(
+        "DELETE FROM organization_admins a
+          WHERE organization_id = ANY($1)
+            AND NOT EXISTS (SELECT 1 FROM clinics c WHERE c.organization_id = a.organization_id)",
+    )
+    .bind(&organizations)
+    .execute(&mut *unscoped.tx)
+    .await
+    .context("deleting the demo organizations' admins")?
+    .rows_affected();
     deleted += sqlx::query(
         "DELETE FROM organizations o
           WHERE id = ANY($1) AND NOT EXISTS (SELECT 1 FROM clinics c WHERE c.organization_id = o.id)",

@@ -27,9 +27,11 @@
 
 mod choice;
 mod identities;
+mod organization;
 mod standing;
 
 pub use choice::{CLINIC_HEADER, Fallback, Membership};
+pub use organization::{ORGANIZATION_HEADER, OrgAdmin, administered};
 pub use standing::{ClinicStanding, Standing, UserStanding};
 
 use crate::auth::{AuthError, Authenticator, Identity, Principal, Role, bearer_token};

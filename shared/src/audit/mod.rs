@@ -32,6 +32,8 @@ pub enum Action {
     ClinicRestore,
     #[serde(rename = "organization.create")]
     OrganizationCreate,
+    #[serde(rename = "organization.admin_add")]
+    OrganizationAdminAdd,
     #[serde(rename = "membership.create")]
     MembershipCreate,
     #[serde(rename = "membership.update")]
@@ -55,6 +57,7 @@ impl Action {
         Action::ClinicArchive,
         Action::ClinicRestore,
         Action::OrganizationCreate,
+        Action::OrganizationAdminAdd,
         Action::MembershipCreate,
         Action::MembershipUpdate,
         Action::MembershipDeactivate,
@@ -72,6 +75,7 @@ impl Action {
             Action::ClinicArchive => "clinic.archive",
             Action::ClinicRestore => "clinic.restore",
             Action::OrganizationCreate => "organization.create",
+            Action::OrganizationAdminAdd => "organization.admin_add",
             Action::MembershipCreate => "membership.create",
             Action::MembershipUpdate => "membership.update",
             Action::MembershipDeactivate => "membership.deactivate",

@@ -37,7 +37,9 @@ mod read_through;
 mod value;
 
 pub use metrics::CacheNameStats;
-pub use policy::{CATALOG_VIEW, CLINIC_LIST, CachePolicy, DASHBOARD, PATIENT_PROFILE, Ttl};
+pub use policy::{
+    CATALOG_VIEW, CLINIC_LIST, CachePolicy, DASHBOARD, ORGANIZATION_DASHBOARD, PATIENT_PROFILE, Ttl,
+};
 pub use prefetch::Prefetched;
 pub use value::{CacheValue, RawJson};
 

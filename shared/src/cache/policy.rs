@@ -80,6 +80,18 @@ pub const DASHBOARD: CachePolicy = CachePolicy {
     xfetch_beta: 2.0,
 };
 
+/// An organization's dashboard, rolled up from its clinics' cached ones: same freshness and
+/// stale serving as theirs; a fill may read a hundred clinics' dashboards, so its lease and
+/// wait are longer.
+pub const ORGANIZATION_DASHBOARD: CachePolicy = CachePolicy {
+    name: "organization_dashboard",
+    ttl: Ttl::Configured(|config| config.dashboard_ttl),
+    serve_stale_for: Duration::from_secs(60 * 60),
+    lease: Duration::from_secs(20),
+    max_wait: Duration::from_secs(3),
+    xfetch_beta: 2.0,
+};
+
 pub const CLINIC_LIST: CachePolicy = CachePolicy {
     name: "clinic_list",
     ttl: Ttl::Configured(|config| config.clinic_list_ttl),

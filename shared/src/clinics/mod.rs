@@ -2,7 +2,8 @@
 //! (`GET` / `PATCH /clinic`, `settings.rs`), its staff (`GET /staff`: the booking form's
 //! dentist list, with calendar colours and initials; `POST /staff` invites, `invitations.rs`;
 //! `PATCH` / `DELETE /staff/{id}`), and what
-//! Pulso's operators do to clinics (`/platform/…`: `onboarding.rs`, `platform.rs`).
+//! Pulso's operators do to clinics (`/platform/…`: `onboarding.rs`, `platform.rs`); a chain's
+//! clinics for its organization admins (`GET /organization`, `organization.rs`).
 //!
 //! People (`users`) and clinics meet in `memberships` (`migrations/…17_organizations_and_
 //! memberships.sql`): one role per person per clinic, deactivated rather than deleted. Which
@@ -11,6 +12,7 @@
 
 pub mod invitations;
 pub mod onboarding;
+pub mod organization;
 mod permissions;
 pub mod platform;
 mod repository;

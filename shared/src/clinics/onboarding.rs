@@ -188,6 +188,107 @@ pub async fn create_organization(
     Ok((created, true))
 }
 
+/// `POST /platform/organizations/{id}/admins`: the chain's manager, by email.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganizationAdminRequest {
+    #[schema(max_length = 254, example = "direccion@grupo-sonrisa.example")]
+    pub email: String,
+    /// Used when Pulso does not know the person yet.
+    #[schema(min_length = 1, max_length = 200)]
+    pub full_name: String,
+}
+
+/// An organization's admin as `POST /platform/organizations/{id}/admins` answers them.
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct OrganizationAdminView {
+    pub organization_id: OrganizationId,
+    pub user_id: crate::ids::UserId,
+    pub email: String,
+    pub full_name: String,
+    pub active: bool,
+}
+
+/// Makes the person an admin of the organization (`true`), inviting them through the identity
+/// provider as `POST /staff` does, or answers the row an identical earlier request made.
+pub async fn add_organization_admin(
+    state: &AppState,
+    principal: &Principal,
+    actor: &Actor,
+    organization: OrganizationId,
+    request: NewOrganizationAdminRequest,
+) -> Result<(OrganizationAdminView, bool), ApiError> {
+    principal.require_platform_admin()?;
+    let email = Email::parse("email", &request.email)?;
+    let full_name = single_line("full_name", &request.full_name, 200)?;
+    let mut tx = db::begin_platform(&state.db, principal.clinic_id).await?;
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)")
+            .bind(organization)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+    if !known {
+        return Err(ApiError::NotFound {
+            what: "organization",
+        });
+    }
+    if let Some(existing) = organization_admin(&mut tx, organization, email.as_str()).await? {
+        tx.commit().await.map_err(DbError::from)?;
+        return Ok((existing, false));
+    }
+    let pool_user = invitations::provision(state, &email, &full_name).await?;
+    let user = invitations::person(&mut tx, &email, &full_name).await?;
+    sqlx::query(
+        "INSERT INTO organization_admins (organization_id, user_id) VALUES ($1, $2)
+         ON CONFLICT (organization_id, user_id) DO UPDATE SET active = true",
+    )
+    .bind(organization)
+    .bind(user)
+    .execute(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    if let Some(pool_user) = &pool_user {
+        invitations::link(&mut tx, pool_user, user).await?;
+    }
+    let added = organization_admin(&mut tx, organization, email.as_str())
+        .await?
+        .ok_or(ApiError::NotFound {
+            what: "organization admin",
+        })?;
+    let changes = Changes::between(None, Some(&added), &CREATED);
+    audit::record(
+        &mut tx,
+        actor,
+        None,
+        Action::OrganizationAdminAdd,
+        &organization.to_string(),
+        &changes,
+    )
+    .await
+    .map_err(DbError::from)?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok((added, true))
+}
+
+/// The organization's active admin with this email, if any.
+async fn organization_admin(
+    conn: &mut PgConnection,
+    organization: OrganizationId,
+    email: &str,
+) -> Result<Option<OrganizationAdminView>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT a.organization_id, a.user_id, u.email, u.full_name, a.active
+           FROM organization_admins a JOIN users u ON u.id = a.user_id
+          WHERE a.organization_id = $1 AND u.email = $2 AND a.active",
+    )
+    .bind(organization)
+    .bind(email)
+    .fetch_optional(conn)
+    .await
+    .map_err(DbError::from)?)
+}
+
 /// Creates the clinic with its first admin, or answers the one this request created before
 /// (`false`).
 pub async fn create_clinic(

@@ -3,19 +3,21 @@
 
 use super::invitations::{self, Invitation, InviteStaffRequest};
 use super::onboarding::{
-    self, NewClinic, NewClinicRequest, NewOrganizationRequest, OnboardedClinic, OrganizationView,
+    self, NewClinic, NewClinicRequest, NewOrganizationAdminRequest, NewOrganizationRequest,
+    OnboardedClinic, OrganizationAdminView, OrganizationView,
 };
+use super::organization::{self, OrganizationClinics, OrganizationQuery};
 use super::platform::{self, PlatformClinicsQuery};
 use super::service::ClinicsService;
 use super::settings::{ClinicChanges, ClinicSettings, UpdateClinicRequest};
 use super::types::{Me, StaffChanges, StaffMember, StaffQuery, UpdateStaffRequest};
-use crate::access::Person;
+use crate::access::{OrgAdmin, Person};
 use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
 use crate::http::responses::{Conflict, PreconditionFailed};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
-use crate::ids::{ClinicId, UserId};
+use crate::ids::{ClinicId, OrganizationId, UserId};
 use crate::pagination::Page;
 use crate::state::AppState;
 use ::http::{HeaderMap, StatusCode};
@@ -39,9 +41,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_member, deactivate_member))
         .routes(routes!(platform_clinics, onboard_clinic))
         .routes(routes!(create_organization))
+        .routes(routes!(add_organization_admin))
+        .routes(routes!(organization))
         .routes(routes!(archive_clinic))
         .routes(routes!(restore_clinic))
 }
+
+/// The organization routes' role: an active row of `organization_admins` (`access::OrgAdmin`).
+const ORG_ADMINS: &[&str] = &[crate::auth::ORG_ADMIN];
 
 /// The platform routes' role: an admin token with the platform power (checked again inside).
 const PLATFORM: &[Role] = &[Role::Admin];
@@ -60,13 +67,36 @@ const SETTINGS_EDITORS: &[Role] = &[Role::Admin];
     summary = "The signed-in person and their clinics",
     description = "Who the token belongs to, and every clinic they are a member of: its name, \
                    time zone, locale and currency, their role there and the operations that \
-                   role may call. Call it first: it answers without `Pulso-Clinic` even for a \
-                   person with several clinics, and its clinic ids are what that header takes.",
+                   role may call, and the organizations they administer. Call it first: it answers \
+                   without `Pulso-Clinic` even for a person with several clinics (and for an \
+                   organization's admin on no clinic's staff), and its clinic ids are what that \
+                   header takes.",
     responses((status = 200, description = "The person and their memberships.", body = Me)),
     extensions(("x-roles" = json!(Role::STAFF))),
 )]
-async fn me(State(state): State<AppState>, Person(caller): Person) -> Result<Json<Me>, ApiError> {
-    Ok(Json(ClinicsService::new(&state).me(caller.user_id).await?))
+async fn me(
+    State(state): State<AppState>,
+    person: Result<Person, ApiError>,
+    headers: HeaderMap,
+) -> Result<Json<Me>, ApiError> {
+    let user = match person {
+        Ok(Person(caller)) => caller.user_id,
+        // On no clinic's staff: an organization's admin still has a `/me`.
+        Err(ApiError::NotAMember) => {
+            let admin = state
+                .access
+                .admit_organization_admin(&headers)
+                .await
+                .map_err(|refused| match refused {
+                    // Neither staff nor an organization's admin: not a member, as before.
+                    ApiError::Forbidden { .. } => ApiError::NotAMember,
+                    refused => refused,
+                })?;
+            admin.user_id
+        }
+        Err(refused) => return Err(refused),
+    };
+    Ok(Json(ClinicsService::new(&state).me(user).await?))
 }
 
 #[utoipa::path(
@@ -421,4 +451,62 @@ async fn onboard_clinic(
     let (onboarded, created) = onboarding::create_clinic(&state, &principal, &actor, new).await?;
     tracing::info!(new_clinic = %onboarded.clinic.id, created, "clinic onboarded");
     Ok((created_or_found(created), Json(onboarded)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/organization",
+    tag = "clinics",
+    operation_id = "getOrganization",
+    summary = "The organization and its clinics (its admins)",
+    description = "The organization the caller administers (`Pulso-Organization` names one \
+                   when they administer several; `GET /me` lists them) and one page of its \
+                   clinics by slug, with their settings. For the chain's management, who need \
+                   not be on any clinic's staff.",
+    params(OrganizationQuery),
+    responses((status = 200, description = "The organization and its clinics.",
+               body = OrganizationClinics)),
+    extensions(("x-roles" = json!(ORG_ADMINS))),
+)]
+async fn organization(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+    ApiQuery(query): ApiQuery<OrganizationQuery>,
+) -> Result<Json<OrganizationClinics>, ApiError> {
+    Ok(Json(organization::clinics(&state, &admin, query).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/platform/organizations/{id}/admins",
+    tag = "clinics",
+    operation_id = "addOrganizationAdmin",
+    summary = "Name an organization's admin (Pulso's operators)",
+    description = "Makes the person with this email an `org_admin` of the organization (found \
+                   by email or created, and invited by the sign-in service as `POST /staff` \
+                   invites): they read `GET /organization` and its dashboard without being on \
+                   any clinic's staff. Safe to retry: an admin already answers 200. Recorded in \
+                   the platform's audit trail. Platform admins only.",
+    params(("id" = OrganizationId, Path, description = "The organization's id.")),
+    request_body = NewOrganizationAdminRequest,
+    responses(
+        (status = 201, description = "Named.", body = OrganizationAdminView),
+        (status = 200, description = "An admin of the organization already.",
+         body = OrganizationAdminView),
+    ),
+    extensions(("x-roles" = json!(PLATFORM))),
+)]
+async fn add_organization_admin(
+    State(state): State<AppState>,
+    principal: Principal,
+    request_id: RequestId,
+    ApiPath(id): ApiPath<OrganizationId>,
+    ApiJson(request): ApiJson<NewOrganizationAdminRequest>,
+) -> Result<(StatusCode, Json<OrganizationAdminView>), ApiError> {
+    principal.require(PLATFORM)?;
+    let actor = Actor::person(&principal, &request_id);
+    let (admin, created) =
+        onboarding::add_organization_admin(&state, &principal, &actor, id, request).await?;
+    tracing::info!(organization_id = %id, created, "organization admin named");
+    Ok((created_or_found(created), Json(admin)))
 }

@@ -217,6 +217,16 @@ impl<'a> ClinicsService<'a> {
         let memberships = repository::memberships(&mut tx, user)
             .await
             .map_err(db::DbError::from)?;
+        let organizations = sqlx::query_as(
+            "SELECT o.id, o.slug, o.name
+               FROM organization_admins a JOIN organizations o ON o.id = a.organization_id
+              WHERE a.user_id = $1 AND a.active
+              ORDER BY o.name, o.id",
+        )
+        .bind(user)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db::DbError::from)?;
         tx.commit().await.map_err(db::DbError::from)?;
         Ok(Me {
             user: UserProfile {
@@ -227,6 +237,7 @@ impl<'a> ClinicsService<'a> {
             },
             platform_operator: profile.operator,
             memberships: memberships.into_iter().map(MembershipView::from).collect(),
+            organizations,
         })
     }
 

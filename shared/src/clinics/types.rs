@@ -16,6 +16,16 @@ pub struct Me {
     /// Every membership, active or not, by clinic name. A deactivated one stays listed so the
     /// frontend can say why that clinic is closed to the person.
     pub memberships: Vec<MembershipView>,
+    /// The organizations they administer (`org_admin`): `GET /organization` and
+    /// `GET /organization/dashboard` read them, named by `Pulso-Organization`.
+    pub organizations: Vec<AdministeredOrganization>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct AdministeredOrganization {
+    pub id: OrganizationId,
+    pub slug: String,
+    pub name: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -26,7 +26,7 @@ pub use asyncapi::{ASYNCAPI_PATH, asyncapi, asyncapi_json};
 use crate::http::Problem;
 use crate::http::conditional::{IfNoneMatch, Sha256Digest};
 use crate::http::responses::{self as problems, header_ref};
-use crate::ids::ClinicId;
+use crate::ids::{ClinicId, OrganizationId};
 use crate::state::AppState;
 use ::http::{HeaderMap, StatusCode, header};
 use axum::Router;
@@ -305,6 +305,10 @@ fn components() -> utoipa::openapi::Components {
     components
         .parameters
         .insert(CLINIC_PARAMETER.to_owned(), RefOr::T(clinic_parameter()));
+    components.parameters.insert(
+        ORGANIZATION_PARAMETER.to_owned(),
+        RefOr::T(organization_parameter()),
+    );
     for problem in problems::all() {
         components
             .responses
@@ -333,11 +337,22 @@ fn decorate(operation: &mut Operation) {
         .is_some_and(|extensions| extensions.contains_key(X_ROLES));
     if authenticated {
         operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+        // An organization's routes read an organization, not a clinic.
+        let organization = operation
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get(X_ROLES))
+            .is_some_and(|roles| roles == &serde_json::json!([crate::auth::ORG_ADMIN]));
+        let parameter = if organization {
+            ORGANIZATION_PARAMETER
+        } else {
+            CLINIC_PARAMETER
+        };
         operation
             .parameters
             .get_or_insert_with(Vec::new)
             .push(RefOr::Ref(Ref::new(format!(
-                "#/components/parameters/{CLINIC_PARAMETER}"
+                "#/components/parameters/{parameter}"
             ))));
     }
     let parameters = operation.parameters.iter().flatten();
@@ -404,6 +419,22 @@ fn clinic_parameter() -> Parameter {
         .description(Some(
             "The clinic the request acts in: one the caller is an active member of (403 \
              otherwise). May be left out by a caller with a single clinic.",
+        ))
+        .build()
+}
+
+/// The component name of the `Pulso-Organization` header parameter.
+const ORGANIZATION_PARAMETER: &str = "PulsoOrganization";
+
+fn organization_parameter() -> Parameter {
+    ParameterBuilder::new()
+        .name("Pulso-Organization")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .schema(Some(OrganizationId::schema()))
+        .description(Some(
+            "The organization the request reads: one the caller is an active admin of (403 \
+             otherwise). May be left out by a caller who administers a single one.",
         ))
         .build()
 }

@@ -6,8 +6,10 @@
 //! the indexes of migration 20261123000005. Days and months are the clinic's own
 //! (`clinics.timezone`), computed by PostgreSQL. The result is cached stale-while-revalidate
 //! (`cache::DASHBOARD`), and the scheduler refreshes the dashboards of active clinics before
-//! they go stale (`refresh`).
+//! they go stale (`refresh`). An organization's admins read its clinics' dashboards rolled up
+//! (`organization`).
 
+pub mod organization;
 mod repository;
 mod routes;
 mod service;

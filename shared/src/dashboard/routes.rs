@@ -1,9 +1,11 @@
 //! `/dashboard` route of the `dashboard` function.
 
+use super::organization::{self, OrganizationDashboard};
 use super::service::DashboardService;
 use super::types::Dashboard;
-use crate::access::Caller;
+use crate::access::{Caller, OrgAdmin};
 use crate::auth::Role;
+use crate::cache::RawJson;
 use crate::http::{self, ApiError};
 use crate::state::AppState;
 use ::http::{HeaderValue, header};
@@ -23,7 +25,9 @@ pub fn router(state: AppState) -> Router {
 
 /// The routes with their OpenAPI description (`crate::contract`).
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(show))
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(organization_dashboard))
 }
 
 /// The body is the cached JSON document as stored (see `DashboardService::dashboard`).
@@ -47,13 +51,41 @@ async fn show(State(state): State<AppState>, caller: Caller) -> Result<Response,
     let dashboard = dashboards
         .dashboard(principal.clinic_id, prefetched)
         .await?;
-    let body = dashboard.into_string();
-    Ok((
+    Ok(json_body(dashboard))
+}
+
+/// The organization's dashboard, like the clinic's a cached JSON document sent as stored.
+#[utoipa::path(
+    get,
+    path = "/organization/dashboard",
+    tag = "dashboard",
+    operation_id = "getOrganizationDashboard",
+    summary = "Every clinic of the organization side by side (its admins)",
+    description = "One row per active clinic (today's appointments by status, the next 7 \
+                   days' bookings, the no-show rate, new patients, the month's estimated \
+                   revenue) and their totals (revenue per currency; today is each clinic's \
+                   own). Rolled up from the clinics' cached dashboards and cached itself: a row \
+                   may be a few minutes old (its `generated_at` says when).",
+    responses((status = 200, description = "The organization's dashboard.",
+               body = OrganizationDashboard)),
+    extensions(("x-roles" = json!([crate::auth::ORG_ADMIN]))),
+)]
+async fn organization_dashboard(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+) -> Result<Response, ApiError> {
+    let dashboard = organization::dashboard(&state, admin.organization_id).await?;
+    Ok(json_body(dashboard))
+}
+
+fn json_body(document: RawJson) -> Response {
+    let body = document.into_string();
+    (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
         body,
     )
-        .into_response())
+        .into_response()
 }
