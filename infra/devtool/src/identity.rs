@@ -41,7 +41,7 @@ pub async fn pool() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `identity-users`: every person with a membership gets into the local pool (found or
+/// `identity-users`: every person with a membership or an organization to administer gets into the local pool (found or
 /// created), their identity linked, the demo password set; prints who can sign in.
 pub async fn users(db: &PgPool) -> anyhow::Result<()> {
     let config = CognitoConfig {
@@ -59,12 +59,22 @@ pub async fn users(db: &PgPool) -> anyhow::Result<()> {
     let provider = IdentityProvider::new(config);
     let stand_in = StandIn::new(&endpoint()?, REGION).await;
 
-    let mut lookup = Unscoped::begin(db, &["users", "memberships", "platform_operators"]).await?;
+    let mut lookup = Unscoped::begin(
+        db,
+        &[
+            "users",
+            "memberships",
+            "organization_admins",
+            "platform_operators",
+        ],
+    )
+    .await?;
     let people: Vec<(Uuid, String, String, bool)> = sqlx::query_as(
         "SELECT u.id, u.email, u.full_name,
                 EXISTS (SELECT 1 FROM platform_operators o WHERE o.user_id = u.id)
            FROM users u
           WHERE EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.active)
+             OR EXISTS (SELECT 1 FROM organization_admins a WHERE a.user_id = u.id AND a.active)
           ORDER BY u.email",
     )
     .fetch_all(&mut *lookup.tx)
