@@ -21,11 +21,9 @@ CREATE POLICY organization_admins_platform ON organization_admins
     USING (app_platform_admin())
     WITH CHECK (app_platform_admin());
 
--- An organization's admin reads its organization and its clinics; `GET /me` (as themselves)
--- names the organizations they administer.
--- (names, settings) in a
+-- An organization's admin reads its organization and its clinics (names, settings) in a
 -- transaction that set `app.organization_id` (`shared::db::begin_organization`, after the gate
--- found their active row).
+-- found their active row); `GET /me`, as themselves, names the organizations they administer.
 CREATE FUNCTION app_current_organization() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT NULLIF(current_setting('app.organization_id', true), '')::uuid $$;

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes a running local stack against its own OpenAPI document (infra/run-local --fuzz runs it;
 # CI after the tests): schemathesis, pinned below, once per role (a platform admin, a dentist, a
-# receptionist of the demo's sonrisa), in parallel, each with its own token and rate-limit
-# budget. Every operation, positive and negative data, the stateful phase where the document
-# declares links; the checks: no 5xx, every status, header, content type and body as documented.
+# receptionist of the demo's sonrisa, and the demo chain's organization admin), in parallel,
+# each with its own token and rate-limit budget. Every operation for the clinic roles; `/me` and
+# the organization routes for the organization admin, who is on no clinic's staff (every clinic
+# route would answer her 403). Positive and negative data, the stateful phase where the
+# document declares links; the checks: no 5xx, every status, header, content type and body as
+# documented.
 #
 #   infra/scripts/schemathesis.sh http://127.0.0.1:4400
 #
@@ -30,13 +33,22 @@ set -a
 . .dev/env
 set +a
 
-roles=(admin dentist receptionist)
+roles=(admin dentist receptionist org-admin)
 declare -A pids
 for role in "${roles[@]}"; do
-    flags=(--clinic sonrisa --role "$role")
-    [[ $role == admin ]] && flags+=(--platform-admin)
-    token=$("$target_dir/debug/pulso-devtool" token "${flags[@]}" 2>/dev/null)
+    only=()
+    case $role in
+    admin) flags=(--clinic sonrisa --role admin --platform-admin) ;;
+    org-admin)
+        flags=(--email isabel.navarro@grupo-pulso.pulso.test)
+        only=(--include-path-regex '^/(me|organization)(/|$)')
+        ;;
+    *) flags=(--clinic sonrisa --role "$role") ;;
+    esac
+    token=$("$target_dir/debug/pulso-devtool" token "${flags[@]}" 2>/dev/null) ||
+        die "could not mint the $role token (pulso-devtool token ${flags[*]})"
     schemathesis run "$base/openapi.json" \
+        "${only[@]}" \
         --header "Authorization: Bearer $token" \
         --checks "$checks" \
         --mode all \

@@ -5,6 +5,14 @@
 //! failure between the pool and PostgreSQL) finds them instead (`AdminGetUser`), so the same
 //! request can always be made again.
 //!
+//! Deactivating a membership does not touch the pool (no `AdminDisableUser`): the pool proves who
+//! someone is, Pulso decides what they may do, on every request (`crate::access`), so a
+//! deactivated member is refused at once with the token they hold, while the same person keeps
+//! signing in to their other clinics and organizations. Disabling the pool account would
+//! also lock them out there, and a pool call that failed after the membership changed would
+//! leave the two disagreeing; an account with nothing left to open costs nothing but a sign-in
+//! that leads to an empty `GET /me`.
+//!
 //! Without `COGNITO_USER_POOL_ID` there is no provider: invited people sign in with Pulso's own
 //! tokens (`pulso-devtool token`), which name them by user id.
 

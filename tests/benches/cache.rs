@@ -96,7 +96,7 @@ async fn run() {
     gate(&app, iterations).await;
     resolve(&app, iterations).await;
 
-    let pk_pool = app_pool(&app, clinic).await;
+    let pk_pool = common::tenant_pool(app.state.config.database.url.expose(), clinic).await;
     let pk_select = {
         let ids = ids.clone();
         move |i: usize| {
@@ -320,24 +320,6 @@ async fn get(router: &Router, token: &str, uri: &str) {
     let response = router.clone().oneshot(request).await.expect("infallible");
     assert_eq!(response.status(), 200, "{uri}");
     let _ = response.into_body().collect().await.expect("body");
-}
-
-/// A pool of the application role with the clinic set once per connection: the cheapest
-/// possible tenant-scoped primary-key select.
-async fn app_pool(app: &TestApp, clinic: ClinicId) -> sqlx::PgPool {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(32)
-        .after_connect(move |connection, _| {
-            Box::pin(async move {
-                sqlx::query(&format!("SET app.clinic_id = '{clinic}'"))
-                    .execute(connection)
-                    .await
-                    .map(drop)
-            })
-        })
-        .connect(app.state.config.database.url.expose())
-        .await
-        .expect("pk pool")
 }
 
 /// The large clinic: 20,000 patients and 200,000 appointments over a year, into clinic A

@@ -54,8 +54,10 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
     let existing = existing_demo_clinics(pool, &clinics).await?;
     if !existing.is_empty() {
         if !reset {
-            // A demo seeded before operators were listed gets its operator all the same.
+            // A demo seeded before operators (or the chain's admin) were listed gets them all
+            // the same.
             list_demo_operator(pool).await?;
+            list_demo_organization_admin(pool).await?;
             println!(
                 "demo already seeded (clinics: {}); `pulso-devtool seed --reset` rebuilds it",
                 existing
@@ -87,6 +89,7 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
     }
 
     list_demo_operator(pool).await?;
+    list_demo_organization_admin(pool).await?;
     say(&summary(&clinics, &generated, &catalog, now, started)?);
     Ok(())
 }
@@ -108,6 +111,40 @@ async fn list_demo_operator(pool: &PgPool) -> anyhow::Result<()> {
     .await
     .context("listing the demo's platform operator")?;
     lookup.commit().await.context("committing the operator")?;
+    Ok(())
+}
+
+/// Makes the demo's organization admin (`demo::organization_admin`) an active `org_admin` of
+/// the demo chain (idempotent; the person survives a `--reset`, which removes only the
+/// organization's row of her). A platform operator's act in the API
+/// (`POST /platform/organizations/{id}/admins`); here one owner transaction.
+async fn list_demo_organization_admin(pool: &PgPool) -> anyhow::Result<()> {
+    let admin = demo::organization_admin();
+    let mut tx = Unscoped::begin(pool, &["users", "organizations", "organization_admins"]).await?;
+    sqlx::query(
+        "INSERT INTO users (id, email, full_name, created_at)
+         VALUES ($1, $2, $3, now() - interval '1600 days')
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(admin.id)
+    .bind(admin.email)
+    .bind(admin.full_name)
+    .execute(&mut *tx.tx)
+    .await
+    .context("inserting the demo organization admin")?;
+    sqlx::query(
+        "INSERT INTO organization_admins (organization_id, user_id, created_at)
+         SELECT o.id, $1, now() - interval '1600 days' FROM organizations o WHERE o.slug = $2
+         ON CONFLICT (organization_id, user_id) DO UPDATE SET active = true",
+    )
+    .bind(admin.id)
+    .bind(DEMO_ORGANIZATION.0)
+    .execute(&mut *tx.tx)
+    .await
+    .context("listing the demo organization admin")?;
+    tx.commit()
+        .await
+        .context("committing the organization admin")?;
     Ok(())
 }
 
@@ -481,6 +518,12 @@ fn summary(
                 .join(", ")
         )?;
     }
+    let admin = demo::organization_admin();
+    writeln!(
+        out,
+        "\n  {}  {} (chain)\n    {:<13} {:<42} {}",
+        DEMO_ORGANIZATION.0, DEMO_ORGANIZATION.1, "org_admin", admin.email, admin.id
+    )?;
     writeln!(
         out,
         "\n  global catalog (from the migrations): {} procedures, {} insurers",

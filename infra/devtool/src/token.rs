@@ -6,7 +6,8 @@
 //! carries no role: the API reads it from the membership. `--email` of a person with several
 //! clinics gives a token without `clinic_id`; requests then name the clinic in `Pulso-Clinic`.
 //! Only the token goes to stdout, so `TOKEN=$(pulso-devtool token --clinic sonrisa --role
-//! receptionist)` works.
+//! receptionist)` works. `--email` of an organization admin on no clinic's staff gives a token
+//! without `clinic_id` too, for the organization routes.
 
 use crate::rls::{self, Unscoped};
 use anyhow::{Context, bail};
@@ -142,6 +143,9 @@ pub async fn issue(
     signing: &SigningSettings,
 ) -> anyhow::Result<String> {
     rls::require_schema(pool).await?;
+    if let Some(admin) = find_organization_admin(pool, request).await? {
+        return sign_organization_admin(&admin, request, signing);
+    }
     let (user, clinics) = find_user(pool, request).await?;
 
     if request.platform_admin && user.role != Role::Admin {
@@ -159,18 +163,8 @@ pub async fn issue(
             user.email
         );
     }
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        sub: UserId(user.id),
-        clinic_id: (clinics == 1).then_some(ClinicId(user.clinic_id)),
-        iss: signing.issuer.clone(),
-        aud: signing.audience.clone(),
-        iat: now,
-        exp: now + request.ttl_hours * 3600,
-        platform_admin: request.platform_admin,
-    };
-    let token = shared::auth::mint_hs256(signing.secret.as_bytes(), &claims)
-        .context("signing the token")?;
+    let clinic = (clinics == 1).then_some(ClinicId(user.clinic_id));
+    let token = sign(user.id, clinic, request, signing)?;
     if clinics == 1 {
         eprintln!(
             "token for {} <{}>, {} at {} (user {}, clinic {}), valid {} h",
@@ -189,6 +183,81 @@ pub async fn issue(
             user.full_name, user.email, user.id, request.ttl_hours
         );
     }
+    Ok(token)
+}
+
+/// Signs a token for `user`, naming `clinic` as its default (none when they have several or none).
+fn sign(
+    user: Uuid,
+    clinic: Option<ClinicId>,
+    request: &TokenRequest,
+    signing: &SigningSettings,
+) -> anyhow::Result<String> {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: UserId(user),
+        clinic_id: clinic,
+        iss: signing.issuer.clone(),
+        aud: signing.audience.clone(),
+        iat: now,
+        exp: now + request.ttl_hours * 3600,
+        platform_admin: request.platform_admin,
+    };
+    shared::auth::mint_hs256(signing.secret.as_bytes(), &claims).context("signing the token")
+}
+
+/// A person on no clinic's staff who administers organizations (the demo's chain admin).
+#[derive(sqlx::FromRow)]
+struct OrganizationAdminRow {
+    id: Uuid,
+    full_name: String,
+    email: String,
+    organizations: i64,
+}
+
+/// The person `--email` names when they have no active membership but administer at least one
+/// organization; `None` otherwise (then the membership lookup decides, and explains).
+async fn find_organization_admin(
+    pool: &PgPool,
+    request: &TokenRequest,
+) -> anyhow::Result<Option<OrganizationAdminRow>> {
+    let (Some(email), None, None) = (&request.email, &request.clinic, &request.role) else {
+        return Ok(None);
+    };
+    let mut lookup =
+        Unscoped::begin(pool, &["users", "memberships", "organization_admins"]).await?;
+    sqlx::query_as(
+        "SELECT u.id, u.full_name, u.email, count(*) AS organizations
+           FROM users u JOIN organization_admins a ON a.user_id = u.id AND a.active
+          WHERE u.email = $1
+            AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.active)
+          GROUP BY u.id",
+    )
+    .bind(email)
+    .fetch_optional(&mut *lookup.tx)
+    .await
+    .context("looking up the organization admin")
+}
+
+/// A token without `clinic_id` for an organization admin: requests to the organization routes
+/// name the organization in `Pulso-Organization` when they administer several.
+fn sign_organization_admin(
+    admin: &OrganizationAdminRow,
+    request: &TokenRequest,
+    signing: &SigningSettings,
+) -> anyhow::Result<String> {
+    if request.platform_admin {
+        bail!(
+            "--platform-admin needs an admin user; {} administers organizations only",
+            admin.email
+        );
+    }
+    let token = sign(admin.id, None, request, signing)?;
+    eprintln!(
+        "token for {} <{}> (user {}), org_admin of {} organization(s): GET /organization, \
+         GET /organization/dashboard, valid {} h",
+        admin.full_name, admin.email, admin.id, admin.organizations, request.ttl_hours
+    );
     Ok(token)
 }
 

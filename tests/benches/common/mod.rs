@@ -88,6 +88,24 @@ where
     Stats::from(samples, Some(started.elapsed()))
 }
 
+/// A pool of the application role with `clinic` set once per connection: the cheapest possible
+/// tenant-scoped primary-key select, the floor every cached read is compared with.
+pub async fn tenant_pool(url: &str, clinic: shared::ids::ClinicId) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(32)
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                sqlx::query(&format!("SET app.clinic_id = '{clinic}'"))
+                    .execute(connection)
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect(url)
+        .await
+        .expect("tenant pool")
+}
+
 pub fn iterations() -> usize {
     std::env::var("BENCH_ITERATIONS")
         .ok()

@@ -1,6 +1,8 @@
 //! The two demo clinics of one chain and their staff, under the readable fixed ids of
 //! `fixed_id`. One dentist works at both: Lucía Fernández at Sonrisa from Monday to Wednesday
-//! and at Alameda on Thursday and Friday, one person with two memberships.
+//! and at Alameda on Thursday and Friday, one person with two memberships. The chain's
+//! management is Isabel Navarro Prieto, its organization admin: on no clinic's staff, she reads
+//! both clinics and their dashboards together.
 
 use chrono::Weekday;
 use shared::auth::Role;
@@ -46,6 +48,21 @@ const MONDAY_TO_FRIDAY: &[Weekday] = &[
 ];
 const MONDAY_TO_WEDNESDAY: &[Weekday] = &[Weekday::Mon, Weekday::Tue, Weekday::Wed];
 const THURSDAY_AND_FRIDAY: &[Weekday] = &[Weekday::Thu, Weekday::Fri];
+
+/// The chain's organization admin (`org_admin` of the demo organization), id `fixed_id(0, 1)`.
+pub struct OrganizationAdmin {
+    pub id: Uuid,
+    pub full_name: &'static str,
+    pub email: &'static str,
+}
+
+pub fn organization_admin() -> OrganizationAdmin {
+    OrganizationAdmin {
+        id: fixed_id(0, 1),
+        full_name: "Isabel Navarro Prieto",
+        email: "isabel.navarro@grupo-pulso.pulso.test",
+    }
+}
 
 /// Readable fixed ids: clinic n is `d3e00000-0000-4000-8000-000000000n00`, its staff `…n01`–`…n05`.
 pub fn fixed_id(clinic: u128, member: u128) -> Uuid {

@@ -1,5 +1,6 @@
-//! The demo data itself, generated without touching the database: two clinics, their staff,
-//! patients with realistic Spanish names and two months of appointments.
+//! The demo data itself, generated without touching the database: two clinics of one chain,
+//! their staff and the chain's admin, patients with realistic Spanish names and two months of
+//! appointments.
 //!
 //! Deterministic: clinic and user ids are fixed (tokens stay valid across reseeds) and
 //! everything else comes from a seeded `StdRng`, so every machine gets the same demo on the
@@ -14,7 +15,9 @@ mod procedures;
 
 pub use appointments::DemoAppointment;
 pub(crate) use appointments::{OutcomeRates, Slot, appointment, fill_session};
-pub use clinics::{DemoClinic, StaffMember, clinics, fixed_id};
+pub use clinics::{
+    DemoClinic, OrganizationAdmin, StaffMember, clinics, fixed_id, organization_admin,
+};
 pub use patients::{DemoPatient, dni, patients};
 pub use procedures::{PROCEDURES, Procedure, pick_procedure};
 
