@@ -61,6 +61,18 @@ id_type!(
 id_type!(PatientId);
 id_type!(AppointmentId);
 id_type!(XrayId);
+id_type!(
+    /// One weekly working interval of a dentist (`shared::schedule`).
+    WorkingHoursId
+);
+id_type!(
+    /// A dentist's or the whole clinic's time away (`shared::schedule`).
+    TimeOffId
+);
+id_type!(
+    /// A treatment room (cubículo) of a clinic.
+    ChairId
+);
 id_type!(ReportId);
 id_type!(
     /// A background job (a row of `jobs`; the same id travels through the Redis queue).

@@ -12,6 +12,7 @@
 
 use crate::auth::Role;
 use crate::ids::{ClinicId, OrganizationId, PatientId, UserId};
+use chrono::NaiveDate;
 
 /// Bumped when a cached value's shape changes: old values are then never read.
 const PATIENT_PROFILE_FORMAT: u32 = 1;
@@ -19,6 +20,7 @@ const CATALOG_VIEW_FORMAT: u32 = 1;
 const DASHBOARD_FORMAT: u32 = 1;
 const CLINIC_LIST_FORMAT: u32 = 1;
 const ORGANIZATION_DASHBOARD_FORMAT: u32 = 1;
+const AVAILABILITY_FORMAT: u32 = 1;
 /// Bumped if what the queue keeps under its keys changes shape. 2: one ready list per clinic
 /// and `known` a hash (1 had one shared list and a set); the sweep pushes the unfinished jobs
 /// PostgreSQL has into the new keys, and the old ones are never read again.
@@ -174,6 +176,25 @@ impl Keys {
             generations: vec![],
             clinic: None,
         }
+    }
+
+    /// One clinic-day of free time (`shared::schedule::availability`): deleted by a booking
+    /// that touches the day, dropped with every other day of the clinic by a bump of its
+    /// [`schedule_generation`](Self::schedule_generation).
+    pub fn availability_day(&self, clinic: ClinicId, date: NaiveDate) -> CacheKey {
+        self.clinic_value(
+            clinic,
+            format!(
+                "{}:availability:{{{clinic}}}:day:{date}:v{AVAILABILITY_FORMAT}",
+                self.prefix
+            ),
+            vec![self.schedule_generation(clinic)],
+        )
+    }
+
+    /// Every cached day of one clinic's free time names this counter.
+    pub fn schedule_generation(&self, clinic: ClinicId) -> String {
+        format!("{}:availability:{{{clinic}}}:generation", self.prefix)
     }
 
     /// Every cached value of one clinic names this counter.

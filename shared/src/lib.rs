@@ -2,7 +2,7 @@
 //! the audit trail, http, cache, the job queue, real-time notifications, signed media URLs,
 //! health), the leaves every layer builds on (ids, contact details, the input errors of the
 //! domain's parsers) and one module per bounded context (clinics, patients, appointments,
-//! catalogs, dashboard, xrays, reports, admin).
+//! catalogs, schedule, dashboard, xrays, reports, admin).
 //!
 //! Infrastructure never imports a context; a context may use any infrastructure.
 
@@ -38,6 +38,7 @@ pub mod clinics;
 pub mod dashboard;
 pub mod patients;
 pub mod reports;
+pub mod schedule;
 pub mod xrays;
 
 // Scheduled work: composes contexts, like a function's main.

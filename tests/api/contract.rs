@@ -36,6 +36,7 @@ fn function_router(function: &str, state: AppState) -> Router {
         "patients" => shared::patients::router(state),
         "appointments" => shared::appointments::router(state),
         "catalogs" => shared::catalogs::router(state),
+        "schedule" => shared::schedule::router(state),
         "xrays" => shared::xrays::router(state),
         "reports" => shared::reports::router(state),
         "dashboard" => shared::dashboard::router(state),

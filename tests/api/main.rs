@@ -23,5 +23,6 @@ mod ratelimit;
 mod realtime;
 mod realtime_e2e;
 mod reports;
+mod schedule;
 mod security;
 mod xrays;

@@ -615,4 +615,19 @@ async fn join(tx: &mut TenantTx, clinic: ClinicId, user: UserId, role: Role) {
         .execute(&mut **tx)
         .await
         .expect("seed membership");
+    if role == Role::Dentist {
+        // Open around the clock, every day: the tests of other features book whenever they
+        // like. The agenda's own tests set real hours (`PUT /working-hours/{dentist_id}`).
+        sqlx::query(
+            "INSERT INTO working_hours (clinic_id, dentist_id, weekday, start_minute, end_minute,
+                                        valid_from)
+             SELECT $1, $2, weekday, 0, 1440, DATE '2000-01-01'
+               FROM generate_series(1, 7) AS d(weekday)",
+        )
+        .bind(clinic)
+        .bind(user)
+        .execute(&mut **tx)
+        .await
+        .expect("seed working hours");
+    }
 }

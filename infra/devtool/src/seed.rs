@@ -40,6 +40,9 @@ const TENANT_TABLES: &[&str] = &[
     "jobs",
     "catalog_items",
     "appointments",
+    "chairs",
+    "time_off",
+    "working_hours",
     "patients",
     "memberships",
 ];

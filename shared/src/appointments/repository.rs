@@ -6,13 +6,14 @@ use super::types::{
     TimeSlot,
 };
 use crate::auth::Role;
-use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
+use crate::ids::{AppointmentId, ChairId, ClinicId, PatientId, UserId};
 use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 const COLUMNS: &str = "id, clinic_id, patient_id, dentist_id, starts_at, ends_at, status, reason, \
-                       procedure_code, created_by, created_at, updated_at, status_changed_at";
+                       procedure_code, created_by, created_at, updated_at, status_changed_at, \
+                       chair_id, booked_with_override";
 
 /// The staff member's role and whether they are active, share-locked until commit so they
 /// cannot be deactivated under a booking being made.
@@ -66,8 +67,8 @@ pub(super) async fn insert(
 ) -> Result<AppointmentRecord, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO appointments (clinic_id, patient_id, dentist_id, starts_at, ends_at, reason,
-                                   procedure_code, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                   procedure_code, created_by, chair_id, booked_with_override)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          RETURNING {COLUMNS}"
     ))
     .bind(clinic)
@@ -78,6 +79,8 @@ pub(super) async fn insert(
     .bind(appointment.reason.as_str())
     .bind(appointment.procedure_code.as_ref().map(|c| c.as_str()))
     .bind(created_by)
+    .bind(appointment.chair_id)
+    .bind(appointment.override_schedule)
     .fetch_one(conn)
     .await
 }
@@ -168,11 +171,19 @@ pub(super) async fn list(
 }
 
 /// Writes the full row after `changes` were applied to the locked current version.
+/// Where a rescheduled appointment ends up: its slot, dentist and chair, and whether an admin
+/// overrode the schedule to put it there.
+pub(super) struct Placement {
+    pub slot: TimeSlot,
+    pub dentist: UserId,
+    pub chair: Option<ChairId>,
+    pub booked_with_override: bool,
+}
+
 pub(super) async fn update(
     conn: &mut PgConnection,
     current: &AppointmentRecord,
-    slot: &TimeSlot,
-    dentist: UserId,
+    placement: &Placement,
     changes: &AppointmentChanges,
 ) -> Result<AppointmentRecord, sqlx::Error> {
     let reason = changes
@@ -186,17 +197,19 @@ pub(super) async fn update(
     sqlx::query_as(&format!(
         "UPDATE appointments
          SET starts_at = $3, ends_at = $4, dentist_id = $5, reason = $6, procedure_code = $7,
-             updated_at = now()
+             chair_id = $8, booked_with_override = $9, updated_at = now()
          WHERE clinic_id = $1 AND id = $2
          RETURNING {COLUMNS}"
     ))
     .bind(current.clinic_id)
     .bind(current.id)
-    .bind(slot.starts_at())
-    .bind(slot.ends_at())
-    .bind(dentist)
+    .bind(placement.slot.starts_at())
+    .bind(placement.slot.ends_at())
+    .bind(placement.dentist)
     .bind(reason)
     .bind(procedure_code)
+    .bind(placement.chair)
+    .bind(placement.booked_with_override)
     .fetch_one(conn)
     .await
 }

@@ -8,10 +8,11 @@ use super::types::{
     Action, AppointmentChanges, AppointmentFilter, AppointmentResponse, CreateAppointmentRequest,
     Include, ListAppointmentsQuery, NewAppointment, UpdateAppointmentRequest,
 };
+use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
 use crate::http::responses::{Conflict, PreconditionFailed, UnsupportedMediaType, Validation};
-use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::ids::AppointmentId;
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
@@ -28,6 +29,8 @@ use utoipa_axum::routes;
 /// Everyone on staff reads; every role books, reschedules and moves appointments along (a
 /// dentist marks the visit completed, reception confirms and cancels).
 const WRITERS: &[Role] = &[Role::Admin, Role::Receptionist, Role::Dentist];
+/// Booking against the schedule (`override`) is the clinic management's call.
+const OVERRIDERS: &[Role] = &[Role::Admin];
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.http.clone();
@@ -48,7 +51,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
     tag = "appointments",
     operation_id = "createAppointment",
     summary = "Book an appointment",
-    description = "Reminders are planned for it; the clinic's staff are told over the WebSocket.",
+    description = "It must fit the agenda's capacity, checked in the same transaction as the \
+                   insert: inside one stretch of the dentist's working hours, not on their \
+                   time off nor a clinic closure, in a chair (if given) that is active and \
+                   free; each refusal is a 409 of its own type with the offending `intervals`. \
+                   Admins may book against hours and time off with `\"override\": true` \
+                   (recorded). Reminders are planned for it; the clinic's staff are told over \
+                   the WebSocket.",
     request_body = CreateAppointmentRequest,
     responses(
         (status = 201, description = "Booked.", body = AppointmentResponse,
@@ -60,12 +69,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiJson(request): ApiJson<CreateAppointmentRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(WRITERS)?;
     let appointment = NewAppointment::try_from(request)?;
+    if appointment.override_schedule {
+        principal.require(OVERRIDERS)?;
+    }
+    let actor = Actor::person(&principal, &request_id);
     let record = AppointmentService::new(&state)
-        .book(principal.clinic_id, principal.user_id, &appointment)
+        .book(principal.clinic_id, &actor, principal.user_id, &appointment)
         .await?;
     tracing::info!(
         appointment_id = %record.id,
@@ -150,8 +164,10 @@ async fn show(
     tag = "appointments",
     operation_id = "updateAppointment",
     summary = "Reschedule or change an appointment",
-    description = "Only scheduled or confirmed appointments change. With `If-Match`, only while \
-                   the appointment is still that version (412 otherwise, nothing written).",
+    description = "Only scheduled or confirmed appointments change. A new time or dentist must \
+                   fit the agenda's capacity as a booking does (admins may `override` it); a \
+                   new chair must be free. With `If-Match`, only while the appointment is \
+                   still that version (412 otherwise, nothing written).",
     params(("id" = AppointmentId, Path, description = "The appointment's id."), IfMatchHeader),
     request_body = UpdateAppointmentRequest,
     responses(
@@ -165,6 +181,7 @@ async fn show(
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiPath(id): ApiPath<AppointmentId>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<UpdateAppointmentRequest>,
@@ -172,8 +189,12 @@ async fn update(
     principal.require(WRITERS)?;
     let if_match = IfMatch::from_headers(&headers)?;
     let changes = AppointmentChanges::try_from(request)?;
+    if changes.override_schedule {
+        principal.require(OVERRIDERS)?;
+    }
+    let actor = Actor::person(&principal, &request_id);
     let record = AppointmentService::new(&state)
-        .reschedule(principal.clinic_id, id, &changes, if_match.as_ref())
+        .reschedule(principal.clinic_id, &actor, id, &changes, if_match.as_ref())
         .await?;
     tracing::info!(
         appointment_id = %record.id,

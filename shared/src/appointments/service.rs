@@ -2,11 +2,13 @@
 //! own field, and the mapping of the schema's constraints for what slips past them in a race.
 
 use super::repository;
+use super::repository::Placement;
 use super::types::{
     Action, AppointmentChanges, AppointmentFilter, AppointmentRecord, AppointmentResponse,
     AppointmentStatus, Include, IncludedName, InvalidTransition, NewAppointment, SlotError,
     TimeSlot, overlap_detail, transition,
 };
+use crate::audit::{self, Actor, Changes, FieldPolicy};
 use crate::auth::Role;
 use crate::catalogs::{self, CatalogKind};
 use crate::db::{self, DbError, TenantTx};
@@ -15,6 +17,7 @@ use crate::http::{ApiError, ConflictKind};
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
 use crate::input::InputError;
 use crate::pagination::{Page, PageRequest};
+use crate::schedule::{self, Booking, CapacityError, calendar::Span};
 use crate::state::AppState;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::PgPool;
@@ -55,6 +58,9 @@ pub enum AppointmentError {
     },
     #[error(transparent)]
     Slot(#[from] SlotError),
+    /// The agenda has no room: outside the dentist's hours, on time off, in a taken chair.
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -68,6 +74,8 @@ impl From<sqlx::Error> for AppointmentError {
             Some("appointments_at_most_12_hours") => SlotError::TooLong.into(),
             Some("appointments_patient_fkey") => AppointmentError::NoSuchPatient,
             Some("appointments_dentist_fkey") => AppointmentError::NoSuchDentist,
+            Some("appointments_chair_no_overlap") => CapacityError::ChairTaken(None).into(),
+            Some("appointments_chair_fkey") => CapacityError::NoSuchChair.into(),
             _ => AppointmentError::Db(error),
         }
     }
@@ -134,6 +142,7 @@ impl From<AppointmentError> for ApiError {
                 field: None,
             },
             AppointmentError::Slot(error) => error.into(),
+            AppointmentError::Capacity(error) => error.into(),
             AppointmentError::Db(error) => error.into(),
         }
     }
@@ -159,17 +168,24 @@ impl Transitioned {
 }
 
 pub struct AppointmentService<'a> {
+    state: &'a AppState,
     db: &'a PgPool,
 }
 
 impl<'a> AppointmentService<'a> {
     pub fn new(state: &'a AppState) -> Self {
-        Self { db: &state.db }
+        Self {
+            state,
+            db: &state.db,
+        }
     }
 
+    /// Books `appointment` if the agenda has room (`crate::schedule::check_booking`) and the
+    /// dentist is free, all in one transaction; an override is recorded in the audit trail.
     pub async fn book(
         &self,
         clinic: ClinicId,
+        actor: &Actor,
         booked_by: UserId,
         appointment: &NewAppointment,
     ) -> Result<AppointmentRecord, AppointmentError> {
@@ -179,6 +195,14 @@ impl<'a> AppointmentService<'a> {
         if let Some(code) = &appointment.procedure_code {
             check_procedure(&mut tx, clinic, code.as_str()).await?;
         }
+        let booking = Booking {
+            dentist: appointment.dentist_id,
+            slot: span(&appointment.slot),
+            chair: appointment.chair_id,
+            except: None,
+            override_schedule: appointment.override_schedule,
+        };
+        schedule::check_booking(&mut tx, clinic, &booking).await?;
         check_free(
             &mut tx,
             clinic,
@@ -188,7 +212,11 @@ impl<'a> AppointmentService<'a> {
         )
         .await?;
         let record = repository::insert(&mut tx, clinic, booked_by, appointment).await?;
+        if appointment.override_schedule {
+            record_override(&mut tx, actor, &record).await?;
+        }
         tx.commit().await?;
+        schedule::forget_booking(self.state, clinic, &[span(&appointment.slot)]).await;
         Ok(record)
     }
 
@@ -242,6 +270,7 @@ impl<'a> AppointmentService<'a> {
     pub async fn reschedule(
         &self,
         clinic: ClinicId,
+        actor: &Actor,
         id: AppointmentId,
         changes: &AppointmentChanges,
         if_match: Option<&IfMatch>,
@@ -265,7 +294,9 @@ impl<'a> AppointmentService<'a> {
             slot.check_bookable(Utc::now())?;
         }
         let dentist = changes.dentist_id.unwrap_or(current.dentist_id);
-        if dentist != current.dentist_id {
+        let moves = dentist != current.dentist_id || slot != current.slot();
+        if moves {
+            // Also share-locks their membership: their schedule cannot change under the check.
             check_dentist(&mut tx, clinic, dentist).await?;
         }
         // Only a code that changes: an open appointment keeps a procedure retired since.
@@ -274,11 +305,41 @@ impl<'a> AppointmentService<'a> {
         {
             check_procedure(&mut tx, clinic, code.as_str()).await?;
         }
-        if dentist != current.dentist_id || slot != current.slot() {
+        let chair = changes.chair_id.unwrap_or(current.chair_id);
+        if moves || chair != current.chair_id {
+            // The schedule is checked only when the appointment moves: a chair given to one
+            // booked outside hours (with an override) is not refused for its hours.
+            let booking = Booking {
+                dentist,
+                slot: span(&slot),
+                chair,
+                except: Some(current.id),
+                override_schedule: changes.override_schedule || !moves,
+            };
+            schedule::check_booking(&mut tx, clinic, &booking).await?;
+        }
+        if moves {
             check_free(&mut tx, clinic, dentist, &slot, Some(current.id)).await?;
         }
-        let record = repository::update(&mut tx, &current, &slot, dentist, changes).await?;
+        let placement = Placement {
+            slot,
+            dentist,
+            chair,
+            booked_with_override: if moves {
+                changes.override_schedule
+            } else {
+                current.booked_with_override
+            },
+        };
+        let record = repository::update(&mut tx, &current, &placement, changes).await?;
+        if moves && changes.override_schedule {
+            record_override(&mut tx, actor, &record).await?;
+        }
         tx.commit().await?;
+        if moves || chair != current.chair_id {
+            let touched = [span(&current.slot()), span(&slot)];
+            schedule::forget_booking(self.state, clinic, &touched).await;
+        }
         Ok(record)
     }
 
@@ -311,6 +372,8 @@ impl<'a> AppointmentService<'a> {
         }
         let record = repository::set_status(&mut tx, &current, to).await?;
         tx.commit().await?;
+        // A cancellation frees the time; any other change is cheap to forget as well.
+        schedule::forget_booking(self.state, clinic, &[span(&record.slot())]).await;
         Ok(Transitioned { record, from })
     }
 }
@@ -351,6 +414,48 @@ async fn check_procedure(
         Err(AppointmentError::NoSuchProcedure)
     }
 }
+
+fn span(slot: &TimeSlot) -> Span {
+    Span {
+        start: slot.starts_at(),
+        end: slot.ends_at(),
+    }
+}
+
+/// The audit event of an admin's override: where the appointment was put against the schedule.
+async fn record_override(
+    tx: &mut TenantTx,
+    actor: &Actor,
+    record: &AppointmentRecord,
+) -> Result<(), AppointmentError> {
+    #[derive(serde::Serialize)]
+    struct Overridden {
+        dentist_id: UserId,
+        starts_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+    }
+    let placed = Overridden {
+        dentist_id: record.dentist_id,
+        starts_at: record.starts_at,
+        ends_at: record.ends_at,
+    };
+    let changes = Changes::between(None, Some(&placed), &OVERRIDE_AUDIT);
+    audit::record(
+        tx,
+        actor,
+        Some(record.clinic_id),
+        audit::Action::AppointmentOverride,
+        &record.id.to_string(),
+        &changes,
+    )
+    .await
+    .map_err(|error| AppointmentError::Db(error.into()))
+}
+
+const OVERRIDE_AUDIT: FieldPolicy = FieldPolicy {
+    ignored: &[],
+    redacted: &[],
+};
 
 /// Finds a clash before writing, so the 409 can say when the other appointment is; the
 /// exclusion constraint still decides between two bookings racing for the same minute.

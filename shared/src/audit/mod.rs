@@ -46,6 +46,18 @@ pub enum Action {
     PatientUpdate,
     #[serde(rename = "patient.archive")]
     PatientArchive,
+    #[serde(rename = "appointment.override")]
+    AppointmentOverride,
+    #[serde(rename = "working_hours.replace")]
+    WorkingHoursReplace,
+    #[serde(rename = "time_off.create")]
+    TimeOffCreate,
+    #[serde(rename = "time_off.delete")]
+    TimeOffDelete,
+    #[serde(rename = "chair.create")]
+    ChairCreate,
+    #[serde(rename = "chair.update")]
+    ChairUpdate,
 }
 
 impl Action {
@@ -64,6 +76,12 @@ impl Action {
         Action::PatientCreate,
         Action::PatientUpdate,
         Action::PatientArchive,
+        Action::AppointmentOverride,
+        Action::WorkingHoursReplace,
+        Action::TimeOffCreate,
+        Action::TimeOffDelete,
+        Action::ChairCreate,
+        Action::ChairUpdate,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -82,6 +100,12 @@ impl Action {
             Action::PatientCreate => "patient.create",
             Action::PatientUpdate => "patient.update",
             Action::PatientArchive => "patient.archive",
+            Action::AppointmentOverride => "appointment.override",
+            Action::WorkingHoursReplace => "working_hours.replace",
+            Action::TimeOffCreate => "time_off.create",
+            Action::TimeOffDelete => "time_off.delete",
+            Action::ChairCreate => "chair.create",
+            Action::ChairUpdate => "chair.update",
         }
     }
 

@@ -41,6 +41,13 @@ impl Cache {
             .await
     }
 
+    /// Invalidates every day of one clinic's cached free time in O(1): a new schedule generation
+    /// (hours, time off, chairs or staff changed).
+    pub async fn invalidate_schedule(&self, clinic: ClinicId) -> Result<(), CacheUnavailable> {
+        self.bump_generation(self.keys.schedule_generation(clinic))
+            .await
+    }
+
     /// Invalidates every clinic's catalog view in O(1): a new global catalog generation.
     pub async fn invalidate_global_catalog(&self) -> Result<(), CacheUnavailable> {
         self.bump_generation(self.keys.global_catalog_generation())

@@ -38,7 +38,8 @@ mod value;
 
 pub use metrics::CacheNameStats;
 pub use policy::{
-    CATALOG_VIEW, CLINIC_LIST, CachePolicy, DASHBOARD, ORGANIZATION_DASHBOARD, PATIENT_PROFILE, Ttl,
+    AVAILABILITY, CATALOG_VIEW, CLINIC_LIST, CachePolicy, DASHBOARD, ORGANIZATION_DASHBOARD,
+    PATIENT_PROFILE, Ttl,
 };
 pub use prefetch::Prefetched;
 pub use value::{CacheValue, RawJson};

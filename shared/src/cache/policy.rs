@@ -92,6 +92,18 @@ pub const ORGANIZATION_DASHBOARD: CachePolicy = CachePolicy {
     xfetch_beta: 2.0,
 };
 
+/// One clinic-day of free time (`crate::schedule::availability`). Never served stale: a slot
+/// booked a moment ago must not be offered; invalidated by every booking of the day and, through
+/// the clinic's schedule generation, by every change of hours, time off, chairs or staff.
+pub const AVAILABILITY: CachePolicy = CachePolicy {
+    name: "availability",
+    ttl: Ttl::Configured(|config| config.availability_ttl),
+    serve_stale_for: Duration::ZERO,
+    lease: Duration::from_secs(3),
+    max_wait: Duration::from_millis(300),
+    xfetch_beta: 1.0,
+};
+
 pub const CLINIC_LIST: CachePolicy = CachePolicy {
     name: "clinic_list",
     ttl: Ttl::Configured(|config| config.clinic_list_ttl),
@@ -131,14 +143,21 @@ mod tests {
             catalog_view_ttl: Duration::from_secs(2),
             dashboard_ttl: Duration::from_secs(3),
             clinic_list_ttl: Duration::from_secs(4),
+            availability_ttl: Duration::from_secs(5),
             metrics_emf: false,
             metrics_flush: Duration::from_secs(10),
         };
-        let resolved: Vec<u64> = [PATIENT_PROFILE, CATALOG_VIEW, DASHBOARD, CLINIC_LIST]
-            .iter()
-            .map(|policy| policy.ttl.resolve(&config).as_secs())
-            .collect();
-        assert_eq!(resolved, [1, 2, 3, 4]);
+        let resolved: Vec<u64> = [
+            PATIENT_PROFILE,
+            CATALOG_VIEW,
+            DASHBOARD,
+            CLINIC_LIST,
+            AVAILABILITY,
+        ]
+        .iter()
+        .map(|policy| policy.ttl.resolve(&config).as_secs())
+        .collect();
+        assert_eq!(resolved, [1, 2, 3, 4, 5]);
         assert_eq!(
             Ttl::Fixed(Duration::from_secs(9)).resolve(&config),
             Duration::from_secs(9)

@@ -129,6 +129,10 @@ impl<'a> ClinicsService<'a> {
             // Redis refused the deletion: the cached standing serves out its short lifetime.
             tracing::error!(error = %ErrorChain(&error), "a member's cached standing was not cleared");
         }
+        if next.role != current.role || next.active != current.active {
+            // A dentist who joins or leaves the agenda changes every day's free time.
+            crate::schedule::forget_schedule(self.state, clinic).await;
+        }
         let access_changed = next.role != current.role || !next.active;
         if access_changed && let Err(error) = realtime::close_user(self.state, clinic, user).await {
             tracing::warn!(error = %ErrorChain(&error), "a member's connections were not closed");
@@ -203,6 +207,8 @@ impl<'a> ClinicsService<'a> {
         self.cache
             .invalidate(DASHBOARD, &self.keys.dashboard(clinic))
             .await;
+        // A new time zone moves every day's working hours; a new grid is applied on reading.
+        crate::schedule::forget_schedule(self.state, clinic).await;
         Ok(saved.into())
     }
 

@@ -38,6 +38,7 @@ pub struct CacheConfig {
     pub catalog_view_ttl: Duration,
     pub dashboard_ttl: Duration,
     pub clinic_list_ttl: Duration,
+    pub availability_ttl: Duration,
     /// Write counters as CloudWatch Embedded Metric Format lines to stdout.
     pub metrics_emf: bool,
     /// How often a process adds its counters to Redis (the admin view) and the logs.
@@ -113,6 +114,7 @@ impl CacheConfig {
         let catalog_view_ttl = at_least_a_second("CACHE_TTL_CATALOG_SECONDS", 60 * 60);
         let dashboard_ttl = at_least_a_second("CACHE_TTL_DASHBOARD_SECONDS", 5 * 60);
         let clinic_list_ttl = at_least_a_second("CACHE_TTL_CLINIC_LIST_SECONDS", 24 * 60 * 60);
+        let availability_ttl = at_least_a_second("CACHE_TTL_AVAILABILITY_SECONDS", 10 * 60);
         let metrics_emf = vars.parsed("CACHE_METRICS_EMF", true, "true or false");
         let metrics_flush = vars.seconds("CACHE_METRICS_FLUSH_SECONDS", 10);
         vars.check(!metrics_flush.is_zero(), || {
@@ -123,6 +125,7 @@ impl CacheConfig {
             catalog_view_ttl,
             dashboard_ttl,
             clinic_list_ttl,
+            availability_ttl,
             metrics_emf,
             metrics_flush,
         }

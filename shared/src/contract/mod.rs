@@ -23,9 +23,9 @@ mod asyncapi;
 
 pub use asyncapi::{ASYNCAPI_PATH, asyncapi, asyncapi_json};
 
-use crate::http::Problem;
 use crate::http::conditional::{IfNoneMatch, Sha256Digest};
 use crate::http::responses::{self as problems, header_ref};
+use crate::http::{Problem, ProblemInterval};
 use crate::ids::{ClinicId, OrganizationId};
 use crate::state::AppState;
 use ::http::{HeaderMap, StatusCode, header};
@@ -218,6 +218,7 @@ pub fn all_routes() -> OpenApiRouter<AppState> {
         .merge(crate::clinics::routes())
         .merge(crate::patients::routes())
         .merge(crate::appointments::routes())
+        .merge(crate::schedule::routes())
         .merge(crate::catalogs::routes())
         .merge(crate::xrays::routes())
         .merge(crate::reports::routes())
@@ -285,6 +286,7 @@ fn link(operation: &mut Operation) {
 fn components() -> utoipa::openapi::Components {
     let mut components = ComponentsBuilder::new()
         .schema(Problem::name(), Problem::schema())
+        .schema(ProblemInterval::name(), ProblemInterval::schema())
         .security_scheme(
             BEARER,
             SecurityScheme::Http(

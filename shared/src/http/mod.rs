@@ -10,5 +10,5 @@ pub mod responses;
 mod router;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
-pub use problem::{ApiError, ConflictKind, PROBLEM_JSON, Problem};
+pub use problem::{ApiError, ConflictKind, PROBLEM_JSON, Problem, ProblemInterval};
 pub use router::{LateHeaders, RequestId, finish};

@@ -67,6 +67,15 @@ pub enum ApiError {
         detail: String,
         field: Option<String>,
     },
+    /// A booking the agenda's capacity refuses (`crate::schedule`): outside the dentist's hours,
+    /// on time off or a closure, in a chair taken then. `intervals`: the offending stretches.
+    #[error("conflict: {detail}")]
+    CapacityConflict {
+        kind: ConflictKind,
+        detail: String,
+        field: Option<String>,
+        intervals: Vec<ProblemInterval>,
+    },
     #[error("body over {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
@@ -115,7 +124,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::CapacityConflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -217,6 +226,12 @@ impl ApiError {
                 kind,
                 detail,
                 field,
+            }
+            | ApiError::CapacityConflict {
+                kind,
+                detail,
+                field,
+                ..
             } => (kind.slug(), "Conflict", detail.clone(), field.clone()),
             ApiError::PayloadTooLarge { limit } => (
                 "payload-too-large",
@@ -243,12 +258,17 @@ impl ApiError {
                 None,
             ),
         };
+        let intervals = match self {
+            ApiError::CapacityConflict { intervals, .. } => Some(intervals.clone()),
+            _ => None,
+        };
         Problem {
             problem_type: format!("/problems/{kind}"),
             title,
             status: self.status().as_u16(),
             detail,
             field,
+            intervals,
         }
     }
 }
@@ -276,10 +296,20 @@ pub enum ConflictKind {
     ActingClinic,
     /// An invitation of someone who is a member already, with another role or deactivated.
     AlreadyMember,
+    /// A booking outside the dentist's working hours.
+    OutsideWorkingHours,
+    /// A booking on the dentist's time off (holiday, sick leave, training, personal).
+    DentistAway,
+    /// A booking while the clinic is closed (a closure or public holiday).
+    ClinicClosed,
+    /// A booking in a chair another appointment has then.
+    ChairTaken,
+    /// A chair name the clinic uses already.
+    ChairNameTaken,
 }
 
 impl ConflictKind {
-    pub const ALL: [ConflictKind; 15] = [
+    pub const ALL: [ConflictKind; 20] = [
         ConflictKind::DuplicateNationalId,
         ConflictKind::PatientArchived,
         ConflictKind::AppointmentOverlap,
@@ -295,6 +325,11 @@ impl ConflictKind {
         ConflictKind::SlugTaken,
         ConflictKind::ActingClinic,
         ConflictKind::AlreadyMember,
+        ConflictKind::OutsideWorkingHours,
+        ConflictKind::DentistAway,
+        ConflictKind::ClinicClosed,
+        ConflictKind::ChairTaken,
+        ConflictKind::ChairNameTaken,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -314,6 +349,11 @@ impl ConflictKind {
             ConflictKind::SlugTaken => "slug-taken",
             ConflictKind::ActingClinic => "acting-clinic",
             ConflictKind::AlreadyMember => "already-member",
+            ConflictKind::OutsideWorkingHours => "outside-working-hours",
+            ConflictKind::DentistAway => "dentist-away",
+            ConflictKind::ClinicClosed => "clinic-closed",
+            ConflictKind::ChairTaken => "chair-taken",
+            ConflictKind::ChairNameTaken => "chair-name-taken",
         }
     }
 }
@@ -334,6 +374,17 @@ pub struct Problem {
     /// parameter, or a header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The stretches of time a booking conflicts with (the capacity conflicts only): the
+    /// dentist's working hours that day, the time off or closure, the chair's booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Vec<ProblemInterval>>,
+}
+
+/// A stretch of time a problem names, `[starts_at, ends_at)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProblemInterval {
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl IntoResponse for ApiError {

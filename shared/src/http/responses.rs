@@ -106,6 +106,59 @@ fn conflict_example(kind: ConflictKind) -> (&'static str, Option<&'static str>) 
              membership with PATCH /staff/{id}.",
             Some("email"),
         ),
+        ConflictKind::OutsideWorkingHours => (
+            "The dentist does not work then: their hours that day are in `intervals`.",
+            Some("starts_at"),
+        ),
+        ConflictKind::DentistAway => (
+            "The dentist is away then (holiday \"Navidad\"): see `intervals`.",
+            Some("starts_at"),
+        ),
+        ConflictKind::ClinicClosed => (
+            "The clinic is closed then (public_holiday \"Inmaculada Concepción\"): see \
+             `intervals`.",
+            Some("starts_at"),
+        ),
+        ConflictKind::ChairTaken => (
+            "The chair is taken then by another appointment: see `intervals`.",
+            Some("chair_id"),
+        ),
+        ConflictKind::ChairNameTaken => (
+            "The clinic has a chair named Gabinete 1 already.",
+            Some("name"),
+        ),
+    }
+}
+
+/// The example intervals of a capacity conflict: a morning's hours, or the stretch in the way.
+fn capacity_example(kind: ConflictKind) -> Option<Vec<super::ProblemInterval>> {
+    let at = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default()
+    };
+    let interval = |start: &str, end: &str| super::ProblemInterval {
+        starts_at: at(start),
+        ends_at: at(end),
+    };
+    match kind {
+        ConflictKind::OutsideWorkingHours => Some(vec![
+            interval("2026-12-09T08:00:00Z", "2026-12-09T13:00:00Z"),
+            interval("2026-12-09T15:00:00Z", "2026-12-09T19:00:00Z"),
+        ]),
+        ConflictKind::DentistAway => Some(vec![interval(
+            "2026-12-23T23:00:00Z",
+            "2026-12-31T23:00:00Z",
+        )]),
+        ConflictKind::ClinicClosed => Some(vec![interval(
+            "2026-12-07T23:00:00Z",
+            "2026-12-08T23:00:00Z",
+        )]),
+        ConflictKind::ChairTaken => Some(vec![interval(
+            "2026-12-09T09:00:00Z",
+            "2026-12-09T09:45:00Z",
+        )]),
+        _ => None,
     }
 }
 
@@ -229,10 +282,19 @@ pub fn all() -> Vec<ProblemResponse> {
                 .into_iter()
                 .map(|kind| {
                     let (detail, field) = conflict_example(kind);
-                    ApiError::Conflict {
-                        kind,
-                        detail: detail.into(),
-                        field: field.map(str::to_owned),
+                    let (detail, field) = (detail.into(), field.map(str::to_owned));
+                    match capacity_example(kind) {
+                        Some(intervals) => ApiError::CapacityConflict {
+                            kind,
+                            detail,
+                            field,
+                            intervals,
+                        },
+                        None => ApiError::Conflict {
+                            kind,
+                            detail,
+                            field,
+                        },
                     }
                 })
                 .collect(),

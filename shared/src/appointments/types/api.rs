@@ -6,7 +6,7 @@ use super::{
     AppointmentChanges, AppointmentRecord, AppointmentStatus, LengthMinutes, NewAppointment,
     ProcedureCode, Reason, SlotEnd, TimeSlot, instant,
 };
-use crate::ids::{AppointmentId, PatientId, UserId};
+use crate::ids::{AppointmentId, ChairId, PatientId, UserId};
 use crate::input::{InputError, not_null, nullable};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,14 @@ pub struct CreateAppointmentRequest {
     #[serde(default)]
     #[schema(max_length = 32)]
     pub procedure_code: Option<String>,
+    /// A chair (treatment room) of the clinic, active and free for the whole slot.
+    #[serde(default)]
+    pub chair_id: Option<ChairId>,
+    /// Admins only: book outside the dentist's working hours or on their time off or a
+    /// closure, on purpose (recorded on the appointment and in the audit trail). Overlaps
+    /// with other appointments are refused all the same.
+    #[serde(default, rename = "override")]
+    pub override_schedule: bool,
 }
 
 // The schema's `max_length` of `reason` is this limit.
@@ -82,6 +90,8 @@ impl TryFrom<CreateAppointmentRequest> for NewAppointment {
                 .as_deref()
                 .map(|code| ProcedureCode::parse("procedure_code", code))
                 .transpose()?,
+            chair_id: request.chair_id,
+            override_schedule: request.override_schedule,
         })
     }
 }
@@ -107,6 +117,13 @@ pub struct UpdateAppointmentRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(max_length = 32)]
     pub procedure_code: Option<Option<String>>,
+    /// `null` frees the chair.
+    #[serde(default, deserialize_with = "nullable")]
+    pub chair_id: Option<Option<ChairId>>,
+    /// Admins only: move it outside the dentist's hours or onto time off, on purpose. Not a
+    /// change by itself.
+    #[serde(default, rename = "override")]
+    pub override_schedule: bool,
 }
 
 impl TryFrom<UpdateAppointmentRequest> for AppointmentChanges {
@@ -131,6 +148,8 @@ impl TryFrom<UpdateAppointmentRequest> for AppointmentChanges {
                         .transpose()
                 })
                 .transpose()?,
+            chair_id: request.chair_id,
+            override_schedule: request.override_schedule,
         };
         if changes.is_empty() {
             return Err(InputError::malformed_request(
@@ -163,6 +182,10 @@ pub struct AppointmentResponse {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status_changed_at: DateTime<Utc>,
+    /// The chair (treatment room) it takes, if any.
+    pub chair_id: Option<ChairId>,
+    /// Booked or last moved by an admin outside the dentist's hours or on time off.
+    pub booked_with_override: bool,
     /// With `?include=patient` on a list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient: Option<IncludedName>,
@@ -185,6 +208,8 @@ impl From<AppointmentRecord> for AppointmentResponse {
             created_at: record.created_at,
             updated_at: record.updated_at,
             status_changed_at: record.status_changed_at,
+            chair_id: record.chair_id,
+            booked_with_override: record.booked_with_override,
             patient: None,
             dentist: None,
         }

@@ -15,7 +15,7 @@ pub use filter::{
 };
 pub use lifecycle::{Action, AppointmentStatus, InvalidTransition, UnknownStatus, transition};
 
-use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
+use crate::ids::{AppointmentId, ChairId, ClinicId, PatientId, UserId};
 use crate::input::InputError;
 use crate::text::free_text;
 use chrono::{DateTime, Months, SecondsFormat, SubsecRound, TimeDelta, Utc};
@@ -213,6 +213,9 @@ pub struct NewAppointment {
     pub slot: TimeSlot,
     pub reason: Reason,
     pub procedure_code: Option<ProcedureCode>,
+    pub chair_id: Option<ChairId>,
+    /// An admin books outside the dentist's hours or on time off, on purpose (audited).
+    pub override_schedule: bool,
 }
 
 /// Changes to an appointment; `None` leaves a field as it is.
@@ -224,6 +227,11 @@ pub struct AppointmentChanges {
     pub reason: Option<Reason>,
     /// `Some(None)` clears the code.
     pub procedure_code: Option<Option<ProcedureCode>>,
+    /// `Some(None)` frees the chair.
+    pub chair_id: Option<Option<ChairId>>,
+    /// An admin moves it outside the dentist's hours or onto time off, on purpose (audited).
+    /// Not a change by itself.
+    pub override_schedule: bool,
 }
 
 impl AppointmentChanges {
@@ -233,6 +241,7 @@ impl AppointmentChanges {
             && self.dentist_id.is_none()
             && self.reason.is_none()
             && self.procedure_code.is_none()
+            && self.chair_id.is_none()
     }
 
     /// The slot once these changes apply to `current`. Moving only the start keeps the
@@ -268,6 +277,8 @@ pub struct AppointmentRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status_changed_at: DateTime<Utc>,
+    pub chair_id: Option<ChairId>,
+    pub booked_with_override: bool,
 }
 
 impl AppointmentRecord {
