@@ -9,7 +9,7 @@
 //! Rows go in with one UNNEST insert per table, so seeding takes a fraction of a second.
 
 use crate::demo::{
-    self, ClinicData, DemoAppointment, DemoClinic, DemoPatient, PROCEDURES, TIMEZONE,
+    self, ClinicData, DemoAppointment, DemoClinic, DemoPatient, DemoSchedule, PROCEDURES, TIMEZONE,
 };
 use crate::rls::{self, Unscoped};
 use anyhow::{Context, bail};
@@ -84,7 +84,8 @@ pub async fn run(pool: &PgPool, reset: bool) -> anyhow::Result<()> {
     let mut people = HashSet::new();
     for (index, clinic) in clinics.iter().enumerate() {
         let data = demo::generate(clinic, index as u64, now);
-        insert_clinic(pool, clinic, &data, &people)
+        let schedule = demo::schedule(clinic, index, now.date());
+        insert_clinic(pool, clinic, &data, &schedule, &people)
             .await
             .with_context(|| format!("seeding clinic {}", clinic.slug))?;
         people.extend(clinic.staff.iter().map(|s| s.id));
@@ -299,6 +300,7 @@ async fn insert_clinic(
     pool: &PgPool,
     clinic: &DemoClinic,
     data: &ClinicData,
+    schedule: &DemoSchedule,
     people: &HashSet<Uuid>,
 ) -> anyhow::Result<()> {
     // A platform transaction: the demo's organization is created (once) in it too.
@@ -332,6 +334,7 @@ async fn insert_clinic(
         .collect();
     insert_staff(&mut tx, clinic.id, &staff, people).await?;
 
+    insert_schedule(&mut tx, clinic.id, TIMEZONE, schedule).await?;
     insert_patients(&mut tx, clinic.id, &data.patients).await?;
     insert_appointments(&mut tx, clinic.id, TIMEZONE, &data.appointments).await?;
 
@@ -392,6 +395,66 @@ pub async fn insert_staff(
     .execute(conn)
     .await
     .context("inserting the memberships")?;
+    Ok(())
+}
+
+/// Inserts `clinic`'s weekly hours, chairs and time off (whole days in `timezone`), one
+/// statement each, inside the caller's tenant transaction.
+async fn insert_schedule(
+    conn: &mut PgConnection,
+    clinic: Uuid,
+    timezone: &str,
+    schedule: &DemoSchedule,
+) -> anyhow::Result<()> {
+    let hours = &schedule.hours;
+    sqlx::query(
+        "INSERT INTO working_hours (clinic_id, dentist_id, weekday, start_minute, end_minute,
+                                    valid_from)
+         SELECT $1, dentist_id, weekday, start_minute, end_minute, DATE '2020-01-01'
+           FROM UNNEST($2::uuid[], $3::int2[], $4::int2[], $5::int2[])
+                AS w(dentist_id, weekday, start_minute, end_minute)",
+    )
+    .bind(clinic)
+    .bind(hours.iter().map(|h| h.dentist_id).collect::<Vec<_>>())
+    .bind(hours.iter().map(|h| h.weekday).collect::<Vec<_>>())
+    .bind(hours.iter().map(|h| h.start_minute).collect::<Vec<_>>())
+    .bind(hours.iter().map(|h| h.end_minute).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .context("inserting the working hours")?;
+    sqlx::query(
+        "INSERT INTO chairs (clinic_id, name, created_at, updated_at)
+         SELECT $1, name, now() - interval '1600 days', now() - interval '1600 days'
+           FROM UNNEST($2::text[]) AS c(name)",
+    )
+    .bind(clinic)
+    .bind(&schedule.chairs)
+    .execute(&mut *conn)
+    .await
+    .context("inserting the chairs")?;
+    let time_off = &schedule.time_off;
+    sqlx::query(
+        "INSERT INTO time_off (clinic_id, dentist_id, kind, starts_at, ends_at, all_day, label)
+         SELECT $1, dentist_id, kind::time_off_kind, first_day::timestamp AT TIME ZONE $2,
+                (last_day + 1)::timestamp AT TIME ZONE $2, true, label
+           FROM UNNEST($3::uuid[], $4::text[], $5::date[], $6::date[], $7::text[])
+                AS t(dentist_id, kind, first_day, last_day, label)",
+    )
+    .bind(clinic)
+    .bind(timezone)
+    .bind(time_off.iter().map(|t| t.dentist_id).collect::<Vec<_>>())
+    .bind(time_off.iter().map(|t| t.kind).collect::<Vec<_>>())
+    .bind(time_off.iter().map(|t| t.first_day).collect::<Vec<_>>())
+    .bind(time_off.iter().map(|t| t.last_day).collect::<Vec<_>>())
+    .bind(
+        time_off
+            .iter()
+            .map(|t| t.label.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await
+    .context("inserting the time off")?;
     Ok(())
 }
 

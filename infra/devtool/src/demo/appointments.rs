@@ -1,16 +1,18 @@
-//! The demo's agenda: every dentist's opening hours filled with back-to-back visits, a sample
-//! of them booked for patients, each with a status and times that fit "now".
+//! The demo's agenda: every dentist's opening hours filled with back-to-back visits (public
+//! holidays stay closed), a sample of them booked for patients, each with a status and times that
+//! fit "now".
 
 use super::clinics::{DemoClinic, StaffMember};
 use super::patients::DemoPatient;
 use super::procedures::{PROCEDURES, Procedure, pick_procedure};
+use super::schedule::{SESSIONS, closed_days};
 use super::{APPOINTMENTS_PER_CLINIC, CALENDAR_DAYS, random_uuid};
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use shared::auth::Role;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// Times are local to the clinic (`TIMEZONE`); the insert converts them.
@@ -27,9 +29,6 @@ pub struct DemoAppointment {
     pub created_at: NaiveDateTime,
     pub status_changed_at: NaiveDateTime,
 }
-
-/// Opening hours, Monday to Friday, local time: (opening hour, closing hour).
-const SESSIONS: &[(u32, u32)] = &[(9, 14), (16, 20)];
 
 /// A bookable visit before a patient and a status are given to it.
 pub(crate) struct Slot {
@@ -203,7 +202,8 @@ pub(super) fn book(
 ) -> Vec<DemoAppointment> {
     let receptionists = clinic.staff_ids(Role::Receptionist);
     let dentists: Vec<_> = clinic.staff_with(Role::Dentist).collect();
-    let slots = open_slots(rng, &dentists, now.date());
+    let closed = closed_days(now.date());
+    let slots = open_slots(rng, &dentists, now.date(), &closed);
     let mut chosen: Vec<usize> =
         rand::seq::index::sample(rng, slots.len(), APPOINTMENTS_PER_CLINIC.min(slots.len()))
             .into_vec();
@@ -230,11 +230,20 @@ pub(super) fn book(
 /// Every dentist's working days, `CALENDAR_DAYS` either side of `today`, filled back to back;
 /// each dentist's slots follow one another, so no two of them overlap, and a random subset of
 /// them leaves realistic gaps.
-/// Each dentist's sessions on the days they work at the clinic.
-fn open_slots(rng: &mut StdRng, dentists: &[&StaffMember], today: NaiveDate) -> Vec<Slot> {
+/// Each dentist's sessions on the days they work at the clinic, but for the days it is
+/// `closed`.
+fn open_slots(
+    rng: &mut StdRng,
+    dentists: &[&StaffMember],
+    today: NaiveDate,
+    closed: &BTreeSet<NaiveDate>,
+) -> Vec<Slot> {
     let mut slots = Vec::new();
     for offset in -CALENDAR_DAYS..=CALENDAR_DAYS {
         let day = today + Duration::days(offset);
+        if closed.contains(&day) {
+            continue;
+        }
         for dentist in dentists {
             if !dentist.weekdays.contains(&day.weekday()) {
                 continue;

@@ -12,6 +12,7 @@ mod clinics;
 mod names;
 mod patients;
 mod procedures;
+mod schedule;
 
 pub use appointments::DemoAppointment;
 pub(crate) use appointments::{OutcomeRates, Slot, appointment, fill_session};
@@ -20,6 +21,7 @@ pub use clinics::{
 };
 pub use patients::{DemoPatient, dni, patients};
 pub use procedures::{PROCEDURES, Procedure, pick_procedure};
+pub use schedule::{DemoSchedule, schedule};
 
 use chrono::NaiveDateTime;
 use rand::rngs::StdRng;

@@ -225,12 +225,51 @@ async fn insert(
         .collect();
     // Fresh ids: every one of them is a new person.
     seed::insert_staff(tx, clinic.as_uuid(), &staff, &HashSet::new()).await?;
+    insert_working_hours(tx, clinic, plan).await?;
     for batch in plan.patients.chunks(PATIENT_BATCH) {
         seed::insert_patients(tx, clinic.as_uuid(), batch).await?;
     }
     for batch in plan.appointments.chunks(APPOINTMENT_BATCH) {
         seed::insert_appointments(tx, clinic.as_uuid(), timezone, batch).await?;
     }
+    Ok(())
+}
+
+/// Every new dentist works the sessions of `plan::SESSIONS`, Monday to Friday.
+async fn insert_working_hours(
+    tx: &mut shared::db::TenantTx,
+    clinic: ClinicId,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    let dentists: Vec<uuid::Uuid> = plan
+        .staff
+        .iter()
+        .filter(|s| s.role == shared::auth::Role::Dentist)
+        .map(|s| s.id)
+        .collect();
+    let starts: Vec<i16> = plan::SESSIONS
+        .iter()
+        .map(|(o, _)| (o * 60) as i16)
+        .collect();
+    let ends: Vec<i16> = plan::SESSIONS
+        .iter()
+        .map(|(_, c)| (c * 60) as i16)
+        .collect();
+    sqlx::query(
+        "INSERT INTO working_hours (clinic_id, dentist_id, weekday, start_minute, end_minute,
+                                    valid_from)
+         SELECT $1, d.id, w.day, s.start_minute, s.end_minute, DATE '2000-01-01'
+           FROM UNNEST($2::uuid[]) AS d(id)
+          CROSS JOIN generate_series(1, 5) AS w(day)
+          CROSS JOIN UNNEST($3::int2[], $4::int2[]) AS s(start_minute, end_minute)",
+    )
+    .bind(clinic)
+    .bind(&dentists)
+    .bind(&starts)
+    .bind(&ends)
+    .execute(&mut **tx)
+    .await
+    .context("inserting the dentists' working hours")?;
     Ok(())
 }
 

@@ -22,8 +22,10 @@ use uuid::Uuid;
 /// The calendar, in days around today.
 const DAYS_BACK: i64 = 365;
 const DAYS_AHEAD: i64 = 31;
-/// Opening hours, Monday to Friday: (opening hour, closing hour).
-const SESSIONS: &[(u32, u32)] = &[(8, 14), (15, 21)];
+/// Opening hours, Monday to Friday: (opening hour, closing hour). Also every dentist's weekly
+/// working hours (`working_hours`), so the agenda's free-slot search has the large clinic's
+/// capacity to work on.
+pub(super) const SESSIONS: &[(u32, u32)] = &[(8, 14), (15, 21)];
 /// The share of a dentist's slots that gets booked.
 const FILL: f64 = 0.8;
 const RECEPTIONISTS: usize = 4;
