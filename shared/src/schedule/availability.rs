@@ -444,9 +444,11 @@ async fn load_day(
     .fetch_all(&mut *conn)
     .await?;
     let booked: Vec<Booked> = sqlx::query_as(
+        // An appointment lasts at most 12 hours (a table constraint): bounding the start from
+        // both sides keeps this a short range scan of (clinic_id, starts_at).
         "SELECT dentist_id, chair_id, starts_at, ends_at FROM appointments
           WHERE clinic_id = $1 AND status <> 'cancelled'
-            AND starts_at < $3 AND ends_at > $2",
+            AND starts_at > $2 - interval '12 hours' AND starts_at < $3 AND ends_at > $2",
     )
     .bind(clinic)
     .bind(span.start)

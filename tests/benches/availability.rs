@@ -1,0 +1,252 @@
+//! The agenda's capacity measured on the large clinic (issue 14 §6): ~50 dentists with weekly
+//! hours, 20,000 patients and 200,000 appointments (the generator of `pulso-devtool
+//! seed-large`), through the real routers, beside a raw Redis GET and a raw tenant-scoped
+//! PostgreSQL primary-key select of the same run:
+//!
+//! - `GET /availability` for 14 days and every dentist: a miss (the clinic's schedule
+//!   generation bumped before each request, so all 14 days are computed) and a hit;
+//! - `GET /availability/next` for one dentist: a miss and a hit;
+//! - `POST /appointments` with the capacity checks (hours, time off, chair) beside the same
+//!   booking made with an admin's `override`, which skips the hours and time-off reads: what
+//!   the checks add to a booking.
+//!
+//! Run: `cargo bench -p pulso-tests --bench availability` (services from
+//! infra/scripts/services.sh). `BENCH_ITERATIONS` scales the samples (default 20000; miss rows
+//! take 1/100 of it, bookings 1/50). Prints figures; asserts nothing.
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use chrono::{DateTime, Duration, Utc};
+use common::{Stats, header, iterations, measure, report};
+use http::{Method, Request};
+use http_body_util::BodyExt;
+use pulso_devtool::large_clinic::{LargeClinicOptions, populate};
+use pulso_tests::{TestApp, TestOptions};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+use shared::auth::Role;
+use shared::ids::UserId;
+use std::time::Instant;
+use tower::ServiceExt;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let iterations = iterations();
+    let unlimited = "reads=60000000,writes=60000000,uploads=60000000,reports=60000000,\
+                     admin=60000000";
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![
+            ("RATE_LIMITS_PER_USER", unlimited.into()),
+            ("RATE_LIMITS_PER_CLINIC", unlimited.into()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    let clinic = app.clinic_a.id;
+    let started = Instant::now();
+    let large = populate(&app.owner, clinic, &LargeClinicOptions::default())
+        .await
+        .expect("generate the large clinic");
+    println!(
+        "Pulso availability benchmark — {} dentists, {} patients, {} appointments generated in \
+         {:.1} s; {iterations} samples per hit row",
+        large.dentists.len(),
+        large.patients,
+        large.appointment_count(),
+        started.elapsed().as_secs_f64()
+    );
+    let schedule = shared::schedule::router(app.state.clone());
+    let appointments = shared::appointments::router(app.state.clone());
+    let desk = app.token(&app.clinic_a, Role::Receptionist);
+    let admin = app.token(&app.clinic_a, Role::Admin);
+    let dentist = large.dentists[0];
+    let today = Utc::now().date_naive();
+    let fortnight = format!(
+        "/availability?from={today}&to={}&duration=30",
+        today + Duration::days(13)
+    );
+    let next = format!("/availability/next?dentist_id={dentist}&duration=30");
+    let forget = || async { app.state.cache.invalidate_schedule(clinic).await.ok() };
+
+    header("raw limits, 1 caller");
+    let redis = app.state.redis.connection().await.expect("redis");
+    let key = app.state.keys.availability_day(clinic, today).value;
+    let raw_redis = measure(iterations, |_| {
+        let (mut redis, key) = (redis.clone(), key.clone());
+        async move {
+            let _: Option<Vec<u8>> = redis.get(&key).await.expect("GET");
+        }
+    })
+    .await;
+    report("raw Redis GET", &raw_redis);
+    let pool = common::tenant_pool(app.state.config.database.url.expose(), clinic).await;
+    let patients = large.patient_ids.clone();
+    let raw_pg = measure(iterations, |i| {
+        let pool = pool.clone();
+        let id = patients[i % patients.len()];
+        async move {
+            let _: (String,) = sqlx::query_as("SELECT first_name FROM patients WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("pk select");
+        }
+    })
+    .await;
+    report("raw PostgreSQL primary-key select", &raw_pg);
+
+    header("the large clinic, 1 caller");
+    let size = call(&schedule, &desk, Method::GET, &fortnight, None)
+        .await
+        .1;
+    let misses = (iterations / 100).max(10);
+    let mut samples = Vec::with_capacity(misses);
+    for _ in 0..misses {
+        forget().await;
+        let started = Instant::now();
+        call(&schedule, &desk, Method::GET, &fortnight, None).await;
+        samples.push(started.elapsed());
+    }
+    let search_miss = Stats::from(samples, None);
+    report(
+        "GET /availability, 14 days, all dentists, miss",
+        &search_miss,
+    );
+    let search_hit = measure(iterations / 10, |_| async {
+        call(&schedule, &desk, Method::GET, &fortnight, None).await;
+    })
+    .await;
+    report("GET /availability, 14 days, all dentists, hit", &search_hit);
+
+    let mut samples = Vec::with_capacity(misses);
+    for _ in 0..misses {
+        forget().await;
+        let started = Instant::now();
+        call(&schedule, &desk, Method::GET, &next, None).await;
+        samples.push(started.elapsed());
+    }
+    let next_miss = Stats::from(samples, None);
+    report("GET /availability/next, one dentist, miss", &next_miss);
+    let next_hit = measure(iterations / 10, |_| async {
+        call(&schedule, &desk, Method::GET, &next, None).await;
+    })
+    .await;
+    report("GET /availability/next, one dentist, hit", &next_hit);
+
+    // Bookings in free slots, alternating checked and overridden, half an hour apart.
+    let found = call(&schedule, &desk, Method::GET, &fortnight, None)
+        .await
+        .0;
+    let mut slots: Vec<(UserId, DateTime<Utc>)> = Vec::new();
+    for entry in found["dentists"].as_array().expect("dentists") {
+        let who: UserId = serde_json::from_value(entry["dentist_id"].clone()).expect("id");
+        let mut last: Option<DateTime<Utc>> = None;
+        for start in entry["starts"].as_array().expect("starts") {
+            let at: DateTime<Utc> = serde_json::from_value(start.clone()).expect("instant");
+            if last.is_none_or(|last| at >= last + Duration::minutes(30)) {
+                slots.push((who, at));
+                last = Some(at);
+            }
+        }
+    }
+    let bookings = (iterations / 50).clamp(20, slots.len() / 2);
+    let mut checked = Vec::with_capacity(bookings);
+    let mut overridden = Vec::with_capacity(bookings);
+    for (i, (who, at)) in slots.iter().take(bookings * 2).enumerate() {
+        let mut body = json!({"patient_id": patients[i % patients.len()], "dentist_id": who,
+                              "starts_at": at, "duration_minutes": 30});
+        let (token, into) = if i % 2 == 0 {
+            (&desk, &mut checked)
+        } else {
+            body["override"] = json!(true);
+            (&admin, &mut overridden)
+        };
+        let started = Instant::now();
+        call(
+            &appointments,
+            token,
+            Method::POST,
+            "/appointments",
+            Some(&body),
+        )
+        .await;
+        into.push(started.elapsed());
+    }
+    let checked = Stats::from(checked, None);
+    let overridden = Stats::from(overridden, None);
+    report("POST /appointments, capacity checked", &checked);
+    report(
+        "POST /appointments, override (no hours or time off read)",
+        &overridden,
+    );
+
+    println!();
+    println!(
+        "availability, 14 days x {} dentists ({:.0} KB): miss p50 {:.2} ms (target <= 5 ms), hit p50 \
+         {:.3} ms (target <= 0.3 ms); next free slot miss p50 {:.2} ms (target <= 2 ms), hit {:.3} \
+         ms; booking with the checks {:.2} ms vs {:.2} ms overridden = {:.2}x (target <= 1.5x); \
+         raw GET {:.3} ms, raw PK select {:.3} ms",
+        large.dentists.len(),
+        size as f64 / 1024.0,
+        search_miss.p50_us / 1000.0,
+        search_hit.p50_us / 1000.0,
+        next_miss.p50_us / 1000.0,
+        next_hit.p50_us / 1000.0,
+        checked.p50_us / 1000.0,
+        overridden.p50_us / 1000.0,
+        checked.p50_us / overridden.p50_us.max(f64::EPSILON),
+        raw_redis.p50_us / 1000.0,
+        raw_pg.p50_us / 1000.0,
+    );
+}
+
+/// The response's JSON and size; panics unless it is a 2xx.
+async fn call(
+    router: &Router,
+    token: &str,
+    method: Method,
+    uri: &str,
+    body: Option<&Value>,
+) -> (Value, usize) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"));
+    let body = match body {
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).expect("request"))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert!(
+        status.is_success(),
+        "{uri}: {status} {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    (
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        bytes.len(),
+    )
+}
