@@ -6,7 +6,7 @@
 
 use super::calendar::{self, Span, WeeklyHours};
 use super::capacity::{CapacityError, clinic_calendar};
-use super::types::{DayOfWeek, plausible_date};
+use super::types::{DayOfWeek, query_range};
 use crate::cache::AVAILABILITY;
 use crate::catalogs::{CatalogCode, CatalogError, CatalogKind, CatalogService};
 use crate::db::{self, DbError};
@@ -148,24 +148,7 @@ impl<'a> AvailabilityService<'a> {
                 query.chair_id,
             )
             .await?;
-        let from = match query.from {
-            Some(from) => plausible_date("from", from)?,
-            None => today,
-        };
-        let to = match query.to {
-            Some(to) => plausible_date("to", to)?,
-            None => from,
-        };
-        if to < from {
-            return Err(InputError::invalid("to", "must not be before from").into());
-        }
-        if (to - from).num_days() >= MAX_DAYS {
-            return Err(InputError::invalid(
-                "to",
-                "at most 31 days: to is at most 30 days after from",
-            )
-            .into());
-        }
+        let (from, to) = query_range(query.from, query.to, today, 0, MAX_DAYS)?;
         let days = self.days(clinic, from, to).await?;
         let now = Utc::now();
         let mut dentists: Vec<DentistAvailability> = Vec::new();

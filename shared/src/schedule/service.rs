@@ -7,7 +7,7 @@ use super::capacity::{clinic_calendar, read_calendar};
 use super::repository::{self, Lock, TimeOffEntry};
 use super::{
     Chair, CreatedTimeOff, MAX_LISTING_DAYS, NewTimeOff, TimeOff, TimeOffQuery, TimeOffWhen,
-    WeeklySchedule, WorkingInterval, plausible_date,
+    WeeklySchedule, WorkingInterval, query_range,
 };
 use crate::audit::{self, Action, Actor, Changes, FieldPolicy};
 use crate::auth::Role;
@@ -16,7 +16,7 @@ use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ChairId, ClinicId, TimeOffId, UserId};
 use crate::input::InputError;
 use crate::state::AppState;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -142,27 +142,15 @@ impl<'a> ScheduleService<'a> {
     ) -> Result<Vec<TimeOff>, ApiError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
         let zone = clinic_calendar(&mut tx, clinic).await?.zone;
-        let from = match query.from {
-            Some(from) => plausible_date("from", from)?,
-            None => calendar::local_date(zone, Utc::now()),
-        };
-        let to = match query.to {
-            Some(to) => plausible_date("to", to)?,
-            None => from + Duration::days(90),
-        };
-        if to < from {
-            return Err(InputError::invalid("to", "must not be before from").into());
-        }
-        if (to - from).num_days() > MAX_LISTING_DAYS {
-            return Err(InputError::invalid("to", "at most 366 days after from").into());
-        }
+        let today = calendar::local_date(zone, Utc::now());
+        let (from, to) = query_range(query.from, query.to, today, 90, MAX_LISTING_DAYS + 1)?;
         let range = days_span(zone, from, to)?;
         let items = repository::time_off(&mut tx, clinic, &range, query.dentist_id)
             .await
             .map_err(DbError::from)?;
         tx.commit().await.map_err(DbError::from)?;
         if items.len() as i64 > repository::MAX_TIME_OFF_ROWS {
-            return Err(InputError::invalid(
+            return Err(InputError::malformed(
                 "to",
                 format!(
                     "more than {} entries in the range: ask for fewer days",

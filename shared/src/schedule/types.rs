@@ -202,6 +202,40 @@ pub fn plausible_date(field: &str, date: NaiveDate) -> Result<NaiveDate, InputEr
     }
 }
 
+/// The clinic dates a listing's `from` and `to` query parameters name: `from` defaults to
+/// `today`, `to` to `default_days` after `from`; at most `max_days` days in all. A bad one is a
+/// bad query parameter: 400 naming it.
+pub fn query_range(
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    today: NaiveDate,
+    default_days: i64,
+    max_days: i64,
+) -> Result<(NaiveDate, NaiveDate), InputError> {
+    let in_range = |field: &str, date: NaiveDate| {
+        plausible_date(field, date)
+            .map_err(|error| InputError::malformed(field, error.detail().to_owned()))
+    };
+    let from = in_range("from", from.unwrap_or(today))?;
+    let to = in_range(
+        "to",
+        to.unwrap_or(from + chrono::Duration::days(default_days)),
+    )?;
+    if to < from {
+        return Err(InputError::malformed("to", "to must not be before from"));
+    }
+    if (to - from).num_days() >= max_days {
+        return Err(InputError::malformed(
+            "to",
+            format!(
+                "at most {max_days} days: to is at most {} days after from",
+                max_days - 1
+            ),
+        ));
+    }
+    Ok((from, to))
+}
+
 /// `at` when it lies from 2000 to 2100; 422 naming `field` otherwise.
 pub fn plausible_instant(field: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>, InputError> {
     plausible_date(field, at.date_naive()).map(|_| at)
