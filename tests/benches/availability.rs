@@ -23,7 +23,6 @@ use common::{Stats, header, iterations, measure, report};
 use http::{Method, Request};
 use http_body_util::BodyExt;
 use pulso_devtool::large_clinic::{LargeClinicOptions, populate};
-use pulso_tests::{TestApp, TestOptions};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use shared::auth::Role;
@@ -32,25 +31,12 @@ use std::time::Instant;
 use tower::ServiceExt;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    common::block_on(run());
 }
 
 async fn run() {
     let iterations = iterations();
-    let unlimited = "reads=60000000,writes=60000000,uploads=60000000,reports=60000000,\
-                     admin=60000000";
-    let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("RATE_LIMITS_PER_USER", unlimited.into()),
-            ("RATE_LIMITS_PER_CLINIC", unlimited.into()),
-        ],
-        ..TestOptions::default()
-    })
-    .await;
+    let app = common::unlimited_app().await;
     let clinic = app.clinic_a.id;
     let started = Instant::now();
     let large = populate(&app.owner, clinic, &LargeClinicOptions::default())

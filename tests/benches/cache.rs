@@ -18,7 +18,7 @@ use common::{Stats, header, iterations, measure, measure_concurrent, report};
 use http::{Method, Request};
 use http_body_util::BodyExt;
 use pulso_devtool::large_clinic::{LargeClinicOptions, populate};
-use pulso_tests::{TestApp, TestOptions};
+use pulso_tests::TestApp;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
@@ -36,27 +36,12 @@ const APPOINTMENTS: usize = 200_000;
 const WRITE_SHARE: f64 = 0.05;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    common::block_on(run());
 }
 
 async fn run() {
     let iterations = iterations();
-    // The limiter still runs on every request (its cost is a row of its own), but its quotas
-    // must not end the concurrent rows, which send hundreds of thousands of reads a minute.
-    let unlimited = "reads=60000000,writes=60000000,uploads=60000000,reports=60000000,\
-                     admin=60000000";
-    let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("RATE_LIMITS_PER_USER", unlimited.into()),
-            ("RATE_LIMITS_PER_CLINIC", unlimited.into()),
-        ],
-        ..TestOptions::default()
-    })
-    .await;
+    let app = common::unlimited_app().await;
     let clinic = app.clinic_a.id;
     let started = Instant::now();
     let (ids, appointments) = seed_large_clinic(&app, clinic).await;

@@ -24,7 +24,7 @@ use common::{Stats, header, iterations, measure, report};
 use http::{Method, Request};
 use http_body_util::BodyExt;
 use pulso_devtool::large_clinic::{LargeClinicOptions, populate};
-use pulso_tests::{JWT_SECRET, TestApp, TestOptions};
+use pulso_tests::{JWT_SECRET, TestApp};
 use redis::AsyncCommands;
 use shared::cache::{DASHBOARD, ORGANIZATION_DASHBOARD};
 use shared::ids::{ClinicId, OrganizationId, UserId};
@@ -35,11 +35,7 @@ const PATIENTS_PER_CLINIC: usize = 500;
 const APPOINTMENTS_PER_CLINIC: usize = 2_000;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    common::block_on(run());
 }
 
 async fn run() {
@@ -49,16 +45,7 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     // The hit rows send far more than an organization admin's reads a minute.
-    let unlimited = "reads=60000000,writes=60000000,uploads=60000000,reports=60000000,\
-                     admin=60000000";
-    let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("RATE_LIMITS_PER_USER", unlimited.into()),
-            ("RATE_LIMITS_PER_CLINIC", unlimited.into()),
-        ],
-        ..TestOptions::default()
-    })
-    .await;
+    let app = common::unlimited_app().await;
 
     let started = Instant::now();
     let (organization, clinics) = build_chain(&app, clinics_wanted).await;

@@ -32,11 +32,7 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    common::block_on(run());
 }
 
 /// One frame a client received: the notification id and when.

@@ -106,6 +106,31 @@ pub async fn tenant_pool(url: &str, clinic: shared::ids::ClinicId) -> sqlx::PgPo
         .expect("tenant pool")
 }
 
+/// Runs a benchmark's body on a multi-threaded runtime, as the functions run.
+pub fn block_on(body: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(body);
+}
+
+/// A test app whose rate limits no benchmark reaches: the limiter still runs on every request
+/// (its cost is part of what is measured), but its quotas must not end a row that sends
+/// hundreds of thousands of reads a minute in 429s.
+pub async fn unlimited_app() -> pulso_tests::TestApp {
+    let unlimited = "reads=60000000,writes=60000000,uploads=60000000,reports=60000000,\
+                     admin=60000000";
+    pulso_tests::TestApp::spawn_with(pulso_tests::TestOptions {
+        env: vec![
+            ("RATE_LIMITS_PER_USER", unlimited.into()),
+            ("RATE_LIMITS_PER_CLINIC", unlimited.into()),
+        ],
+        ..pulso_tests::TestOptions::default()
+    })
+    .await
+}
+
 pub fn iterations() -> usize {
     std::env::var("BENCH_ITERATIONS")
         .ok()
