@@ -6,7 +6,8 @@
 
 use super::calendar::{self, Span, WeeklyHours};
 use super::capacity::{CapacityError, clinic_calendar};
-use super::types::{DayOfWeek, query_range};
+use super::repository;
+use super::types::query_range;
 use crate::cache::AVAILABILITY;
 use crate::catalogs::{CatalogCode, CatalogError, CatalogKind, CatalogService};
 use crate::db::{self, DbError};
@@ -149,7 +150,7 @@ impl<'a> AvailabilityService<'a> {
             )
             .await?;
         let (from, to) = query_range(query.from, query.to, today, 0, MAX_DAYS)?;
-        let days = self.days(clinic, from, to).await?;
+        let days = self.days(clinic, search.zone, from, to).await?;
         let now = Utc::now();
         let mut dentists: Vec<DentistAvailability> = Vec::new();
         for (dentist, free) in merged_free(&days, &search, now) {
@@ -203,7 +204,7 @@ impl<'a> AvailabilityService<'a> {
         let mut first = today;
         while slots.len() < limit && (first - today).num_days() < MAX_DAYS {
             let last = (first + Duration::days(6)).min(today + Duration::days(MAX_DAYS - 1));
-            let days = self.days(clinic, first, last).await?;
+            let days = self.days(clinic, search.zone, first, last).await?;
             let mut found: Vec<NextSlot> = merged_free(&days, &search, now)
                 .into_iter()
                 .flat_map(|(dentist, free)| {
@@ -301,25 +302,26 @@ impl<'a> AvailabilityService<'a> {
     async fn days(
         &self,
         clinic: ClinicId,
+        zone: Tz,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<Day>, ApiError> {
         let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
         futures_util::stream::iter(dates)
-            .map(|date| self.day(clinic, date))
+            .map(|date| self.day(clinic, zone, date))
             .buffered(CONCURRENCY)
             .try_collect()
             .await
     }
 
-    async fn day(&self, clinic: ClinicId, date: NaiveDate) -> Result<Day, ApiError> {
+    async fn day(&self, clinic: ClinicId, zone: Tz, date: NaiveDate) -> Result<Day, ApiError> {
         let key = self.state.keys.availability_day(clinic, date);
         let day = self
             .state
             .cache
             .get_or_load(AVAILABILITY, &key, || async {
                 let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
-                let day = load_day(&mut tx, clinic, date).await?;
+                let day = load_day(&mut tx, clinic, zone, date).await?;
                 tx.commit().await.map_err(DbError::from)?;
                 Ok::<_, CapacityError>(Some(day))
             })
@@ -374,28 +376,15 @@ fn starts_in(search: &Search, free: &[Span], days: &[Day]) -> Vec<DateTime<Utc>>
     calendar::bookable_starts(search.zone, &free, search.length, search.grid)
 }
 
-/// A live appointment of the day: dentist, chair, start, end.
-type Booked = (UserId, Option<ChairId>, DateTime<Utc>, DateTime<Utc>);
-
-#[derive(sqlx::FromRow)]
-struct HoursRow {
-    dentist_id: UserId,
-    weekday: i16,
-    start_minute: i16,
-    end_minute: i16,
-    valid_from: NaiveDate,
-    valid_until: Option<NaiveDate>,
-}
-
-/// One clinic day from PostgreSQL: its active dentists' hours that weekday, less the time off,
-/// closures and live appointments overlapping it; its active chairs' booked time.
+/// One clinic day from PostgreSQL: its active dentists' hours that date, less the time off,
+/// closures and live appointments overlapping it; its active chairs' booked time. `zone` is the
+/// clinic's, read once by the search (a change of it drops every cached day).
 async fn load_day(
     conn: &mut PgConnection,
     clinic: ClinicId,
+    zone: Tz,
     date: NaiveDate,
 ) -> Result<Day, CapacityError> {
-    let calendar = clinic_calendar(conn, clinic).await?;
-    let zone = calendar.zone;
     let span = Span::new(
         calendar::local_instant(zone, date, 0),
         calendar::local_instant(zone, date, calendar::MINUTES_PER_DAY),
@@ -403,60 +392,17 @@ async fn load_day(
     .ok_or_else(|| {
         CapacityError::Db(DbError::from(sqlx::Error::Protocol("an empty day".into())))
     })?;
-    let weekday = chrono::Datelike::weekday(&date).number_from_monday() as i16;
-    let hours: Vec<HoursRow> = sqlx::query_as(
-        "SELECT w.dentist_id, w.weekday, w.start_minute, w.end_minute, w.valid_from, w.valid_until
-           FROM working_hours w
-           JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
-          WHERE w.clinic_id = $1 AND w.weekday = $2 AND m.active AND m.role = 'dentist'
-            AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $3)
-          ORDER BY w.dentist_id, w.start_minute",
-    )
-    .bind(clinic)
-    .bind(weekday)
-    .bind(date)
-    .fetch_all(&mut *conn)
-    .await?;
-    let away: Vec<(Option<UserId>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT dentist_id, starts_at, ends_at FROM time_off
-          WHERE clinic_id = $1 AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2, $3, '[)')",
-    )
-    .bind(clinic)
-    .bind(span.start)
-    .bind(span.end)
-    .fetch_all(&mut *conn)
-    .await?;
-    let booked: Vec<Booked> = sqlx::query_as(
-        // An appointment lasts at most 12 hours (a table constraint): bounding the start from
-        // both sides keeps this a short range scan of (clinic_id, starts_at).
-        "SELECT dentist_id, chair_id, starts_at, ends_at FROM appointments
-          WHERE clinic_id = $1 AND status <> 'cancelled'
-            AND starts_at > $2 - interval '12 hours' AND starts_at < $3 AND ends_at > $2",
-    )
-    .bind(clinic)
-    .bind(span.start)
-    .bind(span.end)
-    .fetch_all(&mut *conn)
-    .await?;
-    let chairs: Vec<ChairId> =
-        sqlx::query_scalar("SELECT id FROM chairs WHERE clinic_id = $1 AND active ORDER BY id")
-            .bind(clinic)
-            .fetch_all(&mut *conn)
-            .await?;
+    let hours = repository::active_hours_on(conn, clinic, date).await?;
+    let away = repository::time_off_within(conn, clinic, &span).await?;
+    let booked = repository::live_bookings_within(conn, clinic, &span).await?;
+    let chairs = repository::active_chairs(conn, clinic).await?;
 
-    let as_span = |start: &DateTime<Utc>, end: &DateTime<Utc>| Span::new(*start, *end);
     let mut rules: BTreeMap<UserId, Vec<WeeklyHours>> = BTreeMap::new();
-    for row in hours {
-        let Some(day) = DayOfWeek::from_iso(row.weekday) else {
-            continue;
-        };
-        rules.entry(row.dentist_id).or_default().push(WeeklyHours {
-            weekday: day.weekday(),
-            start_minute: row.start_minute.max(0) as u16,
-            end_minute: row.end_minute.max(0) as u16,
-            valid_from: row.valid_from,
-            valid_until: row.valid_until,
-        });
+    for interval in &hours {
+        rules
+            .entry(interval.dentist_id)
+            .or_default()
+            .push(interval.rule());
     }
     let dentists = rules
         .into_iter()
@@ -464,13 +410,13 @@ async fn load_day(
             let working = calendar::working_spans(zone, &rules, date, date);
             let busy: Vec<Span> = away
                 .iter()
-                .filter(|(whose, _, _)| whose.is_none() || *whose == Some(dentist))
-                .filter_map(|(_, start, end)| as_span(start, end))
+                .filter(|(whose, _)| whose.is_none() || *whose == Some(dentist))
+                .map(|(_, span)| *span)
                 .chain(
                     booked
                         .iter()
-                        .filter(|(whose, _, _, _)| *whose == dentist)
-                        .filter_map(|(_, _, start, end)| as_span(start, end)),
+                        .filter(|(whose, _, _)| *whose == dentist)
+                        .map(|(_, _, span)| *span),
                 )
                 .collect();
             (dentist, calendar::subtract(&working, &busy))
@@ -481,8 +427,8 @@ async fn load_day(
         .map(|chair| {
             let busy = booked
                 .iter()
-                .filter(|(_, taken, _, _)| *taken == Some(chair))
-                .filter_map(|(_, _, start, end)| as_span(start, end))
+                .filter(|(_, taken, _)| *taken == Some(chair))
+                .map(|(_, _, span)| *span)
                 .collect();
             (chair, busy)
         })

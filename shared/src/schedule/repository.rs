@@ -118,6 +118,31 @@ pub async fn working_hours(
         .collect())
 }
 
+/// The intervals of the clinic's active dentists that apply on `date` (its weekday, within their
+/// validity): a day of free-slot search.
+pub async fn active_hours_on(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    date: NaiveDate,
+) -> Result<Vec<WorkingInterval>, sqlx::Error> {
+    let rows: Vec<IntervalRow> = sqlx::query_as(&format!(
+        "SELECT {INTERVAL_COLUMNS} FROM working_hours w
+           JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
+          WHERE w.clinic_id = $1 AND w.weekday = $2 AND m.active AND m.role = 'dentist'
+            AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $3)
+          ORDER BY w.dentist_id, w.start_minute"
+    ))
+    .bind(clinic)
+    .bind(chrono::Datelike::weekday(&date).number_from_monday() as i16)
+    .bind(date)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(IntervalRow::into_interval)
+        .collect())
+}
+
 /// Replaces every working interval of `dentist` with `rules`.
 pub async fn replace_working_hours(
     conn: &mut PgConnection,
@@ -219,6 +244,56 @@ pub async fn time_off(
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(TimeOff::from).collect())
+}
+
+/// Every time off overlapping `span` (whose: a dentist, or `None` for the clinic), as spans.
+pub async fn time_off_within(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    span: &Span,
+) -> Result<Vec<(Option<UserId>, Span)>, sqlx::Error> {
+    let rows: Vec<(Option<UserId>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT dentist_id, starts_at, ends_at FROM time_off
+          WHERE clinic_id = $1 AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2, $3, '[)')",
+    )
+    .bind(clinic)
+    .bind(span.start)
+    .bind(span.end)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(whose, start, end)| Some((whose, Span::new(start, end)?)))
+        .collect())
+}
+
+/// A live appointment's dentist, chair and time.
+pub type Booked = (UserId, Option<ChairId>, Span);
+/// The same, as selected.
+type BookedRow = (UserId, Option<ChairId>, DateTime<Utc>, DateTime<Utc>);
+
+/// Every appointment that is not cancelled overlapping `span`.
+pub async fn live_bookings_within(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    span: &Span,
+) -> Result<Vec<Booked>, sqlx::Error> {
+    let rows: Vec<BookedRow> = sqlx::query_as(
+        // An appointment lasts at most 12 hours (a table constraint): bounding the start from
+        // both sides keeps this a short range scan of (clinic_id, starts_at).
+        "SELECT dentist_id, chair_id, starts_at, ends_at FROM appointments
+          WHERE clinic_id = $1 AND status <> 'cancelled'
+            AND starts_at > $2 - interval '12 hours' AND starts_at < $3 AND ends_at > $2",
+    )
+    .bind(clinic)
+    .bind(span.start)
+    .bind(span.end)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(dentist, chair, start, end)| Some((dentist, chair, Span::new(start, end)?)))
+        .collect())
 }
 
 /// The first time off of `dentist` or of the whole clinic that overlaps `slot`.
@@ -333,6 +408,17 @@ pub async fn chairs(
     .bind(active)
     .fetch_all(conn)
     .await
+}
+
+/// The ids of the clinic's active chairs.
+pub async fn active_chairs(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+) -> Result<Vec<ChairId>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM chairs WHERE clinic_id = $1 AND active ORDER BY id")
+        .bind(clinic)
+        .fetch_all(conn)
+        .await
 }
 
 /// The chair, locked as `lock` says (a change: update; a booking that checked it is active:
