@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-const POLICY: CachePolicy = CachePolicy {
+pub(crate) const POLICY: CachePolicy = CachePolicy {
     name: "test",
     ttl: Ttl::Fixed(Duration::from_secs(60)),
     serve_stale_for: Duration::ZERO,
@@ -24,7 +24,7 @@ const POLICY: CachePolicy = CachePolicy {
 };
 
 /// A key of clinic A's that depends on the clinic's generation, like every real tenant key.
-fn key(app: &TestApp, name: &str) -> CacheKey {
+pub(crate) fn key(app: &TestApp, name: &str) -> CacheKey {
     key_of(app, app.clinic_a.id, name)
 }
 
@@ -51,7 +51,7 @@ fn split_envelope(bytes: &[u8]) -> (Value, Value) {
 }
 
 /// The value inside the stored envelope, if any.
-async fn stored(app: &TestApp, key: &CacheKey) -> Option<Value> {
+pub(crate) async fn stored(app: &TestApp, key: &CacheKey) -> Option<Value> {
     let mut redis = app.redis().await;
     let bytes: Option<Vec<u8>> = redis.get(&key.value).await.unwrap();
     bytes.map(|bytes| split_envelope(&bytes).1)

@@ -7,6 +7,7 @@ mod admin;
 mod appointments;
 mod audit;
 mod cache;
+mod cache_many;
 mod catalogs;
 mod clinics;
 mod contract;

@@ -35,6 +35,25 @@ impl Cache {
         .await
     }
 
+    /// [`Cache::invalidate`] for several keys at once: one command, whatever their number.
+    pub async fn invalidate_all(&self, policy: CachePolicy, keys: &[CacheKey]) {
+        let doomed: Vec<&str> = keys
+            .iter()
+            .flat_map(|key| [key.value.as_str(), key.lease.as_str()])
+            .collect();
+        let doomed = &doomed;
+        if let Err(error) = self
+            .with_retry(|mut connection| async move { connection.del::<_, ()>(doomed).await })
+            .await
+        {
+            tracing::error!(
+                cache = policy.name,
+                %error,
+                "cache invalidation failed; values may be stale until their TTL"
+            );
+        }
+    }
+
     /// Invalidates every cached value of one clinic in O(1): a new clinic generation.
     pub async fn invalidate_clinic(&self, clinic: ClinicId) -> Result<(), CacheUnavailable> {
         self.bump_generation(self.keys.clinic_generation(clinic))

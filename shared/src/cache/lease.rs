@@ -12,9 +12,11 @@ use std::future::Future;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lease.lua")));
-static FILL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fill.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+pub(super) static LEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lease.lua")));
+pub(super) static FILL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fill.lua")));
+pub(super) static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("release.lua")));
 
 /// What `lease.lua` answered.
 pub(super) enum Lease {
@@ -42,7 +44,13 @@ impl Cache {
         loaded
     }
 
-    fn record_load(&self, policy: CachePolicy, key: &CacheKey, took: Duration, ok: bool) {
+    pub(super) fn record_load(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        took: Duration,
+        ok: bool,
+    ) {
         if ok {
             self.metrics.record_load(policy.name, key.clinic, took);
         } else {
@@ -126,11 +134,18 @@ pub(super) async fn lease(
         .arg(if whatever_the_value { "1" } else { "0" })
         .invoke_async(connection)
         .await?;
-    Ok(match (status, value) {
-        (1, Some(bytes)) => Lease::Hit(bytes),
-        (2, _) => Lease::Granted,
-        _ => Lease::Busy,
-    })
+    Ok(Lease::from_reply((status, value)))
+}
+
+impl Lease {
+    /// What `lease.lua` returned.
+    pub(super) fn from_reply((status, value): (i64, Option<Vec<u8>>)) -> Self {
+        match (status, value) {
+            (1, Some(bytes)) => Lease::Hit(bytes),
+            (2, _) => Lease::Granted,
+            _ => Lease::Busy,
+        }
+    }
 }
 
 pub(super) fn lease_token() -> String {

@@ -33,13 +33,14 @@ mod lease;
 mod metrics;
 mod policy;
 mod prefetch;
+mod read_many;
 mod read_through;
 mod value;
 
 pub use metrics::CacheNameStats;
 pub use policy::{
-    AVAILABILITY, CATALOG_VIEW, CLINIC_LIST, CachePolicy, DASHBOARD, ORGANIZATION_DASHBOARD,
-    PATIENT_PROFILE, Ttl,
+    AVAILABILITY, AVAILABILITY_ANSWERS, CATALOG_VIEW, CLINIC_LIST, CachePolicy, DASHBOARD,
+    ORGANIZATION_DASHBOARD, PATIENT_PROFILE, Ttl,
 };
 pub use prefetch::Prefetched;
 pub use value::{CacheValue, RawJson};

@@ -104,6 +104,17 @@ pub const AVAILABILITY: CachePolicy = CachePolicy {
     xfetch_beta: 1.0,
 };
 
+/// A free-slot search's whole answer, for the minute it was asked in (its question names the
+/// minute, so a minute is all it lives); dropped with the clinic's days.
+pub const AVAILABILITY_ANSWERS: CachePolicy = CachePolicy {
+    name: "availability_answers",
+    ttl: Ttl::Fixed(Duration::from_secs(60)),
+    serve_stale_for: Duration::ZERO,
+    lease: Duration::from_secs(3),
+    max_wait: Duration::from_millis(300),
+    xfetch_beta: 0.0,
+};
+
 pub const CLINIC_LIST: CachePolicy = CachePolicy {
     name: "clinic_list",
     ttl: Ttl::Configured(|config| config.clinic_list_ttl),

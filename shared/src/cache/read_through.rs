@@ -20,7 +20,7 @@ static GENERATION: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!(
 
 /// Who was picked to recompute a value that is still servable.
 #[derive(Clone, Copy)]
-enum Recompute {
+pub(super) enum Recompute {
     Early,
     Stale,
 }
@@ -43,8 +43,11 @@ impl Recompute {
     }
 }
 
+/// Whether a decoded value answers this read (see [`Cache::get_or_load_matching`]).
+pub(super) type Accept<'a, T> = &'a (dyn Fn(&T) -> bool + Sync);
+
 /// What a value found in Redis is worth to this read.
-enum Found<T> {
+pub(super) enum Found<T> {
     Fresh(T),
     /// Still servable, but to be recomputed (its bytes and the value, and why).
     Servable(Vec<u8>, T, Recompute),
@@ -53,9 +56,14 @@ enum Found<T> {
 }
 
 /// Decodes `bytes` and weighs them against the current `generations` and the policy.
-fn judge<T: CacheValue>(policy: CachePolicy, bytes: Vec<u8>, generations: &[u64]) -> Found<T> {
+pub(super) fn judge<T: CacheValue>(
+    policy: CachePolicy,
+    bytes: Vec<u8>,
+    generations: &[u64],
+    accept: Accept<'_, T>,
+) -> Found<T> {
     match envelope::decode::<T>(&bytes) {
-        Some(found) if found.generations == generations => {
+        Some(found) if found.generations == generations && accept(&found.value) => {
             match found.freshness(envelope::now_ms(), policy.xfetch_beta) {
                 Freshness::Fresh => Found::Fresh(found.value),
                 Freshness::RefreshEarly => Found::Servable(bytes, found.value, Recompute::Early),
@@ -66,7 +74,8 @@ fn judge<T: CacheValue>(policy: CachePolicy, bytes: Vec<u8>, generations: &[u64]
                 Freshness::Stale => Found::Rejected(bytes),
             }
         }
-        // Loaded before an invalidation of its clinic or of the global catalog.
+        // Loaded before an invalidation of its clinic or of the global catalog, or not the
+        // value the caller asked for (`accept`).
         Some(_) => Found::Rejected(bytes),
         None => {
             tracing::warn!(
@@ -96,6 +105,28 @@ impl Cache {
             .await
     }
 
+    /// [`get_or_load`](Self::get_or_load) for a key several reads share, each wanting its own
+    /// value (a bounded set of slots, like the free-slot search's answers): a stored value that
+    /// `accept` refuses is a miss, and this read's value replaces it.
+    pub async fn get_or_load_matching<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        accept: Accept<'_, T>,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let result = self
+            .read_through(policy, key, Prefetched::default(), accept, load)
+            .await;
+        self.flush_metrics_if_due().await;
+        result
+    }
+
     /// [`get_or_load`](Self::get_or_load), starting from what the request gate read for `key`
     /// (`prefetch.rs`) instead of a round trip of its own.
     pub async fn get_or_load_prefetched<T, E, F, Fut>(
@@ -110,7 +141,9 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        let result = self.read_through(policy, key, prefetched, load).await;
+        let result = self
+            .read_through(policy, key, prefetched, &|_| true, load)
+            .await;
         self.flush_metrics_if_due().await;
         result
     }
@@ -120,6 +153,7 @@ impl Cache {
         policy: CachePolicy,
         key: &CacheKey,
         prefetched: Prefetched,
+        accept: Accept<'_, T>,
         load: F,
     ) -> Result<Option<T>, E>
     where
@@ -151,7 +185,7 @@ impl Cache {
         };
         self.breaker.record_success();
 
-        let rejected = match current.map(|bytes| judge::<T>(policy, bytes, &generations)) {
+        let rejected = match current.map(|bytes| judge::<T>(policy, bytes, &generations, accept)) {
             None => Vec::new(),
             Some(Found::Fresh(value)) => {
                 self.record(policy, key, Event::Hit);
@@ -164,7 +198,7 @@ impl Cache {
                         key,
                         &mut connection,
                         (&generations, bytes, value),
-                        why,
+                        (why, accept),
                         load,
                     )
                     .await;
@@ -172,8 +206,15 @@ impl Cache {
             Some(Found::Rejected(bytes)) => bytes,
         };
         self.record(policy, key, Event::Miss);
-        self.fill_or_wait(policy, key, &mut connection, &generations, rejected, load)
-            .await
+        self.fill_or_wait(
+            policy,
+            key,
+            &mut connection,
+            (&generations, rejected),
+            accept,
+            load,
+        )
+        .await
     }
 
     /// A miss: take the lease and fill, or wait for whoever holds it.
@@ -182,8 +223,8 @@ impl Cache {
         policy: CachePolicy,
         key: &CacheKey,
         connection: &mut ConnectionManager,
-        generations: &[u64],
-        mut rejected: Vec<u8>,
+        (generations, mut rejected): (&[u64], Vec<u8>),
+        accept: Accept<'_, T>,
         load: F,
     ) -> Result<Option<T>, E>
     where
@@ -201,6 +242,7 @@ impl Cache {
                     // caller loads: one extra load, never a stale answer.)
                     Some(found)
                         if found.generations == generations
+                            && accept(&found.value)
                             && (found.freshness(envelope::now_ms(), 0.0) != Freshness::Stale
                                 || !policy.serve_stale_for.is_zero()) =>
                     {
@@ -238,7 +280,7 @@ impl Cache {
         key: &CacheKey,
         connection: &mut ConnectionManager,
         (generations, bytes, current): (&[u64], Vec<u8>, T),
-        why: Recompute,
+        (why, accept): (Recompute, Accept<'_, T>),
         load: F,
     ) -> Result<Option<T>, E>
     where
@@ -268,7 +310,7 @@ impl Cache {
                 self.record(policy, key, Event::Hit);
                 Ok(Some(
                     envelope::decode::<T>(&newer)
-                        .filter(|found| found.generations == generations)
+                        .filter(|found| found.generations == generations && accept(&found.value))
                         .map_or(current, |found| found.value),
                 ))
             }
@@ -329,7 +371,7 @@ impl Cache {
 }
 
 /// The value and the current generations it must carry, in one round trip.
-async fn read(
+pub(super) async fn read(
     connection: &mut ConnectionManager,
     key: &CacheKey,
 ) -> Result<(Option<Vec<u8>>, Vec<u64>), ::redis::RedisError> {
@@ -353,7 +395,7 @@ async fn read(
 
 /// The generations of a read: a counter that does not exist yet (first use, Redis restarted or
 /// evicted it) is created with a random value.
-async fn complete(
+pub(super) async fn complete(
     connection: &mut ConnectionManager,
     key: &CacheKey,
     Read { value, counters }: Read,
