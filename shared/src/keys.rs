@@ -20,7 +20,7 @@ const CATALOG_VIEW_FORMAT: u32 = 1;
 const DASHBOARD_FORMAT: u32 = 1;
 const CLINIC_LIST_FORMAT: u32 = 1;
 const ORGANIZATION_DASHBOARD_FORMAT: u32 = 1;
-const AVAILABILITY_FORMAT: u32 = 1;
+const AVAILABILITY_FORMAT: u32 = 2;
 /// Bumped if what the queue keeps under its keys changes shape. 2: one ready list per clinic
 /// and `known` a hash (1 had one shared list and a set); the sweep pushes the unfinished jobs
 /// PostgreSQL has into the new keys, and the old ones are never read again.
@@ -192,7 +192,21 @@ impl Keys {
         )
     }
 
-    /// Every cached day of one clinic's free time names this counter.
+    /// One of a clinic's few cached free-slot search answers (`shared::schedule::availability`'s
+    /// `answers`): deleted, all of them, by every booking of the clinic, and dropped by a bump of
+    /// its [`schedule_generation`](Self::schedule_generation).
+    pub fn availability_answer(&self, clinic: ClinicId, slot: u64) -> CacheKey {
+        self.clinic_value(
+            clinic,
+            format!(
+                "{}:availability:{{{clinic}}}:answer:{slot}:v{AVAILABILITY_FORMAT}",
+                self.prefix
+            ),
+            vec![self.schedule_generation(clinic)],
+        )
+    }
+
+    /// Every cached day (and answer) of one clinic's free time names this counter.
     pub fn schedule_generation(&self, clinic: ClinicId) -> String {
         format!("{}:availability:{{{clinic}}}:generation", self.prefix)
     }

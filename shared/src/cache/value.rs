@@ -54,3 +54,17 @@ impl CacheValue for RawJson {
             .map(|text| Self(text.into()))
     }
 }
+
+/// Sent as it is, with its content type (a cached answer, the dashboards).
+impl axum::response::IntoResponse for RawJson {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(
+                ::http::header::CONTENT_TYPE,
+                ::http::HeaderValue::from_static("application/json"),
+            )],
+            self.into_string(),
+        )
+            .into_response()
+    }
+}

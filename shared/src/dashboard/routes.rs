@@ -8,10 +8,8 @@ use crate::auth::Role;
 use crate::cache::RawJson;
 use crate::http::{self, ApiError};
 use crate::state::AppState;
-use ::http::{HeaderValue, header};
 use axum::Router;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -43,7 +41,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "The dashboard.", body = Dashboard)),
     extensions(("x-roles" = json!(READERS))),
 )]
-async fn show(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+async fn show(State(state): State<AppState>, caller: Caller) -> Result<RawJson, ApiError> {
     let dashboards = DashboardService::new(&state);
     let key = dashboards.key(caller.clinic_id());
     let (principal, prefetched) = caller.admit_reading(&key).await?;
@@ -51,7 +49,7 @@ async fn show(State(state): State<AppState>, caller: Caller) -> Result<Response,
     let dashboard = dashboards
         .dashboard(principal.clinic_id, prefetched)
         .await?;
-    Ok(json_body(dashboard))
+    Ok(dashboard)
 }
 
 /// The organization's dashboard, like the clinic's a cached JSON document sent as stored.
@@ -73,19 +71,7 @@ async fn show(State(state): State<AppState>, caller: Caller) -> Result<Response,
 async fn organization_dashboard(
     State(state): State<AppState>,
     admin: OrgAdmin,
-) -> Result<Response, ApiError> {
+) -> Result<RawJson, ApiError> {
     let dashboard = organization::dashboard(&state, admin.organization_id).await?;
-    Ok(json_body(dashboard))
-}
-
-fn json_body(document: RawJson) -> Response {
-    let body = document.into_string();
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    Ok(dashboard)
 }

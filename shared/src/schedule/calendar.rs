@@ -92,6 +92,15 @@ pub fn local_date(zone: Tz, instant: DateTime<Utc>) -> NaiveDate {
     instant.with_timezone(&zone).date_naive()
 }
 
+/// From the first minute of `first` to the end of `last`, in `zone` (`None` if `last` is
+/// before `first`).
+pub fn local_days(zone: Tz, first: NaiveDate, last: NaiveDate) -> Option<Span> {
+    Span::new(
+        local_instant(zone, first, 0),
+        local_instant(zone, last, MINUTES_PER_DAY),
+    )
+}
+
 /// What `hours` give on the local dates `from..=to`, in order, merged where they touch or
 /// overlap (09:00–14:00 and 14:00–20:00 are one stretch).
 pub fn working_spans(zone: Tz, hours: &[WeeklyHours], from: NaiveDate, to: NaiveDate) -> Vec<Span> {

@@ -68,6 +68,8 @@ pub enum CalendarError {
     UnknownZone(String),
     #[error("no such clinic")]
     NoClinic,
+    #[error("a range of clinic days that ends before it starts")]
+    EmptyDays,
 }
 
 fn interval(span: &Span) -> ProblemInterval {

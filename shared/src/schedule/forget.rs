@@ -1,18 +1,21 @@
 //! Keeping the cached free time (`super::availability`) true after a write, once it committed:
 //! a booking, reschedule or status change deletes the days it touches ([`forget_booking`]: the
-//! UTC dates around it, so no time zone is needed and it stays O(1)); a change of hours, time
+//! UTC dates around it, so no time zone is needed and it stays O(1)) and the clinic's few
+//! cached answers, in one command; a change of hours, time
 //! off, chairs, staff or the clinic's zone bumps the clinic's schedule generation
 //! ([`forget_schedule`]), dropping all its days at once. Deleting a value also cancels a fill in
 //! flight (its lease), so a search that loaded before the write never stores what it read.
 
+use super::availability::answers;
 use super::calendar::Span;
 use crate::cache::AVAILABILITY;
 use crate::ids::ClinicId;
 use crate::state::AppState;
 use chrono::{Duration, NaiveDate};
 
-/// Deletes the cached days a booking's slot touches: its UTC dates and one either side, which
-/// hold every local date it can fall on (UTC offsets stay within ±14 h). After the commit.
+/// Deletes the cached days a booking's slot touches (its UTC dates and one either side, which
+/// hold every local date it can fall on: UTC offsets stay within ±14 h) and every cached answer
+/// of the clinic. After the commit.
 pub async fn forget_booking(state: &AppState, clinic: ClinicId, slots: &[Span]) {
     let mut dates: Vec<NaiveDate> = slots
         .iter()
@@ -24,10 +27,12 @@ pub async fn forget_booking(state: &AppState, clinic: ClinicId, slots: &[Span]) 
         .collect();
     dates.sort_unstable();
     dates.dedup();
-    for date in dates {
-        let key = state.keys.availability_day(clinic, date);
-        state.cache.invalidate(AVAILABILITY, &key).await;
-    }
+    let keys: Vec<_> = dates
+        .into_iter()
+        .map(|date| state.keys.availability_day(clinic, date))
+        .chain((0..answers::SLOTS).map(|slot| state.keys.availability_answer(clinic, slot)))
+        .collect();
+    state.cache.invalidate_all(AVAILABILITY, &keys).await;
 }
 
 /// Drops every cached day of the clinic (hours, time off, chairs, staff or its zone changed).

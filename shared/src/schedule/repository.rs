@@ -118,23 +118,24 @@ pub async fn working_hours(
         .collect())
 }
 
-/// The intervals of the clinic's active dentists that apply on `date` (its weekday, within their
-/// validity): a day of free-slot search.
-pub async fn active_hours_on(
+/// The intervals of the clinic's active dentists valid on any date of `first..=last` (each
+/// rule says on which of them it applies): the days of a free-slot search.
+pub async fn active_hours_between(
     conn: &mut PgConnection,
     clinic: ClinicId,
-    date: NaiveDate,
+    first: NaiveDate,
+    last: NaiveDate,
 ) -> Result<Vec<WorkingInterval>, sqlx::Error> {
     let rows: Vec<IntervalRow> = sqlx::query_as(&format!(
         "SELECT {INTERVAL_COLUMNS} FROM working_hours w
            JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
-          WHERE w.clinic_id = $1 AND w.weekday = $2 AND m.active AND m.role = 'dentist'
-            AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $3)
+          WHERE w.clinic_id = $1 AND m.active AND m.role = 'dentist'
+            AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $2)
           ORDER BY w.dentist_id, w.start_minute"
     ))
     .bind(clinic)
-    .bind(chrono::Datelike::weekday(&date).number_from_monday() as i16)
-    .bind(date)
+    .bind(first)
+    .bind(last)
     .fetch_all(conn)
     .await?;
     Ok(rows

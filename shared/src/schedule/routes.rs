@@ -14,6 +14,7 @@ use super::{
 };
 use crate::audit::Actor;
 use crate::auth::{Principal, Role};
+use crate::cache::RawJson;
 use crate::http::responses::Conflict;
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::ids::{ChairId, TimeOffId, UserId};
@@ -70,11 +71,11 @@ async fn availability(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<AvailabilityQuery>,
-) -> Result<Json<Availability>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let found = AvailabilityService::new(&state)
         .search(principal.clinic_id, &query)
         .await?;
-    Ok(Json(found))
+    Ok(found)
 }
 
 #[utoipa::path(
@@ -95,11 +96,11 @@ async fn next_available(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<NextQuery>,
-) -> Result<Json<NextSlots>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let found = AvailabilityService::new(&state)
         .next(principal.clinic_id, &query)
         .await?;
-    Ok(Json(found))
+    Ok(found)
 }
 
 fn location(path: String) -> Result<[(header::HeaderName, HeaderValue); 1], ApiError> {

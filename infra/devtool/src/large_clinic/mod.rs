@@ -173,7 +173,7 @@ async fn build(
 
     // VACUUM cannot run in a transaction: a plain statement on the pool.
     let vacuum_started = Instant::now();
-    sqlx::query("VACUUM (ANALYZE) appointments, patients, users, memberships")
+    sqlx::query("VACUUM (ANALYZE) appointments, patients, users, memberships, working_hours")
         .execute(owner)
         .await
         .context("vacuuming after the inserts")?;

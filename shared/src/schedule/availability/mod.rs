@@ -1,14 +1,19 @@
-//! Free-slot search: for each clinic day, every active dentist's free time (working hours
-//! without time off, closures and live appointments) and every active chair's booked time,
-//! computed from PostgreSQL and cached per clinic and day (`cache::AVAILABILITY`, never served
-//! stale), and dropped by the writes that change it (`super::forget`). The slot starts offered are derived on each
-//! request from the cached free time, for the length and chair asked.
+//! Free-slot search (`GET /availability`, `GET /availability/next`): for the clinic days asked,
+//! every active dentist's free time from the next whole minute on, and the starts where an
+//! appointment of the length asked fits on the clinic's grid (and the chair asked is free).
+//!
+//! Two caches make a repeated question cheap and never wrong: each clinic day's free time
+//! ([`days`], loaded in one transaction for all the days a search misses) and each question's
+//! whole answer for its minute ([`answers`]). Both are dropped by the writes that change them
+//! (`super::forget`).
 
-use super::calendar::{self, Span, WeeklyHours};
-use super::capacity::{CapacityError, clinic_calendar};
-use super::repository;
+pub(super) mod answers;
+mod days;
+
+use super::calendar::{self, Span};
+use super::capacity::clinic_calendar;
 use super::types::query_range;
-use crate::cache::AVAILABILITY;
+use crate::cache::RawJson;
 use crate::catalogs::{CatalogCode, CatalogError, CatalogKind, CatalogService};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
@@ -17,16 +22,15 @@ use crate::input::InputError;
 use crate::state::AppState;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
-use futures_util::{StreamExt, TryStreamExt};
+use days::{Day, days};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
 /// The most days one search covers.
 pub const MAX_DAYS: i64 = 31;
-/// Days read from the cache (or loaded) at once.
-const CONCURRENCY: usize = 4;
+/// `GET /availability/next`'s rounds: the last day each reads, in days after today.
+const NEXT_ROUNDS: [i64; 6] = [0, 6, 13, 20, 27, MAX_DAYS - 1];
 /// The most starts `GET /availability/next` answers.
 pub const MAX_NEXT: usize = 50;
 const DEFAULT_NEXT: usize = 5;
@@ -110,18 +114,20 @@ pub struct NextSlots {
     pub slots: Vec<NextSlot>,
 }
 
-/// One clinic day as cached: each active dentist's free time, each active chair's booked time.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Day {
-    dentists: Vec<(UserId, Vec<Span>)>,
-    chairs: Vec<(ChairId, Vec<Span>)>,
-}
-
 /// What a search is for, once its inputs are checked.
 struct Search {
     zone: Tz,
     grid: u16,
     length: Duration,
+    dentist: Option<UserId>,
+    chair: Option<ChairId>,
+}
+
+/// The filters both queries share, as sent.
+#[derive(Debug)]
+struct Wanted<'q> {
+    procedure: Option<&'q str>,
+    duration: Option<u32>,
     dentist: Option<UserId>,
     chair: Option<ChairId>,
 }
@@ -135,25 +141,42 @@ impl<'a> AvailabilityService<'a> {
         Self { state }
     }
 
+    /// `GET /availability`, as the JSON document sent (cached whole for the minute: `answers`).
     pub async fn search(
         &self,
         clinic: ClinicId,
         query: &AvailabilityQuery,
+    ) -> Result<RawJson, ApiError> {
+        let since = answers::since(Utc::now());
+        let wanted = Wanted {
+            procedure: query.procedure.as_deref(),
+            duration: query.duration,
+            dentist: query.dentist_id,
+            chair: query.chair_id,
+        };
+        let question = format!(
+            "search from={:?} to={:?} {wanted:?} since={since:?}",
+            query.from, query.to
+        );
+        answers::answer(self.state, clinic, question, || async {
+            let found = self.compute_search(clinic, query, &wanted, since).await?;
+            RawJson::to_json(&found).map_err(ApiError::internal)
+        })
+        .await
+    }
+
+    async fn compute_search(
+        &self,
+        clinic: ClinicId,
+        query: &AvailabilityQuery,
+        wanted: &Wanted<'_>,
+        since: DateTime<Utc>,
     ) -> Result<Availability, ApiError> {
-        let (search, today) = self
-            .prepare(
-                clinic,
-                query.procedure.as_deref(),
-                query.duration,
-                query.dentist_id,
-                query.chair_id,
-            )
-            .await?;
+        let (search, today) = self.prepare(clinic, wanted, since).await?;
         let (from, to) = query_range(query.from, query.to, today, 0, MAX_DAYS)?;
-        let days = self.days(clinic, search.zone, from, to).await?;
-        let now = Utc::now();
+        let days = days(self.state, clinic, search.zone, from, to).await?;
         let mut dentists: Vec<DentistAvailability> = Vec::new();
-        for (dentist, free) in merged_free(&days, &search, now) {
+        for (dentist, free) in merged_free(&days, &search, since) {
             if free.is_empty() {
                 continue;
             }
@@ -180,8 +203,31 @@ impl<'a> AvailabilityService<'a> {
         })
     }
 
-    /// The first `limit` starts from now, across the dentists asked for, within 31 days.
-    pub async fn next(&self, clinic: ClinicId, query: &NextQuery) -> Result<NextSlots, ApiError> {
+    /// `GET /availability/next`: the first `limit` starts from the next minute on, across the
+    /// dentists asked for, within 31 days; cached like a search.
+    pub async fn next(&self, clinic: ClinicId, query: &NextQuery) -> Result<RawJson, ApiError> {
+        let since = answers::since(Utc::now());
+        let wanted = Wanted {
+            procedure: query.procedure.as_deref(),
+            duration: query.duration,
+            dentist: query.dentist_id,
+            chair: query.chair_id,
+        };
+        let question = format!("next limit={:?} {wanted:?} since={since:?}", query.limit);
+        answers::answer(self.state, clinic, question, || async {
+            let found = self.compute_next(clinic, query, &wanted, since).await?;
+            RawJson::to_json(&found).map_err(ApiError::internal)
+        })
+        .await
+    }
+
+    async fn compute_next(
+        &self,
+        clinic: ClinicId,
+        query: &NextQuery,
+        wanted: &Wanted<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<NextSlots, ApiError> {
         let limit = match query.limit {
             None => DEFAULT_NEXT,
             Some(limit) if (1..=MAX_NEXT as u32).contains(&limit) => limit as usize,
@@ -189,23 +235,15 @@ impl<'a> AvailabilityService<'a> {
                 return Err(InputError::malformed("limit", "limit must be from 1 to 50").into());
             }
         };
-        let (search, today) = self
-            .prepare(
-                clinic,
-                query.procedure.as_deref(),
-                query.duration,
-                query.dentist_id,
-                query.chair_id,
-            )
-            .await?;
-        let now = Utc::now();
+        let (search, today) = self.prepare(clinic, wanted, since).await?;
         let mut slots: Vec<NextSlot> = Vec::new();
-        // A week at a time: the first free slot is usually in the first one.
-        let mut first = today;
-        while slots.len() < limit && (first - today).num_days() < MAX_DAYS {
-            let last = (first + Duration::days(6)).min(today + Duration::days(MAX_DAYS - 1));
-            let days = self.days(clinic, search.zone, first, last).await?;
-            let mut found: Vec<NextSlot> = merged_free(&days, &search, now)
+        // Today first, then the week, then a week more at a time: the first free slots are
+        // usually close. Each round reads from today (the days already read are cache hits),
+        // so a stretch across the end of a round is seen whole.
+        for last in NEXT_ROUNDS {
+            let last = today + Duration::days(last);
+            let days = days(self.state, clinic, search.zone, today, last).await?;
+            slots = merged_free(&days, &search, since)
                 .into_iter()
                 .flat_map(|(dentist, free)| {
                     starts_in(&search, &free, &days)
@@ -218,10 +256,12 @@ impl<'a> AvailabilityService<'a> {
                     ends_at: start + search.length,
                 })
                 .collect();
-            found.sort_by_key(|slot| (slot.starts_at, slot.dentist_id));
-            slots.extend(found.into_iter().take(limit - slots.len()));
-            first = last + Duration::days(1);
+            if slots.len() >= limit {
+                break;
+            }
         }
+        slots.sort_by_key(|slot| (slot.starts_at, slot.dentist_id));
+        slots.truncate(limit);
         Ok(NextSlots {
             timezone: search.zone.name().to_owned(),
             duration_minutes: search.length.num_minutes() as u32,
@@ -233,15 +273,13 @@ impl<'a> AvailabilityService<'a> {
     async fn prepare(
         &self,
         clinic: ClinicId,
-        procedure: Option<&str>,
-        duration: Option<u32>,
-        dentist: Option<UserId>,
-        chair: Option<ChairId>,
+        wanted: &Wanted<'_>,
+        since: DateTime<Utc>,
     ) -> Result<(Search, NaiveDate), ApiError> {
         let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
         let calendar = clinic_calendar(&mut tx, clinic).await?;
         tx.commit().await.map_err(DbError::from)?;
-        let minutes = match (duration, procedure) {
+        let minutes = match (wanted.duration, wanted.procedure) {
             (Some(minutes), _) => {
                 if !(5..=720).contains(&minutes) {
                     return Err(InputError::malformed(
@@ -262,10 +300,10 @@ impl<'a> AvailabilityService<'a> {
             zone: calendar.zone,
             grid: calendar.slot_minutes,
             length: Duration::minutes(i64::from(minutes)),
-            dentist,
-            chair,
+            dentist: wanted.dentist,
+            chair: wanted.chair,
         };
-        Ok((search, calendar::local_date(calendar.zone, Utc::now())))
+        Ok((search, calendar::local_date(calendar.zone, since)))
     }
 
     /// The procedure's length in the clinic's catalog (its override first); 422 when the clinic
@@ -297,42 +335,11 @@ impl<'a> AvailabilityService<'a> {
         };
         Ok(item.default_minutes.and_then(|m| u32::try_from(m).ok()))
     }
-
-    /// The clinic days `from..=to`, each read through the cache.
-    async fn days(
-        &self,
-        clinic: ClinicId,
-        zone: Tz,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<Day>, ApiError> {
-        let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
-        futures_util::stream::iter(dates)
-            .map(|date| self.day(clinic, zone, date))
-            .buffered(CONCURRENCY)
-            .try_collect()
-            .await
-    }
-
-    async fn day(&self, clinic: ClinicId, zone: Tz, date: NaiveDate) -> Result<Day, ApiError> {
-        let key = self.state.keys.availability_day(clinic, date);
-        let day = self
-            .state
-            .cache
-            .get_or_load(AVAILABILITY, &key, || async {
-                let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
-                let day = load_day(&mut tx, clinic, zone, date).await?;
-                tx.commit().await.map_err(DbError::from)?;
-                Ok::<_, CapacityError>(Some(day))
-            })
-            .await?;
-        day.ok_or_else(|| ApiError::internal(std::io::Error::other("a loaded day came back empty")))
-    }
 }
 
-/// Each dentist asked for, with their free time over all the days, from `now` on (merged, so a
-/// stretch across midnight is one).
-fn merged_free(days: &[Day], search: &Search, now: DateTime<Utc>) -> Vec<(UserId, Vec<Span>)> {
+/// Each dentist asked for, with their free time over all the days, from `since` on (merged, so
+/// a stretch across midnight is one).
+fn merged_free(days: &[Day], search: &Search, since: DateTime<Utc>) -> Vec<(UserId, Vec<Span>)> {
     let mut by_dentist: BTreeMap<UserId, Vec<Span>> = BTreeMap::new();
     for day in days {
         for (dentist, free) in &day.dentists {
@@ -342,7 +349,7 @@ fn merged_free(days: &[Day], search: &Search, now: DateTime<Utc>) -> Vec<(UserId
             let entry = by_dentist.entry(*dentist).or_default();
             entry.extend(
                 free.iter()
-                    .filter_map(|span| Span::new(span.start.max(now), span.end)),
+                    .filter_map(|span| Span::new(span.start.max(since), span.end)),
             );
         }
     }
@@ -374,64 +381,4 @@ fn starts_in(search: &Search, free: &[Span], days: &[Day]) -> Vec<DateTime<Utc>>
         }
     };
     calendar::bookable_starts(search.zone, &free, search.length, search.grid)
-}
-
-/// One clinic day from PostgreSQL: its active dentists' hours that date, less the time off,
-/// closures and live appointments overlapping it; its active chairs' booked time. `zone` is the
-/// clinic's, read once by the search (a change of it drops every cached day).
-async fn load_day(
-    conn: &mut PgConnection,
-    clinic: ClinicId,
-    zone: Tz,
-    date: NaiveDate,
-) -> Result<Day, CapacityError> {
-    let span = Span::new(
-        calendar::local_instant(zone, date, 0),
-        calendar::local_instant(zone, date, calendar::MINUTES_PER_DAY),
-    )
-    .ok_or_else(|| {
-        CapacityError::Db(DbError::from(sqlx::Error::Protocol("an empty day".into())))
-    })?;
-    let hours = repository::active_hours_on(conn, clinic, date).await?;
-    let away = repository::time_off_within(conn, clinic, &span).await?;
-    let booked = repository::live_bookings_within(conn, clinic, &span).await?;
-    let chairs = repository::active_chairs(conn, clinic).await?;
-
-    let mut rules: BTreeMap<UserId, Vec<WeeklyHours>> = BTreeMap::new();
-    for interval in &hours {
-        rules
-            .entry(interval.dentist_id)
-            .or_default()
-            .push(interval.rule());
-    }
-    let dentists = rules
-        .into_iter()
-        .map(|(dentist, rules)| {
-            let working = calendar::working_spans(zone, &rules, date, date);
-            let busy: Vec<Span> = away
-                .iter()
-                .filter(|(whose, _)| whose.is_none() || *whose == Some(dentist))
-                .map(|(_, span)| *span)
-                .chain(
-                    booked
-                        .iter()
-                        .filter(|(whose, _, _)| *whose == dentist)
-                        .map(|(_, _, span)| *span),
-                )
-                .collect();
-            (dentist, calendar::subtract(&working, &busy))
-        })
-        .collect();
-    let chairs = chairs
-        .into_iter()
-        .map(|chair| {
-            let busy = booked
-                .iter()
-                .filter(|(_, taken, _)| *taken == Some(chair))
-                .map(|(_, _, span)| *span)
-                .collect();
-            (chair, busy)
-        })
-        .collect();
-    Ok(Day { dentists, chairs })
 }
