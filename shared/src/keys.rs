@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 /// Bumped when a cached value's shape changes: old values are then never read.
 const PATIENT_PROFILE_FORMAT: u32 = 1;
 const CATALOG_VIEW_FORMAT: u32 = 1;
-const DASHBOARD_FORMAT: u32 = 1;
+const DASHBOARD_FORMAT: u32 = 2;
 const CLINIC_LIST_FORMAT: u32 = 1;
 const ORGANIZATION_DASHBOARD_FORMAT: u32 = 1;
 const AVAILABILITY_FORMAT: u32 = 2;

@@ -631,3 +631,73 @@ async fn the_large_clinic_generator_respects_the_schema() {
     assert!(filled.dentists.contains(&b.dentist) && filled.dentists.len() > 2);
     assert_eq!(app.count("appointments", app.clinic_a.id).await, 0);
 }
+
+/// Utilisation divides the booked minutes by the working ones: hours less time off and
+/// closures, day by day in the clinic's calendar (a fixed week, so no real date is crossed).
+#[tokio::test]
+async fn utilisation_is_booked_over_working_time_day_by_day() {
+    let app = TestApp::spawn().await;
+    let a = app.clinic_a;
+    let mut tx = app.owner_tx(a.id).await;
+    // The dentist works Monday to Friday 09:00–14:00 (300 minutes) instead of around the clock.
+    for statement in [
+        "DELETE FROM working_hours WHERE clinic_id = $1 AND dentist_id = $2",
+        "INSERT INTO working_hours (clinic_id, dentist_id, weekday, start_minute, end_minute,
+                                    valid_from)
+         SELECT $1, $2, weekday, 540, 840, DATE '2000-01-01' FROM generate_series(1, 5) AS d(weekday)",
+        // Training on Tuesday morning, and the clinic closed on Thursday.
+        "INSERT INTO time_off (clinic_id, dentist_id, kind, starts_at, ends_at)
+         VALUES ($1, $2, 'training', '2026-11-24 09:00 Europe/Madrid', '2026-11-24 11:00 Europe/Madrid'),
+                ($1, NULL, 'closure', '2026-11-26 00:00 Europe/Madrid', '2026-11-27 00:00 Europe/Madrid')",
+    ] {
+        sqlx::query(statement)
+            .bind(a.id)
+            .bind(a.dentist)
+            .execute(&mut *tx)
+            .await
+            .expect("set the dentist's week");
+    }
+    tx.commit().await.expect("commit the week");
+    let patient = app.seed_patient(a.id, "Ana").await;
+    for (wall_clock, minutes) in [("2026-11-23 09:00", 90), ("2026-11-24 12:00", 60)] {
+        let seed = AppointmentSeed {
+            patient,
+            dentist: a.dentist,
+            starts_at: local(&app, MADRID, wall_clock).await,
+            minutes,
+            status: "scheduled",
+            procedure: None,
+        };
+        app.seed_appointment(a.id, seed).await;
+    }
+
+    // Monday 23 November 2026, 08:00 in Madrid.
+    let dashboard = compute(&app, a.id, utc("2026-11-23T07:00:00Z")).await;
+    let load = &dashboard.load_next_7_days;
+    let mine = load
+        .dentists
+        .iter()
+        .find(|dentist| dentist.dentist_id == a.dentist)
+        .expect("the dentist's load");
+    let days: Vec<(i64, i64, Option<f64>)> = mine
+        .days
+        .iter()
+        .map(|day| (day.booked_minutes, day.working_minutes, day.utilisation))
+        .collect();
+    assert_eq!(
+        days,
+        [
+            (90, 300, Some(0.3)),
+            (60, 180, Some(0.3333)),
+            (0, 300, Some(0.0)),
+            (0, 0, None),
+            (0, 300, Some(0.0)),
+            (0, 0, None),
+            (0, 0, None),
+        ]
+    );
+    assert_eq!(
+        (mine.booked_minutes, mine.working_minutes, mine.utilisation),
+        (150, 1080, Some(0.1389))
+    );
+}

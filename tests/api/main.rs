@@ -4,6 +4,7 @@
 
 mod access;
 mod admin;
+mod agenda;
 mod appointments;
 mod audit;
 mod cache;

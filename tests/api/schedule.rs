@@ -10,7 +10,7 @@ use shared::ids::{PatientId, UserId};
 use shared::schedule::calendar::local_instant;
 
 /// The Monday at least a week ahead: inside the booking window, outside any test's "today".
-fn next_monday() -> NaiveDate {
+pub(crate) fn next_monday() -> NaiveDate {
     let mut day = Utc::now().date_naive() + Duration::days(7);
     while day.weekday() != Weekday::Mon {
         day += Duration::days(1);
@@ -19,21 +19,26 @@ fn next_monday() -> NaiveDate {
 }
 
 /// `date` at `hh:mm` on the clinic's wall clock (the test clinics are in Madrid).
-fn madrid(date: NaiveDate, hour: u16, minute: u16) -> DateTime<Utc> {
+pub(crate) fn madrid(date: NaiveDate, hour: u16, minute: u16) -> DateTime<Utc> {
     local_instant(Madrid, date, hour * 60 + minute)
 }
 
-fn ts(at: DateTime<Utc>) -> String {
+pub(crate) fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn booking(patient: PatientId, dentist: UserId, at: DateTime<Utc>, minutes: u32) -> Value {
+pub(crate) fn booking(
+    patient: PatientId,
+    dentist: UserId,
+    at: DateTime<Utc>,
+    minutes: u32,
+) -> Value {
     json!({"patient_id": patient, "dentist_id": dentist, "starts_at": ts(at),
            "duration_minutes": minutes})
 }
 
 /// Monday to Friday, 09:00–14:00 and 16:00–20:00.
-fn office_hours() -> Value {
+pub(crate) fn office_hours() -> Value {
     let days = ["monday", "tuesday", "wednesday", "thursday", "friday"];
     let intervals: Vec<Value> = days
         .iter()
@@ -47,17 +52,17 @@ fn office_hours() -> Value {
     json!({ "intervals": intervals })
 }
 
-struct Desk {
-    app: TestApp,
-    a: TestClinic,
-    admin: Client,
-    desk: Client,
-    admin_books: Client,
-    desk_books: Client,
-    patient: PatientId,
+pub(crate) struct Desk {
+    pub(crate) app: TestApp,
+    pub(crate) a: TestClinic,
+    pub(crate) admin: Client,
+    pub(crate) desk: Client,
+    pub(crate) admin_books: Client,
+    pub(crate) desk_books: Client,
+    pub(crate) patient: PatientId,
 }
 
-async fn desk() -> Desk {
+pub(crate) async fn desk() -> Desk {
     let app = TestApp::spawn().await;
     let a = app.clinic_a;
     let schedule = shared::schedule::router(app.state.clone());
@@ -78,7 +83,7 @@ async fn desk() -> Desk {
     }
 }
 
-async fn set_office_hours(d: &Desk) {
+pub(crate) async fn set_office_hours(d: &Desk) {
     let path = format!("/working-hours/{}", d.a.dentist);
     let set = d.admin.put(&path, &office_hours()).await;
     assert_eq!(set.status, 200, "{}", set.body);

@@ -8,6 +8,7 @@ use super::types::{
 use crate::auth::Role;
 use crate::ids::{AppointmentId, ChairId, ClinicId, PatientId, UserId};
 use crate::pagination::PageRequest;
+use crate::schedule::calendar::Span;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -130,6 +131,31 @@ pub(super) async fn user_names(
     )
     .bind(clinic)
     .bind(users)
+    .fetch_all(conn)
+    .await
+}
+
+/// Every appointment that is not cancelled overlapping `span` (only `dentist`'s when given), by
+/// start. Bounded without a limit: a dentist's live appointments never overlap (a constraint).
+pub(super) async fn live_within(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    span: &Span,
+    dentist: Option<UserId>,
+) -> Result<Vec<AppointmentRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        // An appointment lasts at most 12 hours (a table constraint): bounding the start from
+        // both sides keeps this a short range scan of (clinic_id, starts_at).
+        "SELECT {COLUMNS} FROM appointments
+          WHERE clinic_id = $1 AND status <> 'cancelled'
+            AND starts_at > $2 - interval '12 hours' AND starts_at < $3 AND ends_at > $2
+            AND ($4::uuid IS NULL OR dentist_id = $4)
+          ORDER BY starts_at, id"
+    ))
+    .bind(clinic)
+    .bind(span.start)
+    .bind(span.end)
+    .bind(dentist)
     .fetch_all(conn)
     .await
 }

@@ -3,6 +3,7 @@
 //! `POST /appointments/{id}/{action}` knows `confirm`, `cancel`, `complete` and `no-show`;
 //! any other action is a 404 like any other route the API does not have.
 
+use super::agenda::{Agenda, AgendaQuery, agenda};
 use super::service::AppointmentService;
 use super::types::{
     Action, AppointmentChanges, AppointmentFilter, AppointmentResponse, CreateAppointmentRequest,
@@ -43,6 +44,30 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(show, update))
         .routes(routes!(apply))
+        .routes(routes!(day_agenda))
+}
+
+#[utoipa::path(
+    get,
+    path = "/agenda",
+    tag = "appointments",
+    operation_id = "getAgenda",
+    summary = "One day of the agenda, per dentist",
+    description = "For a calendar screen, in one call: each dentist's working hours that day, \
+                   their time off and the clinic's closures, every appointment that is not \
+                   cancelled (with the patient's name) and the gaps left in their hours. The \
+                   clinic's date (default today); every active dentist with hours, and anyone \
+                   booked that day, by name — or only `dentist_id` (404 if not the clinic's).",
+    params(AgendaQuery),
+    responses((status = 200, description = "The day.", body = Agenda)),
+    extensions(("x-roles" = json!(Role::STAFF))),
+)]
+async fn day_agenda(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<AgendaQuery>,
+) -> Result<Json<Agenda>, ApiError> {
+    Ok(Json(agenda(&state.db, principal.clinic_id, &query).await?))
 }
 
 #[utoipa::path(

@@ -2,14 +2,15 @@
 //! expiry (the scheduler), or compute it straight from PostgreSQL.
 
 use super::repository;
-use super::types::{Dashboard, MalformedFigures};
+use super::types::{Dashboard, LOAD_DAYS, MalformedFigures};
 use crate::cache::{Cache, DASHBOARD, Prefetched, RawJson};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
 use crate::ids::ClinicId;
 use crate::keys::{CacheKey, Keys};
+use crate::schedule::{self, CapacityError};
 use crate::state::AppState;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,9 @@ pub enum DashboardError {
     Malformed(#[from] MalformedFigures),
     #[error("the dashboard could not be encoded")]
     Encode(#[from] serde_json::Error),
+    /// Reading the dentists' hours and time off.
+    #[error(transparent)]
+    Schedule(#[from] CapacityError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -37,6 +41,7 @@ impl From<DashboardError> for ApiError {
             DashboardError::ClinicNotFound => ApiError::NotFound { what: "clinic" },
             DashboardError::Malformed(error) => ApiError::internal(error),
             DashboardError::Encode(error) => ApiError::internal(error),
+            DashboardError::Schedule(error) => error.into(),
             DashboardError::Db(error) => error.into(),
         }
     }
@@ -105,8 +110,13 @@ impl<'a> DashboardService<'a> {
         now: DateTime<Utc>,
     ) -> Result<Option<Dashboard>, DashboardError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
-        let row = repository::figures(&mut tx, clinic, now).await?;
+        let Some(row) = repository::figures(&mut tx, clinic, now).await? else {
+            return Ok(None);
+        };
+        let zone = schedule::clinic_calendar(&mut tx, clinic).await?.zone;
+        let last = row.today + TimeDelta::days(LOAD_DAYS as i64 - 1);
+        let working = schedule::working_minutes(&mut tx, clinic, zone, row.today, last).await?;
         tx.commit().await?;
-        Ok(row.map(|row| Dashboard::assemble(row, now)).transpose()?)
+        Ok(Some(Dashboard::assemble(row, now, &working)?))
     }
 }

@@ -9,6 +9,7 @@ pub mod calendar;
 mod capacity;
 mod chairs;
 mod forget;
+mod plan;
 mod repository;
 mod routes;
 mod service;
@@ -20,6 +21,7 @@ pub use capacity::{
 };
 pub use chairs::*;
 pub use forget::{forget_booking, forget_schedule};
+pub use plan::{DayPlan, plan_day, working_minutes};
 pub use routes::{router, routes};
 pub use service::ScheduleService;
 pub use time_off::*;

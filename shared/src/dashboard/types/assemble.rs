@@ -18,13 +18,23 @@ type WeekLoad = [(i64, i64); LOAD_DAYS];
 
 impl Dashboard {
     /// Builds the response from the query's row, filling zeros where nothing was booked.
-    pub fn assemble(row: FiguresRow, now: DateTime<Utc>) -> Result<Self, MalformedFigures> {
+    /// `working`: each dentist's working minutes on the seven days (`schedule::working_minutes`).
+    pub fn assemble(
+        row: FiguresRow,
+        now: DateTime<Utc>,
+        working: &BTreeMap<UserId, Vec<i64>>,
+    ) -> Result<Self, MalformedFigures> {
         check_lengths(&row)?;
         let today = row.today;
         let by_status = count_statuses(&row.today_statuses, &row.today_counts)?;
         let bookings = bookings_by_dentist(&row)?;
         let dates = week_from(today);
-        let dentists = dentist_loads(&row.dentist_ids, row.dentist_names, &dates, &bookings);
+        let dentists = dentist_loads(
+            (&row.dentist_ids, row.dentist_names),
+            &dates,
+            &bookings,
+            working,
+        );
         let procedures = priced_procedures(
             &row.revenue_appointments,
             row.revenue_prices,
@@ -135,31 +145,47 @@ fn bookings_by_dentist(row: &FiguresRow) -> Result<HashMap<Uuid, WeekLoad>, Malf
 }
 
 /// Every dentist of the row, in its order, with seven days of load (zeros where nothing was
-/// booked) and the week's totals.
+/// booked or nobody works), the week's totals and the share of working time booked.
 fn dentist_loads(
-    ids: &[Uuid],
-    names: Vec<String>,
+    (ids, names): (&[Uuid], Vec<String>),
     dates: &[NaiveDate],
     bookings: &HashMap<Uuid, WeekLoad>,
+    working: &BTreeMap<UserId, Vec<i64>>,
 ) -> Vec<DentistLoad> {
     ids.iter()
         .zip(names)
         .map(|(id, name)| {
+            let dentist = UserId(*id);
             let days = bookings.get(id).copied().unwrap_or([(0, 0); LOAD_DAYS]);
-            DentistLoad {
-                dentist_id: UserId(*id),
-                name,
-                appointments: days.iter().map(|d| d.0).sum(),
-                booked_minutes: days.iter().map(|d| d.1).sum(),
-                days: dates
-                    .iter()
-                    .zip(days)
-                    .map(|(date, (appointments, booked_minutes))| DayLoad {
+            let hours = working.get(&dentist);
+            let days: Vec<DayLoad> = dates
+                .iter()
+                .zip(days)
+                .enumerate()
+                .map(|(at, (date, (appointments, booked_minutes)))| {
+                    let working_minutes = hours
+                        .and_then(|minutes| minutes.get(at))
+                        .copied()
+                        .unwrap_or(0);
+                    DayLoad {
                         date: *date,
                         appointments,
                         booked_minutes,
-                    })
-                    .collect(),
+                        working_minutes,
+                        utilisation: rate(booked_minutes, working_minutes),
+                    }
+                })
+                .collect();
+            let booked_minutes = days.iter().map(|d| d.booked_minutes).sum();
+            let working_minutes = days.iter().map(|d| d.working_minutes).sum();
+            DentistLoad {
+                dentist_id: dentist,
+                name,
+                appointments: days.iter().map(|d| d.appointments).sum(),
+                booked_minutes,
+                working_minutes,
+                utilisation: rate(booked_minutes, working_minutes),
+                days,
             }
         })
         .collect()
@@ -251,7 +277,9 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-03-28T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let dashboard = Dashboard::assemble(row(today), now).unwrap();
+        // Luis works 8 hours today and nothing on the seventh day.
+        let working = BTreeMap::from([(UserId(Uuid::from_u128(2)), vec![480, 480, 0, 0, 0, 0, 0])]);
+        let dashboard = Dashboard::assemble(row(today), now, &working).unwrap();
         assert_eq!(dashboard.appointments_today.total, 4);
         assert_eq!(
             dashboard.appointments_today.by_status,
@@ -273,6 +301,20 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 4, 3).unwrap()
         );
         assert_eq!(luis.days[6].appointments, 1);
+        assert_eq!(
+            (luis.days[0].working_minutes, luis.days[0].utilisation),
+            (480, Some(0.1563))
+        );
+        // Booked with an override on a day without hours: no share to give.
+        assert_eq!(
+            (luis.days[6].working_minutes, luis.days[6].utilisation),
+            (0, None)
+        );
+        assert_eq!(
+            (luis.working_minutes, luis.utilisation),
+            (960, Some(0.1094))
+        );
+        assert_eq!(load.dentists[0].utilisation, None);
         assert_eq!(dashboard.no_show_rate_30_days.rate, Some(0.3333));
         let revenue = &dashboard.estimated_revenue_this_month;
         assert_eq!(revenue.month, "2026-03");
@@ -291,13 +333,13 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 3, 28).unwrap();
         let mut bad = row(today);
         bad.load_days = vec![0, 7];
-        assert!(Dashboard::assemble(bad, Utc::now()).is_err());
+        assert!(Dashboard::assemble(bad, Utc::now(), &BTreeMap::new()).is_err());
         let mut bad = row(today);
         bad.today_statuses = vec!["lost".into(), "confirmed".into()];
-        assert!(Dashboard::assemble(bad, Utc::now()).is_err());
+        assert!(Dashboard::assemble(bad, Utc::now(), &BTreeMap::new()).is_err());
         let mut bad = row(today);
         bad.dentist_names.pop();
-        assert!(Dashboard::assemble(bad, Utc::now()).is_err());
+        assert!(Dashboard::assemble(bad, Utc::now(), &BTreeMap::new()).is_err());
     }
 
     #[test]

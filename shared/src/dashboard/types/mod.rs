@@ -115,6 +115,11 @@ pub struct DentistLoad {
     pub name: String,
     pub appointments: i64,
     pub booked_minutes: i64,
+    /// Their working hours over the seven days, less their time off and the clinic's closures.
+    pub working_minutes: i64,
+    /// `booked_minutes ÷ working_minutes` (0.75 is 75 %); above 1 when an admin booked outside
+    /// the hours; `null` without working time.
+    pub utilisation: Option<f64>,
     /// Always seven days, in order, zeros included.
     pub days: Vec<DayLoad>,
 }
@@ -124,6 +129,8 @@ pub struct DayLoad {
     pub date: NaiveDate,
     pub appointments: i64,
     pub booked_minutes: i64,
+    pub working_minutes: i64,
+    pub utilisation: Option<f64>,
 }
 
 /// Of the appointments that started in the 30 days before `generated_at` and were closed as
