@@ -73,6 +73,10 @@ id_type!(
     /// A treatment room (cubículo) of a clinic.
     ChairId
 );
+id_type!(
+    /// A patient waiting for time to free up (`shared::schedule::waiting_list`).
+    WaitingListEntryId
+);
 id_type!(ReportId);
 id_type!(
     /// A background job (a row of `jobs`; the same id travels through the Redis queue).

@@ -6,7 +6,7 @@
 //! the API could have written ([`CursorKey`]): a time PostgreSQL can hold, text without NUL, so
 //! a forged cursor is a 400 and never reaches the database as a value it refuses (a 500).
 
-use crate::ids::{AppointmentId, JobId, PatientId, UserId, XrayId};
+use crate::ids::{AppointmentId, JobId, PatientId, UserId, WaitingListEntryId, XrayId};
 use crate::input::InputError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -69,7 +69,14 @@ macro_rules! any_id_is_plausible {
         }
     )*};
 }
-any_id_is_plausible!(AppointmentId, JobId, PatientId, UserId, XrayId);
+any_id_is_plausible!(
+    AppointmentId,
+    JobId,
+    PatientId,
+    UserId,
+    WaitingListEntryId,
+    XrayId
+);
 
 impl<A: CursorKey, B: CursorKey> CursorKey for (A, B) {
     fn plausible(&self) -> bool {

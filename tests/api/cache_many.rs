@@ -95,13 +95,20 @@ async fn a_shared_key_serves_only_the_value_its_reader_asked_for() {
     let first = ask("search a").await;
     assert_eq!(ask("search a").await, first, "the same question hits");
     let other = ask("search b").await;
-    assert_eq!(other.0, "search b", "another question is a miss, never a's answer");
+    assert_eq!(
+        other.0, "search b",
+        "another question is a miss, never a's answer"
+    );
     assert_eq!(
         stored(&app, slot).await,
         Some(json!(["search b", other.1])),
         "and takes the slot"
     );
-    assert_ne!(ask("search a").await, first, "a was replaced, so it is computed again");
+    assert_ne!(
+        ask("search a").await,
+        first,
+        "a was replaced, so it is computed again"
+    );
 }
 
 fn rand_value() -> u32 {

@@ -27,4 +27,5 @@ mod realtime_e2e;
 mod reports;
 mod schedule;
 mod security;
+mod waiting_list;
 mod xrays;

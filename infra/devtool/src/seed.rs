@@ -40,6 +40,7 @@ const TENANT_TABLES: &[&str] = &[
     "jobs",
     "catalog_items",
     "appointments",
+    "waiting_list",
     "chairs",
     "time_off",
     "working_hours",
@@ -337,8 +338,47 @@ async fn insert_clinic(
     insert_schedule(&mut tx, clinic.id, TIMEZONE, schedule).await?;
     insert_patients(&mut tx, clinic.id, &data.patients).await?;
     insert_appointments(&mut tx, clinic.id, TIMEZONE, &data.appointments).await?;
+    insert_waiting_list(&mut tx, clinic, &data.patients).await?;
 
     tx.commit().await.context("committing")?;
+    Ok(())
+}
+
+/// Three patients waiting for time to free up: any dentist for half an hour in the next three
+/// weeks, the clinic's first dentist for an hour, and three quarters of an hour soon. Dates are
+/// the clinic's, from its today.
+async fn insert_waiting_list(
+    conn: &mut PgConnection,
+    clinic: &DemoClinic,
+    patients: &[DemoPatient],
+) -> anyhow::Result<()> {
+    let first_dentist = clinic.staff_ids(Role::Dentist).first().copied();
+    let entries = [
+        (30, None, 0, 21, "Prefiere mañanas"),
+        (60, first_dentist, 1, 45, "Llamar antes de las 13:00"),
+        (45, None, 0, 10, ""),
+    ];
+    let chosen = patients.iter().zip(entries);
+    sqlx::query(
+        "INSERT INTO waiting_list (clinic_id, patient_id, duration_minutes, dentist_id, window_from,
+                                   window_until, notes)
+         SELECT $1, patient_id, minutes, dentist_id,
+                (now() AT TIME ZONE $2)::date + from_day, (now() AT TIME ZONE $2)::date + until_day,
+                notes
+           FROM UNNEST($3::uuid[], $4::int4[], $5::uuid[], $6::int4[], $7::int4[], $8::text[])
+                AS w(patient_id, minutes, dentist_id, from_day, until_day, notes)",
+    )
+    .bind(clinic.id)
+    .bind(TIMEZONE)
+    .bind(chosen.clone().map(|(p, _)| p.id).collect::<Vec<_>>())
+    .bind(chosen.clone().map(|(_, e)| e.0).collect::<Vec<i32>>())
+    .bind(chosen.clone().map(|(_, e)| e.1).collect::<Vec<Option<Uuid>>>())
+    .bind(chosen.clone().map(|(_, e)| e.2).collect::<Vec<i32>>())
+    .bind(chosen.clone().map(|(_, e)| e.3).collect::<Vec<i32>>())
+    .bind(chosen.map(|(_, e)| e.4).collect::<Vec<&str>>())
+    .execute(conn)
+    .await
+    .context("inserting the waiting list")?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use crate::http::{ApiError, ConflictKind};
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
 use crate::input::InputError;
 use crate::pagination::{Page, PageRequest};
-use crate::schedule::{self, Booking, CapacityError, calendar::Span};
+use crate::schedule::{self, Booking, CapacityError, calendar::Span, waiting_list};
 use crate::state::AppState;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::PgPool;
@@ -340,6 +340,15 @@ impl<'a> AppointmentService<'a> {
             let touched = [span(&current.slot()), span(&slot)];
             schedule::forget_booking(self.state, clinic, &touched).await;
         }
+        if moves {
+            let dedupe = format!(
+                "waiting-list:{}:{}",
+                record.id,
+                record.updated_at.timestamp_micros()
+            );
+            let freed = span(&current.slot());
+            waiting_list::time_freed(self.state, clinic, current.dentist_id, freed, dedupe).await;
+        }
         Ok(record)
     }
 
@@ -374,6 +383,11 @@ impl<'a> AppointmentService<'a> {
         tx.commit().await?;
         // A cancellation frees the time; any other change is cheap to forget as well.
         schedule::forget_booking(self.state, clinic, &[span(&record.slot())]).await;
+        if to == AppointmentStatus::Cancelled {
+            let dedupe = format!("waiting-list:{}:cancelled", record.id);
+            let freed = span(&record.slot());
+            waiting_list::time_freed(self.state, clinic, record.dentist_id, freed, dedupe).await;
+        }
         Ok(Transitioned { record, from })
     }
 }

@@ -58,6 +58,10 @@ pub enum Action {
     ChairCreate,
     #[serde(rename = "chair.update")]
     ChairUpdate,
+    #[serde(rename = "waiting_list.add")]
+    WaitingListAdd,
+    #[serde(rename = "waiting_list.remove")]
+    WaitingListRemove,
 }
 
 impl Action {
@@ -82,6 +86,8 @@ impl Action {
         Action::TimeOffDelete,
         Action::ChairCreate,
         Action::ChairUpdate,
+        Action::WaitingListAdd,
+        Action::WaitingListRemove,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -106,6 +112,8 @@ impl Action {
             Action::TimeOffDelete => "time_off.delete",
             Action::ChairCreate => "chair.create",
             Action::ChairUpdate => "chair.update",
+            Action::WaitingListAdd => "waiting_list.add",
+            Action::WaitingListRemove => "waiting_list.remove",
         }
     }
 

@@ -316,10 +316,12 @@ fn message(name: &str, payload: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{AppointmentId, JobId, PatientId, ReportId, UserId, XrayId};
+    use crate::ids::{
+        AppointmentId, JobId, PatientId, ReportId, UserId, WaitingListEntryId, XrayId,
+    };
     use crate::realtime::{
         AnnouncementNotice, AppointmentNotice, AudienceKind, FrameError, Notice, Notification,
-        ReportReady, XrayAnalysed, push_payload,
+        ReportReady, WaitingListMatch, WaitingListMatchEntry, XrayAnalysed, push_payload,
     };
 
     #[test]
@@ -461,6 +463,16 @@ mod tests {
             NotificationKind::Announcement => Notice::Announcement(AnnouncementNotice {
                 message: "hoy".into(),
                 link: Some("/patients".into()),
+            }),
+            NotificationKind::WaitingListMatch => Notice::WaitingListMatch(WaitingListMatch {
+                link: "/waiting-list".into(),
+                dentist_id: UserId::new_random(),
+                starts_at: chrono::Utc::now(),
+                ends_at: chrono::Utc::now() + chrono::Duration::minutes(30),
+                entries: vec![WaitingListMatchEntry {
+                    entry_id: WaitingListEntryId::new_random(),
+                    patient_id: PatientId::new_random(),
+                }],
             }),
         });
         let document = asyncapi();

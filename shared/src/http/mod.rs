@@ -12,3 +12,9 @@ mod router;
 pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
 pub use problem::{ApiError, ConflictKind, PROBLEM_JSON, Problem, ProblemInterval};
 pub use router::{LateHeaders, RequestId, finish};
+
+/// The `Location` header of a created resource (`path`, e.g. `/time-off/{id}`).
+pub fn location(path: String) -> Result<[(::http::HeaderName, ::http::HeaderValue); 1], ApiError> {
+    let value = ::http::HeaderValue::from_str(&path).map_err(ApiError::internal)?;
+    Ok([(::http::header::LOCATION, value)])
+}

@@ -15,6 +15,7 @@ mod routes;
 mod service;
 mod time_off;
 mod types;
+pub mod waiting_list;
 
 pub use capacity::{
     Booking, CalendarError, CapacityError, ClinicCalendar, check_booking, clinic_calendar,

@@ -20,7 +20,7 @@ use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::ids::{ChairId, TimeOffId, UserId};
 use crate::input::InputError;
 use crate::state::AppState;
-use ::http::{HeaderValue, StatusCode, header};
+use ::http::StatusCode;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -48,6 +48,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_chair))
         .routes(routes!(availability))
         .routes(routes!(next_available))
+        .merge(super::waiting_list::routes())
 }
 
 #[utoipa::path(
@@ -101,11 +102,6 @@ async fn next_available(
         .next(principal.clinic_id, &query)
         .await?;
     Ok(found)
-}
-
-fn location(path: String) -> Result<[(header::HeaderName, HeaderValue); 1], ApiError> {
-    let value = HeaderValue::from_str(&path).map_err(ApiError::internal)?;
-    Ok([(header::LOCATION, value)])
 }
 
 #[utoipa::path(
@@ -225,7 +221,7 @@ async fn create_time_off(
         overlapping = created.overlapping_appointments.len(),
         "time off recorded"
     );
-    let location = location(format!("/time-off/{}", created.time_off.id))?;
+    let location = http::location(format!("/time-off/{}", created.time_off.id))?;
     Ok((StatusCode::CREATED, location, Json(created)).into_response())
 }
 
@@ -307,7 +303,7 @@ async fn create_chair(
         .add_chair(principal.clinic_id, &actor, &name)
         .await?;
     tracing::info!(chair_id = %chair.id, "chair added");
-    let location = location(format!("/chairs/{}", chair.id))?;
+    let location = http::location(format!("/chairs/{}", chair.id))?;
     Ok((StatusCode::CREATED, location, Json(chair)).into_response())
 }
 

@@ -8,7 +8,7 @@ mod notices;
 pub use frames::{ClientFrame, FrameError, ServerFrame, push_payload};
 pub use notices::{
     AnnouncementNotice, AppointmentNotice, NamedSchema, Notice, NotificationKind, ReportReady,
-    XrayAnalysed,
+    WaitingListMatch, WaitingListMatchEntry, XrayAnalysed,
 };
 
 use crate::auth::Role;

@@ -5,7 +5,7 @@
 //! Bodies hold ids, times and links, never names or clinical text: a push travels through API
 //! Gateway and sits in a browser's memory.
 
-use crate::ids::{AppointmentId, JobId, PatientId, ReportId, UserId, XrayId};
+use crate::ids::{AppointmentId, JobId, PatientId, ReportId, UserId, WaitingListEntryId, XrayId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -22,16 +22,18 @@ pub enum NotificationKind {
     AppointmentReminder,
     PossibleNoShow,
     Announcement,
+    WaitingListMatch,
 }
 
 impl NotificationKind {
     /// Every kind, in the order the AsyncAPI document lists them.
-    pub const ALL: [NotificationKind; 5] = [
+    pub const ALL: [NotificationKind; 6] = [
         NotificationKind::XrayAnalysed,
         NotificationKind::ReportReady,
         NotificationKind::AppointmentReminder,
         NotificationKind::PossibleNoShow,
         NotificationKind::Announcement,
+        NotificationKind::WaitingListMatch,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -41,6 +43,7 @@ impl NotificationKind {
             NotificationKind::AppointmentReminder => "appointment.reminder",
             NotificationKind::PossibleNoShow => "appointment.possible_no_show",
             NotificationKind::Announcement => "announcement",
+            NotificationKind::WaitingListMatch => "waiting_list.match",
         }
     }
 
@@ -67,6 +70,11 @@ impl NotificationKind {
                 "A clinic admin's announcement to their clinic, or a platform operator's to \
                  every clinic."
             }
+            NotificationKind::WaitingListMatch => {
+                "A cancellation or a reschedule freed time that fits waiting-list entries (the \
+                 dentist they want or any, inside their window, long enough): to the clinic's \
+                 receptionists, with the entries, first come first served. Nothing is booked."
+            }
         }
     }
 
@@ -84,6 +92,7 @@ impl NotificationKind {
                 of::<AppointmentNotice>()
             }
             NotificationKind::Announcement => of::<AnnouncementNotice>(),
+            NotificationKind::WaitingListMatch => of::<WaitingListMatch>(),
         }
     }
 }
@@ -105,6 +114,7 @@ pub enum Notice {
     AppointmentReminder(AppointmentNotice),
     PossibleNoShow(AppointmentNotice),
     Announcement(AnnouncementNotice),
+    WaitingListMatch(WaitingListMatch),
 }
 
 impl Notice {
@@ -123,6 +133,7 @@ impl Notice {
             Notice::AppointmentReminder(_) => NotificationKind::AppointmentReminder,
             Notice::PossibleNoShow(_) => NotificationKind::PossibleNoShow,
             Notice::Announcement(_) => NotificationKind::Announcement,
+            Notice::WaitingListMatch(_) => NotificationKind::WaitingListMatch,
         }
     }
 
@@ -135,6 +146,7 @@ impl Notice {
                 serde_json::to_value(body)
             }
             Notice::Announcement(body) => serde_json::to_value(body),
+            Notice::WaitingListMatch(body) => serde_json::to_value(body),
         };
         // Plain structs of ids, times and strings always serialize.
         body.unwrap_or_else(|_| serde_json::json!({}))
@@ -218,6 +230,27 @@ pub struct AnnouncementNotice {
     pub link: Option<String>,
 }
 
+/// The body of `waiting_list.match`.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct WaitingListMatch {
+    /// `/waiting-list?dentist_id={dentist_id}`: the entries, for reception to call.
+    pub link: String,
+    /// Whose time was freed.
+    pub dentist_id: UserId,
+    /// The free stretch now there, from the next minute on.
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// The entries it fits, first come first served.
+    pub entries: Vec<WaitingListMatchEntry>,
+}
+
+/// An entry a freed stretch fits.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct WaitingListMatchEntry {
+    pub entry_id: WaitingListEntryId,
+    pub patient_id: PatientId,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +266,7 @@ mod tests {
                 NotificationKind::AppointmentReminder => 2,
                 NotificationKind::PossibleNoShow => 3,
                 NotificationKind::Announcement => 4,
+                NotificationKind::WaitingListMatch => 5,
             };
             assert_eq!(index, expected, "{kind}");
         }

@@ -290,10 +290,13 @@ impl<'a> AvailabilityService<'a> {
                 }
                 minutes
             }
-            (None, Some(code)) => self
-                .procedure_minutes(clinic, code)
+            (None, Some(code)) => {
+                procedure_minutes(self.state, clinic, ("procedure", code), |field, detail| {
+                    InputError::malformed(field, detail)
+                })
                 .await?
-                .unwrap_or(calendar.default_minutes),
+                .unwrap_or(calendar.default_minutes)
+            }
             (None, None) => calendar.default_minutes,
         };
         let search = Search {
@@ -305,36 +308,60 @@ impl<'a> AvailabilityService<'a> {
         };
         Ok((search, calendar::local_date(calendar.zone, since)))
     }
+}
 
-    /// The procedure's length in the clinic's catalog (its override first); 422 when the clinic
-    /// does not offer it.
-    async fn procedure_minutes(
-        &self,
-        clinic: ClinicId,
-        code: &str,
-    ) -> Result<Option<u32>, ApiError> {
-        let code = CatalogCode::parse("procedure", code).map_err(|error| {
-            ApiError::from(InputError::malformed(
-                "procedure",
-                error.detail().to_owned(),
-            ))
-        })?;
-        let not_offered = || {
-            ApiError::from(InputError::malformed(
-                "procedure",
-                "no such procedure in your clinic's catalog (or it is no longer offered)",
-            ))
-        };
-        let item = match CatalogService::new(self.state)
-            .item(clinic, CatalogKind::Procedure, &code)
-            .await
-        {
-            Ok(item) if item.active => item,
-            Ok(_) | Err(CatalogError::NotFound) => return Err(not_offered()),
-            Err(error) => return Err(error.into()),
-        };
-        Ok(item.default_minutes.and_then(|m| u32::try_from(m).ok()))
-    }
+/// The first whole minute after `now`: where offered free time starts.
+pub(super) fn answers_since(now: DateTime<Utc>) -> DateTime<Utc> {
+    answers::since(now)
+}
+
+/// `dentist`'s free time on the clinic dates `from..=to`, merged across midnights, read
+/// through the cached days (the waiting list's matches).
+pub(super) async fn free_time(
+    state: &AppState,
+    (clinic, zone): (ClinicId, Tz),
+    dentist: UserId,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Span>, ApiError> {
+    let days = days(state, clinic, zone, from, to).await?;
+    let spans = days
+        .iter()
+        .flat_map(|day| day.dentists.iter())
+        .filter(|(id, _)| *id == dentist)
+        .flat_map(|(_, free)| free.iter().copied())
+        .collect();
+    Ok(calendar::merge(spans))
+}
+
+/// How a bad procedure code is refused: 400 in a query, 422 in a body.
+pub(super) type Refuse = fn(&'static str, String) -> InputError;
+
+/// The length of the procedure `code` in the clinic's catalog (its override first; `None` when
+/// it has none); refused as `field` when the clinic does not offer it.
+pub(super) async fn procedure_minutes(
+    state: &AppState,
+    clinic: ClinicId,
+    (field, code): (&'static str, &str),
+    refuse: Refuse,
+) -> Result<Option<u32>, ApiError> {
+    let code = CatalogCode::parse(field, code)
+        .map_err(|error| ApiError::from(refuse(field, error.detail().to_owned())))?;
+    let item = match CatalogService::new(state)
+        .item(clinic, CatalogKind::Procedure, &code)
+        .await
+    {
+        Ok(item) if item.active => item,
+        Ok(_) | Err(CatalogError::NotFound) => {
+            return Err(refuse(
+                field,
+                "no such procedure in your clinic's catalog (or it is no longer offered)".into(),
+            )
+            .into());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(item.default_minutes.and_then(|m| u32::try_from(m).ok()))
 }
 
 /// Each dentist asked for, with their free time over all the days, from `since` on (merged, so
