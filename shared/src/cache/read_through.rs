@@ -120,11 +120,8 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        let result = self
-            .read_through(policy, key, Prefetched::default(), accept, load)
-            .await;
-        self.flush_metrics_if_due().await;
-        result
+        self.read_and_flush(policy, key, Prefetched::default(), accept, load)
+            .await
     }
 
     /// [`get_or_load`](Self::get_or_load), starting from what the request gate read for `key`
@@ -141,8 +138,26 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
+        self.read_and_flush(policy, key, prefetched, &|_| true, load)
+            .await
+    }
+
+    /// A read, then the metrics flushed if their interval has passed.
+    async fn read_and_flush<T, E, F, Fut>(
+        &self,
+        policy: CachePolicy,
+        key: &CacheKey,
+        prefetched: Prefetched,
+        accept: Accept<'_, T>,
+        load: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
         let result = self
-            .read_through(policy, key, prefetched, &|_| true, load)
+            .read_through(policy, key, prefetched, accept, load)
             .await;
         self.flush_metrics_if_due().await;
         result

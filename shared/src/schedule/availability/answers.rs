@@ -19,6 +19,7 @@ use crate::http::ApiError;
 use crate::ids::ClinicId;
 use crate::state::AppState;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::Serialize;
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -55,17 +56,18 @@ impl CacheValue for Answer {
     }
 }
 
-/// The answer to `question` (which names its minute and has no newline): the cached one, or
-/// `compute`d and cached in the slot the question hashes to.
-pub(super) async fn answer<F, Fut>(
+/// The answer to `question` (which names its minute and has no newline) as JSON: the cached
+/// one, or `compute`d and cached in the slot the question hashes to.
+pub(super) async fn answer<T, F, Fut>(
     state: &AppState,
     clinic: ClinicId,
     question: String,
     compute: F,
 ) -> Result<RawJson, ApiError>
 where
+    T: Serialize,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<RawJson, ApiError>>,
+    Fut: Future<Output = Result<T, ApiError>>,
 {
     debug_assert!(!question.contains('\n'));
     let key = state.keys.availability_answer(clinic, slot(&question));
@@ -77,7 +79,7 @@ where
             &key,
             &|stored: &Answer| stored.question == asked,
             || async move {
-                let json = compute().await?;
+                let json = RawJson::to_json(&compute().await?).map_err(ApiError::internal)?;
                 Ok::<_, ApiError>(Some(Answer { question, json }))
             },
         )

@@ -132,6 +132,22 @@ struct Wanted<'q> {
     chair: Option<ChairId>,
 }
 
+impl<'q> Wanted<'q> {
+    fn of(
+        procedure: &'q Option<String>,
+        duration: Option<u32>,
+        dentist: Option<UserId>,
+        chair: Option<ChairId>,
+    ) -> Self {
+        Self {
+            procedure: procedure.as_deref(),
+            duration,
+            dentist,
+            chair,
+        }
+    }
+}
+
 pub struct AvailabilityService<'a> {
     state: &'a AppState,
 }
@@ -148,19 +164,18 @@ impl<'a> AvailabilityService<'a> {
         query: &AvailabilityQuery,
     ) -> Result<RawJson, ApiError> {
         let since = answers::since(Utc::now());
-        let wanted = Wanted {
-            procedure: query.procedure.as_deref(),
-            duration: query.duration,
-            dentist: query.dentist_id,
-            chair: query.chair_id,
-        };
+        let wanted = Wanted::of(
+            &query.procedure,
+            query.duration,
+            query.dentist_id,
+            query.chair_id,
+        );
         let question = format!(
             "search from={:?} to={:?} {wanted:?} since={since:?}",
             query.from, query.to
         );
-        answers::answer(self.state, clinic, question, || async {
-            let found = self.compute_search(clinic, query, &wanted, since).await?;
-            RawJson::to_json(&found).map_err(ApiError::internal)
+        answers::answer(self.state, clinic, question, || {
+            self.compute_search(clinic, query, &wanted, since)
         })
         .await
     }
@@ -207,16 +222,15 @@ impl<'a> AvailabilityService<'a> {
     /// dentists asked for, within 31 days; cached like a search.
     pub async fn next(&self, clinic: ClinicId, query: &NextQuery) -> Result<RawJson, ApiError> {
         let since = answers::since(Utc::now());
-        let wanted = Wanted {
-            procedure: query.procedure.as_deref(),
-            duration: query.duration,
-            dentist: query.dentist_id,
-            chair: query.chair_id,
-        };
+        let wanted = Wanted::of(
+            &query.procedure,
+            query.duration,
+            query.dentist_id,
+            query.chair_id,
+        );
         let question = format!("next limit={:?} {wanted:?} since={since:?}", query.limit);
-        answers::answer(self.state, clinic, question, || async {
-            let found = self.compute_next(clinic, query, &wanted, since).await?;
-            RawJson::to_json(&found).map_err(ApiError::internal)
+        answers::answer(self.state, clinic, question, || {
+            self.compute_next(clinic, query, &wanted, since)
         })
         .await
     }
