@@ -12,7 +12,9 @@ use super::types::{
 use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::http::conditional::{IfMatch, IfMatchHeader, IfNoneMatchHeader, tagged};
-use crate::http::responses::{Conflict, PreconditionFailed, UnsupportedMediaType, Validation};
+use crate::http::responses::{
+    Conflict, NotFound, PreconditionFailed, UnsupportedMediaType, Validation,
+};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::ids::AppointmentId;
 use crate::pagination::{Page, PageRequest};
@@ -59,7 +61,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
                    clinic's date (default today); every active dentist with hours, and anyone \
                    booked that day, by name — or only `dentist_id` (404 if not the clinic's).",
     params(AgendaQuery),
-    responses((status = 200, description = "The day.", body = Agenda)),
+    responses(
+        (status = 200, description = "The day.", body = Agenda),
+        (status = 404, response = NotFound),
+    ),
     extensions(("x-roles" = json!(Role::STAFF))),
 )]
 async fn day_agenda(
