@@ -86,7 +86,7 @@ pub async fn agenda(
     let date = query
         .date
         .unwrap_or_else(|| calendar::local_date(zone, Utc::now()));
-    let plan = plan_day(&mut tx, clinic, date, query.dentist_id).await?;
+    let plan = plan_day(&mut tx, (clinic, zone), date, query.dentist_id).await?;
     let booked = repository::live_within(&mut tx, clinic, &plan.day, query.dentist_id)
         .await
         .map_err(AppointmentError::from)?;

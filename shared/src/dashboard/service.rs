@@ -113,7 +113,7 @@ impl<'a> DashboardService<'a> {
         let Some(row) = repository::figures(&mut tx, clinic, now).await? else {
             return Ok(None);
         };
-        let zone = schedule::clinic_calendar(&mut tx, clinic).await?.zone;
+        let zone = schedule::clinic_zone(row.timezone.clone()).map_err(CapacityError::from)?;
         let last = row.today + TimeDelta::days(LOAD_DAYS as i64 - 1);
         let working = schedule::working_minutes(&mut tx, clinic, zone, row.today, last).await?;
         tx.commit().await?;

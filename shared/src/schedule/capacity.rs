@@ -184,6 +184,12 @@ pub async fn clinic_calendar(
     read_calendar(conn, clinic, Lock::None).await
 }
 
+/// The clinic's time zone from its `clinics.timezone`.
+pub fn clinic_zone(name: String) -> Result<Tz, CalendarError> {
+    name.parse::<Tz>()
+        .map_err(|_| CalendarError::UnknownZone(name))
+}
+
 pub(super) async fn read_calendar(
     conn: &mut PgConnection,
     clinic: ClinicId,
@@ -192,9 +198,7 @@ pub(super) async fn read_calendar(
     let (name, slot_minutes, default_minutes) = repository::clinic_calendar(conn, clinic, lock)
         .await?
         .ok_or(CalendarError::NoClinic)?;
-    let zone = name
-        .parse::<Tz>()
-        .map_err(|_| CalendarError::UnknownZone(name))?;
+    let zone = clinic_zone(name)?;
     Ok(ClinicCalendar {
         zone,
         slot_minutes: slot_minutes.clamp(1, 60) as u16,

@@ -19,6 +19,7 @@ pub mod waiting_list;
 
 pub use capacity::{
     Booking, CalendarError, CapacityError, ClinicCalendar, check_booking, clinic_calendar,
+    clinic_zone,
 };
 pub use chairs::*;
 pub use forget::{forget_booking, forget_schedule};

@@ -1,8 +1,8 @@
 //! One clinic day's capacity as a calendar screen draws it (`appointments`' `GET /agenda`):
 //! each dentist's working hours that day and the time off overlapping it.
 
-use super::calendar::{self, Span, WeeklyHours};
-use super::capacity::{CalendarError, CapacityError, clinic_calendar};
+use super::calendar::{self, Span};
+use super::capacity::{CalendarError, CapacityError};
 use super::repository;
 use super::time_off::TimeOff;
 use crate::ids::{ClinicId, UserId};
@@ -12,7 +12,6 @@ use sqlx::PgConnection;
 use std::collections::BTreeMap;
 
 pub struct DayPlan {
-    pub zone: Tz,
     /// The clinic's day, midnight to midnight in its zone.
     pub day: Span,
     /// Each active dentist's working hours that day (merged; empty when they have none).
@@ -22,31 +21,22 @@ pub struct DayPlan {
     pub time_off: Vec<TimeOff>,
 }
 
-/// The clinic's `date` for every active dentist, or only `dentist`.
+/// The clinic's `date` (in its `zone`) for every active dentist, or only `dentist`.
 pub async fn plan_day(
     conn: &mut PgConnection,
-    clinic: ClinicId,
+    (clinic, zone): (ClinicId, Tz),
     date: NaiveDate,
     dentist: Option<UserId>,
 ) -> Result<DayPlan, CapacityError> {
-    let zone = clinic_calendar(conn, clinic).await?.zone;
     let day = calendar::local_days(zone, date, date).ok_or(CalendarError::EmptyDays)?;
-    let mut rules: BTreeMap<UserId, Vec<WeeklyHours>> = BTreeMap::new();
-    for interval in repository::active_hours_between(conn, clinic, date, date).await? {
-        if dentist.is_none_or(|wanted| wanted == interval.dentist_id) {
-            rules
-                .entry(interval.dentist_id)
-                .or_default()
-                .push(interval.rule());
-        }
-    }
-    let hours = rules
+    let hours = repository::active_rules_between(conn, clinic, date, date)
+        .await?
         .into_iter()
+        .filter(|(id, _)| dentist.is_none_or(|wanted| wanted == *id))
         .map(|(dentist, rules)| (dentist, calendar::working_spans(zone, &rules, date, date)))
         .collect();
     let time_off = repository::time_off(conn, clinic, &day, dentist).await?;
     Ok(DayPlan {
-        zone,
         day,
         hours,
         time_off,
@@ -63,13 +53,7 @@ pub async fn working_minutes(
     to: NaiveDate,
 ) -> Result<BTreeMap<UserId, Vec<i64>>, CapacityError> {
     let range = calendar::local_days(zone, from, to).ok_or(CalendarError::EmptyDays)?;
-    let mut rules: BTreeMap<UserId, Vec<WeeklyHours>> = BTreeMap::new();
-    for interval in repository::active_hours_between(conn, clinic, from, to).await? {
-        rules
-            .entry(interval.dentist_id)
-            .or_default()
-            .push(interval.rule());
-    }
+    let rules = repository::active_rules_between(conn, clinic, from, to).await?;
     let away = repository::time_off_within(conn, clinic, &range).await?;
     let dates: Vec<NaiveDate> = from.iter_days().take_while(|date| *date <= to).collect();
     Ok(rules

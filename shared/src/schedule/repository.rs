@@ -31,6 +31,7 @@ use crate::auth::Role;
 use crate::ids::{AppointmentId, ChairId, ClinicId, TimeOffId, UserId, WorkingHoursId};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
+use std::collections::BTreeMap;
 
 /// The most rows a time-off listing answers (a year of a large clinic's holidays fits).
 pub const MAX_TIME_OFF_ROWS: i64 = 1_000;
@@ -118,14 +119,14 @@ pub async fn working_hours(
         .collect())
 }
 
-/// The intervals of the clinic's active dentists valid on any date of `first..=last` (each
-/// rule says on which of them it applies): the days of a free-slot search.
-pub async fn active_hours_between(
+/// The weekly rules of the clinic's active dentists valid on any date of `first..=last`, by
+/// dentist (each rule says on which of those dates it applies).
+pub async fn active_rules_between(
     conn: &mut PgConnection,
     clinic: ClinicId,
     first: NaiveDate,
     last: NaiveDate,
-) -> Result<Vec<WorkingInterval>, sqlx::Error> {
+) -> Result<BTreeMap<UserId, Vec<WeeklyHours>>, sqlx::Error> {
     let rows: Vec<IntervalRow> = sqlx::query_as(&format!(
         "SELECT {INTERVAL_COLUMNS} FROM working_hours w
            JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
@@ -138,10 +139,14 @@ pub async fn active_hours_between(
     .bind(last)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(IntervalRow::into_interval)
-        .collect())
+    let mut rules: BTreeMap<UserId, Vec<WeeklyHours>> = BTreeMap::new();
+    for interval in rows.into_iter().filter_map(IntervalRow::into_interval) {
+        rules
+            .entry(interval.dentist_id)
+            .or_default()
+            .push(interval.rule());
+    }
+    Ok(rules)
 }
 
 /// Replaces every working interval of `dentist` with `rules`.

@@ -8,7 +8,7 @@ use crate::cache::AVAILABILITY;
 use crate::db::{self, DbError};
 use crate::http::ApiError;
 use crate::ids::{ChairId, ClinicId, UserId};
-use crate::schedule::calendar::{self, Span, WeeklyHours};
+use crate::schedule::calendar::{self, Span};
 use crate::schedule::capacity::{CalendarError, CapacityError};
 use crate::schedule::repository;
 use crate::state::AppState;
@@ -114,19 +114,12 @@ async fn load_days(
         return Ok(Vec::new());
     };
     let range = calendar::local_days(zone, *first, *last).ok_or(CalendarError::EmptyDays)?;
-    let hours = repository::active_hours_between(conn, clinic, *first, *last).await?;
+    let rules = repository::active_rules_between(conn, clinic, *first, *last).await?;
     let away = repository::time_off_within(conn, clinic, &range).await?;
     let booked = repository::live_bookings_within(conn, clinic, &range).await?;
     let chairs = repository::active_chairs(conn, clinic).await?;
 
-    let mut rules: BTreeMap<UserId, Vec<WeeklyHours>> = BTreeMap::new();
     let mut busy: BTreeMap<UserId, Vec<Span>> = BTreeMap::new();
-    for interval in &hours {
-        rules
-            .entry(interval.dentist_id)
-            .or_default()
-            .push(interval.rule());
-    }
     for (dentist, _, span) in &booked {
         busy.entry(*dentist).or_default().push(*span);
     }
