@@ -1,12 +1,12 @@
 //! A cached value's keys read ahead of its handler, in the request gate's own Redis call
 //! (`shared::access`): a handler that will read one value first names it before it is let in,
-//! the gate's script reads the value and its generation counters beside the caller's rate-limit
-//! buckets and standing, and the read that follows uses what came back instead of a round trip
-//! of its own. A cache hit then costs one round trip, not two.
+//! the gate reads the value and its generation counters with the caller's standing, in the
+//! round trip of its rate-limit script, and the read that follows uses what came back instead of
+//! a round trip of its own. A cache hit then costs one round trip, not two.
 //!
 //! What was read is as it was when the gate ran, microseconds before the handler: a value
 //! invalidated in between is served as any read that raced the invalidation would have served
-//! it. The keys must share the clinic's hash tag (one slot, one script); a value that depends on
+//! it. The keys must share the clinic's hash tag (one slot, one MGET); a value that depends on
 //! another slot (a catalog view, on the global catalog's generation) is read on its own.
 
 use crate::ids::ClinicId;

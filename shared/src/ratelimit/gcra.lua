@@ -1,15 +1,12 @@
 -- GCRA (the generic cell rate algorithm) over several buckets at once: a request passes only
 -- when every bucket has room, and only then is each bucket charged, so a refused request
 -- costs the caller nothing and one bucket never drifts from the others.
--- KEYS: one per bucket, then the keys the request also reads (all under one clinic's hash tag:
---       the caller's cached standing, and the cached value its handler reads first, ride this
---       round trip instead of taking ones of their own).
+-- KEYS: one per bucket.
 -- ARGV: per bucket, its emission interval and its burst tolerance, both in microseconds
 --       (interval = window / quota; tolerance = window, so a full quota may come at once).
 -- Each bucket keeps its theoretical arrival time (TAT, Unix µs). Time is Redis's own, so the
 -- Lambda environments' clocks never disagree about it.
--- Returns {allowed (1|0), retry after µs, then per bucket: remaining, µs until it is full,
--- then the value of each read key (false when absent)}.
+-- Returns {allowed (1|0), retry after µs, then per bucket: remaining, µs until it is full}.
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 
@@ -44,8 +41,5 @@ for i = 1, count do
     local remaining = math.floor((bucket.tolerance - (tat - now)) / bucket.interval)
     reply[#reply + 1] = math.max(remaining, 0)
     reply[#reply + 1] = tat - now
-end
-for i = count + 1, #KEYS do
-    reply[#reply + 1] = redis.call('GET', KEYS[i])
 end
 return reply
