@@ -4,6 +4,7 @@
 use crate::cache::{POLICY, key, stored};
 use pulso_tests::TestApp;
 use serde_json::json;
+use shared::cache::Prefetched;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,8 +84,8 @@ async fn a_shared_key_serves_only_the_value_its_reader_asked_for() {
     let ask = |question: &'static str| async move {
         cache
             .get_or_load_matching(
-                POLICY,
-                slot,
+                (POLICY, slot),
+                Prefetched::default(),
                 &|stored: &(String, u32)| stored.0 == question,
                 || async move { Ok::<_, Infallible>(Some((question.to_string(), rand_value()))) },
             )

@@ -107,11 +107,12 @@ impl Cache {
 
     /// [`get_or_load`](Self::get_or_load) for a key several reads share, each wanting its own
     /// value (a bounded set of slots, like the free-slot search's answers): a stored value that
-    /// `accept` refuses is a miss, and this read's value replaces it.
+    /// `accept` refuses is a miss, and this read's value replaces it. Starts from what the
+    /// request gate read for `key`, if it did.
     pub async fn get_or_load_matching<T, E, F, Fut>(
         &self,
-        policy: CachePolicy,
-        key: &CacheKey,
+        (policy, key): (CachePolicy, &CacheKey),
+        prefetched: Prefetched,
         accept: Accept<'_, T>,
         load: F,
     ) -> Result<Option<T>, E>
@@ -120,7 +121,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        self.read_and_flush(policy, key, Prefetched::default(), accept, load)
+        self.read_and_flush(policy, key, prefetched, accept, load)
             .await
     }
 

@@ -12,6 +12,7 @@ use super::{
     NewTimeOff, PutWorkingHoursRequest, TimeOffList, TimeOffQuery, UpdateChairRequest,
     WeeklySchedule, WorkingHoursList, WorkingHoursQuery, chair_name,
 };
+use crate::access::Caller;
 use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::cache::RawJson;
@@ -70,13 +71,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
 )]
 async fn availability(
     State(state): State<AppState>,
-    principal: Principal,
+    caller: Caller,
     ApiQuery(query): ApiQuery<AvailabilityQuery>,
 ) -> Result<RawJson, ApiError> {
-    let found = AvailabilityService::new(&state)
-        .search(principal.clinic_id, &query)
-        .await?;
-    Ok(found)
+    let search = AvailabilityService::new(&state);
+    let key = search.search_key(caller.clinic_id(), &query);
+    let (principal, prefetched) = caller.admit_reading(&key).await?;
+    search.search(principal.clinic_id, &query, prefetched).await
 }
 
 #[utoipa::path(
@@ -95,13 +96,13 @@ async fn availability(
 )]
 async fn next_available(
     State(state): State<AppState>,
-    principal: Principal,
+    caller: Caller,
     ApiQuery(query): ApiQuery<NextQuery>,
 ) -> Result<RawJson, ApiError> {
-    let found = AvailabilityService::new(&state)
-        .next(principal.clinic_id, &query)
-        .await?;
-    Ok(found)
+    let search = AvailabilityService::new(&state);
+    let key = search.next_key(caller.clinic_id(), &query);
+    let (principal, prefetched) = caller.admit_reading(&key).await?;
+    search.next(principal.clinic_id, &query, prefetched).await
 }
 
 #[utoipa::path(

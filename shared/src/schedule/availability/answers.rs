@@ -14,9 +14,10 @@
 //!   with the days it touches (`super::super::forget`), and the deletion cancels a fill in
 //!   flight (its lease), like any cached value.
 
-use crate::cache::{AVAILABILITY_ANSWERS, CacheValue, RawJson};
+use crate::cache::{AVAILABILITY_ANSWERS, CacheValue, Prefetched, RawJson};
 use crate::http::ApiError;
 use crate::ids::ClinicId;
+use crate::keys::CacheKey;
 use crate::state::AppState;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
@@ -27,7 +28,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 pub const SLOTS: u64 = 8;
 
 /// The first whole minute after `now`: free time and starts are offered from it on.
-pub(super) fn since(now: DateTime<Utc>) -> DateTime<Utc> {
+pub(in crate::schedule) fn since(now: DateTime<Utc>) -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now) + TimeDelta::minutes(1)
 }
 
@@ -56,12 +57,18 @@ impl CacheValue for Answer {
     }
 }
 
+/// Where the answer to `question` is kept.
+pub(super) fn key(state: &AppState, clinic: ClinicId, question: &str) -> CacheKey {
+    state.keys.availability_answer(clinic, slot(question))
+}
+
 /// The answer to `question` (which names its minute and has no newline) as JSON: the cached
-/// one, or `compute`d and cached in the slot the question hashes to.
+/// one (from what the request gate `prefetched`, if it read it), or `compute`d and cached in
+/// the slot the question hashes to.
 pub(super) async fn answer<T, F, Fut>(
     state: &AppState,
-    clinic: ClinicId,
-    question: String,
+    (clinic, question): (ClinicId, String),
+    prefetched: Prefetched,
     compute: F,
 ) -> Result<RawJson, ApiError>
 where
@@ -70,13 +77,13 @@ where
     Fut: Future<Output = Result<T, ApiError>>,
 {
     debug_assert!(!question.contains('\n'));
-    let key = state.keys.availability_answer(clinic, slot(&question));
+    let key = key(state, clinic, &question);
     let asked = question.clone();
     let found = state
         .cache
         .get_or_load_matching(
-            AVAILABILITY_ANSWERS,
-            &key,
+            (AVAILABILITY_ANSWERS, &key),
+            prefetched,
             &|stored: &Answer| stored.question == asked,
             || async move {
                 let json = RawJson::to_json(&compute().await?).map_err(ApiError::internal)?;

@@ -9,16 +9,18 @@
 
 pub(super) mod answers;
 mod days;
+mod rfc3339;
 
 use super::calendar::{self, Span};
 use super::capacity::clinic_calendar;
 use super::types::query_range;
-use crate::cache::RawJson;
+use crate::cache::{Prefetched, RawJson};
 use crate::catalogs::{CatalogCode, CatalogError, CatalogKind, CatalogService};
 use crate::db::{self, DbError};
 use crate::http::ApiError;
 use crate::ids::{ChairId, ClinicId, UserId};
 use crate::input::InputError;
+use crate::keys::CacheKey;
 use crate::state::AppState;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -73,7 +75,9 @@ pub struct NextQuery {
 /// A free stretch.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct FreeInterval {
+    #[serde(serialize_with = "rfc3339::one")]
     pub starts_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339::one")]
     pub ends_at: DateTime<Utc>,
 }
 
@@ -84,6 +88,7 @@ pub struct DentistAvailability {
     pub free: Vec<FreeInterval>,
     /// Where an appointment of `duration_minutes` may start: on the clinic's grid of
     /// `slot_minutes`, in the future, inside one free stretch (and the chair's, if asked).
+    #[serde(serialize_with = "rfc3339::many")]
     pub starts: Vec<DateTime<Utc>>,
 }
 
@@ -102,7 +107,9 @@ pub struct Availability {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NextSlot {
     pub dentist_id: UserId,
+    #[serde(serialize_with = "rfc3339::one")]
     pub starts_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339::one")]
     pub ends_at: DateTime<Utc>,
 }
 
@@ -132,18 +139,24 @@ struct Wanted<'q> {
     chair: Option<ChairId>,
 }
 
-impl<'q> Wanted<'q> {
-    fn of(
-        procedure: &'q Option<String>,
-        duration: Option<u32>,
-        dentist: Option<UserId>,
-        chair: Option<ChairId>,
-    ) -> Self {
-        Self {
-            procedure: procedure.as_deref(),
-            duration,
-            dentist,
-            chair,
+impl AvailabilityQuery {
+    fn wanted(&self) -> Wanted<'_> {
+        Wanted {
+            procedure: self.procedure.as_deref(),
+            duration: self.duration,
+            dentist: self.dentist_id,
+            chair: self.chair_id,
+        }
+    }
+}
+
+impl NextQuery {
+    fn wanted(&self) -> Wanted<'_> {
+        Wanted {
+            procedure: self.procedure.as_deref(),
+            duration: self.duration,
+            dentist: self.dentist_id,
+            chair: self.chair_id,
         }
     }
 }
@@ -157,25 +170,27 @@ impl<'a> AvailabilityService<'a> {
         Self { state }
     }
 
+    /// Where `GET /availability`'s answer to `query` is cached now: the request gate reads it
+    /// on the way in (`Caller::admit_reading`).
+    pub fn search_key(&self, clinic: ClinicId, query: &AvailabilityQuery) -> CacheKey {
+        answers::key(
+            self.state,
+            clinic,
+            &search_question(query, answers::since(Utc::now())),
+        )
+    }
+
     /// `GET /availability`, as the JSON document sent (cached whole for the minute: `answers`).
     pub async fn search(
         &self,
         clinic: ClinicId,
         query: &AvailabilityQuery,
+        prefetched: Prefetched,
     ) -> Result<RawJson, ApiError> {
         let since = answers::since(Utc::now());
-        let wanted = Wanted::of(
-            &query.procedure,
-            query.duration,
-            query.dentist_id,
-            query.chair_id,
-        );
-        let question = format!(
-            "search from={:?} to={:?} {wanted:?} since={since:?}",
-            query.from, query.to
-        );
-        answers::answer(self.state, clinic, question, || {
-            self.compute_search(clinic, query, &wanted, since)
+        let question = search_question(query, since);
+        answers::answer(self.state, (clinic, question), prefetched, || {
+            self.compute_search(clinic, query, since)
         })
         .await
     }
@@ -184,10 +199,10 @@ impl<'a> AvailabilityService<'a> {
         &self,
         clinic: ClinicId,
         query: &AvailabilityQuery,
-        wanted: &Wanted<'_>,
         since: DateTime<Utc>,
     ) -> Result<Availability, ApiError> {
-        let (search, today) = self.prepare(clinic, wanted, since).await?;
+        let wanted = query.wanted();
+        let (search, today) = self.prepare(clinic, &wanted, since).await?;
         let (from, to) = query_range(query.from, query.to, today, 0, MAX_DAYS)?;
         let days = days(self.state, clinic, search.zone, from, to).await?;
         let mut dentists: Vec<DentistAvailability> = Vec::new();
@@ -218,19 +233,27 @@ impl<'a> AvailabilityService<'a> {
         })
     }
 
+    /// Where `GET /availability/next`'s answer to `query` is cached now (read by the gate).
+    pub fn next_key(&self, clinic: ClinicId, query: &NextQuery) -> CacheKey {
+        answers::key(
+            self.state,
+            clinic,
+            &next_question(query, answers::since(Utc::now())),
+        )
+    }
+
     /// `GET /availability/next`: the first `limit` starts from the next minute on, across the
     /// dentists asked for, within 31 days; cached like a search.
-    pub async fn next(&self, clinic: ClinicId, query: &NextQuery) -> Result<RawJson, ApiError> {
+    pub async fn next(
+        &self,
+        clinic: ClinicId,
+        query: &NextQuery,
+        prefetched: Prefetched,
+    ) -> Result<RawJson, ApiError> {
         let since = answers::since(Utc::now());
-        let wanted = Wanted::of(
-            &query.procedure,
-            query.duration,
-            query.dentist_id,
-            query.chair_id,
-        );
-        let question = format!("next limit={:?} {wanted:?} since={since:?}", query.limit);
-        answers::answer(self.state, clinic, question, || {
-            self.compute_next(clinic, query, &wanted, since)
+        let question = next_question(query, since);
+        answers::answer(self.state, (clinic, question), prefetched, || {
+            self.compute_next(clinic, query, since)
         })
         .await
     }
@@ -239,9 +262,9 @@ impl<'a> AvailabilityService<'a> {
         &self,
         clinic: ClinicId,
         query: &NextQuery,
-        wanted: &Wanted<'_>,
         since: DateTime<Utc>,
     ) -> Result<NextSlots, ApiError> {
+        let wanted = query.wanted();
         let limit = match query.limit {
             None => DEFAULT_NEXT,
             Some(limit) if (1..=MAX_NEXT as u32).contains(&limit) => limit as usize,
@@ -249,7 +272,7 @@ impl<'a> AvailabilityService<'a> {
                 return Err(InputError::malformed("limit", "limit must be from 1 to 50").into());
             }
         };
-        let (search, today) = self.prepare(clinic, wanted, since).await?;
+        let (search, today) = self.prepare(clinic, &wanted, since).await?;
         let mut slots: Vec<NextSlot> = Vec::new();
         // Today first, then the week, then a week more at a time: the first free slots are
         // usually close. Each round reads from today (the days already read are cache hits),
@@ -324,9 +347,18 @@ impl<'a> AvailabilityService<'a> {
     }
 }
 
-/// The first whole minute after `now`: where offered free time starts.
-pub(super) fn answers_since(now: DateTime<Utc>) -> DateTime<Utc> {
-    answers::since(now)
+/// A search as a line of text: the query as sent and the minute it is asked in.
+fn search_question(query: &AvailabilityQuery, since: DateTime<Utc>) -> String {
+    let wanted = query.wanted();
+    format!(
+        "search from={:?} to={:?} {wanted:?} since={since:?}",
+        query.from, query.to
+    )
+}
+
+fn next_question(query: &NextQuery, since: DateTime<Utc>) -> String {
+    let wanted = query.wanted();
+    format!("next limit={:?} {wanted:?} since={since:?}", query.limit)
 }
 
 /// `dentist`'s free time on the clinic dates `from..=to`, merged across midnights, read

@@ -16,7 +16,7 @@ use crate::ids::{ClinicId, UserId};
 use crate::realtime::{
     Audience, NewNotification, Notice, WaitingListMatch, WaitingListMatchEntry, notify,
 };
-use crate::schedule::availability::{answers_since, free_time};
+use crate::schedule::availability::{answers, free_time};
 use crate::schedule::calendar::{self, Span};
 use crate::schedule::capacity::clinic_calendar;
 use crate::state::AppState;
@@ -74,7 +74,7 @@ async fn matching(
         tx.commit().await.map_err(DbError::from)?;
         zone
     };
-    let since = answers_since(Utc::now());
+    let since = answers::since(Utc::now());
     let (first, last) = (
         calendar::local_date(zone, freed.start),
         calendar::local_date(zone, freed.end),
