@@ -139,25 +139,38 @@ struct Wanted<'q> {
     chair: Option<ChairId>,
 }
 
+impl<'q> Wanted<'q> {
+    fn of(
+        procedure: &'q Option<String>,
+        duration: Option<u32>,
+        (dentist, chair): (Option<UserId>, Option<ChairId>),
+    ) -> Self {
+        Self {
+            procedure: procedure.as_deref(),
+            duration,
+            dentist,
+            chair,
+        }
+    }
+}
+
 impl AvailabilityQuery {
     fn wanted(&self) -> Wanted<'_> {
-        Wanted {
-            procedure: self.procedure.as_deref(),
-            duration: self.duration,
-            dentist: self.dentist_id,
-            chair: self.chair_id,
-        }
+        Wanted::of(
+            &self.procedure,
+            self.duration,
+            (self.dentist_id, self.chair_id),
+        )
     }
 }
 
 impl NextQuery {
     fn wanted(&self) -> Wanted<'_> {
-        Wanted {
-            procedure: self.procedure.as_deref(),
-            duration: self.duration,
-            dentist: self.dentist_id,
-            chair: self.chair_id,
-        }
+        Wanted::of(
+            &self.procedure,
+            self.duration,
+            (self.dentist_id, self.chair_id),
+        )
     }
 }
 
