@@ -206,6 +206,19 @@ impl Keys {
         )
     }
 
+    /// A clinic's calendar settings (zone, grid, default length) as every free-slot search
+    /// starts from them, dropped with its days.
+    pub fn clinic_calendar(&self, clinic: ClinicId) -> CacheKey {
+        self.clinic_value(
+            clinic,
+            format!(
+                "{}:availability:{{{clinic}}}:calendar:v{AVAILABILITY_FORMAT}",
+                self.prefix
+            ),
+            vec![self.schedule_generation(clinic)],
+        )
+    }
+
     /// Every cached day (and answer) of one clinic's free time names this counter.
     pub fn schedule_generation(&self, clinic: ClinicId) -> String {
         format!("{}:availability:{{{clinic}}}:generation", self.prefix)

@@ -279,6 +279,10 @@ async fn admins_change_the_clinics_settings_and_the_trail_says_what_changed() {
     assert_eq!(read.body["timezone"], "Europe/Madrid");
     assert_eq!(read.body["locale"], "es-ES");
     let etag = read.headers["etag"].to_str().unwrap().to_owned();
+    let schedule = shared::schedule::router(app.state.clone());
+    let search = app.client(&schedule, &app.token(&a, Role::Receptionist));
+    let before = search.get("/availability").await;
+    assert_eq!(before.body["timezone"], "Europe/Madrid", "{}", before.body);
 
     let change = json!({"timezone": "Atlantic/Canary", "phone": "+34 928 00 11 22",
                         "brand_color": "#1D4ED8", "default_appointment_minutes": 45});
@@ -318,6 +322,11 @@ async fn admins_change_the_clinics_settings_and_the_trail_says_what_changed() {
         "{}",
         figures.body
     );
+    // So does the free-slot search, with the new default length: the calendar it had cached
+    // went with the clinic's days.
+    let after = search.get("/availability").await;
+    assert_eq!(after.body["timezone"], "Atlantic/Canary", "{}", after.body);
+    assert_eq!(after.body["duration_minutes"], 45);
 
     let admin_router = shared::admin::router(app.state.clone());
     let trail = app

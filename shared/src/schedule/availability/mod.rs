@@ -12,11 +12,10 @@ mod days;
 mod rfc3339;
 
 use super::calendar::{self, Span};
-use super::capacity::clinic_calendar;
+use super::capacity::cached_calendar;
 use super::types::query_range;
 use crate::cache::{Prefetched, RawJson};
 use crate::catalogs::{CatalogCode, CatalogError, CatalogKind, CatalogService};
-use crate::db::{self, DbError};
 use crate::http::ApiError;
 use crate::ids::{ChairId, ClinicId, UserId};
 use crate::input::InputError;
@@ -326,9 +325,7 @@ impl<'a> AvailabilityService<'a> {
         wanted: &Wanted<'_>,
         since: DateTime<Utc>,
     ) -> Result<(Search, NaiveDate), ApiError> {
-        let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
-        let calendar = clinic_calendar(&mut tx, clinic).await?;
-        tx.commit().await.map_err(DbError::from)?;
+        let calendar = cached_calendar(self.state, clinic).await?;
         let minutes = match (wanted.duration, wanted.procedure) {
             (Some(minutes), _) => {
                 if !(5..=720).contains(&minutes) {

@@ -18,7 +18,7 @@ use crate::realtime::{
 };
 use crate::schedule::availability::{answers, free_time};
 use crate::schedule::calendar::{self, Span};
-use crate::schedule::capacity::clinic_calendar;
+use crate::schedule::capacity::cached_calendar;
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 use chrono::{Duration, Utc};
@@ -68,12 +68,7 @@ async fn matching(
     dentist: UserId,
     freed: Span,
 ) -> Result<Option<WaitingListMatch>, ApiError> {
-    let zone = {
-        let mut tx = db::begin_tenant(&state.db, clinic).await?;
-        let zone = clinic_calendar(&mut tx, clinic).await?.zone;
-        tx.commit().await.map_err(DbError::from)?;
-        zone
-    };
+    let zone = cached_calendar(state, clinic).await?.zone;
     let since = answers::since(Utc::now());
     let (first, last) = (
         calendar::local_date(zone, freed.start),

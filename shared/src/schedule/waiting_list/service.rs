@@ -11,7 +11,7 @@ use crate::input::InputError;
 use crate::pagination::{Page, PageRequest};
 use crate::schedule::availability::procedure_minutes;
 use crate::schedule::calendar;
-use crate::schedule::capacity::clinic_calendar;
+use crate::schedule::capacity::{cached_calendar, clinic_calendar};
 use crate::schedule::repository::{Lock, member_role};
 use crate::state::AppState;
 use chrono::Utc;
@@ -33,9 +33,7 @@ impl<'a> WaitingListService<'a> {
 
     /// The clinic's date today.
     pub async fn today(&self, clinic: ClinicId) -> Result<chrono::NaiveDate, ApiError> {
-        let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
-        let zone = clinic_calendar(&mut tx, clinic).await?.zone;
-        tx.commit().await.map_err(DbError::from)?;
+        let zone = cached_calendar(self.state, clinic).await?.zone;
         Ok(calendar::local_date(zone, Utc::now()))
     }
 
