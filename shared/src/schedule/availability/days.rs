@@ -102,6 +102,9 @@ pub(super) async fn days(
     Ok(days)
 }
 
+/// Booked time by dentist or chair.
+type Busy<K> = BTreeMap<K, Vec<Span>>;
+
 /// The clinic days `dates` (ascending) from PostgreSQL, in their order: the range they span is
 /// read once, then cut into days.
 async fn load_days(
@@ -119,36 +122,39 @@ async fn load_days(
     let booked = repository::live_bookings_within(conn, clinic, &range).await?;
     let chairs = repository::active_chairs(conn, clinic).await?;
 
-    let mut busy: BTreeMap<UserId, Vec<Span>> = BTreeMap::new();
-    for (dentist, _, span) in &booked {
-        busy.entry(*dentist).or_default().push(*span);
-    }
-    let closed: Vec<Span> = away
+    let spans = dates
         .iter()
-        .filter(|(whose, _)| whose.is_none())
-        .map(|(_, span)| *span)
-        .collect();
+        .map(|date| calendar::local_days(zone, *date, *date).ok_or(CalendarError::EmptyDays))
+        .collect::<Result<Vec<Span>, _>>()?;
+    // Each appointment goes to the days it overlaps (nearly always one), by dentist and chair.
+    let mut booked_on: Vec<(Busy<UserId>, Busy<ChairId>)> = vec![Default::default(); dates.len()];
+    for (dentist, chair, span) in &booked {
+        let first = spans.partition_point(|day| day.end <= span.start);
+        let overlapped = spans[first..]
+            .iter()
+            .take_while(|day| day.start < span.end)
+            .count();
+        for (by_dentist, by_chair) in &mut booked_on[first..first + overlapped] {
+            by_dentist.entry(*dentist).or_default().push(*span);
+            if let Some(chair) = chair {
+                by_chair.entry(*chair).or_default().push(*span);
+            }
+        }
+    }
     let mut days = Vec::with_capacity(dates.len());
-    for date in dates {
-        let day = calendar::local_days(zone, *date, *date).ok_or(CalendarError::EmptyDays)?;
-        let within = |spans: &mut dyn Iterator<Item = Span>| -> Vec<Span> {
-            spans.filter(|span| span.overlaps(&day)).collect()
-        };
+    for ((date, day), (by_dentist, mut by_chair)) in dates.iter().zip(&spans).zip(booked_on) {
         let dentists = rules
             .iter()
             .map(|(dentist, rules)| {
                 let working = calendar::working_spans(zone, rules, *date, *date);
-                let mut taken = within(
-                    &mut closed
-                        .iter()
-                        .chain(
-                            away.iter()
-                                .filter(|(whose, _)| *whose == Some(*dentist))
-                                .map(|(_, span)| span),
-                        )
-                        .chain(busy.get(dentist).into_iter().flatten())
-                        .copied(),
-                );
+                let mut taken: Vec<Span> = away
+                    .iter()
+                    .filter(|(whose, span)| {
+                        whose.is_none_or(|whose| whose == *dentist) && span.overlaps(day)
+                    })
+                    .map(|(_, span)| *span)
+                    .chain(by_dentist.get(dentist).into_iter().flatten().copied())
+                    .collect();
                 taken.sort_unstable();
                 (*dentist, calendar::subtract(&working, &taken))
             })
@@ -156,12 +162,8 @@ async fn load_days(
         let chairs = chairs
             .iter()
             .map(|chair| {
-                let taken = within(
-                    &mut booked
-                        .iter()
-                        .filter(|(_, taken, _)| *taken == Some(*chair))
-                        .map(|(_, _, span)| *span),
-                );
+                let mut taken = by_chair.remove(chair).unwrap_or_default();
+                taken.sort_unstable();
                 (*chair, taken)
             })
             .collect();
