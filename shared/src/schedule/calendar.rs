@@ -156,33 +156,89 @@ pub fn bookable_starts(
     length: Duration,
     grid_minutes: u16,
 ) -> Vec<DateTime<Utc>> {
-    let step = Duration::minutes(i64::from(grid_minutes.max(1)));
+    let (Some(first), Some(last)) = (free.first(), free.last()) else {
+        return Vec::new();
+    };
+    let offsets = Offsets::over(zone, first.start, last.end);
+    bookable_starts_with(&offsets, free, length, grid_minutes)
+}
+
+/// [`bookable_starts`] with the zone's offsets over `free` already found.
+pub fn bookable_starts_with(
+    offsets: &Offsets,
+    free: &[Span],
+    length: Duration,
+    grid_minutes: u16,
+) -> Vec<DateTime<Utc>> {
     let mut starts = Vec::new();
     for span in free {
         let last = span.end - length;
-        let mut start = next_on_grid(zone, span.start, grid_minutes);
+        let mut start = offsets.next_on_grid(span.start, grid_minutes);
         while start <= last {
-            // Where the offset is the same at both ends of a few hours, it holds throughout (no
-            // zone changes twice that fast), so the grid is every `step` there: one time-zone
-            // lookup per stretch instead of one per start. Elsewhere, one start at a time.
-            let horizon = (start + STEADY).min(last);
-            if horizon > start && offset(zone, start) == offset(zone, horizon) {
-                while start < horizon {
-                    starts.push(start);
-                    start += step;
-                }
-                start = next_on_grid(zone, start, grid_minutes);
-            } else {
-                starts.push(start);
-                start = next_on_grid(zone, start + Duration::minutes(1), grid_minutes);
-            }
+            starts.push(start);
+            start = offsets.next_on_grid(start + Duration::minutes(1), grid_minutes);
         }
     }
     starts
 }
 
-/// How far ahead `bookable_starts` trusts an unchanged offset.
+/// A zone's offsets from UTC over a stretch of time, found once: a search steps through
+/// thousands of starts, and a tz database lookup for each was most of its work. The offset is
+/// sampled every [`STEADY`] (no zone changes its offset twice that fast) and each change it
+/// shows is found to the second by bisection.
+#[derive(Clone, Debug)]
+pub struct Offsets {
+    first: FixedOffset,
+    /// Each instant the offset changes at, and the offset from then on, in order.
+    changes: Vec<(DateTime<Utc>, FixedOffset)>,
+}
+
+/// How far apart [`Offsets`] samples a zone.
 const STEADY: Duration = Duration::hours(6);
+
+impl Offsets {
+    /// `zone`'s offsets from `from` to `until` (and the last one after it).
+    pub fn over(zone: Tz, from: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        let first = offset(zone, from);
+        let (mut changes, mut at, mut current) = (Vec::new(), from, first);
+        while at < until {
+            let next = (at + STEADY).min(until);
+            let there = offset(zone, next);
+            if there != current {
+                // The change lies in (at, next]: halve the stretch down to one second.
+                let (mut before, mut after) = (at, next);
+                while after - before > Duration::seconds(1) {
+                    let middle = before + (after - before) / 2;
+                    if offset(zone, middle) == current {
+                        before = middle;
+                    } else {
+                        after = middle;
+                    }
+                }
+                changes.push((after, there));
+                current = there;
+            }
+            at = next;
+        }
+        Self { first, changes }
+    }
+
+    /// The offset at `instant`.
+    pub fn at(&self, instant: DateTime<Utc>) -> FixedOffset {
+        match self.changes.partition_point(|(from, _)| *from <= instant) {
+            0 => self.first,
+            after => self.changes[after - 1].1,
+        }
+    }
+
+    /// [`next_on_grid`] by these offsets.
+    pub fn next_on_grid(&self, at: DateTime<Utc>, grid_minutes: u16) -> DateTime<Utc> {
+        grid_from(at, grid_minutes, |candidate| {
+            let wall = candidate.timestamp() + i64::from(self.at(candidate).local_minus_utc());
+            (wall.rem_euclid(86_400) / 60) as u32
+        })
+    }
+}
 
 fn offset(zone: Tz, at: DateTime<Utc>) -> FixedOffset {
     zone.offset_from_utc_datetime(&at.naive_utc()).fix()
@@ -191,13 +247,24 @@ fn offset(zone: Tz, at: DateTime<Utc>) -> FixedOffset {
 /// The first instant at or after `at` (rounded up to a whole minute) whose wall-clock time is a
 /// whole multiple of `grid_minutes` after local midnight.
 pub fn next_on_grid(zone: Tz, at: DateTime<Utc>, grid_minutes: u16) -> DateTime<Utc> {
+    grid_from(at, grid_minutes, |candidate| {
+        let wall = candidate.with_timezone(&zone);
+        wall.hour() * 60 + wall.minute()
+    })
+}
+
+/// `next_on_grid` with the wall clock's minute of the day told by `minute_of_day`.
+fn grid_from(
+    at: DateTime<Utc>,
+    grid_minutes: u16,
+    minute_of_day: impl Fn(DateTime<Utc>) -> u32,
+) -> DateTime<Utc> {
     let grid = u32::from(grid_minutes.max(1));
     let mut candidate = ceil_to_minute(at);
     // Each pass moves to the grid under the offset at `candidate`; an offset change between the
     // two can leave it off the grid once more, never more than a few times.
     for _ in 0..8 {
-        let wall = candidate.with_timezone(&zone);
-        let behind = (wall.hour() * 60 + wall.minute()) % grid;
+        let behind = minute_of_day(candidate) % grid;
         if behind == 0 {
             return candidate;
         }

@@ -11,7 +11,7 @@ pub(super) mod answers;
 mod days;
 mod rfc3339;
 
-use super::calendar::{self, Span};
+use super::calendar::{self, Offsets, Span};
 use super::capacity::cached_calendar;
 use super::types::query_range;
 use crate::cache::{Prefetched, RawJson};
@@ -217,12 +217,13 @@ impl<'a> AvailabilityService<'a> {
         let (search, today) = self.prepare(clinic, &wanted, since).await?;
         let (from, to) = query_range(query.from, query.to, today, 0, MAX_DAYS)?;
         let days = days(self.state, clinic, search.zone, from, to).await?;
+        let offsets = offsets_over(search.zone, since, to);
         let mut dentists: Vec<DentistAvailability> = Vec::new();
         for (dentist, free) in merged_free(&days, &search, since) {
             if free.is_empty() {
                 continue;
             }
-            let starts = starts_in(&search, &free, &days);
+            let starts = starts_in(&search, &offsets, &free, &days);
             dentists.push(DentistAvailability {
                 dentist_id: dentist,
                 free: free
@@ -285,6 +286,7 @@ impl<'a> AvailabilityService<'a> {
             }
         };
         let (search, today) = self.prepare(clinic, &wanted, since).await?;
+        let offsets = offsets_over(search.zone, since, today + Duration::days(MAX_DAYS - 1));
         let mut slots: Vec<NextSlot> = Vec::new();
         // Today first, then the week, then a week more at a time: the first free slots are
         // usually close. Each round reads from today (the days already read are cache hits),
@@ -295,7 +297,7 @@ impl<'a> AvailabilityService<'a> {
             slots = merged_free(&days, &search, since)
                 .into_iter()
                 .flat_map(|(dentist, free)| {
-                    starts_in(&search, &free, &days)
+                    starts_in(&search, &offsets, &free, &days)
                         .into_iter()
                         .map(move |start| (dentist, start))
                 })
@@ -442,8 +444,20 @@ fn merged_free(days: &[Day], search: &Search, since: DateTime<Utc>) -> Vec<(User
         .collect()
 }
 
+/// The zone's offsets from `since` to the end of the clinic date `last`, where starts are
+/// offered.
+fn offsets_over(zone: Tz, since: DateTime<Utc>, last: NaiveDate) -> Offsets {
+    let end = calendar::local_instant(zone, last, calendar::MINUTES_PER_DAY);
+    Offsets::over(zone, since, end.max(since))
+}
+
 /// The starts in `free` for the search's length, on the grid, with its chair free too.
-fn starts_in(search: &Search, free: &[Span], days: &[Day]) -> Vec<DateTime<Utc>> {
+fn starts_in(
+    search: &Search,
+    offsets: &Offsets,
+    free: &[Span],
+    days: &[Day],
+) -> Vec<DateTime<Utc>> {
     let free = match search.chair {
         None => free.to_vec(),
         Some(chair) => {
@@ -463,5 +477,5 @@ fn starts_in(search: &Search, free: &[Span], days: &[Day]) -> Vec<DateTime<Utc>>
             calendar::subtract(free, &busy)
         }
     };
-    calendar::bookable_starts(search.zone, &free, search.length, search.grid)
+    calendar::bookable_starts_with(offsets, &free, search.length, search.grid)
 }
