@@ -29,7 +29,7 @@ use super::calendar::{Span, WeeklyHours};
 use super::{Chair, ClockTime, DayOfWeek, TimeOff, TimeOffKind, WorkingInterval};
 use crate::auth::Role;
 use crate::ids::{AppointmentId, ChairId, ClinicId, TimeOffId, UserId, WorkingHoursId};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -133,11 +133,13 @@ pub async fn active_rules_between(
            JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
           WHERE w.clinic_id = $1 AND m.active AND m.role = 'dentist'
             AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $2)
+            AND w.weekday = ANY($4)
           ORDER BY w.dentist_id, w.start_minute"
     ))
     .bind(clinic)
     .bind(first)
     .bind(last)
+    .bind(weekdays_between(first, last))
     .fetch_all(conn)
     .await?;
     let mut rules: BTreeMap<UserId, Vec<WeeklyHours>> = BTreeMap::new();
@@ -148,6 +150,19 @@ pub async fn active_rules_between(
             .push(interval.rule());
     }
     Ok(rules)
+}
+
+/// The ISO weekdays (1 Monday … 7 Sunday) of the dates `first..=last`: a day's search reads
+/// that day's rules only.
+fn weekdays_between(first: NaiveDate, last: NaiveDate) -> Vec<i16> {
+    let mut weekdays: Vec<i16> = first
+        .iter_days()
+        .take_while(|date| *date <= last)
+        .take(7)
+        .map(|date| date.weekday().number_from_monday() as i16)
+        .collect();
+    weekdays.sort_unstable();
+    weekdays
 }
 
 /// Replaces every working interval of `dentist` with `rules`.
