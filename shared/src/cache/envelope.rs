@@ -41,7 +41,7 @@ pub fn encode<T: CacheValue>(
     };
     let mut bytes = serde_json::to_vec(&header)?;
     bytes.push(b'\n');
-    bytes.extend_from_slice(&value.encode()?);
+    value.encode_into(&mut bytes)?;
     Ok(bytes)
 }
 

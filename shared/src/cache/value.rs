@@ -7,14 +7,23 @@ use serde::de::DeserializeOwned;
 /// [`RawJson`] is kept as the JSON document itself and handed back without parsing (for large
 /// responses that are sent as they are, like the dashboard).
 pub trait CacheValue: Sized {
-    fn encode(&self) -> Result<Vec<u8>, serde_json::Error>;
+    /// Appends the value's bytes to `out` (after the envelope's header: a large value is
+    /// written once, not built apart and copied in).
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+
+    fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut bytes = Vec::new();
+        self.encode_into(&mut bytes)?;
+        Ok(bytes)
+    }
+
     /// `None` when the bytes are not this type's (an older format): a miss.
     fn decode(payload: &[u8]) -> Option<Self>;
 }
 
 impl<T: Serialize + DeserializeOwned> CacheValue for T {
-    fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
     }
 
     fn decode(payload: &[u8]) -> Option<Self> {
@@ -24,12 +33,12 @@ impl<T: Serialize + DeserializeOwned> CacheValue for T {
 
 /// A JSON document kept and served as text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawJson(Box<str>);
+pub struct RawJson(String);
 
 impl RawJson {
     /// Serializes `value` once, when it is loaded.
     pub fn to_json<T: Serialize>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::to_string(value).map(|text| Self(text.into()))
+        serde_json::to_string(value).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -37,13 +46,14 @@ impl RawJson {
     }
 
     pub fn into_string(self) -> String {
-        self.0.into()
+        self.0
     }
 }
 
 impl CacheValue for RawJson {
-    fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
-        Ok(self.0.as_bytes().to_vec())
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(())
     }
 
     /// Only checked to be text: it was JSON when it was stored, and the key's format version

@@ -40,12 +40,12 @@ pub(super) struct Answer {
 }
 
 impl CacheValue for Answer {
-    fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut bytes = Vec::with_capacity(self.question.len() + 1 + self.json.as_str().len());
-        bytes.extend_from_slice(self.question.as_bytes());
-        bytes.push(b'\n');
-        bytes.extend_from_slice(self.json.as_str().as_bytes());
-        Ok(bytes)
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.reserve(self.question.len() + 1 + self.json.as_str().len());
+        out.extend_from_slice(self.question.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(self.json.as_str().as_bytes());
+        Ok(())
     }
 
     fn decode(payload: &[u8]) -> Option<Self> {
