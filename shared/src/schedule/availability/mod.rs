@@ -217,7 +217,7 @@ impl<'a> AvailabilityService<'a> {
         let (search, today) = self.prepare(clinic, &wanted, since).await?;
         let (from, to) = query_range(query.from, query.to, today, 0, MAX_DAYS)?;
         let days = days(self.state, clinic, search.zone, from, to).await?;
-        let offsets = offsets_over(search.zone, since, to);
+        let offsets = offsets_over(search.zone, since, (from, to));
         let mut dentists: Vec<DentistAvailability> = Vec::new();
         for (dentist, free) in merged_free(&days, &search, since) {
             if free.is_empty() {
@@ -286,7 +286,11 @@ impl<'a> AvailabilityService<'a> {
             }
         };
         let (search, today) = self.prepare(clinic, &wanted, since).await?;
-        let offsets = offsets_over(search.zone, since, today + Duration::days(MAX_DAYS - 1));
+        let offsets = offsets_over(
+            search.zone,
+            since,
+            (today, today + Duration::days(MAX_DAYS - 1)),
+        );
         let mut slots: Vec<NextSlot> = Vec::new();
         // Today first, then the week, then a week more at a time: the first free slots are
         // usually close. Each round reads from today (the days already read are cache hits),
@@ -444,11 +448,12 @@ fn merged_free(days: &[Day], search: &Search, since: DateTime<Utc>) -> Vec<(User
         .collect()
 }
 
-/// The zone's offsets from `since` to the end of the clinic date `last`, where starts are
-/// offered.
-fn offsets_over(zone: Tz, since: DateTime<Utc>, last: NaiveDate) -> Offsets {
+/// The zone's offsets over the clinic dates `first..=last` from `since` on, where starts are
+/// offered (the dates only: a range far ahead costs no more than one close by).
+fn offsets_over(zone: Tz, since: DateTime<Utc>, (first, last): (NaiveDate, NaiveDate)) -> Offsets {
+    let start = calendar::local_instant(zone, first, 0).max(since);
     let end = calendar::local_instant(zone, last, calendar::MINUTES_PER_DAY);
-    Offsets::over(zone, since, end.max(since))
+    Offsets::over(zone, start, end.max(start))
 }
 
 /// The starts in `free` for the search's length, on the grid, with its chair free too.
