@@ -149,22 +149,9 @@ pub fn covers(spans: &[Span], slot: &Span) -> bool {
     spans.iter().any(|span| span.contains(slot))
 }
 
-/// The start of every `length` that fits in `free`, on the clinic's grid of `grid_minutes`.
+/// The start of every `length` that fits in `free`, on the clinic's grid of `grid_minutes`, by
+/// the zone's `offsets` over `free`.
 pub fn bookable_starts(
-    zone: Tz,
-    free: &[Span],
-    length: Duration,
-    grid_minutes: u16,
-) -> Vec<DateTime<Utc>> {
-    let (Some(first), Some(last)) = (free.first(), free.last()) else {
-        return Vec::new();
-    };
-    let offsets = Offsets::over(zone, first.start, last.end);
-    bookable_starts_with(&offsets, free, length, grid_minutes)
-}
-
-/// [`bookable_starts`] with the zone's offsets over `free` already found.
-pub fn bookable_starts_with(
     offsets: &Offsets,
     free: &[Span],
     length: Duration,
@@ -231,46 +218,27 @@ impl Offsets {
         }
     }
 
-    /// [`next_on_grid`] by these offsets.
+    /// The first instant at or after `at` (rounded up to a whole minute) whose wall-clock time
+    /// is a whole multiple of `grid_minutes` after local midnight.
     pub fn next_on_grid(&self, at: DateTime<Utc>, grid_minutes: u16) -> DateTime<Utc> {
-        grid_from(at, grid_minutes, |candidate| {
+        let grid = i64::from(grid_minutes.max(1));
+        let mut candidate = ceil_to_minute(at);
+        // Each pass moves to the grid under the offset at `candidate`; an offset change between
+        // the two can leave it off the grid once more, never more than a few times.
+        for _ in 0..8 {
             let wall = candidate.timestamp() + i64::from(self.at(candidate).local_minus_utc());
-            (wall.rem_euclid(86_400) / 60) as u32
-        })
+            let behind = (wall.rem_euclid(86_400) / 60) % grid;
+            if behind == 0 {
+                return candidate;
+            }
+            candidate += Duration::minutes(grid - behind);
+        }
+        candidate
     }
 }
 
 fn offset(zone: Tz, at: DateTime<Utc>) -> FixedOffset {
     zone.offset_from_utc_datetime(&at.naive_utc()).fix()
-}
-
-/// The first instant at or after `at` (rounded up to a whole minute) whose wall-clock time is a
-/// whole multiple of `grid_minutes` after local midnight.
-pub fn next_on_grid(zone: Tz, at: DateTime<Utc>, grid_minutes: u16) -> DateTime<Utc> {
-    grid_from(at, grid_minutes, |candidate| {
-        let wall = candidate.with_timezone(&zone);
-        wall.hour() * 60 + wall.minute()
-    })
-}
-
-/// `next_on_grid` with the wall clock's minute of the day told by `minute_of_day`.
-fn grid_from(
-    at: DateTime<Utc>,
-    grid_minutes: u16,
-    minute_of_day: impl Fn(DateTime<Utc>) -> u32,
-) -> DateTime<Utc> {
-    let grid = u32::from(grid_minutes.max(1));
-    let mut candidate = ceil_to_minute(at);
-    // Each pass moves to the grid under the offset at `candidate`; an offset change between the
-    // two can leave it off the grid once more, never more than a few times.
-    for _ in 0..8 {
-        let behind = minute_of_day(candidate) % grid;
-        if behind == 0 {
-            return candidate;
-        }
-        candidate += Duration::minutes(i64::from(grid - behind));
-    }
-    candidate
 }
 
 fn ceil_to_minute(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -311,6 +279,24 @@ mod tests {
     }
 
     const MADRID: Tz = chrono_tz::Europe::Madrid;
+
+    /// `bookable_starts` with the offsets over `free`, as a search finds them.
+    fn starts_in_zone(zone: Tz, free: &[Span], length: Duration, grid: u16) -> Vec<DateTime<Utc>> {
+        let (Some(first), Some(last)) = (free.first(), free.last()) else {
+            return Vec::new();
+        };
+        bookable_starts(
+            &Offsets::over(zone, first.start, last.end),
+            free,
+            length,
+            grid,
+        )
+    }
+
+    /// The next grid minute from `at`, with the offsets of the day around it.
+    fn grid_after(zone: Tz, at: DateTime<Utc>, grid: u16) -> DateTime<Utc> {
+        Offsets::over(zone, at, at + Duration::days(1)).next_on_grid(at, grid)
+    }
 
     #[test]
     fn a_morning_and_an_afternoon_in_winter_and_summer() {
@@ -381,7 +367,7 @@ mod tests {
                 Span::new(at("2026-12-08T10:00:00Z"), at("2026-12-08T14:00:00Z")).unwrap(),
             ]
         );
-        let starts = bookable_starts(MADRID, &free, Duration::minutes(45), 30);
+        let starts = starts_in_zone(MADRID, &free, Duration::minutes(45), 30);
         assert_eq!(starts[0], at("2026-12-08T08:00:00Z"));
         assert_eq!(
             starts[1],
@@ -396,11 +382,11 @@ mod tests {
         // Kathmandu is UTC+05:45: a half-hour grid of its wall clock is :15 and :45 in UTC.
         let kathmandu = chrono_tz::Asia::Kathmandu;
         assert_eq!(
-            next_on_grid(kathmandu, at("2026-12-08T03:00:00Z"), 30),
+            grid_after(kathmandu, at("2026-12-08T03:00:00Z"), 30),
             at("2026-12-08T03:15:00Z")
         );
         assert_eq!(
-            next_on_grid(MADRID, at("2026-12-08T08:00:00.5Z"), 15),
+            grid_after(MADRID, at("2026-12-08T08:00:00.5Z"), 15),
             at("2026-12-08T08:15:00Z")
         );
     }
@@ -468,7 +454,7 @@ mod tests {
                 .collect();
             let free = subtract(&working, &busy);
             let length = Duration::minutes(length);
-            let offered = bookable_starts(zone, &free, length, grid);
+            let offered = starts_in_zone(zone, &free, length, grid);
             for start in &offered {
                 let slot = Span::new(*start, *start + length).unwrap();
                 prop_assert!(covers(&free, &slot));

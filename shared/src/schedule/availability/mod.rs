@@ -482,5 +482,5 @@ fn starts_in(
             calendar::subtract(free, &busy)
         }
     };
-    calendar::bookable_starts_with(offsets, &free, search.length, search.grid)
+    calendar::bookable_starts(offsets, &free, search.length, search.grid)
 }
