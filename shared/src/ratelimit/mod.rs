@@ -176,7 +176,7 @@ impl RateLimiter {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("rate limits enforced again: Redis answers");
                 }
-                let (numbers, values) = split_reply(reply, reads.len());
+                let (numbers, values) = reply;
                 (verdict(policies, &numbers), values)
             }
             Err(error) => {
@@ -196,7 +196,7 @@ impl RateLimiter {
         buckets: &[String; 2],
         policies: &[Policy; 2],
         reads: &[String],
-    ) -> Result<Vec<::redis::Value>, RedisFailure> {
+    ) -> Result<Reply, RedisFailure> {
         let mut connection = self.redis.connection().await?;
         let mut invocation = GCRA.prepare_invoke();
         for (key, policy) in buckets.iter().zip(policies) {
@@ -214,37 +214,37 @@ impl RateLimiter {
         if !reads.is_empty() {
             pipe.cmd("MGET").arg(reads);
         }
-        let mut replies: Vec<::redis::Value> = pipe.query_async(&mut connection).await?;
-        let mut reply = match replies.first_mut() {
-            Some(::redis::Value::Array(numbers)) => std::mem::take(numbers),
-            _ => Vec::new(),
-        };
-        if let Some(::redis::Value::Array(values)) = replies.get_mut(1) {
-            reply.append(values);
-        }
-        Ok(reply)
+        let mut replies = pipe
+            .query_async::<Vec<::redis::Value>>(&mut connection)
+            .await?
+            .into_iter()
+            .map(|reply| match reply {
+                ::redis::Value::Array(items) => items,
+                _ => Vec::new(),
+            });
+        let numbers = replies.next().unwrap_or_default();
+        let numbers = numbers
+            .into_iter()
+            .map(|value| ::redis::from_redis_value::<i64>(value).unwrap_or(-1))
+            .collect();
+        let mut values: Vec<Option<Vec<u8>>> = replies
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|value| {
+                ::redis::from_redis_value::<Option<Vec<u8>>>(value)
+                    .ok()
+                    .flatten()
+            })
+            .collect();
+        values.resize(reads.len(), None);
+        Ok((numbers, values))
     }
 }
 
-/// The script's numbers (verdict and buckets) and the values of the keys read after them.
-fn split_reply(reply: Vec<::redis::Value>, reads: usize) -> (Vec<i64>, Vec<Option<Vec<u8>>>) {
-    let numbers_end = reply.len().saturating_sub(reads);
-    let mut numbers = Vec::with_capacity(numbers_end);
-    let mut values = Vec::with_capacity(reads);
-    for (index, value) in reply.into_iter().enumerate() {
-        if index < numbers_end {
-            numbers.push(::redis::from_redis_value::<i64>(value).unwrap_or(-1));
-        } else {
-            values.push(
-                ::redis::from_redis_value::<Option<Vec<u8>>>(value)
-                    .ok()
-                    .flatten(),
-            );
-        }
-    }
-    values.resize(reads, None);
-    (numbers, values)
-}
+/// The script's numbers (verdict and buckets), and the values of the keys read beside it (in
+/// their order; `None` when absent).
+type Reply = (Vec<i64>, Vec<Option<Vec<u8>>>);
 
 /// Reads the script's reply: allowed, retry-after µs, then remaining and reset µs per bucket.
 fn verdict(policies: [Policy; 2], reply: &[i64]) -> Verdict {
