@@ -18,6 +18,7 @@
 //! Run: `cargo bench -p pulso-tests --bench availability` (services from
 //! infra/scripts/services.sh). `BENCH_ITERATIONS` scales the samples (default 20000; miss rows
 //! take 1/100 of it, bookings 1/50). Responses are read but not parsed inside the timings.
+//! One caller on a current-thread runtime, as the `schedule` and `appointments` functions run.
 //! Prints figures; asserts nothing.
 
 mod common;
@@ -43,7 +44,7 @@ use uuid::Uuid;
 type BookedRow = (UserId, Option<Uuid>, DateTime<Utc>, DateTime<Utc>);
 
 fn main() {
-    common::block_on(run());
+    common::block_on_function(run());
 }
 
 async fn run() {

@@ -13,8 +13,8 @@
 //!
 //! Run: `cargo bench -p pulso-tests --bench organization` (services from
 //! infra/scripts/services.sh). `BENCH_ITERATIONS` scales the samples (default 20000; the miss
-//! rows take 1/200 of it, at least 10). `BENCH_CLINICS` (100) sizes the chain. Prints figures;
-//! asserts nothing.
+//! rows take 1/200 of it, at least 10). `BENCH_CLINICS` (100) sizes the chain. One caller on a
+//! current-thread runtime, as the `dashboard` function runs. Prints figures; asserts nothing.
 
 mod common;
 
@@ -35,7 +35,7 @@ const PATIENTS_PER_CLINIC: usize = 500;
 const APPOINTMENTS_PER_CLINIC: usize = 2_000;
 
 fn main() {
-    common::block_on(run());
+    common::block_on_function(run());
 }
 
 async fn run() {

@@ -5,7 +5,7 @@
 
 use shared::{AppState, Config};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let config = Config::from_env().inspect_err(|error| eprintln!("{error}"))?;
     shared::telemetry::init("notifications");

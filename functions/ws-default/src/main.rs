@@ -7,7 +7,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::{AppState, Config};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env().inspect_err(|error| eprintln!("{error}"))?;
     shared::telemetry::init("ws-default");
