@@ -120,6 +120,14 @@ pub async fn working_hours(
         .collect())
 }
 
+/// The weekly intervals (`w`) of clinic `$1`'s active dentists valid on some date of `$2..=$3`
+/// and on one of the ISO weekdays `$4` ([`weekdays_between`]).
+const ACTIVE_RULES: &str = "FROM working_hours w
+       JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
+      WHERE w.clinic_id = $1 AND m.active AND m.role = 'dentist'
+        AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $2)
+        AND w.weekday = ANY($4)";
+
 /// The weekly rules of the clinic's active dentists valid on any date of `first..=last`, by
 /// dentist (each rule says on which of those dates it applies).
 pub async fn active_rules_between(
@@ -129,12 +137,7 @@ pub async fn active_rules_between(
     last: NaiveDate,
 ) -> Result<BTreeMap<UserId, Vec<WeeklyHours>>, sqlx::Error> {
     let rows: Vec<IntervalRow> = sqlx::query_as(&format!(
-        "SELECT {INTERVAL_COLUMNS} FROM working_hours w
-           JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
-          WHERE w.clinic_id = $1 AND m.active AND m.role = 'dentist'
-            AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $2)
-            AND w.weekday = ANY($4)
-          ORDER BY w.dentist_id, w.start_minute"
+        "SELECT {INTERVAL_COLUMNS} {ACTIVE_RULES} ORDER BY w.dentist_id, w.start_minute"
     ))
     .bind(clinic)
     .bind(first)
@@ -291,49 +294,155 @@ pub async fn time_off_within(
 
 /// A live appointment's dentist, chair and time.
 pub type Booked = (UserId, Option<ChairId>, Span);
-/// One dentist's live appointments as selected: chairs, starts and ends, in step.
-type BookedRow = (
-    UserId,
-    Vec<Option<Uuid>>,
-    Vec<DateTime<Utc>>,
-    Vec<DateTime<Utc>>,
-);
 
-/// Every appointment that is not cancelled overlapping `span`.
-pub async fn live_bookings_within(
+/// What the capacity of a range of clinic days is made of (the free-slot search's days).
+#[derive(Debug, Default)]
+pub struct CapacityRows {
+    /// The weekly rules of the active dentists, by dentist, each dentist's by start.
+    pub rules: BTreeMap<UserId, Vec<WeeklyHours>>,
+    /// Time off overlapping the range: a dentist's, or the clinic's (`None`).
+    pub away: Vec<(Option<UserId>, Span)>,
+    /// Every appointment that is not cancelled overlapping the range.
+    pub booked: Vec<Booked>,
+    /// The active chairs' ids, ascending.
+    pub chairs: Vec<ChairId>,
+}
+
+/// [`capacity_within`]'s one row: each part's columns aggregated in step (one aggregate feeds
+/// all of its arrays row by row, so their elements line up); `None` when a part has no rows.
+#[derive(sqlx::FromRow)]
+struct CapacityRow {
+    rule_dentists: Option<Vec<Uuid>>,
+    rule_weekdays: Option<Vec<i16>>,
+    rule_starts: Option<Vec<i16>>,
+    rule_ends: Option<Vec<i16>>,
+    rule_froms: Option<Vec<NaiveDate>>,
+    rule_untils: Option<Vec<Option<NaiveDate>>>,
+    away_dentists: Option<Vec<Option<Uuid>>>,
+    away_starts: Option<Vec<DateTime<Utc>>>,
+    away_ends: Option<Vec<DateTime<Utc>>>,
+    booked_dentists: Option<Vec<Uuid>>,
+    booked_chairs: Option<Vec<Option<Uuid>>>,
+    booked_starts: Option<Vec<DateTime<Utc>>>,
+    booked_ends: Option<Vec<DateTime<Utc>>>,
+    chairs: Option<Vec<Uuid>>,
+}
+
+/// The rules valid on the clinic dates `first..=last` and the time off, live appointments and
+/// active chairs of `range` (those dates' span in the clinic's zone), in one statement: a miss
+/// of the free-slot search costs one round trip to PostgreSQL for all of it, not four. Arrays,
+/// not rows: a fortnight of a large clinic is thousands of appointments, and each row costs the
+/// client far more to decode than an array element.
+pub async fn capacity_within(
     conn: &mut PgConnection,
     clinic: ClinicId,
-    span: &Span,
-) -> Result<Vec<Booked>, sqlx::Error> {
-    let rows: Vec<BookedRow> = sqlx::query_as(
-        // An appointment lasts at most 12 hours (a table constraint): bounding the start from
-        // both sides keeps this a short range scan of (clinic_id, starts_at), index-only
-        // (appointments_clinic_live_idx). A row per dentist with arrays, not a row per
-        // appointment: a fortnight of a large clinic is thousands of appointments, and each
-        // row costs the client far more to decode than an array element.
-        "SELECT dentist_id, array_agg(chair_id), array_agg(starts_at), array_agg(ends_at)
-           FROM appointments
-          WHERE clinic_id = $1 AND status <> 'cancelled'
-            AND starts_at > $2 - interval '12 hours' AND starts_at < $3 AND ends_at > $2
-          GROUP BY dentist_id",
-    )
+    (first, last): (NaiveDate, NaiveDate),
+    range: &Span,
+) -> Result<CapacityRows, sqlx::Error> {
+    let row: CapacityRow = sqlx::query_as(&format!(
+        "WITH rules AS (
+              SELECT array_agg(w.dentist_id) AS rule_dentists, array_agg(w.weekday) AS rule_weekdays,
+                     array_agg(w.start_minute) AS rule_starts, array_agg(w.end_minute) AS rule_ends,
+                     array_agg(w.valid_from) AS rule_froms, array_agg(w.valid_until) AS rule_untils
+                {ACTIVE_RULES}
+         ), away AS (
+              SELECT array_agg(dentist_id) AS away_dentists, array_agg(starts_at) AS away_starts,
+                     array_agg(ends_at) AS away_ends
+                FROM time_off
+               WHERE clinic_id = $1
+                 AND tstzrange(starts_at, ends_at, '[)') && tstzrange($5, $6, '[)')
+         ), booked AS (
+              -- An appointment lasts at most 12 hours (a table constraint): bounding the start
+              -- from both sides keeps this a short range scan of (clinic_id, starts_at),
+              -- index-only (appointments_clinic_live_idx).
+              SELECT array_agg(dentist_id) AS booked_dentists, array_agg(chair_id) AS booked_chairs,
+                     array_agg(starts_at) AS booked_starts, array_agg(ends_at) AS booked_ends
+                FROM appointments
+               WHERE clinic_id = $1 AND status <> 'cancelled'
+                 AND starts_at > $5 - interval '12 hours' AND starts_at < $6 AND ends_at > $5
+         ), active_chairs AS (
+              SELECT array_agg(id ORDER BY id) AS chairs FROM chairs WHERE clinic_id = $1 AND active
+         )
+         SELECT * FROM rules, away, booked, active_chairs"
+    ))
     .bind(clinic)
-    .bind(span.start)
-    .bind(span.end)
-    .fetch_all(conn)
+    .bind(first)
+    .bind(last)
+    .bind(weekdays_between(first, last))
+    .bind(range.start)
+    .bind(range.end)
+    .fetch_one(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .flat_map(|(dentist, chairs, starts, ends)| {
-            chairs
-                .into_iter()
-                .zip(starts)
-                .zip(ends)
-                .filter_map(move |((chair, start), end)| {
-                    Some((dentist, chair.map(ChairId::from), Span::new(start, end)?))
-                })
-        })
-        .collect())
+    Ok(row.into_rows())
+}
+
+impl CapacityRow {
+    fn into_rows(self) -> CapacityRows {
+        let mut rules: BTreeMap<UserId, Vec<WeeklyHours>> = BTreeMap::new();
+        let rule_columns = self
+            .rule_dentists
+            .unwrap_or_default()
+            .into_iter()
+            .zip(self.rule_weekdays.unwrap_or_default())
+            .zip(self.rule_starts.unwrap_or_default())
+            .zip(self.rule_ends.unwrap_or_default())
+            .zip(self.rule_froms.unwrap_or_default())
+            .zip(self.rule_untils.unwrap_or_default());
+        for (((((dentist, weekday), start), end), from), until) in rule_columns {
+            if let Some(weekday) = DayOfWeek::from_iso(weekday) {
+                rules
+                    .entry(UserId::from(dentist))
+                    .or_default()
+                    .push(WeeklyHours {
+                        weekday: weekday.weekday(),
+                        start_minute: ClockTime::from_minutes(start).minutes(),
+                        end_minute: ClockTime::from_minutes(end).minutes(),
+                        valid_from: from,
+                        valid_until: until,
+                    });
+            }
+        }
+        for dentist_rules in rules.values_mut() {
+            dentist_rules.sort_unstable_by_key(|rule| rule.start_minute);
+        }
+        let away = self
+            .away_dentists
+            .unwrap_or_default()
+            .into_iter()
+            .zip(self.away_starts.unwrap_or_default())
+            .zip(self.away_ends.unwrap_or_default())
+            .filter_map(|((whose, start), end)| {
+                Some((whose.map(UserId::from), Span::new(start, end)?))
+            })
+            .collect();
+        let booked = self
+            .booked_dentists
+            .unwrap_or_default()
+            .into_iter()
+            .zip(self.booked_chairs.unwrap_or_default())
+            .zip(self.booked_starts.unwrap_or_default())
+            .zip(self.booked_ends.unwrap_or_default())
+            .filter_map(|(((dentist, chair), start), end)| {
+                Some((
+                    UserId::from(dentist),
+                    chair.map(ChairId::from),
+                    Span::new(start, end)?,
+                ))
+            })
+            .collect();
+        let chairs = self
+            .chairs
+            .unwrap_or_default()
+            .into_iter()
+            .map(ChairId::from)
+            .collect();
+        CapacityRows {
+            rules,
+            away,
+            booked,
+            chairs,
+        }
+    }
 }
 
 /// The first time off of `dentist` or of the whole clinic that overlaps `slot`.
@@ -448,17 +557,6 @@ pub async fn chairs(
     .bind(active)
     .fetch_all(conn)
     .await
-}
-
-/// The ids of the clinic's active chairs.
-pub async fn active_chairs(
-    conn: &mut PgConnection,
-    clinic: ClinicId,
-) -> Result<Vec<ChairId>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM chairs WHERE clinic_id = $1 AND active ORDER BY id")
-        .bind(clinic)
-        .fetch_all(conn)
-        .await
 }
 
 /// The chair, locked as `lock` says (a change: update; a booking that checked it is active:

@@ -1,8 +1,8 @@
 //! The clinic days a search covers: for each, every active dentist's free time (working hours
 //! less time off, closures and live appointments) and every active chair's booked time. Each day
 //! is cached on its own (`cache::AVAILABILITY`, never served stale) and dropped by the writes
-//! that change it (`super::super::forget`); the days a search misses are loaded together, in one
-//! transaction of four range queries, whatever their number.
+//! that change it (`super::super::forget`); the days a search misses are loaded together, by one
+//! statement (`repository::capacity_within`), whatever their number.
 
 use crate::cache::AVAILABILITY;
 use crate::db::{self, DbError};
@@ -10,7 +10,7 @@ use crate::http::ApiError;
 use crate::ids::{ChairId, ClinicId, UserId};
 use crate::schedule::calendar::{self, Span};
 use crate::schedule::capacity::{CalendarError, CapacityError};
-use crate::schedule::repository;
+use crate::schedule::repository::{self, CapacityRows};
 use crate::state::AppState;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -117,10 +117,12 @@ async fn load_days(
         return Ok(Vec::new());
     };
     let range = calendar::local_days(zone, *first, *last).ok_or(CalendarError::EmptyDays)?;
-    let rules = repository::active_rules_between(conn, clinic, *first, *last).await?;
-    let away = repository::time_off_within(conn, clinic, &range).await?;
-    let booked = repository::live_bookings_within(conn, clinic, &range).await?;
-    let chairs = repository::active_chairs(conn, clinic).await?;
+    let CapacityRows {
+        rules,
+        away,
+        booked,
+        chairs,
+    } = repository::capacity_within(conn, clinic, (*first, *last), &range).await?;
 
     let spans = dates
         .iter()
