@@ -277,6 +277,66 @@ async fn row_level_security_holds_without_any_where_clause() {
     assert!(deleted.is_err());
 }
 
+/// The free-slot search's one-round-trip read (`clinic_capacity`, migration 27) sets the clinic
+/// for its own statement only: it sees that clinic's rows alone, and leaves no setting behind,
+/// neither on a pooled connection nor inside a tenant transaction of another clinic.
+#[tokio::test]
+async fn the_capacity_read_sees_its_clinic_alone_and_leaves_no_setting_behind() {
+    let app = TestApp::spawn().await;
+    let router = shared::schedule::router(app.state.clone());
+    let mut chairs = Vec::new();
+    for clinic in [&app.clinic_a, &app.clinic_b] {
+        let created = app
+            .client(&router, &app.token(clinic, Role::Admin))
+            .post("/chairs", &json!({"name": "Gabinete 1"}))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        chairs.push(
+            created.body["id"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap(),
+        );
+    }
+    let read = "SELECT chairs FROM clinic_capacity($1, current_date, current_date, '{1}', \
+                now(), now() + interval '1 day')";
+
+    let mut connection = app.state.db.acquire().await.unwrap();
+    let seen: Option<Vec<uuid::Uuid>> = sqlx::query_scalar(read)
+        .bind(app.clinic_a.id)
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(vec![chairs[0]]));
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM chairs")
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    assert_eq!(after, 0, "the setting ended with the statement");
+    drop(connection);
+
+    let mut tx = shared::db::begin_tenant(&app.state.db, app.clinic_b.id)
+        .await
+        .unwrap();
+    let seen: Option<Vec<uuid::Uuid>> = sqlx::query_scalar(read)
+        .bind(app.clinic_a.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(vec![chairs[0]]));
+    let after: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM chairs")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        after,
+        vec![chairs[1]],
+        "the transaction's own clinic is back"
+    );
+    tx.rollback().await.unwrap();
+}
+
 /// The test pools whose key set the test server serves (`KEYS_POOL`) or redirects (`MOVED_POOL`).
 const KEYS_POOL: &str = "eu-west-1_keys";
 const MOVED_POOL: &str = "eu-west-1_moved";

@@ -30,7 +30,7 @@ use super::{Chair, ClockTime, DayOfWeek, TimeOff, TimeOffKind, WorkingInterval};
 use crate::auth::Role;
 use crate::ids::{AppointmentId, ChairId, ClinicId, TimeOffId, UserId, WorkingHoursId};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -120,14 +120,6 @@ pub async fn working_hours(
         .collect())
 }
 
-/// The weekly intervals (`w`) of clinic `$1`'s active dentists valid on some date of `$2..=$3`
-/// and on one of the ISO weekdays `$4` ([`weekdays_between`]).
-const ACTIVE_RULES: &str = "FROM working_hours w
-       JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
-      WHERE w.clinic_id = $1 AND m.active AND m.role = 'dentist'
-        AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $2)
-        AND w.weekday = ANY($4)";
-
 /// The weekly rules of the clinic's active dentists valid on any date of `first..=last`, by
 /// dentist (each rule says on which of those dates it applies).
 pub async fn active_rules_between(
@@ -137,7 +129,12 @@ pub async fn active_rules_between(
     last: NaiveDate,
 ) -> Result<BTreeMap<UserId, Vec<WeeklyHours>>, sqlx::Error> {
     let rows: Vec<IntervalRow> = sqlx::query_as(&format!(
-        "SELECT {INTERVAL_COLUMNS} {ACTIVE_RULES} ORDER BY w.dentist_id, w.start_minute"
+        "SELECT {INTERVAL_COLUMNS} FROM working_hours w
+           JOIN memberships m ON m.clinic_id = w.clinic_id AND m.user_id = w.dentist_id
+          WHERE w.clinic_id = $1 AND m.active AND m.role = 'dentist'
+            AND w.valid_from <= $3 AND (w.valid_until IS NULL OR w.valid_until >= $2)
+            AND w.weekday = ANY($4)
+          ORDER BY w.dentist_id, w.start_minute"
     ))
     .bind(clinic)
     .bind(first)
@@ -308,8 +305,7 @@ pub struct CapacityRows {
     pub chairs: Vec<ChairId>,
 }
 
-/// [`capacity_within`]'s one row: each part's columns aggregated in step (one aggregate feeds
-/// all of its arrays row by row, so their elements line up); `None` when a part has no rows.
+/// `clinic_capacity`'s one row: each part's columns in step; `None` when a part has no rows.
 #[derive(sqlx::FromRow)]
 struct CapacityRow {
     rule_dentists: Option<Vec<Uuid>>,
@@ -329,50 +325,24 @@ struct CapacityRow {
 }
 
 /// The rules valid on the clinic dates `first..=last` and the time off, live appointments and
-/// active chairs of `range` (those dates' span in the clinic's zone), in one statement: a miss
-/// of the free-slot search costs one round trip to PostgreSQL for all of it, not four. Arrays,
-/// not rows: a fortnight of a large clinic is thousands of appointments, and each row costs the
-/// client far more to decode than an array element.
+/// active chairs of `range` (those dates' span in the clinic's zone), by `clinic_capacity`
+/// (migration 27): one round trip, under row-level security scoped to `clinic` for that
+/// statement alone, so it needs no tenant transaction (a free-slot search's miss).
 pub async fn capacity_within(
-    conn: &mut PgConnection,
+    db: &PgPool,
     clinic: ClinicId,
     (first, last): (NaiveDate, NaiveDate),
     range: &Span,
 ) -> Result<CapacityRows, sqlx::Error> {
-    let row: CapacityRow = sqlx::query_as(&format!(
-        "WITH rules AS (
-              SELECT array_agg(w.dentist_id) AS rule_dentists, array_agg(w.weekday) AS rule_weekdays,
-                     array_agg(w.start_minute) AS rule_starts, array_agg(w.end_minute) AS rule_ends,
-                     array_agg(w.valid_from) AS rule_froms, array_agg(w.valid_until) AS rule_untils
-                {ACTIVE_RULES}
-         ), away AS (
-              SELECT array_agg(dentist_id) AS away_dentists, array_agg(starts_at) AS away_starts,
-                     array_agg(ends_at) AS away_ends
-                FROM time_off
-               WHERE clinic_id = $1
-                 AND tstzrange(starts_at, ends_at, '[)') && tstzrange($5, $6, '[)')
-         ), booked AS (
-              -- An appointment lasts at most 12 hours (a table constraint): bounding the start
-              -- from both sides keeps this a short range scan of (clinic_id, starts_at),
-              -- index-only (appointments_clinic_live_idx).
-              SELECT array_agg(dentist_id) AS booked_dentists, array_agg(chair_id) AS booked_chairs,
-                     array_agg(starts_at) AS booked_starts, array_agg(ends_at) AS booked_ends
-                FROM appointments
-               WHERE clinic_id = $1 AND status <> 'cancelled'
-                 AND starts_at > $5 - interval '12 hours' AND starts_at < $6 AND ends_at > $5
-         ), active_chairs AS (
-              SELECT array_agg(id ORDER BY id) AS chairs FROM chairs WHERE clinic_id = $1 AND active
-         )
-         SELECT * FROM rules, away, booked, active_chairs"
-    ))
-    .bind(clinic)
-    .bind(first)
-    .bind(last)
-    .bind(weekdays_between(first, last))
-    .bind(range.start)
-    .bind(range.end)
-    .fetch_one(conn)
-    .await?;
+    let row: CapacityRow = sqlx::query_as("SELECT * FROM clinic_capacity($1, $2, $3, $4, $5, $6)")
+        .bind(clinic)
+        .bind(first)
+        .bind(last)
+        .bind(weekdays_between(first, last))
+        .bind(range.start)
+        .bind(range.end)
+        .fetch_one(db)
+        .await?;
     Ok(row.into_rows())
 }
 

@@ -1,11 +1,10 @@
 //! The clinic days a search covers: for each, every active dentist's free time (working hours
 //! less time off, closures and live appointments) and every active chair's booked time. Each day
 //! is cached on its own (`cache::AVAILABILITY`, never served stale) and dropped by the writes
-//! that change it (`super::super::forget`); the days a search misses are loaded together, by one
-//! statement (`repository::capacity_within`), whatever their number.
+//! that change it (`super::super::forget`); the days a search misses are loaded together, in one
+//! round trip (`repository::capacity_within`), whatever their number.
 
 use crate::cache::AVAILABILITY;
-use crate::db::{self, DbError};
 use crate::http::ApiError;
 use crate::ids::{ChairId, ClinicId, UserId};
 use crate::schedule::calendar::{self, Span};
@@ -15,7 +14,7 @@ use crate::state::AppState;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::PgPool;
 use std::collections::BTreeMap;
 
 /// One clinic day as cached: each active dentist's free time, each active chair's booked time.
@@ -93,10 +92,7 @@ pub(super) async fn days(
         .cache
         .get_many_or_load(AVAILABILITY, &keys, |positions| async move {
             let wanted: Vec<NaiveDate> = positions.iter().map(|at| dates[*at]).collect();
-            let mut tx = db::begin_tenant(&state.db, clinic).await?;
-            let days = load_days(&mut tx, clinic, zone, &wanted).await?;
-            tx.commit().await.map_err(DbError::from)?;
-            Ok::<_, CapacityError>(days)
+            load_days(&state.db, clinic, zone, &wanted).await
         })
         .await?;
     Ok(days)
@@ -108,7 +104,7 @@ type Busy<K> = BTreeMap<K, Vec<Span>>;
 /// The clinic days `dates` (ascending) from PostgreSQL, in their order: the range they span is
 /// read once, then cut into days.
 async fn load_days(
-    conn: &mut PgConnection,
+    db: &PgPool,
     clinic: ClinicId,
     zone: Tz,
     dates: &[NaiveDate],
@@ -122,7 +118,7 @@ async fn load_days(
         away,
         booked,
         chairs,
-    } = repository::capacity_within(conn, clinic, (*first, *last), &range).await?;
+    } = repository::capacity_within(db, clinic, (*first, *last), &range).await?;
 
     let spans = dates
         .iter()
