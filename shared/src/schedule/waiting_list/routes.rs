@@ -75,10 +75,16 @@ async fn add(
 ) -> Result<Response, ApiError> {
     principal.require(EDITORS)?;
     let service = WaitingListService::new(&state);
-    let entry = NewEntry::parse(request, service.today(principal.clinic_id).await?)?;
+    let (today, default_minutes) = service.today(principal.clinic_id).await?;
+    let entry = NewEntry::parse(request, today)?;
     let actor = Actor::person(&principal, &request_id);
     let added = service
-        .add(principal.clinic_id, &actor, principal.user_id, &entry)
+        .add(
+            principal.clinic_id,
+            (&actor, principal.user_id),
+            &entry,
+            default_minutes,
+        )
         .await?;
     tracing::info!(entry_id = %added.id, "added to the waiting list");
     let location = http::location(format!("/waiting-list/{}", added.id))?;

@@ -31,18 +31,24 @@ impl<'a> WaitingListService<'a> {
         Self { state }
     }
 
-    /// The clinic's date today.
-    pub async fn today(&self, clinic: ClinicId) -> Result<chrono::NaiveDate, ApiError> {
-        let zone = cached_calendar(self.state, clinic).await?.zone;
-        Ok(calendar::local_date(zone, Utc::now()))
+    /// The clinic's date today and its default appointment length, from its cached calendar:
+    /// what a new entry is checked against and lasts when nothing else says.
+    pub async fn today(&self, clinic: ClinicId) -> Result<(chrono::NaiveDate, u32), ApiError> {
+        let calendar = cached_calendar(self.state, clinic).await?;
+        Ok((
+            calendar::local_date(calendar.zone, Utc::now()),
+            calendar.default_minutes,
+        ))
     }
 
+    /// Adds `entry`, which lasts its own minutes, else its procedure's, else `default_minutes`
+    /// (the clinic's, from [`Self::today`]).
     pub async fn add(
         &self,
         clinic: ClinicId,
-        actor: &Actor,
-        created_by: UserId,
+        (actor, created_by): (&Actor, UserId),
         entry: &NewEntry,
+        default_minutes: u32,
     ) -> Result<WaitingListEntry, ApiError> {
         // The catalog is read through its cache, before the transaction.
         let procedure = match entry.procedure_code.as_deref() {
@@ -58,7 +64,6 @@ impl<'a> WaitingListService<'a> {
             None => None,
         };
         let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
-        let default_minutes = clinic_calendar(&mut tx, clinic).await?.default_minutes;
         let minutes = entry
             .duration_minutes
             .or(procedure)
