@@ -7,7 +7,7 @@
 //! whatever its size, so waiting would only add latency; the holder still stores the value once.
 
 use super::envelope;
-use super::lease::{FILL, LEASE, Lease, RELEASE, lease_token};
+use super::lease::{FILL, LEASE, Lease, RELEASE, add_fill, lease_token};
 use super::metrics::Event;
 use super::policy::jittered;
 use super::prefetch::Read;
@@ -202,7 +202,7 @@ impl Cache {
             "a batch loader returns one value per position it is given"
         );
         let fresh_for = jittered(self.fresh_for(policy));
-        let ttl_ms = (fresh_for + policy.serve_stale_for).as_millis() as u64;
+        let ttl = fresh_for + policy.serve_stale_for;
         let mut fills = ::redis::pipe();
         fills.load_script(&FILL).ignore();
         let mut filling = false;
@@ -211,23 +211,14 @@ impl Cache {
                 && leased.at.contains(&miss.at)
                 && let Ok(bytes) = envelope::encode(&value, &miss.generations, fresh_for, took)
             {
-                let key = &keys[miss.at];
-                fills
-                    .invoke_script(
-                        FILL.key(&key.value)
-                            .key(&key.lease)
-                            .arg(leased.token)
-                            .arg(bytes)
-                            .arg(ttl_ms),
-                    )
-                    .ignore();
+                add_fill(&mut fills, &keys[miss.at], leased.token, &bytes, ttl);
                 filling = true;
             }
             values[miss.at] = Some(value);
         }
         if let Some(leased) = leased
             && filling
-            && let Err(error) = fills.query_async::<()>(leased.connection).await
+            && let Err(error) = fills.query_async::<Vec<i64>>(leased.connection).await
         {
             tracing::warn!(cache = policy.name, %error, "cache write failed");
             self.record(policy, &keys[0], Event::RedisError);
