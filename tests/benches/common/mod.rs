@@ -109,17 +109,17 @@ pub async fn tenant_pool(url: &str, clinic: shared::ids::ClinicId) -> sqlx::PgPo
 /// Runs a benchmark's body on a multi-threaded runtime: many callers at once (as many Lambda
 /// environments), or the worker, which runs that way.
 pub fn block_on(body: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(body);
+    run_on(tokio::runtime::Builder::new_multi_thread(), body);
 }
 
 /// Runs a benchmark's body on a current-thread runtime, as a function that answers requests
 /// runs (one invocation at a time; docs/architecture.md): for rows of one caller.
 pub fn block_on_function(body: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_current_thread()
+    run_on(tokio::runtime::Builder::new_current_thread(), body);
+}
+
+fn run_on(mut builder: tokio::runtime::Builder, body: impl Future<Output = ()>) {
+    builder
         .enable_all()
         .build()
         .expect("runtime")
