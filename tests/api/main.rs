@@ -26,6 +26,7 @@ mod realtime;
 mod realtime_e2e;
 mod reports;
 mod schedule;
+mod secrets;
 mod security;
 mod waiting_list;
 mod xrays;

@@ -7,7 +7,9 @@ use shared::{AppState, Config};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    let config = Config::from_env().inspect_err(|error| eprintln!("{error}"))?;
+    let config = Config::load()
+        .await
+        .inspect_err(|error| eprintln!("{error}"))?;
     shared::telemetry::init("dashboard");
     // Built once per Lambda environment, reused by every warm invocation.
     let state = AppState::build(config)?;

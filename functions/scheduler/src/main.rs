@@ -11,7 +11,9 @@ use shared::scheduler::{RunReport, Scheduler, Tick};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let config = Config::from_env().inspect_err(|error| eprintln!("{error}"))?;
+    let config = Config::load()
+        .await
+        .inspect_err(|error| eprintln!("{error}"))?;
     shared::telemetry::init("scheduler");
     // Built once per Lambda environment (pools connect lazily), reused by every tick.
     let scheduler = Scheduler::from_config(config).inspect_err(|error| eprintln!("{error}"))?;

@@ -13,7 +13,9 @@ use shared::worker::Worker;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let config = Config::from_env().inspect_err(|error| eprintln!("{error}"))?;
+    let config = Config::load()
+        .await
+        .inspect_err(|error| eprintln!("{error}"))?;
     shared::telemetry::init("worker");
     // Built once per Lambda environment (pools connect lazily), reused by every invocation.
     let worker = Worker::from_config(config, shared::worker::handlers())

@@ -9,6 +9,7 @@ mod auth;
 mod limits;
 mod queue;
 mod realtime;
+mod secrets;
 mod stores;
 mod vars;
 
@@ -20,6 +21,7 @@ pub use auth::{AuthConfig, CognitoConfig, FirstPartyTokens};
 pub use limits::{HttpConfig, MediaConfig, XRAY_MAX_BYTES_CEILING, XrayConfig};
 pub use queue::QueueConfig;
 pub use realtime::RealtimeConfig;
+pub use secrets::FROM_SECRETS;
 pub use stores::{CacheConfig, DatabaseConfig, RedisConfig};
 
 use std::fmt;
@@ -69,10 +71,6 @@ pub struct ConfigError {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// Builds the configuration from any variable source (the process environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut vars = Vars::new(&lookup);

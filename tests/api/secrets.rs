@@ -1,0 +1,184 @@
+//! Connection strings read from Secrets Manager at cold start (`shared::config::secrets`),
+//! through the real SDK against the local AWS stand-in (moto, the one the Cognito tests use).
+
+use aws_sdk_secretsmanager::Client;
+use shared::Config;
+use shared::config::ConfigError;
+use std::collections::HashMap;
+
+const REGION: &str = "eu-west-1";
+
+/// A client of the stand-in, as the tests create their secrets with it.
+async fn stand_in() -> Client {
+    let sdk = shared::aws::sdk_config(Some(REGION), Some(shared::aws::local_credentials())).await;
+    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk)
+        .endpoint_url(pulso_tests::cognito_endpoint())
+        .build();
+    Client::from_conf(config)
+}
+
+/// Secrets of this test's own (unique names), deleted when it ends.
+struct Secrets {
+    client: Client,
+    arns: Vec<String>,
+}
+
+impl Secrets {
+    async fn new() -> Self {
+        Self {
+            client: stand_in().await,
+            arns: Vec::new(),
+        }
+    }
+
+    async fn create(&mut self, text: &str) -> String {
+        let created = self
+            .client
+            .create_secret()
+            .name(format!("pulso-test-{}", uuid::Uuid::new_v4()))
+            .secret_string(text)
+            .send()
+            .await
+            .expect("the stand-in creates the secret");
+        let arn = created.arn().expect("an ARN").to_owned();
+        self.arns.push(arn.clone());
+        arn
+    }
+
+    async fn delete_all(self) {
+        for arn in self.arns {
+            self.client
+                .delete_secret()
+                .secret_id(arn)
+                .force_delete_without_recovery(true)
+                .send()
+                .await
+                .expect("the stand-in deletes the secret");
+        }
+    }
+}
+
+async fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let endpoint = pulso_tests::cognito_endpoint();
+    let mut map: HashMap<String, String> = vars
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    map.insert("SECRETS_MANAGER_ENDPOINT_URL".into(), endpoint);
+    map.insert("AWS_REGION".into(), REGION.into());
+    map.insert(
+        "JWT_HS256_SECRET".into(),
+        "0123456789abcdef0123456789abcdef".into(),
+    );
+    Config::load_from(|name| map.get(name).cloned()).await
+}
+
+#[tokio::test]
+async fn connection_strings_come_from_their_secrets() {
+    let mut secrets = Secrets::new().await;
+    let database = secrets
+        .create(r#"{"url": "postgres://pulso_app:from-the-secret@db.internal:5432/pulso"}"#)
+        .await;
+    let system = secrets
+        .create(r#"{"url": "postgres://pulso_system:also-secret@db.internal:5432/pulso", "username": "pulso_system"}"#)
+        .await;
+    let redis = secrets
+        .create(r#"{"url": "rediss://:auth-token@cache.internal:6379"}"#)
+        .await;
+
+    let config = load(&[
+        ("DATABASE_URL_SECRET_ARN", &database),
+        ("SYSTEM_DATABASE_URL_SECRET_ARN", &system),
+        ("REDIS_URL_SECRET_ARN", &redis),
+    ])
+    .await
+    .expect("every secret read");
+    assert_eq!(
+        config.database.url.expose(),
+        "postgres://pulso_app:from-the-secret@db.internal:5432/pulso"
+    );
+    assert_eq!(
+        config.database.system_url.as_ref().map(|url| url.expose()),
+        Some("postgres://pulso_system:also-secret@db.internal:5432/pulso")
+    );
+    assert_eq!(
+        config.redis.url.expose(),
+        "rediss://:auth-token@cache.internal:6379"
+    );
+    // Printed configuration never shows them.
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("from-the-secret") && !printed.contains("auth-token"));
+
+    // Without any *_SECRET_ARN nothing is called: the plain variables are used.
+    let plain = load(&[("DATABASE_URL", "postgres://pulso_app@127.0.0.1/pulso")])
+        .await
+        .expect("plain variables");
+    assert_eq!(
+        plain.database.url.expose(),
+        "postgres://pulso_app@127.0.0.1/pulso"
+    );
+    secrets.delete_all().await;
+}
+
+#[tokio::test]
+async fn a_secret_that_cannot_be_used_stops_the_start_and_says_which() {
+    let mut secrets = Secrets::new().await;
+    let not_json = secrets
+        .create("postgres://pulso_app:hunter2@db/pulso")
+        .await;
+    let no_url = secrets.create(r#"{"password": "hunter2"}"#).await;
+    let good = secrets
+        .create(r#"{"url": "postgres://pulso_app:pw@db/pulso"}"#)
+        .await;
+    let missing = good.replace("pulso-test-", "pulso-test-missing-");
+
+    let problems = |result: Result<Config, ConfigError>| {
+        let error = result.expect_err("refused");
+        let text = error.to_string();
+        assert!(!text.contains("hunter2"), "a secret's text leaked: {text}");
+        error.problems
+    };
+    let found = problems(load(&[("DATABASE_URL_SECRET_ARN", &not_json)]).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("DATABASE_URL_SECRET_ARN") && found[0].contains("not the JSON"));
+    let found = problems(
+        load(&[
+            ("DATABASE_URL_SECRET_ARN", &good),
+            ("REDIS_URL_SECRET_ARN", &no_url),
+            ("SYSTEM_DATABASE_URL_SECRET_ARN", &missing),
+        ])
+        .await,
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("REDIS_URL_SECRET_ARN") && p.contains("\"url\""))
+    );
+    assert!(
+        found.iter().any(
+            |p| p.starts_with("SYSTEM_DATABASE_URL_SECRET_ARN") && p.contains("cannot be read")
+        )
+    );
+    // Both ways at once is a mistake, not a precedence rule.
+    let found = problems(
+        load(&[
+            ("DATABASE_URL_SECRET_ARN", &good),
+            ("DATABASE_URL", "postgres://pulso_app@127.0.0.1/pulso"),
+        ])
+        .await,
+    );
+    assert_eq!(
+        found,
+        vec!["DATABASE_URL: set it or DATABASE_URL_SECRET_ARN, not both".to_owned()]
+    );
+    // The secret's URL is checked like the variable.
+    let wrong = secrets.create(r#"{"url": "mysql://db/pulso"}"#).await;
+    let found = problems(load(&[("DATABASE_URL_SECRET_ARN", &wrong)]).await);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("DATABASE_URL: must start with postgres://"))
+    );
+    secrets.delete_all().await;
+}
