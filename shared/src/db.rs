@@ -41,9 +41,15 @@ impl From<sqlx::Error> for DbError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => DbError::Unavailable(error),
-            // 57P01 admin shutdown, 57P03 cannot connect now, 53300 too many connections.
+            // 57P01 admin shutdown, 57P03 cannot connect now, 53300 too many connections;
+            // 28P01 and 28000, the credentials refused (a rotated password the function has
+            // not read yet, a role not created yet): the request may succeed later, nothing
+            // in it was wrong.
             sqlx::Error::Database(db)
-                if matches!(db.code().as_deref(), Some("57P01" | "57P03" | "53300")) =>
+                if matches!(
+                    db.code().as_deref(),
+                    Some("57P01" | "57P03" | "53300" | "28P01" | "28000")
+                ) =>
             {
                 DbError::Unavailable(error)
             }

@@ -106,3 +106,27 @@ async fn deep(app: &TestApp) -> TestResponse {
     let token = app.platform_admin_token(&app.clinic_a);
     app.client(&router, &token).get("/health/deep").await
 }
+
+#[tokio::test]
+async fn refused_credentials_are_unavailable_not_an_internal_error() {
+    // A role the server does not know, as after a rotation to a user not created yet (28000;
+    // a refused password, 28P01, is answered the same way).
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![(
+            "DATABASE_URL",
+            "postgres://pulso_nobody:wrong@127.0.0.1:5432/pulso".to_string(),
+        )],
+        ..TestOptions::default()
+    })
+    .await;
+    let patients = shared::patients::router(app.state.clone());
+    let token = app.token(&app.clinic_a, Role::Receptionist);
+    let response = app.client(&patients, &token).get("/patients").await;
+    let problem = response.problem(503);
+    assert_eq!(problem["type"], "/problems/unavailable");
+    assert!(response.headers.contains_key("retry-after"));
+    assert!(
+        !problem.to_string().contains("pulso_nobody"),
+        "no credentials in the body"
+    );
+}
