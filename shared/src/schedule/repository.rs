@@ -1,5 +1,6 @@
 //! Schedule SQL: working hours, time off and chairs. Every query runs inside a tenant
-//! transaction (row-level security) and also filters on `clinic_id`.
+//! transaction (row-level security) and also filters on `clinic_id`, except
+//! [`capacity_within`], whose function scopes row-level security to its clinic itself.
 //!
 //! Locks: a booking share-locks the dentist's membership (`appointments`) and the clinic row
 //! ([`clinic_calendar`] with [`Lock::Share`]) before it reads their hours and time off; a change
