@@ -1,12 +1,13 @@
 //! PostgreSQL access: a small lazy pool suited to Lambda, the embedded migrations, and
 //! tenant-scoped transactions that row-level security relies on.
 
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, SecretRef};
 use crate::ids::{ClinicId, OrganizationId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The schema, compiled into every binary that needs to migrate (the dev tool and the tests).
 /// Migrations run as the tables' owner, never as the application role.
@@ -24,6 +25,13 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether PostgreSQL refused the credentials (28P01, 28000): the pool's URL is out of
+    /// date, as after a rotation ([`Rotation`]).
+    pub fn credentials_refused(&self) -> bool {
+        matches!(self, DbError::Unavailable(sqlx::Error::Database(error))
+            if matches!(error.code().as_deref(), Some("28P01" | "28000")))
+    }
+
     /// The name of the violated constraint, if this is a constraint violation.
     pub fn constraint(&self) -> Option<&str> {
         match self {
@@ -62,14 +70,7 @@ impl From<sqlx::Error> for DbError {
 /// and the first query connects. Health reports the database as down instead of the
 /// function crashing at init.
 pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
-    let statement_timeout = config.statement_timeout.as_millis().to_string();
-    let options = PgConnectOptions::from_str(config.url.expose())?
-        .application_name(
-            std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-                .as_deref()
-                .unwrap_or("pulso"),
-        )
-        .options([("statement_timeout", statement_timeout.as_str())]);
+    let options = connect_options(config.url.expose(), config)?;
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)
@@ -79,6 +80,76 @@ pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
         .max_lifetime(Some(Duration::from_secs(15 * 60)))
         .test_before_acquire(false)
         .connect_lazy_with(options))
+}
+
+/// How a pool of `config` connects to `url`.
+fn connect_options(url: &str, config: &DatabaseConfig) -> Result<PgConnectOptions, sqlx::Error> {
+    let statement_timeout = config.statement_timeout.as_millis().to_string();
+    Ok(PgConnectOptions::from_str(url)?
+        .application_name(
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                .as_deref()
+                .unwrap_or("pulso"),
+        )
+        .options([("statement_timeout", statement_timeout.as_str())]))
+}
+
+/// The least time between two reads of a pool's secret: a burst of refused requests in one
+/// environment reads it once.
+const REREAD_AFTER: Duration = Duration::from_secs(1);
+
+/// A pool whose URL came from a secret, read again when PostgreSQL refuses its credentials:
+/// a rotated password reaches the pool's next connections without a deploy or a cold start.
+/// The request that met the refusal answers 503 with Retry-After (`crate::http::finish`
+/// re-reads before it answers); connections already open keep the password they opened with.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    pool: PgPool,
+    source: SecretRef,
+    config: DatabaseConfig,
+    read_at: Arc<tokio::sync::Mutex<Option<Instant>>>,
+}
+
+impl Rotation {
+    /// `pool`'s rotation, if `config`'s URL came from a secret.
+    pub fn of(pool: &PgPool, config: &DatabaseConfig) -> Option<Self> {
+        config.url_source.clone().map(|source| Self {
+            pool: pool.clone(),
+            source,
+            config: config.clone(),
+            read_at: Arc::default(),
+        })
+    }
+
+    /// Reads the secret again (unless it was read within [`REREAD_AFTER`]) and connects with
+    /// what it holds from now on. A secret that cannot be read or parsed is logged and the pool
+    /// keeps its URL.
+    pub async fn reread(&self) {
+        let mut read_at = self.read_at.lock().await;
+        if read_at.is_some_and(|at| at.elapsed() < REREAD_AFTER) {
+            return;
+        }
+        *read_at = Some(Instant::now());
+        let options = match crate::secrets::read_again(&self.source).await {
+            Ok(url) => connect_options(&url, &self.config)
+                .map_err(|_| "its url is not a PostgreSQL connection string".to_owned()),
+            Err(problem) => Err(problem),
+        };
+        match options {
+            Ok(options) => {
+                self.pool.set_connect_options(options);
+                tracing::warn!(
+                    secret = %self.source.arn,
+                    "PostgreSQL refused the credentials: the secret was read again"
+                );
+            }
+            Err(problem) => tracing::error!(
+                secret = %self.source.arn,
+                %problem,
+                "PostgreSQL refused the credentials and the secret could not be read again"
+            ),
+        }
+    }
 }
 
 /// Starts a transaction in which row-level security sees only `clinic`.

@@ -26,6 +26,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod realtime;
 pub mod redis;
+pub mod secrets;
 pub mod signed_urls;
 pub mod state;
 pub mod telemetry;

@@ -10,9 +10,12 @@
 //! problem, as is a secret that cannot be read (named by its ARN, never by its value).
 //! `SECRETS_MANAGER_ENDPOINT_URL` points the client at a local stand-in (moto); without any
 //! `*_SECRET_ARN`, nothing is called and the plain variables are used (the local stack, tests).
+//! The configuration records where each URL came from (`config::SecretRef`), so a database pool
+//! can read its secret again when PostgreSQL refuses the password ([`read_again`]). This module,
+//! not `config`, talks to AWS: `config` only reads variables (a leaf, `crate::layers`).
 
-use super::{Config, ConfigError};
 use crate::aws::{local_credentials, sdk_config};
+use crate::config::{Config, ConfigError, SecretRef};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
@@ -21,6 +24,14 @@ use std::time::Duration;
 
 /// The settings a secret may hold.
 pub const FROM_SECRETS: [&str; 3] = ["DATABASE_URL", "SYSTEM_DATABASE_URL", "REDIS_URL"];
+
+/// The `"url"` of the secret `source` names, as it is now, or why not (never the secret's
+/// text): what a database pool reads again when PostgreSQL refuses its credentials
+/// (`crate::db::Rotation`).
+pub async fn read_again(source: &SecretRef) -> Result<String, String> {
+    let client = client(source.endpoint.as_deref(), source.region.as_deref()).await;
+    read_url(&client, &source.arn).await
+}
 
 impl Config {
     /// The configuration at cold start: the environment, with every `<NAME>_SECRET_ARN` of
@@ -32,14 +43,24 @@ impl Config {
     /// [`Config::load`] from any variable source (a map in tests).
     pub async fn load_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let fetched = fetch(&lookup).await?;
-        Self::from_lookup(|name| fetched.get(name).cloned().or_else(|| lookup(name)))
+        let mut config = Self::from_lookup(|name| {
+            fetched
+                .get(name)
+                .map(|(url, _)| url.clone())
+                .or_else(|| lookup(name))
+        })?;
+        let source = |name: &str| fetched.get(name).map(|(_, source)| source.clone());
+        config.database.url_source = source("DATABASE_URL");
+        config.database.system_url_source = source("SYSTEM_DATABASE_URL");
+        Ok(config)
     }
 }
 
-/// Each setting of [`FROM_SECRETS`] whose `_SECRET_ARN` is set, read from its secret.
+/// Each setting of [`FROM_SECRETS`] whose `_SECRET_ARN` is set, read from its secret, with
+/// where it was read.
 async fn fetch(
     lookup: &impl Fn(&str) -> Option<String>,
-) -> Result<HashMap<&'static str, String>, ConfigError> {
+) -> Result<HashMap<&'static str, (String, SecretRef)>, ConfigError> {
     let wanted: Vec<(&'static str, String)> = FROM_SECRETS
         .iter()
         .filter_map(|name| lookup(&format!("{name}_SECRET_ARN")).map(|arn| (*name, arn)))
@@ -68,11 +89,17 @@ async fn fetch(
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
-    let client = client(endpoint.as_deref(), lookup("AWS_REGION").as_deref()).await;
+    let region = lookup("AWS_REGION");
+    let client = client(endpoint.as_deref(), region.as_deref()).await;
     for (name, arn) in wanted {
         match read_url(&client, &arn).await {
             Ok(url) => {
-                fetched.insert(name, url);
+                let source = SecretRef {
+                    arn: arn.clone(),
+                    endpoint: endpoint.clone(),
+                    region: region.clone(),
+                };
+                fetched.insert(name, (url, source));
             }
             Err(problem) => problems.push(format!("{name}_SECRET_ARN ({arn}): {problem}")),
         }

@@ -17,6 +17,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// `db`'s secret, read again when PostgreSQL refuses its credentials (`None` for a URL).
+    pub db_rotation: Option<crate::db::Rotation>,
     pub redis: Arc<RedisConnector>,
     pub cache: Cache,
     /// The job queue: stage and dispatch jobs here; the worker drains it.
@@ -44,6 +46,14 @@ pub enum StartupError {
 }
 
 impl AppState {
+    /// What `http::finish` wraps this state's routes with.
+    pub fn edge(&self) -> crate::http::Edge {
+        crate::http::Edge {
+            config: self.config.http.clone(),
+            rotation: self.db_rotation.clone(),
+        }
+    }
+
     /// Builds clients without contacting PostgreSQL or Redis: connections open on first use,
     /// so a function starts (and can report the outage) even when a dependency is down.
     pub fn build(config: Config) -> Result<Self, StartupError> {
@@ -64,6 +74,7 @@ impl AppState {
             config.media.public_url.clone(),
         ));
         Ok(Self {
+            db_rotation: crate::db::Rotation::of(&db, &config.database),
             db,
             signer,
             cache: Cache::new(
@@ -109,6 +120,12 @@ impl FromRef<AppState> for Queue {
 impl FromRef<AppState> for Arc<RedisConnector> {
     fn from_ref(state: &AppState) -> Self {
         state.redis.clone()
+    }
+}
+
+impl FromRef<AppState> for crate::http::Edge {
+    fn from_ref(state: &AppState) -> Self {
+        state.edge()
     }
 }
 

@@ -33,11 +33,11 @@ struct EnqueueBody {
 /// A route shaped like the contexts' enqueueing routes: `POST /test/{kind}` with an optional
 /// `Idempotency-Key`, answering 202 with the job and its status URL.
 fn enqueue_router(state: AppState) -> Router {
-    let config = state.config.http.clone();
+    let edge = state.edge();
     shared::http::finish(
         Router::new().route("/test/{kind}", post(enqueue)).into(),
         state,
-        &config,
+        edge,
     )
 }
 

@@ -1,8 +1,10 @@
-//! Connection strings read from Secrets Manager at cold start (`shared::config::secrets`),
+//! Connection strings read from Secrets Manager at cold start (`shared::secrets`),
 //! through the real SDK against the local AWS stand-in (moto, the one the Cognito tests use).
 
 use aws_sdk_secretsmanager::Client;
+use pulso_tests::{TestApp, TestOptions};
 use shared::Config;
+use shared::auth::Role;
 use shared::config::ConfigError;
 use std::collections::HashMap;
 
@@ -180,5 +182,50 @@ async fn a_secret_that_cannot_be_used_stops_the_start_and_says_which() {
             .iter()
             .any(|p| p.starts_with("DATABASE_URL: must start with postgres://"))
     );
+    secrets.delete_all().await;
+}
+
+#[tokio::test]
+async fn a_rotated_database_secret_reaches_the_pool_after_one_refusal() {
+    let mut secrets = Secrets::new().await;
+    // The password the function started with no longer works (here: a role the server does
+    // not know), and the secret already holds the new URL, as right after a rotation.
+    let arn = secrets
+        .create(r#"{"url": "postgres://pulso_nobody:old@127.0.0.1:5432/pulso"}"#)
+        .await;
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![
+            ("DATABASE_URL_SECRET_ARN", arn.clone()),
+            (
+                "SECRETS_MANAGER_ENDPOINT_URL",
+                pulso_tests::cognito_endpoint(),
+            ),
+            ("AWS_REGION", REGION.to_owned()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    let rotated = format!(
+        r#"{{"url": "{}"}}"#,
+        pulso_tests::app_url_for(&app.database)
+    );
+    secrets
+        .client
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(rotated)
+        .send()
+        .await
+        .expect("the stand-in rotates the secret");
+
+    let patients = shared::patients::router(app.state.clone());
+    let token = app.token(&app.clinic_a, Role::Receptionist);
+    let client = app.client(&patients, &token);
+    // The request that meets the refusal answers 503 (retry later) and has the secret re-read.
+    let refused = client.get("/patients").await;
+    assert_eq!(refused.problem(503)["type"], "/problems/unavailable");
+    // The next one connects with the rotated URL.
+    let response = client.get("/patients").await;
+    assert_eq!(response.status, 200, "{}", response.body);
     secrets.delete_all().await;
 }

@@ -220,10 +220,16 @@ impl TestApp {
             vars.insert("COGNITO_ENDPOINT_URL", cognito.endpoint);
         }
         vars.extend(options.env);
+        if vars.contains_key("DATABASE_URL_SECRET_ARN") {
+            // The test gives the URL by its secret (`shared::secrets`).
+            vars.remove("DATABASE_URL");
+        }
         if let Some(limit) = options.max_body_bytes {
             vars.insert("MAX_BODY_BYTES", limit.to_string());
         }
-        let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config");
+        let config = Config::load_from(|name| vars.get(name).cloned())
+            .await
+            .expect("test config");
         let state = AppState::build(config).expect("test state");
         TestApp {
             state,
@@ -440,7 +446,7 @@ async fn admin_connection(database: Option<&str>) -> PgConnection {
 }
 
 /// The application role's URL with the database name swapped for this test's.
-fn app_url_for(database: &str) -> String {
+pub fn app_url_for(database: &str) -> String {
     with_database(app_url(), database)
 }
 

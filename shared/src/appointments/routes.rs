@@ -36,8 +36,8 @@ const WRITERS: &[Role] = &[Role::Admin, Role::Receptionist, Role::Dentist];
 const OVERRIDERS: &[Role] = &[Role::Admin];
 
 pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
-    http::finish(routes(), state, &config)
+    let edge = state.edge();
+    http::finish(routes(), state, edge)
 }
 
 /// The routes with their OpenAPI description (`crate::contract`).

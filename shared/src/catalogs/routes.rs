@@ -44,8 +44,8 @@ fn code_of(segment: &str) -> Result<CatalogCode, ApiError> {
 }
 
 pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
-    http::finish(routes(), state, &config)
+    let edge = state.edge();
+    http::finish(routes(), state, edge)
 }
 
 /// The routes with their OpenAPI description (`crate::contract`).

@@ -9,7 +9,6 @@ mod auth;
 mod limits;
 mod queue;
 mod realtime;
-mod secrets;
 mod stores;
 mod vars;
 
@@ -21,8 +20,7 @@ pub use auth::{AuthConfig, CognitoConfig, FirstPartyTokens};
 pub use limits::{HttpConfig, MediaConfig, XRAY_MAX_BYTES_CEILING, XrayConfig};
 pub use queue::QueueConfig;
 pub use realtime::RealtimeConfig;
-pub use secrets::FROM_SECRETS;
-pub use stores::{CacheConfig, DatabaseConfig, RedisConfig};
+pub use stores::{CacheConfig, DatabaseConfig, RedisConfig, SecretRef};
 
 use std::fmt;
 use vars::Vars;

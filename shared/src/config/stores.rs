@@ -16,6 +16,19 @@ pub struct DatabaseConfig {
     /// every clinic's jobs. Only the scheduler and the worker have it (and need it); every other
     /// function leaves it unset.
     pub system_url: Option<Secret>,
+    /// The secrets `url` and `system_url` were read from (`Config::load`), if they were.
+    pub url_source: Option<SecretRef>,
+    pub system_url_source: Option<SecretRef>,
+}
+
+/// Where a setting was read from in Secrets Manager (`crate::secrets`), to read it again.
+#[derive(Clone, Debug)]
+pub struct SecretRef {
+    pub arn: String,
+    /// `SECRETS_MANAGER_ENDPOINT_URL`, a local stand-in.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION`.
+    pub region: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +88,8 @@ impl DatabaseConfig {
             acquire_timeout,
             statement_timeout,
             system_url,
+            url_source: None,
+            system_url_source: None,
         }
     }
 }

@@ -484,8 +484,8 @@ fn routes() -> OpenApiRouter<AppState> {
 /// The `health` function's router: the health routes and this document, public like
 /// `/health` and served by the function every deployment has.
 pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
-    crate::http::finish(crate::health::routes().merge(routes()), state, &config)
+    let edge = state.edge();
+    crate::http::finish(crate::health::routes().merge(routes()), state, edge)
 }
 
 /// Fails unless `generated` is what is committed at `path` (from the workspace's root): a

@@ -17,8 +17,8 @@ use utoipa_axum::routes;
 const READERS: &[Role] = &[Role::Admin, Role::Dentist];
 
 pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
-    http::finish(routes(), state, &config)
+    let edge = state.edge();
+    http::finish(routes(), state, edge)
 }
 
 /// The routes with their OpenAPI description (`crate::contract`).

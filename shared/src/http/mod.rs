@@ -10,8 +10,10 @@ pub mod responses;
 mod router;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
-pub use problem::{ApiError, ConflictKind, PROBLEM_JSON, Problem, ProblemInterval};
-pub use router::{LateHeaders, RequestId, finish};
+pub use problem::{
+    ApiError, ConflictKind, CredentialsRefused, PROBLEM_JSON, Problem, ProblemInterval,
+};
+pub use router::{Edge, LateHeaders, RequestId, finish};
 
 /// The `Location` header of a created resource (`path`, e.g. `/time-off/{id}`).
 pub fn location(path: String) -> Result<[(::http::HeaderName, ::http::HeaderValue); 1], ApiError> {

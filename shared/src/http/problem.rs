@@ -399,6 +399,13 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (self.status(), axum::Json(self.problem())).into_response();
+        if let ApiError::Unavailable { source, .. } = &self
+            && source
+                .downcast_ref::<DbError>()
+                .is_some_and(DbError::credentials_refused)
+        {
+            response.extensions_mut().insert(CredentialsRefused);
+        }
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         match &self {
@@ -433,6 +440,11 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Marks a response whose request met PostgreSQL refusing the pool's credentials: the edge
+/// (`super::finish`) has the pool read its secret again before answering.
+#[derive(Clone, Copy, Debug)]
+pub struct CredentialsRefused;
 
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {

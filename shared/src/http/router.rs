@@ -1,9 +1,12 @@
 //! What every Pulso HTTP function wraps its routes in: problem+json fallbacks, the body limit,
-//! one tracing span per request, and the `RateLimit` headers of the request's usage.
+//! one tracing span per request, the `RateLimit` headers of the request's usage, and a fresh
+//! read of the database secret when PostgreSQL refused the pool's credentials
+//! (`crate::db::Rotation`).
 
 use super::extract::BodyLimit;
-use super::problem::ApiError;
+use super::problem::{ApiError, CredentialsRefused};
 use crate::config::HttpConfig;
+use crate::db::Rotation;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
 use axum::middleware::{self, Next};
@@ -18,10 +21,11 @@ use utoipa_axum::router::OpenApiRouter;
 /// Wraps a function's routes with what every Pulso HTTP function needs: the request span,
 /// the body limit, and problem+json answers for unknown routes and wrong methods. The routes
 /// come with their OpenAPI description (`crate::contract`), which is not needed here.
-pub fn finish<S>(routes: OpenApiRouter<S>, state: S, config: &HttpConfig) -> Router
+pub fn finish<S>(routes: OpenApiRouter<S>, state: S, edge: Edge) -> Router
 where
     S: Clone + Send + Sync + 'static,
 {
+    let Edge { config, rotation } = edge;
     let limit = config.max_body_bytes;
     let (routes, _): (Router, _) = routes.with_state(state).split_for_parts();
     routes
@@ -29,20 +33,35 @@ where
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(
-            move |mut request: Request, next: Next| async move {
-                request.extensions_mut().insert(BodyLimit(limit));
-                let late = LateHeaders::default();
-                request.extensions_mut().insert(late.clone());
-                let mut response = traced(request, next).await;
-                if let Some(late) = late.0.get() {
-                    let headers = response.headers_mut();
-                    for (name, value) in late {
-                        headers.entry(name).or_insert_with(|| value.clone());
+            move |mut request: Request, next: Next| {
+                let rotation = rotation.clone();
+                async move {
+                    request.extensions_mut().insert(BodyLimit(limit));
+                    let late = LateHeaders::default();
+                    request.extensions_mut().insert(late.clone());
+                    let mut response = traced(request, next).await;
+                    if let Some(rotation) = &rotation
+                        && response.extensions().get::<CredentialsRefused>().is_some()
+                    {
+                        rotation.reread().await;
                     }
+                    if let Some(late) = late.0.get() {
+                        let headers = response.headers_mut();
+                        for (name, value) in late {
+                            headers.entry(name).or_insert_with(|| value.clone());
+                        }
+                    }
+                    response
                 }
-                response
             },
         ))
+}
+
+/// What the edge needs of a function's state: the HTTP settings, and the pool's [`Rotation`]
+/// when its URL came from a secret (`AppState::edge`).
+pub struct Edge {
+    pub config: HttpConfig,
+    pub rotation: Option<Rotation>,
 }
 
 /// Headers a request earns on its way through (its rate-limit usage, `shared::access`) that

@@ -24,9 +24,10 @@ where
     Queue: FromRef<S>,
     Arc<Access>: FromRef<S>,
     HttpConfig: FromRef<S>,
+    http::Edge: FromRef<S>,
 {
-    let config = HttpConfig::from_ref(&state);
-    http::finish(routes(), state, &config)
+    let edge = http::Edge::from_ref(&state);
+    http::finish(routes(), state, edge)
 }
 
 /// The routes with their OpenAPI description (`crate::contract`).

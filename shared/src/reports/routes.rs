@@ -31,8 +31,8 @@ use utoipa_axum::routes;
 const PENDING_RETRY_AFTER_SECONDS: u32 = 2;
 
 pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
-    http::finish(routes(), state, &config)
+    let edge = state.edge();
+    http::finish(routes(), state, edge)
 }
 
 /// The routes with their OpenAPI description (`crate::contract`).

@@ -34,8 +34,8 @@ const SCHEDULE_EDITORS: &[Role] = &[Role::Admin];
 const TIME_OFF_EDITORS: &[Role] = &[Role::Admin, Role::Receptionist];
 
 pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
-    http::finish(routes(), state, &config)
+    let edge = state.edge();
+    http::finish(routes(), state, edge)
 }
 
 /// The routes with their OpenAPI description (`crate::contract`).

@@ -46,8 +46,8 @@ const PENDING_RETRY_AFTER_SECONDS: u32 = 2;
 /// 64 KiB JSON limit that `http::finish` sets applies only to axum's body extractors, which no
 /// route here uses.
 pub fn router(state: AppState) -> Router {
-    let config = state.config.http.clone();
-    http::finish(routes(), state, &config)
+    let edge = state.edge();
+    http::finish(routes(), state, edge)
 }
 
 /// The routes with their OpenAPI description (`crate::contract`).
