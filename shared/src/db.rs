@@ -121,6 +121,19 @@ impl Rotation {
         })
     }
 
+    /// Before a scheduled run (a scheduler tick, a worker invocation): takes a connection and,
+    /// if PostgreSQL refuses the credentials, reads the secret again there and then, so the run
+    /// goes on with the rotated password instead of failing whole. These functions answer no
+    /// request through which a refusal would reach `crate::http::finish`. An idle connection is
+    /// reused as it is, without a round trip.
+    pub async fn before_run(&self) {
+        if let Err(error) = self.pool.acquire().await
+            && DbError::from(error).credentials_refused()
+        {
+            self.reread().await;
+        }
+    }
+
     /// Reads the secret again (unless it was read within [`REREAD_AFTER`]) and connects with
     /// what it holds from now on. A secret that cannot be read or parsed is logged and the pool
     /// keeps its URL.

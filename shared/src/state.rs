@@ -111,6 +111,12 @@ impl FromRef<AppState> for PgPool {
     }
 }
 
+impl FromRef<AppState> for Option<crate::db::Rotation> {
+    fn from_ref(state: &AppState) -> Self {
+        state.db_rotation.clone()
+    }
+}
+
 impl FromRef<AppState> for Queue {
     fn from_ref(state: &AppState) -> Self {
         state.queue.clone()

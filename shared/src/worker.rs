@@ -40,10 +40,9 @@ impl Worker {
     /// worker's own (at most 16 for handlers; more handlers wait for a connection).
     pub fn from_config(config: Config, handlers: Handlers) -> Result<Self, WorkerStartupError> {
         let mut config = config;
-        config.database.url = config
+        config.database = config
             .database
-            .system_url
-            .clone()
+            .as_system()
             .ok_or(WorkerStartupError::MissingSystemDatabaseUrl)?;
         let handler_connections =
             u32::try_from(config.queue.worker_concurrency).unwrap_or(u32::MAX);

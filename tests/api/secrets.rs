@@ -229,3 +229,61 @@ async fn a_rotated_database_secret_reaches_the_pool_after_one_refusal() {
     assert_eq!(response.status, 200, "{}", response.body);
     secrets.delete_all().await;
 }
+
+#[tokio::test]
+async fn a_rotated_system_secret_reaches_the_scheduler_and_the_worker_before_their_run() {
+    use shared::scheduler::{Scheduler, Tick};
+    use shared::worker::Worker;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    let mut secrets = Secrets::new().await;
+    let app = TestApp::spawn().await;
+    // Both started with a password that no longer works; the secret holds the new one.
+    let arn = secrets
+        .create(r#"{"url": "postgres://pulso_nobody:old@127.0.0.1:5432/pulso"}"#)
+        .await;
+    let mut config = (*app.state.config).clone();
+    config.database.system_url = Some(shared::config::Secret::new(
+        "postgres://pulso_nobody:old@127.0.0.1:5432/pulso",
+    ));
+    config.database.system_url_source = Some(shared::config::SecretRef {
+        arn: arn.clone(),
+        endpoint: Some(pulso_tests::cognito_endpoint()),
+        region: Some(REGION.to_owned()),
+    });
+    let scheduler = Scheduler::from_config(config.clone()).expect("scheduler state");
+    let worker = Worker::from_config(config, shared::worker::handlers()).expect("worker state");
+    let rotated = format!(
+        r#"{{"url": "{}"}}"#,
+        pulso_tests::system_url_for(&app.database)
+    );
+    secrets
+        .client
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(rotated)
+        .send()
+        .await
+        .expect("the stand-in rotates the secret");
+
+    // The tick meets the refusal before its first task, reads the secret and runs them all.
+    let report = scheduler
+        .run(Tick {
+            at: chrono::Utc::now(),
+            stop_at: Instant::now() + Duration::from_secs(30),
+        })
+        .await;
+    assert!(report.failed_tasks().is_empty(), "{report:?}");
+
+    // The worker's invocation does the same before it claims anything.
+    let margin = worker.state().config.queue.worker_deadline_margin;
+    let deadline = chrono::Utc::now() + margin + Duration::from_millis(500);
+    worker.invocation(deadline.timestamp_millis() as u64).await;
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&worker.state().db)
+        .await
+        .expect("the worker's pool connects with the rotated secret");
+    assert_eq!(role, "pulso_system");
+    secrets.delete_all().await;
+}

@@ -343,12 +343,13 @@ impl TestApp {
     /// runs on): same cache, keys and Redis prefix. The pool connects lazily.
     pub fn system_state(&self) -> AppState {
         let config = shared::config::DatabaseConfig {
-            url: shared::config::Secret::new(with_database(system_url(), &self.database)),
+            url: shared::config::Secret::new(system_url_for(&self.database)),
             max_connections: 4,
             ..self.state.config.database.clone()
         };
         AppState {
             db: shared::db::pool(&config).expect("TEST_SYSTEM_DATABASE_URL"),
+            db_rotation: None,
             ..self.state.clone()
         }
     }
@@ -448,6 +449,12 @@ async fn admin_connection(database: Option<&str>) -> PgConnection {
 /// The application role's URL with the database name swapped for this test's.
 pub fn app_url_for(database: &str) -> String {
     with_database(app_url(), database)
+}
+
+/// The scheduler's and the worker's connection string (pulso_system) to the test database
+/// `database`.
+pub fn system_url_for(database: &str) -> String {
+    with_database(system_url(), database)
 }
 
 /// `base` (a connection URL) with its database name swapped for `database`.

@@ -63,6 +63,16 @@ fn is_postgres_url(url: &str) -> bool {
 }
 
 impl DatabaseConfig {
+    /// The same settings connecting as pulso_system (`SYSTEM_DATABASE_URL`, and the secret it
+    /// came from), for the scheduler's and the worker's pools; `None` without one.
+    pub fn as_system(&self) -> Option<Self> {
+        Some(Self {
+            url: self.system_url.clone()?,
+            url_source: self.system_url_source.clone(),
+            ..self.clone()
+        })
+    }
+
     pub(super) fn read(vars: &mut Vars) -> Self {
         let url = Secret::new(vars.required("DATABASE_URL").unwrap_or_default());
         let max_connections = vars.parsed("DATABASE_MAX_CONNECTIONS", 2, "a number of connections");

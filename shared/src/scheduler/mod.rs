@@ -160,10 +160,9 @@ impl Scheduler {
     /// `SYSTEM_DATABASE_URL` (pulso_system) instead of `DATABASE_URL`.
     pub fn from_config(config: Config) -> Result<Self, SchedulerStartupError> {
         let mut config = config;
-        config.database.url = config
+        config.database = config
             .database
-            .system_url
-            .clone()
+            .as_system()
             .ok_or(SchedulerStartupError::MissingSystemDatabaseUrl)?;
         Ok(Self::new(AppState::build(config)?))
     }
@@ -179,6 +178,9 @@ impl Scheduler {
 
     /// Runs every task once. A task that fails is reported and the next one still runs.
     pub async fn run(&self, tick: Tick) -> RunReport {
+        if let Some(rotation) = &self.state.db_rotation {
+            rotation.before_run().await;
+        }
         let mut tasks = Vec::with_capacity(TASKS.len());
         for task in TASKS {
             let started = Instant::now();

@@ -28,6 +28,7 @@ pub use stop::{Drain, StopReason, drain_for_deadline};
 
 use super::handlers::Handlers;
 use super::{Outcome, Queue};
+use crate::db::Rotation;
 use crate::redis::RedisConnector;
 use axum::extract::FromRef;
 use background::Background;
@@ -72,6 +73,8 @@ pub struct Worker<S> {
     state: S,
     queue: Queue,
     db: sqlx::PgPool,
+    /// `db`'s secret, read again before an invocation if PostgreSQL refuses the credentials.
+    rotation: Option<Rotation>,
     redis: Arc<RedisConnector>,
     handlers: Arc<Handlers<S>>,
 }
@@ -82,6 +85,7 @@ impl<S: Clone> Clone for Worker<S> {
             state: self.state.clone(),
             queue: self.queue.clone(),
             db: self.db.clone(),
+            rotation: self.rotation.clone(),
             redis: self.redis.clone(),
             handlers: self.handlers.clone(),
         }
@@ -94,11 +98,13 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
     where
         Queue: FromRef<S>,
         sqlx::PgPool: FromRef<S>,
+        Option<Rotation>: FromRef<S>,
         Arc<RedisConnector>: FromRef<S>,
     {
         Self {
             queue: Queue::from_ref(&state),
             db: sqlx::PgPool::from_ref(&state),
+            rotation: Option::<Rotation>::from_ref(&state),
             redis: Arc::<RedisConnector>::from_ref(&state),
             state,
             handlers: Arc::new(handlers),
@@ -111,6 +117,9 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
 
     /// One scheduled Lambda invocation: drain until the deadline (epoch ms) minus the margin.
     pub async fn invocation(&self, deadline_epoch_ms: u64) -> DrainReport {
+        if let Some(rotation) = &self.rotation {
+            rotation.before_run().await;
+        }
         let until = drain_for_deadline(
             deadline_epoch_ms,
             self.queue.config().worker_deadline_margin,
