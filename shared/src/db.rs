@@ -3,7 +3,7 @@
 
 use crate::config::{DatabaseConfig, SecretRef};
 use crate::ids::{ClinicId, OrganizationId, UserId};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -82,10 +82,23 @@ pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
         .connect_lazy_with(options))
 }
 
+/// The certificate authorities of Amazon RDS and Aurora (every region, current ones), which a
+/// `sslmode=verify-full` connection trusts beside the usual web roots unless its URL names a
+/// `sslrootcert` of its own. Where it comes from and how to renew it: the file's header.
+const RDS_CERTIFICATE_AUTHORITIES: &[u8] = include_bytes!("../tls/rds-ca-bundle.pem");
+
 /// How a pool of `config` connects to `url`.
 fn connect_options(url: &str, config: &DatabaseConfig) -> Result<PgConnectOptions, sqlx::Error> {
     let statement_timeout = config.statement_timeout.as_millis().to_string();
-    Ok(PgConnectOptions::from_str(url)?
+    let mut options = PgConnectOptions::from_str(url)?;
+    let verifies = matches!(
+        options.get_ssl_mode(),
+        PgSslMode::VerifyFull | PgSslMode::VerifyCa
+    );
+    if verifies && !url.contains("sslrootcert=") {
+        options = options.ssl_root_cert_from_pem(RDS_CERTIFICATE_AUTHORITIES.to_vec());
+    }
+    Ok(options
         .application_name(
             std::env::var("AWS_LAMBDA_FUNCTION_NAME")
                 .as_deref()

@@ -127,3 +127,57 @@ async fn refused_credentials_are_unavailable_not_an_internal_error() {
     .await;
     patients_unavailable(&app, "pulso_nobody").await;
 }
+
+/// `url` with `sslmode` set to `mode`.
+fn with_ssl_mode(url: String, mode: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode={mode}")
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_prove_who_it_is_gets_no_query() {
+    // The local server offers TLS with a self-signed certificate (Debian's default, ssl = on),
+    // the kind a man in the middle would offer: verify-full refuses it, whatever the roots.
+    let url =
+        |app: &TestApp, mode: &str| with_ssl_mode(pulso_tests::app_url_for(&app.database), mode);
+    let app = TestApp::spawn().await;
+    let config = shared::config::DatabaseConfig {
+        url: shared::config::Secret::new(url(&app, "verify-full")),
+        ..app.state.config.database.clone()
+    };
+    let pool = shared::db::pool(&config).expect("options");
+    let error = sqlx::query("SELECT 1")
+        .execute(&pool)
+        .await
+        .expect_err("an unknown issuer is refused");
+    // Refused for its issuer: the built-in authorities were read (a bad bundle fails earlier,
+    // as "Invalid certificate") and checked.
+    assert!(
+        error.to_string().contains("UnknownIssuer"),
+        "refused for another reason (is ssl on in postgresql.conf?): {error}"
+    );
+    assert!(matches!(
+        shared::db::DbError::from(error),
+        shared::db::DbError::Unavailable(_)
+    ));
+
+    // Through a function: 503 problem+json, not a 500, and nothing about certificates.
+    let verifying = TestApp::spawn_with(TestOptions {
+        env: vec![("DATABASE_URL", url(&app, "verify-full"))],
+        ..TestOptions::default()
+    })
+    .await;
+    patients_unavailable(&verifying, "certificate").await;
+
+    // The same server and database with encryption but no verification answer: what was
+    // refused was the certificate, not TLS.
+    let encrypting = TestApp::spawn_with(TestOptions {
+        env: vec![("DATABASE_URL", url(&app, "require"))],
+        ..TestOptions::default()
+    })
+    .await;
+    let patients = shared::patients::router(encrypting.state.clone());
+    let token = encrypting.token(&app.clinic_a, Role::Receptionist);
+    let response = encrypting.client(&patients, &token).get("/patients").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+}

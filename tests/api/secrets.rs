@@ -79,10 +79,10 @@ async fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
 async fn connection_strings_come_from_their_secrets() {
     let mut secrets = Secrets::new().await;
     let database = secrets
-        .create(r#"{"url": "postgres://pulso_app:from-the-secret@db.internal:5432/pulso"}"#)
+        .create(r#"{"url": "postgres://pulso_app:from-the-secret@db.internal:5432/pulso?sslmode=verify-full"}"#)
         .await;
     let system = secrets
-        .create(r#"{"url": "postgres://pulso_system:also-secret@db.internal:5432/pulso", "username": "pulso_system"}"#)
+        .create(r#"{"url": "postgres://pulso_system:also-secret@db.internal:5432/pulso?sslmode=verify-full", "username": "pulso_system"}"#)
         .await;
     let redis = secrets
         .create(r#"{"url": "rediss://:auth-token@cache.internal:6379"}"#)
@@ -97,11 +97,11 @@ async fn connection_strings_come_from_their_secrets() {
     .expect("every secret read");
     assert_eq!(
         config.database.url.expose(),
-        "postgres://pulso_app:from-the-secret@db.internal:5432/pulso"
+        "postgres://pulso_app:from-the-secret@db.internal:5432/pulso?sslmode=verify-full"
     );
     assert_eq!(
         config.database.system_url.as_ref().map(|url| url.expose()),
-        Some("postgres://pulso_system:also-secret@db.internal:5432/pulso")
+        Some("postgres://pulso_system:also-secret@db.internal:5432/pulso?sslmode=verify-full")
     );
     assert_eq!(
         config.redis.url.expose(),

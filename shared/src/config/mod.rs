@@ -240,9 +240,63 @@ mod tests {
     }
 
     #[test]
+    fn a_store_on_another_host_is_reached_over_verified_tls() {
+        let problems = |url: &str| {
+            config(&[
+                ("DATABASE_URL", url),
+                ("SYSTEM_DATABASE_URL", url),
+                ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+            ])
+            .err()
+            .map(|error| error.problems)
+            .unwrap_or_default()
+        };
+        for refused in [
+            "postgres://pulso_app:pw@db.internal:5432/pulso",
+            "postgres://pulso_app:pw@db.internal:5432/pulso?sslmode=require",
+            "postgres://pulso_app:pw@10.0.0.5/pulso?sslmode=verify-ca",
+            "postgres://pulso_app:pw@127.0.0.1/pulso?host=db.internal",
+        ] {
+            let found = problems(refused);
+            assert_eq!(found.len(), 2, "{refused}: {found:?}");
+            assert!(found[0].starts_with("DATABASE_URL: a database on another host"));
+            assert!(found[1].starts_with("SYSTEM_DATABASE_URL: a database on another host"));
+        }
+        let redis = |url: &str| {
+            config(&[
+                ("DATABASE_URL", "postgres://pulso_app@127.0.0.1/pulso"),
+                ("REDIS_URL", url),
+                ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+            ])
+            .err()
+            .map(|error| error.problems)
+            .unwrap_or_default()
+        };
+        assert_eq!(
+            redis("redis://:token@cache.internal:6379"),
+            vec!["REDIS_URL: a Redis on another host must be reached with rediss:// (TLS)"]
+        );
+        assert!(redis("rediss://:token@cache.internal:6379").is_empty());
+        assert!(redis("redis://127.0.0.1:6380").is_empty());
+        for accepted in [
+            "postgres://pulso_app:pw@db.internal:5432/pulso?sslmode=verify-full",
+            "postgresql://pulso_app:pw@pulso.proxy-abc.eu-west-1.rds.amazonaws.com/pulso?connect_timeout=5&sslmode=verify-full",
+            "postgres://pulso_app@127.0.0.1:5432/pulso",
+            "postgres://pulso_app@localhost/pulso",
+            "postgres://pulso_app@[::1]/pulso",
+            "postgres://pulso_app@/pulso?host=/var/run/postgresql",
+        ] {
+            assert_eq!(problems(accepted), Vec::<String>::new(), "{accepted}");
+        }
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let config = config(&[
-            ("DATABASE_URL", "postgres://pulso_app:hunter2@db/pulso"),
+            (
+                "DATABASE_URL",
+                "postgres://pulso_app:hunter2@db/pulso?sslmode=verify-full",
+            ),
             (
                 "JWT_HS256_SECRET",
                 "0123456789abcdef0123456789abcdef-very-secret",

@@ -62,6 +62,32 @@ fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Whether `url` reaches PostgreSQL across a network without making sure who answers: every
+/// database but one on this host (loopback, a socket) must be named with `sslmode=verify-full`,
+/// or whoever sits on the path could read every clinic's rows and the password. The RDS
+/// certificate authorities are built in (`crate::db`); RDS Proxy's chain to public roots.
+fn unverified_remote(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false; // reported as not a PostgreSQL URL
+    };
+    let query = |name: &str| {
+        parsed
+            .query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    };
+    let host = query("host").unwrap_or_else(|| parsed.host_str().unwrap_or_default().to_owned());
+    !on_this_host(&host) && query("sslmode").as_deref() != Some("verify-full")
+}
+
+/// Whether a server named `host` in a URL is on the function's own host: loopback, or a
+/// socket (a path, or no host at all).
+fn on_this_host(host: &str) -> bool {
+    host.is_empty()
+        || host.starts_with('/')
+        || matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+}
+
 impl DatabaseConfig {
     /// The same settings connecting as pulso_system (`SYSTEM_DATABASE_URL`, and the secret it
     /// came from), for the scheduler's and the worker's pools; `None` without one.
@@ -92,6 +118,20 @@ impl DatabaseConfig {
                 .is_none_or(|url| is_postgres_url(url.expose())),
             || "SYSTEM_DATABASE_URL: must start with postgres:// or postgresql://".into(),
         );
+        for (name, url) in [
+            ("DATABASE_URL", Some(&url)),
+            ("SYSTEM_DATABASE_URL", system_url.as_ref()),
+        ] {
+            vars.check(
+                !url.is_some_and(|url| unverified_remote(url.expose())),
+                || {
+                    format!(
+                        "{name}: a database on another host must be reached with \
+                     sslmode=verify-full (the RDS certificate authorities are built in)"
+                    )
+                },
+            );
+        }
         Self {
             url,
             max_connections,
@@ -115,6 +155,14 @@ impl RedisConfig {
             url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"),
             || "REDIS_URL: must start with redis:// or rediss://".into(),
         );
+        // The queue's payloads and the caches hold patients' data: none of it crosses a
+        // network in the clear (ElastiCache's certificates chain to the usual web roots).
+        let remote_plain = url::Url::parse(url.expose()).is_ok_and(|parsed| {
+            parsed.scheme() == "redis" && !on_this_host(parsed.host_str().unwrap_or_default())
+        });
+        vars.check(!remote_plain, || {
+            "REDIS_URL: a Redis on another host must be reached with rediss:// (TLS)".into()
+        });
         Self {
             url,
             key_prefix: vars
