@@ -2,6 +2,7 @@
 //! short timeouts, connected lazily so Redis being down never stops a function from starting.
 
 use crate::config::RedisConfig;
+use crate::secrets::RedisCredentials;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError};
 use std::sync::Mutex;
@@ -16,6 +17,9 @@ pub struct RedisConnector {
     client: Client,
     manager: OnceCell<ConnectionManager>,
     config: ConnectionManagerConfig,
+    /// Where each new connection takes its credentials, when the URL came from a secret: a
+    /// rotated AUTH token reaches the next connection (`crate::secrets::RedisCredentials`).
+    credentials: Option<RedisCredentials>,
     connect_timeout: Duration,
     last_failure: Mutex<Option<Instant>>,
 }
@@ -47,10 +51,19 @@ impl RedisConnector {
             .set_connection_timeout(Some(config.connect_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
+        let credentials = config
+            .url_source
+            .clone()
+            .map(|source| RedisCredentials::new(source, config.url.expose()));
+        let manager_config = match &credentials {
+            Some(credentials) => manager_config.set_credentials_provider(credentials.clone()),
+            None => manager_config,
+        };
         Ok(Self {
             client,
             manager: OnceCell::new(),
             config: manager_config,
+            credentials,
             connect_timeout: config.connect_timeout,
             last_failure: Mutex::new(None),
         })
@@ -95,6 +108,10 @@ impl RedisConnector {
         let config = ::redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(response_timeout));
+        let config = match &self.credentials {
+            Some(credentials) => config.set_credentials_provider(credentials.clone()),
+            None => config,
+        };
         self.client
             .get_multiplexed_async_connection_with_config(&config)
             .await

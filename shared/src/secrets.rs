@@ -20,8 +20,17 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use futures_util::{Stream, StreamExt};
+use redis::RedisResult;
+use redis::auth::{BasicAuth, StreamingCredentialsProvider};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The least time between two reads of the Redis secret: the connections a burst opens (a
+/// connection and its re-authentication task subscribe one after the other) share one read.
+const REDIS_REREAD_AFTER: Duration = Duration::from_secs(1);
 
 /// The settings a secret may hold.
 pub const FROM_SECRETS: [&str; 3] = ["DATABASE_URL", "SYSTEM_DATABASE_URL", "REDIS_URL"];
@@ -53,6 +62,7 @@ impl Config {
         let source = |name: &str| fetched.get(name).map(|(_, source)| source.clone());
         config.database.url_source = source("DATABASE_URL");
         config.database.system_url_source = source("SYSTEM_DATABASE_URL");
+        config.redis.url_source = source("REDIS_URL");
         Ok(config)
     }
 }
@@ -162,4 +172,77 @@ async fn read_url(client: &Client, arn: &str) -> Result<String, String> {
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| "has no text under \"url\"".into())
+}
+
+/// The credentials of a Redis URL read from a secret, as each new connection asks for them:
+/// ElastiCache's AUTH token rotation (ROTATE, then SET) keeps open connections working, so what
+/// needs the new token is the next connection, after a failover, a maintenance or a dropped
+/// socket. Each connection the `redis` crate opens takes the first item of [`subscribe`]: the
+/// first connection takes what the cold start read, a later one reads the secret again (or
+/// takes what was read within [`REDIS_REREAD_AFTER`]); a secret that cannot be read leaves the
+/// last credentials, logged. The stream then stays open without more items: a connection
+/// takes new credentials only by reconnecting. Connections are few (one shared per
+/// environment, one for the worker's blocking wait per invocation), and so are the reads.
+///
+/// [`subscribe`]: StreamingCredentialsProvider::subscribe
+#[derive(Clone)]
+pub struct RedisCredentials {
+    source: SecretRef,
+    /// The credentials last read, and when (`None` until the first connection, which the cold
+    /// start's read serves).
+    last: Arc<tokio::sync::Mutex<(BasicAuth, Option<Instant>)>>,
+}
+
+impl RedisCredentials {
+    /// Credentials from `source`, starting with those of `url` (just read from it at start-up).
+    pub fn new(source: SecretRef, url: &str) -> Self {
+        Self {
+            source,
+            last: Arc::new(tokio::sync::Mutex::new((credentials_of(url), None))),
+        }
+    }
+
+    async fn current(&self) -> BasicAuth {
+        let mut last = self.last.lock().await;
+        let stale = last.1.is_some_and(|at| at.elapsed() >= REDIS_REREAD_AFTER);
+        if stale || last.1.is_none() {
+            last.1 = Some(Instant::now());
+        }
+        if stale {
+            match read_again(&self.source).await {
+                Ok(url) => last.0 = credentials_of(&url),
+                Err(problem) => tracing::error!(
+                    secret = %self.source.arn,
+                    %problem,
+                    "the Redis secret could not be read again; connecting with the last credentials"
+                ),
+            }
+        }
+        last.0.clone()
+    }
+}
+
+impl StreamingCredentialsProvider for RedisCredentials {
+    fn subscribe(&self) -> Pin<Box<dyn Stream<Item = RedisResult<BasicAuth>> + Send + 'static>> {
+        let this = self.clone();
+        Box::pin(
+            futures_util::stream::once(async move { Ok(this.current().await) })
+                .chain(futures_util::stream::pending()),
+        )
+    }
+}
+
+/// The user and password of a Redis URL (`rediss://:token@host` is ElastiCache's AUTH token,
+/// which Redis 6 and later check as the `default` user's password).
+fn credentials_of(url: &str) -> BasicAuth {
+    let info = redis::IntoConnectionInfo::into_connection_info(url).ok();
+    let settings = info.as_ref().map(redis::ConnectionInfo::redis_settings);
+    let username = settings
+        .and_then(|settings| settings.username())
+        .filter(|name| !name.is_empty())
+        .unwrap_or("default");
+    let password = settings
+        .and_then(|settings| settings.password())
+        .unwrap_or_default();
+    BasicAuth::new(username.to_owned(), password.to_owned())
 }

@@ -287,3 +287,87 @@ async fn a_rotated_system_secret_reaches_the_scheduler_and_the_worker_before_the
     assert_eq!(role, "pulso_system");
     secrets.delete_all().await;
 }
+
+#[tokio::test]
+async fn a_rotated_redis_token_reaches_the_next_connection() {
+    use shared::redis::RedisConnector;
+    use std::time::Duration;
+
+    // A Redis user of this test's own stands for ElastiCache's AUTH token.
+    let app = TestApp::spawn().await;
+    let mut admin = app.redis().await;
+    let user = format!("pulso_test_{}", uuid::Uuid::new_v4().simple());
+    let acl = |args: &[&str]| {
+        let mut command = redis::cmd("ACL");
+        command.arg(args);
+        command
+    };
+    let _: () = acl(&["SETUSER", &user, "on", ">old-token", "~*", "&*", "+@all"])
+        .query_async(&mut admin)
+        .await
+        .expect("create the user");
+    let url_with = |token: &str| {
+        let url = pulso_tests::redis_url();
+        let (scheme, rest) = url.split_once("://").expect("redis url");
+        format!("{scheme}://{user}:{token}@{rest}")
+    };
+    let mut secrets = Secrets::new().await;
+    let arn = secrets
+        .create(&format!(r#"{{"url": "{}"}}"#, url_with("old-token")))
+        .await;
+    let config = load(&[
+        ("DATABASE_URL", "postgres://pulso_app@127.0.0.1/pulso"),
+        ("REDIS_URL_SECRET_ARN", &arn),
+    ])
+    .await
+    .expect("configuration");
+    let connector = RedisConnector::new(&config.redis).expect("connector");
+    let whoami = || async {
+        let mut connection = connector.connection().await.ok()?;
+        redis::cmd("ACL")
+            .arg("WHOAMI")
+            .query_async::<String>(&mut connection)
+            .await
+            .ok()
+    };
+    assert_eq!(whoami().await.as_deref(), Some(user.as_str()));
+
+    // The rotation, later than the connection's credentials were read: the secret gets the new
+    // token, the server stops taking the old one, and the open connection drops (a failover).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    secrets
+        .client
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(format!(r#"{{"url": "{}"}}"#, url_with("new-token")))
+        .send()
+        .await
+        .expect("the stand-in rotates the secret");
+    let _: () = acl(&["SETUSER", &user, "resetpass", ">new-token"])
+        .query_async(&mut admin)
+        .await
+        .expect("rotate the password");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("USER")
+        .arg(&user)
+        .query_async(&mut admin)
+        .await
+        .expect("drop the user's connections");
+
+    // The connection manager reconnects by itself; its new connection reads the secret.
+    let mut answered = None;
+    for _ in 0..50 {
+        answered = whoami().await;
+        if answered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _: () = acl(&["DELUSER", &user])
+        .query_async(&mut admin)
+        .await
+        .expect("delete the user");
+    secrets.delete_all().await;
+    assert_eq!(answered.as_deref(), Some(user.as_str()));
+}

@@ -34,6 +34,9 @@ pub struct SecretRef {
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
     pub url: Secret,
+    /// The secret `url` was read from (`Config::load`), if it was: each new connection takes
+    /// its credentials from there (`crate::secrets::RedisCredentials`).
+    pub url_source: Option<SecretRef>,
     pub key_prefix: String,
     /// Per-command response timeout; the cache fails open when it passes.
     pub timeout: Duration,
@@ -165,6 +168,7 @@ impl RedisConfig {
         });
         Self {
             url,
+            url_source: None,
             key_prefix: vars
                 .optional("REDIS_KEY_PREFIX")
                 .unwrap_or_else(|| env.to_owned()),

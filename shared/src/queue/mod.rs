@@ -313,6 +313,7 @@ mod tests {
     fn queue(base_ms: u64, max_ms: u64) -> Queue {
         let redis = RedisConfig {
             url: Secret::new("redis://127.0.0.1:1"),
+            url_source: None,
             key_prefix: "unit".into(),
             timeout: Duration::from_millis(50),
             connect_timeout: Duration::from_millis(50),
