@@ -54,7 +54,7 @@ impl RedisConnector {
         let credentials = config
             .url_source
             .clone()
-            .map(|source| RedisCredentials::new(source, config.url.expose()));
+            .and_then(|source| RedisCredentials::new(source, config.url.expose()));
         let manager_config = match &credentials {
             Some(credentials) => manager_config.set_credentials_provider(credentials.clone()),
             None => manager_config,

@@ -4,8 +4,8 @@
 //! security a switch for anyone who can read it.
 //!
 //! Each of [`FROM_SECRETS`] may be given as `<NAME>_SECRET_ARN` instead: the ARN of a secret
-//! whose `SecretString` is JSON with the value under `"url"` (the shape RDS and the template's
-//! parameters use). [`Config::load`] reads them once, at cold start, through the function's own
+//! whose `SecretString` is JSON with the value under `"url"`, or, for a database, the fields
+//! RDS's own secrets and rotation functions keep (`url_of`). [`Config::load`] reads them once, at cold start, through the function's own
 //! role, then parses the whole configuration as if they had been set; a name set both ways is a
 //! problem, as is a secret that cannot be read (named by its ARN, never by its value).
 //! `SECRETS_MANAGER_ENDPOINT_URL` points the client at a local stand-in (moto); without any
@@ -155,7 +155,7 @@ fn why<E: ProvideErrorMetadata + std::error::Error + 'static>(
     }
 }
 
-/// The `"url"` of the secret `arn`'s JSON, or why not (never the secret's text).
+/// The URL the secret `arn` holds, or why not (never the secret's text).
 async fn read_url(client: &Client, arn: &str) -> Result<String, String> {
     let value = client
         .get_secret_value()
@@ -165,13 +165,42 @@ async fn read_url(client: &Client, arn: &str) -> Result<String, String> {
         .map_err(|error| format!("cannot be read: {}", why(&error)))?;
     let text = value
         .secret_string()
-        .ok_or("holds binary data, not the JSON text {\"url\": ...}")?;
+        .ok_or(format!("holds binary data, not {SHAPES}"))?;
     let json: serde_json::Value =
-        serde_json::from_str(text).map_err(|_| "is not the JSON text {\"url\": ...}".to_owned())?;
-    json.get("url")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| "has no text under \"url\"".into())
+        serde_json::from_str(text).map_err(|_| format!("is not JSON: {SHAPES}"))?;
+    url_of(&json).ok_or_else(|| format!("has neither shape: {SHAPES}"))
+}
+
+/// The two shapes a secret may have.
+const SHAPES: &str = "{\"url\": ...}, or the RDS shape {\"engine\": \"postgres\", \"host\", \"port\", \
+                      \"username\", \"password\", \"dbname\"}";
+
+/// The URL in a secret's JSON: under `"url"`, or built from the fields RDS's own secrets and
+/// rotation functions keep (`engine` postgres, `host`, `username`, `password`; `port` 5432 and
+/// `dbname` pulso when absent, as a `SecretTargetAttachment` leaves them), with
+/// `sslmode=verify-full`. A rotation function changes the password in place, and the next read
+/// builds the URL with it.
+fn url_of(json: &serde_json::Value) -> Option<String> {
+    if let Some(url) = json.get("url") {
+        return url.as_str().map(str::to_owned);
+    }
+    let text = |name: &str| json.get(name).and_then(serde_json::Value::as_str);
+    if !text("engine").is_some_and(|engine| engine.starts_with("postgres")) {
+        return None;
+    }
+    let port = match json.get("port") {
+        None => 5432,
+        Some(port) => port
+            .as_u64()
+            .or_else(|| port.as_str().and_then(|port| port.parse().ok()))
+            .and_then(|port| u16::try_from(port).ok())?,
+    };
+    let mut url = url::Url::parse(&format!("postgres://{}:{port}", text("host")?)).ok()?;
+    url.set_username(text("username")?).ok()?;
+    url.set_password(Some(text("password")?)).ok()?;
+    url.set_path(text("dbname").unwrap_or("pulso"));
+    url.set_query(Some("sslmode=verify-full"));
+    Some(url.into())
 }
 
 /// The credentials of a Redis URL read from a secret, as each new connection asks for them:
@@ -194,12 +223,15 @@ pub struct RedisCredentials {
 }
 
 impl RedisCredentials {
-    /// Credentials from `source`, starting with those of `url` (just read from it at start-up).
-    pub fn new(source: SecretRef, url: &str) -> Self {
-        Self {
+    /// Credentials from `source`, starting with those of `url` (just read from it at start-up);
+    /// `None` when `url` has no password (a Redis without AUTH: nothing to rotate, and no AUTH
+    /// to send).
+    pub fn new(source: SecretRef, url: &str) -> Option<Self> {
+        let credentials = credentials_of(url);
+        (!credentials.password().is_empty()).then(|| Self {
             source,
-            last: Arc::new(tokio::sync::Mutex::new((credentials_of(url), None))),
-        }
+            last: Arc::new(tokio::sync::Mutex::new((credentials, None))),
+        })
     }
 
     async fn current(&self) -> BasicAuth {
@@ -245,4 +277,65 @@ fn credentials_of(url: &str) -> BasicAuth {
         .and_then(|settings| settings.password())
         .unwrap_or_default();
     BasicAuth::new(username.to_owned(), password.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sqlx::postgres::{PgConnectOptions, PgSslMode};
+    use std::str::FromStr;
+
+    #[test]
+    fn a_secret_gives_its_url_or_builds_one_from_the_rds_fields() {
+        assert_eq!(
+            url_of(&json!({"url": "rediss://:t@cache:6379"})).as_deref(),
+            Some("rediss://:t@cache:6379")
+        );
+        // What a rotation function leaves: any character in the password survives the URL.
+        let password = "p@ss:w/rd?#%&=+ ñ";
+        let url = url_of(&json!({
+            "engine": "postgres",
+            "host": "pulso.cluster-abc.eu-west-1.rds.amazonaws.com",
+            "port": 5432,
+            "username": "pulso_app",
+            "password": password,
+            "dbname": "pulso",
+            "dbInstanceIdentifier": "pulso"
+        }))
+        .expect("a URL");
+        let options = PgConnectOptions::from_str(&url).expect("a PostgreSQL URL");
+        assert_eq!(
+            options.get_host(),
+            "pulso.cluster-abc.eu-west-1.rds.amazonaws.com"
+        );
+        assert_eq!(options.get_username(), "pulso_app");
+        assert_eq!(options.get_database(), Some("pulso"));
+        assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
+        let parsed = url::Url::parse(&url).expect("a URL");
+        let decoded = percent_encoding::percent_decode_str(parsed.password().expect("a password"));
+        assert_eq!(decoded.decode_utf8().expect("UTF-8"), password);
+        // The port may be text, and port and database may be absent.
+        let url = url_of(&json!({
+            "engine": "postgres", "host": "db", "port": "6432",
+            "username": "u", "password": "p"
+        }))
+        .expect("a URL");
+        assert_eq!(url, "postgres://u:p@db:6432/pulso?sslmode=verify-full");
+        assert_eq!(
+            url_of(&json!({"engine": "postgres", "host": "db", "username": "u", "password": "p"}))
+                .as_deref(),
+            Some("postgres://u:p@db:5432/pulso?sslmode=verify-full")
+        );
+        // Not a PostgreSQL secret, or a field missing: no URL.
+        for other in [
+            json!({"engine": "mysql", "host": "db", "username": "u", "password": "p"}),
+            json!({"engine": "postgres", "host": "db", "username": "u"}),
+            json!({"host": "db", "username": "u", "password": "p"}),
+            json!({"url": 5}),
+            json!({"password": "p"}),
+        ] {
+            assert_eq!(url_of(&other), None, "{other}");
+        }
+    }
 }

@@ -142,7 +142,7 @@ async fn a_secret_that_cannot_be_used_stops_the_start_and_says_which() {
     };
     let found = problems(load(&[("DATABASE_URL_SECRET_ARN", &not_json)]).await);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].starts_with("DATABASE_URL_SECRET_ARN") && found[0].contains("not the JSON"));
+    assert!(found[0].starts_with("DATABASE_URL_SECRET_ARN") && found[0].contains("is not JSON"));
     let found = problems(
         load(&[
             ("DATABASE_URL_SECRET_ARN", &good),

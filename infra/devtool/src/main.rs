@@ -7,6 +7,7 @@
 
 mod identity;
 mod listing;
+mod secrets;
 mod smoke;
 mod soak;
 mod stack;
@@ -33,6 +34,9 @@ commands:
                                 (COGNITO_ENDPOINT_URL) if missing; print their ids as env lines
   identity-users                put every active member into that pool (found or created, as an
                                 invitation does), link their identities, set the demo password
+  local-secrets                 store DATABASE_URL, SYSTEM_DATABASE_URL and REDIS_URL (those set)
+                                as secrets on the local Secrets Manager stand-in
+                                (SECRETS_MANAGER_ENDPOINT_URL); print their ARNs as env lines
   token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]
                                 print a JWT for a seeded user (HS256, JWT_HS256_SECRET)
   contract [--check]            write the API's documents, generated from the code:
@@ -55,7 +59,10 @@ environment:
   JWT_ISSUER, JWT_AUDIENCE      token iss/aud (default pulso-local / pulso)
   WS_URL                        the WebSocket API, for smoke and soak (in .dev/env)
   COGNITO_ENDPOINT_URL, COGNITO_USER_POOL_ID, COGNITO_CLIENT_ID
-                                the local Cognito stand-in and its pool (in .dev/env)";
+                                the local Cognito stand-in and its pool (in .dev/env)
+  SECRETS_MANAGER_ENDPOINT_URL, AWS_REGION, PULSO_DATABASE
+                                local-secrets: the stand-in, the secrets' region, and the
+                                database that names them (in .dev/env)";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -96,6 +103,10 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
         "identity-pool" => {
             no_options(command, options)?;
             identity::pool().await
+        }
+        "local-secrets" => {
+            no_options(command, options)?;
+            secrets::run().await
         }
         "identity-users" => {
             no_options(command, options)?;
