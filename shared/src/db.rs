@@ -87,18 +87,25 @@ pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
 /// `sslrootcert` of its own. Where it comes from and how to renew it: the file's header.
 const RDS_CERTIFICATE_AUTHORITIES: &[u8] = include_bytes!("../tls/rds-ca-bundle.pem");
 
-/// How a pool of `config` connects to `url`.
-fn connect_options(url: &str, config: &DatabaseConfig) -> Result<PgConnectOptions, sqlx::Error> {
-    let statement_timeout = config.statement_timeout.as_millis().to_string();
-    let mut options = PgConnectOptions::from_str(url)?;
+/// How to connect to `url`: as it says, trusting the RDS authorities too when it asks for the
+/// server's certificate to be verified (and names no `sslrootcert` of its own).
+pub fn url_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options = PgConnectOptions::from_str(url)?;
     let verifies = matches!(
         options.get_ssl_mode(),
         PgSslMode::VerifyFull | PgSslMode::VerifyCa
     );
-    if verifies && !url.contains("sslrootcert=") {
-        options = options.ssl_root_cert_from_pem(RDS_CERTIFICATE_AUTHORITIES.to_vec());
-    }
-    Ok(options
+    Ok(if verifies && !url.contains("sslrootcert=") {
+        options.ssl_root_cert_from_pem(RDS_CERTIFICATE_AUTHORITIES.to_vec())
+    } else {
+        options
+    })
+}
+
+/// How a pool of `config` connects to `url`.
+fn connect_options(url: &str, config: &DatabaseConfig) -> Result<PgConnectOptions, sqlx::Error> {
+    let statement_timeout = config.statement_timeout.as_millis().to_string();
+    Ok(url_options(url)?
         .application_name(
             std::env::var("AWS_LAMBDA_FUNCTION_NAME")
                 .as_deref()

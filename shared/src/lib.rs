@@ -46,6 +46,8 @@ pub mod xrays;
 pub mod scheduler;
 // The worker's job handlers: composes contexts, like a function's main.
 pub mod worker;
+// Migrations on deploy (the `migrate` function and the dev tool).
+pub mod migrate;
 
 #[cfg(test)]
 mod layers;

@@ -52,7 +52,7 @@ impl Config {
 
     /// [`Config::load`] from any variable source (a map in tests).
     pub async fn load_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let fetched = fetch(&lookup).await?;
+        let fetched = fetch(&FROM_SECRETS, &lookup).await?;
         let mut config = Self::from_lookup(|name| {
             fetched
                 .get(name)
@@ -67,12 +67,14 @@ impl Config {
     }
 }
 
-/// Each setting of [`FROM_SECRETS`] whose `_SECRET_ARN` is set, read from its secret, with
-/// where it was read.
-async fn fetch(
+/// Each setting of `names` whose `_SECRET_ARN` is set, read from its secret, with where it was
+/// read (the same rules as [`Config::load`]'s, for a function that reads other settings: the
+/// `migrate` function's owner role).
+pub async fn fetch(
+    names: &[&'static str],
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<HashMap<&'static str, (String, SecretRef)>, ConfigError> {
-    let wanted: Vec<(&'static str, String)> = FROM_SECRETS
+    let wanted: Vec<(&'static str, String)> = names
         .iter()
         .filter_map(|name| lookup(&format!("{name}_SECRET_ARN")).map(|arn| (*name, arn)))
         .collect();

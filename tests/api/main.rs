@@ -18,6 +18,7 @@ mod health;
 mod identity;
 mod jobs;
 mod lost_updates;
+mod migrate;
 mod patients;
 mod queue;
 mod quotas;

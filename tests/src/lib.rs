@@ -451,6 +451,11 @@ pub fn app_url_for(database: &str) -> String {
     with_database(app_url(), database)
 }
 
+/// The schema owner's connection string (pulso_owner) to the database `database`.
+pub fn admin_url_for(database: &str) -> String {
+    with_database(admin_url(), database)
+}
+
 /// The scheduler's and the worker's connection string (pulso_system) to the test database
 /// `database`.
 pub fn system_url_for(database: &str) -> String {

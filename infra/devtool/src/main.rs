@@ -274,37 +274,16 @@ async fn admin_pool() -> anyhow::Result<PgPool> {
         )
 }
 
+/// The migrations, as the `migrate` function applies them on deploy (`shared::migrate`).
 async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    let applied_before = applied_migrations(pool).await?;
-    shared::db::MIGRATOR
-        .run(pool)
-        .await
-        .context("running the migrations failed (DATABASE_ADMIN_URL must be the schema owner, e.g. pulso_owner)")?;
-    let applied_after = applied_migrations(pool).await?;
-    let latest = shared::db::MIGRATOR
-        .iter()
-        .map(|m| m.version)
-        .max()
-        .unwrap_or_default();
-    match applied_after.saturating_sub(applied_before) {
+    let mut connection = pool.acquire().await?;
+    let applied = shared::migrate::apply(&mut connection).await.context(
+        "running the migrations failed (DATABASE_ADMIN_URL must be the schema owner, e.g. pulso_owner)",
+    )?;
+    let latest = shared::migrate::latest();
+    match applied {
         0 => eprintln!("migrate: schema up to date (version {latest})"),
         new => eprintln!("migrate: applied {new} migration(s); schema at version {latest}"),
     }
     Ok(())
-}
-
-async fn applied_migrations(pool: &PgPool) -> anyhow::Result<i64> {
-    // Checked first: a statement naming a missing table fails at parse time, whatever its CASE.
-    let history_exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(pool)
-            .await
-            .context("reading the migration history")?;
-    if !history_exists {
-        return Ok(0);
-    }
-    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await
-        .context("reading the migration history")
 }
