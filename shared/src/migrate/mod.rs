@@ -355,6 +355,26 @@ mod tests {
     }
 
     #[test]
+    fn the_template_reruns_the_migrations_when_one_is_added() {
+        // CloudFormation updates the `Migrations` resource, and so runs them, only when one of
+        // its properties changes: LatestMigration must follow migrations/.
+        let template = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+        )
+        .expect("template.yaml");
+        let declared: Vec<&str> = template
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("LatestMigration:"))
+            .map(|value| value.trim().trim_matches('"'))
+            .collect();
+        assert_eq!(
+            declared,
+            vec![latest().to_string()],
+            "set Migrations' LatestMigration in template.yaml to the newest migration's version"
+        );
+    }
+
+    #[test]
     fn a_login_url_gives_its_decoded_user_and_password() {
         assert_eq!(
             user_and_password("postgres://pulso_app:p%40ss%3Aw%2Frd@db:5432/pulso"),
