@@ -115,3 +115,25 @@ ensure_pip_tool() {
     "$PULSO_TOOLS_VENV/bin/python" -m pip install --quiet "$package" || die "pip install $package failed"
     _pip_tool_on_path "$command" "${check_args[@]}" || die "$package is installed but \`$command ${check_args[*]}\` does not run"
 }
+
+# ensure_venv_tool PACKAGE COMMAND: makes COMMAND runnable from a virtualenv of its own (for a
+# tool whose dependencies would clash with the others', such as checkov's boto3 with moto's),
+# installing PACKAGE (pin it: PACKAGE==VERSION) there if needed, and puts it on PATH.
+ensure_venv_tool() {
+    local package=$1 command=$2
+    local venv=${XDG_DATA_HOME:-$HOME/.local/share}/pulso/venv-$command
+    if ! "$venv/bin/$command" --version >/dev/null 2>&1 ||
+        ! "$venv/bin/python" -m pip show --quiet "${package%%==*}" >/dev/null 2>&1 ||
+        [[ $package == *==* && $("$venv/bin/python" -m pip show "${package%%==*}" 2>/dev/null | sed -n 's/^Version: //p') != "${package##*==}" ]]; then
+        if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+            apt_install python3 python3-pip python3-venv
+        fi
+        log "installing $package into $venv..."
+        rm -rf "$venv"
+        python3 -m venv "$venv" || die "could not create a virtualenv in $venv"
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet "$package" ||
+            die "pip install $package failed"
+    fi
+    PATH="$venv/bin:$PATH"
+}
+
