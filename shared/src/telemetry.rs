@@ -61,9 +61,75 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// The CloudWatch namespace of Pulso's own metrics.
+pub const METRICS_NAMESPACE: &str = "Pulso";
+
+/// One CloudWatch Embedded Metric Format line (written to stdout, where Lambda's log stream
+/// turns it into metrics): each of `metrics` (name, unit, value) in [`METRICS_NAMESPACE`], with
+/// the `dimensions` (name, value), at `timestamp_ms`. The alarms of template.yaml read them.
+pub fn emf_line(
+    dimensions: &[(&str, &str)],
+    metrics: &[(&str, &str, f64)],
+    timestamp_ms: i64,
+) -> String {
+    let mut document = serde_json::Map::new();
+    for (name, value) in dimensions {
+        document.insert((*name).into(), (*value).into());
+    }
+    for (name, _, value) in metrics {
+        document.insert((*name).into(), (*value).into());
+    }
+    document.insert(
+        "_aws".into(),
+        serde_json::json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>()],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    serde_json::Value::Object(document).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_emf_line_declares_its_metrics_and_dimensions() {
+        let line = emf_line(
+            &[("Environment", "prod")],
+            &[
+                ("QueueDepth", "Count", 3.0),
+                ("QueueOldestWaiting", "Seconds", 1.5),
+            ],
+            1_700_000_000_000,
+        );
+        let document: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Pulso");
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["Environment"]])
+        );
+        assert_eq!(
+            directive["Metrics"][1],
+            serde_json::json!({"Name": "QueueOldestWaiting", "Unit": "Seconds"})
+        );
+        assert_eq!(document["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        assert_eq!(
+            (
+                document["Environment"].as_str(),
+                document["QueueDepth"].as_f64()
+            ),
+            (Some("prod"), Some(3.0))
+        );
+    }
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tracing_subscriber::Layer;

@@ -751,4 +751,15 @@ async fn the_scheduler_tick_runs_the_queues_upkeep() {
         row(&app, app.clinic_a.id, id).await.status,
         JobStatus::Queued
     );
+    // The same tick reports the queue as metrics: the one job waiting, none dead.
+    let figures = report
+        .tasks
+        .iter()
+        .find_map(|task| match &task.outcome {
+            TaskOutcome::QueueFigures(figures) => Some(figures.clone()),
+            _ => None,
+        })
+        .expect("the queue's figures were reported");
+    assert_eq!((figures.depth, figures.processing, figures.dead), (1, 0, 0));
+    assert!(figures.oldest_waiting_seconds.is_some_and(|age| age >= 0.0));
 }

@@ -246,7 +246,7 @@ struct EmfMetric {
 }
 
 fn emf_document(name: &str, environment: &str, timestamp: i64, counters: &Counters) -> String {
-    const COUNTS: [(&str, &str); 7] = [
+    const COUNTS: [(&str, &str); 8] = [
         ("CacheHits", "hits"),
         ("CacheMisses", "misses"),
         ("CacheStaleServes", "stale_serves"),
@@ -254,6 +254,8 @@ fn emf_document(name: &str, environment: &str, timestamp: i64, counters: &Counte
         ("CacheLoads", "loads"),
         ("CacheLoadErrors", "load_errors"),
         ("CacheRedisErrors", "redis_errors"),
+        // Reads that skipped Redis because the breaker was open (the breaker alarm).
+        ("CacheBypasses", "bypasses"),
     ];
     let fields: HashMap<&str, u64> = counters.fields().collect();
     let mut metrics: Vec<EmfMetric> = COUNTS
@@ -286,7 +288,8 @@ fn emf_document(name: &str, environment: &str, timestamp: i64, counters: &Counte
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": "Pulso",
-                "Dimensions": [["Environment", "CacheName"]],
+                // Per cache, and every cache of the deployment together (the hit-rate alarm).
+                "Dimensions": [["Environment", "CacheName"], ["Environment"]],
                 "Metrics": metrics,
             }],
         }),
@@ -397,7 +400,7 @@ mod tests {
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(
             directive["Dimensions"],
-            serde_json::json!([["Environment", "CacheName"]])
+            serde_json::json!([["Environment", "CacheName"], ["Environment"]])
         );
         let names: Vec<&str> = directive["Metrics"]
             .as_array()

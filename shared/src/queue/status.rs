@@ -89,6 +89,14 @@ impl Queue {
         Ok(QueueFigures::from(row))
     }
 
+    /// The queue as PostgreSQL sees it over every clinic, read through `system_db` (pulso_system,
+    /// which sees every clinic's jobs): what the scheduler reports as metrics each minute.
+    pub async fn platform_figures(&self, system_db: &PgPool) -> Result<QueueFigures, QueueError> {
+        let mut connection = system_db.acquire().await.map_err(DbError::from)?;
+        let row = repository::figures(&mut connection, None).await?;
+        Ok(QueueFigures::from(row))
+    }
+
     /// Counters kept in Redis since `since` (a Redis restart resets them): of one clinic, or of
     /// every clinic together.
     pub async fn counters(&self, clinic: Option<ClinicId>) -> Result<QueueCounters, QueueError> {

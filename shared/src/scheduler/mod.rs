@@ -35,6 +35,9 @@ pub enum Task {
     /// The job queue's upkeep (`shared::queue::Queue::maintain`): promote due retries, requeue
     /// expired leases, push again the jobs Redis lost or never got.
     MaintainQueue,
+    /// The queue's figures over every clinic as metrics (EMF; the alarms of template.yaml):
+    /// `QueueDepth`, `QueueOldestWaiting`, `QueueRunning`, `QueueDelayed`, `QueueDead`.
+    ReportQueue,
     /// The reception desk's notices (`reminders`): appointment reminders 24 h and 1 h before,
     /// possible no-shows 15 min after the start; each sent once.
     AppointmentNotices,
@@ -45,6 +48,7 @@ pub enum Task {
 pub const TASKS: &[Task] = &[
     Task::RefreshDashboards,
     Task::MaintainQueue,
+    Task::ReportQueue,
     Task::AppointmentNotices,
     Task::CloseEndedConnections,
 ];
@@ -111,11 +115,12 @@ impl Tick {
 }
 
 /// What one task did on a tick.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum TaskOutcome {
     Dashboards(RefreshReport),
     Queue(crate::queue::MaintenanceReport),
+    QueueFigures(crate::queue::QueueFigures),
     Notices(NoticeReport),
     Connections(crate::realtime::CloseReport),
     /// The task could not run at all (e.g. the clinic list could not be read).
@@ -124,7 +129,7 @@ pub enum TaskOutcome {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TaskReport {
     pub task: Task,
     pub duration_ms: u64,
@@ -133,7 +138,7 @@ pub struct TaskReport {
 }
 
 /// The invocation's answer (and the summary logged).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunReport {
     pub tick: DateTime<Utc>,
     pub tasks: Vec<TaskReport>,
@@ -220,6 +225,16 @@ impl Scheduler {
                     pushed = done.sweep.pushed,
                     "scheduled task finished"
                 ),
+                TaskOutcome::QueueFigures(figures) => tracing::info!(
+                    task = ?report.task,
+                    duration_ms = report.duration_ms,
+                    depth = figures.depth,
+                    oldest_waiting_seconds = figures.oldest_waiting_seconds,
+                    running = figures.processing,
+                    delayed = figures.delayed,
+                    dead = figures.dead,
+                    "scheduled task finished"
+                ),
                 TaskOutcome::Notices(done) => tracing::info!(
                     task = ?report.task,
                     duration_ms = report.duration_ms,
@@ -278,6 +293,20 @@ impl Scheduler {
                     error: format!("maintaining the job queue: {}", ErrorChain(&error)),
                 },
             },
+            Task::ReportQueue => match self.state.queue.platform_figures(&self.state.db).await {
+                Ok(figures) => {
+                    if self.state.config.cache.metrics_emf {
+                        println!(
+                            "{}",
+                            queue_metrics(&self.state.config.env, &figures, tick.at)
+                        );
+                    }
+                    TaskOutcome::QueueFigures(figures)
+                }
+                Err(error) => TaskOutcome::Failed {
+                    error: format!("reading the queue's figures: {}", ErrorChain(&error)),
+                },
+            },
             Task::AppointmentNotices => match active_clinics(&self.state).await {
                 Ok(clinics) => TaskOutcome::Notices(
                     reminders::send_due(&self.state, &clinics, tick.at, tick.stop_at).await,
@@ -296,9 +325,62 @@ impl Scheduler {
     }
 }
 
+/// The EMF line of the queue's `figures` in deployment `env` at `at`.
+fn queue_metrics(env: &str, figures: &crate::queue::QueueFigures, at: DateTime<Utc>) -> String {
+    crate::telemetry::emf_line(
+        &[("Environment", env)],
+        &[
+            ("QueueDepth", "Count", figures.depth as f64),
+            (
+                "QueueOldestWaiting",
+                "Seconds",
+                figures.oldest_waiting_seconds.unwrap_or(0.0),
+            ),
+            ("QueueRunning", "Count", figures.processing as f64),
+            ("QueueDelayed", "Count", figures.delayed as f64),
+            ("QueueDead", "Count", figures.dead as f64),
+        ],
+        at.timestamp_millis(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_queue_metrics_are_the_ones_the_alarms_read() {
+        let figures = crate::queue::QueueFigures {
+            depth: 4,
+            processing: 2,
+            delayed: 1,
+            dead: 3,
+            oldest_waiting_seconds: Some(75.5),
+        };
+        let line = queue_metrics("prod", &figures, Utc::now());
+        let document: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        for (name, value) in [
+            ("QueueDepth", 4.0),
+            ("QueueOldestWaiting", 75.5),
+            ("QueueRunning", 2.0),
+            ("QueueDelayed", 1.0),
+            ("QueueDead", 3.0),
+        ] {
+            assert_eq!(document[name].as_f64(), Some(value), "{name}");
+        }
+        // template.yaml's alarms name each of them, with this dimension.
+        let template = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+        )
+        .expect("template.yaml");
+        for alarmed in ["QueueDepth", "QueueOldestWaiting", "QueueDead"] {
+            assert!(
+                template.contains(&format!("MetricName: {alarmed}")),
+                "no alarm on {alarmed}"
+            );
+        }
+        assert_eq!(document["Environment"], "prod");
+    }
 
     #[test]
     fn an_implausible_deadline_gets_the_fallback_budget() {
