@@ -12,6 +12,7 @@ mod smoke;
 mod soak;
 mod stack;
 mod token;
+mod worker_model;
 
 use pulso_devtool::{large_clinic, rls, seed};
 
@@ -48,6 +49,12 @@ commands:
                                 /health, an idle gap (default 75 s), every HTTP function, the
                                 WebSocket, every schedule, recovery from a hung and a crashed
                                 function; stops at the first broken step
+  worker-model [--clinics N] [--xrays N] [--reports N] [--seed N]
+                                replay a day of job enqueues (default 1000 clinics, 20 X-ray
+                                analyses and 5 reports each) through a model of the worker in the
+                                cloud, today's schedule and its alternatives: each job's wait
+                                before it starts (p50, p99, max) and the monthly cost, loaded
+                                and idle
   soak [--gateway URL] [--duration 10m|600s|1h] [--seed N]
                                 browser-like traffic for the duration (default 10m): bursts of
                                 reads, WebSocket pings, idle gaps of 0-90 s; fails on any 5xx,
@@ -127,6 +134,10 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
         "soak" => {
             let options = soak::Options::parse(options)?;
             soak::run(&options, admin_pool().await?).await
+        }
+        "worker-model" => {
+            worker_model::run(&worker_model::Options::parse(options)?);
+            Ok(())
         }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
