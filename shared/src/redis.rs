@@ -5,9 +5,8 @@ use crate::config::RedisConfig;
 use crate::secrets::RedisCredentials;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
 
 /// After a failed connection attempt, callers get an error at once for this long instead of
 /// each paying the connect timeout again.
@@ -15,7 +14,10 @@ const RECONNECT_BACKOFF: Duration = Duration::from_secs(2);
 
 pub struct RedisConnector {
     client: Client,
-    manager: OnceCell<ConnectionManager>,
+    /// The shared connection, once made; dropped by [`RedisConnector::start_over`].
+    manager: RwLock<Option<ConnectionManager>>,
+    /// Held while a connection is being made, so a burst of callers makes one.
+    connecting: tokio::sync::Mutex<()>,
     config: ConnectionManagerConfig,
     /// Where each new connection takes its credentials, when the URL came from a secret: a
     /// rotated AUTH token reaches the next connection (`crate::secrets::RedisCredentials`).
@@ -61,7 +63,8 @@ impl RedisConnector {
         };
         Ok(Self {
             client,
-            manager: OnceCell::new(),
+            manager: RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
             config: manager_config,
             credentials,
             connect_timeout: config.connect_timeout,
@@ -71,31 +74,48 @@ impl RedisConnector {
 
     /// A cheap clone of the shared connection, connecting on first use.
     pub async fn connection(&self) -> Result<ConnectionManager, RedisUnavailable> {
-        if let Some(manager) = self.manager.get() {
-            return Ok(manager.clone());
+        if let Some(manager) = self.current() {
+            return Ok(manager);
         }
         if self.backing_off() {
             return Err(RedisUnavailable::BackingOff);
         }
-        let result = self
-            .manager
-            .get_or_try_init(|| async {
-                let connect =
-                    ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
-                match tokio::time::timeout(self.connect_timeout, connect).await {
-                    Ok(Ok(manager)) => Ok(manager),
-                    Ok(Err(error)) => Err(RedisUnavailable::Connect(error)),
-                    Err(_) => Err(RedisUnavailable::ConnectTimeout),
-                }
-            })
-            .await;
+        let _connecting = self.connecting.lock().await;
+        if let Some(manager) = self.current() {
+            return Ok(manager);
+        }
+        let connect = ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
+        let result = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(manager)) => Ok(manager),
+            Ok(Err(error)) => Err(RedisUnavailable::Connect(error)),
+            Err(_) => Err(RedisUnavailable::ConnectTimeout),
+        };
         match result {
-            Ok(manager) => Ok(manager.clone()),
+            Ok(manager) => {
+                *self.manager.write().unwrap_or_else(|p| p.into_inner()) = Some(manager.clone());
+                Ok(manager)
+            }
             Err(error) => {
                 self.note_failure();
                 Err(error)
             }
         }
+    }
+
+    /// Drops the shared connection: the next caller makes a new one, with the credentials of
+    /// now. The cache calls it when its breaker opens. The `redis` crate's manager reconnects
+    /// by itself after an I/O error, but not after a refused AUTH (a token rotated between its
+    /// credentials' read and its reconnect): without this it would answer that refusal for the
+    /// rest of the environment's life.
+    pub fn start_over(&self) {
+        *self.manager.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn current(&self) -> Option<ConnectionManager> {
+        self.manager
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A connection of its own, for blocking commands (`BLMOVE`): their reply may take as long

@@ -70,29 +70,20 @@ impl Drop for Fresh {
     fn drop(&mut self) {
         let database = self.database.clone();
         let logins = [self.app_login.clone(), self.system_login.clone()];
-        // As in TestApp's drop: a runtime of its own on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                let mut admin = admin().await;
-                let mut statements =
-                    vec![format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")];
-                statements.extend(
-                    logins
-                        .iter()
-                        .map(|login| format!("DROP ROLE IF EXISTS {login}")),
-                );
-                for statement in statements {
-                    if let Err(error) = sqlx::raw_sql(&statement).execute(&mut admin).await {
-                        eprintln!("warning: {statement}: {error}");
-                    }
+        pulso_tests::clean_up(move || async move {
+            let mut admin = admin().await;
+            let mut statements = vec![format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")];
+            statements.extend(
+                logins
+                    .iter()
+                    .map(|login| format!("DROP ROLE IF EXISTS {login}")),
+            );
+            for statement in statements {
+                if let Err(error) = sqlx::raw_sql(&statement).execute(&mut admin).await {
+                    eprintln!("warning: {statement}: {error}");
                 }
-            });
+            }
         });
-        let _ = cleanup.join();
     }
 }
 

@@ -6,6 +6,7 @@ use pulso_tests::{TestApp, TestOptions};
 use shared::Config;
 use shared::auth::Role;
 use shared::config::ConfigError;
+use shared::redis::RedisConnector;
 use std::collections::HashMap;
 
 const REGION: &str = "eu-west-1";
@@ -47,6 +48,17 @@ impl Secrets {
         arn
     }
 
+    /// Puts `url` in the secret `arn` as its new value (`{"url": …}`), as a rotation does.
+    async fn rotate(&self, arn: &str, url: &str) {
+        self.client
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(serde_json::json!({ "url": url }).to_string())
+            .send()
+            .await
+            .expect("the stand-in rotates the secret");
+    }
+
     async fn delete_all(self) {
         for arn in self.arns {
             self.client
@@ -58,6 +70,17 @@ impl Secrets {
                 .expect("the stand-in deletes the secret");
         }
     }
+}
+
+/// The settings that point an app's secret reads at the stand-in.
+fn stand_in_env() -> [(&'static str, String); 2] {
+    [
+        (
+            "SECRETS_MANAGER_ENDPOINT_URL",
+            pulso_tests::cognito_endpoint(),
+        ),
+        ("AWS_REGION", REGION.to_owned()),
+    ]
 }
 
 async fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -194,29 +217,16 @@ async fn a_rotated_database_secret_reaches_the_pool_after_one_refusal() {
         .create(r#"{"url": "postgres://pulso_nobody:old@127.0.0.1:5432/pulso"}"#)
         .await;
     let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("DATABASE_URL_SECRET_ARN", arn.clone()),
-            (
-                "SECRETS_MANAGER_ENDPOINT_URL",
-                pulso_tests::cognito_endpoint(),
-            ),
-            ("AWS_REGION", REGION.to_owned()),
-        ],
+        env: [("DATABASE_URL_SECRET_ARN", arn.clone())]
+            .into_iter()
+            .chain(stand_in_env())
+            .collect(),
         ..TestOptions::default()
     })
     .await;
-    let rotated = format!(
-        r#"{{"url": "{}"}}"#,
-        pulso_tests::app_url_for(&app.database)
-    );
     secrets
-        .client
-        .put_secret_value()
-        .secret_id(&arn)
-        .secret_string(rotated)
-        .send()
-        .await
-        .expect("the stand-in rotates the secret");
+        .rotate(&arn, &pulso_tests::app_url_for(&app.database))
+        .await;
 
     let patients = shared::patients::router(app.state.clone());
     let token = app.token(&app.clinic_a, Role::Receptionist);
@@ -254,18 +264,9 @@ async fn a_rotated_system_secret_reaches_the_scheduler_and_the_worker_before_the
     });
     let scheduler = Scheduler::from_config(config.clone()).expect("scheduler state");
     let worker = Worker::from_config(config, shared::worker::handlers()).expect("worker state");
-    let rotated = format!(
-        r#"{{"url": "{}"}}"#,
-        pulso_tests::system_url_for(&app.database)
-    );
     secrets
-        .client
-        .put_secret_value()
-        .secret_id(&arn)
-        .secret_string(rotated)
-        .send()
-        .await
-        .expect("the stand-in rotates the secret");
+        .rotate(&arn, &pulso_tests::system_url_for(&app.database))
+        .await;
 
     // The tick meets the refusal before its first task, reads the secret and runs them all.
     let report = scheduler
@@ -290,30 +291,13 @@ async fn a_rotated_system_secret_reaches_the_scheduler_and_the_worker_before_the
 
 #[tokio::test]
 async fn a_rotated_redis_token_reaches_the_next_connection() {
-    use shared::redis::RedisConnector;
     use std::time::Duration;
 
-    // A Redis user of this test's own stands for ElastiCache's AUTH token.
     let app = TestApp::spawn().await;
-    let mut admin = app.redis().await;
-    let user = format!("pulso_test_{}", uuid::Uuid::new_v4().simple());
-    let acl = |args: &[&str]| {
-        let mut command = redis::cmd("ACL");
-        command.arg(args);
-        command
-    };
-    let _: () = acl(&["SETUSER", &user, "on", ">old-token", "~*", "&*", "+@all"])
-        .query_async(&mut admin)
-        .await
-        .expect("create the user");
-    let url_with = |token: &str| {
-        let url = pulso_tests::redis_url();
-        let (scheme, rest) = url.split_once("://").expect("redis url");
-        format!("{scheme}://{user}:{token}@{rest}")
-    };
+    let mut user = RedisUser::create(&app, "old-token").await;
     let mut secrets = Secrets::new().await;
     let arn = secrets
-        .create(&format!(r#"{{"url": "{}"}}"#, url_with("old-token")))
+        .create(&format!(r#"{{"url": "{}"}}"#, user.url("old-token")))
         .await;
     let config = load(&[
         ("DATABASE_URL", "postgres://pulso_app@127.0.0.1/pulso"),
@@ -330,30 +314,13 @@ async fn a_rotated_redis_token_reaches_the_next_connection() {
             .await
             .ok()
     };
-    assert_eq!(whoami().await.as_deref(), Some(user.as_str()));
+    assert_eq!(whoami().await.as_deref(), Some(user.name.as_str()));
 
     // The rotation, later than the connection's credentials were read: the secret gets the new
     // token, the server stops taking the old one, and the open connection drops (a failover).
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    secrets
-        .client
-        .put_secret_value()
-        .secret_id(&arn)
-        .secret_string(format!(r#"{{"url": "{}"}}"#, url_with("new-token")))
-        .send()
-        .await
-        .expect("the stand-in rotates the secret");
-    let _: () = acl(&["SETUSER", &user, "resetpass", ">new-token"])
-        .query_async(&mut admin)
-        .await
-        .expect("rotate the password");
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("USER")
-        .arg(&user)
-        .query_async(&mut admin)
-        .await
-        .expect("drop the user's connections");
+    secrets.rotate(&arn, &user.url("new-token")).await;
+    user.rotate_and_drop("new-token").await;
 
     // The connection manager reconnects by itself; its new connection reads the secret.
     let mut answered = None;
@@ -364,10 +331,159 @@ async fn a_rotated_redis_token_reaches_the_next_connection() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _: () = acl(&["DELUSER", &user])
-        .query_async(&mut admin)
-        .await
-        .expect("delete the user");
     secrets.delete_all().await;
-    assert_eq!(answered.as_deref(), Some(user.as_str()));
+    assert_eq!(answered.as_deref(), Some(user.name.as_str()));
+}
+
+/// A Redis user of a test's own (ElastiCache's AUTH token in the tests above and below):
+/// created with `token`, and the URL that logs in as it.
+struct RedisUser {
+    name: String,
+    admin: redis::aio::MultiplexedConnection,
+}
+
+impl RedisUser {
+    async fn create(app: &TestApp, token: &str) -> Self {
+        let mut user = Self {
+            name: format!("pulso_test_{}", uuid::Uuid::new_v4().simple()),
+            admin: app.redis().await,
+        };
+        let name = user.name.clone();
+        user.acl(&[
+            "SETUSER",
+            &name,
+            "on",
+            &format!(">{token}"),
+            "~*",
+            "&*",
+            "+@all",
+        ])
+        .await;
+        user
+    }
+
+    async fn acl(&mut self, args: &[&str]) {
+        let _: redis::Value = redis::cmd("ACL")
+            .arg(args)
+            .query_async(&mut self.admin)
+            .await
+            .expect("ACL");
+    }
+
+    fn url(&self, token: &str) -> String {
+        let url = pulso_tests::redis_url();
+        let (scheme, rest) = url.split_once("://").expect("redis url");
+        format!("{scheme}://{}:{token}@{rest}", self.name)
+    }
+
+    /// The server takes `token` only, and drops the user's connections (a failover).
+    async fn rotate_and_drop(&mut self, token: &str) {
+        let name = self.name.clone();
+        self.acl(&["SETUSER", &name, "resetpass", &format!(">{token}")])
+            .await;
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("USER")
+            .arg(&name)
+            .query_async(&mut self.admin)
+            .await
+            .expect("drop the user's connections");
+    }
+}
+
+impl Drop for RedisUser {
+    /// The user goes when the test ends, passed or failed.
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        pulso_tests::clean_up(move || async move {
+            if let Ok(client) = redis::Client::open(pulso_tests::redis_url())
+                && let Ok(mut admin) = client.get_multiplexed_async_connection().await
+            {
+                let _: Result<redis::Value, _> = redis::cmd("ACL")
+                    .arg("DELUSER")
+                    .arg(&name)
+                    .query_async(&mut admin)
+                    .await;
+            }
+        });
+    }
+}
+
+/// Whether the app's shared Redis connection answers a PING.
+async fn redis_answers(app: &TestApp) -> bool {
+    let Ok(mut connection) = app.state.redis.connection().await else {
+        return false;
+    };
+    redis::cmd("PING")
+        .query_async::<String>(&mut connection)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_connection_refused_after_a_rotation_starts_over_when_the_cache_breaker_opens() {
+    use std::time::Duration;
+
+    let probe = TestApp::spawn().await;
+    let mut user = RedisUser::create(&probe, "old-token").await;
+    let mut secrets = Secrets::new().await;
+    let arn = secrets
+        .create(&format!(r#"{{"url": "{}"}}"#, user.url("old-token")))
+        .await;
+    let app = TestApp::spawn_with(TestOptions {
+        env: [
+            ("REDIS_URL_SECRET_ARN", arn.clone()),
+            ("REDIS_BREAKER_THRESHOLD", "1".to_owned()),
+            ("REDIS_BREAKER_COOLDOWN_MS", "200".to_owned()),
+        ]
+        .into_iter()
+        .chain(stand_in_env())
+        .collect(),
+        ..TestOptions::default()
+    })
+    .await;
+    assert!(redis_answers(&app).await);
+
+    // The token is rotated on the server before the secret: the connection manager reconnects
+    // with the old one, is refused, and (the redis crate retries I/O errors, not a refused AUTH)
+    // stays refused, even once the secret holds the new token.
+    user.rotate_and_drop("new-token").await;
+    for _ in 0..5 {
+        redis_answers(&app).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    secrets.rotate(&arn, &user.url("new-token")).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(
+        !redis_answers(&app).await,
+        "the refused connection is still the shared one"
+    );
+
+    // A cached read meets the refusal and opens the breaker, which drops that connection; the
+    // next one, after the cooldown, reads the secret and is let in.
+    let catalogs = shared::catalogs::router(app.state.clone());
+    let token = app.token(&app.clinic_a, Role::Receptionist);
+    let response = app
+        .client(&catalogs, &token)
+        .get("/catalogs/procedure")
+        .await;
+    assert_eq!(
+        response.status, 200,
+        "served from PostgreSQL meanwhile: {}",
+        response.body
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut answered = false;
+    for _ in 0..30 {
+        if redis_answers(&app).await {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    secrets.delete_all().await;
+    assert!(
+        answered,
+        "the shared connection started over with the new token"
+    );
 }

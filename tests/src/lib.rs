@@ -220,9 +220,11 @@ impl TestApp {
             vars.insert("COGNITO_ENDPOINT_URL", cognito.endpoint);
         }
         vars.extend(options.env);
-        if vars.contains_key("DATABASE_URL_SECRET_ARN") {
-            // The test gives the URL by its secret (`shared::secrets`).
-            vars.remove("DATABASE_URL");
+        for name in shared::secrets::FROM_SECRETS {
+            if vars.contains_key(format!("{name}_SECRET_ARN").as_str()) {
+                // The test gives the URL by its secret (`shared::secrets`).
+                vars.remove(name);
+            }
         }
         if let Some(limit) = options.max_body_bytes {
             vars.insert("MAX_BODY_BYTES", limit.to_string());
@@ -363,37 +365,46 @@ impl TestApp {
     }
 }
 
+/// Runs `cleanup` to its end from a `Drop`: a drop runs inside the test's runtime, which is
+/// blocked while it waits, so the work gets a thread and a runtime of its own.
+pub fn clean_up<F, Work>(cleanup: F)
+where
+    F: FnOnce() -> Work + Send + 'static,
+    Work: std::future::Future<Output = ()>,
+{
+    let thread = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cleanup runtime")
+            .block_on(cleanup());
+    });
+    let _ = thread.join();
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let database = self.database.clone();
         let prefix = self.redis_prefix.clone();
-        // Drop runs inside the test's runtime, which is blocked while we wait: clean up on a
-        // thread with its own runtime and fresh connections. The pools' sockets belong to the
-        // test's runtime and must not be touched from here; `WITH (FORCE)` ends them.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                let dropped = match PgConnection::connect_with(&admin_options(None)).await {
-                    Ok(mut admin) => {
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                            .execute(&mut admin)
-                            .await
-                            .map(drop)
-                    }
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = dropped {
-                    // FORCE must end the app role's sessions: the owner role needs membership in
-                    // pulso_app (infra/scripts/services.sh grants it).
-                    eprintln!("warning: test database {database} was not dropped: {error}");
+        // Fresh connections: the pools' sockets belong to the test's runtime and must not be
+        // touched from here; `WITH (FORCE)` ends them.
+        clean_up(move || async move {
+            let dropped = match PgConnection::connect_with(&admin_options(None)).await {
+                Ok(mut admin) => {
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await
+                        .map(drop)
                 }
-                delete_prefix(&prefix).await;
-            });
+                Err(error) => Err(error),
+            };
+            if let Err(error) = dropped {
+                // FORCE must end the app role's sessions: the owner role needs membership in
+                // pulso_app (infra/scripts/services.sh grants it).
+                eprintln!("warning: test database {database} was not dropped: {error}");
+            }
+            delete_prefix(&prefix).await;
         });
-        let _ = cleanup.join();
     }
 }
 

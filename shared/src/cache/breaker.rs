@@ -40,19 +40,23 @@ impl Breaker {
         *state = State::default();
     }
 
-    pub fn record_failure(&self) {
+    /// Counts a failure; whether it opened the breaker (it was closed, or its cooldown over).
+    pub fn record_failure(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        if state.consecutive_failures >= self.threshold {
-            if state.open_until.is_none_or(|until| Instant::now() >= until) {
-                tracing::warn!(
-                    failures = state.consecutive_failures,
-                    cooldown_ms = self.cooldown.as_millis() as u64,
-                    "cache circuit open: skipping Redis"
-                );
-            }
-            state.open_until = Some(Instant::now() + self.cooldown);
+        if state.consecutive_failures < self.threshold {
+            return false;
         }
+        let opened = state.open_until.is_none_or(|until| Instant::now() >= until);
+        if opened {
+            tracing::warn!(
+                failures = state.consecutive_failures,
+                cooldown_ms = self.cooldown.as_millis() as u64,
+                "cache circuit open: skipping Redis"
+            );
+        }
+        state.open_until = Some(Instant::now() + self.cooldown);
+        opened
     }
 }
 

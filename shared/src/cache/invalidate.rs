@@ -109,7 +109,7 @@ impl Cache {
                 }
                 Err(_) if attempt == 1 => attempt += 1,
                 Err(error) => {
-                    self.breaker.record_failure();
+                    self.redis_failed();
                     return Err(error);
                 }
             }

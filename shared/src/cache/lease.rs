@@ -110,7 +110,7 @@ impl Cache {
             Err(error) => {
                 tracing::warn!(cache = policy.name, %error, "cache write failed");
                 self.record(policy, key, Event::RedisError);
-                self.breaker.record_failure();
+                self.redis_failed();
             }
         }
         loaded

@@ -121,7 +121,16 @@ impl Cache {
     ) {
         tracing::warn!(cache = policy.name, %error, "{what}; loading from the database");
         self.record(policy, key, Event::RedisError);
-        self.breaker.record_failure();
+        self.redis_failed();
+    }
+
+    /// Counts a Redis failure towards opening the breaker; when it opens, the shared
+    /// connection is dropped too, so the first call after the cooldown starts afresh, whatever
+    /// broke the old one (`RedisConnector::start_over`).
+    fn redis_failed(&self) {
+        if self.breaker.record_failure() {
+            self.redis.start_over();
+        }
     }
 
     /// Adds this process's counters to Redis (and the logs as EMF) when the flush interval has

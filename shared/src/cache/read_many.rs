@@ -222,7 +222,7 @@ impl Cache {
         {
             tracing::warn!(cache = policy.name, %error, "cache write failed");
             self.record(policy, &keys[0], Event::RedisError);
-            self.breaker.record_failure();
+            self.redis_failed();
         }
         Ok(values.into_iter().flatten().collect())
     }

@@ -337,7 +337,7 @@ impl Cache {
             Err(error) => {
                 tracing::warn!(cache = policy.name, %error, "cache lease failed; serving the cached value");
                 self.record(policy, key, Event::RedisError);
-                self.breaker.record_failure();
+                self.redis_failed();
                 self.record(policy, key, served);
                 Ok(Some(current))
             }
