@@ -7,7 +7,7 @@
 //!
 //! What it models:
 //! - **Today** (template.yaml): EventBridge invokes the worker every minute, asynchronously;
-//!   reserved concurrency 1, so while a drain runs the next ticks are throttled, and Lambda
+//!   reserved concurrency 1 (`ReserveConcurrency`, the default), so while a drain runs the next ticks are throttled, and Lambda
 //!   retries a throttled event with growing pauses until it is `MAX_EVENT_AGE` old, then drops
 //!   it. A drain claims jobs for `Timeout - margin` and then returns. A job enqueued while a
 //!   drain claims starts at once (the drain waits on a blocking `BLMOVE`); one enqueued between
@@ -413,7 +413,7 @@ mod tests {
         let worker = &worker[..worker.find("\n  WorkerLogGroup:").expect("its end")];
         for setting in [
             format!("Timeout: {TIMEOUT}"),
-            format!("ReservedConcurrentExecutions: {RESERVED}"),
+            format!("ReservedConcurrentExecutions: !If [ReservesConcurrency, {RESERVED}, "),
             format!("WORKER_DEADLINE_MARGIN_SECONDS: \"{DEADLINE_MARGIN}\""),
             format!("MaximumEventAgeInSeconds: {MAX_EVENT_AGE}"),
             "MemorySize: 1024".to_owned(),

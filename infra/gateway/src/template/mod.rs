@@ -52,7 +52,7 @@ pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
         .get("Resources")
         .and_then(Value::as_mapping)
         .ok_or_else(|| malformed("Resources", "missing, or not a mapping"))?;
-    let parameters = Parameters(document.get("Parameters").and_then(Value::as_mapping));
+    let parameters = Parameters::of(&document);
 
     let globals = document.get("Globals");
     let mut routes = Vec::new();

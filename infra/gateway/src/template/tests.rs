@@ -303,6 +303,15 @@ fn the_repository_template_loads() {
         Err(error) => panic!("{}", chain(&error)),
     };
     assert!(template.routes.find(&Method::GET, "/health").is_some());
+    // One tick and one drain at a time locally, as the default ReserveConcurrency deploys.
+    for name in ["scheduler", "worker"] {
+        let function = template
+            .functions
+            .iter()
+            .find(|function| function.name == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(function.reserved_concurrency, Some(1), "{name}");
+    }
     for schedule in &template.schedules {
         assert!(
             !matches!(schedule.timing, Timing::ManualOnly(_)),
@@ -648,4 +657,44 @@ Resources:
             "expected {expected:?} in {message:?}"
         );
     }
+}
+
+#[test]
+fn an_if_on_a_condition_of_the_defaults_is_resolved() {
+    let with_default = |reserve: &str| {
+        format!(
+            r#"
+Parameters:
+  Reserve: {{ Type: String, Default: "{reserve}", AllowedValues: ["true", "false"] }}
+  Stage: {{ Type: String, Default: dev }}
+Conditions:
+  Reserves: !Equals [!Ref Reserve, "true"]
+  NotProd: !Not [!Equals [!Ref Stage, prod]]
+  Both: !And [!Condition Reserves, !Condition NotProd]
+  Unknowable: !Equals [!Ref AWS::Region, eu-west-1]
+Resources:
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/worker
+      Timeout: !If [Both, 300, 60]
+      ReservedConcurrentExecutions: !If [Reserves, 1, !Ref AWS::NoValue]
+      MemorySize: !If [Unknowable, 512, 256]
+      Events:
+        Tick: {{ Type: Schedule, Properties: {{ Schedule: rate(1 minute) }} }}
+"#
+        )
+    };
+    let reserved = parse(&with_default("true")).expect("parses");
+    let worker = &reserved.functions[0];
+    assert_eq!(worker.reserved_concurrency, Some(1));
+    assert_eq!(worker.timeout, Duration::from_secs(300));
+    // A condition on what only a deploy knows leaves the property to Lambda's default.
+    assert_eq!(worker.memory_mb, 128);
+
+    let unreserved = parse(&with_default("false")).expect("parses");
+    let worker = &unreserved.functions[0];
+    // `!Ref AWS::NoValue`: no reservation, as in the cloud.
+    assert_eq!(worker.reserved_concurrency, None);
+    assert_eq!(worker.timeout, Duration::from_secs(60));
 }

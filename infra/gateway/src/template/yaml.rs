@@ -73,10 +73,70 @@ pub(crate) enum Resolved {
     Unknown(String),
 }
 
-/// The template's `Parameters`, used to resolve `!Ref` to a parameter's `Default`.
-pub(crate) struct Parameters<'a>(pub(crate) Option<&'a Mapping>);
+/// The template's `Parameters`, used to resolve `!Ref` to a parameter's `Default`, and its
+/// `Conditions`, evaluated with those defaults for `!If`.
+pub(crate) struct Parameters<'a> {
+    parameters: Option<&'a Mapping>,
+    conditions: Option<&'a Mapping>,
+}
 
-impl Parameters<'_> {
+impl<'a> Parameters<'a> {
+    /// The parameters and conditions of a template `document`.
+    pub(crate) fn of(document: &'a Value) -> Self {
+        Self {
+            parameters: document.get("Parameters").and_then(Value::as_mapping),
+            conditions: document.get("Conditions").and_then(Value::as_mapping),
+        }
+    }
+
+    /// Whether the condition `name` holds with the parameters' defaults: `!Equals`, `!Not`,
+    /// `!And`, `!Or` and `!Condition` over what resolves; `None` for anything else.
+    fn condition(&self, name: &str, depth: usize) -> Option<bool> {
+        let definition = self.conditions?.get(name)?;
+        self.holds(definition, depth + 1)
+    }
+
+    fn holds(&self, value: &Value, depth: usize) -> Option<bool> {
+        if depth > 16 {
+            return None; // a condition naming itself
+        }
+        let Value::Tagged(tagged) = value else {
+            return None;
+        };
+        let operands = tagged.value.as_sequence();
+        if tagged.tag == "Equals" {
+            let [left, right] = operands?.as_slice() else {
+                return None;
+            };
+            return match (self.resolve_scalar(left), self.resolve_scalar(right)) {
+                (Resolved::Text(left), Resolved::Text(right)) => Some(left == right),
+                _ => None,
+            };
+        }
+        if tagged.tag == "Not" {
+            let [inner] = operands?.as_slice() else {
+                return None;
+            };
+            return self.holds(inner, depth + 1).map(|holds| !holds);
+        }
+        if tagged.tag == "And" || tagged.tag == "Or" {
+            let all: Option<Vec<bool>> = operands?
+                .iter()
+                .map(|operand| self.holds(operand, depth + 1))
+                .collect();
+            let all = all?;
+            return Some(if tagged.tag == "And" {
+                all.iter().all(|holds| *holds)
+            } else {
+                all.iter().any(|holds| *holds)
+            });
+        }
+        if tagged.tag == "Condition" {
+            return self.condition(plain_str(&tagged.value)?, depth);
+        }
+        None
+    }
+
     pub(crate) fn resolve_scalar(&self, value: &Value) -> Resolved {
         match self.resolve_list(value).as_slice() {
             [Resolved::Text(one)] => Resolved::Text(one.clone()),
@@ -104,6 +164,20 @@ impl Parameters<'_> {
                     None => vec![Resolved::Unknown("`Ref` needs a name".to_owned())],
                 }
             }
+            Value::Tagged(tagged) if tagged.tag == "If" => {
+                let chosen = match tagged.value.as_sequence().map(Vec::as_slice) {
+                    Some([condition, then, otherwise]) => plain_str(condition)
+                        .and_then(|name| self.condition(name, 0))
+                        .map(|holds| if holds { then } else { otherwise }),
+                    _ => None,
+                };
+                match chosen {
+                    Some(value) => self.resolve_list(value),
+                    None => vec![Resolved::Unknown(
+                        "`!If` on a condition not known before deploying".to_owned(),
+                    )],
+                }
+            }
             Value::Tagged(tagged) => vec![Resolved::Unknown(format!(
                 "{} is only known at deploy time",
                 tagged.tag
@@ -115,7 +189,7 @@ impl Parameters<'_> {
     }
 
     fn parameter_default(&self, name: &str) -> Vec<Resolved> {
-        let Some(parameter) = self.0.and_then(|p| p.get(name)) else {
+        let Some(parameter) = self.parameters.and_then(|p| p.get(name)) else {
             return vec![Resolved::Unknown(format!(
                 "`!Ref {name}` is not a template parameter"
             ))];
