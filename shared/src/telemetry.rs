@@ -65,11 +65,14 @@ impl std::fmt::Display for ErrorChain<'_> {
 pub const METRICS_NAMESPACE: &str = "Pulso";
 
 /// One CloudWatch Embedded Metric Format line (written to stdout, where Lambda's log stream
-/// turns it into metrics): each of `metrics` (name, unit, value) in [`METRICS_NAMESPACE`], with
-/// the `dimensions` (name, value), at `timestamp_ms`. The alarms of template.yaml read them.
+/// turns it into metrics): each of `metrics` (name, unit, value: a number, or a list of
+/// samples) in [`METRICS_NAMESPACE`], with the `dimensions` (name, value), at `timestamp_ms`.
+/// CloudWatch files the metrics under all the dimensions together and, for each of `rollups`,
+/// under those alone (every cache of a deployment, say). The alarms of template.yaml read them.
 pub fn emf_line(
     dimensions: &[(&str, &str)],
-    metrics: &[(&str, &str, f64)],
+    rollups: &[&[&str]],
+    metrics: &[(&str, &str, serde_json::Value)],
     timestamp_ms: i64,
 ) -> String {
     let mut document = serde_json::Map::new();
@@ -77,15 +80,19 @@ pub fn emf_line(
         document.insert((*name).into(), (*value).into());
     }
     for (name, _, value) in metrics {
-        document.insert((*name).into(), (*value).into());
+        document.insert((*name).into(), value.clone());
     }
+    let all: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+    let dimension_sets: Vec<&[&str]> = std::iter::once(all.as_slice())
+        .chain(rollups.iter().copied())
+        .collect();
     document.insert(
         "_aws".into(),
         serde_json::json!({
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>()],
+                "Dimensions": dimension_sets,
                 "Metrics": metrics
                     .iter()
                     .map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit}))
@@ -104,9 +111,10 @@ mod tests {
     fn an_emf_line_declares_its_metrics_and_dimensions() {
         let line = emf_line(
             &[("Environment", "prod")],
+            &[],
             &[
-                ("QueueDepth", "Count", 3.0),
-                ("QueueOldestWaiting", "Seconds", 1.5),
+                ("QueueDepth", "Count", 3.into()),
+                ("QueueOldestWaiting", "Seconds", 1.5.into()),
             ],
             1_700_000_000_000,
         );

@@ -237,14 +237,6 @@ impl Flush {
     }
 }
 
-#[derive(Serialize)]
-struct EmfMetric {
-    #[serde(rename = "Name")]
-    name: &'static str,
-    #[serde(rename = "Unit")]
-    unit: &'static str,
-}
-
 fn emf_document(name: &str, environment: &str, timestamp: i64, counters: &Counters) -> String {
     const COUNTS: [(&str, &str); 8] = [
         ("CacheHits", "hits"),
@@ -258,45 +250,30 @@ fn emf_document(name: &str, environment: &str, timestamp: i64, counters: &Counte
         ("CacheBypasses", "bypasses"),
     ];
     let fields: HashMap<&str, u64> = counters.fields().collect();
-    let mut metrics: Vec<EmfMetric> = COUNTS
+    let mut metrics: Vec<(&str, &str, serde_json::Value)> = COUNTS
         .iter()
-        .map(|(metric, _)| EmfMetric {
-            name: metric,
-            unit: "Count",
+        .map(|(metric, field)| {
+            (
+                *metric,
+                "Count",
+                fields.get(field).copied().unwrap_or(0).into(),
+            )
         })
         .collect();
-    let mut document = serde_json::Map::new();
-    for (metric, field) in COUNTS {
-        document.insert(
-            metric.into(),
-            fields.get(field).copied().unwrap_or(0).into(),
-        );
-    }
     if !counters.load_samples_ms.is_empty() {
-        metrics.push(EmfMetric {
-            name: "CacheLoadTime",
-            unit: "Milliseconds",
-        });
-        document.insert(
-            "CacheLoadTime".into(),
+        metrics.push((
+            "CacheLoadTime",
+            "Milliseconds",
             serde_json::json!(counters.load_samples_ms),
-        );
+        ));
     }
-    document.insert(
-        "_aws".into(),
-        serde_json::json!({
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": "Pulso",
-                // Per cache, and every cache of the deployment together (the hit-rate alarm).
-                "Dimensions": [["Environment", "CacheName"], ["Environment"]],
-                "Metrics": metrics,
-            }],
-        }),
-    );
-    document.insert("Environment".into(), environment.into());
-    document.insert("CacheName".into(), name.into());
-    serde_json::Value::Object(document).to_string()
+    // Per cache, and every cache of the deployment together (the hit-rate alarm).
+    crate::telemetry::emf_line(
+        &[("Environment", environment), ("CacheName", name)],
+        &[&["Environment"]],
+        &metrics,
+        timestamp,
+    )
 }
 
 /// One cache name's counters as the admin view shows them.

@@ -329,16 +329,17 @@ impl Scheduler {
 fn queue_metrics(env: &str, figures: &crate::queue::QueueFigures, at: DateTime<Utc>) -> String {
     crate::telemetry::emf_line(
         &[("Environment", env)],
+        &[],
         &[
-            ("QueueDepth", "Count", figures.depth as f64),
+            ("QueueDepth", "Count", figures.depth.into()),
             (
                 "QueueOldestWaiting",
                 "Seconds",
-                figures.oldest_waiting_seconds.unwrap_or(0.0),
+                figures.oldest_waiting_seconds.unwrap_or(0.0).into(),
             ),
-            ("QueueRunning", "Count", figures.processing as f64),
-            ("QueueDelayed", "Count", figures.delayed as f64),
-            ("QueueDead", "Count", figures.dead as f64),
+            ("QueueRunning", "Count", figures.processing.into()),
+            ("QueueDelayed", "Count", figures.delayed.into()),
+            ("QueueDead", "Count", figures.dead.into()),
         ],
         at.timestamp_millis(),
     )
