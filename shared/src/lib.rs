@@ -20,6 +20,7 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod input;
+pub mod invocation;
 pub mod keys;
 pub mod pagination;
 pub mod queue;

@@ -5,7 +5,7 @@
 //! Everything but start-up lives in `shared::migrate`, where the tests run the same requests.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -18,7 +18,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let http = &http;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let deadline = tokio::time::Instant::now() + time_left(event.context.deadline);
+            // A deadline that is no epoch time (a local runtime) leaves no time: the request
+            // is answered at once rather than run without a bound.
+            let time_left = shared::invocation::time_left(event.context.deadline);
+            let deadline = tokio::time::Instant::now() + time_left.unwrap_or_default();
             let environment = |name: &str| std::env::var(name).ok();
             let answer =
                 shared::migrate::on_deploy(event.payload, deadline, environment, http).await;
@@ -26,12 +29,4 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         },
     ))
     .await
-}
-
-/// The time from now to `deadline_epoch_ms`, Lambda's deadline of the invocation.
-fn time_left(deadline_epoch_ms: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Duration::from_millis(deadline_epoch_ms).saturating_sub(now)
 }

@@ -23,7 +23,7 @@ use crate::state::{AppState, StartupError};
 use crate::telemetry::ErrorChain;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// What the scheduler does on each tick, in this order.
@@ -62,10 +62,6 @@ pub const FINISH_GRACE: Duration = Duration::from_secs(3);
 /// The time a tick gets when the runtime's deadline is not believable (`cargo lambda watch`
 /// sends 600000, not an epoch time): a little under the function's one-minute schedule.
 pub const FALLBACK_BUDGET: Duration = Duration::from_secs(50);
-/// Lambda's longest timeout: a deadline further away than this is not an epoch time either.
-const LONGEST_INVOCATION: Duration = Duration::from_secs(15 * 60);
-/// 2017-07-14 in epoch milliseconds: anything earlier is not a deadline of this era.
-const PLAUSIBLE_EPOCH_MS: u64 = 1_500_000_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerStartupError {
@@ -93,19 +89,16 @@ impl Tick {
     /// deadline (epoch milliseconds) minus [`DEADLINE_MARGIN`]. A deadline that is not a
     /// plausible epoch time gets [`FALLBACK_BUDGET`] instead.
     pub fn from_invocation(event_time: Option<DateTime<Utc>>, deadline_epoch_ms: u64) -> Self {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
-        let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
-        let budget = if deadline_epoch_ms < PLAUSIBLE_EPOCH_MS || remaining > LONGEST_INVOCATION {
-            tracing::warn!(
-                deadline_epoch_ms,
-                fallback_seconds = FALLBACK_BUDGET.as_secs(),
-                "the invocation deadline is not an epoch time (local runtime?); using the fallback budget"
-            );
-            FALLBACK_BUDGET
-        } else {
-            remaining.saturating_sub(DEADLINE_MARGIN)
+        let budget = match crate::invocation::time_left(deadline_epoch_ms) {
+            Some(remaining) => remaining.saturating_sub(DEADLINE_MARGIN),
+            None => {
+                tracing::warn!(
+                    deadline_epoch_ms,
+                    fallback_seconds = FALLBACK_BUDGET.as_secs(),
+                    "the invocation deadline is not an epoch time (local runtime?); using the fallback budget"
+                );
+                FALLBACK_BUDGET
+            }
         };
         Tick {
             at: event_time.unwrap_or_else(Utc::now),
@@ -394,12 +387,8 @@ mod tests {
 
     #[test]
     fn a_real_deadline_keeps_its_margin() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
         let before = Instant::now();
-        let tick = Tick::from_invocation(None, now_ms + 60_000);
+        let tick = Tick::from_invocation(None, crate::invocation::now_epoch_ms() + 60_000);
         let budget = tick.stop_at - before;
         // 60 s less the margin, give or take the milliseconds between the two clocks' reads.
         assert!(

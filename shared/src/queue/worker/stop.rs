@@ -2,7 +2,7 @@
 //! SIGINT/SIGTERM for `worker --loop`, or an idle queue.
 
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// Stop everything this long before the Lambda deadline, so the report gets out.
@@ -13,10 +13,6 @@ const HARD_STOP_MARGIN: Duration = Duration::from_secs(1);
 /// gave watch when watch ran the functions.
 const FALLBACK_CLAIMING: Duration = Duration::from_secs(20);
 const FALLBACK_FINISHING: Duration = Duration::from_secs(5);
-/// Lambda's longest timeout: a deadline further away than this is not an epoch time either.
-const LONGEST_INVOCATION: Duration = Duration::from_secs(15 * 60);
-/// 2017-07-14 in epoch milliseconds: anything earlier is not a deadline of this era.
-const PLAUSIBLE_EPOCH_MS: u64 = 1_500_000_000_000;
 
 /// When a drain stops.
 #[derive(Clone, Copy, Debug, Default)]
@@ -43,11 +39,7 @@ pub enum StopReason {
 /// is not a plausible epoch time (a local runtime) gets a fixed budget instead.
 pub fn drain_for_deadline(deadline_epoch_ms: u64, margin: Duration) -> Drain {
     let now = Instant::now();
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64);
-    let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
-    if deadline_epoch_ms < PLAUSIBLE_EPOCH_MS || remaining > LONGEST_INVOCATION {
+    let Some(remaining) = crate::invocation::time_left(deadline_epoch_ms) else {
         tracing::warn!(
             deadline_epoch_ms,
             "the invocation deadline is not an epoch time (local runtime?); using the fallback budget"
@@ -57,7 +49,7 @@ pub fn drain_for_deadline(deadline_epoch_ms: u64, margin: Duration) -> Drain {
             finish_by: Some(now + FALLBACK_CLAIMING + FALLBACK_FINISHING),
             stop_when_idle: false,
         };
-    }
+    };
     let hard_stop = remaining.saturating_sub(HARD_STOP_MARGIN);
     Drain {
         stop_at: Some(now + remaining.saturating_sub(margin).min(hard_stop)),
@@ -102,10 +94,7 @@ mod tests {
 
     #[test]
     fn a_real_deadline_keeps_its_margins() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = crate::invocation::now_epoch_ms();
         let before = Instant::now();
         let drain = drain_for_deadline(now_ms + 300_000, Duration::from_secs(30));
         let stop = drain.stop_at.unwrap() - before;
@@ -122,10 +111,7 @@ mod tests {
 
     #[test]
     fn a_deadline_inside_the_margin_claims_nothing() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = crate::invocation::now_epoch_ms();
         let before = Instant::now();
         let drain = drain_for_deadline(now_ms + 10_000, Duration::from_secs(30));
         assert!(drain.stop_at.unwrap() - before < Duration::from_millis(100));
