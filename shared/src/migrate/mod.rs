@@ -251,35 +251,47 @@ pub async fn set_logins(
         .await?;
     for login in logins {
         if login.user != login.role {
-            let create: Option<String> = sqlx::query_scalar(
+            run_formatted(
+                &mut tx,
                 "SELECT format('CREATE ROLE %I', $1::text) \
                  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+                &[&login.user],
             )
-            .bind(&login.user)
-            .fetch_optional(&mut *tx)
             .await?;
-            if let Some(statement) = create {
-                sqlx::raw_sql(&statement).execute(&mut *tx).await?;
-            }
-            let grant: String =
-                sqlx::query_scalar("SELECT format('GRANT %I TO %I', $1::text, $2::text)")
-                    .bind(login.role)
-                    .bind(&login.user)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            sqlx::raw_sql(&grant).execute(&mut *tx).await?;
+            run_formatted(
+                &mut tx,
+                "SELECT format('GRANT %I TO %I', $1::text, $2::text)",
+                &[login.role, &login.user],
+            )
+            .await?;
         }
-        let alter: String = sqlx::query_scalar(
+        run_formatted(
+            &mut tx,
             "SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $1::text, $2::text)",
+            &[&login.user, &stored_password(login.password.expose())],
         )
-        .bind(&login.user)
-        .bind(stored_password(login.password.expose()))
-        .fetch_one(&mut *tx)
         .await?;
-        sqlx::raw_sql(&alter).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(logins.iter().map(|login| login.user.clone()).collect())
+}
+
+/// Runs the statement `query` builds with PostgreSQL's `format` from `args` (bound as text), if
+/// it builds one: role statements take no bound parameters, so they are built where quoting is
+/// PostgreSQL's own.
+async fn run_formatted(
+    connection: &mut PgConnection,
+    query: &str,
+    args: &[&str],
+) -> Result<(), sqlx::Error> {
+    let mut formatted = sqlx::query_scalar::<_, String>(query);
+    for arg in args {
+        formatted = formatted.bind(*arg);
+    }
+    if let Some(statement) = formatted.fetch_optional(&mut *connection).await? {
+        sqlx::raw_sql(&statement).execute(&mut *connection).await?;
+    }
+    Ok(())
 }
 
 /// Iterations of a SCRAM verifier: PostgreSQL's default (`scram_iterations`).
