@@ -43,6 +43,13 @@ impl Fresh {
         pulso_tests::admin_url_for(&self.database)
     }
 
+    /// A connection to the database as its owner, to look at what a deploy left.
+    async fn owner(&self) -> PgConnection {
+        PgConnection::connect(&self.owner_url())
+            .await
+            .expect("connect as the owner")
+    }
+
     fn login_url(&self, user: &str, password: &str) -> String {
         format!(
             "postgres://{user}:{password}@127.0.0.1:5432/{}",
@@ -258,9 +265,7 @@ async fn a_deploy_migrates_an_empty_database_and_gives_the_functions_their_login
     // Deleting the stack answers and keeps the database.
     let deleted = deploy(request("Delete", &cloudformation.url), &settings).await;
     assert_eq!((deleted.status, deleted.delivered), ("SUCCESS", true));
-    let mut owner = PgConnection::connect(&fresh.owner_url())
-        .await
-        .expect("owner");
+    let mut owner = fresh.owner().await;
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
         .fetch_one(&mut owner)
         .await
@@ -377,9 +382,7 @@ async fn every_failure_is_answered_with_its_reason_and_no_secret() {
     .await;
     assert_eq!(answer.status, "FAILED");
     assert!(answer.reason.contains("no time left"), "{answer:?}");
-    let mut owner = PgConnection::connect(&fresh.owner_url())
-        .await
-        .expect("owner");
+    let mut owner = fresh.owner().await;
     let history: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(&mut owner)
         .await

@@ -48,6 +48,12 @@ impl Secrets {
         arn
     }
 
+    /// A secret holding `url` as the functions read it (`{"url": …}`).
+    async fn create_url(&mut self, url: &str) -> String {
+        self.create(&serde_json::json!({ "url": url }).to_string())
+            .await
+    }
+
     /// Puts `url` in the secret `arn` as its new value (`{"url": …}`), as a rotation does.
     async fn rotate(&self, arn: &str, url: &str) {
         self.client
@@ -296,9 +302,7 @@ async fn a_rotated_redis_token_reaches_the_next_connection() {
     let app = TestApp::spawn().await;
     let mut user = RedisUser::create(&app, "old-token").await;
     let mut secrets = Secrets::new().await;
-    let arn = secrets
-        .create(&format!(r#"{{"url": "{}"}}"#, user.url("old-token")))
-        .await;
+    let arn = secrets.create_url(&user.url("old-token")).await;
     let config = load(&[
         ("DATABASE_URL", "postgres://pulso_app@127.0.0.1/pulso"),
         ("REDIS_URL_SECRET_ARN", &arn),
@@ -427,9 +431,7 @@ async fn a_connection_refused_after_a_rotation_starts_over_when_the_cache_breake
     let probe = TestApp::spawn().await;
     let mut user = RedisUser::create(&probe, "old-token").await;
     let mut secrets = Secrets::new().await;
-    let arn = secrets
-        .create(&format!(r#"{{"url": "{}"}}"#, user.url("old-token")))
-        .await;
+    let arn = secrets.create_url(&user.url("old-token")).await;
     let app = TestApp::spawn_with(TestOptions {
         env: [
             ("REDIS_URL_SECRET_ARN", arn.clone()),
