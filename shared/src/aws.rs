@@ -5,6 +5,8 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_apigatewaymanagement::config::Credentials;
+use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
+use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 /// Dummy credentials for a local stand-in (the local gateway, the Cognito stand-in): the SDK
 /// must sign, they check nothing. Never real keys.
@@ -26,4 +28,21 @@ pub async fn sdk_config(region: Option<&str>, credentials: Option<Credentials>) 
         loader = loader.credentials_provider(credentials);
     }
     loader.load().await
+}
+
+/// Why a call to `service` failed, in a line: the service's code and message, or the
+/// connection's trouble (not the raw response the SDK's error context carries).
+pub fn why<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    error: &SdkError<E, HttpResponse>,
+    service: &str,
+) -> String {
+    match (error, error.code(), error.message()) {
+        (SdkError::TimeoutError(_), _, _) => format!(
+            "no answer in time (is there a path from the function to {service}: a VPC endpoint \
+             or a NAT gateway?)"
+        ),
+        (_, Some(code), Some(message)) => format!("{code}: {message}"),
+        (_, Some(code), None) => code.to_owned(),
+        _ => DisplayErrorContext(error).to_string(),
+    }
 }

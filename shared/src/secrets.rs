@@ -14,12 +14,10 @@
 //! can read its secret again when PostgreSQL refuses the password ([`read_again`]). This module,
 //! not `config`, talks to AWS: `config` only reads variables (a leaf, `crate::layers`).
 
-use crate::aws::{local_credentials, sdk_config};
+use crate::aws::{local_credentials, sdk_config, why};
 use crate::config::{Config, ConfigError, SecretRef};
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use futures_util::{Stream, StreamExt};
 use redis::RedisResult;
 use redis::auth::{BasicAuth, StreamingCredentialsProvider};
@@ -141,22 +139,6 @@ async fn client(endpoint: Option<&str>, region: Option<&str>) -> Client {
     Client::from_conf(config.build())
 }
 
-/// Why a read failed, in a line: the service's code and message, or the connection's trouble
-/// (not the raw response the SDK's error context carries).
-fn why<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    error: &SdkError<E, HttpResponse>,
-) -> String {
-    match (error, error.code(), error.message()) {
-        (SdkError::TimeoutError(_), _, _) => "no answer in time (is there a path from the \
-                                              function to Secrets Manager: a VPC endpoint or a \
-                                              NAT gateway?)"
-            .to_owned(),
-        (_, Some(code), Some(message)) => format!("{code}: {message}"),
-        (_, Some(code), None) => code.to_owned(),
-        _ => DisplayErrorContext(error).to_string(),
-    }
-}
-
 /// The URL the secret `arn` holds, or why not (never the secret's text).
 async fn read_url(client: &Client, arn: &str) -> Result<String, String> {
     let value = client
@@ -164,7 +146,7 @@ async fn read_url(client: &Client, arn: &str) -> Result<String, String> {
         .secret_id(arn)
         .send()
         .await
-        .map_err(|error| format!("cannot be read: {}", why(&error)))?;
+        .map_err(|error| format!("cannot be read: {}", why(&error, "Secrets Manager")))?;
     let text = value
         .secret_string()
         .ok_or(format!("holds binary data, not {SHAPES}"))?;

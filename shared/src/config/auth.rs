@@ -126,10 +126,11 @@ fn read_first_party(vars: &mut Vars) -> Option<Option<FirstPartyTokens>> {
 fn read_cognito(vars: &mut Vars) -> Option<Option<CognitoConfig>> {
     let pool = vars.optional("COGNITO_USER_POOL_ID");
     let client = vars.optional("COGNITO_CLIENT_ID");
-    let endpoint = vars.optional("COGNITO_ENDPOINT_URL");
+    let endpoint_given = vars.optional("COGNITO_ENDPOINT_URL").is_some();
+    let endpoint = vars.endpoint_url("COGNITO_ENDPOINT_URL");
     let (user_pool_id, client_id) = match (pool, client) {
         (None, None) => {
-            if endpoint.is_some() {
+            if endpoint_given {
                 vars.problems
                     .push("COGNITO_ENDPOINT_URL: set without COGNITO_USER_POOL_ID".into());
                 return None;
@@ -153,19 +154,12 @@ fn read_cognito(vars: &mut Vars) -> Option<Option<CognitoConfig>> {
     });
     let client_valid =
         !client_id.is_empty() && client_id.bytes().all(|b| b.is_ascii_alphanumeric());
-    let endpoint_valid = endpoint.as_deref().is_none_or(|url| {
-        url.starts_with("https://")
-            || url.starts_with("http://127.0.0.1")
-            || url.starts_with("http://localhost")
-    });
+    let endpoint_valid = endpoint.is_some() == endpoint_given;
     vars.check(pool_valid, || {
         format!("COGNITO_USER_POOL_ID: must look like eu-west-1_AbC123, got {user_pool_id:?}")
     });
     vars.check(client_valid, || {
         "COGNITO_CLIENT_ID: must be the app client's id (letters and digits)".into()
-    });
-    vars.check(endpoint_valid, || {
-        "COGNITO_ENDPOINT_URL: must be an https:// URL (http://127.0.0.1 or localhost for a local stand-in)".into()
     });
     if !(pool_valid && client_valid && endpoint_valid) {
         return None;

@@ -52,6 +52,24 @@ impl<'a> Vars<'a> {
         Duration::from_secs(self.parsed(name, default_seconds, "a number of seconds"))
     }
 
+    /// An AWS service endpoint: an `https://` URL, or a local stand-in on `http://127.0.0.1…` /
+    /// `http://localhost…` (plain HTTP only on loopback, so no real call goes out unencrypted).
+    pub(super) fn endpoint_url(&mut self, name: &str) -> Option<String> {
+        let url = self.optional(name).map(|url| url.trim().to_owned());
+        let valid = url.as_deref().is_none_or(|url| {
+            url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost")
+        });
+        self.check(valid, || {
+            format!(
+                "{name}: must be an https:// URL (http://127.0.0.1 or localhost for a local \
+                 stand-in)"
+            )
+        });
+        url.filter(|_| valid)
+    }
+
     /// Records `problem` unless `ok`.
     pub(super) fn check(&mut self, ok: bool, problem: impl FnOnce() -> String) {
         if !ok {
