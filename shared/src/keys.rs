@@ -68,6 +68,11 @@ pub struct QueueKeys {
     pub known: String,
     /// HASH of counters over every clinic (processed, failed, retried, dead, since).
     pub stats: String,
+    /// ZSET drain id -> the Unix ms its presence lapses unless renewed: the drains alive now
+    /// (`shared::queue::presence`).
+    pub drains: String,
+    /// STRING with a TTL: the token of the wake in flight (a worker invoked, not yet arrived).
+    pub waking: String,
 }
 
 impl QueueKeys {
@@ -254,6 +259,8 @@ impl Keys {
             delayed: key("delayed"),
             known: key("known"),
             stats: format!("{}:queue:{{jobs}}:stats:v{QUEUE_STATS_FORMAT}", self.prefix),
+            drains: key("drains"),
+            waking: key("waking"),
         }
     }
 
@@ -453,6 +460,8 @@ mod tests {
             &keys.delayed,
             &keys.known,
             &keys.stats,
+            &keys.drains,
+            &keys.waking,
         ] {
             assert!(key.starts_with("dev:queue:{jobs}:"), "{key}");
         }

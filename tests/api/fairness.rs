@@ -83,6 +83,7 @@ async fn drain_until_idle(worker: Worker) -> DrainReport {
                 stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
                 finish_by: None,
                 stop_when_idle: true,
+                ..Drain::default()
             },
             std::future::pending(),
         )

@@ -30,4 +30,5 @@ mod schedule;
 mod secrets;
 mod security;
 mod waiting_list;
+mod wake;
 mod xrays;

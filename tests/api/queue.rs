@@ -629,6 +629,7 @@ async fn the_worker_stops_taking_jobs_at_its_deadline_and_finishes_the_ones_it_h
                         stop_at: Some(Instant::now() + Duration::from_millis(300)),
                         finish_by: Some(Instant::now() + Duration::from_secs(10)),
                         stop_when_idle: false,
+                        ..Drain::default()
                     },
                     std::future::pending(),
                 )

@@ -286,7 +286,9 @@ async fn a_rotated_system_secret_reaches_the_scheduler_and_the_worker_before_the
     // The worker's invocation does the same before it claims anything.
     let margin = worker.state().config.queue.worker_deadline_margin;
     let deadline = chrono::Utc::now() + margin + Duration::from_millis(500);
-    worker.invocation(deadline.timestamp_millis() as u64).await;
+    worker
+        .invocation(deadline.timestamp_millis() as u64, &serde_json::json!({}))
+        .await;
     let role: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&worker.state().db)
         .await

@@ -461,6 +461,7 @@ async fn throughput(
                 stop_at: Some(tokio::time::Instant::now() + Duration::from_secs(300)),
                 finish_by: None,
                 stop_when_idle: true,
+                ..Drain::default()
             },
             std::future::pending(),
         )

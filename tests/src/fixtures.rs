@@ -114,6 +114,7 @@ pub async fn drain_worker(worker: &Worker) -> DrainReport {
                 stop_at: Some(Instant::now() + Duration::from_secs(20)),
                 finish_by: Some(Instant::now() + Duration::from_secs(25)),
                 stop_when_idle: true,
+                ..Drain::default()
             },
             std::future::pending(),
         )

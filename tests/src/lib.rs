@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod fixtures;
+pub mod lambda;
 pub mod realtime;
 
 pub use client::{Client, Problem, TestResponse};

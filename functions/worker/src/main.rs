@@ -1,11 +1,12 @@
-//! `worker` function: EventBridge calls it once a minute; it drains the job queue until its
-//! deadline minus a margin. `worker --loop` (or `WORKER_LOOP=1`) drains forever outside Lambda,
-//! which is how infra/run-local runs jobs.
+//! `worker` function: woken by an asynchronous invocation when jobs are ready and no drain is
+//! alive (an enqueue, the scheduler's maintenance, a drain with a backlog or at its deadline),
+//! it drains the job queue until idle for a few seconds or its deadline minus a margin.
+//! `worker --loop` (or `WORKER_LOOP=1`) drains forever outside Lambda.
 //!
-//! Everything but start-up lives in `shared::queue::worker` (the drain loop) and
-//! `shared::worker` (which handler runs which job kind).
+//! Everything but start-up lives in `shared::queue::worker` (the drain loop),
+//! `shared::queue::presence` (the drains alive, waking) and `shared::worker` (which handler runs
+//! which job kind).
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::Config;
 use shared::queue::DrainReport;
@@ -26,8 +27,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     let worker = &worker;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-            let report: DrainReport = worker.invocation(event.context.deadline).await;
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let report: DrainReport = worker
+                .invocation(event.context.deadline, &event.payload)
+                .await;
             Ok::<_, lambda_runtime::Error>(report)
         },
     ))

@@ -18,7 +18,7 @@ pub use access::{
 };
 pub use auth::{AuthConfig, CognitoConfig, FirstPartyTokens};
 pub use limits::{HttpConfig, MediaConfig, XRAY_MAX_BYTES_CEILING, XrayConfig};
-pub use queue::QueueConfig;
+pub use queue::{QueueConfig, WakeTarget};
 pub use realtime::RealtimeConfig;
 pub use stores::{CacheConfig, DatabaseConfig, RedisConfig, SecretRef};
 

@@ -33,6 +33,27 @@ pub struct QueueConfig {
     /// Most unfinished jobs (queued, running, waiting for a retry) one clinic may have: one
     /// clinic's flood of uploads cannot fill the queue every clinic shares.
     pub max_pending_per_clinic: u32,
+    /// A drain in a Lambda invocation with nothing to run for this long stops (unless work
+    /// arrived as it left): an idle worker costs seconds, not its whole timeout.
+    pub worker_idle_stop: Duration,
+    /// Most drains at once: a drain with more jobs ready than it has room for wakes another,
+    /// up to this many (the worker function's reserved concurrency in template.yaml).
+    pub worker_max_drains: u32,
+    /// The worker function an enqueue wakes when no drain is alive; `None` (tests, `worker
+    /// --loop`): nothing is woken, the drains that run find the jobs.
+    pub wake: Option<WakeTarget>,
+}
+
+/// Where the worker is woken: a Lambda function, invoked asynchronously.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WakeTarget {
+    /// `WORKER_FUNCTION_NAME`: its name or ARN (template.yaml: `!Ref WorkerFunction`).
+    pub function: String,
+    /// `LAMBDA_ENDPOINT_URL`: a local stand-in for Lambda's Invoke API (the local gateway);
+    /// `None`: AWS's.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION`; `None`: the SDK's own lookup.
+    pub region: Option<String>,
 }
 
 impl QueueConfig {
@@ -75,6 +96,26 @@ impl QueueConfig {
             u64::from(max_pending_per_clinic),
             1..=1_000_000,
         );
+        let worker_idle_stop = vars.seconds("WORKER_IDLE_STOP_SECONDS", 10);
+        vars.check_range(
+            "WORKER_IDLE_STOP_SECONDS",
+            worker_idle_stop.as_secs(),
+            1..=600,
+        );
+        let worker_max_drains = vars.parsed("WORKER_MAX_DRAINS", 3, "a number of drains");
+        vars.check_range("WORKER_MAX_DRAINS", u64::from(worker_max_drains), 1..=100);
+        let endpoint = vars.endpoint_url("LAMBDA_ENDPOINT_URL");
+        let function = vars.optional("WORKER_FUNCTION_NAME");
+        vars.check(function.is_some() || endpoint.is_none(), || {
+            "LAMBDA_ENDPOINT_URL: set without WORKER_FUNCTION_NAME (the function to invoke)".into()
+        });
+        let wake = function.map(|function| WakeTarget {
+            function: function.trim().to_owned(),
+            endpoint,
+            region: vars
+                .optional("AWS_REGION")
+                .map(|region| region.trim().to_owned()),
+        });
         Self {
             lease,
             retry_base,
@@ -85,6 +126,9 @@ impl QueueConfig {
             worker_batch,
             worker_deadline_margin,
             max_pending_per_clinic,
+            worker_idle_stop,
+            worker_max_drains,
+            wake,
         }
     }
 }

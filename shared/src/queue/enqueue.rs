@@ -54,9 +54,10 @@ impl Queue {
         }
     }
 
-    /// Pushes a job staged by a committed transaction to Redis. Never fails: when Redis cannot
-    /// take it the job waits in PostgreSQL and the sweep pushes it (within the sweep grace plus
-    /// a scheduler tick). A job that was not created (idempotent repeat) is already on its way.
+    /// Pushes a job staged by a committed transaction to Redis, and wakes the worker if no
+    /// drain is alive. Never fails: when Redis cannot take it the job waits in PostgreSQL and
+    /// the sweep pushes it (within the sweep grace plus a scheduler tick). A job that was not
+    /// created (idempotent repeat) is already on its way.
     pub async fn dispatch(&self, job: &StagedJob) {
         if !job.created {
             return;
@@ -67,12 +68,15 @@ impl Queue {
             peak_memory_mib: job.peak_memory_mib,
             due_ms: 0,
         };
-        if let Err(error) = self.push(&[push]).await {
-            tracing::warn!(
+        match self.push(&[push]).await {
+            Ok(_) => {
+                self.wake(1, WakeReason::Enqueue).await;
+            }
+            Err(error) => tracing::warn!(
                 job_id = %job.id,
                 error = %ErrorChain(&error),
                 "job not pushed to Redis; the sweep will push it"
-            );
+            ),
         }
     }
 

@@ -3,7 +3,7 @@
 //! again the jobs PostgreSQL has and Redis lost (or never got).
 
 use super::enqueue::{Push, stored_peak};
-use super::{Queue, QueueError, now_ms, repository};
+use super::{Queue, QueueError, WakeReason, now_ms, repository};
 use crate::queue::JobStatus;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -29,13 +29,15 @@ pub struct MaintenanceReport {
 }
 
 impl Queue {
-    /// Everything the scheduler runs on each tick. `system_db` connects as pulso_system (the
-    /// sweep reads every clinic's unfinished jobs). Idempotent: several runs at once (the
-    /// scheduler and a worker) only repeat each other's work.
+    /// Everything the scheduler runs on each tick, then the wake of a worker if jobs are ready
+    /// and no drain is alive (this is the safety net for a lost wake). `system_db` connects as
+    /// pulso_system (the sweep reads every clinic's unfinished jobs). Idempotent: several runs
+    /// at once (the scheduler and a worker) only repeat each other's work.
     pub async fn maintain(&self, system_db: &PgPool) -> Result<MaintenanceReport, QueueError> {
         let promoted = self.promote_due().await?;
         let reaped = self.reap_expired().await?;
         let sweep = self.sweep(system_db).await?;
+        self.wake(1, WakeReason::Maintenance).await;
         Ok(MaintenanceReport {
             promoted,
             reaped,

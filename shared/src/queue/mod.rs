@@ -52,18 +52,22 @@ mod delivery;
 mod enqueue;
 mod handlers;
 mod maintenance;
+mod presence;
 mod repository;
 mod routes;
 mod status;
 mod types;
 mod view;
+mod waker;
 pub mod worker;
 
 pub use handlers::{HandlerResult, Handlers};
 pub use maintenance::{MaintenanceReport, SweepReport};
+pub use presence::{Leaving, Left, Presence, WakeReason};
 pub use routes::{router, routes};
 pub use types::*;
 pub use view::{JobView, QueueCounters, QueueFigures, RedisQueueSizes};
+pub use waker::{WAKE_SOURCE, WakeError, wake_token};
 pub use worker::{Drain, DrainReport, StopReason, Worker};
 
 use crate::config::QueueConfig;
@@ -251,6 +255,8 @@ pub struct Queue {
     keys: Keys,
     queue_keys: Arc<QueueKeys>,
     config: Arc<QueueConfig>,
+    /// The worker function to wake (`presence.rs`); `None` when none is configured.
+    waker: Option<Arc<waker::Waker>>,
 }
 
 impl Queue {
@@ -260,6 +266,10 @@ impl Queue {
             queue_keys: Arc::new(keys.queue()),
             keys: keys.clone(),
             config: Arc::new(config.clone()),
+            waker: config
+                .wake
+                .clone()
+                .map(|target| Arc::new(waker::Waker::new(target))),
         }
     }
 
@@ -330,6 +340,9 @@ mod tests {
             worker_batch: 64,
             worker_deadline_margin: Duration::from_secs(30),
             max_pending_per_clinic: 1_000,
+            worker_idle_stop: Duration::from_secs(10),
+            worker_max_drains: 3,
+            wake: None,
         };
         Queue::new(
             Arc::new(RedisConnector::new(&redis).expect("redis url")),

@@ -35,14 +35,17 @@ impl Queue {
             },
         };
         tx.commit().await.map_err(DbError::from)?;
-        if let Replay::Replayed(record) = &outcome
-            && let Err(error) = self.make_ready(record).await
-        {
-            tracing::warn!(
-                job_id = %id,
-                error = %ErrorChain(&error),
-                "replayed job not pushed to Redis; the sweep will push it"
-            );
+        if let Replay::Replayed(record) = &outcome {
+            match self.make_ready(record).await {
+                Ok(()) => {
+                    self.wake(1, WakeReason::Enqueue).await;
+                }
+                Err(error) => tracing::warn!(
+                    job_id = %id,
+                    error = %ErrorChain(&error),
+                    "replayed job not pushed to Redis; the sweep will push it"
+                ),
+            }
         }
         Ok(outcome)
     }

@@ -1,9 +1,11 @@
-//! The drain's three tasks beside the feeder: the recorder, the lease renewer and
-//! housekeeping (promotion, reaping, the sweep).
+//! The drain's tasks beside the feeder: the recorder, the lease renewer, housekeeping
+//! (promotion, reaping, the sweep) and, for a drain among the drains alive, the renewal of its
+//! presence.
 
 use super::counters::Counters;
 use super::held::Held;
 use crate::config::QueueConfig;
+use crate::queue::presence::{Presence, RENEW_EVERY};
 use crate::queue::{Outcome, Queue, Recorded};
 use crate::telemetry::ErrorChain;
 use std::sync::Arc;
@@ -19,10 +21,11 @@ pub(super) struct Background {
     recorder: JoinHandle<()>,
     renewer: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
+    presence: Option<JoinHandle<()>>,
 }
 
 impl Background {
-    /// Starts the three tasks; the recorder records what comes out of `finished`.
+    /// Starts the tasks; the recorder records what comes out of `finished`.
     pub(super) fn spawn(
         queue: &Queue,
         db: &sqlx::PgPool,
@@ -30,6 +33,7 @@ impl Background {
         finished: mpsc::UnboundedReceiver<Outcome>,
         held: &Held,
         counters: &Arc<Counters>,
+        presence: Option<&Presence>,
     ) -> Self {
         Self {
             recorder: tokio::spawn(record_loop(
@@ -47,11 +51,14 @@ impl Background {
                 counters.clone(),
                 (config.retry_base / 2).clamp(Duration::from_millis(50), Duration::from_secs(1)),
             )),
+            presence: presence
+                .cloned()
+                .map(|presence| tokio::spawn(presence_loop(queue.clone(), presence))),
         }
     }
 
     /// Once every sender of outcomes is gone: waits for the recorder (until `finish_by`, if
-    /// any), then stops all three.
+    /// any), then stops the others.
     pub(super) async fn finish(self, finish_by: Option<Instant>) {
         let mut recorder = self.recorder;
         let finished_in_time = match finish_by {
@@ -63,6 +70,9 @@ impl Background {
         }
         self.renewer.abort();
         self.housekeeping.abort();
+        if let Some(presence) = self.presence {
+            presence.abort();
+        }
     }
 }
 
@@ -125,6 +135,20 @@ async fn renew_loop(queue: Queue, held: Held, every: Duration) {
         let ids = held.snapshot();
         if let Err(error) = queue.renew(&ids).await {
             tracing::warn!(error = %ErrorChain(&error), jobs = ids.len(), "lease renewal failed");
+        }
+    }
+}
+
+/// Renews the drain's presence every `RENEW_EVERY` (only while it is there: a renewal never
+/// brings back a drain that left).
+async fn presence_loop(queue: Queue, presence: Presence) {
+    let mut ticks = tokio::time::interval(RENEW_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(error) = queue.renew_presence(&presence).await {
+            tracing::warn!(error = %ErrorChain(&error), "renewing the drain's presence failed");
         }
     }
 }

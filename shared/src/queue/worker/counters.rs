@@ -17,6 +17,7 @@ pub(super) struct Counters {
     pub(super) promoted: AtomicU64,
     pub(super) reaped: AtomicU64,
     pub(super) swept: AtomicU64,
+    pub(super) woke: AtomicU64,
 }
 
 impl Counters {
@@ -45,6 +46,7 @@ impl Counters {
             promoted: load(&self.promoted),
             reaped: load(&self.reaped),
             swept: load(&self.swept),
+            woke: load(&self.woke),
         }
     }
 }

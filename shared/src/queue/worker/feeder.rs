@@ -8,7 +8,8 @@ use super::held::Held;
 use super::idle::WorkSignal;
 use super::stop::{Drain, StopReason, sleep_until_opt};
 use crate::config::QueueConfig;
-use crate::queue::{Claim, JobLease, Outcome, QueueError};
+use crate::queue::presence::{Leaving, Left, Presence};
+use crate::queue::{Claim, JobLease, Outcome, QueueError, WakeReason};
 use crate::telemetry::ErrorChain;
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +19,8 @@ use tokio::time::Instant;
 
 /// Longest single blocking wait for work; the loop re-checks its deadline after each.
 const BLOCK: Duration = Duration::from_secs(1);
+/// Under a backlog, how often a drain asks for another (one Redis call each).
+const SCALE_OUT_EVERY: Duration = Duration::from_secs(1);
 
 /// What stops a drain from outside: SIGINT/SIGTERM in `--loop`, never in an invocation.
 pub(super) type Shutdown<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send + 'a)>;
@@ -37,6 +40,12 @@ pub(super) struct Feeder<'a, S> {
     /// Claims failed in a row.
     failures: u32,
     signal: WorkSignal,
+    /// The drain's place among the drains alive (`shared::queue::presence`), if it has one.
+    presence: Option<&'a Presence>,
+    /// Since when nothing has run here: the idle stop counts from it.
+    idle_since: Instant,
+    /// When this drain last asked for another under a backlog.
+    last_scale_out: Option<Instant>,
 }
 
 impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
@@ -47,6 +56,7 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
         counters: &'a Counters,
         outcomes: mpsc::UnboundedSender<Outcome>,
         until: Drain,
+        presence: Option<&'a Presence>,
     ) -> Self {
         Self {
             worker,
@@ -62,6 +72,9 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
             backlog: false,
             failures: 0,
             signal: WorkSignal::default(),
+            presence,
+            idle_since: Instant::now(),
+            last_scale_out: None,
         }
     }
 
@@ -129,6 +142,9 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
         self.counters
             .add(&self.counters.duplicates, claim.duplicates);
         self.counters.add(&self.counters.dead, claim.exhausted);
+        if self.backlog {
+            self.scale_out().await;
+        }
         if !claim.leases.is_empty() {
             self.start(claim.leases, slots).await;
             return Ok(());
@@ -143,7 +159,8 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
         self.wait_for_work(shutdown).await
     }
 
-    async fn start(&self, leases: Vec<JobLease>, mut slots: Vec<Slot>) {
+    async fn start(&mut self, leases: Vec<JobLease>, mut slots: Vec<Slot>) {
+        self.idle_since = Instant::now();
         self.counters.add(&self.counters.claimed, leases.len());
         self.counters.add(&self.counters.batches, 1);
         self.held.insert(leases.iter().map(|lease| lease.job.id));
@@ -192,6 +209,13 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
         if self.until.stop_when_idle && self.is_idle().await {
             return Err(StopReason::Idle);
         }
+        if !self.slots.all_free() || self.held.len() > 0 {
+            self.idle_since = Instant::now();
+        } else if let Some(idle_stop) = self.until.idle_stop
+            && self.idle_since.elapsed() >= idle_stop
+        {
+            self.leave_idle().await?;
+        }
         let wait = match self.until.stop_at {
             Some(at) => at.saturating_duration_since(Instant::now()).min(BLOCK),
             None => BLOCK,
@@ -205,6 +229,47 @@ impl<'a, S: Clone + Send + Sync + 'static> Feeder<'a, S> {
         tokio::select! {
             () = self.signal.wait(&self.worker.redis, fresh, wait) => Ok(()),
             () = shutdown.as_mut() => Err(StopReason::Shutdown),
+        }
+    }
+
+    /// Idle for the idle stop: leaves the drains alive, unless work came as it left (then it
+    /// drains on, idle from now). A drain outside them (or whose Redis fails) just stops.
+    async fn leave_idle(&mut self) -> Result<(), StopReason> {
+        let Some(presence) = self.presence else {
+            return Err(StopReason::Idle);
+        };
+        match self.worker.queue.leave(presence, Leaving::Idle).await {
+            Ok(Left::Stayed) => {
+                self.idle_since = Instant::now();
+                Ok(())
+            }
+            Ok(_) => Err(StopReason::Idle),
+            Err(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "leaving the drains alive failed");
+                Err(StopReason::Idle)
+            }
+        }
+    }
+
+    /// More jobs ready than room: wakes another drain (up to `WORKER_MAX_DRAINS`), at most once
+    /// every `SCALE_OUT_EVERY`.
+    async fn scale_out(&mut self) {
+        if !self.presence.is_some_and(|presence| presence.scales_out)
+            || self
+                .last_scale_out
+                .is_some_and(|at| at.elapsed() < SCALE_OUT_EVERY)
+        {
+            return;
+        }
+        self.last_scale_out = Some(Instant::now());
+        let max_drains = self.worker.queue.config().worker_max_drains;
+        if self
+            .worker
+            .queue
+            .wake(max_drains, WakeReason::Backlog)
+            .await
+        {
+            self.counters.add(&self.counters.woke, 1);
         }
     }
 

@@ -27,9 +27,11 @@ mod stop;
 pub use stop::{Drain, StopReason, drain_for_deadline};
 
 use super::handlers::Handlers;
+use super::presence::{Leaving, Left, Presence};
 use super::{Outcome, Queue};
 use crate::db::Rotation;
 use crate::redis::RedisConnector;
+use crate::telemetry::ErrorChain;
 use axum::extract::FromRef;
 use background::Background;
 use counters::Counters;
@@ -65,6 +67,8 @@ pub struct DrainReport {
     pub promoted: u64,
     pub reaped: u64,
     pub swept: u64,
+    /// Drains this one woke: another for its backlog, or the next at its deadline.
+    pub woke: u64,
 }
 
 /// Drains the queue, running each job's handler with a clone of the worker's state `S` (in
@@ -115,32 +119,84 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         &self.state
     }
 
-    /// One scheduled Lambda invocation: drain until the deadline (epoch ms) minus the margin.
-    pub async fn invocation(&self, deadline_epoch_ms: u64) -> DrainReport {
+    /// One Lambda invocation (a wake, or any other event): joins the drains alive unless
+    /// `WORKER_MAX_DRAINS` are, then drains until the deadline (epoch ms) minus the margin, or
+    /// until idle for `WORKER_IDLE_STOP_SECONDS`, and leaves (see `shared::queue::presence`).
+    pub async fn invocation(
+        &self,
+        deadline_epoch_ms: u64,
+        event: &serde_json::Value,
+    ) -> DrainReport {
         if let Some(rotation) = &self.rotation {
             rotation.before_run().await;
         }
-        let until = drain_for_deadline(
-            deadline_epoch_ms,
-            self.queue.config().worker_deadline_margin,
-        );
-        let report = self.drain(until, std::future::pending()).await;
-        tracing::info!(report = ?report, "worker invocation finished");
+        let config = self.queue.config();
+        let wake = super::wake_token(event);
+        let presence = match self
+            .queue
+            .join(wake, Some(config.worker_max_drains), true)
+            .await
+        {
+            Ok(Some(presence)) => Some(presence),
+            Ok(None) => {
+                tracing::info!(
+                    max_drains = config.worker_max_drains,
+                    "enough drains are alive; this invocation leaves at once"
+                );
+                return DrainReport {
+                    stopped_by: StopReason::Covered,
+                    ..DrainReport::default()
+                };
+            }
+            Err(error) => {
+                // Without Redis the claims fail too; the drain retries them until its stop.
+                tracing::warn!(error = %ErrorChain(&error), "could not join the drains alive");
+                None
+            }
+        };
+        let mut until = drain_for_deadline(deadline_epoch_ms, config.worker_deadline_margin);
+        until.idle_stop = Some(config.worker_idle_stop);
+        let report = self
+            .drain_present(presence.as_ref(), until, std::future::pending())
+            .await;
+        tracing::info!(woken = wake.is_some(), report = ?report, "worker invocation finished");
         report
     }
 
     /// `worker --loop`: drains until SIGINT or SIGTERM, then lets running jobs finish (up to the
-    /// deadline margin) and returns.
+    /// deadline margin) and returns. It counts among the drains alive, so while it runs no
+    /// enqueue wakes a Lambda worker.
     pub async fn run_forever(&self) -> DrainReport {
         tracing::info!(handlers = ?self.handlers, "worker draining until stopped");
-        let report = self.drain(Drain::default(), stop::shutdown_signal()).await;
+        let presence = match self.queue.join(None, None, false).await {
+            Ok(presence) => presence,
+            Err(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "could not join the drains alive");
+                None
+            }
+        };
+        let report = self
+            .drain_present(presence.as_ref(), Drain::default(), stop::shutdown_signal())
+            .await;
         tracing::info!(report = ?report, "worker stopped");
         report
     }
 
-    /// Drains the queue until `until` says stop or `shutdown` completes.
+    /// Drains the queue until `until` says stop or `shutdown` completes, outside the drains
+    /// alive (tests, benchmarks).
     pub async fn drain(
         &self,
+        until: Drain,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> DrainReport {
+        self.drain_present(None, until, shutdown).await
+    }
+
+    /// Drains as `presence` (renewed while it runs; left at the end unless the feeder left
+    /// idle already).
+    async fn drain_present(
+        &self,
+        presence: Option<&Presence>,
         until: Drain,
         shutdown: impl Future<Output = ()> + Send,
     ) -> DrainReport {
@@ -149,11 +205,18 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let held = Held::default();
         let counters = Arc::new(Counters::default());
         let (outcomes, finished) = mpsc::unbounded_channel::<Outcome>();
-        let background =
-            Background::spawn(&self.queue, &self.db, &config, finished, &held, &counters);
+        let background = Background::spawn(
+            &self.queue,
+            &self.db,
+            &config,
+            finished,
+            &held,
+            &counters,
+            presence,
+        );
 
         tokio::pin!(shutdown);
-        let feeder = Feeder::new(self, &config, &held, &counters, outcomes, until);
+        let feeder = Feeder::new(self, &config, &held, &counters, outcomes, until, presence);
         let stopped_by = feeder.run(shutdown).await;
 
         // Every claimed job has started; wait for the running ones and their records.
@@ -162,6 +225,11 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             _ => until.finish_by,
         };
         background.finish(finish_by).await;
+        if let Some(presence) = presence
+            && stopped_by != StopReason::Idle
+        {
+            self.leave(presence, stopped_by, &counters).await;
+        }
         let abandoned = held.len() as u64;
         if abandoned > 0 {
             tracing::warn!(
@@ -170,5 +238,22 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             );
         }
         counters.report(stopped_by, started.elapsed(), abandoned)
+    }
+
+    /// Leaves the drains alive after a stop: at the deadline it hands over to a new drain when
+    /// work is left; stopped by a signal it just leaves.
+    async fn leave(&self, presence: &Presence, stopped_by: StopReason, counters: &Counters) {
+        let leaving = match stopped_by {
+            StopReason::Deadline => Leaving::Deadline,
+            _ => Leaving::Quit,
+        };
+        match self.queue.leave(presence, leaving).await {
+            Ok(Left::HandedOver) => counters.add(&counters.woke, 1),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(
+                error = %ErrorChain(&error),
+                "could not leave the drains alive; the presence lapses by itself"
+            ),
+        }
     }
 }

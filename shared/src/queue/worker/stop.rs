@@ -23,6 +23,9 @@ pub struct Drain {
     pub finish_by: Option<Instant>,
     /// Also stop once nothing is ready, held, or waiting for a retry (tests, one-off drains).
     pub stop_when_idle: bool,
+    /// Leave after this long with nothing to run (a Lambda drain, `WORKER_IDLE_STOP_SECONDS`;
+    /// see `shared::queue::presence`); `None`: never for that.
+    pub idle_stop: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -32,6 +35,8 @@ pub enum StopReason {
     Deadline,
     Idle,
     Shutdown,
+    /// `WORKER_MAX_DRAINS` drains were alive: the invocation left at once.
+    Covered,
 }
 
 /// When to stop claiming and when to give up on running handlers, from the invocation's
@@ -47,14 +52,14 @@ pub fn drain_for_deadline(deadline_epoch_ms: u64, margin: Duration) -> Drain {
         return Drain {
             stop_at: Some(now + FALLBACK_CLAIMING),
             finish_by: Some(now + FALLBACK_CLAIMING + FALLBACK_FINISHING),
-            stop_when_idle: false,
+            ..Drain::default()
         };
     };
     let hard_stop = remaining.saturating_sub(HARD_STOP_MARGIN);
     Drain {
         stop_at: Some(now + remaining.saturating_sub(margin).min(hard_stop)),
         finish_by: Some(now + hard_stop),
-        stop_when_idle: false,
+        ..Drain::default()
     }
 }
 
