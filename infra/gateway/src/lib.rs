@@ -11,6 +11,7 @@ pub mod functions_api;
 pub mod headers;
 pub mod http_api;
 pub mod invoke;
+pub mod lambda_api;
 pub mod reload;
 pub mod routes;
 pub mod runtime;
@@ -53,6 +54,9 @@ pub struct Gateway {
     http_api: Arc<HttpApi>,
     websocket: Option<(TcpListener, Arc<WsServer>)>,
     scheduler: Arc<Scheduler>,
+    /// Lambda's Invoke API for the functions, and how long a synchronous call waits.
+    invoker: Invoker,
+    timeout: Duration,
     docs_ui: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -114,9 +118,11 @@ impl Gateway {
             http_api: Arc::new(HttpApi::new(
                 template.routes,
                 template.cors,
-                invoker,
+                invoker.clone(),
                 config.timeout,
             )),
+            invoker,
+            timeout: config.timeout,
             websocket,
             scheduler: Arc::new(scheduler),
             docs_ui: config.docs_ui.clone(),
@@ -134,11 +140,12 @@ impl Gateway {
         listener.local_addr().ok()
     }
 
-    /// The HTTP port: the `/_local` control endpoints and reference page, then every HTTP API
-    /// route.
+    /// The HTTP port: the `/_local` control endpoints and reference page, Lambda's Invoke API,
+    /// then every HTTP API route.
     pub fn app(&self) -> Router {
         let mut app = schedule::router(Arc::clone(&self.scheduler))
-            .merge(docs_ui::router(self.docs_ui.clone()));
+            .merge(docs_ui::router(self.docs_ui.clone()))
+            .merge(lambda_api::router(self.invoker.clone(), self.timeout));
         if let Some((host, _)) = &self.runtime {
             app = app.merge(functions_api::router(
                 Arc::clone(host),

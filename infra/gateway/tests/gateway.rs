@@ -550,3 +550,84 @@ async fn start_fails_clearly_on_a_bad_template() {
     };
     assert!(error.to_string().contains("missing.yaml"), "{error}");
 }
+
+/// The real SDK's Lambda client, as `shared::queue` builds it, pointed at the gateway.
+async fn lambda_client(gateway: SocketAddr) -> aws_sdk_lambda::Client {
+    use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "static"))
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .load()
+        .await;
+    let config = aws_sdk_lambda::config::Builder::from(&sdk)
+        .endpoint_url(format!("http://{gateway}"))
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn the_invoke_api_runs_functions_for_the_real_sdk() {
+    use aws_sdk_lambda::error::ProvideErrorMetadata;
+    use aws_sdk_lambda::primitives::Blob;
+    use aws_sdk_lambda::types::InvocationType;
+    let gateway = start_gateway(Duration::from_secs(30)).await;
+    let lambda = lambda_client(gateway.addr).await;
+
+    // Synchronous: the function's output.
+    let answer = lambda
+        .invoke()
+        .function_name("echo")
+        .payload(Blob::new(r#"{"rawPath": "/echo/direct"}"#))
+        .send()
+        .await
+        .expect("a synchronous invocation");
+    assert_eq!(answer.status_code(), 200);
+    assert_eq!(answer.function_error(), None);
+    let output: Value =
+        serde_json::from_slice(answer.payload().expect("output").as_ref()).expect("JSON output");
+    assert_eq!(output["statusCode"], 200);
+
+    // Asynchronous, named by its ARN: accepted at once, then run.
+    let answer = lambda
+        .invoke()
+        .function_name("arn:aws:lambda:us-east-1:000000000000:function:echo")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(r#"{"wake": "w-1"}"#))
+        .send()
+        .await
+        .expect("an asynchronous invocation");
+    assert_eq!(answer.status_code(), 202);
+    let events = gateway._functions.path().join("events.jsonl");
+    let mut seen = false;
+    for _ in 0..200 {
+        let lines = std::fs::read_to_string(&events).unwrap_or_default();
+        seen = lines
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .any(|line| line["event"]["wake"] == "w-1");
+        if seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the function never got the asynchronous event");
+
+    // Unknown functions are refused as Lambda refuses them, before anything runs.
+    for invocation_type in [InvocationType::Event, InvocationType::RequestResponse] {
+        let error = lambda
+            .invoke()
+            .function_name("nope")
+            .invocation_type(invocation_type)
+            .send()
+            .await
+            .expect_err("no such function");
+        assert_eq!(error.code(), Some("ResourceNotFoundException"), "{error:?}");
+    }
+}
