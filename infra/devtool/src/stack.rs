@@ -92,6 +92,29 @@ impl Stack {
         send(request).await
     }
 
+    /// `method path` with `body` (JSON) and the token; the answer's JSON, if its status is
+    /// `status`.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        status: u16,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.gateway))
+            .bearer_auth(&self.token)
+            .timeout(GRACE * 3);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        send(request)
+            .await
+            .with_context(|| format!("{method} {path}: no answer"))?
+            .expect_json(status, &format!("{method} {path}"))
+    }
+
     async fn control(
         &self,
         method: Method,

@@ -6,16 +6,20 @@
 //! in a job's start (a claim: milliseconds) is left out.
 //!
 //! What it models:
-//! - **Today** (template.yaml): EventBridge invokes the worker every minute, asynchronously;
-//!   reserved concurrency 1 (`ReserveConcurrency`, the default), so while a drain runs the next ticks are throttled, and Lambda
-//!   retries a throttled event with growing pauses until it is `MAX_EVENT_AGE` old, then drops
-//!   it. A drain claims jobs for `Timeout - margin` and then returns. A job enqueued while a
-//!   drain claims starts at once (the drain waits on a blocking `BLMOVE`); one enqueued between
-//!   two drains waits for the next.
+//! - **Before** (template.yaml until the woken worker): EventBridge invoked the worker every
+//!   minute, asynchronously, with reserved concurrency 1, so while a drain ran the next ticks
+//!   were throttled, and Lambda retries a throttled event with growing pauses until it is
+//!   `MAX_EVENT_AGE` old, then drops it. A drain claimed jobs for `Timeout - margin` and then
+//!   returned. A job enqueued while a drain claimed started at once (the drain waits on a
+//!   blocking `BLMOVE`); one enqueued between two drains waited for the next.
 //! - **Two at a time**: the same with reserved concurrency 2, so drains overlap.
-//! - **Woken**: a drain stops once idle for `IDLE_STOP`; an enqueue that finds no drain alive
-//!   invokes the worker (a warm or cold start later it runs); a drain that reaches its time
-//!   limit with work left invokes the next; the minute tick stays as the safety net.
+//! - **Woken** (template.yaml now, `shared::queue::presence`): a drain stops once idle for
+//!   `IDLE_STOP`; an enqueue that finds no drain alive invokes the worker (a warm or cold start
+//!   later it runs); a drain that reaches its time limit with work left invokes the next. There
+//!   is no schedule: the scheduler's minute maintenance wakes a worker only for jobs left ready,
+//!   which in this model (no lost wake) never happens. A backlog beyond one drain's room wakes
+//!   more drains in the code; the model gives one drain room enough, so waits here are those of
+//!   a start, not of a queue.
 //!
 //! Prices: Lambda on arm64 in eu-west-1, $0.0000133334 per GB-second and $0.20 per million
 //! requests (x86 is 25 % dearer), 1,024 MB as template.yaml gives the worker.
@@ -25,13 +29,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp};
 
-/// The worker's schedule, timeout, margin, memory, reserved concurrency and retry settings
-/// (template.yaml, WorkerFunction).
+/// The worker's timeout, margin, memory, idle stop and event age (template.yaml,
+/// WorkerFunction), and the schedule and reserved concurrency it had before it was woken.
 const TICK: f64 = 60.0;
 const TIMEOUT: f64 = 300.0;
 const DEADLINE_MARGIN: f64 = 30.0;
 const MEMORY_GB: f64 = 1.0;
-const RESERVED: usize = 1;
+const RESERVED_BEFORE: usize = 1;
 const MAX_EVENT_AGE: f64 = 60.0;
 /// When Lambda tries a throttled asynchronous event again, after its first attempt (its pauses
 /// grow; the exact ones are Lambda's own, this is their shape).
@@ -41,7 +45,7 @@ const WARM_START: f64 = 0.05;
 const COLD_START: f64 = 0.4;
 /// An environment idle longer than this starts cold.
 const ENVIRONMENT_KEPT: f64 = 600.0;
-/// The woken worker's idle stop.
+/// The woken worker's idle stop (`WORKER_IDLE_STOP_SECONDS`).
 const IDLE_STOP: f64 = 10.0;
 /// Prices (see the header).
 const PRICE_GB_SECOND: f64 = 0.000_013_333_4;
@@ -116,9 +120,9 @@ pub enum Strategy {
 impl Strategy {
     pub fn name(self) -> String {
         match self {
-            Strategy::Scheduled { reserved: 1 } => "today: every minute, one at a time".into(),
+            Strategy::Scheduled { reserved: 1 } => "before: every minute, one at a time".into(),
             Strategy::Scheduled { reserved } => format!("every minute, {reserved} at a time"),
-            Strategy::Woken => "woken by an enqueue, idle stop 10 s".into(),
+            Strategy::Woken => "now: woken by an enqueue, idle stop 10 s".into(),
         }
     }
 }
@@ -282,35 +286,14 @@ impl Drains {
         self.alive = Some((from, stops.max(started + job.runs + IDLE_STOP)));
         started
     }
-
-    /// The safety-net tick: without a drain alive, one starts, finds nothing and stops.
-    fn tick(&mut self, at: f64) {
-        self.settle(at);
-        if self.alive.is_none() {
-            let from = self.started(at);
-            self.alive = Some((from, from + IDLE_STOP));
-        }
-    }
 }
 
 fn woken(jobs: &[Job]) -> Outcome {
     let mut drains = Drains::default();
-    let mut waits = Vec::with_capacity(jobs.len());
-    let mut pending = jobs.iter().peekable();
-    let mut tick = 0.0;
-    loop {
-        match pending.peek() {
-            Some(job) if job.enqueued < tick || tick >= DAY => {
-                waits.push(drains.enqueue(**job) - job.enqueued);
-                pending.next();
-            }
-            _ if tick < DAY => {
-                drains.tick(tick);
-                tick += TICK;
-            }
-            _ => break,
-        }
-    }
+    let waits = jobs
+        .iter()
+        .map(|job| drains.enqueue(*job) - job.enqueued)
+        .collect();
     drains.settle(f64::INFINITY);
     Outcome {
         waits,
@@ -350,7 +333,9 @@ impl Options {
 }
 
 const STRATEGIES: [Strategy; 3] = [
-    Strategy::Scheduled { reserved: RESERVED },
+    Strategy::Scheduled {
+        reserved: RESERVED_BEFORE,
+    },
     Strategy::Scheduled { reserved: 2 },
     Strategy::Woken,
 ];
@@ -413,17 +398,20 @@ mod tests {
         let worker = &worker[..worker.find("\n  WorkerLogGroup:").expect("its end")];
         for setting in [
             format!("Timeout: {TIMEOUT}"),
-            format!("ReservedConcurrentExecutions: !If [ReservesConcurrency, {RESERVED}, "),
             format!("WORKER_DEADLINE_MARGIN_SECONDS: \"{DEADLINE_MARGIN}\""),
+            format!("WORKER_IDLE_STOP_SECONDS: \"{IDLE_STOP}\""),
             format!("MaximumEventAgeInSeconds: {MAX_EVENT_AGE}"),
             "MemorySize: 1024".to_owned(),
-            "Schedule: rate(1 minute)".to_owned(),
         ] {
             assert!(
                 worker.contains(&setting),
                 "the worker no longer has {setting}"
             );
         }
+        assert!(
+            !worker.contains("Schedule:"),
+            "the worker is scheduled again: the model's woken worker has no schedule"
+        );
     }
 
     #[test]
@@ -446,8 +434,13 @@ mod tests {
     }
 
     #[test]
-    fn today_a_job_between_two_drains_waits_for_the_next_and_an_idle_month_still_costs() {
-        let today = outcome(Strategy::Scheduled { reserved: 1 }, &Load::default());
+    fn before_a_job_between_two_drains_waited_for_the_next_and_an_idle_month_still_cost() {
+        let today = outcome(
+            Strategy::Scheduled {
+                reserved: RESERVED_BEFORE,
+            },
+            &Load::default(),
+        );
         // A drain claims for 270 s of each 300 s or so: most jobs start at once, some wait up
         // to the next tick.
         assert_eq!(today.wait_quantile(0.5), 0.0);
@@ -461,15 +454,11 @@ mod tests {
     }
 
     #[test]
-    fn a_woken_worker_starts_every_job_within_a_cold_start_and_idles_cheaply() {
+    fn a_woken_worker_starts_every_job_within_a_cold_start_and_idles_for_free() {
         let woken = outcome(Strategy::Woken, &Load::default());
         assert!(woken.wait_quantile(1.0) <= COLD_START + 1e-9);
         let idle = simulate(Strategy::Woken, &[], &mut StdRng::seed_from_u64(1));
-        let today = simulate(
-            Strategy::Scheduled { reserved: 1 },
-            &[],
-            &mut StdRng::seed_from_u64(1),
-        );
-        assert!(idle.monthly_cost() < today.monthly_cost() / 3.0);
+        assert_eq!(idle.monthly_cost(), 0.0);
+        assert_eq!(idle.invocations, 0);
     }
 }

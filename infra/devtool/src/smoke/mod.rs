@@ -2,12 +2,14 @@
 //! up. It proves what a developer relies on rather than the first request only: the API's
 //! document and its reference page (`/_local/docs`) are served, functions still
 //! answer after an idle gap longer than the 30 s that used to kill them, every HTTP function,
-//! the WebSocket functions and every schedule answer, and a hung or crashed function is
-//! replaced by the gateway (`/_local/functions/{name}/fault`) without a restart of the stack.
+//! the WebSocket functions and every schedule answer, a job's enqueue wakes the worker, and a
+//! hung or crashed function is replaced by the gateway (`/_local/functions/{name}/fault`)
+//! without a restart of the stack.
 //!
 //! Each step prints one `check:` line on stderr; the first broken one ends the run with the
 //! step, the status and the start of the body.
 
+mod jobs;
 mod routes;
 
 use self::routes::{RouteChoice, choose_route, fill_path};
@@ -31,8 +33,8 @@ const HEALTH: &str = "health";
 const WS_FUNCTIONS: [&str; 3] = ["ws-connect", "ws-default", "ws-disconnect"];
 /// `$disconnect` runs after the close, asynchronously: how long its invocation may take to show.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(5);
-/// Schedules whose function may run longer are not waited for: the worker drains the job queue
-/// until its deadline (Timeout 300 s), which says nothing a shorter tick would not.
+/// Schedules whose function may run longer are not waited for: a tick that works until its
+/// deadline says nothing a shorter one would not.
 const LONGEST_TICK: Duration = Duration::from_secs(60);
 /// The caller of the disconnected-caller step gives up after this.
 const IMPATIENT: Duration = Duration::from_secs(1);
@@ -91,6 +93,7 @@ pub async fn run(options: &Options, pool: PgPool) -> anyhow::Result<()> {
     every_http_function(&stack).await?;
     websocket(&stack).await?;
     every_schedule(&stack).await?;
+    jobs::a_job_wakes_the_worker(&stack).await?;
     recovery(&stack).await?;
     summary(&stack, started).await
 }

@@ -303,14 +303,15 @@ fn the_repository_template_loads() {
         Err(error) => panic!("{}", chain(&error)),
     };
     assert!(template.routes.find(&Method::GET, "/health").is_some());
-    // One tick and one drain at a time locally, as the default ReserveConcurrency deploys.
-    for name in ["scheduler", "worker"] {
+    // One tick at a time locally, and WorkerMaxDrains' default of drains, as the default
+    // ReserveConcurrency deploys.
+    for (name, reserved) in [("scheduler", 1), ("worker", 3)] {
         let function = template
             .functions
             .iter()
             .find(|function| function.name == name)
             .unwrap_or_else(|| panic!("no {name}"));
-        assert_eq!(function.reserved_concurrency, Some(1), "{name}");
+        assert_eq!(function.reserved_concurrency, Some(reserved), "{name}");
     }
     for schedule in &template.schedules {
         assert!(
