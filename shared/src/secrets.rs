@@ -4,9 +4,12 @@
 //! security a switch for anyone who can read it.
 //!
 //! Each of [`FROM_SECRETS`] may be given as `<NAME>_SECRET_ARN` instead: the ARN of a secret
-//! whose `SecretString` is JSON with the value under `"url"`, or, for a database, the fields
-//! RDS's own secrets and rotation functions keep (`url_of`). [`Config::load`] reads them once, at cold start, through the function's own
-//! role, then parses the whole configuration as if they had been set; a name set both ways is a
+//! whose `SecretString` is JSON with the value under `"url"`, or the fields RDS's own secrets
+//! and rotation functions keep, or a Redis AUTH token's (`url_of`). `<NAME>_HOST` connects to
+//! another host than the secret's: RDS Proxy's endpoint for a login whose secret is attached to
+//! the database instance, the ElastiCache endpoint for a token generated before the cache
+//! existed. [`Config::load`] reads them once, at cold start, through the function's own role,
+//! then parses the whole configuration as if they had been set; a name set both ways is a
 //! problem, as is a secret that cannot be read (named by its ARN, never by its value).
 //! `SECRETS_MANAGER_ENDPOINT_URL` points the client at a local stand-in (moto); without any
 //! `*_SECRET_ARN`, nothing is called and the plain variables are used (the local stack, tests).
@@ -38,7 +41,7 @@ pub const FROM_SECRETS: [&str; 3] = ["DATABASE_URL", "SYSTEM_DATABASE_URL", "RED
 /// (`crate::db::Rotation`).
 pub async fn read_again(source: &SecretRef) -> Result<String, String> {
     let client = client(source.endpoint.as_deref(), source.region.as_deref()).await;
-    read_url(&client, &source.arn).await
+    read_url(&client, &source.arn, source.host.as_deref()).await
 }
 
 impl Config {
@@ -103,12 +106,14 @@ pub async fn fetch(
     let region = lookup("AWS_REGION");
     let client = client(endpoint.as_deref(), region.as_deref()).await;
     for (name, arn) in wanted {
-        match read_url(&client, &arn).await {
+        let host = lookup(&format!("{name}_HOST")).map(|host| host.trim().to_owned());
+        match read_url(&client, &arn, host.as_deref()).await {
             Ok(url) => {
                 let source = SecretRef {
                     arn: arn.clone(),
                     endpoint: endpoint.clone(),
                     region: region.clone(),
+                    host,
                 };
                 fetched.insert(name, (url, source));
             }
@@ -139,8 +144,9 @@ async fn client(endpoint: Option<&str>, region: Option<&str>) -> Client {
     Client::from_conf(config.build())
 }
 
-/// The URL the secret `arn` holds, or why not (never the secret's text).
-async fn read_url(client: &Client, arn: &str) -> Result<String, String> {
+/// The URL the secret `arn` holds (on `host` instead of its own, if given), or why not (never
+/// the secret's text).
+async fn read_url(client: &Client, arn: &str, host: Option<&str>) -> Result<String, String> {
     let value = client
         .get_secret_value()
         .secret_id(arn)
@@ -152,39 +158,64 @@ async fn read_url(client: &Client, arn: &str) -> Result<String, String> {
         .ok_or(format!("holds binary data, not {SHAPES}"))?;
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(|_| format!("is not JSON: {SHAPES}"))?;
-    url_of(&json).ok_or_else(|| format!("has neither shape: {SHAPES}"))
+    url_of(&json, host).ok_or_else(|| format!("has none of the shapes: {SHAPES}"))
 }
 
-/// The two shapes a secret may have.
-const SHAPES: &str = "{\"url\": ...}, or the RDS shape {\"engine\": \"postgres\", \"host\", \"port\", \
-                      \"username\", \"password\", \"dbname\"}";
+/// The shapes a secret may have.
+const SHAPES: &str = "{\"url\": ...}; the RDS shape {\"engine\": \"postgres\", \"host\", \"port\", \
+                      \"username\", \"password\", \"dbname\"}; or {\"engine\": \"redis\", \"host\", \
+                      \"port\", \"password\"} (with the host in <NAME>_HOST if not in the secret)";
 
-/// The URL in a secret's JSON: under `"url"`, or built from the fields RDS's own secrets and
-/// rotation functions keep (`engine` postgres, `host`, `username`, `password`; `port` 5432 and
-/// `dbname` pulso when absent, as a `SecretTargetAttachment` leaves them), with
-/// `sslmode=verify-full`. A rotation function changes the password in place, and the next read
-/// builds the URL with it.
-fn url_of(json: &serde_json::Value) -> Option<String> {
-    if let Some(url) = json.get("url") {
-        return url.as_str().map(str::to_owned);
-    }
+/// The URL in a secret's JSON, on `host` when given (else the secret's own):
+/// - under `"url"`;
+/// - built from the fields RDS's own secrets and rotation functions keep (`engine` postgres,
+///   `host`, `username`, `password`; `port` 5432 and `dbname` pulso when absent, as a
+///   `SecretTargetAttachment` leaves them), with `sslmode=verify-full`;
+/// - for Redis (`engine` redis), an AUTH token under `password` (and a `username` for an ACL
+///   user), over TLS (`rediss://`, ElastiCache's in-transit encryption), `port` 6379 by default.
+///
+/// A rotation changes the password in place, and the next read builds the URL with it.
+fn url_of(json: &serde_json::Value, host: Option<&str>) -> Option<String> {
     let text = |name: &str| json.get(name).and_then(serde_json::Value::as_str);
-    if !text("engine").is_some_and(|engine| engine.starts_with("postgres")) {
-        return None;
+    let mut url = match (json.get("url"), text("engine")) {
+        (Some(url), _) => url::Url::parse(url.as_str()?).ok()?,
+        (None, Some(engine)) if engine.starts_with("postgres") => {
+            let mut url = server_url("postgres", host.or(text("host"))?, json, 5432)?;
+            url.set_username(text("username")?).ok()?;
+            url.set_password(Some(text("password")?)).ok()?;
+            url.set_path(text("dbname").unwrap_or("pulso"));
+            url.set_query(Some("sslmode=verify-full"));
+            url
+        }
+        (None, Some("redis")) => {
+            let mut url = server_url("rediss", host.or(text("host"))?, json, 6379)?;
+            url.set_username(text("username").unwrap_or("")).ok()?;
+            url.set_password(Some(text("password")?)).ok()?;
+            url
+        }
+        _ => return None,
+    };
+    if let Some(host) = host {
+        url.set_host(Some(host)).ok()?;
     }
+    Some(url.into())
+}
+
+/// `scheme://host:port`, the port from the secret's `port` (a number or text) or `default`.
+fn server_url(
+    scheme: &str,
+    host: &str,
+    json: &serde_json::Value,
+    default: u16,
+) -> Option<url::Url> {
     let port = match json.get("port") {
-        None => 5432,
+        None => default,
         Some(port) => port
             .as_u64()
             .or_else(|| port.as_str().and_then(|port| port.parse().ok()))
             .and_then(|port| u16::try_from(port).ok())?,
     };
-    let mut url = url::Url::parse(&format!("postgres://{}:{port}", text("host")?)).ok()?;
-    url.set_username(text("username")?).ok()?;
-    url.set_password(Some(text("password")?)).ok()?;
-    url.set_path(text("dbname").unwrap_or("pulso"));
-    url.set_query(Some("sslmode=verify-full"));
-    Some(url.into())
+    url::Url::parse(&format!("{scheme}://{host}:{port}")).ok()
 }
 
 /// The credentials of a Redis URL read from a secret, as each new connection asks for them:
@@ -273,20 +304,23 @@ mod tests {
     #[test]
     fn a_secret_gives_its_url_or_builds_one_from_the_rds_fields() {
         assert_eq!(
-            url_of(&json!({"url": "rediss://:t@cache:6379"})).as_deref(),
+            url_of(&json!({"url": "rediss://:t@cache:6379"}), None).as_deref(),
             Some("rediss://:t@cache:6379")
         );
         // What a rotation function leaves: any character in the password survives the URL.
         let password = "p@ss:w/rd?#%&=+ ñ";
-        let url = url_of(&json!({
-            "engine": "postgres",
-            "host": "pulso.cluster-abc.eu-west-1.rds.amazonaws.com",
-            "port": 5432,
-            "username": "pulso_app",
-            "password": password,
-            "dbname": "pulso",
-            "dbInstanceIdentifier": "pulso"
-        }))
+        let url = url_of(
+            &json!({
+                "engine": "postgres",
+                "host": "pulso.cluster-abc.eu-west-1.rds.amazonaws.com",
+                "port": 5432,
+                "username": "pulso_app",
+                "password": password,
+                "dbname": "pulso",
+                "dbInstanceIdentifier": "pulso"
+            }),
+            None,
+        )
         .expect("a URL");
         let options = PgConnectOptions::from_str(&url).expect("a PostgreSQL URL");
         assert_eq!(
@@ -300,15 +334,21 @@ mod tests {
         let decoded = percent_encoding::percent_decode_str(parsed.password().expect("a password"));
         assert_eq!(decoded.decode_utf8().expect("UTF-8"), password);
         // The port may be text, and port and database may be absent.
-        let url = url_of(&json!({
-            "engine": "postgres", "host": "db", "port": "6432",
-            "username": "u", "password": "p"
-        }))
+        let url = url_of(
+            &json!({
+                "engine": "postgres", "host": "db", "port": "6432",
+                "username": "u", "password": "p"
+            }),
+            None,
+        )
         .expect("a URL");
         assert_eq!(url, "postgres://u:p@db:6432/pulso?sslmode=verify-full");
         assert_eq!(
-            url_of(&json!({"engine": "postgres", "host": "db", "username": "u", "password": "p"}))
-                .as_deref(),
+            url_of(
+                &json!({"engine": "postgres", "host": "db", "username": "u", "password": "p"}),
+                None
+            )
+            .as_deref(),
             Some("postgres://u:p@db:5432/pulso?sslmode=verify-full")
         );
         // Not a PostgreSQL secret, or a field missing: no URL.
@@ -318,8 +358,41 @@ mod tests {
             json!({"host": "db", "username": "u", "password": "p"}),
             json!({"url": 5}),
             json!({"password": "p"}),
+            json!({"engine": "redis", "host": "cache"}),
         ] {
-            assert_eq!(url_of(&other), None, "{other}");
+            assert_eq!(url_of(&other, None), None, "{other}");
         }
+    }
+
+    #[test]
+    fn a_host_given_beside_the_secret_replaces_the_secrets_own() {
+        // A login attached to the instance, reached through RDS Proxy.
+        let attached = json!({"engine": "postgres", "host": "db.abc.rds.amazonaws.com",
+                              "username": "u", "password": "p"});
+        assert_eq!(
+            url_of(
+                &attached,
+                Some("pulso.proxy-abc.eu-west-1.rds.amazonaws.com")
+            )
+            .as_deref(),
+            Some(
+                "postgres://u:p@pulso.proxy-abc.eu-west-1.rds.amazonaws.com:5432/pulso?sslmode=verify-full"
+            )
+        );
+        // An AUTH token generated before the cache existed: no host of its own.
+        let token = json!({"engine": "redis", "password": "t0k/en+"});
+        assert_eq!(url_of(&token, None), None);
+        let url = url_of(&token, Some("master.pulso.abc.euw1.cache.amazonaws.com")).expect("a URL");
+        assert_eq!(
+            url,
+            "rediss://:t0k%2Fen+@master.pulso.abc.euw1.cache.amazonaws.com:6379"
+        );
+        assert_eq!(credentials_of(&url).password(), "t0k/en+");
+        assert_eq!(credentials_of(&url).username(), "default");
+        // A URL secret moves too.
+        assert_eq!(
+            url_of(&json!({"url": "rediss://:t@old:6380"}), Some("new")).as_deref(),
+            Some("rediss://:t@new:6380")
+        );
     }
 }

@@ -152,6 +152,54 @@ async fn connection_strings_come_from_their_secrets() {
 }
 
 #[tokio::test]
+async fn the_data_stack_secrets_connect_to_the_proxy_and_the_cache_given_beside_them() {
+    // What template.yaml's data stack makes: a login attached to the instance, reached through
+    // RDS Proxy, and an AUTH token generated before the cache existed.
+    let mut secrets = Secrets::new().await;
+    let login = secrets
+        .create(r#"{"engine": "postgres", "host": "pulso.abc.eu-west-1.rds.amazonaws.com", "port": 5432, "username": "pulso_app_login", "password": "gen3rated", "dbname": "pulso"}"#)
+        .await;
+    let token = secrets
+        .create(r#"{"engine": "redis", "password": "t0ken"}"#)
+        .await;
+    let proxy = "pulso.proxy-abc.eu-west-1.rds.amazonaws.com";
+    let cache = "master.pulso.abc.euw1.cache.amazonaws.com";
+    let config = load(&[
+        ("DATABASE_URL_SECRET_ARN", &login),
+        ("DATABASE_URL_HOST", proxy),
+        ("REDIS_URL_SECRET_ARN", &token),
+        ("REDIS_URL_HOST", cache),
+    ])
+    .await
+    .expect("every secret read");
+    assert_eq!(
+        config.database.url.expose(),
+        format!("postgres://pulso_app_login:gen3rated@{proxy}:5432/pulso?sslmode=verify-full")
+    );
+    assert_eq!(
+        config.redis.url.expose(),
+        format!("rediss://:t0ken@{cache}:6379")
+    );
+    // Read again (a rotation), the URL keeps the host given beside the secret.
+    let source = config.database.url_source.expect("read from its secret");
+    let again = shared::secrets::read_again(&source)
+        .await
+        .expect("read again");
+    assert!(again.contains(proxy), "{again}");
+
+    // Without the host, a token alone says what is missing.
+    let error = load(&[("REDIS_URL_SECRET_ARN", &token)])
+        .await
+        .expect_err("no host for the token");
+    assert!(
+        error.to_string().contains("REDIS_URL_SECRET_ARN"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("<NAME>_HOST"), "{error}");
+    secrets.delete_all().await;
+}
+
+#[tokio::test]
 async fn a_secret_that_cannot_be_used_stops_the_start_and_says_which() {
     let mut secrets = Secrets::new().await;
     let not_json = secrets
@@ -267,6 +315,7 @@ async fn a_rotated_system_secret_reaches_the_scheduler_and_the_worker_before_the
         arn: arn.clone(),
         endpoint: Some(pulso_tests::cognito_endpoint()),
         region: Some(REGION.to_owned()),
+        host: None,
     });
     let scheduler = Scheduler::from_config(config.clone()).expect("scheduler state");
     let worker = Worker::from_config(config, shared::worker::handlers()).expect("worker state");

@@ -29,6 +29,8 @@ pub struct SecretRef {
     pub endpoint: Option<String>,
     /// `AWS_REGION`.
     pub region: Option<String>,
+    /// `<NAME>_HOST`: the host connected to instead of the secret's (`crate::secrets`).
+    pub host: Option<String>,
 }
 
 #[derive(Clone, Debug)]
