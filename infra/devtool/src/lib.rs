@@ -1,9 +1,11 @@
-//! The library half of `pulso-devtool`: the demo data, the large-clinic generator and the owner
-//! transactions they need. The `pulso-devtool` binary wraps them in commands; the benchmarks and
-//! tests (`pulso-tests`) call the same generators on their own databases.
+//! The library half of `pulso-devtool`: the demo data, the large-clinic and many-clinics
+//! generators and the owner transactions they need. The `pulso-devtool` binary wraps them in
+//! commands; the benchmarks and tests (`pulso-tests`) call the same generators on their own
+//! databases.
 
 pub mod demo;
 pub mod large_clinic;
+pub mod many_clinics;
 pub mod rls;
 pub mod seed;
 

@@ -14,7 +14,7 @@ mod stack;
 mod token;
 mod worker_model;
 
-use pulso_devtool::{large_clinic, rls, seed};
+use pulso_devtool::{large_clinic, many_clinics, rls, seed};
 
 use anyhow::{Context, bail};
 use sqlx::PgPool;
@@ -31,6 +31,10 @@ commands:
   seed-large [--patients N] [--appointments N] [--reset]
                                 seed the large clinic `grande` for benchmarks (default 20000
                                 patients, 200000 appointments); --reset rebuilds it
+  seed-many [--clinics N] [--reset]
+                                seed N small clinics (1000), alone and in chains, for what grows
+                                with the clinics (bench `clinics`); adds the missing ones,
+                                --reset deletes them first
   identity-pool                 create the local Cognito pool and web client on the stand-in
                                 (COGNITO_ENDPOINT_URL) if missing; print their ids as env lines
   identity-users                put every active member into that pool (found or created, as an
@@ -105,6 +109,23 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             let options = parse_seed_large(options)?;
             let clinic = large_clinic::seed_large(&admin_pool().await?, &options).await?;
             print_large_clinic(&clinic);
+            Ok(())
+        }
+        "seed-many" => {
+            let options = parse_seed_many(options)?;
+            let seeded = many_clinics::seed_many(&admin_pool().await?, &options).await?;
+            println!(
+                "{} clinics of the mix present ({} new: {} patients, {} appointments, in {:.1} s + {:.1} s VACUUM ANALYZE)",
+                seeded.ids.len(),
+                seeded.created,
+                seeded.patients,
+                seeded.appointments,
+                seeded.insert_seconds,
+                seeded.vacuum_seconds
+            );
+            if seeded.created > 0 {
+                forget_clinic_list().await;
+            }
             Ok(())
         }
         "identity-pool" => {
@@ -223,6 +244,49 @@ fn parse_seed_large(options: &[String]) -> anyhow::Result<large_clinic::LargeCli
             .ok()
             .filter(|n| (1..=2_000_000).contains(n))
             .with_context(|| format!("{name} must be a whole number from 1 to 2000000"))?;
+    }
+    Ok(parsed)
+}
+
+/// The scheduler lists the active clinics through a day-long cache: new clinics join it now,
+/// as onboarding's would, when the stack's settings are at hand (.dev/env).
+async fn forget_clinic_list() {
+    match shared::Config::load().await.map(shared::AppState::build) {
+        Ok(Ok(state)) => {
+            state
+                .cache
+                .invalidate(shared::cache::CLINIC_LIST, &state.keys.clinic_list())
+                .await;
+            println!("the scheduler's list of clinics was invalidated: the next tick sees them");
+        }
+        _ => println!(
+            "the scheduler's list of clinics is cached for a day: with the stack's settings \
+             (set -a; . .dev/env; set +a) this command invalidates it"
+        ),
+    }
+}
+
+fn parse_seed_many(options: &[String]) -> anyhow::Result<many_clinics::ManyClinicsOptions> {
+    const USAGE: &str = "usage: pulso-devtool seed-many [--clinics N] [--reset]";
+    let mut parsed = many_clinics::ManyClinicsOptions::default();
+    let mut options = options.iter();
+    while let Some(flag) = options.next() {
+        match flag.as_str() {
+            "--reset" => parsed.reset = true,
+            "--clinics" => {
+                parsed.clinics = options
+                    .next()
+                    .and_then(|value| value.trim().parse().ok())
+                    .filter(|n| (1..=many_clinics::MAX_CLINICS).contains(n))
+                    .with_context(|| {
+                        format!(
+                            "--clinics needs a number from 1 to {}\n{USAGE}",
+                            many_clinics::MAX_CLINICS
+                        )
+                    })?;
+            }
+            other => bail!("unknown option {other:?}\n{USAGE}"),
+        }
     }
     Ok(parsed)
 }

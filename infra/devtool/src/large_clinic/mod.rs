@@ -125,8 +125,8 @@ async fn check(owner: &PgPool, options: &LargeClinicOptions) -> anyhow::Result<(
     require_procedures(owner).await
 }
 
-/// Generates and inserts everything in one tenant transaction (creating the clinic itself when
-/// `new`), then vacuums: the visibility map and statistics autovacuum would give a real table.
+/// Fills the clinic (`fill`), then vacuums: the visibility map and statistics autovacuum would
+/// give a real table.
 async fn build(
     owner: &PgPool,
     clinic: ClinicId,
@@ -134,6 +134,36 @@ async fn build(
     options: &LargeClinicOptions,
 ) -> anyhow::Result<LargeClinic> {
     let started = Instant::now();
+    fill(owner, clinic, new, options).await?;
+    let insert_seconds = started.elapsed().as_secs_f64();
+    let vacuum_seconds = vacuum(owner).await?;
+    describe(owner, clinic, true, insert_seconds, vacuum_seconds).await
+}
+
+/// Fills each existing clinic of `clinics` as [`populate`] does, one transaction each, then
+/// vacuums once: a VACUUM reads whole tables, so one per clinic would dominate. The time the
+/// inserts took and the VACUUM's, in seconds.
+pub async fn populate_many(
+    owner: &PgPool,
+    clinics: &[(ClinicId, LargeClinicOptions)],
+) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    for (clinic, options) in clinics {
+        check(owner, options).await?;
+        fill(owner, *clinic, false, options).await?;
+    }
+    let insert_seconds = started.elapsed().as_secs_f64();
+    Ok((insert_seconds, vacuum(owner).await?))
+}
+
+/// Generates and inserts everything in one tenant transaction, creating the clinic itself when
+/// `new`.
+async fn fill(
+    owner: &PgPool,
+    clinic: ClinicId,
+    new: bool,
+    options: &LargeClinicOptions,
+) -> anyhow::Result<()> {
     // A platform transaction, so a new clinic's organization can be created in it too.
     let mut tx = shared::db::begin_platform(owner, clinic)
         .await
@@ -168,26 +198,29 @@ async fn build(
     .context("reading the clinic's time zone")?;
     let plan = generate(options, clinic, &slug, now, !has_admin)?;
     insert(&mut tx, clinic, &timezone, &plan).await?;
-    tx.commit().await.context("committing the large clinic")?;
-    let insert_seconds = started.elapsed().as_secs_f64();
+    tx.commit().await.context("committing the clinic's rows")?;
+    Ok(())
+}
 
+/// VACUUM (ANALYZE) of the tables the generator fills; its time in seconds.
+async fn vacuum(owner: &PgPool) -> anyhow::Result<f64> {
     // VACUUM cannot run in a transaction: a plain statement on the pool.
-    let vacuum_started = Instant::now();
+    let started = Instant::now();
     sqlx::query("VACUUM (ANALYZE) appointments, patients, users, memberships, working_hours")
         .execute(owner)
         .await
         .context("vacuuming after the inserts")?;
-    let vacuum_seconds = vacuum_started.elapsed().as_secs_f64();
-    describe(owner, clinic, true, insert_seconds, vacuum_seconds).await
+    Ok(started.elapsed().as_secs_f64())
 }
 
-async fn clinic_exists(owner: &PgPool, clinic: ClinicId) -> anyhow::Result<bool> {
+/// Whether `clinic` exists (looked for as itself, under row-level security).
+pub(crate) async fn clinic_exists(owner: &PgPool, clinic: ClinicId) -> anyhow::Result<bool> {
     let mut tx = shared::db::begin_tenant(owner, clinic).await?;
     let exists = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clinics WHERE id = $1)")
         .bind(clinic)
         .fetch_one(&mut *tx)
         .await
-        .context("looking for the large clinic")?;
+        .context("looking for the clinic")?;
     tx.rollback().await.ok();
     Ok(exists)
 }
