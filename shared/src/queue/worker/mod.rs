@@ -219,17 +219,20 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let feeder = Feeder::new(self, &config, &held, &counters, outcomes, until, presence);
         let stopped_by = feeder.run(shutdown).await;
 
+        // It claims no more: it leaves now (the feeder left already when idle), so the next
+        // drain, woken at a deadline, claims while this one finishes what it holds, and well
+        // before the Lambda deadline could cut the wake short.
+        if let Some(presence) = presence
+            && stopped_by != StopReason::Idle
+        {
+            self.leave(presence, stopped_by, &counters).await;
+        }
         // Every claimed job has started; wait for the running ones and their records.
         let finish_by = match stopped_by {
             StopReason::Shutdown => Some(Instant::now() + config.worker_deadline_margin),
             _ => until.finish_by,
         };
         background.finish(finish_by).await;
-        if let Some(presence) = presence
-            && stopped_by != StopReason::Idle
-        {
-            self.leave(presence, stopped_by, &counters).await;
-        }
         let abandoned = held.len() as u64;
         if abandoned > 0 {
             tracing::warn!(
