@@ -327,3 +327,125 @@ async fn the_maintenance_wakes_the_worker_for_jobs_ready_with_no_drain_alive() {
         "one wake in flight at a time"
     );
 }
+
+/// One step of the property below.
+#[derive(Clone, Debug)]
+enum Step {
+    /// A job of clinic A or B is enqueued (and its wake checked).
+    Enqueue { clinic_b: bool },
+    /// A drain joins on its own (a stray invocation).
+    Join,
+    /// The wake in flight arrives: a drain joins with its token.
+    Arrive,
+    /// Drain `drain` (among those joined) leaves: idle, or at its deadline.
+    Leave { drain: usize, deadline: bool },
+    /// A drain alive claims up to `most` jobs.
+    Claim { most: usize },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => any::<bool>().prop_map(|clinic_b| Step::Enqueue { clinic_b }),
+        1 => Just(Step::Join),
+        2 => Just(Step::Arrive),
+        3 => (0..4_usize, any::<bool>()).prop_map(|(drain, deadline)| Step::Leave { drain, deadline }),
+        2 => (1..4_usize).prop_map(|most| Step::Claim { most }),
+    ]
+}
+
+/// Whatever the interleaving of enqueues, arrivals, leaves and claims, work that is ready always
+/// has a drain alive or a wake on its way to it: no job waits for the maintenance unless a
+/// drain crashed or a wake was lost (what the maintenance is for).
+#[test]
+fn ready_work_always_has_a_drain_alive_or_a_wake_on_its_way() {
+    use proptest::test_runner::{Config, TestRunner};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (lambda, app) = runtime.block_on(async {
+        let lambda = LambdaStandIn::start().await;
+        let app = spawn(&lambda, &[]).await;
+        (lambda, app)
+    });
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(step(), 1..30), |steps| {
+            runtime.block_on(play(&app, &steps));
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        !lambda.invocations().is_empty(),
+        "the scenarios woke workers"
+    );
+}
+
+async fn play(app: &TestApp, steps: &[Step]) {
+    use shared::queue::Presence;
+    let queue = &app.state.queue;
+    let system = app.system_state();
+    let mut drains: Vec<Presence> = Vec::new();
+    for step in steps {
+        match step {
+            Step::Enqueue { clinic_b } => {
+                let clinic = if *clinic_b {
+                    app.clinic_b.id
+                } else {
+                    app.clinic_a.id
+                };
+                enqueue(app, clinic, 0).await;
+            }
+            Step::Join => drains.extend(queue.join(None, Some(3), true).await.unwrap()),
+            Step::Arrive => {
+                if let Some(token) = waking(app).await {
+                    drains.extend(queue.join(Some(&token), Some(3), true).await.unwrap());
+                }
+            }
+            Step::Leave { drain, deadline } => {
+                if !drains.is_empty() {
+                    let presence = drains.remove(drain % drains.len());
+                    let leaving = if *deadline {
+                        Leaving::Deadline
+                    } else {
+                        Leaving::Idle
+                    };
+                    if queue.leave(&presence, leaving).await.unwrap() == Left::Stayed {
+                        drains.push(presence);
+                    }
+                }
+            }
+            Step::Claim { most } => {
+                if !drains.is_empty() {
+                    queue
+                        .claim(&system.db, *most, &pulso_tests::any_room())
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        let ready = queue.redis_sizes().await.unwrap().ready;
+        let alive = queue.drains_alive().await.unwrap();
+        assert!(
+            ready == 0 || alive > 0 || waking(app).await.is_some(),
+            "{ready} jobs ready, no drain alive and no wake on its way after {step:?} in {steps:?}"
+        );
+    }
+    // The next scenario starts with nothing ready and no drain.
+    while queue.redis_sizes().await.unwrap().ready > 0 {
+        queue
+            .claim(&system.db, 1_000, &pulso_tests::any_room())
+            .await
+            .unwrap();
+    }
+    for presence in &drains {
+        queue.leave(presence, Leaving::Quit).await.unwrap();
+    }
+    let mut redis = app.redis().await;
+    let _: () = redis.del(&queue.keys().waking).await.unwrap();
+}
