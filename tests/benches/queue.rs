@@ -31,8 +31,9 @@ const RATE_PER_SECOND: u64 = 500;
 /// Clinic A's jobs in the fairness run: each takes this long (an X-ray analysis, a report).
 const BUSY: JobKind = JobKind::new("bench.busy");
 const BUSY_MS: u64 = 100;
-/// The enqueue rows finish their staged jobs this often (below `QUEUE_MAX_PENDING_PER_CLINIC`).
-const ENQUEUES_BETWEEN_CLEARS: usize = 500;
+/// The enqueue rows finish their staged jobs this often: two enqueues a round, well below
+/// `QUEUE_MAX_PENDING_PER_CLINIC` (1,000).
+const ENQUEUES_BETWEEN_CLEARS: usize = 400;
 /// Clinic A's backlog in the fairness run.
 const BACKLOG: usize = 1_000;
 
@@ -81,9 +82,27 @@ async fn run() {
     let raw_redis = measure(iterations, raw_pair).await;
     report("raw Redis LPUSH + LMOVE (2 round trips)", &raw_redis);
 
-    // Alternated sample by sample, so both see the same disk and the same neighbours.
+    // The same queue as deployed, where an enqueue may wake the worker: with a drain alive, its
+    // push and wake check are one script (no Invoke is sent; none could be, the endpoint is
+    // closed).
+    let mut waking_config = config.clone();
+    waking_config.wake = Some(shared::config::WakeTarget {
+        function: "worker".into(),
+        endpoint: Some("http://127.0.0.1:1".into()),
+        region: Some("us-east-1".into()),
+    });
+    let waking =
+        shared::queue::Queue::new(app.state.redis.clone(), &app.state.keys, &waking_config);
+    let drain = waking
+        .join(None, None, false)
+        .await
+        .expect("join")
+        .expect("a drain alive");
+
+    // Alternated sample by sample, so all see the same disk and the same neighbours.
     let mut raw_samples = Vec::with_capacity(iterations / 4);
     let mut enqueue_samples = Vec::with_capacity(iterations / 4);
+    let mut waking_samples = Vec::with_capacity(iterations / 4);
     for i in 0..iterations / 4 {
         if i > 0 && i % ENQUEUES_BETWEEN_CLEARS == 0 {
             // No worker runs here: finish what was staged, as a clinic's queue drains, so the
@@ -111,11 +130,24 @@ async fn run() {
             .await
             .expect("enqueue");
         enqueue_samples.push(started.elapsed());
+
+        let started = Instant::now();
+        waking
+            .enqueue(&app.state.db, clinic, noop(json!({"i": i, "waking": true})))
+            .await
+            .expect("enqueue");
+        waking_samples.push(started.elapsed());
     }
+    waking
+        .leave(&drain, shared::queue::Leaving::Quit)
+        .await
+        .expect("leave");
     let raw_pg = Stats::from(raw_samples, None);
     let enqueue = Stats::from(enqueue_samples, None);
+    let waking = Stats::from(waking_samples, None);
     report("raw PostgreSQL BEGIN;SET LOCAL + INSERT + COMMIT", &raw_pg);
     report("Queue::enqueue (the above + Redis push)", &enqueue);
+    report("  … with the wake check (a drain alive)", &waking);
     println!(
         "  enqueue p50 − raw PostgreSQL p50 = {:.1} µs (the push and the queue's own work); \
          target: enqueue ≤ 1000 µs p50",

@@ -68,16 +68,46 @@ impl Queue {
             peak_memory_mib: job.peak_memory_mib,
             due_ms: 0,
         };
-        match self.push(&[push]).await {
-            Ok(_) => {
-                self.wake(1, WakeReason::Enqueue).await;
-            }
-            Err(error) => tracing::warn!(
+        let pushed = match &self.waker {
+            None => self.push(&[push]).await.map(|_| ()),
+            Some(_) => self.push_waking(&push).await,
+        };
+        if let Err(error) = pushed {
+            tracing::warn!(
                 job_id = %job.id,
                 error = %ErrorChain(&error),
                 "job not pushed to Redis; the sweep will push it"
-            ),
+            );
         }
+    }
+
+    /// Pushes `job` and, in the same step, checks whether a worker is to be woken for it
+    /// (`enqueue.lua`); wakes it if so.
+    async fn push_waking(&self, job: &Push) -> Result<(), QueueError> {
+        let token = Uuid::new_v4().to_string();
+        let keys = &self.queue_keys;
+        let mut connection = self.redis.connection().await?;
+        let (_added, wake): (u64, u8) = ENQUEUE
+            .key(&keys.fresh)
+            .key(&keys.delayed)
+            .key(&keys.known)
+            .key(&keys.drains)
+            .key(&keys.waking)
+            .key(&keys.active)
+            .arg(&keys.ready_prefix)
+            .arg(now_ms())
+            .arg(&token)
+            .arg(presence::WAKE_ARRIVES_WITHIN.as_millis() as u64)
+            .arg(job.id.to_string())
+            .arg(owner(job.clinic, job.peak_memory_mib))
+            .arg(job.due_ms)
+            .invoke_async(&mut connection)
+            .await?;
+        drop(connection);
+        if wake == 1 {
+            self.invoke_worker(&token, WakeReason::Enqueue).await;
+        }
+        Ok(())
     }
 
     /// Stages the job in a transaction of its own, commits and dispatches: for callers whose

@@ -3,7 +3,7 @@
 //!
 //! **Enqueue** (transactional outbox): a context calls [`Queue::stage`] inside the transaction of
 //! its domain change, so the job exists exactly when that change commits, then
-//! [`Queue::dispatch`] after the commit pushes the id to Redis (`dispatch.lua`). A push that
+//! [`Queue::dispatch`] after the commit pushes the id to Redis (`push.lua`). A push that
 //! fails is only logged: the sweep pushes it later.
 //!
 //! **Redis layout** ([`crate::keys::QueueKeys`], one hash tag, so every script runs on one slot):
@@ -34,7 +34,7 @@
 //!
 //! **Recovery** (the sweep, [`Queue::maintain`]): unfinished jobs that PostgreSQL has and
 //! `known` lacks (the push after commit failed, Redis restarted empty or was flushed) are pushed
-//! again. `dispatch.lua` pushes only ids `known` lacks, so the sweep, a late push and a replay
+//! again. `push.lua` pushes only ids `known` lacks, so the sweep, a late push and a replay
 //! never queue a job twice.
 //!
 //! States (`jobs.status`): `queued` → `running` → `succeeded`; a failed attempt → `failed` (retry
@@ -95,7 +95,27 @@ macro_rules! making_ready {
     };
 }
 
-static DISPATCH: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("dispatch.lua")));
+static DISPATCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("ready.lua"),
+        "\n",
+        include_str!("push.lua"),
+        "\n",
+        include_str!("dispatch.lua")
+    ))
+});
+/// `dispatch.lua` and the wake check in one step: an enqueue's push (`Queue::dispatch`).
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("ready.lua"),
+        "\n",
+        include_str!("push.lua"),
+        "\n",
+        include_str!("wakes.lua"),
+        "\n",
+        include_str!("enqueue.lua")
+    ))
+});
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("claim.lua")));
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lua")));
 static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("move_due.lua")));

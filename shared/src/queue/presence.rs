@@ -5,7 +5,8 @@
 //! *leaves* once it has had nothing to run for `WORKER_IDLE_STOP_SECONDS`: an idle worker costs
 //! nothing. Whatever makes jobs ready *wakes* the worker (an asynchronous Lambda `Invoke`,
 //! `waker.rs`) when no drain is alive:
-//! - an enqueue, after its push (and a replay);
+//! - an enqueue, in the same step as its push (`enqueue.lua`: no round trip more on the
+//!   request's path), and a replay;
 //! - the scheduler's minute maintenance, which promotes due retries, requeues expired leases and
 //!   sweeps the outbox (the safety net: a lost wake, jobs Redis lost);
 //! - a drain with more jobs ready than it has room for wakes another, up to
@@ -27,7 +28,13 @@ use uuid::Uuid;
 
 static JOIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("join.lua")));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("leave.lua")));
-static WAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("wake.lua")));
+static WAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("wakes.lua"),
+        "\n",
+        include_str!("wake.lua")
+    ))
+});
 static WITHDRAW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("withdraw.lua")));
 
 /// A drain that stops renewing (frozen, killed) counts as gone after this.
@@ -35,7 +42,7 @@ const PRESENCE_LASTS: Duration = Duration::from_secs(5);
 /// How often a drain renews its presence.
 pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// A wake that has not arrived by then is taken as lost: another may be sent.
-const WAKE_ARRIVES_WITHIN: Duration = Duration::from_secs(10);
+pub(super) const WAKE_ARRIVES_WITHIN: Duration = Duration::from_secs(10);
 
 /// Why a worker is woken (its invocation's `reason`, and the log's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -202,7 +209,7 @@ impl Queue {
 
     /// Invokes the worker with the wake `token`; when the invocation cannot be sent, withdraws
     /// the token so the next check may try again.
-    async fn invoke_worker(&self, token: &str, reason: WakeReason) -> bool {
+    pub(super) async fn invoke_worker(&self, token: &str, reason: WakeReason) -> bool {
         let Some(waker) = &self.waker else {
             return false;
         };
