@@ -1,7 +1,8 @@
 -- A drain leaves the drains alive (`presence.rs`). Work with no other drain alive would wait for
 -- the next tick: a drain leaving because it is idle stays instead (the work came as it left), one
--- leaving at its deadline hands over to a new one. Run after each enqueue's push, the wake check
--- (`wake.lua`) sees either this drain alive or the work this script sees: no job falls between.
+-- leaving at its deadline hands over to a new one. An enqueue checks for a drain in the step of
+-- its push (`enqueue.lua`), so it sees either this drain alive or this script sees its job: no
+-- job falls between.
 -- KEYS[1] drains (zset), KEYS[2] waking, KEYS[3] fresh, KEYS[4] active, KEYS[5] delayed;
 -- ARGV[1] drain id, ARGV[2] now (Unix ms), ARGV[3] how long a presence lasts (ms), ARGV[4] why:
 -- 'idle', 'deadline' or 'quit' (leaves whatever there is), ARGV[5] retries due by this time (Unix

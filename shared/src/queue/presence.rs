@@ -16,8 +16,9 @@
 //! One wake is in flight at a time (`waking`, a token with a TTL that the woken drain clears on
 //! arrival, or that lapses if it never comes), so a burst of enqueues invokes the worker once.
 //! No job falls between a drain leaving and an enqueue: `leave.lua` looks for work in the same
-//! step as the drain leaves and an enqueue's wake check runs after its push, so one of the two
-//! sees the other. Presence and retry times use the callers' clocks, like leases (`now_ms`).
+//! step as the drain leaves, and an enqueue's wake check runs in the step of its push, so one of
+//! the two sees the other. Presence and retry times use the callers' clocks, like leases
+//! (`now_ms`).
 
 use super::{Queue, QueueError, now_ms};
 use ::redis::Script;
