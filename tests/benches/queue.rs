@@ -33,7 +33,7 @@ const BUSY: JobKind = JobKind::new("bench.busy");
 const BUSY_MS: u64 = 100;
 /// The enqueue rows finish their staged jobs this often: two enqueues a round, well below
 /// `QUEUE_MAX_PENDING_PER_CLINIC` (1,000).
-const ENQUEUES_BETWEEN_CLEARS: usize = 400;
+const ENQUEUES_BETWEEN_CLEARS: usize = 200;
 /// Clinic A's backlog in the fairness run.
 const BACKLOG: usize = 1_000;
 
@@ -93,7 +93,7 @@ async fn run() {
     });
     let waking =
         shared::queue::Queue::new(app.state.redis.clone(), &app.state.keys, &waking_config);
-    let drain = waking
+    let mut drain = waking
         .join(None, None, false)
         .await
         .expect("join")
@@ -108,6 +108,17 @@ async fn run() {
             // No worker runs here: finish what was staged, as a clinic's queue drains, so the
             // clinic stays within its quota of unfinished jobs (and the count behind it).
             clear(&app).await;
+            // A real drain renews its presence every second; this one joins again before its
+            // presence (5 s) lapses.
+            waking
+                .leave(&drain, shared::queue::Leaving::Quit)
+                .await
+                .expect("leave");
+            drain = waking
+                .join(None, None, false)
+                .await
+                .expect("join")
+                .expect("a drain alive");
         }
         let started = Instant::now();
         let mut tx = shared::db::begin_tenant(&app.state.db, clinic)
