@@ -36,7 +36,6 @@ static WAKE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("wake.lua")
     ))
 });
-static WITHDRAW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("withdraw.lua")));
 
 /// A drain that stops renewing (frozen, killed) counts as gone after this.
 const PRESENCE_LASTS: Duration = Duration::from_secs(5);
@@ -169,8 +168,8 @@ impl Queue {
     }
 
     /// Wakes the worker if jobs are ready, fewer than `wanted` drains are alive and no wake is
-    /// on its way. Never fails: a wake that cannot be sent is logged, and the scheduler's next
-    /// maintenance wakes the worker then. Without a worker function to wake (tests, `worker
+    /// on its way. Never fails: a wake that cannot be sent is logged and tried again once it
+    /// lapses (`invoke_worker`). Without a worker function to wake (tests, `worker
     /// --loop`) it does nothing. Whether a worker was invoked.
     pub async fn wake(&self, wanted: u32, reason: WakeReason) -> bool {
         if self.waker.is_none() {
@@ -208,8 +207,10 @@ impl Queue {
         Ok(wake == 1)
     }
 
-    /// Invokes the worker with the wake `token`; when the invocation cannot be sent, withdraws
-    /// the token so the next check may try again.
+    /// Invokes the worker with the wake `token`. An invocation that cannot be sent leaves its
+    /// token in flight until it lapses: under a lasting failure (no path to Lambda, a missing
+    /// permission) one call every `WAKE_ARRIVES_WITHIN` pays for it, not every enqueue; the
+    /// next check after the lapse (an enqueue, the maintenance) tries again.
     pub(super) async fn invoke_worker(&self, token: &str, reason: WakeReason) -> bool {
         let Some(waker) = &self.waker else {
             return false;
@@ -220,23 +221,15 @@ impl Queue {
                 true
             }
             Err(error) => {
-                tracing::warn!(%error, ?reason, "could not wake the worker");
-                if let Err(error) = self.withdraw_wake(token).await {
-                    tracing::debug!(error = %crate::telemetry::ErrorChain(&error), "wake token left to lapse");
-                }
+                tracing::warn!(
+                    %error,
+                    ?reason,
+                    retry_in_seconds = WAKE_ARRIVES_WITHIN.as_secs(),
+                    "could not wake the worker"
+                );
                 false
             }
         }
-    }
-
-    async fn withdraw_wake(&self, token: &str) -> Result<(), QueueError> {
-        let mut connection = self.redis.connection().await?;
-        let _: i64 = WITHDRAW
-            .key(&self.queue_keys.waking)
-            .arg(token)
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(())
     }
 
     /// How many drains are alive now (their presence has not lapsed).
