@@ -88,34 +88,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 /// A script that moves jobs to or from the ready lists: `ready.lua`'s functions, then the
-/// script itself.
+/// files given (the functions it also uses, then the script itself).
 macro_rules! making_ready {
-    ($file:literal) => {
-        concat!(include_str!("ready.lua"), "\n", include_str!($file))
+    ($($file:literal),+) => {
+        concat!(include_str!("ready.lua") $(, "\n", include_str!($file))+)
     };
 }
 
-static DISPATCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("ready.lua"),
-        "\n",
-        include_str!("push.lua"),
-        "\n",
-        include_str!("dispatch.lua")
-    ))
-});
+static DISPATCH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(making_ready!("push.lua", "dispatch.lua")));
 /// `dispatch.lua` and the wake check in one step: an enqueue's push (`Queue::dispatch`).
-static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("ready.lua"),
-        "\n",
-        include_str!("push.lua"),
-        "\n",
-        include_str!("wakes.lua"),
-        "\n",
-        include_str!("enqueue.lua")
-    ))
-});
+static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(making_ready!("push.lua", "wakes.lua", "enqueue.lua")));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("claim.lua")));
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ack.lua")));
 static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| Script::new(making_ready!("move_due.lua")));
