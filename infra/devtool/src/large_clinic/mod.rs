@@ -118,10 +118,20 @@ pub async fn populate(
 }
 
 async fn check(owner: &PgPool, options: &LargeClinicOptions) -> anyhow::Result<()> {
-    rls::require_schema(owner).await?;
+    check_options(options)?;
+    check_database(owner).await
+}
+
+fn check_options(options: &LargeClinicOptions) -> anyhow::Result<()> {
     if options.patients == 0 {
         bail!("--patients must be at least 1");
     }
+    Ok(())
+}
+
+/// The schema and the global catalog the generator needs.
+async fn check_database(owner: &PgPool) -> anyhow::Result<()> {
+    rls::require_schema(owner).await?;
     require_procedures(owner).await
 }
 
@@ -147,9 +157,12 @@ pub async fn populate_many(
     owner: &PgPool,
     clinics: &[(ClinicId, LargeClinicOptions)],
 ) -> anyhow::Result<(f64, f64)> {
+    for (_, options) in clinics {
+        check_options(options)?;
+    }
+    check_database(owner).await?;
     let started = Instant::now();
     for (clinic, options) in clinics {
-        check(owner, options).await?;
         fill(owner, *clinic, false, options).await?;
     }
     let insert_seconds = started.elapsed().as_secs_f64();
