@@ -3,8 +3,9 @@
 # (default 4402): moto in server mode (PyPI), installed with pip when missing, started in the
 # background and left running for the next command (like PostgreSQL and Redis). It speaks the
 # Cognito API the functions and the dev tool call through the AWS SDK (AdminCreateUser,
-# InitiateAuth, ...) and serves each pool's JWKS; it keeps everything in memory, so whoever uses
-# it creates what they need idempotently (`pulso-devtool identity`, the tests' own pools).
+# InitiateAuth, ...) and serves each pool's JWKS; the same server is the Secrets Manager and S3
+# stand-in. It keeps everything in memory, so whoever uses it creates what they need
+# idempotently (`pulso-devtool identity-pool`, `media-bucket`, the tests' own pools and buckets).
 # Pool and client ids are derived from their settings (moto's HASH strategy), so a restarted
 # stand-in gives the demo pool the same ids. Prints the endpoint on stdout.
 set -euo pipefail

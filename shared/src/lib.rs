@@ -22,6 +22,7 @@ pub mod ids;
 pub mod input;
 pub mod invocation;
 pub mod keys;
+pub mod media;
 pub mod pagination;
 pub mod queue;
 pub mod ratelimit;

@@ -6,6 +6,7 @@ use crate::cache::Cache;
 use crate::config::{Config, HttpConfig};
 use crate::identity::IdentityProvider;
 use crate::keys::Keys;
+use crate::media::{MediaError, MediaStore};
 use crate::queue::Queue;
 use crate::realtime::{Notifier, Realtime};
 use crate::redis::RedisConnector;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Signs and verifies the media URLs a browser loads without a token.
     pub signer: Arc<UrlSigner>,
+    /// The bucket of X-ray images, thumbnails and report PDFs; `None` without `MEDIA_BUCKET`.
+    pub media: Option<Arc<MediaStore>>,
     /// The Cognito user pool invitations create people in; `None` without one (`shared::identity`).
     pub identity: Option<Arc<IdentityProvider>>,
     pub config: Arc<Config>,
@@ -86,6 +89,11 @@ impl AppState {
             ),
             queue: Queue::new(redis.clone(), &keys, &config.queue),
             notifier: Notifier::from_config(&config.realtime),
+            media: config
+                .media
+                .storage
+                .clone()
+                .map(|storage| Arc::new(MediaStore::new(storage))),
             identity: config
                 .auth
                 .cognito
@@ -96,6 +104,13 @@ impl AppState {
             access,
             config: Arc::new(config),
         })
+    }
+}
+
+impl AppState {
+    /// The media bucket, or why there is none.
+    pub fn media(&self) -> Result<&MediaStore, MediaError> {
+        self.media.as_deref().ok_or(MediaError::NotConfigured)
     }
 }
 

@@ -8,8 +8,10 @@
 //! are bound to `AppState`, and the worker's start-up (its own pool) is built.
 
 use crate::config::Config;
+use crate::media::MediaKey;
 use crate::queue;
 use crate::state::{AppState, StartupError};
+use serde::Deserialize;
 
 /// The handlers of Pulso's worker: each gets the `AppState` and the job.
 pub type Handlers = queue::Handlers<AppState>;
@@ -62,6 +64,78 @@ pub fn handlers() -> Handlers {
             crate::reports::REPORT_INSURANCE,
             crate::reports::build_insurance_report,
         )
+}
+
+/// What S3 says through EventBridge when an object arrives (the part Pulso reads).
+#[derive(Debug, serde::Deserialize)]
+struct ObjectCreated {
+    source: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    detail: ObjectCreatedDetail,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ObjectCreatedDetail {
+    bucket: NamedBucket,
+    object: CreatedObject,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct NamedBucket {
+    name: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CreatedObject {
+    key: String,
+}
+
+/// An upload's file arrived (S3's "Object Created" event for `uploads/…` of the media bucket,
+/// routed to the worker by the template's rule): it is completed here as the client's
+/// `POST /xray-uploads/{id}/complete` would (`XrayService::complete_upload`, safe to meet that
+/// call in any order), so a file whose completion call never came still becomes an X-ray, and
+/// the analysis it queues is drained by this same invocation. Any other event is not one:
+/// `false`. A refused file or a passing outage is logged; S3 trouble is retried by the
+/// client's call or the next event, never by failing the drain.
+pub async fn upload_arrived(state: &AppState, event: &serde_json::Value) -> bool {
+    let Ok(created) = ObjectCreated::deserialize(event) else {
+        return false;
+    };
+    if created.source != "aws.s3" || created.detail_type != "Object Created" {
+        return false;
+    }
+    let ours = state
+        .media
+        .as_ref()
+        .is_some_and(|media| media.bucket() == created.detail.bucket.name);
+    let key = created.detail.object.key;
+    let Some((clinic, upload)) = MediaKey::parse_upload(&key).filter(|_| ours) else {
+        tracing::warn!(
+            bucket = %created.detail.bucket.name,
+            key = %key,
+            "an object-created event for no upload of this stack's bucket; ignored"
+        );
+        return true;
+    };
+    let id = crate::ids::XrayId::from(upload);
+    match crate::xrays::XrayService::new(state)
+        .complete_upload(clinic, id)
+        .await
+    {
+        Ok(uploaded) => tracing::info!(
+            upload_id = %id,
+            job_id = %uploaded.job_id,
+            replayed = uploaded.replayed,
+            "x-ray upload completed on arrival"
+        ),
+        Err(error) => tracing::warn!(
+            upload_id = %id,
+            error = %error,
+            "x-ray upload not completed on arrival"
+        ),
+    }
+    true
 }
 
 /// Whether the process was asked to drain forever outside Lambda: `worker --loop`, or

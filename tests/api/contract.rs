@@ -169,13 +169,20 @@ const SAFELISTED_RESPONSE_HEADERS: [&str; 7] = [
 ];
 
 /// The names of every header the document declares: in responses (`headers` objects) and in
-/// requests (`in: header` parameters), lower-cased.
+/// requests (`in: header` parameters), lower-cased. A schema's property named `headers` (a
+/// presigned upload's) is data, not a response's headers.
 fn documented_headers(document: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
-    fn walk(value: &Value, responses: &mut BTreeSet<String>, requests: &mut BTreeSet<String>) {
+    fn walk(
+        value: &Value,
+        in_properties: bool,
+        responses: &mut BTreeSet<String>,
+        requests: &mut BTreeSet<String>,
+    ) {
         match value {
             Value::Object(map) => {
                 for (key, value) in map {
                     if key == "headers"
+                        && !in_properties
                         && let Some(headers) = value.as_object()
                     {
                         responses.extend(headers.keys().map(|name| name.to_ascii_lowercase()));
@@ -190,17 +197,17 @@ fn documented_headers(document: &Value) -> (BTreeSet<String>, BTreeSet<String>) 
                             .filter_map(|parameter| parameter["name"].as_str());
                         requests.extend(names.map(str::to_ascii_lowercase));
                     }
-                    walk(value, responses, requests);
+                    walk(value, key == "properties", responses, requests);
                 }
             }
             Value::Array(items) => items
                 .iter()
-                .for_each(|item| walk(item, responses, requests)),
+                .for_each(|item| walk(item, false, responses, requests)),
             _ => {}
         }
     }
     let (mut responses, mut requests) = (BTreeSet::new(), BTreeSet::new());
-    walk(document, &mut responses, &mut requests);
+    walk(document, false, &mut responses, &mut requests);
     (responses, requests)
 }
 

@@ -31,4 +31,5 @@ mod secrets;
 mod security;
 mod waiting_list;
 mod wake;
+mod xray_uploads;
 mod xrays;

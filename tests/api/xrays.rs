@@ -13,7 +13,7 @@ use shared::xrays::Sha256Digest;
 use shared::xrays::test_images::{jpeg, png, png_header_claiming};
 use uuid::Uuid;
 
-fn gradient(width: u32, height: u32) -> GrayImage {
+pub(crate) fn gradient(width: u32, height: u32) -> GrayImage {
     GrayImage::from_fn(width, height, |x, y| {
         let base = 40 + 170 * x / width;
         let ring = if ((x / 24) + (y / 24)).is_multiple_of(3) {
@@ -26,7 +26,7 @@ fn gradient(width: u32, height: u32) -> GrayImage {
 }
 
 /// Pixels that do not compress: a PNG of `side`² pixels is about `side`² bytes.
-fn incompressible_png(side: u32) -> Vec<u8> {
+pub(crate) fn incompressible_png(side: u32) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     png(&GrayImage::from_fn(side, side, |_, _| {
         state ^= state << 13;
@@ -36,7 +36,7 @@ fn incompressible_png(side: u32) -> Vec<u8> {
     }))
 }
 
-async fn register_patient(app: &TestApp, clinic: &TestClinic) -> String {
+pub(crate) async fn register_patient(app: &TestApp, clinic: &TestClinic) -> String {
     let router = shared::patients::router(app.state.clone());
     let response = app
         .client(&router, &app.token(clinic, Role::Receptionist))
@@ -72,7 +72,7 @@ async fn upload(
 }
 
 /// The job the upload staged, as the worker would hand it to the handler.
-async fn staged_job(app: &TestApp, clinic: ClinicId, job_id: &str) -> Job {
+pub(crate) async fn staged_job(app: &TestApp, clinic: ClinicId, job_id: &str) -> Job {
     let id = Uuid::parse_str(job_id).expect("job id");
     let mut tx = app.owner_tx(clinic).await;
     let (kind, payload, max_attempts, created_by): (String, Value, i32, Option<Uuid>) =
@@ -99,7 +99,8 @@ async fn staged_job(app: &TestApp, clinic: ClinicId, job_id: &str) -> Job {
 async fn xray_row(app: &TestApp, clinic: ClinicId, id: &str) -> (String, Option<String>, bool) {
     let mut tx = app.owner_tx(clinic).await;
     let row: (String, Option<String>, bool) = sqlx::query_as(
-        "SELECT status::text, error, thumbnail IS NOT NULL FROM xrays WHERE clinic_id = $1 AND id = $2",
+        "SELECT status::text, error, thumbnail_key IS NOT NULL
+         FROM xrays WHERE clinic_id = $1 AND id = $2",
     )
     .bind(clinic)
     .bind(Uuid::parse_str(id).expect("xray id"))
@@ -108,6 +109,20 @@ async fn xray_row(app: &TestApp, clinic: ClinicId, id: &str) -> (String, Option<
     .expect("the xray row");
     tx.rollback().await.ok();
     row
+}
+
+/// Makes X-ray `id` an older row: its image in PostgreSQL, as before media moved to S3 (and
+/// until the media migration moves it), not in S3.
+async fn keep_in_postgres(app: &TestApp, clinic: ClinicId, id: &str, image: &[u8]) {
+    let mut tx = app.owner_tx(clinic).await;
+    sqlx::query("UPDATE xrays SET image = $3, image_key = NULL WHERE clinic_id = $1 AND id = $2")
+        .bind(clinic)
+        .bind(Uuid::parse_str(id).expect("xray id"))
+        .bind(image)
+        .execute(&mut *tx)
+        .await
+        .expect("the row keeps its image");
+    tx.commit().await.expect("commit");
 }
 
 /// An analysed X-ray's metadata: a quality check (not a diagnosis) with every metric, and a
@@ -195,19 +210,22 @@ async fn upload_analyse_and_serve_a_png() {
     assert_eq!(early.problem(409)["type"], "/problems/xray-not-ready");
     assert!(early.headers.get("retry-after").is_some());
 
-    // The original, byte for byte, with its digest as ETag; 304 when the client has it.
-    let image = client.get(&format!("/xrays/{xray_id}/image")).await;
+    // The original is in S3: a redirect (never cached itself) to a presigned GET that serves
+    // it byte for byte; 304 from the API when the client has it (its digest is the ETag).
+    let redirect = client.get(&format!("/xrays/{xray_id}/image")).await;
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    assert_eq!(redirect.headers["cache-control"], "no-store");
+    let location = redirect.headers["location"].to_str().expect("a location");
+    assert!(
+        location.contains(&format!("/clinics/{}/xrays/{xray_id}/image?", clinic.id)),
+        "{location}"
+    );
+    assert!(!location.contains(&patient), "no patient data in a URL");
+    let image = redirect.follow().await;
     assert_eq!(image.status, 200);
     assert_eq!(image.bytes, original);
     assert_eq!(image.headers["content-type"], "image/png");
-    assert_eq!(image.headers["x-content-type-options"], "nosniff");
     let etag = format!("\"{}\"", Sha256Digest::of(&original).hex());
-    assert_eq!(image.headers["etag"], etag.as_str());
-    assert!(
-        image.headers["cache-control"]
-            .to_str()
-            .is_ok_and(|v| v.contains("private") && v.contains("immutable"))
-    );
     assert_eq!(shown.body["sha256"], Sha256Digest::of(&original).hex());
     let cached = client
         .raw(
@@ -233,12 +251,16 @@ async fn upload_analyse_and_serve_a_png() {
     assert_eq!(shown.body["status"], "ready", "{}", shown.body);
     assert_quality_check_shown(&shown.body, &result, &xray_id);
 
-    let thumbnail = client.get(&format!("/xrays/{xray_id}/thumbnail")).await;
+    let thumbnail = client
+        .get(&format!("/xrays/{xray_id}/thumbnail"))
+        .await
+        .follow()
+        .await;
     assert_eq!(thumbnail.status, 200);
     assert_eq!(thumbnail.headers["content-type"], "image/jpeg");
     let decoded = image::load_from_memory(&thumbnail.bytes).expect("a decodable thumbnail");
     assert_eq!((decoded.width(), decoded.height()), (256, 192));
-    let thumb_etag = thumbnail.headers["etag"].clone();
+    let thumb_etag = format!("\"{}\"", Sha256Digest::of(&thumbnail.bytes).hex());
     let cached = client
         .raw(
             client
@@ -284,7 +306,11 @@ async fn the_format_is_sniffed_and_every_role_may_upload_large_files() {
     .await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     let id = accepted.body["xray_id"].as_str().expect("id");
-    let image = as_dentist.get(&format!("/xrays/{id}/image")).await;
+    let image = as_dentist
+        .get(&format!("/xrays/{id}/image"))
+        .await
+        .follow()
+        .await;
     assert_eq!(image.headers["content-type"], "image/jpeg");
 
     // Far over the 64 KiB JSON limit, well under XRAY_MAX_BYTES, by an admin, without a
@@ -492,7 +518,11 @@ async fn corrupt_data_behind_a_valid_header_fails_the_job_cleanly() {
         "/problems/xray-analysis-failed"
     );
     // The original stays available to the clinic.
-    let image = client.get(&format!("/xrays/{xray_id}/image")).await;
+    let image = client
+        .get(&format!("/xrays/{xray_id}/image"))
+        .await
+        .follow()
+        .await;
     assert_eq!(image.status, 200);
 
     // A job whose payload names no X-ray of the clinic fails for good, too.
@@ -603,6 +633,13 @@ async fn other_clinics_unknown_and_archived_patients() {
     assert_eq!(refused.problem(409)["type"], "/problems/patient-archived");
     assert_eq!(app.count("xrays", a.id).await, 1);
     assert_eq!(app.count("jobs", a.id).await, 1);
+    // The refused file went to S3 before the refusal, and is gone again.
+    assert_eq!(
+        app.media_keys().await.len(),
+        1,
+        "{:?}",
+        app.media_keys().await
+    );
     let listed = as_token_a.get(&format!("/patients/{patient}/xrays")).await;
     assert_eq!(listed.status, 200);
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
@@ -909,6 +946,8 @@ async fn signed_urls_load_without_a_token_and_refuse_altered_or_expired_ones() {
     let accepted = upload(&client, &patient, None, None, original.clone()).await;
     let xray_id = accepted.body["xray_id"].as_str().expect("id").to_owned();
     let job_id = accepted.body["job_id"].as_str().expect("job").to_owned();
+    // The API's own signed URLs serve what an older row holds in PostgreSQL.
+    keep_in_postgres(&app, clinic.id, &xray_id, &original).await;
 
     // Before the analysis: the image is there, the thumbnail not yet.
     let shown = client
@@ -1058,7 +1097,8 @@ async fn signed_urls_load_without_a_token_and_refuse_altered_or_expired_ones() {
             .is_err()
     );
 
-    // After the analysis: the thumbnail too, and the list carries both.
+    // After the analysis: the thumbnail too (made into S3, so presigned there), and the list
+    // carries both.
     let job = staged_job(&app, clinic.id, &job_id).await;
     shared::xrays::analyze(app.state.clone(), job)
         .await
@@ -1066,7 +1106,11 @@ async fn signed_urls_load_without_a_token_and_refuse_altered_or_expired_ones() {
     let listed = client.get(&format!("/patients/{patient}/xrays")).await;
     let media = &listed.body["items"][0]["media"];
     let thumbnail_url = media["thumbnail"]["url"].as_str().expect("a thumbnail url");
-    let thumbnail = browser.get(&path_of(thumbnail_url)).await;
+    assert!(
+        thumbnail_url.starts_with(&pulso_tests::cognito_endpoint()),
+        "{thumbnail_url}"
+    );
+    let thumbnail = pulso_tests::client::fetch(thumbnail_url).await;
     assert_eq!(thumbnail.status, 200, "{}", thumbnail.body);
     assert_eq!(thumbnail.headers["content-type"], "image/jpeg");
     // Within one window, every read hands out the same URL: the browser's cache answers.
@@ -1112,8 +1156,10 @@ async fn signed_links_are_rate_limited_per_clinic() {
     let client = app.client(&router, &app.token(&clinic, Role::Dentist));
     let browser = app.anonymous(&router);
     let patient = register_patient(&app, &clinic).await;
-    let accepted = upload(&client, &patient, None, None, png(&gradient(64, 48))).await;
+    let original = png(&gradient(64, 48));
+    let accepted = upload(&client, &patient, None, None, original.clone()).await;
     let xray_id = accepted.body["xray_id"].as_str().expect("id").to_owned();
+    keep_in_postgres(&app, clinic.id, &xray_id, &original).await;
     let path = format!("/media/xrays/{xray_id}/image");
     let signed = app
         .state

@@ -167,6 +167,19 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// A redirect (to a presigned S3 URL) followed as a browser would, over real HTTP to the
+    /// S3 stand-in; any other answer as it is.
+    pub async fn follow(self) -> TestResponse {
+        if !self.status.is_redirection() {
+            return self;
+        }
+        let location = self.headers[http::header::LOCATION]
+            .to_str()
+            .expect("an ASCII Location")
+            .to_owned();
+        fetch(&location).await
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -244,5 +257,34 @@ impl PartialEq<&Value> for Problem {
 impl PartialEq<Value> for Problem {
     fn eq(&self, other: &Value) -> bool {
         self.body == *other
+    }
+}
+
+/// A GET of an absolute URL (a presigned S3 URL, on the stand-in) without a token.
+pub async fn fetch(url: &str) -> TestResponse {
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+    let status = StatusCode::from_u16(response.status().as_u16()).expect("a status");
+    let mut headers = HeaderMap::new();
+    for (name, value) in response.headers() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let bytes = response.bytes().await.expect("the body").to_vec();
+    TestResponse {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        bytes,
     }
 }

@@ -159,6 +159,8 @@ pub struct TestApp {
     pub redis_prefix: String,
     /// The owner role's pool on this test's database: seeding and cross-checks.
     pub owner: PgPool,
+    /// This test's media bucket (removed with its objects at the end).
+    pub storage: Option<shared::config::StorageConfig>,
 }
 
 impl TestApp {
@@ -215,6 +217,11 @@ impl TestApp {
             ("WS_MAX_CONNECTIONS_PER_USER", "1000".to_string()),
         ]);
         vars.insert("JWT_HS256_SECRET", JWT_SECRET.to_string());
+        // A bucket of this test's own on the S3 stand-in (moto, beside the Cognito one).
+        let media_bucket = format!("pulso-test-{}", Uuid::new_v4().simple());
+        vars.insert("MEDIA_BUCKET", media_bucket.clone());
+        vars.insert("S3_ENDPOINT_URL", cognito_endpoint());
+        vars.insert("AWS_REGION", "eu-west-1".to_string());
         if let Some(cognito) = options.cognito {
             vars.insert("COGNITO_USER_POOL_ID", cognito.user_pool_id);
             vars.insert("COGNITO_CLIENT_ID", cognito.client_id);
@@ -233,8 +240,16 @@ impl TestApp {
         let config = Config::load_from(|name| vars.get(name).cloned())
             .await
             .expect("test config");
+        let storage = config.media.storage.clone();
         let state = AppState::build(config).expect("test state");
+        if let Some(media) = &state.media {
+            media
+                .ensure_bucket()
+                .await
+                .expect("the test's bucket on the S3 stand-in (infra/scripts/cognito.sh)");
+        }
         TestApp {
+            storage,
             state,
             clinic_a,
             clinic_b,
@@ -308,6 +323,16 @@ impl TestApp {
             keys.delayed,
             keys.known,
         ]
+    }
+
+    /// Every object in this test's media bucket.
+    pub async fn media_keys(&self) -> Vec<String> {
+        self.state
+            .media()
+            .expect("a media bucket")
+            .keys()
+            .await
+            .expect("the bucket's keys")
     }
 
     /// Another clinic, in an organization of its own, with four users of its own.
@@ -387,6 +412,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         let database = self.database.clone();
         let prefix = self.redis_prefix.clone();
+        let storage = self.storage.clone();
         // Fresh connections: the pools' sockets belong to the test's runtime and must not be
         // touched from here; `WITH (FORCE)` ends them.
         clean_up(move || async move {
@@ -405,6 +431,16 @@ impl Drop for TestApp {
                 eprintln!("warning: test database {database} was not dropped: {error}");
             }
             delete_prefix(&prefix).await;
+            if let Some(storage) = storage {
+                let bucket = storage.bucket.clone();
+                // A test that pointed elsewhere (no stand-in reachable) has nothing to remove.
+                if let Err(error) = shared::media::MediaStore::new(storage)
+                    .remove_bucket()
+                    .await
+                {
+                    eprintln!("warning: test bucket {bucket} was not removed: {error}");
+                }
+            }
         });
     }
 }

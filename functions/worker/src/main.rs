@@ -1,6 +1,8 @@
 //! `worker` function: woken by an asynchronous invocation when jobs are ready and no drain is
 //! alive (an enqueue, the scheduler's maintenance, a drain with a backlog or at its deadline),
-//! it drains the job queue until idle for a few seconds or its deadline minus a margin.
+//! it drains the job queue until idle for a few seconds or its deadline minus a margin. S3's
+//! "Object Created" event of an X-ray upload also invokes it: the upload is completed first
+//! (`shared::worker::upload_arrived`), then the drain runs its analysis.
 //! `worker --loop` (or `WORKER_LOOP=1`) drains forever outside Lambda.
 //!
 //! Everything but start-up lives in `shared::queue::worker` (the drain loop),
@@ -28,6 +30,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let worker = &worker;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
+            shared::worker::upload_arrived(worker.state(), &event.payload).await;
             let report: DrainReport = worker
                 .invocation(event.context.deadline, &event.payload)
                 .await;

@@ -42,6 +42,8 @@ commands:
   local-secrets                 store DATABASE_URL, SYSTEM_DATABASE_URL and REDIS_URL (those set)
                                 as secrets on the local Secrets Manager stand-in
                                 (SECRETS_MANAGER_ENDPOINT_URL); print their ARNs as env lines
+  media-bucket                  create the media bucket (MEDIA_BUCKET) on the local S3 stand-in
+                                (S3_ENDPOINT_URL) if missing
   token (--email <email> | --clinic <slug> --role <admin|dentist|receptionist>) [--ttl-hours N] [--platform-admin]
                                 print a JWT for a seeded user (HS256, JWT_HS256_SECRET)
   contract [--check]            write the API's documents, generated from the code:
@@ -71,6 +73,8 @@ environment:
   WS_URL                        the WebSocket API, for smoke and soak (in .dev/env)
   COGNITO_ENDPOINT_URL, COGNITO_USER_POOL_ID, COGNITO_CLIENT_ID
                                 the local Cognito stand-in and its pool (in .dev/env)
+  MEDIA_BUCKET, S3_ENDPOINT_URL
+                                media-bucket: the bucket and the S3 stand-in (in .dev/env)
   SECRETS_MANAGER_ENDPOINT_URL, AWS_REGION, PULSO_DATABASE
                                 local-secrets: the stand-in, the secrets' region, and the
                                 database that names them (in .dev/env)";
@@ -135,6 +139,10 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
         "local-secrets" => {
             no_options(command, options)?;
             secrets::run().await
+        }
+        "media-bucket" => {
+            no_options(command, options)?;
+            media_bucket().await
         }
         "identity-users" => {
             no_options(command, options)?;
@@ -360,5 +368,26 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         0 => eprintln!("migrate: schema up to date (version {latest})"),
         new => eprintln!("migrate: applied {new} migration(s); schema at version {latest}"),
     }
+    Ok(())
+}
+
+/// `media-bucket`: the bucket the functions' configuration names, on the stand-in it names
+/// (which keeps nothing across restarts, so every start of the local stack asks again).
+async fn media_bucket() -> anyhow::Result<()> {
+    let config = shared::config::Config::load()
+        .await
+        .context("reading the functions' configuration (.dev/env)")?;
+    let storage = config.media.storage.context("MEDIA_BUCKET is not set")?;
+    anyhow::ensure!(
+        storage.endpoint.is_some(),
+        "S3_ENDPOINT_URL is not set: this command makes buckets on a local stand-in only (the \
+         template makes the cloud's)"
+    );
+    let bucket = storage.bucket.clone();
+    shared::media::MediaStore::new(storage)
+        .ensure_bucket()
+        .await
+        .with_context(|| format!("creating the bucket {bucket}"))?;
+    eprintln!("media bucket {bucket} ready");
     Ok(())
 }

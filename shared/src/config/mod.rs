@@ -17,7 +17,10 @@ pub use access::{
     RouteClass,
 };
 pub use auth::{AuthConfig, CognitoConfig, FirstPartyTokens};
-pub use limits::{HttpConfig, MediaConfig, XRAY_MAX_BYTES_CEILING, XrayConfig};
+pub use limits::{
+    HttpConfig, MediaConfig, StorageConfig, XRAY_MAX_BYTES_CEILING, XRAY_UPLOAD_MAX_BYTES_CEILING,
+    XrayConfig,
+};
 pub use queue::{QueueConfig, WakeTarget};
 pub use realtime::RealtimeConfig;
 pub use stores::{CacheConfig, DatabaseConfig, RedisConfig, SecretRef};

@@ -306,10 +306,14 @@ pub enum ConflictKind {
     ChairTaken,
     /// A chair name the clinic uses already.
     ChairNameTaken,
+    /// Completing an upload whose file has not arrived in storage yet.
+    UploadNotReceived,
+    /// Completing an upload whose file was refused earlier (it is gone).
+    UploadRejected,
 }
 
 impl ConflictKind {
-    pub const ALL: [ConflictKind; 20] = [
+    pub const ALL: [ConflictKind; 22] = [
         ConflictKind::DuplicateNationalId,
         ConflictKind::PatientArchived,
         ConflictKind::AppointmentOverlap,
@@ -330,6 +334,8 @@ impl ConflictKind {
         ConflictKind::ClinicClosed,
         ConflictKind::ChairTaken,
         ConflictKind::ChairNameTaken,
+        ConflictKind::UploadNotReceived,
+        ConflictKind::UploadRejected,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -354,6 +360,8 @@ impl ConflictKind {
             ConflictKind::ClinicClosed => "clinic-closed",
             ConflictKind::ChairTaken => "chair-taken",
             ConflictKind::ChairNameTaken => "chair-name-taken",
+            ConflictKind::UploadNotReceived => "upload-not-received",
+            ConflictKind::UploadRejected => "upload-rejected",
         }
     }
 }

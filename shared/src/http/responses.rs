@@ -127,6 +127,15 @@ fn conflict_example(kind: ConflictKind) -> (&'static str, Option<&'static str>) 
             "The clinic has a chair named Gabinete 1 already.",
             Some("name"),
         ),
+        ConflictKind::UploadNotReceived => (
+            "The file of this upload has not arrived yet: PUT it to the upload's URL, then \
+             complete the upload.",
+            None,
+        ),
+        ConflictKind::UploadRejected => (
+            "This upload was refused: the file is not a PNG or JPEG image. Start a new upload.",
+            None,
+        ),
     }
 }
 

@@ -1,4 +1,5 @@
-//! X-rays of a patient: upload (PNG or JPEG, sniffed, stored in PostgreSQL), the background
+//! X-rays of a patient: upload (PNG or JPEG, sniffed, stored in S3 by `crate::media`, sent
+//! there through the API or straight from the browser by presigned URL), the background
 //! image-quality check (`xray.analyze`: exposure, contrast, sharpness, noise, a thumbnail), and
 //! reading the metadata, the report, the original image and the thumbnail.
 
@@ -10,6 +11,7 @@ mod service;
 #[doc(hidden)]
 pub mod test_images;
 mod types;
+mod uploads;
 
 use crate::queue::JobKind;
 
@@ -20,5 +22,6 @@ use crate::queue::JobKind;
 pub const XRAY_ANALYZE: JobKind = JobKind::new("xray.analyze").with_peak_memory_mib(151);
 
 pub use routes::{router, routes};
-pub use service::{Uploaded, XrayError, XrayService, analyze};
+pub use service::{DirectUpload, Uploaded, XrayError, XrayService, analyze};
 pub use types::*;
+pub use uploads::{NewUploadRequest, UploadLinks, UploadResponse, UploadStatus};

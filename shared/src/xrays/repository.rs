@@ -1,17 +1,21 @@
 //! X-ray SQL. Every query runs inside a tenant transaction (row-level security) and also filters
-//! on `clinic_id`. Metadata queries never select the `image` or `thumbnail` bytes.
+//! on `clinic_id`. Metadata queries never select the `image` or `thumbnail` bytes (rows written
+//! before media moved to S3 still hold them; newer rows hold S3 keys instead).
 
 use super::types::{
-    IfNoneMatch, NewXray, Sha256Digest, StoredImage, StoredThumbnail, XrayRecord, XrayStatus,
+    IfNoneMatch, NewXray, Sha256Digest, Stored, StoredImage, StoredThumbnail, XrayRecord,
+    XrayStatus,
 };
 use crate::ids::{ClinicId, JobId, PatientId, XrayId};
+use crate::media::MediaKey;
 use crate::pagination::PageRequest;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 const COLUMNS: &str = "id, clinic_id, patient_id, uploaded_by, content_type, byte_size, sha256, \
                        width, height, status, analysis, error, job_id, created_at, analysed_at, \
-                       thumbnail IS NOT NULL AS has_thumbnail";
+                       image_key, thumbnail_key, \
+                       (thumbnail IS NOT NULL OR thumbnail_key IS NOT NULL) AS has_thumbnail";
 
 /// The same columns read through the X-ray's job: a pending X-ray whose job is dead (its worker
 /// vanished on the last attempt, or PostgreSQL failed every attempt, so the handler never
@@ -25,7 +29,8 @@ const SELECT: &str = "
            CASE WHEN x.status = 'pending' AND j.status = 'dead'
                 THEN COALESCE(j.last_error, 'the analysis job ran out of attempts')
                 ELSE x.error END AS error,
-           x.job_id, x.created_at, x.analysed_at, x.thumbnail IS NOT NULL AS has_thumbnail
+           x.job_id, x.created_at, x.analysed_at, x.image_key, x.thumbnail_key,
+           (x.thumbnail IS NOT NULL OR x.thumbnail_key IS NOT NULL) AS has_thumbnail
       FROM xrays x
       LEFT JOIN jobs j ON j.clinic_id = x.clinic_id AND j.id = x.job_id";
 
@@ -67,13 +72,13 @@ pub(super) async fn insert(
     xray: &NewXray,
     job: JobId,
 ) -> Result<XrayRecord, sqlx::Error> {
-    // Sizes are bounded by the upload limit (≤ 4.5 MiB) and the pixel caps (≤ 12 000 a side).
-    let byte_size = i32::try_from(xray.bytes.len()).unwrap_or(i32::MAX);
+    // Sizes are bounded by the upload limits (≤ 200 MiB) and the pixel caps (≤ 12 000 a side).
+    let byte_size = i32::try_from(xray.byte_size).unwrap_or(i32::MAX);
     let width = i32::try_from(xray.width).unwrap_or(i32::MAX);
     let height = i32::try_from(xray.height).unwrap_or(i32::MAX);
     sqlx::query_as(&format!(
         "INSERT INTO xrays (id, clinic_id, patient_id, uploaded_by, content_type, byte_size, \
-                            sha256, image, width, height, job_id)
+                            sha256, image_key, width, height, job_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING {COLUMNS}"
     ))
@@ -84,7 +89,7 @@ pub(super) async fn insert(
     .bind(xray.format.content_type())
     .bind(byte_size)
     .bind(&xray.sha256.0[..])
-    .bind(&xray.bytes[..])
+    .bind(xray.key.as_str())
     .bind(width)
     .bind(height)
     .bind(job)
@@ -147,8 +152,8 @@ pub(super) async fn list(
     .await
 }
 
-/// The original bytes, unless the caller's copy (`If-None-Match`) is current: then only the
-/// digest comes back and the megabytes stay in PostgreSQL.
+/// Where the original is, unless the caller's copy (`If-None-Match`) is current: then only the
+/// digest comes back and the megabytes of an older row stay in PostgreSQL.
 pub(super) async fn image(
     conn: &mut PgConnection,
     clinic: ClinicId,
@@ -160,9 +165,11 @@ pub(super) async fn image(
         IfNoneMatch::Any => (true, Vec::new()),
         IfNoneMatch::Tags(tags) => (false, tags.iter().map(|t| t.0.to_vec()).collect()),
     };
-    let row: Option<(String, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+    type Row = (String, Vec<u8>, Option<Vec<u8>>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT content_type, sha256,
-                CASE WHEN $3 OR sha256 = ANY($4) THEN NULL ELSE image END
+                CASE WHEN $3 OR sha256 = ANY($4) THEN NULL ELSE image END,
+                CASE WHEN $3 OR sha256 = ANY($4) THEN NULL ELSE image_key END
          FROM xrays WHERE clinic_id = $1 AND id = $2",
     )
     .bind(clinic)
@@ -171,11 +178,11 @@ pub(super) async fn image(
     .bind(tags)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(content_type, sha256, bytes)| StoredImage {
+    Ok(row.map(|(content_type, sha256, bytes, key)| StoredImage {
         content_type,
         // The column's check constraint guarantees 32 bytes.
         sha256: Sha256Digest::from_slice(&sha256).unwrap_or(Sha256Digest([0; 32])),
-        bytes,
+        stored: Stored::of(bytes, key),
     }))
 }
 
@@ -184,10 +191,11 @@ pub(super) async fn thumbnail(
     clinic: ClinicId,
     id: XrayId,
 ) -> Result<Option<StoredThumbnail>, sqlx::Error> {
-    let row: Option<(XrayStatus, Option<Vec<u8>>)> = sqlx::query_as(
+    type Row = (XrayStatus, Option<Vec<u8>>, Option<String>, Option<Vec<u8>>);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT CASE WHEN x.status = 'pending' AND j.status = 'dead'
                          THEN 'failed'::document_status ELSE x.status END,
-                    x.thumbnail
+                    x.thumbnail, x.thumbnail_key, x.thumbnail_sha256
                FROM xrays x
                LEFT JOIN jobs j ON j.clinic_id = x.clinic_id AND j.id = x.job_id
               WHERE x.clinic_id = $1 AND x.id = $2",
@@ -196,15 +204,24 @@ pub(super) async fn thumbnail(
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(status, bytes)| StoredThumbnail { status, bytes }))
+    Ok(row.map(|(status, bytes, key, sha256)| StoredThumbnail {
+        status,
+        sha256: sha256.as_deref().and_then(Sha256Digest::from_slice),
+        stored: Stored::of(bytes, key),
+    }))
 }
 
-/// What the analysis job finds. The bytes are read only while there is something to do, so a
-/// repeated delivery of a finished job does not pull megabytes out of PostgreSQL.
+/// What the analysis job finds. The bytes of an older row are read only while there is
+/// something to do, so a repeated delivery of a finished job does not pull megabytes out of
+/// PostgreSQL.
 pub(super) enum AnalysisSource {
     Missing,
     AlreadyReady,
-    Image(Vec<u8>),
+    Image {
+        stored: Stored,
+        byte_size: u64,
+        sha256: Sha256Digest,
+    },
 }
 
 pub(super) async fn analysis_source(
@@ -212,8 +229,10 @@ pub(super) async fn analysis_source(
     clinic: ClinicId,
     id: XrayId,
 ) -> Result<AnalysisSource, sqlx::Error> {
-    let row: Option<(XrayStatus, Option<Vec<u8>>)> = sqlx::query_as(
-        "SELECT status, CASE WHEN status = 'ready' THEN NULL ELSE image END
+    type Row = (XrayStatus, Option<Vec<u8>>, Option<String>, i32, Vec<u8>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT status, CASE WHEN status = 'ready' THEN NULL ELSE image END, image_key,
+                byte_size, sha256
          FROM xrays WHERE clinic_id = $1 AND id = $2",
     )
     .bind(clinic)
@@ -222,35 +241,44 @@ pub(super) async fn analysis_source(
     .await?;
     Ok(match row {
         None => AnalysisSource::Missing,
-        Some((_, Some(image))) => AnalysisSource::Image(image),
-        Some((_, None)) => AnalysisSource::AlreadyReady,
+        Some((XrayStatus::Ready, ..)) => AnalysisSource::AlreadyReady,
+        Some((_, bytes, key, byte_size, sha256)) => match Stored::of(bytes, key) {
+            Some(stored) => AnalysisSource::Image {
+                stored,
+                byte_size: u64::try_from(byte_size).unwrap_or(0),
+                sha256: Sha256Digest::from_slice(&sha256).unwrap_or(Sha256Digest([0; 32])),
+            },
+            // The row's check constraint keeps one of the two.
+            None => AnalysisSource::Missing,
+        },
     })
 }
 
-/// Stores the report and thumbnail. Running it twice with the same result changes nothing a
-/// reader can tell (at-least-once delivery).
+/// Stores the report and the thumbnail's key (the thumbnail is in S3 already). Running it twice
+/// with the same result changes nothing a reader can tell (at-least-once delivery).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn mark_ready(
     conn: &mut PgConnection,
     clinic: ClinicId,
     id: XrayId,
     analysis: &serde_json::Value,
-    thumbnail: &[u8],
+    thumbnail: (&MediaKey, &Sha256Digest),
     width: u32,
     height: u32,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE xrays
-         SET status = 'ready', analysis = $3, thumbnail = $4, width = $5, height = $6,
-             error = NULL, analysed_at = now()
+         SET status = 'ready', analysis = $3, thumbnail = NULL, thumbnail_key = $4,
+             thumbnail_sha256 = $7, width = $5, height = $6, error = NULL, analysed_at = now()
          WHERE clinic_id = $1 AND id = $2",
     )
     .bind(clinic)
     .bind(id)
     .bind(analysis)
-    .bind(thumbnail)
+    .bind(thumbnail.0.as_str())
     .bind(i32::try_from(width).unwrap_or(i32::MAX))
     .bind(i32::try_from(height).unwrap_or(i32::MAX))
+    .bind(&thumbnail.1.0[..])
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)

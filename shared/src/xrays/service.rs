@@ -1,15 +1,19 @@
-//! X-ray use cases: the idempotent upload (row and job staged in one transaction), the reads,
-//! and the `xray.analyze` job handler.
+//! X-ray use cases: the upload, either with the file in the request (put in S3, then row and
+//! job staged in one transaction) or by presigned URL (the file goes straight to S3 and its
+//! completion checks it), the reads, and the `xray.analyze` job handler.
 
 use super::XRAY_ANALYZE;
-use super::analysis::{self, Analysed, ImageFault, PixelLimits};
+use super::analysis::{self, Analysed, ImageFault, ImageHeader, PixelLimits};
 use super::repository::{self, AnalysisSource};
 use super::types::{
-    AnalyzePayload, IfNoneMatch, NewXray, StoredImage, StoredThumbnail, XrayRecord, XrayStatus,
+    AnalyzePayload, IfNoneMatch, NewXray, Sha256Digest, Stored, StoredImage, StoredThumbnail,
+    XrayRecord, XrayStatus,
 };
+use super::uploads::{self, UploadPlan, UploadRecord, UploadStatus};
 use crate::db::{self, DbError, TenantTx};
 use crate::http::{ApiError, ConflictKind};
-use crate::ids::{ClinicId, JobId, PatientId, XrayId};
+use crate::ids::{ClinicId, JobId, PatientId, UserId, XrayId};
+use crate::media::{MediaError, MediaKey, PresignedRequest, Window};
 use crate::pagination::{Page, PageRequest};
 use crate::queue::{IdempotencyKey, Job, JobFailure, NewJob, QueueError};
 use crate::realtime::DocumentReady;
@@ -39,6 +43,22 @@ pub enum XrayError {
         detail: String,
         seconds_to_midnight: u64,
     },
+    #[error("upload not found")]
+    UploadNotFound,
+    /// Completing an upload whose file is not in storage (yet).
+    #[error("the upload's file has not arrived")]
+    UploadNotReceived,
+    /// Completing an upload refused before; `detail` is why.
+    #[error("the upload was rejected: {detail}")]
+    UploadRejected { detail: String },
+    /// The file that arrived is not the one the upload announced.
+    #[error("the uploaded file is not the one announced: {detail}")]
+    UploadMismatch { detail: String },
+    /// The file is not an acceptable X-ray (format, header, structure).
+    #[error(transparent)]
+    Image(#[from] ImageFault),
+    #[error(transparent)]
+    Media(#[from] MediaError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -91,6 +111,23 @@ impl From<XrayError> for ApiError {
                 detail,
                 retry_after_seconds: seconds_to_midnight,
             },
+            XrayError::UploadNotFound => ApiError::NotFound { what: "upload" },
+            XrayError::UploadNotReceived => ApiError::Conflict {
+                kind: ConflictKind::UploadNotReceived,
+                detail: "The file of this upload has not arrived in storage: PUT it to the \
+                         upload's URL (GET /xray-uploads/{id} gives a fresh one), then complete \
+                         the upload."
+                    .into(),
+                field: None,
+            },
+            XrayError::UploadRejected { detail } => ApiError::Conflict {
+                kind: ConflictKind::UploadRejected,
+                detail: format!("This upload was refused ({detail}); start a new upload."),
+                field: None,
+            },
+            XrayError::UploadMismatch { detail } => ApiError::validation("file", detail),
+            XrayError::Image(fault) => fault.into(),
+            XrayError::Media(error) => error.into(),
             XrayError::Db(error) => error.into(),
             XrayError::Queue(error) => error.into(),
         }
@@ -113,8 +150,36 @@ impl From<ImageFault> for ApiError {
     }
 }
 
+/// The file of a direct upload, checked at the edge (`analysis::inspect`).
+pub struct DirectUpload {
+    pub patient_id: PatientId,
+    pub uploaded_by: UserId,
+    pub header: ImageHeader,
+    pub sha256: Sha256Digest,
+    pub bytes: Vec<u8>,
+}
+
+/// The checks a file passes before it is accepted as an X-ray: it is the file announced
+/// (SHA-256), and its format, header and structure are sound (`analysis::inspect`).
+fn check_file(bytes: &[u8], announced: &Sha256Digest) -> Result<ImageHeader, XrayError> {
+    if Sha256Digest::of(bytes) != *announced {
+        return Err(XrayError::UploadMismatch {
+            detail: "the file's SHA-256 is not the one the upload announced".into(),
+        });
+    }
+    Ok(analysis::inspect(bytes, &PixelLimits::default())?)
+}
+
+/// Deletes an object nothing refers to; one that stays behind is only storage (an upload's
+/// expires with the bucket's lifecycle rule), so a failure is logged, not returned.
+async fn forget(media: &crate::media::MediaStore, key: &MediaKey) {
+    if let Err(error) = media.delete(key).await {
+        tracing::warn!(key = %key, error = %error, "an unused object was not deleted");
+    }
+}
+
 /// What an upload produced: the X-ray, its job, and whether this was a replay of an earlier
-/// request with the same idempotency key.
+/// request with the same idempotency key (or completion of the same upload).
 pub struct Uploaded {
     pub record: XrayRecord,
     pub job_id: JobId,
@@ -130,16 +195,67 @@ impl<'a> XrayService<'a> {
         Self { state }
     }
 
-    /// Stages the analysis job and stores the X-ray in one tenant transaction, commits, then
-    /// dispatches the job. A repeated key answers with the X-ray its first request stored and
-    /// writes nothing.
+    /// Stores the file of a direct upload (`POST /patients/{id}/xrays`, already checked) in S3,
+    /// then records it. A file that does not become an X-ray (a replay, a refusal) is deleted
+    /// again.
     pub async fn upload(
+        &self,
+        clinic: ClinicId,
+        file: DirectUpload,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Uploaded, XrayError> {
+        let media = self.state.media()?;
+        let id = XrayId::new_random();
+        let key = MediaKey::xray_image(clinic, id.0);
+        let byte_size = file.bytes.len() as u64;
+        media
+            .put(
+                &key,
+                file.bytes,
+                file.header.format.content_type(),
+                &file.sha256.0,
+            )
+            .await?;
+        let xray = NewXray {
+            id,
+            patient_id: file.patient_id,
+            uploaded_by: Some(file.uploaded_by),
+            format: file.header.format,
+            width: file.header.width,
+            height: file.header.height,
+            sha256: file.sha256,
+            byte_size,
+            key,
+        };
+        let recorded = self.record(clinic, &xray, idempotency_key, None).await;
+        if !matches!(&recorded, Ok(uploaded) if !uploaded.replayed) {
+            forget(media, &xray.key).await;
+        }
+        recorded
+    }
+
+    /// Stages the analysis job and records the X-ray (and accepts `upload`, when it comes from
+    /// one) in one tenant transaction, commits, then dispatches the job. A repeated key answers
+    /// with the X-ray its first request stored and writes nothing.
+    async fn record(
         &self,
         clinic: ClinicId,
         xray: &NewXray,
         idempotency_key: Option<IdempotencyKey>,
+        upload: Option<&UploadRecord>,
     ) -> Result<Uploaded, XrayError> {
         let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
+        if let Some(upload) = upload {
+            // Two completions (the client's and the storage event's) meet here: the second
+            // waits for the first and answers with its outcome.
+            let current = uploads::find(&mut tx, clinic, upload.id, true)
+                .await?
+                .ok_or(XrayError::UploadNotFound)?;
+            if current.status != UploadStatus::Open {
+                tx.rollback().await.map_err(DbError::from)?;
+                return self.outcome(clinic, current).await;
+            }
+        }
         let staged = self
             .state
             .queue
@@ -150,7 +266,7 @@ impl<'a> XrayService<'a> {
                     kind: XRAY_ANALYZE,
                     payload: json!(AnalyzePayload { xray_id: xray.id }),
                     idempotency_key,
-                    created_by: Some(xray.uploaded_by),
+                    created_by: xray.uploaded_by,
                     max_attempts: None,
                 },
             )
@@ -176,9 +292,12 @@ impl<'a> XrayService<'a> {
             Some(true) => return Err(XrayError::PatientArchived),
             Some(false) => {}
         }
-        self.check_daily_quota(&mut tx, clinic, xray.bytes.len())
+        self.check_daily_quota(&mut tx, clinic, xray.byte_size)
             .await?;
         let record = repository::insert(&mut tx, clinic, xray, staged.id).await?;
+        if let Some(upload) = upload {
+            uploads::accept(&mut tx, clinic, upload.id, staged.id).await?;
+        }
         tx.commit().await.map_err(DbError::from)?;
         self.state.queue.dispatch(&staged).await;
         Ok(Uploaded {
@@ -188,13 +307,211 @@ impl<'a> XrayService<'a> {
         })
     }
 
+    /// Opens an upload by presigned URL for a file of `plan`: the row, and the PUT that sends
+    /// the file straight to S3 (valid for one to two `MEDIA_URL_TTL_SECONDS`).
+    pub async fn open_upload(
+        &self,
+        clinic: ClinicId,
+        patient: PatientId,
+        created_by: UserId,
+        plan: &UploadPlan,
+    ) -> Result<(UploadRecord, PresignedRequest), XrayError> {
+        let media = self.state.media()?;
+        let id = XrayId::new_random();
+        let window = Window::around(Utc::now(), self.state.config.media.url_ttl);
+        let put = media
+            .presign_put(
+                &MediaKey::upload(clinic, id.0),
+                plan.content_type,
+                plan.byte_size,
+                &plan.sha256.0,
+                window,
+            )
+            .await?;
+        let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
+        match crate::patients::repository::archived_for_update(&mut tx, clinic, patient).await? {
+            None => return Err(XrayError::PatientNotFound),
+            Some(true) => return Err(XrayError::PatientArchived),
+            Some(false) => {}
+        }
+        let record = uploads::insert(
+            &mut tx,
+            clinic,
+            id,
+            patient,
+            created_by,
+            plan,
+            put.expires_at,
+        )
+        .await?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok((record, put))
+    }
+
+    /// The upload, with a fresh PUT while it is open.
+    pub async fn find_upload(
+        &self,
+        clinic: ClinicId,
+        id: XrayId,
+    ) -> Result<(UploadRecord, Option<PresignedRequest>), XrayError> {
+        let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
+        let record = uploads::find(&mut tx, clinic, id, false).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        let record = record.ok_or(XrayError::UploadNotFound)?;
+        let put = match record.status {
+            UploadStatus::Open => Some(self.presign_again(&record).await?),
+            _ => None,
+        };
+        Ok((record, put))
+    }
+
+    async fn presign_again(&self, record: &UploadRecord) -> Result<PresignedRequest, XrayError> {
+        let window = Window::around(Utc::now(), self.state.config.media.url_ttl);
+        // The content type is not stored: the file's own bytes decide it on completion, and
+        // a PUT of either type is the same file.
+        Ok(self
+            .state
+            .media()?
+            .presign_put(
+                &MediaKey::upload(record.clinic_id, record.id.0),
+                "application/octet-stream",
+                u64::try_from(record.byte_size).unwrap_or(0),
+                &record.digest().0,
+                window,
+            )
+            .await?)
+    }
+
+    /// Checks the file an upload received and makes it the X-ray of the same id: the client's
+    /// `POST /xray-uploads/{id}/complete` and S3's "Object Created" event (`crate::worker`) both
+    /// come here, in any order, any number of times. The checks are today's upload's: the
+    /// announced size and SHA-256, the sniffed format, the header against bombs, the
+    /// structure to its end. A refused file is deleted and the upload records why.
+    pub async fn complete_upload(
+        &self,
+        clinic: ClinicId,
+        id: XrayId,
+    ) -> Result<Uploaded, XrayError> {
+        let media = self.state.media()?;
+        let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
+        let upload = uploads::find(&mut tx, clinic, id, false).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        let upload = upload.ok_or(XrayError::UploadNotFound)?;
+        if upload.status != UploadStatus::Open {
+            return self.outcome(clinic, upload).await;
+        }
+        let staged = MediaKey::upload(clinic, id.0);
+        let announced = u64::try_from(upload.byte_size).unwrap_or(0);
+        let Some(object) = media.head(&staged).await? else {
+            return self.not_received(clinic, id).await;
+        };
+        if object.size != announced {
+            let detail = format!(
+                "the file has {} bytes; the upload announced {announced}",
+                object.size
+            );
+            return self
+                .refuse(clinic, &upload, XrayError::UploadMismatch { detail })
+                .await;
+        }
+        let bytes = match media.get(&staged, announced).await {
+            Ok(Some(bytes)) => bytes,
+            // Taken by a completion running beside this one.
+            Ok(None) => return self.not_received(clinic, id).await,
+            Err(MediaError::TooLarge { size, .. }) => {
+                let detail = format!("the file has {size} bytes; the upload announced {announced}");
+                return self
+                    .refuse(clinic, &upload, XrayError::UploadMismatch { detail })
+                    .await;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let header = match check_file(&bytes, &upload.digest()) {
+            Ok(header) => header,
+            Err(refusal) => return self.refuse(clinic, &upload, refusal).await,
+        };
+        drop(bytes);
+        let key = MediaKey::xray_image(clinic, id.0);
+        media
+            .copy(&staged, &key, header.format.content_type())
+            .await?;
+        let xray = NewXray {
+            id,
+            patient_id: upload.patient_id,
+            uploaded_by: upload.created_by,
+            format: header.format,
+            width: header.width,
+            height: header.height,
+            sha256: upload.digest(),
+            byte_size: announced,
+            key,
+        };
+        let recorded = self.record(clinic, &xray, None, Some(&upload)).await?;
+        if !recorded.replayed {
+            forget(media, &staged).await;
+        }
+        Ok(recorded)
+    }
+
+    /// Nothing to check yet, unless a completion beside this one has finished meanwhile.
+    async fn not_received(&self, clinic: ClinicId, id: XrayId) -> Result<Uploaded, XrayError> {
+        let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
+        let upload = uploads::find(&mut tx, clinic, id, false).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        match upload {
+            Some(upload) if upload.status != UploadStatus::Open => {
+                self.outcome(clinic, upload).await
+            }
+            Some(_) => Err(XrayError::UploadNotReceived),
+            None => Err(XrayError::UploadNotFound),
+        }
+    }
+
+    /// Records why `upload`'s file is refused, deletes it, and answers with `refusal`.
+    async fn refuse(
+        &self,
+        clinic: ClinicId,
+        upload: &UploadRecord,
+        refusal: XrayError,
+    ) -> Result<Uploaded, XrayError> {
+        let reason = match &refusal {
+            XrayError::UploadMismatch { detail } => detail.clone(),
+            other => other.to_string(),
+        };
+        let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
+        let rejected = uploads::reject(&mut tx, clinic, upload.id, &reason).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        if rejected.is_none() {
+            // Accepted meanwhile by another completion (which found the same file acceptable).
+            return self.not_received(clinic, upload.id).await;
+        }
+        forget(self.state.media()?, &MediaKey::upload(clinic, upload.id.0)).await;
+        tracing::warn!(upload_id = %upload.id, reason = %reason, "x-ray upload refused");
+        Err(refusal)
+    }
+
+    /// What a finished upload answers with: its X-ray (a replay) or why it was refused.
+    async fn outcome(&self, clinic: ClinicId, upload: UploadRecord) -> Result<Uploaded, XrayError> {
+        match (upload.status, upload.job_id) {
+            (UploadStatus::Accepted, Some(job_id)) => Ok(Uploaded {
+                record: self.find(clinic, upload.id).await?,
+                job_id,
+                replayed: true,
+            }),
+            (UploadStatus::Rejected, _) => Err(XrayError::UploadRejected {
+                detail: upload.error.unwrap_or_default(),
+            }),
+            _ => Err(XrayError::UploadNotReceived),
+        }
+    }
+
     /// Refuses an upload that would take the clinic past its daily quotas. Read in the upload's
     /// transaction: uploads racing each other at the limit may all pass it, by their number.
     async fn check_daily_quota(
         &self,
         tx: &mut TenantTx,
         clinic: ClinicId,
-        bytes: usize,
+        bytes: u64,
     ) -> Result<(), XrayError> {
         let config = &self.state.config.xrays;
         let today = repository::uploaded_today(tx, clinic).await?;
@@ -204,7 +521,11 @@ impl<'a> XrayService<'a> {
                  midnight, clinic time.",
                 config.daily_uploads_per_clinic
             )
-        } else if today.bytes.saturating_add(bytes as i64) > config.daily_bytes_per_clinic as i64 {
+        } else if today
+            .bytes
+            .saturating_add(i64::try_from(bytes).unwrap_or(i64::MAX))
+            > config.daily_bytes_per_clinic as i64
+        {
             format!(
                 "This X-ray would take your clinic past its {} of uploads for today; uploads \
                  open again at midnight, clinic time.",
@@ -253,15 +574,28 @@ impl<'a> XrayService<'a> {
         image.ok_or(XrayError::NotFound)
     }
 
-    /// The thumbnail bytes; a conflict while the analysis has not made one.
-    pub async fn thumbnail(&self, clinic: ClinicId, id: XrayId) -> Result<Vec<u8>, XrayError> {
+    /// Where the thumbnail is, with its digest; a conflict while the analysis has not made one.
+    pub async fn thumbnail(
+        &self,
+        clinic: ClinicId,
+        id: XrayId,
+    ) -> Result<(Stored, Sha256Digest), XrayError> {
         let mut tx = db::begin_tenant(&self.state.db, clinic).await?;
         let thumbnail = repository::thumbnail(&mut tx, clinic, id).await?;
         tx.commit().await.map_err(DbError::from)?;
         match thumbnail.ok_or(XrayError::NotFound)? {
             StoredThumbnail {
-                bytes: Some(bytes), ..
-            } => Ok(bytes),
+                stored: Some(Stored::Bytes(bytes)),
+                ..
+            } => {
+                let digest = Sha256Digest::of(&bytes);
+                Ok((Stored::Bytes(bytes), digest))
+            }
+            StoredThumbnail {
+                stored: Some(stored),
+                sha256: Some(digest),
+                ..
+            } => Ok((stored, digest)),
             StoredThumbnail { status, .. } => Err(XrayError::NotAnalysed { status }),
         }
     }
@@ -280,7 +614,14 @@ pub async fn analyze(state: AppState, job: Job) -> Result<serde_json::Value, Job
     let source = repository::analysis_source(&mut tx, clinic, id).await?;
     tx.commit().await?;
     let image = match source {
-        AnalysisSource::Image(image) => image,
+        AnalysisSource::Image {
+            stored,
+            byte_size,
+            sha256,
+        } => match read_source(&state, stored, byte_size, &sha256).await? {
+            Ok(image) => image,
+            Err(fault) => return fail(&state, clinic, id, fault).await,
+        },
         AnalysisSource::Missing => {
             return Err(JobFailure::permanent("the X-ray does not exist (any more)"));
         }
@@ -313,14 +654,47 @@ pub async fn analyze(state: AppState, job: Job) -> Result<serde_json::Value, Job
     match outcome {
         Ok(analysed) => store_analysis(&state, &job, id, analysed, duration_ms).await,
         Err(fault) => {
-            let message = fault.to_string();
-            let mut tx = db::begin_tenant(&state.db, clinic).await?;
-            repository::mark_failed(&mut tx, clinic, id, &message).await?;
-            tx.commit().await?;
-            tracing::warn!(xray_id = %id, error = %message, duration_ms, "x-ray analysis failed");
-            Err(JobFailure::Permanent(message))
+            tracing::warn!(xray_id = %id, error = %fault, duration_ms, "x-ray analysis failed");
+            fail(&state, clinic, id, fault.to_string()).await
         }
     }
+}
+
+/// The original's bytes: from S3, checked against the digest recorded when it was accepted,
+/// or from an older row. The inner error is a file that can never be analysed.
+async fn read_source(
+    state: &AppState,
+    stored: Stored,
+    byte_size: u64,
+    sha256: &Sha256Digest,
+) -> Result<Result<Vec<u8>, String>, JobFailure> {
+    let key = match stored {
+        Stored::Bytes(bytes) => return Ok(Ok(bytes)),
+        Stored::Object(key) => key,
+    };
+    let media = state.media()?;
+    let Some(bytes) = media.get(&key, byte_size).await? else {
+        return Ok(Err("the X-ray's file is missing from storage".into()));
+    };
+    if Sha256Digest::of(&bytes) != *sha256 {
+        return Ok(Err(
+            "the stored file does not match the checksum recorded when it was accepted".into(),
+        ));
+    }
+    Ok(Ok(bytes))
+}
+
+/// Records why X-ray `id` cannot be analysed: a permanent failure of its job.
+async fn fail(
+    state: &AppState,
+    clinic: ClinicId,
+    id: XrayId,
+    message: String,
+) -> Result<serde_json::Value, JobFailure> {
+    let mut tx = db::begin_tenant(&state.db, clinic).await?;
+    repository::mark_failed(&mut tx, clinic, id, &message).await?;
+    tx.commit().await?;
+    Err(JobFailure::Permanent(message))
 }
 
 /// Stores the report and thumbnail of X-ray `id` (status `ready`) and tells the requester and
@@ -335,13 +709,20 @@ async fn store_analysis(
     let clinic = job.clinic;
     let report = serde_json::to_value(&analysed.report)
         .map_err(|error| JobFailure::permanent(format!("the report did not serialise: {error}")))?;
+    // The thumbnail first: a row never names an object that is not there.
+    let key = MediaKey::xray_thumbnail(clinic, id.0);
+    let digest = Sha256Digest::of(&analysed.thumbnail.bytes);
+    state
+        .media()?
+        .put(&key, analysed.thumbnail.bytes, "image/jpeg", &digest.0)
+        .await?;
     let mut tx = db::begin_tenant(&state.db, clinic).await?;
     let found = repository::mark_ready(
         &mut tx,
         clinic,
         id,
         &report,
-        &analysed.thumbnail.bytes,
+        (&key, &digest),
         analysed.report.image.width,
         analysed.report.image.height,
     )

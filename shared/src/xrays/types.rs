@@ -2,14 +2,16 @@
 //! shapes of the API.
 
 use super::analysis::XrayFormat;
-use crate::db::DbError;
+use crate::http::ApiError;
 use crate::ids::{ClinicId, JobId, PatientId, UserId, XrayId};
-use crate::signed_urls::{MediaUrl, UrlSigner};
+use crate::media::{Download, Window};
+use crate::signed_urls::MediaUrl;
+use crate::state::AppState;
 
 // The image's checksum and ETag, and `If-None-Match`, are HTTP's: `crate::http::conditional`.
 use crate::http::conditional::hex;
 pub use crate::http::conditional::{IfNoneMatch, IfNoneMatchHeader, Sha256Digest};
-use bytes::Bytes;
+use crate::media::MediaKey;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -56,24 +58,58 @@ pub struct XrayRecord {
     pub job_id: Option<JobId>,
     pub created_at: DateTime<Utc>,
     pub analysed_at: Option<DateTime<Utc>>,
+    /// The original's S3 key; `None` for a row whose bytes are still in PostgreSQL.
+    pub image_key: Option<String>,
+    /// The thumbnail's S3 key, once the analysis made one (or an older row's is in PostgreSQL).
+    pub thumbnail_key: Option<String>,
     pub has_thumbnail: bool,
 }
 
-/// An upload that passed the edge: a sniffed format, header dimensions within the limits.
-#[derive(Clone)]
+/// Where a stored file's bytes are: in S3 (every file since media moved there), or still in
+/// PostgreSQL (an older row the media migration has not moved yet).
+#[derive(Clone, Debug)]
+pub enum Stored {
+    Object(MediaKey),
+    Bytes(Vec<u8>),
+}
+
+impl Stored {
+    /// From a row's bytes and key columns; `None` when neither is there (nothing stored yet, or
+    /// the caller's copy is current and nothing was selected).
+    pub fn of(bytes: Option<Vec<u8>>, key: Option<String>) -> Option<Self> {
+        match (key, bytes) {
+            (Some(key), _) => Some(Stored::Object(MediaKey::stored(key))),
+            (None, Some(bytes)) => Some(Stored::Bytes(bytes)),
+            (None, None) => None,
+        }
+    }
+
+    /// The bytes, when they are in PostgreSQL.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Stored::Bytes(bytes) => Some(bytes),
+            Stored::Object(_) => None,
+        }
+    }
+}
+
+/// A checked file (sniffed format, whole structure, header dimensions within the limits), in S3
+/// at `key`, about to become an X-ray.
+#[derive(Clone, Debug)]
 pub struct NewXray {
     pub id: XrayId,
     pub patient_id: PatientId,
-    pub uploaded_by: UserId,
+    pub uploaded_by: Option<UserId>,
     pub format: XrayFormat,
     pub width: u32,
     pub height: u32,
     pub sha256: Sha256Digest,
-    pub bytes: Bytes,
+    pub byte_size: u64,
+    pub key: MediaKey,
 }
 
 /// What the `xray.analyze` job carries: the id only. The clinic is the job's own; the image is
-/// read from PostgreSQL, never put into Redis.
+/// read from S3 (or an older row's PostgreSQL), never put into Redis.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzePayload {
@@ -85,13 +121,15 @@ pub struct StoredImage {
     pub content_type: String,
     pub sha256: Sha256Digest,
     /// `None` when the caller's `If-None-Match` matched: answer 304 without reading the bytes.
-    pub bytes: Option<Vec<u8>>,
+    pub stored: Option<Stored>,
 }
 
 /// The X-ray's status and its thumbnail, if the analysis produced one.
 pub struct StoredThumbnail {
     pub status: XrayStatus,
-    pub bytes: Option<Vec<u8>>,
+    /// Recorded with a thumbnail in S3 (an older row's is computed from its bytes).
+    pub sha256: Option<Sha256Digest>,
+    pub stored: Option<Stored>,
 }
 
 /// `GET /patients/{id}/xrays` query string.
@@ -159,30 +197,101 @@ pub struct XrayMedia {
 }
 
 impl XrayMedia {
-    /// Signs the URLs of `record`'s parts for its clinic, starting with `base`.
+    /// URLs of `record`'s parts: presigned S3 GETs for what is in S3, the API's own signed
+    /// routes (starting with `base`) for what an older row still holds in PostgreSQL.
     pub async fn sign(
-        signer: &UrlSigner,
+        state: &AppState,
         base: &str,
         record: &XrayRecord,
         now: DateTime<Utc>,
-    ) -> Result<Self, DbError> {
+    ) -> Result<Self, ApiError> {
         let (clinic, id) = (record.clinic_id, record.id);
-        let thumbnail = match record.has_thumbnail {
-            true => Some(
-                signer
+        let image = match &record.image_key {
+            Some(key) => {
+                let download = image_download(id, &record.content_type);
+                presigned(state, key, &download.as_download(), now).await?
+            }
+            None => {
+                state
+                    .signer
+                    .sign(base, clinic, &signed_image_path(id), now)
+                    .await?
+            }
+        };
+        let thumbnail = match (&record.thumbnail_key, record.has_thumbnail) {
+            (Some(key), _) => Some(presigned(state, key, &THUMBNAIL_DOWNLOAD, now).await?),
+            (None, true) => Some(
+                state
+                    .signer
                     .sign(base, clinic, &signed_thumbnail_path(id), now)
                     .await?,
             ),
-            false => None,
+            (None, false) => None,
         };
-        Ok(XrayMedia {
-            image: signer
-                .sign(base, clinic, &signed_image_path(id), now)
-                .await?,
-            thumbnail,
-        })
+        Ok(XrayMedia { image, thumbnail })
     }
 }
+
+/// A presigned GET of `key`, valid for one to two `MEDIA_URL_TTL_SECONDS` like the API's own
+/// signed URLs, and cached by the browser for as long.
+pub(super) async fn presigned(
+    state: &AppState,
+    key: &str,
+    download: &Download<'_>,
+    now: DateTime<Utc>,
+) -> Result<MediaUrl, ApiError> {
+    let window = Window::around(now, state.config.media.url_ttl);
+    let url = state
+        .media()?
+        .presign_get(&MediaKey::stored(key.to_owned()), download, window)
+        .await?;
+    Ok(MediaUrl {
+        url,
+        expires_at: window.expires,
+    })
+}
+
+/// How the original is served: its type, a file name for a download, and kept privately (the
+/// bytes under an id never change).
+pub(super) struct ImageDownload {
+    content_type: &'static str,
+    disposition: String,
+}
+
+impl ImageDownload {
+    pub(super) fn as_download(&self) -> Download<'_> {
+        Download {
+            content_type: self.content_type,
+            disposition: &self.disposition,
+            cache_control: IMAGE_CACHE_CONTROL,
+        }
+    }
+}
+
+pub(super) fn image_download(id: XrayId, content_type: &str) -> ImageDownload {
+    let format = XrayFormat::from_content_type(content_type);
+    let extension = match format {
+        Some(XrayFormat::Png) => "png",
+        Some(XrayFormat::Jpeg) => "jpg",
+        None => "bin",
+    };
+    ImageDownload {
+        content_type: format.map_or("application/octet-stream", XrayFormat::content_type),
+        disposition: format!("inline; filename=\"xray-{id}.{extension}\""),
+    }
+}
+
+/// The original never changes under its id: clients and the browser may keep it for good, but
+/// only in their own cache (`private`), never in a shared proxy.
+pub(super) const IMAGE_CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
+/// A thumbnail could be regenerated by a later version of the analysis.
+pub(super) const THUMBNAIL_CACHE_CONTROL: &str = "private, max-age=86400";
+
+pub(super) const THUMBNAIL_DOWNLOAD: Download<'static> = Download {
+    content_type: "image/jpeg",
+    disposition: "inline",
+    cache_control: THUMBNAIL_CACHE_CONTROL,
+};
 
 /// The signed (token-free) route of an X-ray's image.
 pub fn signed_image_path(id: XrayId) -> String {
