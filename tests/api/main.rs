@@ -13,6 +13,7 @@ mod catalogs;
 mod clinics;
 mod contract;
 mod dashboard;
+mod demo;
 mod fairness;
 mod health;
 mod identity;

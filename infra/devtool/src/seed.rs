@@ -30,11 +30,12 @@ const DEMO_ORGANIZATION: (&str, &str) = ("grupo-pulso", "Grupo Dental Pulso");
 
 /// Tables holding clinic rows, children before parents: `--reset` deletes in this order.
 /// A migration that adds a table referencing clinics adds it here too (the reset names the
-/// table if it is forgotten).
-const TENANT_TABLES: &[&str] = &[
+/// table if it is forgotten, and `tests/api/demo.rs` checks the schema against this list).
+pub const TENANT_TABLES: &[&str] = &[
     "audit_events",
     "notification_reads",
     "notifications",
+    "xray_uploads",
     "xrays",
     "reports",
     "jobs",
