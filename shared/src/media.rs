@@ -7,7 +7,9 @@
 //!   lifecycle rule empties after a day; only an accepted upload is copied to its
 //!   `clinics/{clinic}/…` key (`shared::xrays::ingest`).
 //! - **Downloads** are presigned GETs ([`MediaStore::presign_get`]) that carry the response's
-//!   content type, disposition and cache lifetime. They are signed for a window
+//!   content type, disposition and cache lifetime; every object is also written with them
+//!   ([`Download`]), so a store that ignores the `response-*` overrides (moto) answers the same.
+//!   They are signed for a window
 //!   ([`Window`]): every URL signed within the same window is the same string, so a browser's
 //!   cache keeps the image across page loads instead of fetching a new URL each time.
 //! - **Keys** ([`MediaKey`]) start with the clinic's id: one clinic's objects are one prefix.
@@ -24,11 +26,14 @@ use crate::aws::{local_credentials, sdk_config, why};
 use crate::config::StorageConfig;
 use crate::ids::ClinicId;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{RequestChecksumCalculation, timeout::TimeoutConfig};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::MetadataDirective;
 use base64::Engine;
+use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -92,6 +97,34 @@ impl fmt::Display for MediaKey {
     }
 }
 
+/// Where a stored file's bytes are: in S3 (every file since media moved there), or still in
+/// PostgreSQL (an older row the media move has not reached yet).
+#[derive(Clone, Debug)]
+pub enum Stored {
+    Object(MediaKey),
+    Bytes(Vec<u8>),
+}
+
+impl Stored {
+    /// From a row's bytes and key columns; `None` when neither is there (nothing stored yet, or
+    /// the caller's copy is current and nothing was selected).
+    pub fn of(bytes: Option<Vec<u8>>, key: Option<String>) -> Option<Self> {
+        match (key, bytes) {
+            (Some(key), _) => Some(Stored::Object(MediaKey::stored(key))),
+            (None, Some(bytes)) => Some(Stored::Bytes(bytes)),
+            (None, None) => None,
+        }
+    }
+
+    /// The bytes, when they are in PostgreSQL.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Stored::Bytes(bytes) => Some(bytes),
+            Stored::Object(_) => None,
+        }
+    }
+}
+
 /// A presigned request a client sends as is: the method, the URL and the headers it must carry
 /// (they are signed; S3 refuses the request without them or with other values).
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -109,8 +142,9 @@ pub struct PresignedRequest {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What a presigned download answers with: the stored object's type, how the browser shows it,
-/// and how long it may keep it.
+/// What a download answers with: the object's type, how the browser shows it, and how long it
+/// may keep it. Written with the object and asked for again by each presigned GET.
+#[derive(Clone, Copy, Debug)]
 pub struct Download<'a> {
     pub content_type: &'a str,
     pub disposition: &'a str,
@@ -146,13 +180,6 @@ impl Window {
             .build()
             .map_err(|error| MediaError::Unavailable(format!("presigning: {error}")))
     }
-}
-
-/// An object's size and type as S3 holds them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub size: u64,
-    pub content_type: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,12 +322,13 @@ impl MediaStore {
         Ok(presigned.uri().to_owned())
     }
 
-    /// Stores `bytes` at `key`; S3 checks them against `sha256` on arrival.
+    /// Stores `bytes` at `key`, served as `download` says; S3 checks them against `sha256` on
+    /// arrival.
     pub async fn put(
         &self,
         key: &MediaKey,
-        bytes: Vec<u8>,
-        content_type: &str,
+        bytes: Bytes,
+        download: &Download<'_>,
         sha256: &[u8; 32],
     ) -> Result<(), MediaError> {
         self.client()
@@ -308,42 +336,15 @@ impl MediaStore {
             .put_object()
             .bucket(&self.config.bucket)
             .key(key.as_str())
-            .content_type(content_type)
+            .content_type(download.content_type)
+            .content_disposition(download.disposition)
+            .cache_control(download.cache_control)
             .checksum_sha256(base64_digest(sha256))
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|error| MediaError::Unavailable(why(&error, "S3")))?;
+            .map_err(unavailable)?;
         Ok(())
-    }
-
-    /// The object's size and type, or `None` when there is no such object.
-    pub async fn head(&self, key: &MediaKey) -> Result<Option<ObjectInfo>, MediaError> {
-        match self
-            .client()
-            .await
-            .head_object()
-            .bucket(&self.config.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-        {
-            Ok(head) => Ok(Some(ObjectInfo {
-                size: head
-                    .content_length()
-                    .and_then(|size| u64::try_from(size).ok())
-                    .unwrap_or(0),
-                content_type: head.content_type().map(str::to_owned),
-            })),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_not_found()) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(MediaError::Unavailable(why(&error, "S3"))),
-        }
     }
 
     /// The whole object, if it exists and holds at most `limit` bytes; a larger one is refused
@@ -366,7 +367,7 @@ impl MediaStore {
             {
                 return Ok(None);
             }
-            Err(error) => return Err(MediaError::Unavailable(why(&error, "S3"))),
+            Err(error) => return Err(unavailable(error)),
         };
         let declared = answer
             .content_length()
@@ -396,13 +397,13 @@ impl MediaStore {
         Ok(Some(bytes))
     }
 
-    /// Copies `from` to `to` inside the bucket, with `content_type` (the sniffed one, not what
-    /// the uploader declared).
+    /// Copies `from` to `to` inside the bucket, served as `download` says (the sniffed type,
+    /// not what the uploader declared).
     pub async fn copy(
         &self,
         from: &MediaKey,
         to: &MediaKey,
-        content_type: &str,
+        download: &Download<'_>,
     ) -> Result<(), MediaError> {
         self.client()
             .await
@@ -410,11 +411,13 @@ impl MediaStore {
             .bucket(&self.config.bucket)
             .copy_source(format!("{}/{}", self.config.bucket, from.as_str()))
             .key(to.as_str())
-            .content_type(content_type)
+            .content_type(download.content_type)
+            .content_disposition(download.disposition)
+            .cache_control(download.cache_control)
             .metadata_directive(MetadataDirective::Replace)
             .send()
             .await
-            .map_err(|error| MediaError::Unavailable(why(&error, "S3")))?;
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -427,7 +430,7 @@ impl MediaStore {
             .key(key.as_str())
             .send()
             .await
-            .map_err(|error| MediaError::Unavailable(why(&error, "S3")))?;
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -461,7 +464,7 @@ impl MediaStore {
             {
                 Ok(())
             }
-            Err(error) => Err(MediaError::Unavailable(why(&error, "S3"))),
+            Err(error) => Err(unavailable(error)),
         }
     }
 
@@ -477,7 +480,7 @@ impl MediaStore {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|error| MediaError::Unavailable(why(&error, "S3")))?;
+                .map_err(unavailable)?;
             keys.extend(
                 listed
                     .contents()
@@ -502,9 +505,16 @@ impl MediaStore {
             .bucket(&self.config.bucket)
             .send()
             .await
-            .map_err(|error| MediaError::Unavailable(why(&error, "S3")))?;
+            .map_err(unavailable)?;
         Ok(())
     }
+}
+
+/// An S3 call that failed: worth another try, said in a line.
+fn unavailable<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    error: SdkError<E, HttpResponse>,
+) -> MediaError {
+    MediaError::Unavailable(why(&error, "S3"))
 }
 
 /// A SHA-256 digest as S3's checksum headers carry it.

@@ -20,18 +20,21 @@
 //! rereads the table at most every [`REFRESH`] (or at once, at most every [`MISS_REREAD`], for a
 //! key id it does not know). Deleting the rows revokes every URL within [`REFRESH`].
 //!
-//! When media move to object storage, the same `{url, expires_at}` fields carry the store's
-//! presigned URLs; clients need not change.
+//! **Object storage**: what is in S3 gets the store's own presigned GET in the same
+//! `{url, expires_at}` fields (`AppState::presigned`, same windows), and the API's routes of it answer
+//! with a redirect there ([`redirect`]); only an older row still holding its bytes in PostgreSQL
+//! is served through `/media/…`.
 
 use crate::access::Access;
 use crate::db::DbError;
 use crate::http::ApiError;
 use crate::ids::ClinicId;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use sqlx::PgPool;
@@ -60,6 +63,23 @@ pub struct MediaUrl {
     pub url: String,
     /// After this the URL answers 403: read the record again for a fresh one.
     pub expires_at: DateTime<Utc>,
+}
+
+impl MediaUrl {
+    /// 307 here: the browser fetches the file from S3 itself, so no size limit of a function's
+    /// response applies. The redirect is not cached (its URL changes each window); the file is,
+    /// under its URL.
+    pub fn redirect(&self) -> Result<Response, ApiError> {
+        let location = HeaderValue::from_str(&self.url).map_err(ApiError::internal)?;
+        Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [
+                (header::LOCATION, location),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response())
+    }
 }
 
 /// The query of a signed URL.

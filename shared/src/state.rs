@@ -6,12 +6,13 @@ use crate::cache::Cache;
 use crate::config::{Config, HttpConfig};
 use crate::identity::IdentityProvider;
 use crate::keys::Keys;
-use crate::media::{MediaError, MediaStore};
+use crate::media::{Download, MediaError, MediaKey, MediaStore, Window};
 use crate::queue::Queue;
 use crate::realtime::{Notifier, Realtime};
 use crate::redis::RedisConnector;
-use crate::signed_urls::UrlSigner;
+use crate::signed_urls::{MediaUrl, UrlSigner};
 use axum::extract::FromRef;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -111,6 +112,23 @@ impl AppState {
     /// The media bucket, or why there is none.
     pub fn media(&self) -> Result<&MediaStore, MediaError> {
         self.media.as_deref().ok_or(MediaError::NotConfigured)
+    }
+
+    /// A presigned GET of `key` in the media bucket, answered as `download` says: valid for one
+    /// to two `MEDIA_URL_TTL_SECONDS` windows like the API's own signed URLs, and the same string
+    /// within a window, so the browser caches the file under it.
+    pub async fn presigned(
+        &self,
+        key: &MediaKey,
+        download: &Download<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<MediaUrl, MediaError> {
+        let window = Window::around(now, self.config.media.url_ttl);
+        let url = self.media()?.presign_get(key, download, window).await?;
+        Ok(MediaUrl {
+            url,
+            expires_at: window.expires,
+        })
     }
 }
 

@@ -164,6 +164,7 @@ async fn show(client: &Client, id: ReportId) -> Value {
     response.body
 }
 
+/// `GET /reports/{id}/pdf` as answered: a 307 to S3 once the report is ready.
 async fn download(client: &Client, id: ReportId) -> TestResponse {
     send(
         client,
@@ -173,6 +174,36 @@ async fn download(client: &Client, id: ReportId) -> TestResponse {
         None,
     )
     .await
+}
+
+/// The PDF itself, from S3 by the redirect.
+async fn pdf_of(client: &Client, id: ReportId) -> TestResponse {
+    let redirect = download(client, id).await;
+    assert_eq!(
+        redirect.status,
+        StatusCode::TEMPORARY_REDIRECT,
+        "{}",
+        redirect.body
+    );
+    let pdf = redirect.follow().await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    pdf
+}
+
+/// Makes report `id` an older one: its PDF in PostgreSQL, as before PDFs moved to S3.
+async fn hold_in_postgres(app: &TestApp, clinic: ClinicId, id: ReportId, pdf: &[u8]) {
+    let mut tx = app.owner_tx(clinic).await;
+    sqlx::query(
+        "UPDATE reports SET pdf = $3, pdf_key = NULL, pdf_size = NULL
+          WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(id)
+    .bind(pdf)
+    .execute(&mut *tx)
+    .await
+    .expect("hold the PDF in PostgreSQL");
+    tx.commit().await.expect("commit");
 }
 
 /// A PDF parsed by lopdf: its text, page by page, one entry per line drawn.
@@ -381,22 +412,57 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     assert!(ready["completed_at"].is_string());
     assert_eq!(ready["links"]["pdf"], format!("/reports/{id}/pdf"));
 
-    let pdf = download(&client, id).await;
+    // The route redirects to S3 (not cached: the URL changes each window); S3 answers with the
+    // PDF as it was stored.
+    let redirect = download(&client, id).await;
+    assert_eq!(redirect.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(header(&redirect, "cache-control"), Some("no-store"));
+    let key = format!("clinics/{}/reports/{id}.pdf", a.id);
+    assert!(header(&redirect, "location").unwrap().contains(&key));
+    let pdf = redirect.follow().await;
     assert_eq!(pdf.status, StatusCode::OK);
     assert_eq!(header(&pdf, "content-type"), Some("application/pdf"));
-    assert_eq!(
-        header(&pdf, "content-disposition"),
-        Some("attachment; filename=\"informe-sanitas-2025-04-01-2025-04-30.pdf\"")
-    );
+    let disposition = "attachment; filename=\"informe-sanitas-2025-04-01-2025-04-30.pdf\"";
+    assert_eq!(header(&pdf, "content-disposition"), Some(disposition));
     assert_eq!(header(&pdf, "cache-control"), Some("private, no-store"));
     assert_eq!(ready["pdf_bytes"].as_u64(), Some(pdf.bytes.len() as u64));
+    assert_eq!(app.media_keys().await, vec![key.clone()]);
 
     let parsed = ParsedPdf::parse(&pdf.bytes);
     assert_eq!(parsed.pages.len(), 1);
     assert_april_report_text(&parsed);
 
-    // The same PDF by the signed URL a download link uses, without a token.
-    let signed = ready["media"]["pdf"]["url"].as_str().expect("a signed url");
+    // The same PDF by the presigned URL a download link uses, without a token.
+    let presigned = ready["media"]["pdf"]["url"]
+        .as_str()
+        .expect("a presigned url");
+    assert!(presigned.contains(&key), "{presigned}");
+    assert!(ready["media"]["pdf"]["expires_at"].is_string());
+    let by_link = pulso_tests::client::fetch(presigned).await;
+    assert_eq!(by_link.status, StatusCode::OK);
+    assert_eq!(by_link.bytes, pdf.bytes);
+
+    // A second delivery of the same job (at-least-once) changes nothing.
+    let again = run_job(&app, a.id, job).await.expect("a repeat succeeds");
+    assert_eq!(again["built"], false);
+    let same = pdf_of(&client, id).await;
+    assert_eq!(same.bytes, pdf.bytes);
+    assert_eq!(app.count("reports", a.id).await, 1);
+
+    // A report made before PDFs moved to S3 is served by the function itself, and its link is
+    // the API's own signed route.
+    hold_in_postgres(&app, a.id, id, &pdf.bytes).await;
+    let older = download(&client, id).await;
+    assert_eq!(older.status, StatusCode::OK);
+    assert_eq!(header(&older, "content-type"), Some("application/pdf"));
+    assert_eq!(header(&older, "content-disposition"), Some(disposition));
+    assert_eq!(header(&older, "cache-control"), Some("private, no-store"));
+    assert_eq!(older.bytes, pdf.bytes);
+    let older_report = show(&client, id).await;
+    assert_eq!(older_report["pdf_bytes"], ready["pdf_bytes"]);
+    let signed = older_report["media"]["pdf"]["url"]
+        .as_str()
+        .expect("a signed url");
     assert!(
         signed.starts_with(&format!("/media/reports/{id}/pdf?")),
         "{signed}"
@@ -407,13 +473,6 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     assert_eq!(header(&by_link, "cache-control"), Some("private, no-store"));
     let tampered = signed.replace("/pdf?", "/pdf?clinic=x&");
     app.anonymous(&router).get(&tampered).await.problem(400);
-
-    // A second delivery of the same job (at-least-once) changes nothing.
-    let again = run_job(&app, a.id, job).await.expect("a repeat succeeds");
-    assert_eq!(again["built"], false);
-    let same = download(&client, id).await;
-    assert_eq!(same.bytes, pdf.bytes);
-    assert_eq!(app.count("reports", a.id).await, 1);
 
     // An admin reads it too; a dentist does neither.
     let admin = app.token(&a, Role::Admin);
@@ -471,8 +530,7 @@ async fn a_long_history_runs_over_several_numbered_pages() {
     // 45 × 35 € + 45 × 15 €.
     assert_eq!(result["total_cents"], json!({"EUR": 225_000}));
 
-    let pdf = download(&client, report_id(&accepted)).await;
-    assert_eq!(pdf.status, StatusCode::OK);
+    let pdf = pdf_of(&client, report_id(&accepted)).await;
     let parsed = ParsedPdf::parse(&pdf.bytes);
     let pages = parsed.pages.len();
     assert_eq!(result["pages"], pages);
@@ -531,7 +589,7 @@ async fn an_empty_period_gives_a_one_page_pdf_that_says_so() {
     assert_eq!(result["procedures"], 0);
     assert_eq!(result["total_cents"], json!({}));
 
-    let pdf = download(&client, report_id(&accepted)).await;
+    let pdf = pdf_of(&client, report_id(&accepted)).await;
     let parsed = ParsedPdf::parse(&pdf.bytes);
     assert_eq!(parsed.pages.len(), 1);
     parsed.assert_has("No constan procedimientos completados de este paciente en el periodo.");
@@ -872,7 +930,7 @@ async fn a_job_that_cannot_finish_leaves_the_report_pending_until_its_last_attem
     let ready = show(&client, id).await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["error"], Value::Null);
-    assert_eq!(download(&client, id).await.status, StatusCode::OK);
+    pdf_of(&client, id).await;
 }
 
 #[tokio::test]

@@ -52,8 +52,12 @@ async fn put_unsigned(app: &TestApp, clinic: ClinicId, id: &str, bytes: Vec<u8>)
         .expect("media")
         .put(
             &key,
-            bytes.clone(),
-            "image/png",
+            bytes.clone().into(),
+            &shared::media::Download {
+                content_type: "image/png",
+                disposition: "inline",
+                cache_control: "no-store",
+            },
             &Sha256Digest::of(&bytes).0,
         )
         .await

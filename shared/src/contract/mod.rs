@@ -316,6 +316,10 @@ fn components() -> utoipa::openapi::Components {
             .responses
             .insert(problem.name.to_owned(), RefOr::T(problem.to_response()));
     }
+    components.responses.insert(
+        problems::MediaRedirect::NAME.to_owned(),
+        RefOr::T(problems::MediaRedirect::component()),
+    );
     components
 }
 

@@ -45,6 +45,49 @@ shared_response!(
     Validation
 );
 
+/// 307 to a presigned GET of the file in object storage (`MediaUrl::redirect`): not a problem,
+/// but shared by every route that serves a stored file.
+pub struct MediaRedirect;
+
+impl MediaRedirect {
+    pub const NAME: &'static str = "MediaRedirect";
+
+    /// The response as `components.responses` holds it.
+    pub fn component() -> Response {
+        let header = |description: &str| {
+            HeaderBuilder::new()
+                .schema(Some(String::schema()))
+                .description(Some(description))
+                .build()
+        };
+        ResponseBuilder::new()
+            .description(
+                "The file is in object storage: follow `Location`, a presigned GET that needs \
+                 no `Authorization` header and answers with the file's type, disposition and \
+                 caching. Browsers follow it by themselves (`<img src>`, download links).",
+            )
+            .header(
+                "Location",
+                header("The presigned URL; the same within a `MEDIA_URL_TTL_SECONDS` window."),
+            )
+            .header(
+                "Cache-Control",
+                header("`no-store`: ask again for a fresh URL."),
+            )
+            .build()
+    }
+}
+
+impl<'r> utoipa::ToResponse<'r> for MediaRedirect {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let name = Self::NAME;
+        (
+            name,
+            RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))),
+        )
+    }
+}
+
 /// An example body of each conflict, as the services word it.
 fn conflict_example(kind: ConflictKind) -> (&'static str, Option<&'static str>) {
     match kind {

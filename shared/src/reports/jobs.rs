@@ -1,5 +1,7 @@
-//! The `report.insurance` job: gathers the clinic's data for a pending report, renders the PDF
-//! and stores it, in one tenant transaction under the report's row lock.
+//! The `report.insurance` job: gathers the clinic's data for a pending report, renders the PDF,
+//! puts it in S3 (`clinics/{clinic}/reports/{id}.pdf`) and marks the report ready, in one tenant
+//! transaction under the report's row lock. A put whose commit fails is overwritten by the next
+//! delivery: the key is the report's.
 //!
 //! Delivery is at least once, so a run finds the report as it is: ready means a previous run
 //! finished (nothing to do), pending or failed (an admin replaying a dead job) means build it.
@@ -8,14 +10,17 @@ use super::REPORTERS;
 use super::pdf;
 use super::repository;
 use super::types::{
-    InsurancePayload, InsuranceReport, Money, ReportLine, ReportPeriod, ReportRecord, ReportStatus,
-    Totals,
+    InsurancePayload, InsuranceReport, Money, PdfDownload, ReportLine, ReportPeriod, ReportRecord,
+    ReportStatus, Totals,
 };
 use crate::catalogs::{self, CatalogCode, CatalogKind, MergedRow};
 use crate::db;
+use crate::http::conditional::Sha256Digest;
 use crate::ids::{ClinicId, ReportId};
+use crate::media::MediaKey;
 use crate::queue::{Job, JobFailure, JobKind};
 use crate::state::AppState;
+use bytes::Bytes;
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 
@@ -38,7 +43,7 @@ pub async fn build_insurance_report(
         JobFailure::permanent("the job's payload does not name a report (expected report_id)")
     })?;
     let report = payload.report_id;
-    match build(&state.db, job.clinic, report).await {
+    match build(&state, job.clinic, report).await {
         Ok(outcome) => {
             tracing::info!(report_id = %report, pages = outcome.pages, "insurance report ready");
             // Realtime (issue 6): the requester and the reception desk hear it is ready; once.
@@ -82,8 +87,9 @@ impl Outcome {
     }
 }
 
-async fn build(db: &PgPool, clinic: ClinicId, id: ReportId) -> Result<Outcome, JobFailure> {
-    let mut tx = db::begin_tenant(db, clinic).await?;
+async fn build(state: &AppState, clinic: ClinicId, id: ReportId) -> Result<Outcome, JobFailure> {
+    let media = state.media()?;
+    let mut tx = db::begin_tenant(&state.db, clinic).await?;
     let record = repository::find(&mut tx, clinic, id, true)
         .await?
         .ok_or_else(|| JobFailure::permanent("the report does not exist in the job's clinic"))?;
@@ -102,13 +108,25 @@ async fn build(db: &PgPool, clinic: ClinicId, id: ReportId) -> Result<Outcome, J
     }
     let report = gather(&mut tx, clinic, &record).await?;
     let rendered = pdf::render(&report);
-    repository::mark_ready(&mut tx, clinic, id, &rendered.bytes).await?;
+    let bytes = rendered.bytes.len();
+    let key = MediaKey::report_pdf(clinic, id.0);
+    let digest = Sha256Digest::of(&rendered.bytes);
+    let download = PdfDownload::of(&record);
+    media
+        .put(
+            &key,
+            Bytes::from(rendered.bytes),
+            &download.as_download(),
+            &digest.0,
+        )
+        .await?;
+    repository::mark_ready(&mut tx, clinic, id, &key, bytes).await?;
     tx.commit().await?;
     Ok(Outcome {
         built: true,
         pages: rendered.pages,
         procedures: report.lines.len(),
-        bytes: rendered.bytes.len(),
+        bytes,
         totals: report.totals(),
     })
 }

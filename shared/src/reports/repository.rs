@@ -4,12 +4,13 @@
 
 use super::types::{InsuranceReportParams, ReportRecord};
 use crate::ids::{ClinicId, JobId, PatientId, ReportId, UserId};
+use crate::media::{MediaKey, Stored};
 use chrono::{NaiveDate, NaiveDateTime};
 use sqlx::PgConnection;
 
-/// Everything but the PDF itself, which only the download reads.
+/// Everything but the PDF itself, which only the download reads (and the media move).
 const COLUMNS: &str = "id, patient_id, params, status, error, job_id, requested_by, created_at, \
-                       completed_at, octet_length(pdf) AS pdf_bytes";
+                       completed_at, COALESCE(pdf_size, octet_length(pdf)) AS pdf_bytes, pdf_key";
 
 /// The same columns read through the report's job: a pending report whose job is dead (its
 /// worker vanished on the last attempt, so the handler never recorded the failure) reads as
@@ -24,7 +25,7 @@ const SELECT: &str = "
            r.job_id, r.requested_by, r.created_at,
            CASE WHEN r.status = 'pending' AND j.status = 'dead'
                 THEN j.finished_at ELSE r.completed_at END AS completed_at,
-           octet_length(r.pdf) AS pdf_bytes
+           COALESCE(r.pdf_size, octet_length(r.pdf)) AS pdf_bytes, r.pdf_key
       FROM reports r
       LEFT JOIN jobs j ON j.clinic_id = r.clinic_id AND j.id = r.job_id";
 
@@ -84,18 +85,21 @@ pub(super) async fn find_by_job(
     .await
 }
 
-/// The stored PDF, when the report has one.
+/// Where the report's PDF is (its bytes are read only from an older row, which has no key).
 pub(super) async fn pdf(
     conn: &mut PgConnection,
     clinic: ClinicId,
     id: ReportId,
-) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT pdf FROM reports WHERE clinic_id = $1 AND id = $2")
-        .bind(clinic)
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map(Option::flatten)
+) -> Result<Option<Stored>, sqlx::Error> {
+    let row: Option<(Option<Vec<u8>>, Option<String>)> = sqlx::query_as(
+        "SELECT CASE WHEN pdf_key IS NULL THEN pdf END, pdf_key
+           FROM reports WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.and_then(|(bytes, key)| Stored::of(bytes, key)))
 }
 
 /// Who and where a report is about, and the moment it is generated, in the clinic's time zone.
@@ -165,19 +169,24 @@ pub(super) async fn completed_procedures(
     .await
 }
 
+/// The report is ready, its PDF (`size` bytes) in S3 at `key`.
 pub(super) async fn mark_ready(
     conn: &mut PgConnection,
     clinic: ClinicId,
     id: ReportId,
-    pdf: &[u8],
+    key: &MediaKey,
+    size: usize,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE reports SET status = 'ready', pdf = $3, error = NULL, completed_at = now()
+        "UPDATE reports
+            SET status = 'ready', pdf_key = $3, pdf_size = $4, pdf = NULL, error = NULL,
+                completed_at = now()
           WHERE clinic_id = $1 AND id = $2",
     )
     .bind(clinic)
     .bind(id)
-    .bind(pdf)
+    .bind(key.as_str())
+    .bind(i32::try_from(size).unwrap_or(i32::MAX))
     .execute(conn)
     .await
     .map(drop)

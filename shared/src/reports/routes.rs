@@ -2,8 +2,10 @@
 //!
 //! `POST /reports/insurance` answers 202 at once with the report and job ids; the
 //! `report.insurance` job builds the PDF. `GET /reports/{id}` tells its status, and
-//! `GET /reports/{id}/pdf` serves the PDF once it is ready (409 before, or when it failed), as
-//! does the signed URL in the report's `media.pdf` without a token (`/media/reports/{id}/pdf`).
+//! `GET /reports/{id}/pdf` serves the PDF once it is ready (409 before, or when it failed): a
+//! 307 to a presigned S3 GET, which is also what the report's `media.pdf` holds. An older
+//! report whose PDF is still in PostgreSQL is served by the function, and its `media.pdf` is the
+//! API's signed route (`/media/reports/{id}/pdf`, no token).
 
 use super::REPORTERS;
 use super::service::{ReportError, ReportPdf, ReportService, Requested};
@@ -12,9 +14,10 @@ use super::types::{
     ReportStatus, report_path, signed_pdf_path,
 };
 use crate::auth::Principal;
-use crate::http::responses::{Conflict, Forbidden, NotFound, TooManyRequests};
+use crate::http::responses::{Conflict, Forbidden, MediaRedirect, NotFound, TooManyRequests};
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::{ClinicId, ReportId};
+use crate::media::Stored;
 use crate::queue::{IdempotencyKey, IdempotencyKeyHeader};
 use crate::ratelimit::RouteClass;
 use crate::signed_urls::SignedQuery;
@@ -125,14 +128,7 @@ async fn show(
         .show(principal.clinic_id, id)
         .await?;
     let base = state.signer.base_for(&headers);
-    let media = ReportMedia::sign(
-        &state.signer,
-        &base,
-        principal.clinic_id,
-        &record,
-        Utc::now(),
-    )
-    .await?;
+    let media = ReportMedia::sign(&state, &base, principal.clinic_id, &record, Utc::now()).await?;
     Ok(Json(ReportResponse::new(record, media)))
 }
 
@@ -146,9 +142,12 @@ async fn show(
                    `report-failed` when it could not be.",
     params(("id" = ReportId, Path, description = "The report's id.")),
     responses(
-        (status = 200, description = "The PDF.", content_type = "application/pdf", body = Vec<u8>,
+        (status = 200, description = "The PDF (a report made before PDFs moved to object \
+                                        storage).",
+         content_type = "application/pdf", body = Vec<u8>,
          headers(("Content-Disposition" = String, description = "`attachment; filename=…`."),
                  ("Cache-Control" = String, description = "`private, no-store`."))),
+        (status = 307, response = MediaRedirect),
         (status = 409, response = Conflict),
     ),
     extensions(("x-roles" = json!(REPORTERS))),
@@ -173,9 +172,12 @@ async fn download(
                    header and answers 403 `invalid-signature` once expired or altered.",
     params(("id" = ReportId, Path, description = "The report's id."), SignedQuery),
     responses(
-        (status = 200, description = "The PDF.", content_type = "application/pdf", body = Vec<u8>,
+        (status = 200, description = "The PDF (a report made before PDFs moved to object \
+                                        storage).",
+         content_type = "application/pdf", body = Vec<u8>,
          headers(("Content-Disposition" = String, description = "`attachment; filename=…`."),
                  ("Cache-Control" = String, description = "`private, no-store`."))),
+        (status = 307, response = MediaRedirect),
         (status = 403, response = Forbidden),
         (status = 429, response = TooManyRequests),
         (status = 409, response = Conflict),
@@ -199,7 +201,7 @@ async fn pdf_response(
     id: ReportId,
 ) -> Result<Response, ApiError> {
     let pdf = ReportService::new(state).pdf(clinic, id).await;
-    let ReportPdf { bytes, filename } = match pdf {
+    let ReportPdf { stored, download } = match pdf {
         Ok(pdf) => pdf,
         Err(error) => {
             let pending = matches!(error, ReportError::NotReady(ReportStatus::Pending));
@@ -213,23 +215,23 @@ async fn pdf_response(
             return Ok(response);
         }
     };
-    // The name is built from ASCII letters, digits, dots, dashes and a date: always a valid,
-    // quote-free header value.
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
-        .map_err(ApiError::internal)?;
+    let download = download.as_download();
+    let bytes = match stored {
+        Stored::Object(key) => {
+            return state
+                .presigned(&key, &download, Utc::now())
+                .await?
+                .redirect();
+        }
+        Stored::Bytes(bytes) => bytes,
+    };
+    let value = |text: &str| HeaderValue::from_str(text).map_err(ApiError::internal);
     Ok((
         StatusCode::OK,
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/pdf"),
-            ),
-            (header::CONTENT_DISPOSITION, disposition),
-            // Patient data: no shared cache keeps it, and the browser does not keep a copy.
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, no-store"),
-            ),
+            (header::CONTENT_TYPE, value(download.content_type)?),
+            (header::CONTENT_DISPOSITION, value(download.disposition)?),
+            (header::CACHE_CONTROL, value(download.cache_control)?),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),

@@ -3,11 +3,14 @@
 
 use super::jobs::REPORT_INSURANCE;
 use super::repository;
-use super::types::{InsurancePayload, InsuranceReportParams, ReportRecord, ReportStatus};
+use super::types::{
+    InsurancePayload, InsuranceReportParams, PdfDownload, ReportRecord, ReportStatus,
+};
 use crate::catalogs::{self, CatalogCode, CatalogKind};
 use crate::db::{self, DbError};
 use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ClinicId, ReportId, UserId};
+use crate::media::Stored;
 use crate::queue::{IdempotencyKey, NewJob, Queue, QueueError};
 use crate::state::AppState;
 use sqlx::{PgConnection, PgPool};
@@ -81,11 +84,10 @@ pub struct Requested {
     pub replayed: bool,
 }
 
-/// A ready report's PDF and the name to save it under.
-#[derive(Debug)]
+/// A ready report's PDF: where it is, and how it is served.
 pub struct ReportPdf {
-    pub bytes: Vec<u8>,
-    pub filename: String,
+    pub stored: Stored,
+    pub download: PdfDownload,
 }
 
 pub struct ReportService<'a> {
@@ -168,13 +170,13 @@ impl<'a> ReportService<'a> {
             tx.commit().await?;
             return Err(ReportError::NotReady(record.status));
         }
-        let bytes = repository::pdf(&mut tx, clinic, id).await?;
+        let stored = repository::pdf(&mut tx, clinic, id).await?;
         tx.commit().await?;
         // `reports_ready_has_pdf` guarantees it; a report without one is not ready.
-        let bytes = bytes.ok_or(ReportError::NotReady(ReportStatus::Pending))?;
+        let stored = stored.ok_or(ReportError::NotReady(ReportStatus::Pending))?;
         Ok(ReportPdf {
-            bytes,
-            filename: filename(&record),
+            stored,
+            download: PdfDownload::of(&record),
         })
     }
 }
@@ -189,22 +191,4 @@ async fn insurer_is_active(
     let rows =
         catalogs::repository::merged(conn, Some(clinic), CatalogKind::Insurer, Some(code)).await?;
     Ok(rows.iter().any(|row| row.active))
-}
-
-/// `informe-sanitas-2026-01-01-2026-03-31.pdf`: ASCII only (safe in any header and file
-/// system), no patient name (downloads folders and proxies' logs see file names).
-fn filename(record: &ReportRecord) -> String {
-    let params = &record.params.0;
-    let insurer: String = params
-        .insurer
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let insurer = if insurer.is_empty() {
-        "aseguradora".to_string()
-    } else {
-        insurer
-    };
-    format!("informe-{insurer}-{}-{}.pdf", params.from, params.to)
 }

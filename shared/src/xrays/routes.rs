@@ -9,12 +9,13 @@ use super::service::{DirectUpload, Uploaded, XrayError, XrayService};
 use super::types::{
     IMAGE_CACHE_CONTROL, IfNoneMatch, IfNoneMatchHeader, ListXraysQuery, Sha256Digest, Stored,
     THUMBNAIL_CACHE_CONTROL, THUMBNAIL_DOWNLOAD, UploadAccepted, XrayMedia, XrayResponse,
-    XrayStatus, image_download, presigned, signed_image_path, signed_thumbnail_path,
+    XrayStatus, image_download, signed_image_path, signed_thumbnail_path,
 };
 use super::uploads::{NewUploadRequest, UploadResponse};
 use crate::auth::{Principal, Role};
 use crate::http::responses::{
-    Conflict, Forbidden, PayloadTooLarge, TooManyRequests, UnsupportedMediaType, Validation,
+    Conflict, Forbidden, MediaRedirect, PayloadTooLarge, TooManyRequests, UnsupportedMediaType,
+    Validation,
 };
 use crate::http::{self, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ids::{ClinicId, PatientId, XrayId};
@@ -109,7 +110,7 @@ async fn upload(
         uploaded_by: principal.user_id,
         header,
         sha256: Sha256Digest::of(&bytes),
-        bytes: bytes.to_vec(),
+        bytes,
     };
     let uploaded = XrayService::new(&state)
         .upload(principal.clinic_id, file, idempotency_key)
@@ -353,6 +354,7 @@ async fn show(
          headers(("ETag" = String, description = "The image's SHA-256."),
                  ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`."),
                  ("Content-Disposition" = String, description = "`inline; filename=…`."))),
+        (status = 307, response = MediaRedirect),
         (status = 304, description = "The client's copy is current.",
          headers(("ETag" = String, description = "The image's SHA-256."))),
     ),
@@ -391,6 +393,7 @@ async fn image(
          headers(("ETag" = String, description = "The image's SHA-256."),
                  ("Cache-Control" = String, description = "`private, max-age=…` until the URL expires."),
                  ("Content-Disposition" = String, description = "`inline; filename=…`."))),
+        (status = 307, response = MediaRedirect),
         (status = 304, description = "The client's copy is current.",
          headers(("ETag" = String, description = "The image's SHA-256."))),
         (status = 403, response = Forbidden),
@@ -423,10 +426,10 @@ async fn image_response(
         .await?;
     let download = image_download(id, &image.content_type);
     match image.stored {
-        Some(Stored::Object(key)) => {
-            let url = presigned(state, key.as_str(), &download.as_download(), Utc::now()).await?;
-            redirect(&url.url)
-        }
+        Some(Stored::Object(key)) => state
+            .presigned(&key, &download.as_download(), Utc::now())
+            .await?
+            .redirect(),
         stored => binary_response(
             stored.and_then(Stored::into_bytes),
             download.as_download().content_type,
@@ -435,20 +438,6 @@ async fn image_response(
             Some(download.as_download().disposition),
         ),
     }
-}
-
-/// 307 to a presigned GET: the browser fetches the file from S3 itself, so no size limit of a
-/// function's response applies. The redirect is not cached; the file is, under its URL.
-fn redirect(url: &str) -> Result<Response, ApiError> {
-    let location = HeaderValue::from_str(url).map_err(ApiError::internal)?;
-    Ok((
-        StatusCode::TEMPORARY_REDIRECT,
-        [
-            (header::LOCATION, location),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-    )
-        .into_response())
 }
 
 /// A signed URL's answer may be kept by the browser, privately, until the URL expires.
@@ -473,6 +462,7 @@ fn until_expiry(query: &SignedQuery, now: DateTime<Utc>) -> String {
         (status = 200, description = "The thumbnail.", content_type = "image/jpeg", body = Vec<u8>,
          headers(("ETag" = String, description = "The thumbnail's SHA-256."),
                  ("Cache-Control" = String, description = "`private, max-age=86400`."))),
+        (status = 307, response = MediaRedirect),
         (status = 304, description = "The client's copy is current.",
          headers(("ETag" = String, description = "The thumbnail's SHA-256."))),
         (status = 409, response = Conflict),
@@ -505,6 +495,7 @@ async fn thumbnail(
         (status = 200, description = "The thumbnail.", content_type = "image/jpeg", body = Vec<u8>,
          headers(("ETag" = String, description = "The thumbnail's SHA-256."),
                  ("Cache-Control" = String, description = "`private, max-age=…` until the URL expires."))),
+        (status = 307, response = MediaRedirect),
         (status = 304, description = "The client's copy is current.",
          headers(("ETag" = String, description = "The thumbnail's SHA-256."))),
         (status = 403, response = Forbidden),
@@ -556,10 +547,10 @@ async fn thumbnail_response(
         return binary_response(None, "image/jpeg", &digest, &cache_control, None);
     }
     match stored {
-        Stored::Object(key) => {
-            let url = presigned(state, key.as_str(), &THUMBNAIL_DOWNLOAD, Utc::now()).await?;
-            redirect(&url.url)
-        }
+        Stored::Object(key) => state
+            .presigned(&key, &THUMBNAIL_DOWNLOAD, Utc::now())
+            .await?
+            .redirect(),
         Stored::Bytes(bytes) => {
             binary_response(Some(bytes), "image/jpeg", &digest, &cache_control, None)
         }

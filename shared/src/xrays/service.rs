@@ -7,7 +7,7 @@ use super::analysis::{self, Analysed, ImageFault, ImageHeader, PixelLimits};
 use super::repository::{self, AnalysisSource};
 use super::types::{
     AnalyzePayload, IfNoneMatch, NewXray, Sha256Digest, Stored, StoredImage, StoredThumbnail,
-    XrayRecord, XrayStatus,
+    THUMBNAIL_DOWNLOAD, XrayRecord, XrayStatus, image_download,
 };
 use super::uploads::{self, UploadPlan, UploadRecord, UploadStatus};
 use crate::db::{self, DbError, TenantTx};
@@ -18,6 +18,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::queue::{IdempotencyKey, Job, JobFailure, NewJob, QueueError};
 use crate::realtime::DocumentReady;
 use crate::state::AppState;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::time::Instant;
@@ -156,7 +157,7 @@ pub struct DirectUpload {
     pub uploaded_by: UserId,
     pub header: ImageHeader,
     pub sha256: Sha256Digest,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 /// The checks a file passes before it is accepted as an X-ray: it is the file announced
@@ -208,13 +209,9 @@ impl<'a> XrayService<'a> {
         let id = XrayId::new_random();
         let key = MediaKey::xray_image(clinic, id.0);
         let byte_size = file.bytes.len() as u64;
+        let download = image_download(id, file.header.format.content_type());
         media
-            .put(
-                &key,
-                file.bytes,
-                file.header.format.content_type(),
-                &file.sha256.0,
-            )
+            .put(&key, file.bytes, &download.as_download(), &file.sha256.0)
             .await?;
         let xray = NewXray {
             id,
@@ -402,39 +399,26 @@ impl<'a> XrayService<'a> {
         }
         let staged = MediaKey::upload(clinic, id.0);
         let announced = u64::try_from(upload.byte_size).unwrap_or(0);
-        let Some(object) = media.head(&staged).await? else {
-            return self.not_received(clinic, id).await;
-        };
-        if object.size != announced {
-            let detail = format!(
-                "the file has {} bytes; the upload announced {announced}",
-                object.size
-            );
-            return self
-                .refuse(clinic, &upload, XrayError::UploadMismatch { detail })
-                .await;
-        }
         let bytes = match media.get(&staged, announced).await {
             Ok(Some(bytes)) => bytes,
-            // Taken by a completion running beside this one.
+            // Not there yet, or taken by a completion running beside this one.
             Ok(None) => return self.not_received(clinic, id).await,
             Err(MediaError::TooLarge { size, .. }) => {
-                let detail = format!("the file has {size} bytes; the upload announced {announced}");
-                return self
-                    .refuse(clinic, &upload, XrayError::UploadMismatch { detail })
-                    .await;
+                return self.mismatch(clinic, &upload, size).await;
             }
             Err(error) => return Err(error.into()),
         };
+        if bytes.len() as u64 != announced {
+            return self.mismatch(clinic, &upload, bytes.len() as u64).await;
+        }
         let header = match check_file(&bytes, &upload.digest()) {
             Ok(header) => header,
             Err(refusal) => return self.refuse(clinic, &upload, refusal).await,
         };
         drop(bytes);
         let key = MediaKey::xray_image(clinic, id.0);
-        media
-            .copy(&staged, &key, header.format.content_type())
-            .await?;
+        let download = image_download(id, header.format.content_type());
+        media.copy(&staged, &key, &download.as_download()).await?;
         let xray = NewXray {
             id,
             patient_id: upload.patient_id,
@@ -451,6 +435,21 @@ impl<'a> XrayService<'a> {
             forget(media, &staged).await;
         }
         Ok(recorded)
+    }
+
+    /// The file in S3 is not the size the upload announced.
+    async fn mismatch(
+        &self,
+        clinic: ClinicId,
+        upload: &UploadRecord,
+        size: u64,
+    ) -> Result<Uploaded, XrayError> {
+        let detail = format!(
+            "the file has {size} bytes; the upload announced {}",
+            upload.byte_size
+        );
+        self.refuse(clinic, upload, XrayError::UploadMismatch { detail })
+            .await
     }
 
     /// Nothing to check yet, unless a completion beside this one has finished meanwhile.
@@ -714,7 +713,12 @@ async fn store_analysis(
     let digest = Sha256Digest::of(&analysed.thumbnail.bytes);
     state
         .media()?
-        .put(&key, analysed.thumbnail.bytes, "image/jpeg", &digest.0)
+        .put(
+            &key,
+            Bytes::from(analysed.thumbnail.bytes),
+            &THUMBNAIL_DOWNLOAD,
+            &digest.0,
+        )
         .await?;
     let mut tx = db::begin_tenant(&state.db, clinic).await?;
     let found = repository::mark_ready(

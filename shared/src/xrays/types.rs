@@ -4,14 +4,14 @@
 use super::analysis::XrayFormat;
 use crate::http::ApiError;
 use crate::ids::{ClinicId, JobId, PatientId, UserId, XrayId};
-use crate::media::{Download, Window};
+use crate::media::Download;
 use crate::signed_urls::MediaUrl;
 use crate::state::AppState;
 
 // The image's checksum and ETag, and `If-None-Match`, are HTTP's: `crate::http::conditional`.
 use crate::http::conditional::hex;
 pub use crate::http::conditional::{IfNoneMatch, IfNoneMatchHeader, Sha256Digest};
-use crate::media::MediaKey;
+pub use crate::media::{MediaKey, Stored};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -63,34 +63,6 @@ pub struct XrayRecord {
     /// The thumbnail's S3 key, once the analysis made one (or an older row's is in PostgreSQL).
     pub thumbnail_key: Option<String>,
     pub has_thumbnail: bool,
-}
-
-/// Where a stored file's bytes are: in S3 (every file since media moved there), or still in
-/// PostgreSQL (an older row the media migration has not moved yet).
-#[derive(Clone, Debug)]
-pub enum Stored {
-    Object(MediaKey),
-    Bytes(Vec<u8>),
-}
-
-impl Stored {
-    /// From a row's bytes and key columns; `None` when neither is there (nothing stored yet, or
-    /// the caller's copy is current and nothing was selected).
-    pub fn of(bytes: Option<Vec<u8>>, key: Option<String>) -> Option<Self> {
-        match (key, bytes) {
-            (Some(key), _) => Some(Stored::Object(MediaKey::stored(key))),
-            (None, Some(bytes)) => Some(Stored::Bytes(bytes)),
-            (None, None) => None,
-        }
-    }
-
-    /// The bytes, when they are in PostgreSQL.
-    pub fn into_bytes(self) -> Option<Vec<u8>> {
-        match self {
-            Stored::Bytes(bytes) => Some(bytes),
-            Stored::Object(_) => None,
-        }
-    }
 }
 
 /// A checked file (sniffed format, whole structure, header dimensions within the limits), in S3
@@ -209,7 +181,9 @@ impl XrayMedia {
         let image = match &record.image_key {
             Some(key) => {
                 let download = image_download(id, &record.content_type);
-                presigned(state, key, &download.as_download(), now).await?
+                state
+                    .presigned(&MediaKey::stored(key.clone()), &download.as_download(), now)
+                    .await?
             }
             None => {
                 state
@@ -219,7 +193,11 @@ impl XrayMedia {
             }
         };
         let thumbnail = match (&record.thumbnail_key, record.has_thumbnail) {
-            (Some(key), _) => Some(presigned(state, key, &THUMBNAIL_DOWNLOAD, now).await?),
+            (Some(key), _) => Some(
+                state
+                    .presigned(&MediaKey::stored(key.clone()), &THUMBNAIL_DOWNLOAD, now)
+                    .await?,
+            ),
             (None, true) => Some(
                 state
                     .signer
@@ -230,25 +208,6 @@ impl XrayMedia {
         };
         Ok(XrayMedia { image, thumbnail })
     }
-}
-
-/// A presigned GET of `key`, valid for one to two `MEDIA_URL_TTL_SECONDS` like the API's own
-/// signed URLs, and cached by the browser for as long.
-pub(super) async fn presigned(
-    state: &AppState,
-    key: &str,
-    download: &Download<'_>,
-    now: DateTime<Utc>,
-) -> Result<MediaUrl, ApiError> {
-    let window = Window::around(now, state.config.media.url_ttl);
-    let url = state
-        .media()?
-        .presign_get(&MediaKey::stored(key.to_owned()), download, window)
-        .await?;
-    Ok(MediaUrl {
-        url,
-        expires_at: window.expires,
-    })
 }
 
 /// How the original is served: its type, a file name for a download, and kept privately (the

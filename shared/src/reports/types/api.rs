@@ -2,12 +2,16 @@
 //! request becomes [`InsuranceReportParams`]: each refusal is invalid (422) naming `from`, `to`
 //! or `insurer`.
 
-use super::{InsuranceReportParams, ReportPeriod, ReportRecord, ReportStatus, parse_date};
+use super::{
+    InsuranceReportParams, PdfDownload, ReportPeriod, ReportRecord, ReportStatus, parse_date,
+};
 use crate::catalogs::CatalogCode;
-use crate::db::DbError;
+use crate::http::ApiError;
 use crate::ids::{ClinicId, JobId, PatientId, ReportId, UserId};
 use crate::input::InputError;
-use crate::signed_urls::{MediaUrl, UrlSigner};
+use crate::media::MediaKey;
+use crate::signed_urls::MediaUrl;
+use crate::state::AppState;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -110,22 +114,32 @@ pub struct ReportMedia {
 }
 
 impl ReportMedia {
+    /// A presigned S3 GET of the PDF, or the API's own signed route (starting with `base`)
+    /// for an older report whose PDF is still in PostgreSQL.
     pub async fn sign(
-        signer: &UrlSigner,
+        state: &AppState,
         base: &str,
         clinic: ClinicId,
         record: &ReportRecord,
         now: DateTime<Utc>,
-    ) -> Result<Self, DbError> {
-        let pdf = match record.status == ReportStatus::Ready {
-            true => Some(
-                signer
+    ) -> Result<Self, ApiError> {
+        if record.status != ReportStatus::Ready {
+            return Ok(ReportMedia { pdf: None });
+        }
+        let pdf = match &record.pdf_key {
+            Some(key) => {
+                let download = PdfDownload::of(record);
+                let key = MediaKey::stored(key.clone());
+                state.presigned(&key, &download.as_download(), now).await?
+            }
+            None => {
+                state
+                    .signer
                     .sign(base, clinic, &signed_pdf_path(record.id), now)
-                    .await?,
-            ),
-            false => None,
+                    .await?
+            }
         };
-        Ok(ReportMedia { pdf })
+        Ok(ReportMedia { pdf: Some(pdf) })
     }
 }
 

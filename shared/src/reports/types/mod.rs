@@ -12,6 +12,7 @@ pub use api::{
 use crate::catalogs::CatalogCode;
 use crate::ids::{JobId, PatientId, ReportId, UserId};
 use crate::input::InputError;
+use crate::media::Download;
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -169,15 +170,60 @@ pub struct ReportRecord {
     pub requested_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
-    /// `octet_length(pdf)`: present once the report is ready.
+    /// The PDF's size: present once the report is ready.
     pub pdf_bytes: Option<i32>,
+    /// The PDF's S3 key; `None` before it is ready, or for an older report whose PDF is still
+    /// in PostgreSQL.
+    pub pdf_key: Option<String>,
 }
 
 impl ReportRecord {
+    /// `informe-sanitas-2026-01-01-2026-03-31.pdf`: ASCII only (safe in any header and file
+    /// system), no patient name (downloads folders and proxies' logs see file names).
+    pub fn filename(&self) -> String {
+        let params = &self.params.0;
+        let insurer: String = params
+            .insurer
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        let insurer = if insurer.is_empty() {
+            "aseguradora".to_string()
+        } else {
+            insurer
+        };
+        format!("informe-{insurer}-{}-{}.pdf", params.from, params.to)
+    }
+
     /// Whether this stored report is what `params` asks for: an Idempotency-Key replayed with
     /// another body must not silently return a different patient's report.
     pub fn answers(&self, params: &InsuranceReportParams) -> bool {
         self.patient_id == params.patient_id && self.params.0 == params.stored()
+    }
+}
+
+/// How a report's PDF is served: a download under its file name, and never kept (patient data:
+/// no shared cache keeps it, and the browser does not keep a copy).
+pub struct PdfDownload {
+    disposition: String,
+}
+
+impl PdfDownload {
+    pub fn of(record: &ReportRecord) -> Self {
+        // The name is built from ASCII letters, digits, dots, dashes and a date: always a
+        // valid, quote-free header value.
+        PdfDownload {
+            disposition: format!("attachment; filename=\"{}\"", record.filename()),
+        }
+    }
+
+    pub fn as_download(&self) -> Download<'_> {
+        Download {
+            content_type: "application/pdf",
+            disposition: &self.disposition,
+            cache_control: "private, no-store",
+        }
     }
 }
 
