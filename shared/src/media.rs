@@ -284,9 +284,13 @@ impl MediaStore {
             .presigned(window.presigning()?)
             .await
             .map_err(|error| MediaError::Unavailable(format!("presigning a PUT: {error}")))?;
+        // Only the signed headers: the SDK also adds unsigned ones of its environment (Lambda's
+        // `x-amzn-trace-id`), which a browser would have to clear through CORS for nothing.
+        let signed = signed_headers(presigned.uri());
         let mut headers: BTreeMap<String, String> = presigned
             .headers()
             .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+            .filter(|(name, _)| signed.contains(name))
             .collect();
         // A browser sets Content-Length itself; it is listed so other clients send it too.
         headers
@@ -510,6 +514,15 @@ impl MediaStore {
     }
 }
 
+/// The names in a presigned URL's `X-Amz-SignedHeaders` (lowercase, as SigV4 lists them).
+fn signed_headers(uri: &str) -> Vec<String> {
+    let query = uri.split_once('?').map_or("", |(_, query)| query);
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "X-Amz-SignedHeaders")
+        .map(|(_, names)| names.split(';').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// An S3 call that failed: worth another try, said in a line.
 fn unavailable<E: ProvideErrorMetadata + std::error::Error + 'static>(
     error: SdkError<E, HttpResponse>,
@@ -541,6 +554,22 @@ mod tests {
         ] {
             assert_eq!(MediaKey::parse_upload(&other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn only_signed_headers_are_named() {
+        let uri = "http://s3/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-SignedHeaders=\
+                   content-length%3Bcontent-type%3Bhost%3Bx-amz-checksum-sha256&X-Amz-Signature=0";
+        assert_eq!(
+            signed_headers(uri),
+            [
+                "content-length",
+                "content-type",
+                "host",
+                "x-amz-checksum-sha256"
+            ]
+        );
+        assert!(signed_headers("http://s3/b/k").is_empty());
     }
 
     #[test]

@@ -126,6 +126,17 @@ async fn a_presigned_upload_becomes_the_xray_of_its_id() {
         signed["headers"]["x-amz-checksum-sha256"].is_string(),
         "the checksum is signed: {signed}"
     );
+    // Only what is signed (the browser sets Host itself): any other header would need CORS.
+    let names: Vec<&String> = signed["headers"]
+        .as_object()
+        .expect("headers")
+        .keys()
+        .collect();
+    assert_eq!(
+        names,
+        ["content-length", "content-type", "x-amz-checksum-sha256"],
+        "{signed}"
+    );
     // Nothing is an X-ray yet.
     client.get(&format!("/xrays/{id}")).await.problem(404);
     assert_eq!(app.count("xrays", clinic.id).await, 0);
