@@ -64,6 +64,10 @@ pub fn handlers() -> Handlers {
             crate::reports::REPORT_INSURANCE,
             crate::reports::build_insurance_report,
         )
+        .on(
+            crate::scheduler::MEDIA_UPKEEP,
+            crate::scheduler::media::upkeep,
+        )
 }
 
 /// What S3 says through EventBridge when an object arrives (the part Pulso reads).

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use http::{Method, StatusCode};
-use pulso_tests::{Client, TestApp, TestClinic, TestResponse};
+use pulso_tests::{Client, TestApp, TestClinic, TestResponse, run_media_upkeep};
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::ids::{ClinicId, JobId, PatientId, ReportId, UserId};
@@ -473,6 +473,21 @@ async fn a_report_is_requested_built_by_its_job_and_downloaded_with_catalog_pric
     assert_eq!(header(&by_link, "cache-control"), Some("private, no-store"));
     let tampered = signed.replace("/pdf?", "/pdf?clinic=x&");
     app.anonymous(&router).get(&tampered).await.problem(400);
+
+    // The media upkeep moves it to S3 by itself: the redirect again, the same bytes.
+    app.state
+        .media()
+        .expect("media")
+        .delete(&shared::media::MediaKey::stored(key.clone()))
+        .await
+        .expect("deleted");
+    let upkeep = run_media_upkeep(&app, a.id, 0).await;
+    assert_eq!(upkeep.staged, 1, "{upkeep:?}");
+    assert_eq!(app.media_keys().await, vec![key.clone()]);
+    let moved = pdf_of(&client, id).await;
+    assert_eq!(moved.bytes, pdf.bytes);
+    assert_eq!(header(&moved, "content-disposition"), Some(disposition));
+    assert_eq!(show(&client, id).await["pdf_bytes"], ready["pdf_bytes"]);
 
     // An admin reads it too; a dentist does neither.
     let admin = app.token(&a, Role::Admin);

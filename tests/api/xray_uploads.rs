@@ -4,7 +4,7 @@
 //! X-ray of the upload's id. Refused files leave no X-ray, no job and no object behind.
 
 use crate::xrays::{gradient, incompressible_png, register_patient, staged_job};
-use pulso_tests::{Client, TestApp, TestOptions, TestResponse};
+use pulso_tests::{Client, TestApp, TestOptions, TestResponse, run_media_upkeep};
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::ids::ClinicId;
@@ -357,4 +357,85 @@ async fn an_upload_is_announced_within_the_limits_and_belongs_to_its_clinic() {
     let refused = open(&client, &patient, &body).await;
     assert_eq!(refused.problem(409)["type"], "/problems/patient-archived");
     assert_eq!(app.count("xray_uploads", clinic.id).await, 1);
+}
+
+/// Moves the end of upload `id`'s presigned PUT into the past, as if it had been opened long
+/// ago.
+async fn expire(app: &TestApp, clinic: ClinicId, id: &str) {
+    let mut tx = app.owner_tx(clinic).await;
+    sqlx::query(
+        "UPDATE xray_uploads SET expires_at = now() - interval '2 minutes'
+          WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(uuid::Uuid::parse_str(id).expect("an id"))
+    .execute(&mut *tx)
+    .await
+    .expect("expired");
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn uploads_left_open_are_settled_by_the_media_upkeep() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let client = app.client(&router, &app.token(&clinic, Role::Dentist));
+    let patient = register_patient(&app, &clinic).await;
+    let id_of = |opened: &TestResponse| opened.body["id"].as_str().expect("an id").to_owned();
+
+    // Sent, but neither the browser's call nor S3's event came.
+    let sent_file = png(&gradient(320, 240));
+    let sent = open(&client, &patient, &plan(&sent_file, "image/png")).await;
+    assert_eq!(put(&sent.body, sent_file.clone()).await, 200);
+    // Never sent.
+    let lost_file = png(&gradient(200, 100));
+    let lost = open(&client, &patient, &plan(&lost_file, "image/png")).await;
+    // Still within its URL's life: left alone, the browser may be sending it right now.
+    let live_file = png(&gradient(100, 200));
+    let live = open(&client, &patient, &plan(&live_file, "image/png")).await;
+    let (sent, lost, live) = (id_of(&sent), id_of(&lost), id_of(&live));
+    expire(&app, clinic.id, &sent).await;
+    expire(&app, clinic.id, &lost).await;
+
+    let report = run_media_upkeep(&app, clinic.id, 0).await;
+    assert_eq!((report.staged, report.failed), (1, 0), "{report:?}");
+
+    // The file that was there is an X-ray, analysed by the same drain.
+    let xray = client.get(&format!("/xrays/{sent}")).await;
+    assert_eq!(xray.status, 200, "{}", xray.body);
+    assert_eq!(xray.body["status"], "ready", "{}", xray.body);
+    let accepted = client.get(&format!("/xray-uploads/{sent}")).await;
+    assert_eq!(accepted.body["status"], "accepted");
+
+    // The one that never came is over, and says why; completing it now is refused.
+    let rejected = client.get(&format!("/xray-uploads/{lost}")).await;
+    assert_eq!(rejected.body["status"], "rejected", "{}", rejected.body);
+    assert_eq!(rejected.body["upload"], Value::Null);
+    assert!(
+        rejected.body["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("did not arrive")),
+        "{}",
+        rejected.body
+    );
+    let late = complete(&client, &lost).await;
+    assert_eq!(late.problem(409)["type"], "/problems/upload-rejected");
+    client.get(&format!("/xrays/{lost}")).await.problem(404);
+
+    // The live one is still open, with a fresh PUT.
+    let open_still = client.get(&format!("/xray-uploads/{live}")).await;
+    assert_eq!(open_still.body["status"], "open");
+    assert!(open_still.body["upload"]["url"].is_string());
+
+    assert_eq!(app.count("xrays", clinic.id).await, 1);
+    let mut keys = app.media_keys().await;
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("clinics/{}/xrays/{sent}/image", clinic.id),
+            format!("clinics/{}/xrays/{sent}/thumbnail.jpg", clinic.id),
+        ]
+    );
 }

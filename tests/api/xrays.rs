@@ -4,7 +4,9 @@
 use axum::body::Body;
 use http::Method;
 use image::{GrayImage, Luma};
-use pulso_tests::{Client, TestApp, TestClinic, TestOptions, TestResponse, drain_jobs};
+use pulso_tests::{
+    Client, TestApp, TestClinic, TestOptions, TestResponse, drain_jobs, run_media_upkeep,
+};
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::ids::{ClinicId, JobId, UserId};
@@ -1181,4 +1183,106 @@ async fn signed_links_are_rate_limited_per_clinic() {
     assert!(limited.headers.get("retry-after").is_some());
     // The staff's own limits are theirs: the dentist still reads.
     assert_eq!(client.get(&format!("/xrays/{xray_id}")).await.status, 200);
+}
+
+#[tokio::test]
+async fn older_files_move_to_storage_by_themselves_and_read_the_same() {
+    let app = TestApp::spawn().await;
+    let router = shared::xrays::router(app.state.clone());
+    let clinic = app.clinic_a;
+    let client = app.client(&router, &app.token(&clinic, Role::Dentist));
+    let patient = register_patient(&app, &clinic).await;
+    let original = png(&gradient(320, 240));
+    let accepted = upload(&client, &patient, None, None, original.clone()).await;
+    let xray_id = accepted.body["xray_id"].as_str().expect("id").to_owned();
+    drain_jobs(app.system_state(), shared::worker::handlers()).await;
+    let thumbnail = client
+        .get(&format!("/xrays/{xray_id}/thumbnail"))
+        .await
+        .follow()
+        .await;
+    assert_eq!(thumbnail.status, 200);
+
+    // Make it a row of before S3: image and thumbnail in PostgreSQL, nothing in the bucket.
+    keep_in_postgres(&app, clinic.id, &xray_id, &original).await;
+    let mut tx = app.owner_tx(clinic.id).await;
+    sqlx::query(
+        "UPDATE xrays SET thumbnail = $3, thumbnail_key = NULL, thumbnail_sha256 = NULL
+          WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic.id)
+    .bind(Uuid::parse_str(&xray_id).expect("xray id"))
+    .bind(&thumbnail.bytes)
+    .execute(&mut *tx)
+    .await
+    .expect("the row keeps its thumbnail");
+    tx.commit().await.expect("commit");
+    for key in app.media_keys().await {
+        let key = shared::media::MediaKey::stored(key);
+        app.state
+            .media()
+            .expect("media")
+            .delete(&key)
+            .await
+            .expect("deleted");
+    }
+    let served = client.get(&format!("/xrays/{xray_id}/image")).await;
+    assert_eq!(served.status, 200, "served by the function");
+    assert_eq!(served.bytes, original);
+
+    // The other clinic holds nothing: its slice stages nothing.
+    let other = run_media_upkeep(&app, app.clinic_b.id, 0).await;
+    assert_eq!((other.staged, other.failed), (0, 0), "{other:?}");
+    let moved = run_media_upkeep(&app, clinic.id, 0).await;
+    assert_eq!((moved.staged, moved.failed), (1, 0), "{moved:?}");
+    let mut tx = app.owner_tx(clinic.id).await;
+    let job: Value = sqlx::query_scalar(
+        "SELECT result FROM jobs WHERE clinic_id = $1 AND kind = 'media.upkeep'",
+    )
+    .bind(clinic.id)
+    .fetch_one(&mut *tx)
+    .await
+    .expect("the upkeep job");
+    assert_eq!(job["xrays_moved"], 1, "{job}");
+
+    let mut keys = app.media_keys().await;
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("clinics/{}/xrays/{xray_id}/image", clinic.id),
+            format!("clinics/{}/xrays/{xray_id}/thumbnail.jpg", clinic.id),
+        ]
+    );
+    let (image_bytes, thumbnail_bytes): (Option<Vec<u8>>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT image, thumbnail FROM xrays WHERE clinic_id = $1 AND id = $2")
+            .bind(clinic.id)
+            .bind(Uuid::parse_str(&xray_id).expect("xray id"))
+            .fetch_one(&mut *tx)
+            .await
+            .expect("the row");
+    tx.rollback().await.ok();
+    assert_eq!((image_bytes, thumbnail_bytes), (None, None));
+
+    // The same files, now by redirect to S3, with the same headers as a new upload's.
+    let image = client.get(&format!("/xrays/{xray_id}/image")).await;
+    assert_eq!(image.status, 307);
+    let image = image.follow().await;
+    assert_eq!(image.bytes, original);
+    assert_eq!(image.headers["content-type"], "image/png");
+    assert_eq!(
+        client.get(&format!("/xrays/{xray_id}")).await.body["sha256"],
+        Sha256Digest::of(&original).hex()
+    );
+    let again = client
+        .get(&format!("/xrays/{xray_id}/thumbnail"))
+        .await
+        .follow()
+        .await;
+    assert_eq!(again.bytes, thumbnail.bytes);
+    assert_eq!(again.headers["content-type"], "image/jpeg");
+
+    // In order now: the next window asks and stages nothing.
+    let after = run_media_upkeep(&app, clinic.id, 1).await;
+    assert_eq!((after.staged, after.already_staged), (0, 0), "{after:?}");
 }

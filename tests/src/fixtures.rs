@@ -123,6 +123,39 @@ pub async fn drain_worker(worker: &Worker) -> DrainReport {
     report
 }
 
+/// What the media upkeep does for `clinic` within ten minutes: one scheduler tick at a minute of
+/// the clinic's slice (in window `round` from now, so each round of a test gets a job of its
+/// own), then the worker until idle. The tick's media report comes back.
+pub async fn run_media_upkeep(
+    app: &TestApp,
+    clinic: ClinicId,
+    round: i64,
+) -> shared::scheduler::UpkeepReport {
+    use shared::scheduler::{Scheduler, TaskOutcome, Tick, media::in_slice};
+    let from = Utc::now() + TimeDelta::minutes(10 * round);
+    let at = (0..10)
+        .map(|minute| from + TimeDelta::minutes(minute))
+        .find(|at| in_slice(clinic, *at))
+        .expect("a minute of the clinic's slice");
+    let report = Scheduler::new(app.system_state())
+        .run(Tick {
+            at,
+            stop_at: Instant::now() + Duration::from_secs(30),
+        })
+        .await;
+    assert!(report.failed_tasks().is_empty(), "{report:?}");
+    let media = report
+        .tasks
+        .iter()
+        .find_map(|task| match &task.outcome {
+            TaskOutcome::Media(done) => Some(done.clone()),
+            _ => None,
+        })
+        .expect("the media task ran");
+    drain_jobs(app.system_state(), shared::worker::handlers()).await;
+    media
+}
+
 /// A small PNG that passes every upload check (64×64 of 8-bit grey with some texture).
 pub fn small_png() -> Vec<u8> {
     use shared::xrays::test_images::{png, textured};

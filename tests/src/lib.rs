@@ -15,7 +15,7 @@ pub mod lambda;
 pub mod realtime;
 
 pub use client::{Client, Problem, TestResponse};
-pub use fixtures::{AppointmentSeed, drain_jobs, drain_worker, small_png};
+pub use fixtures::{AppointmentSeed, drain_jobs, drain_worker, run_media_upkeep, small_png};
 
 use axum::Router;
 use shared::auth::{Claims, Role, mint_hs256};

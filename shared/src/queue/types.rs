@@ -181,6 +181,12 @@ impl IdempotencyKey {
         Ok(Self(text.to_string()))
     }
 
+    /// A key Pulso makes for its own jobs (a scheduled task's window): `kind:window`, always
+    /// valid, and unlike any key a client sends with a UUID.
+    pub fn scheduled(kind: JobKind, window: i64) -> Self {
+        Self(format!("{}:{window}", kind.as_str()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -131,6 +131,31 @@ async fn build(state: &AppState, clinic: ClinicId, id: ReportId) -> Result<Outco
     })
 }
 
+/// Moves one of the clinic's older report PDFs (made before PDFs moved to S3) to its key, under
+/// the report's row lock: `Some(id)` when one was moved, `None` when the clinic holds none any
+/// more. Run by the `media.upkeep` job (`crate::scheduler::media`).
+pub async fn move_held_pdf(
+    state: &AppState,
+    clinic: ClinicId,
+) -> Result<Option<ReportId>, JobFailure> {
+    let media = state.media()?;
+    let mut tx = db::begin_tenant(&state.db, clinic).await?;
+    let Some((record, pdf)) = repository::lock_held(&mut tx, clinic).await? else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let key = MediaKey::report_pdf(clinic, record.id.0);
+    let size = pdf.len();
+    let digest = Sha256Digest::of(&pdf);
+    let download = PdfDownload::of(&record);
+    media
+        .put(&key, Bytes::from(pdf), &download.as_download(), &digest.0)
+        .await?;
+    repository::pdf_moved(&mut tx, clinic, record.id, &key, size).await?;
+    tx.commit().await?;
+    Ok(Some(record.id))
+}
+
 /// Everything the PDF shows, read in the report's transaction: the stored request, the patient
 /// and clinic, and each completed procedure of the period, named and priced.
 async fn gather(

@@ -9,7 +9,8 @@ mod routes;
 mod service;
 mod types;
 
-pub use jobs::{REPORT_INSURANCE, build_insurance_report};
+pub use jobs::{REPORT_INSURANCE, build_insurance_report, move_held_pdf};
+pub use repository::holds_pdfs;
 
 use crate::auth::Role;
 

@@ -102,6 +102,62 @@ pub(super) async fn pdf(
     Ok(row.and_then(|(bytes, key)| Stored::of(bytes, key)))
 }
 
+/// A report made before PDFs moved to S3, with its PDF, locked until commit; `None` when the
+/// clinic holds none any more (`reports_held_idx`). Rows another run has locked are skipped.
+pub(super) async fn lock_held(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+) -> Result<Option<(ReportRecord, Vec<u8>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Held {
+        #[sqlx(flatten)]
+        record: ReportRecord,
+        pdf: Vec<u8>,
+    }
+    let held: Option<Held> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, pdf FROM reports
+          WHERE clinic_id = $1 AND pdf IS NOT NULL
+          ORDER BY id
+          LIMIT 1
+          FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(clinic)
+    .fetch_optional(conn)
+    .await?;
+    Ok(held.map(|held| (held.record, held.pdf)))
+}
+
+/// The report's PDF is now in S3 at `key`; the row lets go of its bytes.
+pub(super) async fn pdf_moved(
+    conn: &mut PgConnection,
+    clinic: ClinicId,
+    id: ReportId,
+    key: &MediaKey,
+    size: usize,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE reports SET pdf = NULL, pdf_key = $3, pdf_size = $4
+          WHERE clinic_id = $1 AND id = $2",
+    )
+    .bind(clinic)
+    .bind(id)
+    .bind(key.as_str())
+    .bind(i32::try_from(size).unwrap_or(i32::MAX))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Whether the clinic still holds a PDF in PostgreSQL: one probe of `reports_held_idx`.
+pub async fn holds_pdfs(conn: &mut PgConnection, clinic: ClinicId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM reports WHERE clinic_id = $1 AND pdf IS NOT NULL)",
+    )
+    .bind(clinic)
+    .fetch_one(conn)
+    .await
+}
+
 /// Who and where a report is about, and the moment it is generated, in the clinic's time zone.
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct SubjectRow {

@@ -2,19 +2,21 @@
 //! in order, each within the Lambda deadline, and reports what they did.
 //!
 //! Like a function's `main`, this module composes contexts (it is where scheduled work is
-//! wired up), so the tests can run a tick directly. Four tasks: keeping the dashboards of
+//! wired up), so the tests can run a tick directly. The tasks: keeping the dashboards of
 //! active clinics fresh, the job queue's upkeep, the reception desk's appointment notices
-//! (reminders and possible no-shows, [`reminders`]) and closing WebSocket connections whose
-//! token expired; more join [`TASKS`] as variants.
+//! (reminders and possible no-shows, [`reminders`]), closing WebSocket connections whose
+//! token expired, and the media upkeep ([`media`]); more join [`TASKS`] as variants.
 //!
 //! The scheduler connects as `pulso_system` (`SYSTEM_DATABASE_URL`): the application role plus
 //! reading the list of clinics. Work on one clinic's data runs in ordinary tenant transactions,
 //! under the same row-level security as a request.
 
 mod clinics;
+pub mod media;
 pub mod reminders;
 
 pub use clinics::active_clinics;
+pub use media::{MEDIA_UPKEEP, UpkeepReport};
 pub use reminders::NoticeReport;
 
 use crate::config::{Config, ConfigError};
@@ -43,6 +45,9 @@ pub enum Task {
     AppointmentNotices,
     /// Close the WebSocket connections whose token expired (`shared::realtime::close_ended`).
     CloseEndedConnections,
+    /// Stage the media upkeep of this tick's slice of clinics ([`media`]): uploads left open,
+    /// older files still in PostgreSQL.
+    MediaUpkeep,
 }
 
 pub const TASKS: &[Task] = &[
@@ -51,6 +56,7 @@ pub const TASKS: &[Task] = &[
     Task::ReportQueue,
     Task::AppointmentNotices,
     Task::CloseEndedConnections,
+    Task::MediaUpkeep,
 ];
 
 /// Stop starting work this long before the Lambda deadline: what runs then has time to finish
@@ -116,6 +122,7 @@ pub enum TaskOutcome {
     QueueFigures(crate::queue::QueueFigures),
     Notices(NoticeReport),
     Connections(crate::realtime::CloseReport),
+    Media(UpkeepReport),
     /// The task could not run at all (e.g. the clinic list could not be read).
     Failed {
         error: String,
@@ -247,6 +254,16 @@ impl Scheduler {
                     failed = done.failed,
                     "scheduled task finished"
                 ),
+                TaskOutcome::Media(done) => tracing::info!(
+                    task = ?report.task,
+                    duration_ms = report.duration_ms,
+                    clinics = done.clinics,
+                    staged = done.staged,
+                    already_staged = done.already_staged,
+                    failed = done.failed,
+                    out_of_time = done.out_of_time,
+                    "scheduled task finished"
+                ),
             }
             tasks.push(report);
         }
@@ -303,6 +320,14 @@ impl Scheduler {
             Task::AppointmentNotices => match active_clinics(&self.state).await {
                 Ok(clinics) => TaskOutcome::Notices(
                     reminders::send_due(&self.state, &clinics, tick.at, tick.stop_at).await,
+                ),
+                Err(error) => TaskOutcome::Failed {
+                    error: format!("listing the active clinics: {}", ErrorChain(&error)),
+                },
+            },
+            Task::MediaUpkeep => match active_clinics(&self.state).await {
+                Ok(clinics) => TaskOutcome::Media(
+                    media::stage_due(&self.state, &clinics, tick.at, tick.stop_at).await,
                 ),
                 Err(error) => TaskOutcome::Failed {
                     error: format!("listing the active clinics: {}", ErrorChain(&error)),

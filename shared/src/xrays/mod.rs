@@ -11,6 +11,7 @@ mod service;
 #[doc(hidden)]
 pub mod test_images;
 mod types;
+pub mod upkeep;
 mod uploads;
 
 use crate::queue::JobKind;
