@@ -278,13 +278,15 @@ async fn admins_change_the_clinics_settings_and_the_trail_says_what_changed() {
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(read.body["timezone"], "Europe/Madrid");
     assert_eq!(read.body["locale"], "es-ES");
+    assert_eq!(read.body["country"], "ES");
     let etag = read.headers["etag"].to_str().unwrap().to_owned();
     let schedule = shared::schedule::router(app.state.clone());
     let search = app.client(&schedule, &app.token(&a, Role::Receptionist));
     let before = search.get("/availability").await;
     assert_eq!(before.body["timezone"], "Europe/Madrid", "{}", before.body);
 
-    let change = json!({"timezone": "Atlantic/Canary", "phone": "+34 928 00 11 22",
+    // A number typed without its country code is the clinic's country's, stored in E.164.
+    let change = json!({"timezone": "Atlantic/Canary", "phone": "928 00 11 22",
                         "brand_color": "#1D4ED8", "default_appointment_minutes": 45});
     desk.patch("/clinic", &change).await.problem(403);
     let changed = admin
@@ -349,6 +351,17 @@ async fn admins_change_the_clinics_settings_and_the_trail_says_what_changed() {
     );
     assert_eq!(event["changes"]["default_appointment_minutes"]["after"], 45);
     assert!(event["changes"].get("updated_at").is_none());
+
+    // A clinic that moves its country reads numbers in the new one, in the same change.
+    let moved = admin
+        .patch(
+            "/clinic",
+            &json!({"country": "GB", "phone": "020 7946 0018", "locale": "en-GB"}),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.body["country"], "GB");
+    assert_eq!(moved.body["phone"], "+442079460018");
     assert!(
         event["request_id"]
             .as_str()
@@ -381,6 +394,18 @@ async fn bad_settings_are_refused_with_a_problem_and_change_nothing() {
         ),
         (json!({"brand_color": "blue"}), 422, "brand_color"),
         (json!({"phone": "call me"}), 422, "phone"),
+        // Well formed, but no number of Spain (nor of the country it names).
+        (json!({"phone": "12 34 56 78"}), 422, "phone"),
+        (json!({"phone": "+34 1234 5678"}), 422, "phone"),
+        (json!({"country": "es"}), 422, "country"),
+        (json!({"country": "XX"}), 422, "country"),
+        (json!({"country": null}), 422, "country"),
+        // The number is read in the country the same change sets.
+        (
+            json!({"country": "GB", "phone": "928 00 11 22"}),
+            422,
+            "phone",
+        ),
         (json!({"name": ""}), 422, "name"),
         (json!({"name": null}), 422, "name"),
         (json!({"address": "x".repeat(501)}), 422, "address"),
@@ -686,11 +711,14 @@ async fn an_operator_onboards_a_chain_and_a_clinic_whose_admin_then_works_there(
 
     let clinic = json!({
         "organization_id": organization, "slug": "norte-bilbao", "name": "Clínica Norte",
-        "timezone": "Europe/Madrid", "phone": "+34 944 00 00 00",
+        "timezone": "Europe/Madrid", "phone": "944 00 00 00",
         "admin": {"email": "Marta.Diaz@norte.example", "full_name": "Marta Díaz"}
     });
     let onboarded = operator.post("/platform/clinics", &clinic).await;
     assert_eq!(onboarded.status, 201, "{}", onboarded.body);
+    // The country of its locale (es-ES by default), and its number read there.
+    assert_eq!(onboarded.body["clinic"]["country"], "ES");
+    assert_eq!(onboarded.body["clinic"]["phone"], "+34944000000");
     assert_eq!(
         onboarded.body["clinic"]["organization"]["name"],
         "Grupo Dental Norte"
@@ -763,6 +791,8 @@ async fn onboarding_refuses_bad_requests_and_non_operators_and_writes_nothing() 
         (with("slug", json!("clinic-a")), "slug"),
         (with("timezone", json!("Mars/Olympus_Mons")), "timezone"),
         (with("locale", json!("xx-XX")), "locale"),
+        (with("country", json!("Spain")), "country"),
+        (with("phone", json!("0000 0000")), "phone"),
         (
             with("organization_id", json!(UserId::new_random())),
             "organization_id",

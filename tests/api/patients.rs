@@ -64,6 +64,15 @@ async fn register_read_update_and_archive_a_patient() {
     assert_eq!(updated.body["last_name"], "García López");
     assert_eq!(updated.body["first_name"], "María José");
     assert_eq!(updated.body["email"], "mj.garcia@example.es");
+    // A number typed as reception says it is read in the clinic's country (Spain) and stored
+    // in E.164, what SMS need.
+    let national = client
+        .patch(
+            &format!("/patients/{id}"),
+            &json!({"phone": "696 87 12 13"}),
+        )
+        .await;
+    assert_eq!(national.body["phone"], "+34696871213", "{}", national.body);
 
     let archived = client.delete(&format!("/patients/{id}")).await;
     assert_eq!(archived.status, 204);
@@ -313,6 +322,7 @@ async fn bad_input_is_rejected_with_a_problem_and_writes_nothing() {
         ("missing field", Some("application/json"), br#"{"first_name": "A"}"#.to_vec(), 422, Some("last_name")),
         ("empty name", Some("application/json"), br#"{"first_name": "  ", "last_name": "B"}"#.to_vec(), 422, Some("first_name")),
         ("bad phone", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "phone": "call me"}"#.to_vec(), 422, Some("phone")),
+        ("no number of the clinic's country", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "phone": "123 456 78"}"#.to_vec(), 422, Some("phone")),
         ("bad email", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "email": "nope"}"#.to_vec(), 422, Some("email")),
         ("NUL in the email", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "email": "a\u0000@b.es"}"#.to_vec(), 422, Some("email")),
         ("NUL in the notes", Some("application/json"), br#"{"first_name": "A", "last_name": "B", "notes": "al\u0000rgia"}"#.to_vec(), 422, Some("notes")),

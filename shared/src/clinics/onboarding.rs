@@ -13,7 +13,7 @@ use super::types::StaffMember;
 use crate::audit::{self, Action, Actor, Changes, FieldPolicy};
 use crate::auth::{Principal, Role};
 use crate::cache::CLINIC_LIST;
-use crate::contact::Email;
+use crate::contact::{Country, Email, PhoneNumber};
 use crate::db::{self, DbError};
 use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ClinicId, OrganizationId};
@@ -49,8 +49,8 @@ pub struct OrganizationView {
     pub created_at: DateTime<Utc>,
 }
 
-/// `POST /platform/clinics`: the clinic, its settings (defaults: Europe/Madrid, es-ES, EUR)
-/// and its first admin.
+/// `POST /platform/clinics`: the clinic, its settings (defaults: Europe/Madrid, es-ES, EUR, and
+/// the country of the locale) and its first admin.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClinicRequest {
@@ -61,8 +61,12 @@ pub struct NewClinicRequest {
     pub name: String,
     #[schema(max_length = 500)]
     pub address: Option<String>,
+    /// Read in `country`; stored in E.164.
     #[schema(max_length = 64)]
     pub phone: Option<String>,
+    /// ISO 3166-1 alpha-2; by default the region of `locale` (`es-ES` → `ES`).
+    #[schema(pattern = "^[A-Z]{2}$", example = "ES")]
+    pub country: Option<String>,
     #[schema(example = "Europe/Madrid")]
     pub timezone: Option<String>,
     pub locale: Option<String>,
@@ -86,6 +90,9 @@ pub struct OnboardedClinic {
     pub admin: StaffMember,
 }
 
+/// The locale of a clinic created without one.
+const DEFAULT_LOCALE: &str = "es-ES";
+
 /// A validated `POST /platform/clinics`.
 pub struct NewClinic {
     organization: OrganizationId,
@@ -103,6 +110,7 @@ impl TryFrom<NewClinicRequest> for NewClinic {
             name: Some(Some(request.name)),
             address: request.address.map(Some),
             phone: request.phone.map(Some),
+            country: request.country.map(Some),
             timezone: request.timezone.map(Some),
             locale: request.locale.map(Some),
             currency: request.currency.map(Some),
@@ -340,27 +348,32 @@ pub async fn create_clinic(
         return Err(unknown_time_zone().into());
     }
     let clinic = ClinicId::new_random();
+    let locale = new.settings.locale.as_deref().unwrap_or(DEFAULT_LOCALE);
+    let country = new
+        .settings
+        .country
+        .or_else(|| Country::of_locale(locale))
+        .unwrap_or(Country::SPAIN);
+    let phone = match new.settings.phone.clone().flatten() {
+        Some(phone) => Some(phone.in_country(country)?),
+        None => None,
+    };
     sqlx::query(
         "INSERT INTO clinics (id, organization_id, slug, name, address, phone, timezone, locale,
-                              currency)
-         VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, 'Europe/Madrid'), COALESCE($8, 'es-ES'),
-                 COALESCE($9, 'EUR'))",
+                              currency, country)
+         VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, 'Europe/Madrid'), $8, COALESCE($9, 'EUR'),
+                 $10)",
     )
     .bind(clinic)
     .bind(new.organization)
     .bind(&new.slug)
     .bind(&new.settings.name)
     .bind(new.settings.address.clone().flatten())
-    .bind(
-        new.settings
-            .phone
-            .clone()
-            .flatten()
-            .map(|p| p.as_str().to_owned()),
-    )
+    .bind(phone.as_ref().map(PhoneNumber::as_str))
     .bind(&new.settings.timezone)
-    .bind(&new.settings.locale)
+    .bind(locale)
     .bind(&new.settings.currency)
+    .bind(country.as_str())
     .execute(&mut *tx)
     .await
     .map_err(|error| taken_or(error, "clinic", &new.slug))?;

@@ -107,7 +107,8 @@ pub(super) async fn settings(
 ) -> Result<Option<SettingsRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE OF c" } else { "" };
     sqlx::query_as(&format!(
-        "SELECT c.id, c.slug, c.name, c.address, c.phone, c.timezone, c.locale, c.currency,
+        "SELECT c.id, c.slug, c.name, c.address, c.phone, c.country, c.timezone, c.locale,
+                c.currency,
                 c.default_appointment_minutes, c.brand_color,
                 c.archived_at IS NOT NULL AS archived, c.created_at, c.updated_at,
                 o.id AS organization_id, o.name AS organization_name
@@ -127,7 +128,8 @@ pub(super) async fn save_settings(
     sqlx::query(
         "UPDATE clinics
             SET name = $2, address = $3, phone = $4, timezone = $5, locale = $6, currency = $7,
-                default_appointment_minutes = $8, brand_color = $9, updated_at = now()
+                default_appointment_minutes = $8, brand_color = $9, country = $10,
+                updated_at = now()
           WHERE id = $1",
     )
     .bind(next.id)
@@ -139,6 +141,7 @@ pub(super) async fn save_settings(
     .bind(&next.currency)
     .bind(next.default_appointment_minutes)
     .bind(&next.brand_color)
+    .bind(&next.country)
     .execute(conn)
     .await?;
     Ok(())
@@ -236,7 +239,8 @@ pub(super) async fn all_clinics(
     limit: i64,
 ) -> Result<Vec<SettingsRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT c.id, c.slug, c.name, c.address, c.phone, c.timezone, c.locale, c.currency,
+        "SELECT c.id, c.slug, c.name, c.address, c.phone, c.country, c.timezone, c.locale,
+                c.currency,
                 c.default_appointment_minutes, c.brand_color,
                 c.archived_at IS NOT NULL AS archived, c.created_at, c.updated_at,
                 o.id AS organization_id, o.name AS organization_name

@@ -178,7 +178,7 @@ impl<'a> ClinicsService<'a> {
         {
             return Err(unknown_time_zone().into());
         }
-        let next = changes.applied_to(&current);
+        let next = changes.applied_to(&current)?;
         let changed = Changes::between(Some(&current), Some(&next), &SETTINGS_AUDIT);
         if changed.is_empty() {
             // Nothing to write, nothing to record: the answer is the current version.

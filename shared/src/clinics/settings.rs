@@ -3,7 +3,7 @@
 //! default appointment length, the name, address, phone and colour messages to patients carry).
 
 use super::types::OrganizationSummary;
-use crate::contact::PhoneNumber;
+use crate::contact::{Country, PhoneInput};
 use crate::ids::{ClinicId, OrganizationId};
 use crate::input::{InputError, not_null, nullable};
 use crate::text::{hex_color, single_line};
@@ -21,8 +21,11 @@ pub struct ClinicSettings {
     pub slug: String,
     pub name: String,
     pub address: Option<String>,
-    /// Digits with an optional leading `+`.
+    /// E.164 (`+34912345678`); set before numbers were read that way, as it was typed.
     pub phone: Option<String>,
+    /// ISO 3166-1 alpha-2: the country of phone numbers typed without their country code.
+    #[schema(example = "ES")]
+    pub country: String,
     /// The IANA time zone its days and hours are counted in.
     #[schema(example = "Europe/Madrid")]
     pub timezone: String,
@@ -47,6 +50,7 @@ pub(super) struct SettingsRow {
     pub name: String,
     pub address: Option<String>,
     pub phone: Option<String>,
+    pub country: String,
     pub timezone: String,
     pub locale: String,
     pub currency: String,
@@ -67,6 +71,7 @@ impl From<SettingsRow> for ClinicSettings {
             name: row.name,
             address: row.address,
             phone: row.phone,
+            country: row.country,
             timezone: row.timezone,
             locale: row.locale,
             currency: row.currency,
@@ -93,9 +98,16 @@ pub struct UpdateClinicRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(max_length = 500)]
     pub address: Option<Option<String>>,
+    /// Read in the clinic's `country` unless it starts with `+` and a country code; stored in
+    /// E.164.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(max_length = 64)]
     pub phone: Option<Option<String>>,
+    /// ISO 3166-1 alpha-2, such as `ES`: the country of phone numbers typed without their
+    /// country code (the clinic's, its patients').
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(pattern = "^[A-Z]{2}$", example = "ES")]
+    pub country: Option<Option<String>>,
     /// An IANA time zone name, such as `Europe/Madrid`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(max_length = 64, example = "Atlantic/Canary")]
@@ -123,7 +135,9 @@ pub struct UpdateClinicRequest {
 pub struct ClinicChanges {
     pub name: Option<String>,
     pub address: Option<Option<String>>,
-    pub phone: Option<Option<PhoneNumber>>,
+    /// Read in the clinic's country (the new one, when it changes too).
+    pub phone: Option<Option<PhoneInput>>,
+    pub country: Option<Country>,
     pub timezone: Option<String>,
     pub locale: Option<String>,
     pub currency: Option<String>,
@@ -147,7 +161,10 @@ impl TryFrom<UpdateClinicRequest> for ClinicChanges {
             address: optional("address", request.address, 500)?,
             phone: request
                 .phone
-                .map(|phone| phone.map(|p| PhoneNumber::parse("phone", &p)).transpose())
+                .map(|phone| phone.map(|p| PhoneInput::parse("phone", &p)).transpose())
+                .transpose()?,
+            country: not_null("country", request.country)?
+                .map(|code| Country::parse("country", &code))
                 .transpose()?,
             timezone: not_null("timezone", request.timezone)?
                 .map(|zone| time_zone_name(&zone))
@@ -199,6 +216,7 @@ impl TryFrom<UpdateClinicRequest> for ClinicChanges {
         let untouched = changes.name.is_none()
             && changes.address.is_none()
             && changes.phone.is_none()
+            && changes.country.is_none()
             && changes.timezone.is_none()
             && changes.locale.is_none()
             && changes.currency.is_none()
@@ -214,17 +232,28 @@ impl TryFrom<UpdateClinicRequest> for ClinicChanges {
 }
 
 impl ClinicChanges {
-    /// `current` with these changes applied.
-    pub(super) fn applied_to(&self, current: &ClinicSettings) -> ClinicSettings {
+    /// `current` with these changes applied; a phone number that is not one of the clinic's
+    /// country (the new one, when it changes too) is invalid.
+    pub(super) fn applied_to(
+        &self,
+        current: &ClinicSettings,
+    ) -> Result<ClinicSettings, InputError> {
         let mut next = current.clone();
+        if let Some(country) = self.country {
+            next.country = country.as_str().to_owned();
+        }
+        if let Some(phone) = &self.phone {
+            let country = Country::parse("country", &next.country)?;
+            next.phone = phone
+                .as_ref()
+                .map(|p| p.in_country(country).map(|p| p.as_str().to_owned()))
+                .transpose()?;
+        }
         if let Some(name) = &self.name {
             next.name = name.clone();
         }
         if let Some(address) = &self.address {
             next.address = address.clone();
-        }
-        if let Some(phone) = &self.phone {
-            next.phone = phone.as_ref().map(|p| p.as_str().to_owned());
         }
         if let Some(zone) = &self.timezone {
             next.timezone = zone.clone();
@@ -241,7 +270,7 @@ impl ClinicChanges {
         if let Some(color) = &self.brand_color {
             next.brand_color = color.clone();
         }
-        next
+        Ok(next)
     }
 }
 

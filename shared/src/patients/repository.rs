@@ -1,7 +1,7 @@
 //! Patient SQL. Every query runs inside a tenant transaction (row-level security) and also
 //! filters on `clinic_id`, which is what the `(clinic_id, …)` indexes are built for.
 
-use super::types::{NewPatient, PatientChanges, PatientRecord, PatientSearch};
+use super::types::{NewPatient, PatientChanges, PatientRecord, PatientSearch, PhoneNumber};
 use crate::ids::{ClinicId, PatientId};
 use crate::pagination::PageRequest;
 use sqlx::PgConnection;
@@ -9,10 +9,12 @@ use sqlx::PgConnection;
 const COLUMNS: &str = "id, clinic_id, first_name, last_name, search_name, phone, email, birth_date, \
                        national_id, notes, created_at, updated_at, archived_at";
 
+/// Inserts `patient` with `phone`, its number read in the clinic's country.
 pub(super) async fn insert(
     conn: &mut PgConnection,
     clinic: ClinicId,
     patient: &NewPatient,
+    phone: Option<&PhoneNumber>,
 ) -> Result<PatientRecord, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO patients (clinic_id, first_name, last_name, search_name, phone, email, \
@@ -24,7 +26,7 @@ pub(super) async fn insert(
     .bind(patient.first_name.as_str())
     .bind(patient.last_name.as_str())
     .bind(patient.search_name())
-    .bind(patient.phone.as_ref().map(|p| p.as_str()))
+    .bind(phone.map(PhoneNumber::as_str))
     .bind(patient.email.as_ref().map(|e| e.as_str()))
     .bind(patient.birth_date.map(|d| d.date()))
     .bind(patient.national_id.as_ref().map(|n| n.as_str()))
@@ -98,11 +100,13 @@ fn phone_regex(digits: &str) -> String {
     }
 }
 
-/// Writes the full row after `changes` were applied to the locked current version.
+/// Writes the full row after `changes` were applied to the locked current version; `phone` is
+/// the change of phone number read in the clinic's country.
 pub(super) async fn update(
     conn: &mut PgConnection,
     current: &PatientRecord,
     changes: &PatientChanges,
+    phone: Option<Option<&PhoneNumber>>,
 ) -> Result<PatientRecord, sqlx::Error> {
     let first_name = changes
         .first_name
@@ -113,8 +117,8 @@ pub(super) async fn update(
         .as_ref()
         .map_or(current.last_name.as_str(), |n| n.as_str());
     let search_name = crate::text::search_key(&format!("{first_name} {last_name}"));
-    let phone = match &changes.phone {
-        Some(value) => value.as_ref().map(|p| p.as_str()),
+    let phone = match phone {
+        Some(value) => value.map(PhoneNumber::as_str),
         None => current.phone.as_deref(),
     };
     let email = match &changes.email {

@@ -4,10 +4,12 @@ use super::repository;
 use super::types::{NewPatient, PatientChanges, PatientRecord, PatientResponse, PatientSearch};
 use crate::audit::{self, Action, Actor, Changes, FieldPolicy};
 use crate::cache::{Cache, PATIENT_PROFILE, Prefetched};
+use crate::contact::Country;
 use crate::db::{self, DbError};
 use crate::http::conditional::{IfMatch, precondition_holds};
 use crate::http::{ApiError, ConflictKind};
 use crate::ids::{ClinicId, PatientId};
+use crate::input::InputError;
 use crate::keys::{CacheKey, Keys};
 use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
@@ -24,6 +26,10 @@ pub enum PatientError {
     /// `If-Match` named a version that is no longer current.
     #[error("the patient changed since the version in If-Match")]
     PreconditionFailed,
+    /// A field that is well formed but not valid for the clinic (a phone number of another
+    /// country typed without its code).
+    #[error(transparent)]
+    Invalid(#[from] InputError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -53,6 +59,7 @@ impl From<PatientError> for ApiError {
                 detail: "Another patient of this clinic already has this national id.".into(),
                 field: Some("national_id".into()),
             },
+            PatientError::Invalid(error) => error.into(),
             PatientError::Db(error) => error.into(),
         }
     }
@@ -88,7 +95,11 @@ impl<'a> PatientService<'a> {
         actor: &Actor,
     ) -> Result<PatientRecord, PatientError> {
         let mut tx = db::begin_tenant(self.db, clinic).await?;
-        let record = repository::insert(&mut tx, clinic, patient).await?;
+        let phone = match &patient.phone {
+            Some(phone) => Some(phone.in_country(Country::of_clinic(&mut tx, clinic).await?)?),
+            None => None,
+        };
+        let record = repository::insert(&mut tx, clinic, patient, phone.as_ref()).await?;
         let after = PatientResponse::from(record.clone());
         let changes = Changes::between(None, Some(&after), &AUDITED);
         audit::record(
@@ -163,7 +174,20 @@ impl<'a> PatientService<'a> {
         if current.archived_at.is_some() {
             return Err(PatientError::Archived);
         }
-        let record = repository::update(&mut tx, &current, changes).await?;
+        let phone = match &changes.phone {
+            Some(Some(phone)) => Some(Some(
+                phone.in_country(Country::of_clinic(&mut tx, clinic).await?)?,
+            )),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let record = repository::update(
+            &mut tx,
+            &current,
+            changes,
+            phone.as_ref().map(Option::as_ref),
+        )
+        .await?;
         let before = PatientResponse::from(current);
         let after = PatientResponse::from(record.clone());
         let changed = Changes::between(Some(&before), Some(&after), &AUDITED);

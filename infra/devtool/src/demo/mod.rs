@@ -103,10 +103,12 @@ mod tests {
                 search_key(&format!("{} {}", patient.first_name, patient.last_name))
             );
             if let Some(phone) = &patient.phone {
-                let digits = phone.strip_prefix('+').unwrap_or(phone);
-                assert!(
-                    (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
-                    "{phone}"
+                // What the API would store for it: a valid number, in E.164.
+                let stored = shared::contact::PhoneInput::parse("phone", phone)
+                    .and_then(|input| input.in_country(shared::contact::Country::SPAIN));
+                assert_eq!(
+                    stored.map(|p| p.as_str().to_owned()).ok().as_ref(),
+                    Some(phone)
                 );
             }
             if let Some(email) = &patient.email {

@@ -110,11 +110,11 @@ fn name(rng: &mut StdRng) -> Name {
     }
 }
 
-/// A mobile number, with or without the +34 prefix, or none for one patient in ten.
+/// A Spanish mobile number in E.164, as the API stores what reception types, or none for one
+/// patient in ten.
 fn phone(rng: &mut StdRng) -> Option<String> {
     match rng.random_range(0..100) {
-        0..55 => Some(format!("+346{:08}", rng.random_range(0..100_000_000u32))),
-        55..90 => Some(format!("6{:08}", rng.random_range(0..100_000_000u32))),
+        0..90 => Some(format!("+346{:08}", rng.random_range(0..100_000_000u32))),
         _ => None,
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{
     BirthDate, ClinicalNotes, Email, NationalId, NewPatient, PatientChanges, PatientRecord,
-    PersonName, PhoneNumber,
+    PersonName, PhoneInput,
 };
 use crate::ids::PatientId;
 use crate::input::{InputError, not_null, nullable};
@@ -25,7 +25,8 @@ pub struct CreatePatientRequest {
     #[schema(min_length = 1, max_length = 100)]
     pub last_name: String,
     /// 6–15 digits with an optional leading `+`; spaces, dots, dashes and parentheses are
-    /// dropped.
+    /// dropped. Without `+` and a country code it is read as a number of the clinic's
+    /// `country`; it must be a valid number, and is stored in E.164.
     #[serde(default)]
     #[schema(max_length = 64)]
     pub phone: Option<String>,
@@ -59,7 +60,7 @@ impl TryFrom<CreatePatientRequest> for NewPatient {
             phone: request
                 .phone
                 .as_deref()
-                .map(|p| PhoneNumber::parse("phone", p))
+                .map(|p| PhoneInput::parse("phone", p))
                 .transpose()?,
             email: request
                 .email
@@ -123,7 +124,7 @@ impl TryFrom<UpdatePatientRequest> for PatientChanges {
                 .phone
                 .map(|p| {
                     p.as_deref()
-                        .map(|p| PhoneNumber::parse("phone", p))
+                        .map(|p| PhoneInput::parse("phone", p))
                         .transpose()
                 })
                 .transpose()?,
@@ -180,6 +181,7 @@ pub struct PatientResponse {
     pub id: PatientId,
     pub first_name: String,
     pub last_name: String,
+    /// E.164 (`+34696871213`); a number stored before numbers were read that way, as typed.
     pub phone: Option<String>,
     pub email: Option<String>,
     pub birth_date: Option<NaiveDate>,
