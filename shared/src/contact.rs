@@ -82,14 +82,11 @@ impl PhoneInput {
         })
     }
 
-    /// The number in E.164, read as a number of `country` unless it starts with `+` (or `00`)
-    /// and its own country code; one that is not a valid number there is invalid.
+    /// The number in E.164, read as a number of `country` unless it starts with `+` (or that
+    /// country's international prefix, `00` in Spain) and its own country code; one that is not
+    /// a valid number there is invalid.
     pub fn in_country(&self, country: Country) -> Result<PhoneNumber, InputError> {
-        let international = self
-            .digits
-            .strip_prefix("00")
-            .map_or_else(|| self.digits.clone(), |rest| format!("+{rest}"));
-        phonenumber::parse(Some(country.0), &international)
+        phonenumber::parse(Some(country.0), &self.digits)
             .ok()
             .filter(phonenumber::is_valid)
             .map(|number| PhoneNumber(number.format().mode(phonenumber::Mode::E164).to_string()))
@@ -207,6 +204,10 @@ mod tests {
         let uk = Country::parse("country", "GB").unwrap();
         let london = PhoneInput::parse("phone", "020 7946 0018").unwrap();
         assert_eq!(london.in_country(uk).unwrap().as_str(), "+442079460018");
+        // The international prefix is the country's own: 011 from the United States.
+        let us = Country::parse("country", "US").unwrap();
+        let dialled = PhoneInput::parse("phone", "011 44 20 7946 0018").unwrap();
+        assert_eq!(dialled.in_country(us).unwrap().as_str(), "+442079460018");
     }
 
     #[test]
