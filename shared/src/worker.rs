@@ -68,6 +68,10 @@ pub fn handlers() -> Handlers {
             crate::scheduler::MEDIA_UPKEEP,
             crate::scheduler::media::upkeep,
         )
+        .on(
+            crate::patients::PATIENT_PHONES,
+            crate::patients::normalise_phones,
+        )
 }
 
 /// What S3 says through EventBridge when an object arrives (the part Pulso reads).

@@ -390,3 +390,86 @@ async fn every_failure_is_answered_with_its_reason_and_no_secret() {
     assert!(!history, "nothing was applied by the failed requests");
     owner.close().await.ok();
 }
+
+#[tokio::test]
+async fn clinics_with_older_phone_numbers_get_one_job_to_rewrite_them() {
+    let fresh = Fresh::new().await;
+    let mut owner = fresh.owner().await;
+    // The schema a deployment had before migration 32, with its data.
+    let earlier: Vec<_> = shared::db::MIGRATOR
+        .iter()
+        .filter(|migration| migration.version < 20261207000032)
+        .cloned()
+        .collect();
+    let before = sqlx::migrate::Migrator {
+        migrations: earlier.into(),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    before
+        .run(&mut owner)
+        .await
+        .expect("the earlier migrations");
+    let pool = sqlx::PgPool::connect(&fresh.owner_url())
+        .await
+        .expect("a pool");
+    let mut clinics = Vec::new();
+    for (slug, phone) in [("antigua", "696871213"), ("nueva", "+34696871213")] {
+        let clinic = shared::ids::ClinicId::new_random();
+        let mut tx = shared::db::begin_platform(&pool, clinic)
+            .await
+            .expect("a transaction");
+        let organization: uuid::Uuid = sqlx::query_scalar(
+            "INSERT INTO organizations (slug, name) VALUES ($1, $1) RETURNING id",
+        )
+        .bind(slug)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("an organization");
+        sqlx::query(
+            "INSERT INTO clinics (id, organization_id, slug, name) VALUES ($1, $2, $3, $3)",
+        )
+        .bind(clinic)
+        .bind(organization)
+        .bind(slug)
+        .execute(&mut *tx)
+        .await
+        .expect("a clinic");
+        sqlx::query(
+            "INSERT INTO patients (clinic_id, first_name, last_name, search_name, phone)
+             VALUES ($1, 'Ana', 'Ruiz', 'ana ruiz', $2)",
+        )
+        .bind(clinic)
+        .bind(phone)
+        .execute(&mut *tx)
+        .await
+        .expect("a patient");
+        tx.commit().await.expect("commit");
+        clinics.push(clinic);
+    }
+
+    assert_eq!(
+        shared::migrate::apply(&mut owner).await.expect("migrate"),
+        1
+    );
+    let mut staged = Vec::new();
+    for clinic in &clinics {
+        let mut tx = shared::db::begin_platform(&pool, *clinic)
+            .await
+            .expect("a transaction");
+        let jobs: Vec<(String, Option<String>, i32)> = sqlx::query_as(
+            "SELECT status::text, dispatched_at::text, peak_memory_mib FROM jobs
+              WHERE clinic_id = $1 AND kind = 'patients.phones'",
+        )
+        .bind(clinic)
+        .fetch_all(&mut *tx)
+        .await
+        .expect("the jobs");
+        staged.push(jobs);
+    }
+    // The clinic with a number typed before gets one job, queued and not yet in Redis (the
+    // queue's sweep pushes it); the other none.
+    assert_eq!(staged, [vec![("queued".to_owned(), None, 2)], vec![]]);
+    pool.close().await;
+}

@@ -399,3 +399,81 @@ fn utf16le(text: &str) -> Vec<u8> {
         .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
         .collect()
 }
+
+/// A patient of `clinic` with `phone` as it was stored before numbers were read in E.164.
+async fn with_old_phone(app: &TestApp, clinic: shared::ids::ClinicId, phone: &str) -> PatientId {
+    let id = app.seed_patient(clinic, "Antigua").await;
+    let mut tx = app.owner_tx(clinic).await;
+    sqlx::query("UPDATE patients SET phone = $3 WHERE clinic_id = $1 AND id = $2")
+        .bind(clinic)
+        .bind(id)
+        .bind(phone)
+        .execute(&mut *tx)
+        .await
+        .expect("the old number");
+    tx.commit().await.expect("commit");
+    id
+}
+
+#[tokio::test]
+async fn older_numbers_are_rewritten_in_e164_by_their_job() {
+    let app = TestApp::spawn().await;
+    let router = shared::patients::router(app.state.clone());
+    let client = app.client(&router, &app.token(&app.clinic_a, Role::Receptionist));
+    let a = app.clinic_a.id;
+    let national = with_old_phone(&app, a, "696871213").await;
+    let dialled = with_old_phone(&app, a, "0034657741344").await;
+    let unreadable = with_old_phone(&app, a, "12345678").await;
+    let other_clinic = with_old_phone(&app, app.clinic_b.id, "696871213").await;
+    // Read (and cached) before the job.
+    let before = client.get(&format!("/patients/{national}")).await;
+    assert_eq!(before.body["phone"], "696871213");
+
+    // What migration 32 stages for each clinic with such numbers.
+    let mut tx = app.owner_tx(a).await;
+    let job = shared::queue::NewJob {
+        kind: shared::patients::PATIENT_PHONES,
+        payload: json!({}),
+        idempotency_key: None,
+        created_by: None,
+        max_attempts: None,
+    };
+    let staged = app
+        .state
+        .queue
+        .stage(&mut tx, a, job)
+        .await
+        .expect("staged");
+    tx.commit().await.expect("commit");
+    app.state.queue.dispatch(&staged).await;
+    pulso_tests::drain_jobs(app.system_state(), shared::worker::handlers()).await;
+
+    let phone_of = |id: PatientId, clinic| {
+        let app = &app;
+        async move {
+            let mut tx = app.owner_tx(clinic).await;
+            let phone: String = sqlx::query_scalar("SELECT phone FROM patients WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("the patient");
+            phone
+        }
+    };
+    assert_eq!(phone_of(national, a).await, "+34696871213");
+    assert_eq!(phone_of(dialled, a).await, "+34657741344");
+    // Not a number of Spain: kept as typed, for reception to correct.
+    assert_eq!(phone_of(unreadable, a).await, "12345678");
+    assert_eq!(phone_of(other_clinic, app.clinic_b.id).await, "696871213");
+    // The cached profile went with the change.
+    let after = client.get(&format!("/patients/{national}")).await;
+    assert_eq!(after.body["phone"], "+34696871213");
+
+    let mut tx = app.owner_tx(a).await;
+    let result: Value = sqlx::query_scalar("SELECT result FROM jobs WHERE id = $1")
+        .bind(staged.id)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("the job");
+    assert_eq!(result, json!({"normalised": 2, "unreadable": 1}));
+}
