@@ -11,6 +11,9 @@ use crate::cache::CLINIC_LIST;
 use crate::db::DbError;
 use crate::ids::ClinicId;
 use crate::state::AppState;
+use futures_util::StreamExt;
+use std::future::Future;
+use tokio::time::Instant;
 
 /// Every clinic that is not archived, by id. Needs a pool connected as pulso_system: under the
 /// application role the query sees no clinic at all (row-level security), which would look like
@@ -34,4 +37,31 @@ pub async fn active_clinics(state: &AppState) -> Result<Vec<ClinicId>, DbError> 
         })
         .await?;
     Ok(clinics.unwrap_or_default())
+}
+
+/// Runs `work` for each of `clinics`, `concurrency` at a time, in no particular order; a clinic
+/// whose turn comes after `stop_at` is not started and answers `None` (counted as out of time).
+pub async fn for_each_clinic<T, Work, Done>(
+    clinics: &[ClinicId],
+    concurrency: usize,
+    stop_at: Instant,
+    work: Work,
+) -> Vec<Option<T>>
+where
+    Work: Fn(ClinicId) -> Done,
+    Done: Future<Output = T>,
+{
+    futures_util::stream::iter(clinics.iter().copied())
+        .map(|clinic| {
+            let work = &work;
+            async move {
+                if Instant::now() >= stop_at {
+                    return None;
+                }
+                Some(work(clinic).await)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
 }

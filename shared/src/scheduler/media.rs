@@ -14,6 +14,7 @@
 //! next window comes is met by at most one more. What one run leaves (a bounded number of
 //! uploads and files) the next window's job continues.
 
+use super::clinics::for_each_clinic;
 use crate::auth::Role;
 use crate::db::{self, DbError};
 use crate::ids::ClinicId;
@@ -22,7 +23,6 @@ use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 use crate::xrays::upkeep::{self as xrays, Settled};
 use chrono::{DateTime, TimeDelta, Utc};
-use futures_util::StreamExt;
 use serde::Serialize;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -82,16 +82,10 @@ pub async fn stage_due(
         .copied()
         .filter(|clinic| in_slice(*clinic, at))
         .collect();
-    let outcomes: Vec<Option<Result<Staging, QueueError>>> = futures_util::stream::iter(&slice)
-        .map(|clinic| async move {
-            if Instant::now() >= stop_at {
-                return None;
-            }
-            Some(stage_for_clinic(state, *clinic, at).await)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    let outcomes = for_each_clinic(&slice, CONCURRENCY, stop_at, |clinic| {
+        stage_for_clinic(state, clinic, at)
+    })
+    .await;
     let mut report = UpkeepReport {
         clinics: slice.len(),
         ..UpkeepReport::default()

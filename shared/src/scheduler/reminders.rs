@@ -12,6 +12,7 @@
 //!
 //! Notices carry ids, the start time and a link, never the patient's name or the visit's reason.
 
+use super::clinics::for_each_clinic;
 use crate::auth::Role;
 use crate::db::{self, DbError};
 use crate::ids::{AppointmentId, ClinicId, PatientId, UserId};
@@ -19,7 +20,6 @@ use crate::realtime::{self, AppointmentNotice, Audience, NewNotification, Notice
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 use chrono::{DateTime, TimeDelta, Utc};
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -93,16 +93,10 @@ pub async fn send_due(
     at: DateTime<Utc>,
     stop_at: Instant,
 ) -> NoticeReport {
-    let outcomes: Vec<Option<NoticeReport>> = futures_util::stream::iter(clinics.iter().copied())
-        .map(|clinic| async move {
-            if Instant::now() >= stop_at {
-                return None;
-            }
-            Some(send_for_clinic(state, clinic, at).await)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    let outcomes = for_each_clinic(clinics, CONCURRENCY, stop_at, |clinic| {
+        send_for_clinic(state, clinic, at)
+    })
+    .await;
     let mut report = NoticeReport {
         clinics: clinics.len(),
         ..NoticeReport::default()
